@@ -1,0 +1,43 @@
+# Every target sets itself up: a virtual environment in .venv with the project and its dev tools
+# installed from the pinned constraints. A newcomer types `make demo` or `make test`, nothing else.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo bench test lint typecheck imports pytest clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## The main job on a fresh machine (for now: the runtime benchmark; `threadline demo` later).
+demo: $(STAMP)
+	$(BIN)/python bench/runtime_bench.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/runtime_bench.py
+
+## The whole test suite: lint, types, import contracts, then pytest (which starts its own
+## throwaway PostgreSQL). FAST=1 skips the long soak and fault tests (CI always runs them).
+test: $(STAMP) lint typecheck imports pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	bash tests/ensure-postgres.sh
+	$(BIN)/pytest $(if $(FAST),-m 'not slow',) $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

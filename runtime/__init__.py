@@ -1,0 +1,72 @@
+"""Threadline's actor runtime on Trio: domain-free.
+
+Layers, bottom up: :class:`Mailbox` (bounded, ordered) → :class:`KeyedActors` (one actor task per
+key, activated on demand, passivated when idle, restarted on crash with a budget, parked when it
+is spent) → :class:`Supervisor` (one-for-one restarts of long-lived services). Retries follow a
+pure :class:`RetryPolicy`; metrics go to an injected prometheus-client registry through
+:class:`RuntimeMetrics`; :func:`serve_asgi` runs an ASGI app on Hypercorn's Trio worker.
+
+This package never imports the product packages (an import-linter contract checks it).
+"""
+
+from ._actor import Actor as Actor
+from ._actor import ActorContext as ActorContext
+from ._actor import ActorRef as ActorRef
+from ._actor import Timer as Timer
+from ._errors import ActorError as ActorError
+from ._errors import ActorStopped as ActorStopped
+from ._errors import MailboxFull as MailboxFull
+from ._errors import RestartLimitExceeded as RestartLimitExceeded
+from ._keyed import GiveUpHook as GiveUpHook
+from ._keyed import KeyedActors as KeyedActors
+from ._keyed import KeyedStatistics as KeyedStatistics
+from ._keyed import ShutdownReport as ShutdownReport
+from ._keyed import open_keyed_actors as open_keyed_actors
+from ._mailbox import Mailbox as Mailbox
+from ._mailbox import MailboxStatistics as MailboxStatistics
+from ._metrics import ActorStats as ActorStats
+from ._metrics import FastHistogram as FastHistogram
+from ._metrics import RuntimeMetrics as RuntimeMetrics
+from ._retry import Classifier as Classifier
+from ._retry import Decision as Decision
+from ._retry import DecisionKind as DecisionKind
+from ._retry import RetryPolicy as RetryPolicy
+from ._retry import crash_always as crash_always
+from ._serve import BoundAddress as BoundAddress
+from ._serve import hypercorn_config as hypercorn_config
+from ._serve import serve_asgi as serve_asgi
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import RestartIntensity as RestartIntensity
+from ._supervisor import Supervisor as Supervisor
+
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorError",
+    "ActorRef",
+    "ActorStats",
+    "ActorStopped",
+    "BoundAddress",
+    "ChildSpec",
+    "Classifier",
+    "Decision",
+    "DecisionKind",
+    "FastHistogram",
+    "GiveUpHook",
+    "KeyedActors",
+    "KeyedStatistics",
+    "Mailbox",
+    "MailboxFull",
+    "MailboxStatistics",
+    "RestartIntensity",
+    "RestartLimitExceeded",
+    "RetryPolicy",
+    "RuntimeMetrics",
+    "ShutdownReport",
+    "Supervisor",
+    "Timer",
+    "crash_always",
+    "hypercorn_config",
+    "open_keyed_actors",
+    "serve_asgi",
+]
