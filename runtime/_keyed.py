@@ -158,13 +158,18 @@ class KeyedActors(Generic[M, R]):
         Raises:
             RestartLimitExceeded: the system-wide restart budget ran out (escalation).
         """
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._sweep)
-            task_status.started(self)
-            await self._finished.wait()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._sweep)
+                task_status.started(self)
+                await self._finished.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._accepting = False
+            self._nursery = None
         if self._escalation is not None:
+            self._abandon_all()
             raise self._escalation
 
     async def shutdown(self, deadline: float) -> ShutdownReport:
@@ -430,6 +435,7 @@ class KeyedActors(Generic[M, R]):
                 f"{self.name} actors", self._escalate.max_restarts, self._escalate.period
             )
             self._escalation.__cause__ = exc
+            self._accepting = False
             self._finished.set()
             return False
         if cell.restart_times is None:
@@ -479,21 +485,27 @@ class KeyedActors(Generic[M, R]):
 
     async def _sweep(self) -> None:
         interval = max(self._idle_timeout / 4, 0.001)
-        idle = self._idle
         while True:
             await trio.sleep(interval)
-            horizon = trio.current_time() - self._idle_timeout
-            expired: list[Cell[M, R]] = []
-            for cell in idle:
-                if cell.idle_since > horizon:
-                    break
-                expired.append(cell)
-            for cell in expired:
-                del idle[cell]
-                if cell.timers or not cell.mailbox.consumer_waiting:
-                    continue  # a timer is pending, or a message has just arrived
-                if self._cells.get(cell.key) is cell:
-                    self._passivate(cell)
+            self._sweep_once(trio.current_time() - self._idle_timeout)
+
+    def _sweep_once(self, horizon: float) -> int:
+        """Passivate actors idle since before ``horizon``; returns how many. Not a checkpoint."""
+        idle = self._idle
+        expired: list[Cell[M, R]] = []
+        for cell in idle:  # oldest first: stop at the first one still fresh
+            if cell.idle_since > horizon:
+                break
+            expired.append(cell)
+        passivated = 0
+        for cell in expired:
+            del idle[cell]
+            if cell.timers or not cell.mailbox.consumer_waiting:
+                continue  # a timer is pending, or a message was just handed over
+            if self._cells.get(cell.key) is cell:
+                self._passivate(cell)
+                passivated += 1
+        return passivated
 
 
 @asynccontextmanager

@@ -77,5 +77,5 @@ def test_decision_constructors() -> None:
 
 @pytest.mark.parametrize(("attempts", "base", "cap"), [(0, 1.0, 2.0), (1, 0.0, 1.0), (1, 2.0, 1.0)])
 def test_invalid_policies_are_refused(attempts: int, base: float, cap: float) -> None:
-    with pytest.raises(ValueError, match="max_attempts|base"):
+    with pytest.raises(ValueError, match=r"max_attempts|base"):
         RetryPolicy(max_attempts=attempts, base=base, cap=cap)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPResponseStartEvent, Scope
+
+from runtime import BoundAddress, hypercorn_config, serve_asgi
+
+
+async def hello(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = f"hello {scope['path']}".encode()
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [],
+        "trailers": False,
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def test_serves_on_port_zero_and_reports_the_bound_address() -> None:
+    async with trio.open_nursery() as nursery:
+        addr: BoundAddress = await nursery.start(serve_asgi, hello, hypercorn_config("127.0.0.1:0"))
+        assert addr.host == "127.0.0.1"
+        assert addr.port > 0
+        async with httpx.AsyncClient(base_url=addr.url) as client:
+            response = await client.get("/x")
+        assert response.status_code == 200
+        assert response.text == "hello /x"
+        nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_trigger_stops_the_server() -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        addr: BoundAddress = await nursery.start(
+            lambda task_status: serve_asgi(
+                hello,
+                hypercorn_config("127.0.0.1:0", graceful_timeout=1.0),
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        )
+        async with httpx.AsyncClient(base_url=addr.url) as client:
+            assert (await client.get("/")).status_code == 200
+        stop.set()
+    # The nursery exited: serve_asgi returned after the trigger.
+
+
+def test_ipv6_urls_are_bracketed() -> None:
+    assert BoundAddress("::1", 8080).url == "http://[::1]:8080"
+
+
+def test_unknown_hypercorn_options_are_refused() -> None:
+    with pytest.raises(AttributeError, match="no_such_option"):
+        hypercorn_config("127.0.0.1:0", no_such_option=1)
