@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import trio
+import trio.testing
 
 from ._actor import Actor, ActorContext
 
