@@ -15,8 +15,21 @@ from ._actor import ActorRef as ActorRef
 from ._actor import Timer as Timer
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
+from ._errors import JournalError as JournalError
+from ._errors import JournalUnavailable as JournalUnavailable
 from ._errors import MailboxFull as MailboxFull
 from ._errors import RestartLimitExceeded as RestartLimitExceeded
+from ._journal import Appended as Appended
+from ._journal import DeadLetter as DeadLetter
+from ._journal import Entry as Entry
+from ._journal import EntryStatus as EntryStatus
+from ._journal import Fence as Fence
+from ._journal import Journal as Journal
+from ._journal import JournalStatistics as JournalStatistics
+from ._journal import NewEntry as NewEntry
+from ._journal import partition_of as partition_of
+from ._journal_sqlite import SQLiteJournal as SQLiteJournal
+from ._journal_sqlite import open_sqlite_journal as open_sqlite_journal
 from ._keyed import GiveUpHook as GiveUpHook
 from ._keyed import KeyedActors as KeyedActors
 from ._keyed import KeyedStatistics as KeyedStatistics
@@ -46,27 +59,40 @@ __all__ = [
     "ActorRef",
     "ActorStats",
     "ActorStopped",
+    "Appended",
     "BoundAddress",
     "ChildSpec",
     "Classifier",
+    "DeadLetter",
     "Decision",
     "DecisionKind",
+    "Entry",
+    "EntryStatus",
     "FastHistogram",
+    "Fence",
     "GiveUpHook",
+    "Journal",
+    "JournalError",
+    "JournalStatistics",
+    "JournalUnavailable",
     "KeyedActors",
     "KeyedStatistics",
     "Mailbox",
     "MailboxFull",
     "MailboxStatistics",
+    "NewEntry",
     "RestartIntensity",
     "RestartLimitExceeded",
     "RetryPolicy",
     "RuntimeMetrics",
+    "SQLiteJournal",
     "ShutdownReport",
     "Supervisor",
     "Timer",
     "crash_always",
     "hypercorn_config",
     "open_keyed_actors",
+    "open_sqlite_journal",
+    "partition_of",
     "serve_asgi",
 ]

@@ -6,13 +6,22 @@
       ActorStopped                 tell/ask after stop; pending asks fail with it
       MailboxFull                  try_tell / put_nowait on a full mailbox
       RestartLimitExceeded         a supervisor gave up; raised into its parent nursery
+    JournalError(Exception)        durable storage failed
+      JournalUnavailable           cannot reach the store or cannot commit (transient)
 
 Names say what happened. Attributes are for code, the message is for humans.
 """
 
 from __future__ import annotations
 
-__all__ = ["ActorError", "ActorStopped", "MailboxFull", "RestartLimitExceeded"]
+__all__ = [
+    "ActorError",
+    "ActorStopped",
+    "JournalError",
+    "JournalUnavailable",
+    "MailboxFull",
+    "RestartLimitExceeded",
+]
 
 
 class ActorError(Exception):
@@ -47,3 +56,12 @@ class RestartLimitExceeded(ActorError):
         self.who = who
         self.restarts = restarts
         self.period = period
+
+
+class JournalError(Exception):
+    """Durable storage failed."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal cannot be reached or cannot commit right now; nothing was (or can be known
+    to have been) written. Transient: callers answer 503 with Retry-After, or retry."""

@@ -1,10 +1,14 @@
-"""Suite-wide configuration: Hypothesis profiles (CI runs more examples)."""
+"""Suite-wide configuration: Hypothesis profiles (CI runs more examples), shared fixtures."""
 
 from __future__ import annotations
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+from tests.postgres import postgres_server
+
+__all__ = ["postgres_server"]
 
 settings.register_profile(
     "ci",

@@ -1,0 +1,137 @@
+"""One contract suite for every journal backend (the ``journal`` fixture is parametrised)."""
+
+from __future__ import annotations
+
+import trio
+
+from runtime import Journal, JournalStatistics, NewEntry, partition_of
+
+
+def entry(key: str, dedupe: str, payload: bytes = b"{}") -> NewEntry:
+    return NewEntry(key=key, dedupe_id=dedupe, payload=payload)
+
+
+async def test_append_assigns_increasing_ids_and_reads_back_in_order(journal: Journal) -> None:
+    results = await journal.append([entry("a", "1", b"one"), entry("b", "2"), entry("a", "3")])
+    ids = [r.id for r in results]
+    assert ids == sorted(ids)
+    assert not any(r.duplicate for r in results)
+    pending = await journal.read_pending(after_id=0, limit=10)
+    assert [(e.key, e.dedupe_id) for e in pending] == [("a", "1"), ("b", "2"), ("a", "3")]
+    assert pending[0].payload == b"one"
+    assert pending[0].partition == partition_of("a", journal.partitions)
+    assert pending[0].created_at > 0
+
+
+async def test_duplicates_are_recognised_and_not_appended(journal: Journal) -> None:
+    first = await journal.append([entry("a", "dup")])
+    again = await journal.append([entry("a", "dup"), entry("a", "new")])
+    assert again[0].id == first[0].id
+    assert again[0].duplicate
+    assert not again[1].duplicate
+    pending = await journal.read_pending(after_id=0, limit=10)
+    assert [e.dedupe_id for e in pending] == ["dup", "new"]
+
+
+async def test_concurrent_appends_of_one_dedupe_id_yield_one_entry(journal: Journal) -> None:
+    results: list[bool] = []
+
+    async def append_one() -> None:
+        (got,) = await journal.append([entry("k", "same")])
+        results.append(got.duplicate)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(append_one)
+    assert sorted(results) == [False] + [True] * 9
+    assert len(await journal.read_pending(after_id=0, limit=100)) == 1
+
+
+async def test_concurrent_appends_all_become_durable(journal: Journal) -> None:
+    async def append_many(worker: int) -> None:
+        for i in range(20):
+            await journal.append([entry(f"k{worker}", f"{worker}-{i}")])
+
+    async with trio.open_nursery() as nursery:
+        for worker in range(10):
+            nursery.start_soon(append_many, worker)
+    pending = await journal.read_pending(after_id=0, limit=1000)
+    assert len(pending) == 200
+    for worker in range(10):
+        mine = [e.dedupe_id for e in pending if e.key == f"k{worker}"]
+        assert mine == [f"{worker}-{i}" for i in range(20)]  # per-key order is append order
+
+
+async def test_read_pending_pages_and_filters_by_partition(journal: Journal) -> None:
+    keys = [f"key-{i}" for i in range(40)]
+    await journal.append([entry(k, k) for k in keys])
+    page1 = await journal.read_pending(after_id=0, limit=15)
+    page2 = await journal.read_pending(after_id=page1[-1].id, limit=100)
+    assert [e.key for e in page1 + page2] == keys
+    wanted = {partition_of(k, journal.partitions) for k in keys[:5]}
+    some = await journal.read_pending(after_id=0, limit=100, partitions=wanted)
+    assert {e.partition for e in some} <= wanted
+    assert [e.key for e in some] == [
+        k for k in keys if partition_of(k, journal.partitions) in wanted
+    ]
+    assert await journal.read_pending(after_id=0, limit=100, partitions=[]) == []
+
+
+async def test_complete_removes_from_pending_and_writes_state_atomically(journal: Journal) -> None:
+    a1, a2, b1 = await journal.append([entry("a", "a1"), entry("a", "a2"), entry("b", "b1")])
+    assert await journal.complete(a1.id, state={"thread:a": b"conv-1", "gone": None})
+    assert await journal.get_state("thread:a") == b"conv-1"
+    pending = await journal.read_pending(after_id=0, limit=10)
+    assert [e.id for e in pending] == [a2.id, b1.id]
+    assert [e.id for e in await journal.read_pending_for_key("a", after_id=0, limit=10)] == [a2.id]
+    done = await journal.get(a1.id)
+    assert done is not None
+    assert done.status.name == "DONE"
+    await journal.put_state({"thread:a": None, "x": b"1"})
+    assert await journal.get_state("thread:a") is None
+    assert await journal.get_state("x") == b"1"
+
+
+async def test_dead_letters_are_listed_and_replayed(journal: Journal) -> None:
+    a1, a2, b1 = await journal.append([entry("a", "a1"), entry("a", "a2"), entry("b", "b1")])
+    assert await journal.bury(a1.id, "intercom said no")
+    assert await journal.bury(b1.id, "boom")
+    dead = await journal.dead_letters()
+    assert [(d.entry.id, d.error) for d in dead] == [(a1.id, "intercom said no"), (b1.id, "boom")]
+    assert dead[0].dead_at > 0
+    stats = await journal.statistics()
+    assert (stats.pending, stats.dead) == (1, 2)
+    revived = await journal.replay([a1.id])
+    assert [e.id for e in revived] == [a1.id]
+    assert [e.id for e in await journal.read_pending(after_id=0, limit=10)] == [a1.id, a2.id]
+    assert [e.id for e in await journal.replay()] == [b1.id]
+    assert await journal.dead_letters() == []
+    assert await journal.replay([]) == []
+
+
+async def test_statistics_report_the_backlog(journal: Journal) -> None:
+    empty = await journal.statistics()
+    assert empty == JournalStatistics(pending=0, oldest_pending_created_at=None, dead=0)
+    results = await journal.append([entry("a", "1"), entry("a", "2")])
+    stats = await journal.statistics()
+    assert stats.pending == 2
+    first = await journal.get(results[0].id)
+    assert first is not None
+    assert stats.oldest_pending_created_at == first.created_at
+
+
+async def test_prune_forgets_old_done_entries_only(journal: Journal) -> None:
+    a1, a2 = await journal.append([entry("a", "1"), entry("a", "2")])
+    await journal.complete(a1.id)
+    assert await journal.prune(done_before=0.0) == 0
+    assert await journal.prune(done_before=1e12) == 1
+    assert await journal.get(a1.id) is None
+    assert await journal.get(a2.id) is not None
+    # A pruned entry's dedupe id is forgotten: the redelivery window is the retention.
+    (again,) = await journal.append([entry("a", "1")])
+    assert not again.duplicate
+
+
+async def test_get_of_a_missing_entry_is_none(journal: Journal) -> None:
+    assert await journal.get(123456) is None
+    assert await journal.get_state("nothing") is None
