@@ -1,0 +1,189 @@
+"""The dispatcher: feeds pending journal entries to the thread actors, in journal order.
+
+::
+
+    ingress ── append+commit ──► journal ◄── read_pending(after cursor) ── dispatcher
+                  │ wake()                                                   │ try_tell(key, entry)
+                  └──────────────────────────────────────────────────────────►  thread actors
+
+Per key, entries reach the actor in id order. A full mailbox never blocks other keys: that key is
+*held* at its first undelivered entry, the main walk skips it, and it is topped up from the
+journal (``read_pending_for_key``) as its actor drains — the journal is the overflow, so memory
+stays bounded and nothing is refused. A periodic rescan picks up entries made pending behind the
+cursor (replayed dead letters, partitions taken over from another node); entries in flight or
+finished since the rescan began are never delivered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+
+import trio
+
+from runtime import ActorStopped, Entry, Journal, JournalUnavailable, KeyedActors, MailboxFull
+
+__all__ = ["Dispatcher"]
+
+logger = logging.getLogger("threadline.dispatch")
+
+
+class Dispatcher:
+    """Reads the journal and hands entries to ``actors``.
+
+    Args:
+        journal: where entries wait.
+        actors: the thread actors (keyed by the entry's key).
+        owned: the partitions this node serves (None: all of them); called on every read.
+        batch: entries read per query.
+        poll_interval: seconds between reads when nothing woke the dispatcher.
+        rescan_interval: seconds between rescans behind the cursor.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        actors: KeyedActors[Entry, None],
+        *,
+        owned: Callable[[], Collection[int] | None] = lambda: None,
+        batch: int = 512,
+        poll_interval: float = 0.5,
+        rescan_interval: float = 10.0,
+    ) -> None:
+        self._journal = journal
+        self._actors = actors
+        self._owned = owned
+        self._batch = batch
+        self._poll = poll_interval
+        self._rescan_interval = rescan_interval
+        self._wakeup = trio.Event()
+        self._cursor = 0
+        self._inflight: set[int] = set()
+        self._finished_since_scan: set[int] = set()
+        self._held: dict[str, int] = {}  # key -> id of its first undelivered entry
+        self._skip_upto: dict[str, int] = {}  # key -> delivered beyond the cursor up to this id
+        self.delivered = 0
+        self.running = False
+
+    # --- called by others -------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New entries were committed: read now instead of at the next poll. Not a checkpoint."""
+        self._wakeup.set()
+
+    def finished(self, entry_id: int) -> None:
+        """An entry was completed or buried: it is no longer in flight. Not a checkpoint."""
+        self._inflight.discard(entry_id)
+        self._finished_since_scan.add(entry_id)
+        if self._held:
+            self._wakeup.set()  # a held key may have room now
+
+    @property
+    def inflight(self) -> int:
+        """Entries handed to actors and not yet finished."""
+        return len(self._inflight)
+
+    @property
+    def held_keys(self) -> int:
+        """Keys whose mailbox was full at the last attempt."""
+        return len(self._held)
+
+    def reset(self) -> None:
+        """Forget the cursor (after losing or gaining partitions): the next walk starts over."""
+        self._cursor = 0
+        self._held.clear()
+        self._skip_upto.clear()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Dispatch until cancelled. Journal outages are waited out, not fatal."""
+        self.running = True
+        task_status.started()
+        next_rescan = trio.current_time() + self._rescan_interval
+        try:
+            while True:
+                self._wakeup = trio.Event()
+                try:
+                    progressed = await self._walk()
+                    await self._top_up_held()
+                    if trio.current_time() >= next_rescan:
+                        await self._rescan()
+                        next_rescan = trio.current_time() + self._rescan_interval
+                except JournalUnavailable as exc:
+                    logger.warning("journal unavailable, dispatch paused: %s", exc)
+                    progressed = False
+                except ActorStopped:
+                    return  # the actors are shutting down
+                if not progressed:
+                    with trio.move_on_after(self._poll):
+                        await self._wakeup.wait()
+        finally:
+            self.running = False
+
+    async def _walk(self) -> bool:
+        """One page of entries past the cursor. True if there may be more right away."""
+        entries = await self._journal.read_pending(
+            after_id=self._cursor, limit=self._batch, partitions=self._owned()
+        )
+        for entry in entries:
+            key = entry.key
+            if key in self._held or entry.id <= self._skip_upto.get(key, 0):
+                continue
+            self._deliver(entry)
+        if entries:
+            self._cursor = entries[-1].id
+            if self._skip_upto:
+                self._skip_upto = {k: v for k, v in self._skip_upto.items() if v > self._cursor}
+        return len(entries) == self._batch
+
+    def _deliver(self, entry: Entry) -> bool:
+        if entry.id in self._inflight:
+            return True
+        try:
+            self._actors.try_tell(entry.key, entry)
+        except MailboxFull:
+            self._held.setdefault(entry.key, entry.id)
+            return False
+        self._inflight.add(entry.id)
+        self.delivered += 1
+        return True
+
+    async def _top_up_held(self) -> None:
+        for key, first in list(self._held.items()):
+            entries = await self._journal.read_pending_for_key(
+                key, after_id=first - 1, limit=self._batch
+            )
+            del self._held[key]
+            last = first - 1
+            for entry in entries:
+                if not self._deliver(entry):
+                    break  # still full: _deliver held it again at this entry
+                last = entry.id
+            else:
+                if len(entries) == self._batch:
+                    self._held[key] = entries[-1].id + 1  # more beyond this page
+            if last > self._cursor:
+                self._skip_upto[key] = max(last, self._skip_upto.get(key, 0))
+
+    async def _rescan(self) -> None:
+        """Deliver pending entries behind the cursor that nobody holds (replays, take-overs)."""
+        self._finished_since_scan = set()
+        after = 0
+        while after < self._cursor:
+            entries = await self._journal.read_pending(
+                after_id=after, limit=self._batch, partitions=self._owned()
+            )
+            for entry in entries:
+                if entry.id > self._cursor:
+                    return
+                if (
+                    entry.key in self._held
+                    or entry.id in self._inflight
+                    or entry.id in self._finished_since_scan
+                ):
+                    continue
+                self._deliver(entry)
+            if len(entries) < self._batch:
+                return
+            after = entries[-1].id
