@@ -35,9 +35,9 @@ class Completing(Actor[Entry, None]):
             await self.world.journal.bury(message.id, "poisoned")
             self.world.dispatcher.finished(message.id)
             return
-        self.world.seen.append((self.key, message.id))
         await self.world.journal.complete(message.id)
         self.world.dispatcher.finished(message.id)
+        self.world.seen.append((self.key, message.id))
         self.world.progressed()
 
 
