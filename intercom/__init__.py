@@ -40,6 +40,12 @@ from ._requests import REGION_BASE_URLS as REGION_BASE_URLS
 from ._requests import ApiTarget as ApiTarget
 from ._requests import AttachmentFile as AttachmentFile
 from ._requests import base_url_for_region as base_url_for_region
+from ._sandbox import IntercomSandbox as IntercomSandbox
+from ._sandbox_config import SandboxAdmin as SandboxAdmin
+from ._sandbox_config import SandboxConfig as SandboxConfig
+from ._sandbox_core import WebhookDelivery as WebhookDelivery
+from ._sandbox_teammates import TeammateAction as TeammateAction
+from ._sandbox_teammates import Teammates as Teammates
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
 from ._webhooks import ContactEvent as ContactEvent
 from ._webhooks import ConversationDeletedEvent as ConversationDeletedEvent
@@ -76,6 +82,7 @@ __all__ = [
     "IntercomNotFound",
     "IntercomRateLimited",
     "IntercomRejected",
+    "IntercomSandbox",
     "IntercomTimeout",
     "IntercomTransportError",
     "IntercomUnavailable",
@@ -86,6 +93,11 @@ __all__ = [
     "REGION_BASE_URLS",
     "RateBudget",
     "RequestObserver",
+    "SandboxAdmin",
+    "SandboxConfig",
+    "TeammateAction",
+    "Teammates",
+    "WebhookDelivery",
     "WebhookError",
     "WebhookSignatureInvalid",
     "base_url_for_region",

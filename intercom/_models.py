@@ -90,6 +90,11 @@ class Contact(_Model):
     created_at: int | None = None
     updated_at: int | None = None
 
+    @field_validator("email", "phone", "external_id", "name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
 
 class ContactPage(_Model):
     """One page of a contact search; ``next_cursor`` is None on the last page."""
