@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from ._sandbox_api import Call, Reply, Route, match_route
 from ._sandbox_config import SandboxAdmin, SandboxConfig, decide_fault
@@ -32,10 +33,6 @@ _VERSIONS = frozenset(
     [f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)] + ["Preview", "Unstable"]
 )
 _MAX_BODY = 64 * 1024 * 1024
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 
 
 class IntercomSandbox:
@@ -163,13 +160,15 @@ class IntercomSandbox:
 
     # --- ASGI -------------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
         async with trio.open_nursery() as nursery:
@@ -180,9 +179,11 @@ class IntercomSandbox:
             nursery.cancel_scope.cancel()
         await send({"type": "lifespan.shutdown.complete"})
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
+    async def _http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        path = scope["path"]
+        root = scope.get("root_path", "")
         if root and (path == root or path.startswith(root + "/")):
             path = path[len(root) :] or "/"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -190,7 +191,7 @@ class IntercomSandbox:
         if not self.teammates.url_base:
             self.teammates.url_base = url_base
         body, too_large = await _read_body(receive)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         if too_large:
             reply = Reply(413, self._error("request_too_large", "Request body is too large"))
         elif path.startswith("/_sandbox/"):
@@ -280,13 +281,15 @@ class IntercomSandbox:
         return Reply(200, result)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+async def _read_body(receive: ASGIReceiveCallable) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
+        if message["type"] != "http.request":
+            continue
         chunk = message.get("body", b"")
         size += len(chunk)
         if size <= _MAX_BODY:
@@ -296,7 +299,7 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     return b"".join(chunks), size > _MAX_BODY
 
 
-async def _respond(send: Send, reply: Reply) -> None:
+async def _respond(send: ASGISendCallable, reply: Reply) -> None:
     if isinstance(reply.body, bytes):
         payload = reply.body
         content_type = reply.headers.pop("Content-Type", "application/octet-stream")
@@ -306,4 +309,4 @@ async def _respond(send: Send, reply: Reply) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(payload))]
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items())
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})

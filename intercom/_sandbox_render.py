@@ -92,7 +92,7 @@ def _author_json(part: StoredPart, admins: dict[str, SandboxAdmin]) -> dict[str,
 
 def part_json(part: StoredPart, admins: dict[str, SandboxAdmin]) -> dict[str, Any]:
     created = int(part.created_at)
-    return {
+    out = {
         "type": "conversation_part",
         "id": part.id,
         "part_type": part.part_type,
@@ -100,13 +100,17 @@ def part_json(part: StoredPart, admins: dict[str, SandboxAdmin]) -> dict[str, An
         "created_at": created,
         "updated_at": created,
         "notified_at": created,
-        "assigned_to": {"type": "admin", "id": part.assigned_to} if part.assigned_to else None,
         "author": _author_json(part, admins) | {"from_ai_agent": False, "is_ai_answer": False},
         "attachments": [_attachment_json(a) for a in part.attachments],
         "external_id": None,
         "redacted": False,
         "app_package_code": part.app_package_code,
     }
+    # Intercom sends "assigned_to": null, but the spec's {$ref, nullable} cannot say so (OAS
+    # 3.0 ignores siblings of $ref); leaving the key out is valid under both readings.
+    if part.assigned_to:
+        out["assigned_to"] = {"type": "admin", "id": part.assigned_to}
+    return out
 
 
 def conversation_json(
