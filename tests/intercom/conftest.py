@@ -97,10 +97,24 @@ class Sink:
     url: str = ""
     received: list[tuple[bytes, str | None]] = field(default_factory=list)
     status: int = 200
+    _arrived: trio.Event = field(default_factory=trio.Event)
+
+    async def wait_for(self, count: int) -> None:
+        """Wait until ``count`` webhooks have arrived (callers bound it with fail_after)."""
+        while len(self.received) < count:
+            await self._arrived.wait()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                event = await receive()
+                if event["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif event["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
         if scope["type"] != "http":
             return
         body = b""
@@ -114,6 +128,8 @@ class Sink:
         headers = dict(scope["headers"])
         signature = headers.get(b"x-hub-signature")
         self.received.append((body, None if signature is None else signature.decode()))
+        self._arrived.set()
+        self._arrived = trio.Event()
         await send({"type": "http.response.start", "status": self.status, "headers": []})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
