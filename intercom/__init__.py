@@ -1,4 +1,110 @@
-"""The Intercom side: API client (pure request building and response parsing, thin httpx edge),
-webhook verification and parsing, and the Intercom sandbox server."""
+"""The Intercom side of Threadline: API client, webhooks, and the Intercom sandbox.
 
-__all__: list[str] = []
+Layers: :mod:`._requests` builds requests and :mod:`._responses` classifies and parses
+answers, both pure; :class:`IntercomClient` is the one awaiting edge (build → send → parse),
+throttled by a process-wide :class:`RateBudget`. :mod:`._webhooks` verifies and parses
+``notification_event`` bodies, also pure. The sandbox is a stateful ASGI app speaking the
+subset of the API the bridge uses, with Intercom's awkward behaviour switchable.
+
+This package imports none of the other Threadline packages (an import-linter contract).
+"""
+
+from ._budget import RateBudget as RateBudget
+from ._client import IntercomClient as IntercomClient
+from ._client import RequestObserver as RequestObserver
+from ._errors import IntercomAuthError as IntercomAuthError
+from ._errors import IntercomContactMerged as IntercomContactMerged
+from ._errors import IntercomError as IntercomError
+from ._errors import IntercomNotFound as IntercomNotFound
+from ._errors import IntercomRateLimited as IntercomRateLimited
+from ._errors import IntercomRejected as IntercomRejected
+from ._errors import IntercomTimeout as IntercomTimeout
+from ._errors import IntercomTransportError as IntercomTransportError
+from ._errors import IntercomUnavailable as IntercomUnavailable
+from ._errors import NotificationInvalid as NotificationInvalid
+from ._errors import WebhookError as WebhookError
+from ._errors import WebhookSignatureInvalid as WebhookSignatureInvalid
+from ._models import Admin as Admin
+from ._models import App as App
+from ._models import Attachment as Attachment
+from ._models import Contact as Contact
+from ._models import ContactPage as ContactPage
+from ._models import Conversation as Conversation
+from ._models import ConversationPart as ConversationPart
+from ._models import CreatedContact as CreatedContact
+from ._models import DataAttribute as DataAttribute
+from ._models import Me as Me
+from ._models import PartAuthor as PartAuthor
+from ._models import html_to_text as html_to_text
+from ._requests import REGION_BASE_URLS as REGION_BASE_URLS
+from ._requests import ApiTarget as ApiTarget
+from ._requests import AttachmentFile as AttachmentFile
+from ._requests import base_url_for_region as base_url_for_region
+from ._sandbox import IntercomSandbox as IntercomSandbox
+from ._sandbox_config import SandboxAdmin as SandboxAdmin
+from ._sandbox_config import SandboxConfig as SandboxConfig
+from ._sandbox_core import WebhookDelivery as WebhookDelivery
+from ._sandbox_teammates import TeammateAction as TeammateAction
+from ._sandbox_teammates import Teammates as Teammates
+from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
+from ._webhooks import ContactEvent as ContactEvent
+from ._webhooks import ConversationDeletedEvent as ConversationDeletedEvent
+from ._webhooks import ConversationEvent as ConversationEvent
+from ._webhooks import IgnoredEvent as IgnoredEvent
+from ._webhooks import Notification as Notification
+from ._webhooks import is_own_part as is_own_part
+from ._webhooks import new_admin_parts as new_admin_parts
+from ._webhooks import parse_notification as parse_notification
+from ._webhooks import sign as sign
+from ._webhooks import verify_signature as verify_signature
+
+__all__ = [
+    "Admin",
+    "ApiTarget",
+    "App",
+    "Attachment",
+    "AttachmentFile",
+    "CONVERSATION_TOPICS",
+    "Contact",
+    "ContactEvent",
+    "ContactPage",
+    "Conversation",
+    "ConversationDeletedEvent",
+    "ConversationEvent",
+    "ConversationPart",
+    "CreatedContact",
+    "DataAttribute",
+    "IgnoredEvent",
+    "IntercomAuthError",
+    "IntercomClient",
+    "IntercomContactMerged",
+    "IntercomError",
+    "IntercomNotFound",
+    "IntercomRateLimited",
+    "IntercomRejected",
+    "IntercomSandbox",
+    "IntercomTimeout",
+    "IntercomTransportError",
+    "IntercomUnavailable",
+    "Me",
+    "Notification",
+    "NotificationInvalid",
+    "PartAuthor",
+    "REGION_BASE_URLS",
+    "RateBudget",
+    "RequestObserver",
+    "SandboxAdmin",
+    "SandboxConfig",
+    "TeammateAction",
+    "Teammates",
+    "WebhookDelivery",
+    "WebhookError",
+    "WebhookSignatureInvalid",
+    "base_url_for_region",
+    "html_to_text",
+    "is_own_part",
+    "new_admin_parts",
+    "parse_notification",
+    "sign",
+    "verify_signature",
+]

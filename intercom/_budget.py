@@ -1,0 +1,165 @@
+"""A per-process rate budget that follows Intercom's 10-second windows.
+
+Intercom spreads its per-minute limit over 10-second windows and reports the current window on
+every response (``X-RateLimit-Limit``, ``-Remaining``, ``-Reset`` as a UNIX time). The budget
+counts requests locally so a burst of concurrent callers waits for the next window instead of
+collecting 429s, and re-synchronises from those headers after every response.
+
+All callers in one Trio run share one budget; it is single-threaded by construction and needs
+no locks. Waiting uses ``trio.sleep_until`` on Trio's clock (so ``MockClock`` drives it in
+tests); only the conversion of ``X-RateLimit-Reset`` uses the injectable wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+
+import trio
+
+__all__ = ["RateBudget"]
+
+
+def _number(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class RateBudget:
+    """Shared request budget: at most ``limit`` requests per window, synced from headers.
+
+    Before any response is seen it allows ``limit`` requests per ``window_seconds`` window
+    starting at the first request; once Intercom's headers arrive it adopts Intercom's window
+    boundaries and remaining count (minus requests still in flight).
+
+    Counters for metrics (plain attributes, monotonic): ``acquired``, ``waits``,
+    ``wait_seconds``, ``rate_limited`` (429s observed).
+
+    Args:
+        limit: requests per window assumed until ``X-RateLimit-Limit`` says otherwise.
+            Intercom's default private-app limit is 10,000/min, i.e. 1,666 per 10 s.
+        window_seconds: window length (Intercom: 10 s).
+        margin_seconds: extra wait after a window's reset, so requests do not reach Intercom
+            a hair before its window has rolled over.
+        wall_clock: UNIX time source used only to convert ``X-RateLimit-Reset``.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int = 1666,
+        window_seconds: float = 10.0,
+        margin_seconds: float = 0.05,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if limit < 1 or window_seconds <= 0:
+            raise ValueError("limit must be >= 1 and window_seconds > 0")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.margin_seconds = margin_seconds
+        self._wall_clock = wall_clock
+        self._window_end = -math.inf  # Trio time at which the current window ends
+        self._remaining = 0
+        self._synced = False  # True once the window came from Intercom's headers
+        self._in_flight = 0
+        self.acquired = 0
+        self.waits = 0
+        self.wait_seconds = 0.0
+        self.rate_limited = 0
+
+    @property
+    def remaining(self) -> int:
+        """Requests left in the current window as the budget sees it."""
+        return self._remaining if trio.current_time() < self._window_end else self.limit
+
+    @property
+    def in_flight(self) -> int:
+        """Requests acquired whose response has not been observed yet."""
+        return self._in_flight
+
+    async def acquire(self) -> None:
+        """Take one request from the budget, waiting for the next window when it is spent.
+
+        Every acquire must be followed by exactly one :meth:`observe` or :meth:`release`.
+        Cancellation while waiting takes nothing from the budget.
+        """
+        waited = False
+        while True:
+            now = trio.current_time()
+            if now >= self._window_end:
+                self._roll(now)
+            if self._remaining > 0:
+                self._remaining -= 1
+                self._in_flight += 1
+                self.acquired += 1
+                return
+            if not waited:
+                self.waits += 1
+                waited = True
+            self.wait_seconds += self._window_end - now
+            await trio.sleep_until(self._window_end)
+
+    def _roll(self, now: float) -> None:
+        if self._window_end == -math.inf or now - self._window_end > self.window_seconds:
+            self._window_end = now + self.window_seconds
+            self._synced = False
+        else:
+            # Keep the boundaries Intercom told us about: windows follow each other.
+            self._window_end += self.window_seconds
+        self._remaining = self.limit
+
+    def release(self) -> None:
+        """Give back the in-flight slot of a request that got no response (transport error)."""
+        self._in_flight = max(0, self._in_flight - 1)
+
+    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
+        """Update from a response's ``X-RateLimit-*`` headers (and count it as landed).
+
+        Args:
+            headers: response headers (case-insensitive mapping such as ``httpx.Headers``).
+            status: the response status; 429 counts as rate limited and empties the window.
+        """
+        self._in_flight = max(0, self._in_flight - 1)
+        if status == 429:
+            self.rate_limited += 1
+        limit = _number(headers, "x-ratelimit-limit")
+        if limit is not None and limit >= 1:
+            self.limit = int(limit)
+        remaining = _number(headers, "x-ratelimit-remaining")
+        reset = _number(headers, "x-ratelimit-reset")
+        now = trio.current_time()
+        if reset is None:
+            if status == 429:
+                retry_after = _number(headers, "retry-after")
+                wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
+                self._remaining = 0
+                self._window_end = max(self._window_end, now + wait)
+            return
+        delay = min(max(reset - self._wall_clock(), 0.0), self.window_seconds)
+        end = now + delay + self.margin_seconds
+        left = self.limit if remaining is None else int(remaining)
+        if status == 429:
+            left = 0
+        # Requests still in flight were sent against this window and may not be counted yet.
+        left = max(0, left - self._in_flight)
+        tolerance = min(0.5, self.window_seconds / 4)
+        if not self._synced or end > self._window_end + tolerance:
+            self._window_end = end  # a newer window (or the first real one): adopt it
+            self._remaining = left
+            self._synced = True
+        elif end >= self._window_end - tolerance:
+            self._remaining = min(self._remaining, left)  # same window: trust the lower count
+        # else: news about a window that has already ended; ignore it
+
+    def observe_rate_limited(self, retry_after: float) -> None:
+        """Empty the budget for ``retry_after`` seconds (a 429 without usable headers)."""
+        self.rate_limited += 1
+        self._remaining = 0
+        self._window_end = max(self._window_end, trio.current_time() + retry_after)

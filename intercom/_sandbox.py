@@ -1,0 +1,312 @@
+"""The Intercom sandbox: a stateful ASGI app speaking the part of Intercom's API the bridge
+uses, with Intercom's awkward behaviour switchable, scripted teammates, and inspection.
+
+Serve it with any ASGI server (Hypercorn's Trio worker in Threadline), mount it under a path
+prefix (routes use ``scope["path"]``; absolute URLs use ``root_path``), or call its
+in-process methods directly. It handles the ``lifespan`` scope: on startup it runs the
+webhook outbox worker.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+
+from ._sandbox_api import Call, Reply, Route, match_route
+from ._sandbox_config import SandboxAdmin, SandboxConfig, decide_fault
+from ._sandbox_control import control
+from ._sandbox_core import DEFAULT_ADMINS, SandboxCore
+from ._sandbox_render import conversation_view, error_json, part_view
+from ._sandbox_state import ApiError
+from ._sandbox_teammates import Teammates
+
+__all__ = ["IntercomSandbox"]
+
+_VERSIONS = frozenset(
+    [f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)] + ["Preview", "Unstable"]
+)
+_MAX_BODY = 64 * 1024 * 1024
+
+
+class IntercomSandbox:
+    """A fake Intercom workspace: the ASGI app is the instance itself (``sandbox.app``).
+
+    Args:
+        access_tokens: bearer tokens accepted (anything else gets 401 ``unauthorized``).
+        admins: the workspace's teammates; the first is the token's admin (``/me``).
+        config: initial switches (search lag, rate limit, faults, webhook target, …).
+        clock: wall-clock UNIX time, for timestamps, rate windows and search lag.
+        rng: seeded randomness for fault injection and ids.
+        app_id: the workspace id (``app.id_code``, webhook ``app_id``).
+
+    In-process: :attr:`config` (assign fields, validated), :attr:`teammates`,
+    :meth:`contacts`, :meth:`conversations`, :meth:`conversation`, :meth:`parts_since`,
+    :meth:`stats`, :meth:`delete_conversation`, :meth:`merge_contacts`, :meth:`reset`.
+    Over HTTP, the same under ``/_sandbox/`` (see ``_sandbox_control``).
+    """
+
+    def __init__(
+        self,
+        *,
+        access_tokens: Sequence[str] = ("sandbox-token",),
+        admins: Sequence[SandboxAdmin] = DEFAULT_ADMINS,
+        config: SandboxConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        app_id: str = "sandbox1",
+    ) -> None:
+        self.core = SandboxCore(
+            config=config or SandboxConfig(),
+            admins=admins,
+            clock=clock,
+            rng=rng or random.Random(0),  # noqa: S311 - fault injection, not cryptography
+            app_id=app_id,
+        )
+        self._authorizations = frozenset(f"Bearer {t}" for t in access_tokens)
+        self.teammates = Teammates(self.core)
+        self._outbox_running = False
+
+    # --- in-process API ---------------------------------------------------------------------
+
+    @property
+    def app(self) -> IntercomSandbox:
+        """The ASGI application (the sandbox itself)."""
+        return self
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The live configuration; assigning a field takes effect on the next request."""
+        return self.core.config
+
+    def configure(self, **changes: Any) -> SandboxConfig:  # noqa: ANN401 - validated by pydantic
+        """Change several switches at once, validated before any of them applies."""
+        merged = self.core.config.model_dump() | changes
+        self.core.config = SandboxConfig.model_validate(merged)
+        return self.core.config
+
+    @property
+    def public_url(self) -> str:
+        """Where the sandbox is served (learnt from the last request when not set)."""
+        return self.teammates.url_base
+
+    @public_url.setter
+    def public_url(self, url: str) -> None:
+        self.teammates.url_base = url.rstrip("/")
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every contact, in creation order (``merged_into`` set for merged ones)."""
+        return [
+            {
+                "id": c.id,
+                "role": c.role,
+                "external_id": c.external_id,
+                "email": c.email,
+                "phone": c.phone,
+                "name": c.name,
+                "custom_attributes": dict(c.custom_attributes),
+                "created_at": c.created_at,
+                "merged_into": c.merged_into,
+            }
+            for c in self.core.state.contacts.values()
+        ]
+
+    def conversations(self) -> list[dict[str, Any]]:
+        """Every conversation with all its parts in order (source first); O(total parts)."""
+        return [conversation_view(c) for c in self.core.state.conversations.values()]
+
+    def conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """One conversation's inspection view (also when deleted), or None."""
+        found = self.core.state.conversations.get(conversation_id)
+        return None if found is None else conversation_view(found)
+
+    def parts_since(self, cursor: int = 0, limit: int | None = None) -> tuple[list[Any], int]:
+        """Parts created since ``cursor`` in creation order, and the next cursor."""
+        log = self.core.state.part_log
+        end = len(log) if limit is None else min(len(log), cursor + limit)
+        return [part_view(p) for p in log[cursor:end]], end
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts by endpoint and status, 429s, injected 5xx and timeouts, webhooks."""
+        return self.core.stats.as_json()
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete as a teammate would: later API calls on it get 404."""
+        self.core.delete_conversation(conversation_id)
+
+    def merge_contacts(self, from_id: str, into_id: str) -> None:
+        """Merge ``from_id`` into ``into_id``: the former answers 410 with a canonical Link."""
+        self.core.state.merge_contacts(from_id, into_id)
+
+    def reset(self) -> None:
+        """Forget all data and counters; configuration and admins stay."""
+        self.core.reset()
+
+    async def run_outbox(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Deliver API-caused webhooks until cancelled (the ASGI lifespan runs this)."""
+        self._outbox_running = True
+        try:
+            await self.teammates.run_outbox(task_status=task_status)
+        finally:
+            self._outbox_running = False
+
+    # --- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        async with trio.open_nursery() as nursery:
+            if not self._outbox_running:
+                await nursery.start(self.run_outbox)
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            nursery.cancel_scope.cancel()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and (path == root or path.startswith(root + "/")):
+            path = path[len(root) :] or "/"
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        url_base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}{root}"
+        if not self.teammates.url_base:
+            self.teammates.url_base = url_base
+        body, too_large = await _read_body(receive)
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        if too_large:
+            reply = Reply(413, self._error("request_too_large", "Request body is too large"))
+        elif path.startswith("/_sandbox/"):
+            reply = await control(self, scope["method"], path, query, body)
+        else:
+            reply = await self._api(scope["method"], path, headers, query, body, url_base)
+        await _respond(send, reply)
+
+    def _error(self, code: str, message: str) -> dict[str, Any]:
+        return error_json(code, message, self.core.request_id())
+
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        raw: bytes,
+        url_base: str,
+    ) -> Reply:
+        core = self.core
+        route = match_route(method, path)
+        core.stats.requests[route[0] if route is not None else "unknown"] += 1
+        reply = await self._handle(route, headers, query, raw, url_base)
+        core.stats.statuses[reply.status] += 1
+        return reply
+
+    async def _handle(
+        self,
+        route: Route | None,
+        headers: dict[str, str],
+        query: dict[str, str],
+        raw: bytes,
+        url_base: str,
+    ) -> Reply:
+        core = self.core
+        config = core.config
+        if headers.get("authorization") not in self._authorizations:
+            return Reply(401, self._error("unauthorized", "Access Token Invalid"))
+        version = headers.get("intercom-version", "2.16")
+        if version not in _VERSIONS:
+            return Reply(400, self._error("intercom_version_invalid", "Version is invalid"))
+        rate_headers: dict[str, str] = {}
+        if config.rate_limit is not None:
+            allowed, rate_headers = core.limiter.hit(
+                config.rate_limit, config.rate_window_seconds, core.now()
+            )
+            if not allowed:
+                core.stats.rate_limited += 1
+                error = self._error("rate_limit_exceeded", "Rate limit exceeded")
+                return Reply(429, error, rate_headers)
+        reply = await self._faulty_or_handled(route, version, query, raw, url_base)
+        reply.headers.update(rate_headers)
+        return reply
+
+    async def _faulty_or_handled(
+        self,
+        route: Route | None,
+        version: str,
+        query: dict[str, str],
+        raw: bytes,
+        url_base: str,
+    ) -> Reply:
+        core = self.core
+        plan = decide_fault(core.config, core.rng)
+        if plan.latency:
+            await trio.sleep(plan.latency)
+        if plan.hold is not None:
+            core.stats.timeouts += 1
+            await trio.sleep(plan.hold)
+            return Reply(504, self._error("request_timeout", "The request timed out"))
+        if plan.error_status is not None:
+            core.stats.server_errors += 1
+            code = "service_unavailable" if plan.error_status == 503 else "server_error"
+            return Reply(plan.error_status, self._error(code, "Sandbox injected failure"))
+        if route is None:
+            return Reply(404, self._error("not_found", "Resource Not Found"))
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return Reply(400, self._error("parameter_invalid", "Request body is not JSON"))
+        _, handler, params = route
+        try:
+            result = handler(core, Call(version, url_base, query, body), params)
+        except ApiError as exc:
+            return Reply(exc.status, self._error(exc.code, exc.message), dict(exc.headers))
+        return Reply(200, result)
+
+
+async def _read_body(receive: ASGIReceiveCallable) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= _MAX_BODY:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), size > _MAX_BODY
+
+
+async def _respond(send: ASGISendCallable, reply: Reply) -> None:
+    if isinstance(reply.body, bytes):
+        payload = reply.body
+        content_type = reply.headers.pop("Content-Type", "application/octet-stream")
+    else:
+        payload = json.dumps(reply.body, separators=(",", ":")).encode()
+        content_type = "application/json; charset=utf-8"
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(payload))]
+    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items())
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})

@@ -1,0 +1,109 @@
+"""Sandbox configuration (each of Intercom's awkward behaviours switchable at runtime) and the
+per-window rate limiter."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FaultPlan", "RateLimiter", "SandboxAdmin", "SandboxConfig", "decide_fault"]
+
+
+class SandboxAdmin(BaseModel):
+    """A scripted teammate of the sandbox workspace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    email: str
+
+
+class SandboxConfig(BaseModel):
+    """Everything switchable in the sandbox; change it in-process or by ``POST
+    /_sandbox/config`` with a partial JSON object (validated, applied atomically).
+
+    Attributes:
+        search_lag_seconds: a new contact stays invisible to ``/contacts/search`` this long.
+        rate_limit: requests per window (None: no limit and no ``X-RateLimit-*`` headers).
+        rate_window_seconds: window length (Intercom: 10 s); windows align to the UNIX epoch.
+        latency_seconds: added to every API answer.
+        error_rate: share of API requests answered 5xx (before any state change).
+        timeout_rate: share of API requests held ``timeout_hold_seconds`` and then answered 504.
+        strict_custom_attributes: unknown custom attribute keys are rejected with 400.
+        webhook_url / client_secret: where and how teammate (and API-caused) webhooks go.
+        webhook_topics: topics delivered (Intercom delivers only subscribed topics).
+        api_webhooks: also emit webhooks for changes made through the API (admin replies by
+            the bridge come back as ``conversation.admin.replied``, as with real Intercom).
+        app_package_code: set on every part created through the API.
+    """
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    search_lag_seconds: float = Field(default=0.0, ge=0)
+    rate_limit: int | None = Field(default=None, ge=1)
+    rate_window_seconds: float = Field(default=10.0, gt=0)
+    latency_seconds: float = Field(default=0.0, ge=0)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    timeout_hold_seconds: float = Field(default=30.0, ge=0)
+    strict_custom_attributes: bool = True
+    webhook_url: str | None = None
+    client_secret: str = "sandbox-client-secret"  # noqa: S105 - a public default for the fake
+    webhook_topics: frozenset[str] = frozenset(
+        {
+            "conversation.admin.replied",
+            "conversation.admin.noted",
+            "conversation.admin.assigned",
+            "conversation.admin.closed",
+            "conversation.admin.opened",
+            "conversation.deleted",
+            "contact.merged",
+        }
+    )
+    api_webhooks: bool = True
+    app_package_code: str = "threadline-sandbox"
+
+
+@dataclass(slots=True)
+class RateLimiter:
+    """Counts requests per epoch-aligned window, like Intercom's 10-second windows."""
+
+    window_index: int = -1
+    count: int = 0
+
+    def hit(self, limit: int, window: float, now: float) -> tuple[bool, dict[str, str]]:
+        """Count one request at wall time ``now``; (allowed, X-RateLimit-* headers)."""
+        index = math.floor(now / window)
+        if index != self.window_index:
+            self.window_index = index
+            self.count = 0
+        self.count += 1
+        reset = math.ceil((index + 1) * window)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - self.count)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        return self.count <= limit, headers
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """What to do to one API request: add latency, answer 5xx, or hold it open."""
+
+    latency: float = 0.0
+    error_status: int | None = None
+    hold: float | None = None
+
+
+def decide_fault(config: SandboxConfig, rng: random.Random) -> FaultPlan:
+    """Draw the faults for one request from the configured shares (seeded ``rng``)."""
+    if config.timeout_rate and rng.random() < config.timeout_rate:
+        return FaultPlan(latency=config.latency_seconds, hold=config.timeout_hold_seconds)
+    if config.error_rate and rng.random() < config.error_rate:
+        return FaultPlan(latency=config.latency_seconds, error_status=rng.choice((500, 502, 503)))
+    return FaultPlan(latency=config.latency_seconds)

@@ -1,0 +1,232 @@
+"""The sandbox's behaviour shared by its API routes, its teammates and its inspection views:
+conversation operations, the webhook outbox, and request counters. No HTTP here."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ._sandbox_config import RateLimiter, SandboxAdmin, SandboxConfig
+from ._sandbox_render import conversation_json, notification_json
+from ._sandbox_state import (
+    SandboxState,
+    StoredAttachment,
+    StoredConversation,
+    StoredPart,
+    invalid,
+)
+
+__all__ = ["DEFAULT_ADMINS", "SandboxCore", "SandboxStats", "WebhookDelivery", "check"]
+
+DEFAULT_ADMINS = (
+    SandboxAdmin(id="991267601", name="Ada Operator", email="ada@sandbox.example"),
+    SandboxAdmin(id="991267602", name="Grace Teammate", email="grace@sandbox.example"),
+    SandboxAdmin(id="991267603", name="Linus Teammate", email="linus@sandbox.example"),
+)
+
+
+@dataclass(slots=True)
+class SandboxStats:
+    """Counters the inspection API reports (monotonic until :meth:`SandboxCore.reset`)."""
+
+    requests: Counter[str] = field(default_factory=Counter)  # by endpoint name
+    statuses: Counter[int] = field(default_factory=Counter)
+    rate_limited: int = 0  # 429s served
+    server_errors: int = 0  # injected 5xx served
+    timeouts: int = 0  # requests held open
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "requests_total": sum(self.requests.values()),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "rate_limited": self.rate_limited,
+            "server_errors": self.server_errors,
+            "timeouts": self.timeouts,
+            "webhooks_sent": self.webhooks_sent,
+            "webhooks_failed": self.webhooks_failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One webhook the sandbox delivered (or tried to)."""
+
+    notification_id: str
+    topic: str
+    conversation_id: str | None
+    status: int | None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "notification_id": self.notification_id,
+            "topic": self.topic,
+            "conversation_id": self.conversation_id,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+class SandboxCore:
+    """State plus the operations on it that API routes and teammates share."""
+
+    def __init__(
+        self,
+        *,
+        config: SandboxConfig,
+        admins: Sequence[SandboxAdmin],
+        clock: Callable[[], float],
+        rng: random.Random,
+        app_id: str,
+    ) -> None:
+        if not admins:
+            raise ValueError("the sandbox needs at least one admin")
+        self.config = config
+        self.admins = {admin.id: admin for admin in admins}
+        self.clock = clock
+        self.rng = rng
+        self.app_id = app_id
+        self.state = SandboxState()
+        self.stats = SandboxStats()
+        self.limiter = RateLimiter()
+        self.outbox: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=100_000)
+        self.outbox_wakeup = trio.Event()
+        self.deliveries: deque[WebhookDelivery] = deque(maxlen=10_000)
+
+    def reset(self) -> None:
+        """Forget all data and counters (configuration and admins stay)."""
+        self.state = SandboxState()
+        self.stats = SandboxStats()
+        self.limiter = RateLimiter()
+        self.outbox.clear()
+        self.deliveries.clear()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def request_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def admin(self, admin_id: object) -> SandboxAdmin:
+        admin = self.admins.get(str(admin_id))
+        if admin is None:
+            raise invalid(f"Admin not found: {admin_id}")
+        return admin
+
+    # --- conversation operations ------------------------------------------------------------
+
+    def contact_reply(
+        self, conversation_id: str, contact_id: str, body: str, files: list[StoredAttachment]
+    ) -> tuple[StoredConversation, StoredPart]:
+        """A contact's reply; on a closed conversation it reopens it (part type "open")."""
+        conversation = self.state.live_conversation(conversation_id)
+        contact = self.state.live_contact(contact_id)
+        reopen = conversation.state != "open"
+        part = self.state.new_part(
+            conversation.id,
+            self.now(),
+            part_type="open" if reopen else "comment",
+            body=body,
+            author=(contact.role, contact.id, contact.name),
+            attachments=files,
+            app_package_code=self.config.app_package_code,
+        )
+        conversation.state = "open"
+        self.state.append(conversation, part)
+        if reopen:
+            self.emit("conversation.user.replied", conversation, [part])
+        return conversation, part
+
+    def admin_action(
+        self,
+        conversation_id: str,
+        admin_id: object,
+        part_type: str,
+        body: str | None,
+        *,
+        files: list[StoredAttachment] | None = None,
+        via_api: bool,
+        assignee_id: str | None = None,
+    ) -> tuple[StoredConversation, StoredPart, str]:
+        """An admin's comment, note, close, open or assignment; returns the webhook topic."""
+        conversation = self.state.live_conversation(conversation_id)
+        admin = self.admin(admin_id)
+        topic = {
+            "comment": "conversation.admin.replied",
+            "note": "conversation.admin.noted",
+            "close": "conversation.admin.closed",
+            "open": "conversation.admin.opened",
+            "assignment": "conversation.admin.assigned",
+        }[part_type]
+        if part_type == "assignment":
+            if assignee_id not in (None, "", "0"):
+                self.admin(assignee_id)
+            conversation.admin_assignee_id = assignee_id if assignee_id not in ("", "0") else None
+        elif part_type in ("close", "open"):
+            conversation.state = "closed" if part_type == "close" else "open"
+        part = self.state.new_part(
+            conversation.id,
+            self.now(),
+            part_type=part_type,
+            body=body,
+            author=("admin", admin.id, admin.name),
+            attachments=files,
+            app_package_code=self.config.app_package_code if via_api else None,
+            assigned_to=conversation.admin_assignee_id if part_type == "assignment" else None,
+        )
+        self.state.append(conversation, part)
+        if via_api:
+            self.emit(topic, conversation, [part])
+        return conversation, part, topic
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        conversation = self.state.live_conversation(conversation_id)
+        conversation.deleted = True
+        if self._wants("conversation.deleted"):
+            self._enqueue("conversation.deleted", {"type": "conversation", "id": conversation.id})
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def conversation_item(
+        self, conversation: StoredConversation, parts: Sequence[StoredPart]
+    ) -> dict[str, Any]:
+        contact = self.state.contacts.get(conversation.contact_id)
+        return conversation_json(conversation, contact, self.admins, version="2.16", parts=parts)
+
+    def notification(self, topic: str, item: dict[str, Any]) -> dict[str, Any]:
+        notification_id = f"notif_{self.request_id()}"
+        return notification_json(notification_id, topic, self.app_id, item, self.now())
+
+    def _wants(self, topic: str) -> bool:
+        return self.config.webhook_url is not None and topic in self.config.webhook_topics
+
+    def emit(self, topic: str, conversation: StoredConversation, parts: list[StoredPart]) -> None:
+        """Queue the webhook an API-made change causes (delivered by the outbox worker)."""
+        if self.config.api_webhooks and self._wants(topic):
+            self._enqueue(topic, self.conversation_item(conversation, parts))
+
+    def _enqueue(self, topic: str, item: dict[str, Any]) -> None:
+        self.outbox.append((topic, str(item.get("id")), item))
+        self.outbox_wakeup.set()
+
+    def record(self, delivery: WebhookDelivery) -> None:
+        self.deliveries.append(delivery)
+        if delivery.status is not None and 200 <= delivery.status < 300:
+            self.stats.webhooks_sent += 1
+        else:
+            self.stats.webhooks_failed += 1
+
+
+def check(condition: bool, message: str) -> None:
+    """400 ``parameter_invalid`` unless ``condition``."""
+    if not condition:
+        raise invalid(message)

@@ -1,0 +1,141 @@
+"""Contact search for the sandbox: Intercom's query language over the state's indexes.
+
+``=`` filters on ``phone``, ``external_id``, ``email``, ``role`` and
+``custom_attributes.<name>`` are index lookups; other filters are evaluated as predicates on
+the candidates (or, with no indexable filter at all, on every contact). Results are in
+creation order, paged with an opaque ``starting_after`` cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._sandbox_state import SandboxState, StoredContact, invalid
+
+__all__ = ["search_contacts"]
+
+_OPERATORS = frozenset({"=", "!=", "IN", "NIN", "<", "<=", ">", ">=", "~", "!~", "^", "$"})
+_INDEXED = frozenset({"phone", "external_id", "email", "role"})
+
+
+def _value(contact: StoredContact, name: str) -> object:
+    if name.startswith("custom_attributes."):
+        return contact.custom_attributes.get(name.removeprefix("custom_attributes."))
+    if name in ("created_at", "updated_at"):
+        return int(getattr(contact, name))
+    if name in ("id", "role", "external_id", "email", "phone", "name"):
+        return getattr(contact, name)
+    raise invalid(f"{name} is not a searchable field")
+
+
+def _matches(contact: StoredContact, query: dict[str, Any]) -> bool:
+    if query.get("operator") in ("AND", "OR"):
+        results = (_matches(contact, sub) for sub in query["value"])
+        return all(results) if query["operator"] == "AND" else any(results)
+    actual, op, want = _value(contact, query["field"]), query["operator"], query.get("value")
+    if op == "=":
+        return bool(actual == want or (actual is not None and str(actual) == str(want)))
+    if op == "!=":
+        return bool(actual != want)
+    if op in ("IN", "NIN"):
+        return bool((actual in (want or [])) == (op == "IN"))
+    if actual is None:
+        return False
+    text, needle = str(actual), str(want)
+    string_ops = {
+        "~": needle in text,
+        "!~": needle not in text,
+        "^": text.startswith(needle),
+        "$": text.endswith(needle),
+    }
+    if op in string_ops:
+        return string_ops[op]
+    try:
+        number, bound = float(str(actual)), float(str(want))
+    except ValueError:
+        return False
+    return {"<": number < bound, "<=": number <= bound, ">": number > bound}.get(
+        op, number >= bound
+    )
+
+
+def _validate(query: object, depth: int = 0) -> dict[str, Any]:
+    if not isinstance(query, dict):
+        raise invalid("query must be an object")
+    if query.get("operator") in ("AND", "OR"):
+        if depth >= 2:
+            raise invalid("Nesting of more than 2 levels is not supported")
+        subs = query.get("value")
+        if not isinstance(subs, list) or not subs or len(subs) > 15:
+            raise invalid("AND/OR value must be a list of 1 to 15 filters")
+        for sub in subs:
+            _validate(sub, depth + 1)
+        return query
+    if not isinstance(query.get("field"), str):
+        raise invalid("field is required")
+    if query.get("operator") not in _OPERATORS:
+        raise invalid(f"operator {query.get('operator')!r} is not supported")
+    return query
+
+
+def _candidates(state: SandboxState, query: dict[str, Any]) -> Iterable[str] | None:
+    """Contact ids that may match, from the indexes; None when only a full scan will do."""
+    operator = query.get("operator")
+    if operator == "AND":
+        for sub in query["value"]:
+            found = _candidates(state, sub)
+            if found is not None:
+                return found
+        return None
+    if operator == "OR":
+        union: set[str] = set()
+        for sub in query["value"]:
+            found = _candidates(state, sub)
+            if found is None:
+                return None
+            union.update(found)
+        return union
+    field = query["field"]
+    if operator == "=" and (field in _INDEXED or field.startswith("custom_attributes.")):
+        return state.by_field.get((field, str(query.get("value"))), ())
+    if operator == "=" and field == "id":
+        return (query["value"],) if query.get("value") in state.contacts else ()
+    return None
+
+
+def search_contacts(
+    state: SandboxState, body: dict[str, Any], *, now: float, lag: float
+) -> tuple[list[StoredContact], int, str | None, int]:
+    """Evaluate a ``contact_search_request``: (page, total matches, next cursor, per_page)."""
+    query = _validate(body.get("query"))
+    pagination = body.get("pagination") or {}
+    per_page = int(pagination.get("per_page") or 50)
+    if not 1 <= per_page <= 150:
+        raise invalid("per_page must be between 1 and 150")
+    cursor = pagination.get("starting_after")
+    after = -1
+    if cursor:
+        try:
+            after = int(str(cursor).removeprefix("c"))
+        except ValueError:
+            raise invalid("starting_after is not a valid cursor") from None
+    ids = _candidates(state, query)
+    pool = state.contacts.values() if ids is None else (state.contacts[i] for i in ids)
+    visible = now - lag
+    matches = sorted(
+        (
+            c
+            for c in pool
+            if c.merged_into is None and c.created_at <= visible and _matches(c, query)
+        ),
+        key=lambda c: c.seq,
+    )
+    if (body.get("sort") or {}).get("order") == "descending":
+        matches.reverse()
+        page_all = [c for c in matches if after < 0 or c.seq < after]
+    else:
+        page_all = [c for c in matches if c.seq > after]
+    page = page_all[:per_page]
+    next_cursor = f"c{page[-1].seq}" if len(page_all) > per_page else None
+    return page, len(matches), next_cursor, per_page

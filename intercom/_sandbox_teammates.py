@@ -1,0 +1,171 @@
+"""Scripted teammates and webhook delivery for the sandbox.
+
+A teammate action (reply, note, assign, close, open) changes the conversation exactly as the
+Intercom inbox would (no ``app_package_code``: a human wrote it) and then delivers the
+``notification_event`` Intercom would send, signed with ``X-Hub-Signature``, to the configured
+URL, awaiting the answer. Changes made through the API (the bridge's own admin replies, and
+deletions) queue their webhooks in the outbox, which :meth:`Teammates.run_outbox` delivers in
+order in the background.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from ._sandbox_core import SandboxCore, WebhookDelivery
+from ._sandbox_render import part_view
+from ._sandbox_state import StoredAttachment
+from ._webhooks import sign
+
+__all__ = ["TeammateAction", "Teammates"]
+
+
+@dataclass(frozen=True, slots=True)
+class TeammateAction:
+    """What a teammate action did: the new part (inspection view) and the webhook delivery
+    (None when no webhook URL is configured or the topic is not subscribed)."""
+
+    conversation_id: str
+    part: dict[str, Any]
+    delivery: WebhookDelivery | None
+
+
+class Teammates:
+    """The scripted teammates of a sandbox (see the module docstring)."""
+
+    def __init__(self, core: SandboxCore) -> None:
+        self._core = core
+        self._http: httpx.AsyncClient | None = None
+        self.url_base = ""  # where the sandbox is served; learnt from requests if not set
+
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._http is not None:
+            yield self._http
+        else:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                yield http
+
+    async def deliver(
+        self, http: httpx.AsyncClient, topic: str, conversation_id: str, item: dict[str, Any]
+    ) -> WebhookDelivery:
+        """POST one signed ``notification_event`` to the configured URL."""
+        config = self._core.config
+        notification = self._core.notification(topic, item)
+        body = json.dumps(notification, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature": sign(body, config.client_secret),
+            "User-Agent": "Intercom-Webhooks-Sandbox",
+        }
+        assert config.webhook_url is not None
+        try:
+            response = await http.post(config.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            delivery = WebhookDelivery(
+                notification["id"], topic, conversation_id, None, f"{type(exc).__name__}: {exc}"
+            )
+        else:
+            delivery = WebhookDelivery(
+                notification["id"], topic, conversation_id, response.status_code
+            )
+        self._core.record(delivery)
+        return delivery
+
+    async def run_outbox(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Deliver queued API-caused webhooks, in order, until cancelled."""
+        core = self._core
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            self._http = http
+            try:
+                task_status.started()
+                while True:
+                    while core.outbox:
+                        topic, conversation_id, item = core.outbox.popleft()
+                        if core.config.webhook_url is not None:
+                            await self.deliver(http, topic, conversation_id, item)
+                    await core.outbox_wakeup.wait()
+                    core.outbox_wakeup = trio.Event()
+            finally:
+                self._http = None
+
+    async def _act(
+        self,
+        conversation_id: str,
+        part_type: str,
+        body: str | None,
+        *,
+        admin_id: str | None,
+        attachments: Sequence[tuple[str, str, bytes]] = (),
+        assignee_id: str | None = None,
+    ) -> TeammateAction:
+        core = self._core
+        conversation = core.state.live_conversation(conversation_id)
+        if admin_id is None:
+            admin_id = conversation.admin_assignee_id or next(iter(core.admins))
+        files: list[StoredAttachment] = [
+            core.state.store_file(name, ctype, data, self.url_base)
+            for name, ctype, data in attachments
+        ]
+        conversation, part, topic = core.admin_action(
+            conversation_id,
+            admin_id,
+            part_type,
+            body,
+            files=files,
+            via_api=False,
+            assignee_id=assignee_id,
+        )
+        delivery = None
+        if core.config.webhook_url is not None and topic in core.config.webhook_topics:
+            item = core.conversation_item(conversation, [part])
+            async with self._client() as http:
+                delivery = await self.deliver(http, topic, conversation.id, item)
+        return TeammateAction(conversation.id, part_view(part), delivery)
+
+    async def reply(
+        self,
+        conversation_id: str,
+        body: str,
+        *,
+        admin_id: str | None = None,
+        attachments: Sequence[tuple[str, str, bytes]] = (),
+    ) -> TeammateAction:
+        """A teammate's comment (``conversation.admin.replied``); attachments are
+        (name, content type, bytes), served by the sandbox under ``/_sandbox/files/``."""
+        return await self._act(
+            conversation_id, "comment", body, admin_id=admin_id, attachments=attachments
+        )
+
+    async def note(
+        self, conversation_id: str, body: str, *, admin_id: str | None = None
+    ) -> TeammateAction:
+        """An internal note (``conversation.admin.noted``)."""
+        return await self._act(conversation_id, "note", body, admin_id=admin_id)
+
+    async def assign(
+        self, conversation_id: str, assignee_id: str | None, *, admin_id: str | None = None
+    ) -> TeammateAction:
+        """Assign to ``assignee_id`` (None unassigns): ``conversation.admin.assigned``."""
+        return await self._act(
+            conversation_id, "assignment", None, admin_id=admin_id, assignee_id=assignee_id or "0"
+        )
+
+    async def close(
+        self, conversation_id: str, *, admin_id: str | None = None, body: str | None = None
+    ) -> TeammateAction:
+        """Close the conversation (``conversation.admin.closed``)."""
+        return await self._act(conversation_id, "close", body, admin_id=admin_id)
+
+    async def open(self, conversation_id: str, *, admin_id: str | None = None) -> TeammateAction:
+        """Reopen the conversation (``conversation.admin.opened``)."""
+        return await self._act(conversation_id, "open", None, admin_id=admin_id)

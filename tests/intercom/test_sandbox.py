@@ -1,0 +1,240 @@
+"""Sandbox behaviour beyond what the client exercises: teammates and their signed webhooks,
+echoes of API replies, control and inspection endpoints, prefix mounting, lifespan."""
+
+from __future__ import annotations
+
+import base64
+import random
+from typing import cast
+
+import httpx
+import trio
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+
+from intercom import (
+    ConversationEvent,
+    IntercomClient,
+    IntercomSandbox,
+    SandboxConfig,
+    is_own_part,
+    new_admin_parts,
+    parse_notification,
+    verify_signature,
+)
+from runtime import hypercorn_config, serve_asgi
+
+from .conftest import SECRET, TOKEN, Sink
+from .spec import Spec
+
+
+async def _conversation(client: IntercomClient) -> tuple[str, str]:
+    contact = await client.create_contact(role="lead", phone="+14155550123", name="Ana")
+    conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+    return contact.contact.id, conversation_id
+
+
+async def test_teammate_reply_delivers_a_signed_valid_webhook(
+    client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
+) -> None:
+    _, conversation_id = await _conversation(client)
+    action = await sandbox.teammates.reply(
+        conversation_id,
+        "Hello from the team",
+        admin_id="991267602",
+        attachments=[("doc.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    assert action.delivery is not None
+    assert action.delivery.status == 200
+    ((body, signature),) = sink.received
+    verify_signature(body, signature, SECRET)
+    spec.validate_notification(body)
+    event = parse_notification(body)
+    assert isinstance(event, ConversationEvent)
+    assert event.topic == "conversation.admin.replied"
+    (part,) = new_admin_parts(event)
+    assert part.id == action.part["id"]
+    assert part.text == "Hello from the team"
+    assert part.author.name == "Grace Teammate"
+    assert not is_own_part(part)  # a human typed it in the inbox
+    async with httpx.AsyncClient() as raw:
+        assert (await raw.get(part.attachments[0].url)).content == b"%PDF-1.4"
+
+
+async def test_every_teammate_action_emits_its_topic(
+    client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
+) -> None:
+    _, conversation_id = await _conversation(client)
+    await sandbox.teammates.note(conversation_id, "psst")
+    await sandbox.teammates.assign(conversation_id, "991267603")
+    await sandbox.teammates.close(conversation_id)
+    await sandbox.teammates.open(conversation_id)
+    topics = []
+    for body, signature in sink.received:
+        verify_signature(body, signature, SECRET)
+        spec.validate_notification(body)
+        topics.append(parse_notification(body).topic)
+    assert topics == [
+        "conversation.admin.noted",
+        "conversation.admin.assigned",
+        "conversation.admin.closed",
+        "conversation.admin.opened",
+    ]
+    conversation = await client.get_conversation(conversation_id)
+    assert conversation.admin_assignee_id == "991267603"
+    assert [p.part_type for p in conversation.parts] == ["note", "assignment", "close", "open"]
+
+
+async def test_api_admin_replies_echo_back_and_are_recognised_as_own(
+    nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
+) -> None:
+    await nursery.start(sandbox.run_outbox)
+    _, conversation_id = await _conversation(client)
+    sent = await client.reply_as_admin(conversation_id, "991267601", "sent by the bridge")
+    with trio.fail_after(5):
+        await sink.wait_for(1)
+    event = parse_notification(sink.received[0][0])
+    assert isinstance(event, ConversationEvent)
+    (part,) = new_admin_parts(event)
+    assert sent.last_part is not None
+    assert part.id == sent.last_part.id
+    assert is_own_part(part, own_app_package_code="threadline-sandbox")
+
+
+async def test_deleting_emits_conversation_deleted(
+    nursery: trio.Nursery,
+    http: httpx.AsyncClient,
+    client: IntercomClient,
+    sandbox: IntercomSandbox,
+    sink: Sink,
+) -> None:
+    await nursery.start(sandbox.run_outbox)
+    _, conversation_id = await _conversation(client)
+    response = await http.delete(
+        f"/conversations/{conversation_id}",
+        headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.16"},
+    )
+    assert response.json() == {"id": conversation_id, "object": "conversation", "deleted": True}
+    with trio.fail_after(5):
+        await sink.wait_for(1)
+    assert parse_notification(sink.received[0][0]).topic == "conversation.deleted"
+
+
+async def test_control_endpoints(http: httpx.AsyncClient, client: IntercomClient) -> None:
+    contact_id, conversation_id = await _conversation(client)
+    changed = await http.post("/_sandbox/config", json={"search_lag_seconds": 5})
+    assert changed.json()["search_lag_seconds"] == 5
+    refused = await http.post("/_sandbox/config", json={"error_rate": 2})
+    assert refused.status_code == 400
+    assert (await http.get("/_sandbox/config")).json()["error_rate"] == 0
+    reply = await http.post(
+        "/_sandbox/teammates/reply",
+        json={
+            "conversation_id": conversation_id,
+            "body": "hi",
+            "attachments": [
+                {
+                    "name": "a.txt",
+                    "content_type": "text/plain",
+                    "data": base64.b64encode(b"A").decode(),
+                }
+            ],
+        },
+    )
+    assert reply.status_code == 200
+    assert reply.json()["webhook"] is None  # no webhook URL configured
+    url = reply.json()["part"]["attachments"][0]["url"]
+    assert (await http.get(url)).content == b"A"
+    contacts = (await http.get("/_sandbox/contacts")).json()["contacts"]
+    assert [c["id"] for c in contacts] == [contact_id]
+    dump = (await http.get("/_sandbox/conversations")).json()["conversations"]
+    assert [p["part_type"] for p in dump[0]["parts"]] == ["source", "comment"]
+    one = (await http.get(f"/_sandbox/conversations/{conversation_id}")).json()
+    assert one["parts"] == dump[0]["parts"]
+    first = (await http.get("/_sandbox/parts", params={"since": 0, "limit": 1})).json()
+    rest = (await http.get("/_sandbox/parts", params={"since": first["next"]})).json()
+    assert [p["body"] for p in first["parts"] + rest["parts"]] == ["Hi", "hi"]
+    assert rest["next"] == 2
+    stats = (await http.get("/_sandbox/stats")).json()
+    assert stats["requests"]["create_conversation"] == 1
+    assert stats["rate_limited"] == 0
+    deleted = await http.post(f"/_sandbox/conversations/{conversation_id}/delete")
+    assert deleted.status_code == 200
+    assert (await http.get("/_sandbox/nothing")).status_code == 404
+    assert (await http.post("/_sandbox/reset")).status_code == 200
+    assert (await http.get("/_sandbox/contacts")).json()["contacts"] == []
+
+
+async def test_rate_limit_headers_on_every_answer(
+    http: httpx.AsyncClient, sandbox: IntercomSandbox
+) -> None:
+    sandbox.configure(rate_limit=5, rate_window_seconds=10)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.16"}
+    answer = await http.get("/admins", headers=headers)
+    assert answer.headers["X-RateLimit-Limit"] == "5"
+    assert int(answer.headers["X-RateLimit-Remaining"]) <= 4
+    assert int(answer.headers["X-RateLimit-Reset"]) % 10 == 0
+    missing = await http.get("/conversations/1", headers=headers)
+    assert missing.status_code == 404
+    assert "X-RateLimit-Remaining" in missing.headers
+
+
+async def test_missing_token_is_unauthorized(sandbox_url: str, spec: Spec) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        answer = await http.get("/me")
+    assert answer.status_code == 401
+    spec.validate_schema("error", answer.json())
+    assert answer.json()["errors"][0]["code"] == "unauthorized"
+
+
+async def test_unknown_version_is_refused(sandbox_url: str) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        answer = await http.get(
+            "/me", headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "9.9"}
+        )
+    assert answer.status_code == 400
+
+
+def _strip_prefix(app: IntercomSandbox, prefix: str) -> ASGIFramework:
+    """A minimal router as ``threadline sandbox`` will have: strip the prefix, set root_path."""
+
+    async def router(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http":
+            path = scope["path"].removeprefix(prefix)
+            scope = cast("HTTPScope", {**scope, "path": path, "root_path": prefix})
+        await app(scope, receive, send)
+
+    return router
+
+
+async def test_mounted_under_a_prefix(nursery: trio.Nursery, spec: Spec) -> None:
+    sandbox = IntercomSandbox(access_tokens=[TOKEN], rng=random.Random(1))
+    address = await nursery.start(
+        serve_asgi, _strip_prefix(sandbox, "/intercom"), hypercorn_config("127.0.0.1:0")
+    )
+    base = httpx.URL(f"{address.url}/intercom")
+    async with httpx.AsyncClient(base_url=base) as http:
+        client = IntercomClient(http, access_token=TOKEN)
+        contact = await client.create_contact(role="lead", phone="+1")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        replied = await client.reply_as_contact(
+            conversation_id, contact.contact.id, "f", attachment_files=[("a", "text/plain", b"x")]
+        )
+        assert replied.last_part is not None
+        url = replied.last_part.attachments[0].url
+        assert url.startswith(f"{address.url}/intercom/_sandbox/files/")
+        assert (await http.get(url)).content == b"x"
+
+
+async def test_lifespan_runs_the_outbox(nursery: trio.Nursery, sink: Sink) -> None:
+    sandbox = IntercomSandbox(
+        access_tokens=[TOKEN], config=SandboxConfig(client_secret=SECRET, webhook_url=sink.url)
+    )
+    address = await nursery.start(serve_asgi, sandbox.app, hypercorn_config("127.0.0.1:0"))
+    async with httpx.AsyncClient(base_url=address.url) as http:
+        client = IntercomClient(http, access_token=TOKEN)
+        contact = await client.create_contact(role="lead", phone="+1")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        await client.reply_as_admin(conversation_id, "991267601", "note", message_type="note")
+    with trio.fail_after(5):
+        await sink.wait_for(1)
+    assert parse_notification(sink.received[0][0]).topic == "conversation.admin.noted"
