@@ -1,4 +1,82 @@
-"""Channel adapters (WhatsApp Cloud API, Twilio, Telegram): pure verify/parse/build functions
-plus one thin I/O edge each. Filled in by the channel-adapter work."""
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
 
-__all__: list[str] = []
+Layers: pure, sans-io functions per provider (``verify_*`` signatures, ``parse_*`` webhooks
+into normalized events, request building and error classification) under a thin httpx edge
+per provider (``*Client``: media download with a host allow-list and a size cap, sends).
+The sandbox (fake provider APIs) and the signed webhook builders are product code used by the
+demo, the load test and the tests.
+
+Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
+"""
+
+from ._errors import ChannelError as ChannelError
+from ._errors import MediaHostForbidden as MediaHostForbidden
+from ._errors import MediaTooLarge as MediaTooLarge
+from ._errors import MediaUnavailable as MediaUnavailable
+from ._errors import OutsideCustomerWindow as OutsideCustomerWindow
+from ._errors import PayloadInvalid as PayloadInvalid
+from ._errors import PayloadTooLarge as PayloadTooLarge
+from ._errors import RecipientUnavailable as RecipientUnavailable
+from ._errors import SendRateLimited as SendRateLimited
+from ._errors import SendRejected as SendRejected
+from ._errors import SendTransient as SendTransient
+from ._errors import SignatureInvalid as SignatureInvalid
+from ._errors import WebhookRejected as WebhookRejected
+from ._model import Channel as Channel
+from ._model import DeliveryStatus as DeliveryStatus
+from ._model import DownloadedMedia as DownloadedMedia
+from ._model import Ignored as Ignored
+from ._model import InboundMessage as InboundMessage
+from ._model import Location as Location
+from ._model import MediaKind as MediaKind
+from ._model import MediaRef as MediaRef
+from ._model import OutboundMedia as OutboundMedia
+from ._model import ParsedEvent as ParsedEvent
+from ._model import ThreadKey as ThreadKey
+from ._telegram import parse_telegram as parse_telegram
+from ._telegram import telegram_bot_id as telegram_bot_id
+from ._telegram import verify_telegram_secret as verify_telegram_secret
+from ._twilio import parse_twilio as parse_twilio
+from ._twilio import twilio_form_params as twilio_form_params
+from ._twilio import twilio_signature as twilio_signature
+from ._twilio import verify_twilio_signature as verify_twilio_signature
+from ._whatsapp import parse_whatsapp as parse_whatsapp
+from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
+from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "DeliveryStatus",
+    "DownloadedMedia",
+    "Ignored",
+    "InboundMessage",
+    "Location",
+    "MediaHostForbidden",
+    "MediaKind",
+    "MediaRef",
+    "MediaTooLarge",
+    "MediaUnavailable",
+    "OutboundMedia",
+    "OutsideCustomerWindow",
+    "ParsedEvent",
+    "PayloadInvalid",
+    "PayloadTooLarge",
+    "RecipientUnavailable",
+    "SendRateLimited",
+    "SendRejected",
+    "SendTransient",
+    "SignatureInvalid",
+    "ThreadKey",
+    "WebhookRejected",
+    "parse_telegram",
+    "parse_twilio",
+    "parse_whatsapp",
+    "telegram_bot_id",
+    "twilio_form_params",
+    "twilio_signature",
+    "verify_telegram_secret",
+    "verify_twilio_signature",
+    "verify_whatsapp_handshake",
+    "verify_whatsapp_signature",
+]
