@@ -36,13 +36,22 @@ from ._model import ThreadKey as ThreadKey
 from ._telegram import parse_telegram as parse_telegram
 from ._telegram import telegram_bot_id as telegram_bot_id
 from ._telegram import verify_telegram_secret as verify_telegram_secret
+from ._telegram_api import TelegramClient as TelegramClient
+from ._telegram_api import TelegramConfig as TelegramConfig
+from ._telegram_api import classify_telegram_error as classify_telegram_error
 from ._twilio import parse_twilio as parse_twilio
 from ._twilio import twilio_form_params as twilio_form_params
 from ._twilio import twilio_signature as twilio_signature
 from ._twilio import verify_twilio_signature as verify_twilio_signature
+from ._twilio_api import TwilioClient as TwilioClient
+from ._twilio_api import TwilioConfig as TwilioConfig
+from ._twilio_api import classify_twilio_error as classify_twilio_error
 from ._whatsapp import parse_whatsapp as parse_whatsapp
 from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
+from ._whatsapp_api import WhatsAppClient as WhatsAppClient
+from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
+from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
 
 __all__ = [
     "Channel",
@@ -67,8 +76,17 @@ __all__ = [
     "SendRejected",
     "SendTransient",
     "SignatureInvalid",
+    "TelegramClient",
+    "TelegramConfig",
     "ThreadKey",
+    "TwilioClient",
+    "TwilioConfig",
     "WebhookRejected",
+    "WhatsAppClient",
+    "WhatsAppConfig",
+    "classify_telegram_error",
+    "classify_twilio_error",
+    "classify_whatsapp_error",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
