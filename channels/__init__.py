@@ -9,6 +9,15 @@ demo, the load test and the tests.
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
 
+from ._builders import SignedWebhook as SignedWebhook
+from ._builders import WebhookMedia as WebhookMedia
+from ._builders import WhatsAppInbound as WhatsAppInbound
+from ._builders import telegram_message_webhook as telegram_message_webhook
+from ._builders import twilio_message_webhook as twilio_message_webhook
+from ._builders import twilio_status_webhook as twilio_status_webhook
+from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
+from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
+from ._builders import whatsapp_webhook as whatsapp_webhook
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -33,6 +42,11 @@ from ._model import MediaRef as MediaRef
 from ._model import OutboundMedia as OutboundMedia
 from ._model import ParsedEvent as ParsedEvent
 from ._model import ThreadKey as ThreadKey
+from ._sandbox import ProviderSandbox as ProviderSandbox
+from ._sandbox_state import SandboxCredentials as SandboxCredentials
+from ._sandbox_state import SandboxFailure as SandboxFailure
+from ._sandbox_state import SentMessage as SentMessage
+from ._sandbox_state import StoredMedia as StoredMedia
 from ._telegram import parse_telegram as parse_telegram
 from ._telegram import telegram_bot_id as telegram_bot_id
 from ._telegram import verify_telegram_secret as verify_telegram_secret
@@ -71,19 +85,27 @@ __all__ = [
     "ParsedEvent",
     "PayloadInvalid",
     "PayloadTooLarge",
+    "ProviderSandbox",
     "RecipientUnavailable",
+    "SandboxCredentials",
+    "SandboxFailure",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
+    "SentMessage",
     "SignatureInvalid",
+    "SignedWebhook",
+    "StoredMedia",
     "TelegramClient",
     "TelegramConfig",
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppInbound",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
@@ -91,10 +113,16 @@ __all__ = [
     "parse_twilio",
     "parse_whatsapp",
     "telegram_bot_id",
+    "telegram_message_webhook",
     "twilio_form_params",
+    "twilio_message_webhook",
     "twilio_signature",
+    "twilio_status_webhook",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
+    "whatsapp_status_webhook",
+    "whatsapp_text_webhook",
+    "whatsapp_webhook",
 ]
