@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 import httpx
 
@@ -161,7 +161,7 @@ async def fetch_capped(
     target = httpx.URL(url)
     for _ in range(_MAX_REDIRECTS + 1):
         origin = check_allowed(target, allowed)
-        headers = dict((auth_for or {}).get(origin, {}))
+        headers = {"Accept-Encoding": "identity", **(auth_for or {}).get(origin, {})}
         request = client.build_request("GET", target, headers=headers)
         async with transport_errors(what):
             response = await client.send(request, stream=True, follow_redirects=False)
@@ -190,9 +190,17 @@ async def _read_capped(response: httpx.Response, max_bytes: int, what: str) -> b
         raise MediaTooLarge(f"{what}: {declared} bytes declared, cap is {max_bytes}")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > max_bytes:
-            raise MediaTooLarge(f"{what}: more than {max_bytes} bytes")
-        chunks.append(chunk)
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        # We asked for identity; refusing anything else also rules out decompression bombs.
+        raise SendRejected(f"{what}: unexpected content-encoding {encoding[:20]!r}")
+    # aiter_raw is httpx's innermost generator: closing it releases the connection at once.
+    # (It is an async generator; httpx annotates it as a plain AsyncIterator.)
+    raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())
+    async with aclosing(raw) as stream:
+        async for chunk in stream:
+            total += len(chunk)
+            if total > max_bytes:
+                raise MediaTooLarge(f"{what}: more than {max_bytes} bytes")
+            chunks.append(chunk)
     return b"".join(chunks)

@@ -174,10 +174,10 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
     rest = parts[3:]
     if rest == ["Messages.json"] and request.method == "POST":
         return _twilio_send(state, request)
-    if len(rest) == 5 and rest[0] == "Messages" and rest[2] == "Media" and request.method == "GET":
-        if rest[4] not in state.media:
+    if len(rest) == 4 and rest[0] == "Messages" and rest[2] == "Media" and request.method == "GET":
+        if rest[3] not in state.media:
             return _twilio_error(404, 20404, "The requested resource was not found")
-        location = f"{request.base_url}/twilio/_cdn/{rest[4]}"
+        location = f"{request.base_url}/twilio/_cdn/{rest[3]}"
         return Reply(307, content_type="text/plain", headers={"Location": location})
     return _twilio_error(404, 20404, "The requested resource was not found")
 
