@@ -19,6 +19,8 @@ from channels import (
     TelegramClient,
     TelegramConfig,
     ThreadKey,
+    TwilioClient,
+    WhatsAppClient,
 )
 
 from .conftest import Served
@@ -170,7 +172,7 @@ async def test_telegram_failures_are_classified(
 async def test_bad_credentials_are_rejected_without_leaking_them(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    clients = [
+    clients: list[tuple[WhatsAppClient | TwilioClient | TelegramClient, ThreadKey]] = [
         (whatsapp(http, served, access_token=SecretStr("leak-1")), WA_KEY),
         (twilio(http, served, auth_token=SecretStr("leak-2")), SMS_KEY),
         (telegram(http, served, bot_token=SecretStr("1:leak-3")), TG_KEY),
