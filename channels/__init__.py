@@ -1,4 +1,128 @@
-"""Channel adapters (WhatsApp Cloud API, Twilio, Telegram): pure verify/parse/build functions
-plus one thin I/O edge each. Filled in by the channel-adapter work."""
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
 
-__all__: list[str] = []
+Layers: pure, sans-io functions per provider (``verify_*`` signatures, ``parse_*`` webhooks
+into normalized events, request building and error classification) under a thin httpx edge
+per provider (``*Client``: media download with a host allow-list and a size cap, sends).
+The sandbox (fake provider APIs) and the signed webhook builders are product code used by the
+demo, the load test and the tests.
+
+Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
+"""
+
+from ._builders import SignedWebhook as SignedWebhook
+from ._builders import WebhookMedia as WebhookMedia
+from ._builders import WhatsAppInbound as WhatsAppInbound
+from ._builders import telegram_message_webhook as telegram_message_webhook
+from ._builders import twilio_message_webhook as twilio_message_webhook
+from ._builders import twilio_status_webhook as twilio_status_webhook
+from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
+from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
+from ._builders import whatsapp_webhook as whatsapp_webhook
+from ._errors import ChannelError as ChannelError
+from ._errors import MediaHostForbidden as MediaHostForbidden
+from ._errors import MediaTooLarge as MediaTooLarge
+from ._errors import MediaUnavailable as MediaUnavailable
+from ._errors import OutsideCustomerWindow as OutsideCustomerWindow
+from ._errors import PayloadInvalid as PayloadInvalid
+from ._errors import PayloadTooLarge as PayloadTooLarge
+from ._errors import RecipientUnavailable as RecipientUnavailable
+from ._errors import SendRateLimited as SendRateLimited
+from ._errors import SendRejected as SendRejected
+from ._errors import SendTransient as SendTransient
+from ._errors import SignatureInvalid as SignatureInvalid
+from ._errors import WebhookRejected as WebhookRejected
+from ._model import Channel as Channel
+from ._model import DeliveryStatus as DeliveryStatus
+from ._model import DownloadedMedia as DownloadedMedia
+from ._model import Ignored as Ignored
+from ._model import InboundMessage as InboundMessage
+from ._model import Location as Location
+from ._model import MediaKind as MediaKind
+from ._model import MediaRef as MediaRef
+from ._model import OutboundMedia as OutboundMedia
+from ._model import ParsedEvent as ParsedEvent
+from ._model import ThreadKey as ThreadKey
+from ._sandbox import ProviderSandbox as ProviderSandbox
+from ._sandbox_state import SandboxCredentials as SandboxCredentials
+from ._sandbox_state import SandboxFailure as SandboxFailure
+from ._sandbox_state import SentMessage as SentMessage
+from ._sandbox_state import StoredMedia as StoredMedia
+from ._telegram import parse_telegram as parse_telegram
+from ._telegram import telegram_bot_id as telegram_bot_id
+from ._telegram import verify_telegram_secret as verify_telegram_secret
+from ._telegram_api import TelegramClient as TelegramClient
+from ._telegram_api import TelegramConfig as TelegramConfig
+from ._telegram_api import classify_telegram_error as classify_telegram_error
+from ._twilio import parse_twilio as parse_twilio
+from ._twilio import twilio_form_params as twilio_form_params
+from ._twilio import twilio_signature as twilio_signature
+from ._twilio import verify_twilio_signature as verify_twilio_signature
+from ._twilio_api import TwilioClient as TwilioClient
+from ._twilio_api import TwilioConfig as TwilioConfig
+from ._twilio_api import classify_twilio_error as classify_twilio_error
+from ._whatsapp import parse_whatsapp as parse_whatsapp
+from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
+from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
+from ._whatsapp_api import WhatsAppClient as WhatsAppClient
+from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
+from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "DeliveryStatus",
+    "DownloadedMedia",
+    "Ignored",
+    "InboundMessage",
+    "Location",
+    "MediaHostForbidden",
+    "MediaKind",
+    "MediaRef",
+    "MediaTooLarge",
+    "MediaUnavailable",
+    "OutboundMedia",
+    "OutsideCustomerWindow",
+    "ParsedEvent",
+    "PayloadInvalid",
+    "PayloadTooLarge",
+    "ProviderSandbox",
+    "RecipientUnavailable",
+    "SandboxCredentials",
+    "SandboxFailure",
+    "SendRateLimited",
+    "SendRejected",
+    "SendTransient",
+    "SentMessage",
+    "SignatureInvalid",
+    "SignedWebhook",
+    "StoredMedia",
+    "TelegramClient",
+    "TelegramConfig",
+    "ThreadKey",
+    "TwilioClient",
+    "TwilioConfig",
+    "WebhookMedia",
+    "WebhookRejected",
+    "WhatsAppClient",
+    "WhatsAppConfig",
+    "WhatsAppInbound",
+    "classify_telegram_error",
+    "classify_twilio_error",
+    "classify_whatsapp_error",
+    "parse_telegram",
+    "parse_twilio",
+    "parse_whatsapp",
+    "telegram_bot_id",
+    "telegram_message_webhook",
+    "twilio_form_params",
+    "twilio_message_webhook",
+    "twilio_signature",
+    "twilio_status_webhook",
+    "verify_telegram_secret",
+    "verify_twilio_signature",
+    "verify_whatsapp_handshake",
+    "verify_whatsapp_signature",
+    "whatsapp_status_webhook",
+    "whatsapp_text_webhook",
+    "whatsapp_webhook",
+]

@@ -1,0 +1,311 @@
+"""Correctly signed provider webhooks, in the providers' real formats.
+
+Used by the demo, the load test and the tests to play the provider's side: the output of each
+builder is exactly what the provider would POST (body bytes plus headers), and it parses with
+this package's own parsers. Attachments reference media by provider reference, for example an
+id from :meth:`ProviderSandbox.add_media` (a Twilio ``MediaUrl`` from
+:meth:`ProviderSandbox.twilio_media_url`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from ._model import MediaKind
+from ._twilio import twilio_signature
+
+__all__ = [
+    "SignedWebhook",
+    "WebhookMedia",
+    "WhatsAppInbound",
+    "telegram_message_webhook",
+    "twilio_message_webhook",
+    "twilio_status_webhook",
+    "whatsapp_status_webhook",
+    "whatsapp_text_webhook",
+    "whatsapp_webhook",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedWebhook:
+    """A webhook request as the provider sends it; ``headers`` include the content type."""
+
+    body: bytes
+    headers: dict[str, str]
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMedia:
+    """An attachment in a built webhook: ``ref`` is the WhatsApp media id, Twilio media URL or
+    Telegram file_id."""
+
+    ref: str
+    mime_type: str
+    filename: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    voice: bool = False
+
+    @property
+    def kind(self) -> MediaKind:
+        kind = MediaKind.from_mime(self.mime_type)
+        return MediaKind.VOICE if kind is MediaKind.AUDIO and self.voice else kind
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppInbound:
+    """One customer message in a WhatsApp webhook batch."""
+
+    from_phone: str  # wa_id, digits without "+"
+    text: str | None = None
+    media: WebhookMedia | None = None
+    message_id: str = field(default_factory=lambda: f"wamid.{uuid.uuid4().hex}")
+    name: str | None = None
+    sent_at: datetime | None = None
+    reply_to: str | None = None
+
+
+def _unix(when: datetime | None) -> int:
+    return int((when or datetime.now(UTC)).timestamp())
+
+
+def _json(data: object) -> bytes:
+    # Meta sends compact JSON with non-ASCII escaped; the signature covers these exact bytes.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _whatsapp_signed(app_secret: str, value: dict[str, object]) -> SignedWebhook:
+    envelope = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "100000000000001", "changes": [{"value": value, "field": "messages"}]}],
+    }
+    body = _json(envelope)
+    signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    return SignedWebhook(body, headers, "application/json")
+
+
+def _metadata(phone_number_id: str) -> dict[str, str]:
+    return {"display_phone_number": "15550002222", "phone_number_id": phone_number_id}
+
+
+def _whatsapp_message(message: WhatsAppInbound) -> dict[str, object]:
+    data: dict[str, object] = {
+        "from": message.from_phone,
+        "id": message.message_id,
+        "timestamp": str(_unix(message.sent_at)),
+    }
+    if message.reply_to:
+        data["context"] = {"from": "15550002222", "id": message.reply_to}
+    media = message.media
+    if media is None:
+        data.update(type="text", text={"body": message.text or ""})
+        return data
+    kind = {MediaKind.VOICE: "audio", MediaKind.STICKER: "sticker"}.get(
+        media.kind, media.kind.value
+    )
+    payload: dict[str, object] = {"mime_type": media.mime_type, "id": media.ref}
+    if media.sha256:
+        payload["sha256"] = media.sha256
+    if message.text and kind in ("image", "video", "document"):
+        payload["caption"] = message.text
+    if media.filename and kind == "document":
+        payload["filename"] = media.filename
+    if kind == "audio":
+        payload["voice"] = media.voice
+    data.update(type=kind, **{kind: payload})
+    return data
+
+
+def whatsapp_webhook(
+    app_secret: str, phone_number_id: str, messages: Sequence[WhatsAppInbound]
+) -> SignedWebhook:
+    """A signed WhatsApp webhook carrying ``messages`` (a batch) in one change, in order."""
+    contacts: dict[str, dict[str, object]] = {}
+    for message in messages:
+        contacts.setdefault(
+            message.from_phone,
+            {"profile": {"name": message.name or "Sandbox Customer"}, "wa_id": message.from_phone},
+        )
+    value: dict[str, object] = {
+        "messaging_product": "whatsapp",
+        "metadata": _metadata(phone_number_id),
+        "contacts": list(contacts.values()),
+        "messages": [_whatsapp_message(m) for m in messages],
+    }
+    return _whatsapp_signed(app_secret, value)
+
+
+def whatsapp_text_webhook(
+    app_secret: str,
+    phone_number_id: str,
+    from_phone: str,
+    text: str,
+    *,
+    message_id: str | None = None,
+    name: str | None = None,
+    media: WebhookMedia | None = None,
+) -> SignedWebhook:
+    """A signed WhatsApp webhook with one text (or captioned media) message."""
+    inbound = WhatsAppInbound(from_phone, text=text, media=media, name=name)
+    if message_id is not None:
+        inbound = dataclasses.replace(inbound, message_id=message_id)
+    return whatsapp_webhook(app_secret, phone_number_id, [inbound])
+
+
+def whatsapp_status_webhook(
+    app_secret: str,
+    phone_number_id: str,
+    recipient: str,
+    message_id: str,
+    status: str,
+    *,
+    error_code: int | None = None,
+    error_title: str | None = None,
+    at: datetime | None = None,
+) -> SignedWebhook:
+    """A signed WhatsApp status (receipt) webhook for one of our outbound messages."""
+    entry: dict[str, object] = {
+        "id": message_id,
+        "status": status,
+        "timestamp": str(_unix(at)),
+        "recipient_id": recipient,
+    }
+    if error_code is not None:
+        title = error_title or "Error"
+        entry["errors"] = [{"code": error_code, "title": title, "message": title}]
+    value: dict[str, object] = {
+        "messaging_product": "whatsapp",
+        "metadata": _metadata(phone_number_id),
+        "statuses": [entry],
+    }
+    return _whatsapp_signed(app_secret, value)
+
+
+def _twilio_signed(auth_token: str, url: str, pairs: list[tuple[str, str]]) -> SignedWebhook:
+    content_type = "application/x-www-form-urlencoded"
+    headers = {
+        "Content-Type": content_type,
+        "X-Twilio-Signature": twilio_signature(url, pairs, auth_token),
+    }
+    return SignedWebhook(urlencode(pairs).encode(), headers, content_type)
+
+
+def twilio_message_webhook(
+    auth_token: str,
+    url: str,
+    *,
+    account_sid: str,
+    to: str,
+    from_: str,
+    body: str = "",
+    media: Sequence[WebhookMedia] = (),
+    message_sid: str | None = None,
+    profile_name: str | None = None,
+) -> SignedWebhook:
+    """A signed Twilio inbound-message webhook for the public ``url`` Twilio posts to.
+
+    ``to``/``from_`` carry Twilio's ``whatsapp:`` prefix for the WhatsApp sender.
+    """
+    sid = message_sid or ("MM" if media else "SM") + uuid.uuid4().hex
+    pairs = [("SmsMessageSid", sid), ("NumMedia", str(len(media)))]
+    for index, item in enumerate(media):
+        pairs += [(f"MediaContentType{index}", item.mime_type), (f"MediaUrl{index}", item.ref)]
+    pairs += [("SmsSid", sid), ("SmsStatus", "received"), ("Body", body), ("To", to)]
+    pairs += [("NumSegments", "1"), ("MessageSid", sid), ("AccountSid", account_sid)]
+    pairs += [("From", from_), ("ApiVersion", "2010-04-01")]
+    if profile_name is not None:
+        pairs += [("ProfileName", profile_name), ("WaId", from_.rpartition(":")[2].lstrip("+"))]
+    return _twilio_signed(auth_token, url, pairs)
+
+
+def twilio_status_webhook(
+    auth_token: str,
+    url: str,
+    *,
+    account_sid: str,
+    to: str,
+    from_: str,
+    message_sid: str,
+    status: str,
+    error_code: int | None = None,
+) -> SignedWebhook:
+    """A signed Twilio status callback for our outbound ``message_sid`` (``to`` = customer)."""
+    pairs = [("SmsSid", message_sid), ("SmsStatus", status), ("MessageStatus", status)]
+    if error_code is not None:
+        pairs.append(("ErrorCode", str(error_code)))
+    pairs += [("To", to), ("MessageSid", message_sid), ("AccountSid", account_sid)]
+    pairs += [("From", from_), ("ApiVersion", "2010-04-01")]
+    return _twilio_signed(auth_token, url, pairs)
+
+
+def telegram_message_webhook(
+    secret_token: str,
+    *,
+    chat_id: int,
+    message_id: int,
+    text: str | None = None,
+    media: WebhookMedia | None = None,
+    update_id: int | None = None,
+    first_name: str = "Sandbox",
+    last_name: str | None = "Customer",
+    sent_at: datetime | None = None,
+    reply_to: int | None = None,
+) -> SignedWebhook:
+    """A Telegram ``message`` update from a private chat, with the secret-token header.
+
+    With ``media``, ``text`` becomes the caption; images arrive as ``photo`` sizes.
+    """
+    user: dict[str, object] = {"id": chat_id, "is_bot": False, "first_name": first_name}
+    if last_name is not None:
+        user["last_name"] = last_name
+    message: dict[str, object] = {
+        "message_id": message_id,
+        "from": user,
+        "chat": {**user, "type": "private"},
+        "date": _unix(sent_at),
+    }
+    if reply_to is not None:
+        message["reply_to_message"] = {
+            "message_id": reply_to,
+            "date": _unix(sent_at),
+            "chat": message["chat"],
+        }
+    if media is None:
+        message["text"] = text or ""
+    else:
+        message.update(_telegram_media(media))
+        if text:
+            message["caption"] = text
+    update = {"update_id": update_id if update_id is not None else message_id, "message": message}
+    body = json.dumps(update, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret_token}
+    return SignedWebhook(body, headers, "application/json")
+
+
+def _telegram_media(media: WebhookMedia) -> dict[str, object]:
+    file: dict[str, object] = {"file_id": media.ref, "file_unique_id": f"U{media.ref[:24]}"}
+    if media.size is not None:
+        file["file_size"] = media.size
+    if media.kind is MediaKind.IMAGE:
+        return {"photo": [{**file, "width": 320, "height": 240}]}
+    file["mime_type"] = media.mime_type
+    name = {
+        MediaKind.AUDIO: "audio",
+        MediaKind.VOICE: "voice",
+        MediaKind.VIDEO: "video",
+        MediaKind.STICKER: "sticker",
+    }.get(media.kind, "document")
+    if media.filename is not None and name in ("document", "audio", "video"):
+        file["file_name"] = media.filename
+    return {name: file}

@@ -1,0 +1,185 @@
+"""The normalized events every provider's webhook parses into, and the media records."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Channel",
+    "DeliveryStatus",
+    "DownloadedMedia",
+    "Ignored",
+    "InboundMessage",
+    "Location",
+    "MediaKind",
+    "MediaRef",
+    "OutboundMedia",
+    "ParsedEvent",
+    "ThreadKey",
+]
+
+
+class Channel(enum.StrEnum):
+    """The provider a thread lives on. Twilio carries both SMS and WhatsApp."""
+
+    WHATSAPP = "whatsapp"
+    TWILIO = "twilio"
+    TELEGRAM = "telegram"
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ThreadKey(_Frozen):
+    """Identity of one customer thread: ``(channel, business account, customer)``.
+
+    ``account`` is the WhatsApp phone_number_id, the Twilio business number (E.164, without
+    Twilio's ``whatsapp:`` channel prefix) or the Telegram bot id; it never contains ``:``.
+    ``customer`` is the WhatsApp wa_id (or business-scoped user id), the Twilio ``From``
+    address *with* its channel prefix (so SMS and Twilio-WhatsApp threads differ), or the
+    Telegram chat id. ``str(key)`` is the stable form ``"{channel}:{account}:{customer}"``.
+    """
+
+    channel: Channel
+    account: str = Field(min_length=1, pattern=r"^[^:]+$")
+    customer: str = Field(min_length=1)
+
+    def __str__(self) -> str:
+        return f"{self.channel.value}:{self.account}:{self.customer}"
+
+    @classmethod
+    def parse(cls, text: str) -> ThreadKey:
+        """Inverse of ``str(key)``. Raises ValueError on a malformed string."""
+        channel, sep1, rest = text.partition(":")
+        account, sep2, customer = rest.partition(":")
+        if not (sep1 and sep2):
+            raise ValueError(f"not a thread key: {text[:80]!r}")
+        return cls(channel=Channel(channel), account=account, customer=customer)
+
+
+class MediaKind(enum.StrEnum):
+    """What kind of attachment a media reference points to."""
+
+    IMAGE = "image"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+    VOICE = "voice"
+    VIDEO = "video"
+    STICKER = "sticker"
+
+    @classmethod
+    def from_mime(cls, mime_type: str | None) -> MediaKind:
+        """Best guess from a MIME type; unknown types are documents."""
+        major = (mime_type or "").split("/", 1)[0].strip().lower()
+        return {"image": cls.IMAGE, "audio": cls.AUDIO, "video": cls.VIDEO}.get(major, cls.DOCUMENT)
+
+
+class MediaRef(_Frozen):
+    """A provider's reference to an attachment, to download later.
+
+    ``ref`` is the WhatsApp media id, the Twilio ``MediaUrlN`` or the Telegram ``file_id``.
+    Metadata fields are None when the provider did not send them.
+    """
+
+    kind: MediaKind
+    ref: str
+    mime_type: str | None = None
+    size: int | None = None
+    filename: str | None = None
+    sha256: str | None = None
+
+
+class Location(_Frozen):
+    """A shared location (WhatsApp, Twilio-WhatsApp, Telegram location or venue)."""
+
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class InboundMessage(_Frozen):
+    """One customer message, normalized.
+
+    ``provider_message_id`` is the dedupe key, stable across redeliveries: the WhatsApp
+    ``wamid``, the Twilio ``MessageSid``, or ``"{chat_id}:{message_id}"`` for Telegram (message
+    ids are only unique per chat; ``update_id`` would also be stable but jumps after a week).
+    ``text`` holds the body, or the caption for media. ``phone`` is E.164 when the channel
+    identifies the customer by phone number, else None.
+    """
+
+    kind: Literal["message"] = "message"
+    key: ThreadKey
+    provider_message_id: str
+    phone: str | None = None
+    profile_name: str | None = None
+    sent_at: AwareDatetime
+    text: str | None = None
+    attachments: tuple[MediaRef, ...] = ()
+    location: Location | None = None
+    reply_to: str | None = None
+
+
+class DeliveryStatus(_Frozen):
+    """A receipt for one of OUR outbound messages (sent, delivered, read, failed, …).
+
+    ``provider_message_id`` is the id the provider returned when we sent. ``key`` is None
+    when the receipt does not name both ends of the thread.
+    """
+
+    kind: Literal["status"] = "status"
+    key: ThreadKey | None
+    provider_message_id: str
+    status: str
+    error_code: int | None = None
+    error_title: str | None = None
+    at: AwareDatetime | None = None
+
+
+class Ignored(_Frozen):
+    """An event we acknowledge but do not bridge; ``reason`` is one line."""
+
+    kind: Literal["ignored"] = "ignored"
+    reason: str
+
+
+ParsedEvent = InboundMessage | DeliveryStatus | Ignored
+"""What a webhook parser yields, in payload order."""
+
+
+class DownloadedMedia(_Frozen):
+    """The bytes of a downloaded attachment and what we know about them."""
+
+    content: bytes
+    mime_type: str | None = None
+    filename: str | None = None
+
+
+class OutboundMedia(_Frozen):
+    """An attachment to send to a customer.
+
+    Give ``url`` (a public URL the provider can fetch, for example the Intercom attachment
+    URL), ``content`` (bytes we upload), or both; each provider uses what it supports best:
+    WhatsApp sends ``link`` when there is a URL and uploads otherwise, Telegram uploads bytes
+    when given and passes the URL otherwise, Twilio only accepts a URL (``MediaUrl``).
+    """
+
+    mime_type: str
+    filename: str | None = None
+    url: str | None = None
+    content: bytes | None = None

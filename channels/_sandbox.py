@@ -1,0 +1,200 @@
+"""The sandbox providers: one ASGI app serving fake WhatsApp, Twilio and Telegram APIs.
+
+Mount points (relative to wherever the app is served; a router may strip a prefix and put it
+in ``root_path``)::
+
+    /whatsapp/{version}/...     Graph API subset    THREADLINE_WHATSAPP_BASE_URL = …/whatsapp/v21.0
+    /twilio/2010-04-01/...      Twilio REST subset  THREADLINE_TWILIO_BASE_URL   = …/twilio
+    /telegram/bot{token}/...    Bot API subset      THREADLINE_TELEGRAM_BASE_URL = …/telegram
+
+Control and inspection over HTTP (JSON)::
+
+    POST   /_sandbox/media?mime_type=…&filename=…   body = bytes → {"id", "twilio_media_path"}
+    GET    /_sandbox/sent[?channel=…&since=N]       recorded sends, oldest first (seq > since)
+    DELETE /_sandbox/sent
+    POST   /_sandbox/failures  {"channel","recipient","failure","times"?,"retry_after"?}
+    DELETE /_sandbox/failures
+    GET    /_sandbox/health
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import _sandbox_fakes as fakes
+from ._model import Channel
+from ._sandbox_http import (
+    BodyTooLarge,
+    Receive,
+    Reply,
+    Request,
+    Scope,
+    Send,
+    read_request,
+    write_reply,
+)
+from ._sandbox_state import (
+    SandboxCredentials,
+    SandboxFailure,
+    SandboxState,
+    SentMessage,
+    StoredMedia,
+)
+
+__all__ = ["ProviderSandbox"]
+
+_Handler = Callable[[SandboxState, Request, list[str]], Reply]
+_PROVIDERS: Final[dict[str, _Handler]] = {
+    "whatsapp": fakes.whatsapp,
+    "twilio": fakes.twilio,
+    "telegram": fakes.telegram,
+}
+
+
+class _FailureScript(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    recipient: str
+    failure: SandboxFailure
+    times: int | None = None
+    retry_after: int = 1
+
+
+class ProviderSandbox:
+    """Fake WhatsApp Graph, Twilio and Telegram Bot APIs in one ASGI app (handles lifespan).
+
+    Checks credentials like the real APIs (``credentials``), records every accepted send, lets
+    callers register media and script per-recipient failures. Not thread-safe; it lives in
+    one Trio run like the rest of the process.
+    """
+
+    def __init__(self, credentials: SandboxCredentials | None = None) -> None:
+        self.credentials = credentials or SandboxCredentials()
+        self._state = SandboxState(self.credentials)
+
+    # --- in-process control and inspection ----------------------------------------------
+
+    def add_media(self, content: bytes, mime_type: str, filename: str | None = None) -> str:
+        """Store media; the returned id is a WhatsApp media id, a Telegram file_id and a
+        Twilio media sid (see :meth:`twilio_media_url`)."""
+        return self._state.add_media(content, mime_type, filename)
+
+    def media(self, media_id: str) -> StoredMedia | None:
+        """Media registered here or uploaded by a send."""
+        return self._state.media.get(media_id)
+
+    def twilio_media_path(self, media_id: str) -> str:
+        """The media resource path under the Twilio base URL."""
+        sid = self.credentials.twilio_account_sid
+        return f"/2010-04-01/Accounts/{sid}/Messages/MM{media_id:0>32}/Media/{media_id}"
+
+    def twilio_media_url(self, twilio_base_url: str, media_id: str) -> str:
+        """A ``MediaUrlN`` for a webhook: ``{THREADLINE_TWILIO_BASE_URL}{path}``."""
+        return twilio_base_url.rstrip("/") + self.twilio_media_path(media_id)
+
+    def sent(self, channel: Channel | None = None, *, since: int = 0) -> list[SentMessage]:
+        """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
+        tail = self._state.sent[since:] if since >= 0 else self._state.sent
+        return [m for m in tail if channel is None or m.channel is channel]
+
+    def clear_sent(self) -> None:
+        self._state.sent.clear()
+
+    def fail(
+        self,
+        channel: Channel,
+        recipient: str,
+        failure: SandboxFailure,
+        *,
+        times: int | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
+        prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared)."""
+        self._state.script(channel, recipient, failure, times=times, retry_after=retry_after)
+
+    def clear_failures(self) -> None:
+        self._state.clear_failures()
+
+    # --- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = await read_request(scope, receive)
+        except BodyTooLarge:
+            await write_reply(send, Reply.json(413, {"error": "request body too large"}))
+            return
+        await write_reply(send, self._route(request))
+
+    def _route(self, request: Request) -> Reply:
+        segments = request.segments()
+        if not segments:
+            return Reply.json(404, {"error": "not found"})
+        head, rest = segments[0], segments[1:]
+        try:
+            if head == "_sandbox":
+                return self._control(request, rest)
+            handler = _PROVIDERS.get(head)
+            if handler is None:
+                return Reply.json(404, {"error": "not found"})
+            return handler(self._state, request, rest)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Reply.json(400, {"error": f"bad request: {type(exc).__name__}"})
+
+    def _control(self, request: Request, rest: list[str]) -> Reply:
+        route = (request.method, "/".join(rest))
+        if route == ("GET", "health"):
+            return Reply.json(200, {"ok": True})
+        if route == ("POST", "media"):
+            mime = request.query.get("mime_type") or request.headers.get("content-type")
+            media_id = self.add_media(
+                request.body, mime or "application/octet-stream", request.query.get("filename")
+            )
+            return Reply.json(
+                200, {"id": media_id, "twilio_media_path": self.twilio_media_path(media_id)}
+            )
+        if route == ("GET", "sent"):
+            channel = request.query.get("channel")
+            since = request.query.get("since", "0")
+            sent = self.sent(Channel(channel) if channel else None, since=int(since))
+            return Reply(200, json.dumps([m.model_dump(mode="json") for m in sent]).encode())
+        if route == ("DELETE", "sent"):
+            self.clear_sent()
+            return Reply.json(200, {"ok": True})
+        if route == ("POST", "failures"):
+            try:
+                script = _FailureScript.model_validate_json(request.body)
+            except ValidationError:
+                return Reply.json(400, {"error": "expected channel, recipient, failure"})
+            self.fail(
+                script.channel,
+                script.recipient,
+                script.failure,
+                times=script.times,
+                retry_after=script.retry_after,
+            )
+            return Reply.json(200, {"ok": True})
+        if route == ("DELETE", "failures"):
+            self.clear_failures()
+            return Reply.json(200, {"ok": True})
+        return Reply.json(404, {"error": "not found"})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

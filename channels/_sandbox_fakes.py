@@ -1,0 +1,339 @@
+"""The three fake provider APIs: WhatsApp Graph, Twilio Messages, Telegram Bot API.
+
+Each checks credentials like the real API, answers in the real shapes, records sends and
+fails as scripted. Handlers take the request with its path split into segments after the
+provider prefix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Final
+
+from ._model import Channel, MediaKind
+from ._sandbox_http import Reply, Request, Upload
+from ._sandbox_state import SandboxFailure, SandboxState
+
+__all__ = ["telegram", "twilio", "whatsapp"]
+
+_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+# --- WhatsApp Graph ------------------------------------------------------------------------
+
+
+def _graph_error(status: int, code: int, message: str, **headers: str) -> Reply:
+    error = {"message": f"(#{code}) {message}", "type": "OAuthException", "code": code}
+    return Reply.json(status, {"error": {**error, "fbtrace_id": "Sandbox"}}, **headers)
+
+
+_WA_FAILURES: Final = {
+    SandboxFailure.BLOCKED: (400, 131026, "Message undeliverable"),
+    SandboxFailure.OUTSIDE_WINDOW: (400, 131047, "Re-engagement message"),
+    SandboxFailure.RATE_LIMITED: (429, 130429, "Rate limit hit"),
+    SandboxFailure.SERVER_ERROR: (500, 131000, "Something went wrong"),
+}
+
+
+def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
+    """``/whatsapp/{version}/{media_id}``, ``/whatsapp/{version}/{phone_number_id}/messages``,
+    ``/whatsapp/{version}/{phone_number_id}/media`` and the media bytes ``/whatsapp/_media/{id}``.
+    """
+    if not _same(request.bearer(), state.credentials.whatsapp_access_token):
+        return _graph_error(401, 190, "Invalid OAuth access token")
+    if len(parts) == 2 and parts[0] == "_media" and request.method == "GET":
+        media = state.media.get(parts[1])
+        if media is None:
+            return _graph_error(404, 100, "Unknown media")
+        return Reply.raw(media.content, media.mime_type)
+    if len(parts) == 2 and request.method == "GET":
+        media = state.media.get(parts[1])
+        if media is None:
+            return _graph_error(400, 100, "Unsupported get request. Object does not exist")
+        return Reply.json(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{request.base_url}/whatsapp/_media/{parts[1]}",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256,
+                "file_size": len(media.content),
+                "id": parts[1],
+            },
+        )
+    if len(parts) == 3 and parts[2] == "media" and request.method == "POST":
+        fields, files = request.fields()
+        upload = files.get("file")
+        if upload is None or fields.get("messaging_product") != "whatsapp":
+            return _graph_error(400, 100, "Invalid parameter")
+        mime = fields.get("type") or upload.content_type or "application/octet-stream"
+        return Reply.json(200, {"id": state.add_media(upload.content, mime, upload.filename)})
+    if len(parts) == 3 and parts[2] == "messages" and request.method == "POST":
+        return _whatsapp_send(state, request, parts[1])
+    return _graph_error(404, 100, "Unknown path components")
+
+
+def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) -> Reply:
+    try:
+        body = json.loads(request.body)
+        assert isinstance(body, dict)
+        to, kind = body["to"], body["type"]
+        assert body.get("messaging_product") == "whatsapp"
+        assert isinstance(to, str)
+        assert to
+        assert kind in _KINDS
+        payload = body[kind]
+        assert isinstance(payload, dict)
+    except (ValueError, KeyError, AssertionError):
+        return _graph_error(400, 100, "Invalid parameter")
+    script = state.take_failure(Channel.WHATSAPP, to)
+    if script is not None:
+        status, code, message = _WA_FAILURES[script.failure]
+        return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
+    media_id = payload.get("id")
+    if kind == "text":
+        text = payload.get("body")
+        if not isinstance(text, str) or not text:
+            return _graph_error(400, 100, "Invalid parameter: text.body is required")
+    else:
+        text = payload.get("caption")
+        if media_id is None and not payload.get("link"):
+            return _graph_error(400, 100, "Invalid parameter: media id or link is required")
+        if media_id is not None and media_id not in state.media:
+            return _graph_error(400, 131053, "Media upload error")
+    message_id = f"wamid.SANDBOX{state.next_id():012d}"
+    stored = state.media.get(str(media_id)) if media_id is not None else None
+    context = body.get("context")
+    state.record(
+        channel=Channel.WHATSAPP,
+        account=phone_number_id,
+        to=to,
+        message_id=message_id,
+        type=kind,
+        text=text,
+        media_id=media_id,
+        media_url=payload.get("link"),
+        mime_type=stored.mime_type if stored else None,
+        filename=payload.get("filename"),
+        reply_to=context.get("message_id") if isinstance(context, dict) else None,
+    )
+    return Reply.json(
+        200,
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id}],
+        },
+    )
+
+
+# --- Twilio --------------------------------------------------------------------------------
+
+
+def _twilio_error(status: int, code: int, message: str, **headers: str) -> Reply:
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return Reply.json(status, body, **headers)
+
+
+_TW_FAILURES: Final = {
+    SandboxFailure.BLOCKED: (400, 21610, "Attempt to send to unsubscribed recipient"),
+    SandboxFailure.OUTSIDE_WINDOW: (400, 63016, "Failed to send freeform message outside window"),
+    SandboxFailure.RATE_LIMITED: (429, 20429, "Too Many Requests"),
+    SandboxFailure.SERVER_ERROR: (503, 20500, "Service unavailable"),
+}
+
+
+def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
+    """``/twilio/2010-04-01/Accounts/{sid}/Messages.json``, the media resource
+    ``…/Messages/{MM}/Media/{ME}`` (redirects to ``/twilio/_cdn/{ME}``, like Twilio's CDN)."""
+    creds = state.credentials
+    if len(parts) == 2 and parts[0] == "_cdn" and request.method == "GET":
+        media = state.media.get(parts[1])
+        if media is None:
+            return _twilio_error(404, 20404, "The requested resource was not found")
+        return Reply.raw(media.content, media.mime_type)
+    if len(parts) < 4 or parts[:2] != ["2010-04-01", "Accounts"]:
+        return _twilio_error(404, 20404, "The requested resource was not found")
+    auth = request.basic_auth()
+    if auth is None or not (
+        _same(auth[0], creds.twilio_account_sid)
+        and _same(auth[1], creds.twilio_auth_token)
+        and parts[2] == creds.twilio_account_sid
+    ):
+        return _twilio_error(401, 20003, "Authenticate")
+    rest = parts[3:]
+    if rest == ["Messages.json"] and request.method == "POST":
+        return _twilio_send(state, request)
+    if len(rest) == 4 and rest[0] == "Messages" and rest[2] == "Media" and request.method == "GET":
+        if rest[3] not in state.media:
+            return _twilio_error(404, 20404, "The requested resource was not found")
+        location = f"{request.base_url}/twilio/_cdn/{rest[3]}"
+        return Reply(307, content_type="text/plain", headers={"Location": location})
+    return _twilio_error(404, 20404, "The requested resource was not found")
+
+
+def _twilio_send(state: SandboxState, request: Request) -> Reply:
+    try:
+        pairs = request.form_pairs()
+    except UnicodeDecodeError:
+        return _twilio_error(400, 21602, "Message body is required")
+    fields = dict(pairs)
+    media_urls = [v for k, v in pairs if k == "MediaUrl"]
+    to, sender = fields.get("To", ""), fields.get("From") or fields.get("MessagingServiceSid", "")
+    if not to:
+        return _twilio_error(400, 21604, "A 'To' phone number is required")
+    if not sender:
+        return _twilio_error(400, 21603, "A 'From' phone number is required")
+    if not fields.get("Body") and not media_urls:
+        return _twilio_error(400, 21602, "Message body is required")
+    script = state.take_failure(Channel.TWILIO, to)
+    if script is not None:
+        status, code, message = _TW_FAILURES[script.failure]
+        return _twilio_error(status, code, message, **{"Retry-After": str(script.retry_after)})
+    sid = f"SM{state.next_id():032x}"
+    state.record(
+        channel=Channel.TWILIO,
+        account=sender,
+        to=to,
+        message_id=sid,
+        type="image" if media_urls else "text",
+        text=fields.get("Body") or None,
+        media_url=media_urls[0] if media_urls else None,
+    )
+    account = state.credentials.twilio_account_sid
+    return Reply.json(
+        201,
+        {
+            "sid": sid,
+            "account_sid": account,
+            "to": to,
+            "from": sender,
+            "body": fields.get("Body", ""),
+            "status": "queued",
+            "num_media": str(len(media_urls)),
+            "num_segments": "1",
+            "error_code": None,
+            "error_message": None,
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
+        },
+    )
+
+
+# --- Telegram ------------------------------------------------------------------------------
+
+
+def _tg_error(status: int, description: str, **parameters: int) -> Reply:
+    body: dict[str, object] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return Reply.json(status, body)
+
+
+def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
+    """``/telegram/bot{token}/{method}`` and ``/telegram/file/bot{token}/{file_path}``."""
+    token = state.credentials.telegram_bot_token
+    if len(parts) >= 3 and parts[0] == "file" and request.method == "GET":
+        if not _same(parts[1], f"bot{token}"):
+            return _tg_error(401, "Unauthorized")
+        media = state.media.get(parts[-1]) if parts[2] == "media" else None
+        if media is None:
+            return _tg_error(404, "Not Found")
+        return Reply.raw(media.content, "application/octet-stream")
+    if len(parts) != 2 or not _same(parts[0], f"bot{token}"):
+        return _tg_error(
+            401 if len(parts) == 2 else 404, "Unauthorized" if len(parts) == 2 else "Not Found"
+        )
+    try:
+        fields, files = request.fields()
+    except (ValueError, UnicodeDecodeError):
+        return _tg_error(400, "Bad Request: can't parse request body")
+    method = parts[1]
+    if method == "getFile":
+        file_id = fields.get("file_id", "")
+        media = state.media.get(file_id)
+        if media is None:
+            return _tg_error(400, "Bad Request: invalid file_id")
+        result = {
+            "file_id": file_id,
+            "file_unique_id": f"U{file_id}",
+            "file_size": len(media.content),
+            "file_path": f"media/{file_id}",
+        }
+        return Reply.json(200, {"ok": True, "result": result})
+    if method in ("sendMessage", "sendPhoto", "sendDocument"):
+        return _telegram_send(state, method, fields, files)
+    return _tg_error(404, "Not Found: method not found")
+
+
+def _telegram_send(
+    state: SandboxState, method: str, fields: dict[str, str], files: dict[str, Upload]
+) -> Reply:
+    chat = fields.get("chat_id", "")
+    if not chat.lstrip("-").isdecimal():
+        return _tg_error(400, "Bad Request: chat not found")
+    kind = {"sendMessage": "text", "sendPhoto": "image", "sendDocument": "document"}[method]
+    field = {"text": "text", "image": "photo", "document": "document"}[kind]
+    upload = files.get(field)
+    media_id: str | None = None
+    media_url: str | None = None
+    mime: str | None = None
+    filename: str | None = None
+    if kind == "text":
+        if not fields.get("text"):
+            return _tg_error(400, "Bad Request: message text is empty")
+    elif upload is not None:
+        mime = upload.content_type or "application/octet-stream"
+        filename = upload.filename
+        media_id = state.add_media(upload.content, mime, filename)
+    elif fields.get(field):
+        media_url = fields[field]
+    else:
+        return _tg_error(400, f"Bad Request: there is no {field} in the request")
+    script = state.take_failure(Channel.TELEGRAM, chat)
+    if script is not None:
+        if script.failure is SandboxFailure.RATE_LIMITED:
+            return _tg_error(
+                429,
+                f"Too Many Requests: retry after {script.retry_after}",
+                retry_after=script.retry_after,
+            )
+        if script.failure is SandboxFailure.SERVER_ERROR:
+            return _tg_error(502, "Bad Gateway")
+        return _tg_error(403, "Forbidden: bot was blocked by the user")
+    message_id = state.next_chat_message_id(chat)
+    reply_to = _reply_to(fields.get("reply_parameters"))
+    state.record(
+        channel=Channel.TELEGRAM,
+        account=state.credentials.telegram_bot_token.partition(":")[0],
+        to=chat,
+        message_id=f"{chat}:{message_id}",
+        type=kind if kind != "image" else MediaKind.IMAGE.value,
+        text=fields.get("text") if kind == "text" else fields.get("caption"),
+        media_id=media_id,
+        media_url=media_url,
+        mime_type=mime,
+        filename=filename,
+        reply_to=f"{chat}:{reply_to}" if reply_to is not None else None,
+    )
+    result = {"message_id": message_id, "date": 0, "chat": {"id": int(chat), "type": "private"}}
+    return Reply.json(200, {"ok": True, "result": result})
+
+
+def _reply_to(parameters: str | None) -> int | None:
+    try:
+        value = json.loads(parameters or "null")
+        reply = value.get("message_id") if isinstance(value, dict) else None
+    except ValueError:
+        return None
+    return reply if isinstance(reply, int) else None

@@ -1,0 +1,143 @@
+"""State of the sandbox providers: credentials, stored media, recorded sends, scripted failures.
+
+Everything is a dict or list operation, O(1) per request, so load tests can push thousands of
+sends through one sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import itertools
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._model import Channel
+
+__all__ = [
+    "SandboxCredentials",
+    "SandboxFailure",
+    "SandboxState",
+    "SentMessage",
+    "StoredMedia",
+]
+
+SANDBOX_TWILIO_SID: Final = "AC" + "5a" * 16
+
+
+class SandboxCredentials(BaseModel):
+    """What the fake APIs accept; point the bridge's settings at the same values.
+
+    The defaults are well-known sandbox values, not secrets.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    whatsapp_access_token: str = "sandbox-whatsapp-access-token"  # noqa: S105 - public fake
+    twilio_account_sid: str = SANDBOX_TWILIO_SID
+    twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105 - public fake
+    telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
+
+
+class SandboxFailure(enum.StrEnum):
+    """Ways a scripted recipient fails, each answered in the provider's own error format."""
+
+    BLOCKED = "blocked"
+    """WhatsApp 131026, Twilio 21610, Telegram 403 "bot was blocked by the user"."""
+    OUTSIDE_WINDOW = "outside_window"
+    """WhatsApp 131047, Twilio 63016; Telegram has no window and answers 403."""
+    RATE_LIMITED = "rate_limited"
+    """HTTP 429 with Retry-After (Telegram: ``parameters.retry_after``)."""
+    SERVER_ERROR = "server_error"
+    """HTTP 5xx."""
+
+
+class SentMessage(BaseModel):
+    """One message a fake provider accepted, in acceptance order (``seq``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    channel: Channel
+    account: str = Field(description="phone_number_id, Twilio From, or Telegram bot id")
+    to: str
+    message_id: str
+    type: str = Field(description="text, image, document, audio, video")
+    text: str | None = None
+    media_id: str | None = None
+    media_url: str | None = None
+    mime_type: str | None = None
+    filename: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    content: bytes
+    mime_type: str
+    filename: str | None
+    sha256: str  # base64, as the Graph API reports it
+
+
+@dataclass(slots=True)
+class _Script:
+    failure: SandboxFailure
+    remaining: int | None
+    retry_after: int
+
+
+class SandboxState:
+    """The mutable state behind the fake APIs (one per sandbox app)."""
+
+    def __init__(self, credentials: SandboxCredentials) -> None:
+        self.credentials = credentials
+        self.media: dict[str, StoredMedia] = {}
+        self.sent: list[SentMessage] = []
+        self._failures: dict[tuple[Channel, str], _Script] = {}
+        self._ids = itertools.count(1)
+        self._chat_ids: dict[str, itertools.count[int]] = {}
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def next_chat_message_id(self, chat: str) -> int:
+        return next(self._chat_ids.setdefault(chat, itertools.count(1)))
+
+    def add_media(self, content: bytes, mime_type: str, filename: str | None = None) -> str:
+        media_id = f"{900000000000 + self.next_id()}"
+        digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        self.media[media_id] = StoredMedia(content, mime_type, filename, digest)
+        return media_id
+
+    def script(
+        self,
+        channel: Channel,
+        recipient: str,
+        failure: SandboxFailure,
+        *,
+        times: int | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        self._failures[(channel, recipient)] = _Script(failure, times, retry_after)
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+
+    def take_failure(self, channel: Channel, recipient: str) -> _Script | None:
+        """The scripted failure for this recipient, counting down ``times``."""
+        script = self._failures.get((channel, recipient))
+        if script is None:
+            return None
+        if script.remaining is not None:
+            script.remaining -= 1
+            if script.remaining <= 0:
+                del self._failures[(channel, recipient)]
+        return script
+
+    def record(self, **fields: str | None) -> SentMessage:
+        message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
+        self.sent.append(message)
+        return message

@@ -1,0 +1,196 @@
+"""Telegram Bot API calls: pure error classification, and the thin :class:`TelegramClient` edge.
+
+Download is ``getFile(file_id)`` → ``file_path`` → ``GET {base}/file/bot{token}/{file_path}``.
+Sends use ``sendMessage``, and ``sendPhoto`` (images) or ``sendDocument`` (everything else);
+bytes are uploaded as multipart when given (up to 10 MB photos / 50 MB documents), otherwise
+Telegram fetches ``media.url`` itself. The token is part of every URL, so no URL ever appears
+in an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from ._errors import (
+    ChannelError,
+    MediaTooLarge,
+    MediaUnavailable,
+    RecipientUnavailable,
+    SendRateLimited,
+    SendRejected,
+    SendTransient,
+)
+from ._http import Origin, fetch_capped, origins, send
+from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
+
+__all__ = ["TelegramClient", "TelegramConfig", "classify_telegram_error"]
+
+TELEGRAM_BASE_URL: Final = "https://api.telegram.org"
+_RECIPIENT_HINTS: Final = ("chat not found", "user not found", "blocked", "deactivated", "kicked")
+
+
+class TelegramConfig(BaseModel):
+    """Bot token and endpoint. Media is only fetched from the base URL's origin (plus
+    ``media_origins`` when given)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bot_token: SecretStr
+    base_url: str = TELEGRAM_BASE_URL
+    media_origins: tuple[str, ...] = ()
+
+    def allowed_origins(self) -> frozenset[Origin]:
+        return origins((self.base_url, *self.media_origins))
+
+
+def classify_telegram_error(response: httpx.Response) -> ChannelError:
+    """Map a failed Bot API response (``{ok:false, error_code, description, parameters}``).
+
+    HTTP 429 → SendRateLimited with ``parameters.retry_after``; 403, or 400 "chat not found" /
+    "user not found" → RecipientUnavailable; 5xx → SendTransient; else SendRejected.
+    """
+    status = response.status_code
+    description = ""
+    retry_after: float | None = None
+    try:
+        data = json.loads(response.content)
+        if isinstance(data, dict):
+            description = str(data.get("description", ""))[:200]
+            params = data.get("parameters")
+            if isinstance(params, dict) and isinstance(params.get("retry_after"), int | float):
+                retry_after = float(params["retry_after"])
+    except (ValueError, RecursionError):
+        pass
+    text = f"telegram HTTP {status}" + (f": {description}" if description else "")
+    if status == 429:
+        return SendRateLimited(text, code=status, status=status, retry_after=retry_after)
+    if status >= 500:
+        return SendTransient(text, code=status, status=status)
+    lowered = description.lower()
+    if status == 403 or (status == 400 and any(h in lowered for h in _RECIPIENT_HINTS)):
+        return RecipientUnavailable(text, code=status, status=status)
+    return SendRejected(text, code=status, status=status)
+
+
+class _Chat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: int
+    chat: _Chat
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    file_path: str | None = None
+    file_size: int | None = None
+
+
+class _MessageResult(BaseModel):
+    ok: bool
+    result: _Message
+
+
+class _FileResult(BaseModel):
+    ok: bool
+    result: _File
+
+
+_M = TypeVar("_M", _MessageResult, _FileResult)
+
+
+class TelegramClient:
+    """Media download and sends over an injected ``httpx.AsyncClient``; no retries.
+
+    Returned message ids have the inbound dedupe form ``"{chat_id}:{message_id}"``.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, config: TelegramConfig) -> None:
+        self._http = http
+        base = config.base_url.rstrip("/")
+        token = config.bot_token.get_secret_value()
+        self._api = f"{base}/bot{token}"
+        self._files = f"{base}/file/bot{token}"
+        self._allowed = config.allowed_origins()
+
+    async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia:
+        """``getFile`` then the file bytes (≤ ``max_bytes``; ``file_size`` checked first).
+
+        Raises:
+            MediaTooLarge, MediaUnavailable (unknown file_id or no file_path), SendRateLimited,
+            SendTransient, SendRejected.
+        """
+        if media.size is not None and media.size > max_bytes:
+            raise MediaTooLarge(f"telegram file is {media.size} bytes, cap is {max_bytes}")
+        request = self._http.build_request(
+            "POST", f"{self._api}/getFile", json={"file_id": media.ref}
+        )
+        response = await send(self._http, request, "telegram getFile")
+        if response.status_code == 400:
+            raise MediaUnavailable("telegram file_id unknown or expired", status=400)
+        info = self._parse(response, _FileResult, "telegram getFile").result
+        if info.file_size is not None and info.file_size > max_bytes:
+            raise MediaTooLarge(f"telegram file is {info.file_size} bytes, cap is {max_bytes}")
+        if not info.file_path or ".." in info.file_path.split("/"):
+            raise MediaUnavailable("telegram getFile returned no usable file_path")
+        content, content_type = await fetch_capped(
+            self._http,
+            f"{self._files}/{info.file_path}",
+            allowed=self._allowed,
+            max_bytes=max_bytes,
+            what="telegram file download",
+        )
+        return DownloadedMedia(
+            content=content, mime_type=media.mime_type or content_type, filename=media.filename
+        )
+
+    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
+        """``sendMessage`` to chat ``key.customer``; returns ``"{chat_id}:{message_id}"``."""
+        body: dict[str, object] = {"chat_id": key.customer, "text": text[:4096]}
+        if reply_to and (mid := reply_to.rpartition(":")[2]).isdecimal():
+            body["reply_parameters"] = {"message_id": int(mid), "allow_sending_without_reply": True}
+        request = self._http.build_request("POST", f"{self._api}/sendMessage", json=body)
+        return await self._message_id(request, "telegram sendMessage")
+
+    async def send_media(
+        self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
+    ) -> str:
+        """``sendPhoto`` for images, ``sendDocument`` otherwise: uploads ``media.content`` when
+        given, else passes ``media.url``. Returns ``"{chat_id}:{message_id}"``."""
+        is_photo = MediaKind.from_mime(media.mime_type) is MediaKind.IMAGE
+        method, field = ("sendPhoto", "photo") if is_photo else ("sendDocument", "document")
+        fields = {"chat_id": key.customer}
+        if caption:
+            fields["caption"] = caption[:1024]
+        url = f"{self._api}/{method}"
+        if media.content is not None:
+            upload = (media.filename or field, media.content, media.mime_type)
+            request = self._http.build_request("POST", url, data=fields, files={field: upload})
+        elif media.url is not None:
+            request = self._http.build_request("POST", url, json={**fields, field: media.url})
+        else:
+            raise SendRejected("telegram media send needs content or a url")
+        return await self._message_id(request, f"telegram {method}")
+
+    async def _message_id(self, request: httpx.Request, what: str) -> str:
+        response = await send(self._http, request, what)
+        message = self._parse(response, _MessageResult, what).result
+        return f"{message.chat.id}:{message.message_id}"
+
+    def _parse(self, response: httpx.Response, model: type[_M], what: str) -> _M:
+        if not response.is_success:
+            raise classify_telegram_error(response)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise SendTransient(f"{what}: unreadable response") from exc

@@ -1,0 +1,175 @@
+"""Twilio Messages API calls: pure request building and error classification, and the thin
+:class:`TwilioClient` edge for media download and sends.
+
+``MediaUrlN`` answers with a redirect to Twilio's CDN; redirects are followed only to allowed
+origins and HTTP Basic credentials go to the API origin only. Twilio fetches outbound media
+itself, so :meth:`TwilioClient.send_media` needs a public URL (``MediaUrl``); the bridge passes
+the Intercom attachment URL. Bytes alone cannot be sent through Twilio.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Final
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from ._errors import (
+    ChannelError,
+    OutsideCustomerWindow,
+    RecipientUnavailable,
+    SendRateLimited,
+    SendRejected,
+    SendTransient,
+)
+from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
+from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey
+
+__all__ = ["TwilioClient", "TwilioConfig", "classify_twilio_error"]
+
+TWILIO_BASE_URL: Final = "https://api.twilio.com"
+_TWILIO_CDN_ORIGINS: Final = ("https://mms.twiliocdn.com", "https://s3-external-1.amazonaws.com")
+
+_WINDOW_CODES: Final = frozenset({63016})
+_RATE_CODES: Final = frozenset({20429, 63018, 14107})
+_RECIPIENT_CODES: Final = frozenset(
+    {21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 63003, 63024}
+)
+
+
+class TwilioConfig(BaseModel):
+    """Credentials and endpoints for Twilio.
+
+    ``media_origins`` is the explicit allow-list of origins media (and its redirects) may be
+    fetched from. When None it is the base URL's origin, plus Twilio's media CDNs when the
+    base is ``api.twilio.com``. Basic auth is only ever sent to the base URL's origin.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account_sid: str
+    auth_token: SecretStr
+    base_url: str = TWILIO_BASE_URL
+    media_origins: tuple[str, ...] | None = None
+
+    def allowed_origins(self) -> frozenset[Origin]:
+        if self.media_origins is not None:
+            return origins((self.base_url, *self.media_origins))
+        extra = _TWILIO_CDN_ORIGINS if "api.twilio.com" in self.base_url else ()
+        return origins((self.base_url, *extra))
+
+
+def classify_twilio_error(response: httpx.Response) -> ChannelError:
+    """Map a failed Twilio REST response (``{code, message, more_info, status}``) (pure).
+
+    63016 → OutsideCustomerWindow; 20429/63018 or HTTP 429 → SendRateLimited;
+    21211/21610/21614/21408/21612/63003/63024/3000x → RecipientUnavailable; 5xx →
+    SendTransient; anything else → SendRejected.
+    """
+    status = response.status_code
+    code: int | None = None
+    message = ""
+    try:
+        data = json.loads(response.content)
+        if isinstance(data, dict):
+            raw = data.get("code")
+            code = raw if isinstance(raw, int) else None
+            message = str(data.get("message", ""))[:200]
+    except (ValueError, RecursionError):
+        pass
+    text = f"twilio HTTP {status}" + (f" error {code}" if code is not None else "")
+    text += f": {message}" if message else ""
+    if code in _WINDOW_CODES:
+        return OutsideCustomerWindow(text, code=code, status=status)
+    if code in _RATE_CODES or status == 429:
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        return SendRateLimited(text, code=code, status=status, retry_after=retry_after)
+    if code in _RECIPIENT_CODES:
+        return RecipientUnavailable(text, code=code, status=status)
+    if status >= 500:
+        return SendTransient(text, code=code, status=status)
+    return SendRejected(text, code=code, status=status)
+
+
+def message_form(key: ThreadKey, body: str | None, media_url: str | None) -> list[tuple[str, str]]:
+    """Form fields of a Messages.json POST (pure). ``From`` reuses the customer's channel
+    prefix (``whatsapp:``) so a Twilio-WhatsApp thread answers from the WhatsApp sender."""
+    prefix, sep, _ = key.customer.rpartition(":")
+    sender = f"{prefix}{sep}{key.account}"
+    fields = [("To", key.customer), ("From", sender)]
+    if body:
+        fields.append(("Body", body[:1600]))
+    if media_url:
+        fields.append(("MediaUrl", media_url))
+    return fields
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sid: str
+
+
+class TwilioClient:
+    """Media download and sends over an injected ``httpx.AsyncClient``; no retries."""
+
+    def __init__(self, http: httpx.AsyncClient, config: TwilioConfig) -> None:
+        self._http = http
+        self._config = config
+        self._base = config.base_url.rstrip("/")
+        self._allowed = config.allowed_origins()
+        credentials = f"{config.account_sid}:{config.auth_token.get_secret_value()}"
+        self._auth = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+        self._api_origin = origin_of(self._base)
+
+    async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia:
+        """Fetch a ``MediaUrlN`` (following redirects within the allow-list, ≤ ``max_bytes``).
+
+        Raises:
+            MediaHostForbidden: the URL or a redirect leaves the allow-list (not fetched).
+            MediaTooLarge, MediaUnavailable, SendRateLimited, SendTransient, SendRejected.
+        """
+        content, content_type = await fetch_capped(
+            self._http,
+            media.ref,
+            allowed=self._allowed,
+            max_bytes=max_bytes,
+            what="twilio media download",
+            auth_for={self._api_origin: self._auth},
+        )
+        return DownloadedMedia(
+            content=content, mime_type=media.mime_type or content_type, filename=media.filename
+        )
+
+    async def send_text(self, key: ThreadKey, text: str) -> str:
+        """Send an SMS / WhatsApp text to ``key.customer``; returns the MessageSid."""
+        return await self._create(message_form(key, text, None))
+
+    async def send_media(
+        self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
+    ) -> str:
+        """Send an attachment by public URL (Twilio fetches it); returns the MessageSid.
+
+        Raises:
+            SendRejected: ``media.url`` is None (Twilio cannot take uploaded bytes).
+        """
+        if media.url is None:
+            raise SendRejected("twilio media sends need a public media URL")
+        return await self._create(message_form(key, caption, media.url))
+
+    async def _create(self, fields: list[tuple[str, str]]) -> str:
+        request = self._http.build_request(
+            "POST",
+            f"{self._base}/2010-04-01/Accounts/{self._config.account_sid}/Messages.json",
+            headers=self._auth,
+            data=dict(fields),
+        )
+        response = await send(self._http, request, "twilio send")
+        if not response.is_success:
+            raise classify_twilio_error(response)
+        try:
+            return _Message.model_validate_json(response.content).sid
+        except ValidationError as exc:
+            raise SendTransient("twilio send: unreadable response") from exc

@@ -1,0 +1,340 @@
+"""WhatsApp Cloud API webhooks, sans-io: signature, verification handshake, parsing.
+
+One POST may batch several entries, changes, messages and statuses; :func:`parse_whatsapp`
+walks all of them and keeps payload order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._decode import (
+    MAX_TIMESTAMP,
+    MAX_WEBHOOK_BYTES,
+    check_size,
+    constant_time_equal,
+    require_header,
+    timestamp,
+    validate_json,
+)
+from ._errors import SignatureInvalid
+from ._model import (
+    Channel,
+    DeliveryStatus,
+    Ignored,
+    InboundMessage,
+    Location,
+    MediaKind,
+    MediaRef,
+    ParsedEvent,
+    ThreadKey,
+)
+
+__all__ = ["parse_whatsapp", "verify_whatsapp_handshake", "verify_whatsapp_signature"]
+
+SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
+
+Timestamp = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)]
+Code = Annotated[int, Field(ge=-(2**53), le=2**53)]
+
+
+def verify_whatsapp_signature(body: bytes, signature: str | None, app_secret: str) -> None:
+    """Check ``X-Hub-Signature-256`` (``sha256=<hex HMAC-SHA256 of the raw body>``).
+
+    Runs over the exact bytes received (never re-serialized JSON), in constant time.
+
+    Raises:
+        SignatureInvalid: the header is missing, malformed or does not match.
+    """
+    value = require_header(signature, SIGNATURE_HEADER)
+    scheme, _, given = value.partition("=")
+    if scheme.strip().lower() != "sha256" or not given:
+        raise SignatureInvalid(f"{SIGNATURE_HEADER} is not of the form sha256=<hex>")
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not constant_time_equal(given.strip().lower(), expected):
+        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+
+
+def verify_whatsapp_handshake(query: Mapping[str, str], verify_token: str) -> str:
+    """Meta's GET verification: return ``hub.challenge`` to echo as the ``text/plain`` body.
+
+    Meta expects 403 on refusal; the ingress decides the status for SignatureInvalid.
+
+    Raises:
+        SignatureInvalid: ``hub.mode`` is not ``subscribe``, the token differs (constant-time
+            compare) or the challenge is missing.
+    """
+    if query.get("hub.mode") != "subscribe":
+        raise SignatureInvalid("hub.mode is not 'subscribe'")
+    if not constant_time_equal(query.get("hub.verify_token", ""), verify_token):
+        raise SignatureInvalid("hub.verify_token does not match")
+    challenge = query.get("hub.challenge", "")
+    if not challenge:
+        raise SignatureInvalid("hub.challenge is missing")
+    return challenge
+
+
+# --- payload models (only the fields we read; everything else is ignored) ----------------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Metadata(_In):
+    phone_number_id: str = Field(min_length=1, pattern=r"^[^:]+$")
+    display_phone_number: str | None = None
+
+
+class _Profile(_In):
+    name: str | None = None
+
+
+class _Contact(_In):
+    wa_id: str | None = None
+    profile: _Profile | None = None
+
+
+class _Text(_In):
+    body: str
+
+
+class _Media(_In):
+    id: str = Field(min_length=1)
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+    voice: bool = False
+
+
+class _Location(_In):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class _Context(_In):
+    id: str | None = None
+
+
+class _System(_In):
+    type: str | None = None
+    wa_id: str | None = None
+    body: str | None = None
+
+
+class _Button(_In):
+    text: str | None = None
+
+
+class _Reply(_In):
+    id: str | None = None
+    title: str | None = None
+
+
+class _Interactive(_In):
+    type: str | None = None
+    button_reply: _Reply | None = None
+    list_reply: _Reply | None = None
+
+
+class _Error(_In):
+    code: Code | None = None
+    title: str | None = None
+
+
+class _Message(_In):
+    id: str = Field(min_length=1)
+    from_: str = Field(alias="from", min_length=1)
+    timestamp: Timestamp
+    type: str
+    text: _Text | None = None
+    image: _Media | None = None
+    video: _Media | None = None
+    audio: _Media | None = None
+    document: _Media | None = None
+    sticker: _Media | None = None
+    location: _Location | None = None
+    context: _Context | None = None
+    system: _System | None = None
+    button: _Button | None = None
+    interactive: _Interactive | None = None
+    errors: list[_Error] = []
+
+
+class _Status(_In):
+    id: str = Field(min_length=1)
+    status: str = Field(min_length=1)
+    timestamp: Timestamp | None = None
+    recipient_id: str | None = None
+    errors: list[_Error] = []
+
+
+class _Value(_In):
+    metadata: _Metadata | None = None
+    contacts: list[_Contact] = []
+    messages: list[_Message] = []
+    statuses: list[_Status] = []
+    errors: list[_Error] = []
+
+
+class _Change(_In):
+    field: str
+    value: _Value
+
+
+class _Entry(_In):
+    id: str | None = None
+    changes: list[_Change] = []
+
+
+class _Envelope(_In):
+    object: str
+    entry: list[_Entry]
+
+
+# --- normalization -----------------------------------------------------------------------
+
+
+def parse_whatsapp(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[ParsedEvent]:
+    """Parse a WhatsApp Cloud API webhook body into normalized events, in payload order.
+
+    Messages become InboundMessage, ``statuses[]`` become DeliveryStatus, and everything we do
+    not bridge (reactions, system events, unsupported types, other fields) becomes Ignored
+    with a one-line reason.
+
+    Raises:
+        PayloadTooLarge: the body is over ``max_bytes``.
+        PayloadInvalid: anything that is not a readable WhatsApp webhook.
+    """
+    check_size(body, max_bytes, "whatsapp")
+    envelope = validate_json(_Envelope, body, "whatsapp")
+    if envelope.object != "whatsapp_business_account":
+        return [Ignored(reason=f"whatsapp object {envelope.object[:60]!r} is not bridged")]
+    events: list[ParsedEvent] = []
+    for entry in envelope.entry:
+        for change in entry.changes:
+            events.extend(_change_events(change))
+    if not events:
+        events.append(Ignored(reason="whatsapp webhook without messages or statuses"))
+    return events
+
+
+def _change_events(change: _Change) -> list[ParsedEvent]:
+    if change.field != "messages":
+        return [Ignored(reason=f"whatsapp field {change.field[:60]!r} is not bridged")]
+    value = change.value
+    events: list[ParsedEvent] = [
+        Ignored(reason=f"whatsapp webhook error {error.code}: {error.title or 'no title'}")
+        for error in value.errors
+    ]
+    if value.metadata is None:
+        if value.messages or value.statuses:
+            events.append(Ignored(reason="whatsapp change without metadata.phone_number_id"))
+        return events
+    account = value.metadata.phone_number_id
+    names = {c.wa_id: c.profile.name for c in value.contacts if c.profile is not None}
+    events.extend(_message_event(account, m, names) for m in value.messages)
+    events.extend(_status_event(account, s) for s in value.statuses)
+    return events
+
+
+def _status_event(account: str, status: _Status) -> DeliveryStatus:
+    error = status.errors[0] if status.errors else None
+    return DeliveryStatus(
+        key=(
+            ThreadKey(channel=Channel.WHATSAPP, account=account, customer=status.recipient_id)
+            if status.recipient_id
+            else None
+        ),
+        provider_message_id=status.id,
+        status=status.status,
+        error_code=error.code if error else None,
+        error_title=error.title if error else None,
+        at=timestamp(status.timestamp) if status.timestamp is not None else None,
+    )
+
+
+_MEDIA_KINDS: Final = {
+    "image": MediaKind.IMAGE,
+    "video": MediaKind.VIDEO,
+    "audio": MediaKind.AUDIO,
+    "document": MediaKind.DOCUMENT,
+    "sticker": MediaKind.STICKER,
+}
+
+
+def _message_event(
+    account: str, msg: _Message, names: Mapping[str | None, str | None]
+) -> ParsedEvent:
+    text: str | None = None
+    attachments: tuple[MediaRef, ...] = ()
+    location: Location | None = None
+    if msg.type == "text" and msg.text is not None:
+        text = msg.text.body
+    elif msg.type in _MEDIA_KINDS and (media := getattr(msg, msg.type)) is not None:
+        assert isinstance(media, _Media)
+        kind = MediaKind.VOICE if msg.type == "audio" and media.voice else _MEDIA_KINDS[msg.type]
+        text = media.caption
+        attachments = (
+            MediaRef(
+                kind=kind,
+                ref=media.id,
+                mime_type=media.mime_type,
+                filename=media.filename,
+                sha256=media.sha256,
+            ),
+        )
+    elif msg.type == "location" and msg.location is not None:
+        loc = msg.location
+        location = Location(
+            latitude=loc.latitude,
+            longitude=loc.longitude,
+            name=loc.name,
+            address=loc.address,
+            url=loc.url,
+        )
+    elif msg.type == "button" and msg.button is not None and msg.button.text:
+        text = msg.button.text
+    elif msg.type == "interactive" and msg.interactive is not None:
+        reply = msg.interactive.button_reply or msg.interactive.list_reply
+        if reply is None or not reply.title:
+            return Ignored(reason=f"whatsapp interactive {msg.interactive.type!r} is not bridged")
+        text = reply.title
+    else:
+        return _ignored(msg)
+    return InboundMessage(
+        key=ThreadKey(channel=Channel.WHATSAPP, account=account, customer=msg.from_),
+        provider_message_id=msg.id,
+        phone=f"+{msg.from_}" if msg.from_.isdecimal() and msg.from_.isascii() else None,
+        profile_name=names.get(msg.from_),
+        sent_at=timestamp(msg.timestamp),
+        text=text,
+        attachments=attachments,
+        location=location,
+        reply_to=msg.context.id if msg.context is not None else None,
+    )
+
+
+def _ignored(msg: _Message) -> Ignored:
+    if msg.type == "reaction":
+        return Ignored(reason=f"whatsapp reaction {msg.id} is not bridged")
+    if msg.type == "system" and msg.system is not None:
+        if msg.system.type == "user_changed_number":
+            return Ignored(
+                reason=f"whatsapp system event: customer {msg.from_} changed number to "
+                f"{msg.system.wa_id}; the thread is not re-keyed automatically"
+            )
+        return Ignored(reason=f"whatsapp system event {msg.system.type!r} is not bridged")
+    if msg.type == "unsupported":
+        code = msg.errors[0].code if msg.errors else None
+        return Ignored(reason=f"whatsapp unsupported message type (error {code})")
+    return Ignored(reason=f"whatsapp message type {msg.type[:40]!r} is not bridged")

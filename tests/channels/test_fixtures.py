@@ -1,0 +1,543 @@
+"""Every recorded provider payload in shared/fixtures/channels parses to explicit expectations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from channels import (
+    Channel,
+    DeliveryStatus,
+    Ignored,
+    InboundMessage,
+    Location,
+    MediaKind,
+    MediaRef,
+    ParsedEvent,
+    SignatureInvalid,
+    ThreadKey,
+    parse_telegram,
+    parse_twilio,
+    parse_whatsapp,
+    twilio_form_params,
+    verify_twilio_signature,
+    verify_whatsapp_handshake,
+    verify_whatsapp_signature,
+)
+
+from .conftest import fixtures_dir
+
+RECEIVED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+BOT = "7000000001"
+WA_1 = "106540352242922"  # phone_number_id in Meta's OpenAPI examples
+WA_2 = "1122334455667"  # phone_number_id in pywa's fixtures
+CUSTOMER = "+15550001111"
+BUSINESS = "+15550002222"
+
+
+def ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def wa_key(account: str, customer: str = "15550001111") -> ThreadKey:
+    return ThreadKey(channel=Channel.WHATSAPP, account=account, customer=customer)
+
+
+def tw_key(customer: str = CUSTOMER) -> ThreadKey:
+    return ThreadKey(channel=Channel.TWILIO, account=BUSINESS, customer=customer)
+
+
+def tg_key(chat: str) -> ThreadKey:
+    return ThreadKey(channel=Channel.TELEGRAM, account=BOT, customer=chat)
+
+
+def wa_msg(account: str, mid: str, sent: int, name: str, **kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": wa_key(account),
+            "provider_message_id": mid,
+            "phone": CUSTOMER,
+            "profile_name": name,
+            "sent_at": ts(sent),
+            **kw,
+        }
+    )
+
+
+def tw_msg(sid: str, customer: str, phone: str | None, **kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": tw_key(customer),
+            "provider_message_id": sid,
+            "phone": phone,
+            "sent_at": RECEIVED,
+            **kw,
+        }
+    )
+
+
+def tg_msg(chat: str, mid: int, date: int, name: str, **kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": tg_key(chat),
+            "provider_message_id": f"{chat}:{mid}",
+            "profile_name": name,
+            "sent_at": ts(date),
+            **kw,
+        }
+    )
+
+
+META_IMAGE_WAMID = "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
+TG_NAME = "Test Firstname Test Lastname"
+TG_FILE = "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"
+TW_MEDIA = (
+    "https://api.twilio.com/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages/"
+    "MM21151abfaadc1fb79b782f8460862a52/Media/ME5f0afa2336bd0f73ca553fb5a2e3150bc"
+)
+
+WHATSAPP: dict[str, list[ParsedEvent]] = {
+    "text.json": [
+        wa_msg(
+            WA_1,
+            META_IMAGE_WAMID,
+            1749416383,
+            "Sheena Nelson",
+            text="Does it come in another color?",
+        )
+    ],
+    "image.json": [
+        wa_msg(
+            WA_1,
+            META_IMAGE_WAMID,
+            1744344496,
+            "Sheena Nelson",
+            text="Taj Mahal",
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.IMAGE,
+                    ref="1003383421387256",
+                    mime_type="image/jpeg",
+                    sha256="SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=",
+                ),
+            ),
+        )
+    ],
+    "image_with_url.json": [
+        wa_msg(
+            WA_2,
+            "wamid.xyzxyz",
+            1697043379,
+            "Test Name",
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.IMAGE, ref="65463453", mime_type="image/jpeg", sha256="4654+8g="
+                ),
+            ),
+        )
+    ],
+    "document.json": [
+        wa_msg(
+            WA_2,
+            "wamid.xyzxyz",
+            1697043666,
+            "Test Name",
+            text="caption",
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.DOCUMENT,
+                    ref="1234567890987654321",
+                    mime_type="application/pdf",
+                    filename="filename.pdf",
+                    sha256="grwfwe/ZPx0wAbdfbdeFUNItPZ0RylL8gGUvdt3YFqc18SY=",
+                ),
+            ),
+        )
+    ],
+    "audio_voice.json": [
+        wa_msg(
+            WA_2,
+            "wamid.xyzxyz",
+            1697043473,
+            "Test Name",
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.VOICE,
+                    ref="1234567890987654321",
+                    mime_type="audio/ogg; codecs=opus",
+                    sha256="m04pFf2ERdaopTyFkGPA0+bX3i+YY2dYgVFwOgDLSDI=",
+                ),
+            ),
+        )
+    ],
+    "location.json": [
+        wa_msg(
+            WA_1,
+            "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzQTU2MjZEMDBGRkE3MENEMDE0RQA=",
+            1744344496,
+            "Sheena Nelson",
+            location=Location(
+                latitude=37.44221496582,
+                longitude=-122.16165924072,
+                name="Philz Coffee",
+                address="101 Forest Ave, Palo Alto, CA 94301",
+                url="https://philzcoffee.com/",
+            ),
+        )
+    ],
+    "reply_with_context.json": [
+        wa_msg(
+            WA_1,
+            "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzQTA2NTUwRkNEMDdFQjJCRUU0NQA=",
+            1750016800,
+            "Sheena Nelson",
+            text="Is this still available?",
+            reply_to="wamid.HBgLMTU1NTAwMDExMTEVAgARGA9wcm9kdWN0X2lucXVpcnkA",
+        )
+    ],
+    "text_contacts_with_bsuid.json": [
+        wa_msg(WA_2, "wamid.xyzxyz", 1697043223, "Test Name", text="Body Text")
+    ],
+    "reaction.json": [Ignored(reason=f"whatsapp reaction {META_IMAGE_WAMID} is not bridged")],
+    "system_user_changed_number.json": [
+        Ignored(
+            reason="whatsapp system event: customer 15550001111 changed number to 15550003333; "
+            "the thread is not re-keyed automatically"
+        )
+    ],
+    "unsupported.json": [Ignored(reason="whatsapp unsupported message type (error 131051)")],
+    "status_sent.json": [
+        DeliveryStatus(
+            key=wa_key(WA_2), provider_message_id="wamid.xyzxyz", status="sent", at=ts(1698266945)
+        )
+    ],
+    "status_delivered.json": [
+        DeliveryStatus(
+            key=wa_key(WA_2),
+            provider_message_id="wamid.xyzxyz",
+            status="delivered",
+            at=ts(1698266945),
+        )
+    ],
+    "status_read.json": [
+        DeliveryStatus(
+            key=wa_key(WA_2), provider_message_id="wamid.xyzxyz", status="read", at=ts(1689380458)
+        )
+    ],
+    "status_failed.json": [
+        DeliveryStatus(
+            key=wa_key(WA_2),
+            provider_message_id="wamid.xyzxyz",
+            status="failed",
+            error_code=130472,
+            error_title="User's number is part of an experiment",
+            at=ts(1689380458),
+        )
+    ],
+}
+
+TWILIO: dict[str, list[ParsedEvent]] = {
+    "sms_inbound_text": [
+        tw_msg(
+            "SMa741ddeb574e5dda5516c73417fcd28a", CUSTOMER, CUSTOMER, text="Hi there from Twilio"
+        )
+    ],
+    "sms_inbound_mms_two_media": [
+        tw_msg(
+            "SMe287d7109a5a925f182f0e07fe5b223b",
+            CUSTOMER,
+            CUSTOMER,
+            text="Msg",
+            # The source fixture omits MediaContentType*: the kind is guessed from the URL.
+            attachments=(
+                MediaRef(kind=MediaKind.IMAGE, ref="cat.jpg"),
+                MediaRef(kind=MediaKind.IMAGE, ref="dog.jpg"),
+            ),
+        )
+    ],
+    "whatsapp_inbound_text": [
+        tw_msg("SM892512e202b34d4109b10a3893fa9640", f"whatsapp:{CUSTOMER}", CUSTOMER, text="test")
+    ],
+    "whatsapp_inbound_image": [
+        tw_msg(
+            "MM21151abfaadc1fb79b782f8460862a52",
+            f"whatsapp:{CUSTOMER}",
+            CUSTOMER,
+            attachments=(MediaRef(kind=MediaKind.IMAGE, ref=TW_MEDIA, mime_type="image/jpeg"),),
+        )
+    ],
+    "whatsapp_inbound_location": [
+        tw_msg(
+            "SM9c871cd9649aa3829298e153ae6a8123",
+            f"whatsapp:{CUSTOMER}",
+            CUSTOMER,
+            location=Location(
+                latitude=52.303897857666016,
+                longitude=4.750025749206543,
+                name="Microsoft",
+                address="Evert van de Beekstraat 354, Schiphol, North Holland 1118 CZ",
+            ),
+        )
+    ],
+    "whatsapp_inbound_text_from_bsuid": [
+        tw_msg("SMe287d7109a5a925f182f0e07fe5b223b", "whatsapp:US.1234", None, text="Msg")
+    ],
+    "sms_status_sent": [
+        DeliveryStatus(
+            key=tw_key(), provider_message_id="SM7ac25b8b7f04410093ff54e1fd2b4256", status="sent"
+        )
+    ],
+    "sms_status_failed_unsubscribed_21610": [
+        # The callback names no From, so the thread is unknown; the bridge maps it by sid.
+        DeliveryStatus(
+            key=None,
+            provider_message_id="SMe287d7109a5a925f182f0e07fe5b223b",
+            status="failed",
+            error_code=21610,
+        )
+    ],
+    "whatsapp_status_sent": [
+        DeliveryStatus(
+            key=tw_key(f"whatsapp:{CUSTOMER}"),
+            provider_message_id="SM0cec4ed334e74bcbb64eb8b6684e9654",
+            status="sent",
+        )
+    ],
+    "whatsapp_status_delivered": [
+        DeliveryStatus(
+            key=tw_key(f"whatsapp:{CUSTOMER}"),
+            provider_message_id="SMdf55df64a2ff4920bb0748193cfbb640",
+            status="delivered",
+        )
+    ],
+}
+
+TELEGRAM: dict[str, list[ParsedEvent]] = {
+    "text.json": [tg_msg("1111111", 1365, 1441645532, TG_NAME, text="/start")],
+    "reply.json": [
+        tg_msg("1111111", 1365, 1441645532, TG_NAME, text="/start", reply_to="1111111:1334")
+    ],
+    "audio.json": [
+        tg_msg(
+            "1111111",
+            1365,
+            1441645532,
+            TG_NAME,
+            attachments=(
+                MediaRef(kind=MediaKind.AUDIO, ref=TG_FILE, mime_type="audio/mpeg", size=3897500),
+            ),
+        )
+    ],
+    "voice.json": [
+        tg_msg(
+            "1111111",
+            1365,
+            1441645532,
+            TG_NAME,
+            attachments=(
+                MediaRef(kind=MediaKind.VOICE, ref=TG_FILE, mime_type="audio/ogg", size=23000),
+            ),
+        )
+    ],
+    "document.json": [
+        tg_msg(
+            "1111111",
+            1365,
+            1441645532,
+            TG_NAME,
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.DOCUMENT,
+                    ref=TG_FILE,
+                    mime_type="application/pdf",
+                    size=536392,
+                    filename="Testfile.pdf",
+                ),
+            ),
+        )
+    ],
+    "photo.json": [
+        tg_msg(
+            "12345678",
+            12345,
+            1508825154,
+            "FirstName LastName",
+            text="photo description",
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.IMAGE,
+                    ref="AgADBAADFak0G88YZAf8OAug7bHyS9x2ZxkABHVfpJywcloRAAGAAQABAg",
+                    mime_type="image/jpeg",
+                    size=1101,
+                ),
+            ),
+        )
+    ],
+    "photo_album_item_modern.json": [
+        tg_msg(
+            "1111111",
+            4,
+            1680376451,
+            TG_NAME,
+            # The largest PhotoSize is the last one.
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.IMAGE,
+                    ref="AgACAgIAAxkBAAMEZCiCg7A1qAABECDXqbjnqtId777bAAIFyDEbLKhISVFwzRK8kZMNAQADAgADeQADLwQ",
+                    mime_type="image/jpeg",
+                    size=132533,
+                ),
+            ),
+        )
+    ],
+    "location.json": [
+        tg_msg(
+            "12345678",
+            12345,
+            1508755473,
+            "FirstName LastName",
+            location=Location(latitude=55.693416, longitude=37.624605),
+        )
+    ],
+    "edited_message.json": [
+        Ignored(reason="telegram update 10000 (edited_message) is not bridged")
+    ],
+    "callback_query.json": [
+        Ignored(reason="telegram update 10000 (callback_query) is not bridged")
+    ],
+}
+
+# Files that are not webhook bodies; each has its own test below.
+SPECIAL = {
+    "whatsapp/signature_vector_x_hub_signature_256.json": "test_whatsapp_signature_vectors",
+    "whatsapp/verify_handshake_get.json": "test_whatsapp_handshake_fixture",
+    "twilio/signature_vectors.json": "test_twilio_signature_vectors",
+}
+
+
+def covered() -> set[str]:
+    names = {f"whatsapp/{n}" for n in WHATSAPP} | {f"telegram/{n}" for n in TELEGRAM}
+    for stem in TWILIO:
+        names |= {f"twilio/{stem}.txt", f"twilio/{stem}.json"}
+    return names | set(SPECIAL)
+
+
+def test_every_fixture_file_has_an_expectation() -> None:
+    root = fixtures_dir()
+    present = {
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SOURCES.md"
+    }
+    assert present - covered() == set(), "fixtures without an expectation"
+    assert covered() - present == set(), "expectations without a fixture"
+
+
+Parser = Callable[[bytes], list[ParsedEvent]]
+
+CASES: list[tuple[str, Parser, list[ParsedEvent]]] = [
+    *((f"whatsapp/{n}", parse_whatsapp, e) for n, e in WHATSAPP.items()),
+    *(
+        (f"twilio/{n}.txt", lambda b: parse_twilio(b, received_at=RECEIVED), e)
+        for n, e in TWILIO.items()
+    ),
+    *((f"telegram/{n}", lambda b: parse_telegram(b, BOT), e) for n, e in TELEGRAM.items()),
+]
+
+
+@pytest.mark.parametrize(("name", "parse", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_fixture_parses_to_expected_events(
+    name: str, parse: Parser, expected: list[ParsedEvent]
+) -> None:
+    assert parse((fixtures_dir() / name).read_bytes()) == expected
+
+
+@pytest.mark.parametrize("stem", sorted(TWILIO))
+def test_twilio_json_twin_matches_the_form_body(stem: str) -> None:
+    root = fixtures_dir() / "twilio"
+    as_dict = json.loads((root / f"{stem}.json").read_text())
+    assert dict(twilio_form_params((root / f"{stem}.txt").read_bytes())) == as_dict
+
+
+def _load(name: str) -> dict[str, object]:
+    data = json.loads((fixtures_dir() / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_whatsapp_signature_vectors() -> None:
+    vectors = _load("whatsapp/signature_vector_x_hub_signature_256.json")["vectors"]
+    assert isinstance(vectors, list)
+    for vector in vectors:
+        body = vector["raw_body"].encode("utf-8")
+        header, secret = vector["header_value"], vector["app_secret"]
+        if vector.get("expected_valid", True):
+            verify_whatsapp_signature(body, header, secret)
+        else:
+            with pytest.raises(SignatureInvalid):
+                verify_whatsapp_signature(body, header, secret)
+
+
+def test_whatsapp_handshake_fixture() -> None:
+    fixture = _load("whatsapp/verify_handshake_get.json")
+    query = fixture["query"]
+    assert isinstance(query, dict)
+    token = fixture["configured_verify_token"]
+    assert isinstance(token, str)
+    expected = fixture["expected_response"]
+    assert isinstance(expected, dict)
+    assert verify_whatsapp_handshake(query, token) == expected["body"]
+    with pytest.raises(SignatureInvalid):
+        verify_whatsapp_handshake(query, token + "x")
+
+
+def _vector_params(vector: dict[str, object]) -> list[tuple[str, str]]:
+    multi = vector.get("params_multi")
+    if isinstance(multi, list):
+        return [(str(k), str(v)) for k, v in multi]
+    params = vector["params"]
+    assert isinstance(params, dict)
+    return [(str(k), str(v)) for k, v in params.items()]
+
+
+def test_twilio_signature_vectors() -> None:
+    data = _load("twilio/signature_vectors.json")
+    published = data["published_vectors"]
+    assert isinstance(published, list)
+    for vector in published:
+        params = _vector_params(vector)
+        body = vector["raw_body"].encode() if "raw_body" in vector else None
+        url, token, signature = vector["url"], vector["auth_token"], vector["expected_signature"]
+        verify_twilio_signature(url, params, signature, token, body=body)
+        with pytest.raises(SignatureInvalid):
+            verify_twilio_signature(url + "&x=1", params, signature, token, body=body)
+        with pytest.raises(SignatureInvalid):
+            verify_twilio_signature(url, params, signature, token + "0", body=body)
+        if params:
+            changed = [(params[0][0], params[0][1] + "0"), *params[1:]]
+            with pytest.raises(SignatureInvalid):
+                verify_twilio_signature(url, changed, signature, token, body=body)
+        if body is not None:
+            with pytest.raises(SignatureInvalid):
+                verify_twilio_signature(url, params, signature, token, body=body + b" ")
+    derived = data["derived_vectors_for_fixtures"]
+    assert isinstance(derived, dict)
+    for vector in derived["vectors"]:
+        params = twilio_form_params((fixtures_dir() / vector["fixture"]).read_bytes())
+        verify_twilio_signature(
+            vector["url"], params, vector["expected_signature"], vector["auth_token"]
+        )
+        with pytest.raises(SignatureInvalid):
+            verify_twilio_signature(
+                vector["url"], params[1:], vector["expected_signature"], vector["auth_token"]
+            )
+
+
+def test_fixture_directory_is_located_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("THREADLINE_SHARED_DIR", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="THREADLINE_SHARED_DIR"):
+        fixtures_dir()
