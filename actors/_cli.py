@@ -1,13 +1,36 @@
-"""The ``threadline`` command line."""
+"""The ``threadline`` command line (ARCHITECTURE §4).
+
+- ``threadline serve``       run the bridge (``THREADLINE_*`` settings or ``.env``; flags win)
+- ``threadline sandbox``     run the sandbox Intercom and providers as a standalone server
+- ``threadline demo``        everything in one process: a scripted scenario and a short load
+- ``threadline loadtest``    ordered-delivery load test against a running or embedded bridge
+- ``threadline deadletters list|replay``   operate on the dead-letter list
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = ["main"]
+import trio
+from pydantic import ValidationError
+
+from runtime import JournalUnavailable, hypercorn_config, serve_asgi
+
+from ._app import ConfigurationError, open_journal, run_bridge
+from ._logging import configure_logging
+from ._sandbox import SandboxApp, sandbox_settings_env
+from ._settings import Settings
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("threadline.cli")
 
 
 def _version() -> str:
@@ -24,8 +47,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bridge WhatsApp, SMS and Telegram conversations into Intercom.",
     )
     parser.add_argument("--version", action="version", version=f"threadline {_version()}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the bridge")
+    serve.add_argument("--bind", help="ingress host:port (THREADLINE_BIND)")
+    serve.add_argument("--metrics-bind", help="metrics host:port (THREADLINE_METRICS_BIND)")
+    serve.add_argument("--database-url", help="sqlite:///path or postgresql://… ")
+
+    sandbox = commands.add_parser("sandbox", help="run the sandbox Intercom and channel providers")
+    sandbox.add_argument("--bind", default="127.0.0.1:8090", help="host:port (default %(default)s)")
+    sandbox.add_argument(
+        "--webhook-url",
+        default="http://127.0.0.1:8080/webhooks/intercom",
+        help="where the sandbox Intercom sends signed webhooks (default %(default)s)",
+    )
+    sandbox.add_argument(
+        "--bridge-url", default="http://127.0.0.1:8080", help="the bridge's public URL"
+    )
+
+    dead = commands.add_parser("deadletters", help="inspect and replay dead letters")
+    dead.add_argument("--database-url", help="sqlite:///path or postgresql://…")
+    dead_commands = dead.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = dead_commands.add_parser("list", help="list dead letters, oldest first")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = dead_commands.add_parser("replay", help="make dead letters pending again")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[], help="entry ids")
+    which.add_argument("--all", action="store_true", help="every dead letter")
     return parser
+
+
+def _settings(**overrides: Any) -> Settings:  # noqa: ANN401 - CLI values, validated by pydantic
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,4 +90,84 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    try:
+        if args.command == "serve":
+            settings = _settings(
+                bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
+            )
+            configure_logging(settings.log_format, settings.log_level)
+            trio.run(_serve, settings)
+            return 0
+        if args.command == "sandbox":
+            configure_logging()
+            trio.run(_sandbox, args.bind, args.webhook_url, args.bridge_url)
+            return 0
+        if args.command == "deadletters":
+            settings = _settings(database_url=args.database_url)
+            return trio.run(_deadletters, settings, args)
+    except ValidationError as exc:
+        print(f"threadline: invalid settings: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        return 2
+    except (ConfigurationError, JournalUnavailable) as exc:
+        print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")  # exits with status 2
+
+
+async def _until_signalled(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+async def _serve(settings: Settings) -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_until_signalled, stop)
+        node = await nursery.start(lambda task_status: run_bridge(
+            settings, stop=stop, task_status=task_status
+        ))  # fmt: skip
+        logger.info("serving on %s (metrics on %s/metrics)", node.ingress.url, node.metrics.url)
+        await stop.wait()
+    # run_bridge returned after draining; the signal task ended with the signal.
+
+
+async def _sandbox(bind: str, webhook_url: str, bridge_url: str) -> None:
+    app = SandboxApp()
+    app.intercom.configure(webhook_url=webhook_url)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_until_signalled, stop)
+        addr = await nursery.start(serve_asgi, app, hypercorn_config(bind))
+        app.intercom.public_url = addr.url + "/intercom"
+        print(f"sandbox serving on {addr.url}; point a bridge at it with:")  # noqa: T201
+        for name, value in sandbox_settings_env(addr.url, bridge_url).items():
+            print(f"  export {name}={value}")  # noqa: T201 - CLI output
+        sys.stdout.flush()
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_journal(settings) as journal:
+        if args.action == "list":
+            letters = await journal.dead_letters(limit=args.limit)
+            for letter in letters:
+                entry = letter.entry
+                if args.json:
+                    print(json.dumps({  # noqa: T201 - CLI output
+                        "id": entry.id, "thread": entry.key, "dedupe_id": entry.dedupe_id,
+                        "created_at": entry.created_at, "dead_at": letter.dead_at,
+                        "error": letter.error,
+                    }))  # fmt: skip
+                else:
+                    print(f"{entry.id}\t{entry.key}\t{letter.error}")  # noqa: T201
+            if not args.json:
+                print(f"{len(letters)} dead letter(s)", file=sys.stderr)  # noqa: T201
+            return 0
+        revived = await journal.replay(None if args.all else args.ids)
+        print(f"replayed {len(revived)} entr{'y' if len(revived) == 1 else 'ies'}")  # noqa: T201
+        return 0

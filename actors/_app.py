@@ -1,0 +1,335 @@
+"""The composition root: build every part from :class:`Settings` and run the bridge.
+
+Supervision tree::
+
+    bridge ── journal (SQLite writer / PostgreSQL pool)
+           └─ supervisor ─┬─ thread actors (KeyedActors: one per thread, sweeper)
+                          ├─ dispatcher (journal → actors)
+                          ├─ housekeeping (journal statistics for metrics, pruning)
+                          ├─ ingress server (Hypercorn, THREADLINE_BIND)
+                          └─ metrics server (Hypercorn, THREADLINE_METRICS_BIND)
+
+Shutdown (SIGTERM): the ingress stops taking requests (in-flight ones finish), the dispatcher
+stops, thread actors drain for ``shutdown_drain_seconds``, then everything is cancelled. Entries
+not finished stay pending in the journal and are delivered after the next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import trio
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from intercom import IntercomClient, RateBudget
+from runtime import (
+    BoundAddress,
+    ChildSpec,
+    Entry,
+    Journal,
+    JournalUnavailable,
+    KeyedActors,
+    RestartIntensity,
+    RetryPolicy,
+    RuntimeMetrics,
+    Supervisor,
+    hypercorn_config,
+    open_sqlite_journal,
+    serve_asgi,
+)
+
+from ._contacts import ContactResolver
+from ._dispatch import Dispatcher
+from ._gateway import Gateway
+from ._http import Request, Response, Router, text_response
+from ._ingress import Ingress
+from ._jobs import decode_job
+from ._media import MediaStore
+from ._metrics import BridgeMetrics
+from ._settings import Settings, parse_bind
+from ._thread import Services, ThreadActor, make_classifier
+
+__all__ = ["ConfigurationError", "Node", "open_journal", "run_bridge"]
+
+logger = logging.getLogger("threadline.bridge")
+
+_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api"}
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run a bridge (message says which and why)."""
+
+
+@dataclass
+class Node:
+    """A running bridge, as reported to whoever started it."""
+
+    settings: Settings
+    journal: Journal
+    actors: KeyedActors[Entry, None]
+    dispatcher: Dispatcher
+    registry: CollectorRegistry
+    ingress: BoundAddress
+    metrics: BoundAddress
+    budget: RateBudget
+
+
+@asynccontextmanager
+async def open_journal(settings: Settings) -> AsyncIterator[Journal]:
+    """Open the journal named by ``THREADLINE_DATABASE_URL``."""
+    path = settings.sqlite_path
+    if path is not None:
+        async with open_sqlite_journal(path, partitions=settings.partitions) as journal:
+            yield journal
+        return
+    raise ConfigurationError("PostgreSQL journals are not available in this build yet")
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings that would run insecurely or not at all."""
+    host, _ = parse_bind(settings.metrics_bind)
+    if settings.metrics_token is None and not _is_loopback(host):
+        raise ConfigurationError(
+            f"THREADLINE_METRICS_BIND={settings.metrics_bind} is not a loopback address: "
+            "set THREADLINE_METRICS_TOKEN so /metrics is not exposed unauthenticated"
+        )
+    if settings.intercom_access_token is None:
+        raise ConfigurationError("THREADLINE_INTERCOM_ACCESS_TOKEN is required")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_app(registry: CollectorRegistry, token: str | None) -> Router:
+    """``GET /metrics`` (optionally bearer-protected) in Prometheus' text format."""
+    router = Router(max_body_bytes=1024)
+
+    async def metrics(request: Request) -> Response:
+        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
+            return text_response(401, "missing or wrong bearer token")
+        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+    router.add("GET", "/metrics", "metrics", metrics)
+    return router
+
+
+async def run_bridge(
+    settings: Settings,
+    *,
+    stop: trio.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the bridge until ``stop`` is set (then drain and return) or cancelled."""
+    check_settings(settings)
+    stop = stop or trio.Event()
+    registry = registry or CollectorRegistry()
+    runtime_metrics = RuntimeMetrics(registry)
+    metrics = BridgeMetrics(registry)
+    assert settings.intercom_access_token is not None
+    async with (
+        open_journal(settings) as journal,
+        httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as provider_http,
+        httpx.AsyncClient(
+            base_url=settings.intercom_base_url,
+            timeout=httpx.Timeout(20.0, connect=5.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        ) as intercom_http,
+    ):
+        budget = RateBudget(limit=settings.intercom_rate_limit_per_window)
+        intercom = IntercomClient(
+            intercom_http,
+            access_token=settings.intercom_access_token.get_secret_value(),
+            version=settings.intercom_version,
+            budget=budget,
+            observer=metrics.observe_intercom,
+        )
+        policy = RetryPolicy(
+            max_attempts=settings.retry_max_attempts,
+            base=settings.retry_base_seconds,
+            cap=settings.retry_cap_seconds,
+        )
+        dispatcher_box: list[Dispatcher] = []
+
+        def finish(entry: Entry, direction: str, outcome: str) -> None:
+            dispatcher_box[0].finished(entry.id)
+            metrics.messages.labels(direction, outcome).inc()
+            if outcome == "delivered":
+                metrics.latency.labels(direction).observe(max(0.0, time.time() - entry.created_at))
+
+        async def give_up(key: str, message: object, exc: Exception, reason: str) -> None:
+            assert isinstance(message, Entry)
+            direction = _direction(message)
+            error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
+            logger.error(
+                "entry %d of thread %s given up: %s", message.id, _hash(key), error,
+                extra={"entry_id": message.id, "thread": _hash(key)},
+            )  # fmt: skip
+            await journal.bury(message.id, error)
+            dispatcher_box[0].finished(message.id)
+            metrics.dead_letters.labels(direction).inc()
+            metrics.messages.labels(direction, "dead_lettered").inc()
+
+        services = Services(
+            settings=settings,
+            journal=journal,
+            intercom=intercom,
+            gateway=Gateway(settings, provider_http),
+            resolver=ContactResolver(intercom, journal, metrics),
+            media=MediaStore(settings.media_dir),
+            metrics=metrics,
+            policy=policy,
+            finish=finish,
+        )
+        actors: KeyedActors[Entry, None] = KeyedActors(
+            lambda ctx: ThreadActor(ctx, services),
+            name="thread",
+            mailbox_capacity=settings.mailbox_capacity,
+            idle_timeout=settings.actor_idle_seconds,
+            classify=make_classifier(policy),
+            restart=RestartIntensity(settings.restart_max, settings.restart_period_seconds),
+            escalate=None,
+            resume_parked_after=settings.parked_resume_seconds,
+            on_give_up=give_up,
+            metrics=runtime_metrics,
+        )
+        dispatcher = Dispatcher(journal, actors)
+        dispatcher_box.append(dispatcher)
+        ingress = Ingress(
+            settings,
+            journal,
+            wake=dispatcher.wake,
+            metrics=metrics,
+            media=services.media,
+            ready=lambda: dispatcher.running,
+        )
+        sources = metrics.sources
+        sources.inflight = lambda: dispatcher.inflight
+        sources.held_keys = lambda: dispatcher.held_keys
+        sources.budget_waits = lambda: budget.waits
+        sources.budget_wait_seconds = lambda: budget.wait_seconds
+        sources.budget_rate_limited = lambda: budget.rate_limited
+        sources.ready = lambda: dispatcher.running
+        sources.partitions_total = settings.partitions
+        sources.partitions_owned = settings.partitions
+
+        ingress_stop = trio.Event()
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        supervisor = Supervisor(
+            "bridge",
+            [
+                ChildSpec("actors", actors.run),
+                ChildSpec("dispatcher", dispatcher.run),
+                ChildSpec("housekeeping", _housekeeping(journal, metrics, settings)),
+                ChildSpec(
+                    "ingress",
+                    _server(
+                        ingress.app,
+                        settings.bind,
+                        ingress_stop.wait,
+                        keep_alive_timeout=75.0,
+                        read_timeout=30.0,
+                        h11_max_incomplete_size=16 * 1024,
+                        graceful_timeout=10.0,
+                    ),
+                ),
+                ChildSpec(
+                    "metrics", _server(metrics_app(registry, token), settings.metrics_bind, None)
+                ),
+            ],
+            intensity=RestartIntensity(5, 60.0),
+            restart_delay=1.0,
+            metrics=runtime_metrics,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            task_status.started(
+                Node(
+                    settings=settings,
+                    journal=journal,
+                    actors=actors,
+                    dispatcher=dispatcher,
+                    registry=registry,
+                    ingress=supervisor.ready["ingress"],
+                    metrics=supervisor.ready["metrics"],
+                    budget=budget,
+                )
+            )
+            await stop.wait()
+            logger.info("stopping: ingress closes, actors drain")
+            ingress_stop.set()
+            report = await actors.shutdown(settings.shutdown_drain_seconds)
+            logger.info(
+                "stopped: %d entries left pending for the next start", report.abandoned_messages
+            )
+            nursery.cancel_scope.cancel()
+
+
+def _server(
+    app: Router,
+    bind: str,
+    shutdown: Callable[[], Awaitable[None]] | None,
+    **options: object,
+) -> Callable[..., Awaitable[None]]:
+    async def run(*, task_status: trio.TaskStatus[BoundAddress] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve_asgi(
+            app,
+            hypercorn_config(bind, **options),
+            shutdown_trigger=shutdown,
+            task_status=task_status,
+        )
+        await trio.sleep_forever()  # after a graceful stop, stay put until the bridge exits
+
+    return run
+
+
+def _housekeeping(
+    journal: Journal, metrics: BridgeMetrics, settings: Settings
+) -> Callable[..., Awaitable[None]]:
+    async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_prune = 0.0
+        while True:
+            try:
+                stats = await journal.statistics()
+                sources = metrics.sources
+                sources.pending = stats.pending
+                sources.dead = stats.dead
+                oldest = stats.oldest_pending_created_at
+                sources.oldest_pending_age = max(0.0, time.time() - oldest) if oldest else 0.0
+                if time.time() >= next_prune:
+                    await journal.prune(
+                        done_before=time.time() - settings.journal_retention_seconds
+                    )
+                    next_prune = time.time() + 3600.0
+            except JournalUnavailable as exc:
+                logger.warning("housekeeping: journal unavailable: %s", exc)
+            await trio.sleep(5.0)
+
+    return run
+
+
+def _direction(entry: Entry) -> str:
+    try:
+        return _DIRECTIONS[decode_job(entry.payload).kind]
+    except ValueError:
+        return "inbound"
+
+
+def _hash(key: str) -> str:
+    """A short stable hash of a thread key for logs (keys hold phone numbers)."""
+    return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()

@@ -1,0 +1,181 @@
+"""An embedded stack: the sandboxes and a bridge in one process, talking real HTTP on loopback.
+
+Used by ``threadline demo``, ``threadline loadtest`` (embedded mode) and the end-to-end tests.
+The provider side is played with the signed webhook builders, exactly as the providers send.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import trio
+from prometheus_client import CollectorRegistry
+
+from channels import (
+    SentMessage,
+    SignedWebhook,
+    WebhookMedia,
+    WhatsAppInbound,
+    telegram_message_webhook,
+    twilio_message_webhook,
+    whatsapp_webhook,
+)
+from runtime import BoundAddress, hypercorn_config, serve_asgi
+
+from ._app import Node, run_bridge
+from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
+from ._settings import Settings
+
+__all__ = ["Stack", "open_stack"]
+
+PUBLIC_URL = "https://bridge.example"
+"""The public URL the embedded bridge believes it has (Twilio signs webhooks against it)."""
+
+
+@dataclass
+class Stack:
+    """A running sandbox + bridge, and helpers to play the providers' side."""
+
+    sandbox: SandboxApp
+    sandbox_url: str
+    node: Node
+    http: httpx.AsyncClient
+    """A client for the bridge's ingress (base URL set)."""
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def settings(self) -> Settings:
+        return self.node.settings
+
+    async def post(self, path: str, webhook: SignedWebhook) -> httpx.Response:
+        """POST a signed webhook to the bridge."""
+        return await self.http.post(path, content=webhook.body, headers=webhook.headers)
+
+    async def whatsapp(
+        self,
+        from_phone: str,
+        text: str | None = None,
+        *,
+        media: WebhookMedia | None = None,
+        message_id: str | None = None,
+        name: str | None = "Sandbox Customer",
+        sent_at: datetime | None = None,
+        batch: Sequence[WhatsAppInbound] = (),
+    ) -> httpx.Response:
+        """A customer's WhatsApp message (or a whole batch) as Meta would deliver it."""
+        messages = list(batch) or [
+            WhatsAppInbound(
+                from_phone=from_phone,
+                text=text,
+                media=media,
+                message_id=message_id or f"wamid.sandbox{next(self._ids):012d}",
+                name=name,
+                sent_at=sent_at,
+            )
+        ]
+        webhook = whatsapp_webhook(
+            SANDBOX_SECRETS.whatsapp_app_secret, SANDBOX_SECRETS.whatsapp_phone_number_id, messages
+        )
+        return await self.post("/webhooks/whatsapp", webhook)
+
+    async def sms(
+        self,
+        from_phone: str,
+        body: str = "",
+        *,
+        media: Sequence[WebhookMedia] = (),
+        message_sid: str | None = None,
+        whatsapp: bool = False,
+    ) -> httpx.Response:
+        """A customer's SMS (or Twilio-WhatsApp message) as Twilio would deliver it."""
+        prefix = "whatsapp:" if whatsapp else ""
+        webhook = twilio_message_webhook(
+            self.sandbox.providers.credentials.twilio_auth_token,
+            f"{PUBLIC_URL}/webhooks/twilio",
+            account_sid=self.sandbox.providers.credentials.twilio_account_sid,
+            to=prefix + SANDBOX_SECRETS.twilio_number,
+            from_=prefix + from_phone,
+            body=body,
+            media=media,
+            message_sid=message_sid or f"SM{next(self._ids):032d}",
+        )
+        return await self.post("/webhooks/twilio", webhook)
+
+    async def telegram(
+        self,
+        chat_id: int,
+        text: str | None = None,
+        *,
+        media: WebhookMedia | None = None,
+        message_id: int | None = None,
+        sent_at: datetime | None = None,
+        first_name: str = "Sandbox",
+    ) -> httpx.Response:
+        """A customer's Telegram message as the Bot API would deliver it."""
+        webhook = telegram_message_webhook(
+            SANDBOX_SECRETS.telegram_secret_token,
+            chat_id=chat_id,
+            message_id=message_id or next(self._ids),
+            text=text,
+            media=media,
+            sent_at=sent_at,
+            first_name=first_name,
+        )
+        return await self.post("/webhooks/telegram", webhook)
+
+    def conversations(self) -> list[dict[str, Any]]:
+        """Every Intercom conversation with its parts, in order."""
+        return self.sandbox.intercom.conversations()
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every Intercom contact."""
+        return self.sandbox.intercom.contacts()
+
+    def sent(self) -> list[SentMessage]:
+        """Everything the bridge sent to customers through the sandbox providers."""
+        return self.sandbox.providers.sent()
+
+
+@asynccontextmanager
+async def open_stack(
+    *,
+    database_url: str,
+    registry: CollectorRegistry | None = None,
+    **overrides: Any,  # noqa: ANN401 - Settings fields, validated by pydantic
+) -> AsyncIterator[Stack]:
+    """Start the sandboxes and a bridge on free loopback ports; stop both on exit."""
+    sandbox = SandboxApp()
+    async with trio.open_nursery() as nursery:
+        address: BoundAddress = await nursery.start(
+            serve_asgi, sandbox, hypercorn_config("127.0.0.1:0")
+        )
+        sandbox.intercom.public_url = address.url + "/intercom"
+        env = sandbox_settings_env(address.url, PUBLIC_URL)
+        values: dict[str, Any] = {k.removeprefix("THREADLINE_").lower(): v for k, v in env.items()}
+        values.update(
+            bind="127.0.0.1:0",
+            metrics_bind="127.0.0.1:0",
+            database_url=database_url,
+            api_token="sandbox-api-token",  # noqa: S106 - a public fake for the sandbox
+        )
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)
+        stop = trio.Event()
+        async with trio.open_nursery() as bridge_nursery:
+            node: Node = await bridge_nursery.start(
+                functools.partial(run_bridge, settings, stop=stop, registry=registry)
+            )
+            sandbox.intercom.configure(webhook_url=node.ingress.url + "/webhooks/intercom")
+            async with httpx.AsyncClient(base_url=node.ingress.url, timeout=30.0) as http:
+                try:
+                    yield Stack(sandbox, address.url, node, http)
+                finally:
+                    stop.set()  # run_bridge drains and returns; then this nursery exits
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,388 @@
+"""The ingress routes (ARCHITECTURE §4): verify → parse → journal (commit) → answer.
+
+A webhook is answered 200 only after its entries are durable in the journal (or it was
+recognised as a duplicate, or as an event we do not bridge). The status table::
+
+    200  journaled, duplicate, or ignored         401  bad or missing signature / token
+    400  malformed payload (one-line reason)      413  body over the cap
+    404  route of a channel that is not configured
+    503  + Retry-After: the journal cannot commit (providers retry)
+
+The ingress never waits on an actor: after the commit it wakes the dispatcher and answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels import (
+    Channel,
+    InboundMessage,
+    ParsedEvent,
+    PayloadInvalid,
+    PayloadTooLarge,
+    SignatureInvalid,
+    ThreadKey,
+    parse_telegram,
+    parse_twilio,
+    parse_whatsapp,
+    twilio_form_params,
+    verify_telegram_secret,
+    verify_twilio_signature,
+    verify_whatsapp_handshake,
+    verify_whatsapp_signature,
+)
+from intercom import (
+    ConversationEvent,
+    NotificationInvalid,
+    WebhookSignatureInvalid,
+    new_admin_parts,
+    parse_notification,
+)
+from intercom import verify_signature as verify_intercom_signature
+from runtime import Journal, JournalUnavailable, NewEntry
+
+from ._http import Request, Response, Router, json_response, text_response
+from ._jobs import (
+    ApiSendJob,
+    InboundJob,
+    OutboundAttachment,
+    ReplyJob,
+    ThreadState,
+    conversation_index_key,
+    encode_job,
+    thread_state_key,
+)
+from ._media import MediaStore
+from ._metrics import BridgeMetrics
+from ._settings import Settings
+
+__all__ = ["Ingress"]
+
+logger = logging.getLogger("threadline.ingress")
+
+TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+RETRY_AFTER_SECONDS = "5"
+WEBHOOK_ROUTES = frozenset({"whatsapp", "twilio", "telegram", "intercom", "api"})
+
+
+class _ApiAttachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    mime_type: str = Field(default="application/octet-stream", max_length=200)
+    filename: str | None = Field(default=None, max_length=255)
+
+
+class _ApiMessage(BaseModel):
+    """The body of ``POST /api/messages``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    account: str = Field(min_length=1, max_length=200)
+    customer: str = Field(min_length=1, max_length=200)
+    text: str = Field(default="", max_length=4096)
+    attachments: list[_ApiAttachment] = Field(default_factory=list, max_length=10)
+    admin_id: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Ingress:
+    """The ingress ASGI app (:attr:`app`) over a journal.
+
+    Args:
+        settings: credentials decide which channel routes exist.
+        journal: where webhooks go.
+        wake: called after each commit (the dispatcher's ``wake``).
+        metrics: request counters and commit latency.
+        media: the store behind ``GET /media/<token>``.
+        ready: whether the node serves (for ``/readyz``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        *,
+        wake: Callable[[], None],
+        metrics: BridgeMetrics,
+        media: MediaStore,
+        ready: Callable[[], bool],
+    ) -> None:
+        self._s = settings
+        self._journal = journal
+        self._wake = wake
+        self._metrics = metrics
+        self._media = media
+        self._ready = ready
+        self._bot_id = settings.telegram_bot_id
+        router = Router(max_body_bytes=settings.max_body_bytes, on_response=self._count)
+        router.add("GET", "/healthz", "health", self._healthz)
+        router.add("GET", "/readyz", "ready", self._readyz)
+        router.add("GET", "/webhooks/whatsapp", "whatsapp", self._whatsapp_handshake)
+        router.add("POST", "/webhooks/whatsapp", "whatsapp", self._whatsapp)
+        router.add("POST", "/webhooks/twilio", "twilio", self._twilio)
+        router.add("POST", "/webhooks/telegram", "telegram", self._telegram)
+        router.add("POST", "/webhooks/intercom", "intercom", self._intercom)
+        router.add("POST", "/api/messages", "api", self._api_messages)
+        router.add_prefix("GET", "/media/", "media", self._media_file)
+        self.app = router
+
+    def _count(self, route: str, status: int) -> None:
+        if route in WEBHOOK_ROUTES:
+            self._metrics.webhook_requests.labels(route, str(status)).inc()
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def _healthz(self, request: Request) -> Response:
+        return text_response(200, "ok")
+
+    async def _readyz(self, request: Request) -> Response:
+        if self._ready():
+            return text_response(200, "ready")
+        return text_response(503, "not ready", **{"retry-after": RETRY_AFTER_SECONDS})
+
+    # --- journaling ---------------------------------------------------------------------------
+
+    async def _journal_entries(self, channel: str, entries: Sequence[NewEntry]) -> Response | None:
+        """Append; None when durable, else the 503 to answer."""
+        if not entries:
+            return None
+        started = time.perf_counter()
+        try:
+            results = await self._journal.append(entries)
+        except JournalUnavailable as exc:
+            logger.warning("journal cannot commit, answering 503: %s", exc)
+            return text_response(
+                503, "journal unavailable, retry later", **{"retry-after": RETRY_AFTER_SECONDS}
+            )
+        self._metrics.journal_commit.observe(time.perf_counter() - started)
+        fresh = sum(1 for r in results if not r.duplicate)
+        if fresh:
+            self._metrics.journal_appends.labels(channel).inc(fresh)
+            self._wake()
+        if fresh < len(results):
+            self._metrics.journal_duplicates.labels(channel).inc(len(results) - fresh)
+        return None
+
+    def _inbound_entries(self, events: list[ParsedEvent]) -> list[NewEntry]:
+        received = time.time()
+        entries = []
+        for event in events:
+            if isinstance(event, InboundMessage):
+                key = event.key
+                job = InboundJob(message=event, received_at=received)
+                dedupe = f"{key.channel.value}:{key.account}:{event.provider_message_id}"
+                entries.append(NewEntry(str(key), dedupe, encode_job(job)))
+        return entries
+
+    # --- WhatsApp -----------------------------------------------------------------------------
+
+    async def _whatsapp_handshake(self, request: Request) -> Response:
+        token = self._s.whatsapp_verify_token
+        if token is None or self._s.whatsapp_app_secret is None:
+            return text_response(404, "whatsapp is not configured")
+        try:
+            challenge = verify_whatsapp_handshake(dict(request.query()), token.get_secret_value())
+        except SignatureInvalid as exc:
+            return text_response(403, exc.reason)
+        except PayloadInvalid as exc:
+            return text_response(400, exc.reason)
+        return text_response(200, challenge)
+
+    async def _whatsapp(self, request: Request) -> Response:
+        secret = self._s.whatsapp_app_secret
+        if secret is None:
+            return text_response(404, "whatsapp is not configured")
+        try:
+            verify_whatsapp_signature(
+                request.body, request.headers.get("x-hub-signature-256"), secret.get_secret_value()
+            )
+            _require_json(request)
+            events = parse_whatsapp(request.body, max_bytes=self._s.max_body_bytes)
+        except SignatureInvalid as exc:
+            return text_response(401, exc.reason)
+        except PayloadTooLarge as exc:
+            return text_response(413, exc.reason)
+        except PayloadInvalid as exc:
+            return text_response(400, exc.reason)
+        failed = await self._journal_entries("whatsapp", self._inbound_entries(events))
+        return failed or text_response(200, "ok")
+
+    # --- Twilio -------------------------------------------------------------------------------
+
+    async def _twilio(self, request: Request) -> Response:
+        token = self._s.twilio_auth_token
+        if token is None or not self._s.twilio_account_sid:
+            return text_response(404, "twilio is not configured")
+        url = self._s.public_url.rstrip("/") + "/webhooks/twilio"
+        if request.query_string:
+            url += "?" + request.query_string.decode("latin-1")
+        try:
+            if request.content_type != "application/x-www-form-urlencoded":
+                # Twilio's JSON-bodied webhooks sign the URL (with bodySHA256) and no params.
+                verify_twilio_signature(
+                    url, [], request.headers.get("x-twilio-signature"),
+                    token.get_secret_value(), body=request.body,
+                )  # fmt: skip
+                raise PayloadInvalid("expected a form-encoded Twilio Messaging webhook")
+            params = twilio_form_params(request.body, max_bytes=self._s.max_body_bytes)
+            verify_twilio_signature(
+                url, params, request.headers.get("x-twilio-signature"), token.get_secret_value()
+            )
+            events = parse_twilio(
+                request.body, received_at=datetime.now(UTC), max_bytes=self._s.max_body_bytes
+            )
+        except SignatureInvalid as exc:
+            return text_response(401, exc.reason)
+        except PayloadTooLarge as exc:
+            return text_response(413, exc.reason)
+        except PayloadInvalid as exc:
+            return text_response(400, exc.reason)
+        failed = await self._journal_entries("twilio", self._inbound_entries(events))
+        return failed or Response(200, TWIML_EMPTY, "text/xml; charset=utf-8")
+
+    # --- Telegram -----------------------------------------------------------------------------
+
+    async def _telegram(self, request: Request) -> Response:
+        secret = self._s.telegram_secret_token
+        if secret is None or self._bot_id is None:
+            return text_response(404, "telegram is not configured")
+        try:
+            verify_telegram_secret(
+                request.headers.get("x-telegram-bot-api-secret-token"), secret.get_secret_value()
+            )
+            _require_json(request)
+            events = parse_telegram(request.body, self._bot_id, max_bytes=self._s.max_body_bytes)
+        except SignatureInvalid as exc:
+            return text_response(401, exc.reason)
+        except PayloadTooLarge as exc:
+            return text_response(413, exc.reason)
+        except PayloadInvalid as exc:
+            return text_response(400, exc.reason)
+        failed = await self._journal_entries("telegram", self._inbound_entries(events))
+        return failed or text_response(200, "ok")
+
+    # --- Intercom -----------------------------------------------------------------------------
+
+    async def _intercom(self, request: Request) -> Response:
+        secret = self._s.intercom_client_secret
+        if secret is None:
+            return text_response(404, "intercom webhooks are not configured")
+        try:
+            verify_intercom_signature(
+                request.body, request.headers.get("x-hub-signature"), secret.get_secret_value()
+            )
+            _require_json(request)
+            notification = parse_notification(request.body)
+        except WebhookSignatureInvalid as exc:
+            return text_response(401, str(exc))
+        except (NotificationInvalid, PayloadInvalid) as exc:
+            return text_response(400, str(getattr(exc, "reason", exc)))
+        if not (
+            isinstance(notification, ConversationEvent)
+            and notification.topic == "conversation.admin.replied"
+        ):
+            return text_response(200, "ignored")
+        conversation = notification.conversation
+        try:
+            key = await self._journal.get_state(conversation_index_key(conversation.id))
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        if key is None:
+            return text_response(200, "ignored: conversation not bridged")
+        received = time.time()
+        entries = []
+        for part in new_admin_parts(notification):
+            if part.part_type != "comment":
+                continue  # notes stay inside Intercom
+            job = ReplyJob(
+                conversation_id=conversation.id,
+                part_id=part.id,
+                admin_id=part.author.id,
+                admin_name=part.author.name,
+                text=part.text,
+                attachments=tuple(
+                    OutboundAttachment(url=a.url, mime_type=a.content_type, filename=a.name or None)
+                    for a in part.attachments
+                ),
+                app_package_code=part.app_package_code,
+                assignee_id=conversation.admin_assignee_id,
+                received_at=received,
+            )
+            dedupe = f"intercom:{notification.id}:{part.id}"
+            entries.append(NewEntry(key.decode(), dedupe, encode_job(job)))
+        failed = await self._journal_entries("intercom", entries)
+        return failed or text_response(200, "ok")
+
+    # --- the send API -------------------------------------------------------------------------
+
+    async def _api_messages(self, request: Request) -> Response:
+        token = self._s.api_token
+        if token is None:
+            return text_response(404, "the send API is not enabled (set THREADLINE_API_TOKEN)")
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return text_response(401, "missing or wrong bearer token")
+        if request.content_type != "application/json":
+            return text_response(400, "expected application/json")
+        try:
+            message = _ApiMessage.model_validate_json(request.body)
+            key = ThreadKey(
+                channel=message.channel, account=message.account, customer=message.customer
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return text_response(400, f"invalid message at {where}: {first['msg']}"[:300])
+        if not message.text and not message.attachments:
+            return text_response(400, "a message needs text or attachments")
+        try:
+            raw = await self._journal.get_state(thread_state_key(str(key)))
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        if raw is None or ThreadState.decode(raw).conversation_id is None:
+            return text_response(404, "no conversation with this customer on this channel yet")
+        job = ApiSendJob(
+            text=message.text,
+            attachments=tuple(
+                OutboundAttachment(url=a.url, mime_type=a.mime_type, filename=a.filename)
+                for a in message.attachments
+            ),
+            admin_id=message.admin_id,
+            received_at=time.time(),
+        )
+        dedupe = f"api:{message.idempotency_key or uuid.uuid4().hex}"
+        failed = await self._journal_entries("api", [NewEntry(str(key), dedupe, encode_job(job))])
+        return failed or json_response(200, {"status": "accepted", "thread": str(key)})
+
+    # --- oversize attachments -----------------------------------------------------------------
+
+    async def _media_file(self, request: Request) -> Response:
+        token = request.path.removeprefix("/media/")
+        stored = await self._media.open(token)
+        if stored is None:
+            return text_response(404, "not found")
+        content = await trio.Path(stored.path).read_bytes()
+        safe_name = stored.filename.replace('"', "")
+        return Response(
+            200,
+            content,
+            stored.mime_type,
+            {"content-disposition": f'attachment; filename="{safe_name}"'},
+        )
+
+
+def _require_json(request: Request) -> None:
+    if request.content_type != "application/json":
+        raise PayloadInvalid(f"expected application/json, got {request.content_type or 'none'}")

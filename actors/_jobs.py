@@ -1,0 +1,125 @@
+"""What the bridge journals: one job per entry, JSON in the entry's payload.
+
+Every job belongs to one thread key, so the journal orders a thread's inbound messages, its
+teammates' replies and the messages sent through the API together.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from channels import InboundMessage
+
+__all__ = [
+    "ApiSendJob",
+    "InboundJob",
+    "Job",
+    "OutboundAttachment",
+    "ReplyJob",
+    "ThreadState",
+    "conversation_index_key",
+    "decode_job",
+    "encode_job",
+    "identity_key",
+    "own_part_key",
+    "thread_state_key",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InboundJob(_Frozen):
+    """A customer's message to deliver into Intercom."""
+
+    kind: Literal["inbound"] = "inbound"
+    message: InboundMessage
+    received_at: float
+
+
+class OutboundAttachment(_Frozen):
+    """A file to send to the customer, by URL."""
+
+    url: str
+    mime_type: str = "application/octet-stream"
+    filename: str | None = None
+
+
+class ReplyJob(_Frozen):
+    """A teammate's reply in Intercom (``conversation.admin.replied``) to send to the customer."""
+
+    kind: Literal["reply"] = "reply"
+    conversation_id: str
+    part_id: str
+    admin_id: str | None = None
+    admin_name: str | None = None
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    app_package_code: str | None = None
+    assignee_id: str | None = None
+    received_at: float
+
+
+class ApiSendJob(_Frozen):
+    """A message sent to a customer through ``POST /api/messages``."""
+
+    kind: Literal["api_send"] = "api_send"
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    admin_id: str | None = None
+    received_at: float
+
+
+Job = Annotated[InboundJob | ReplyJob | ApiSendJob, Field(discriminator="kind")]
+_JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob] = TypeAdapter(Job)
+
+
+def encode_job(job: InboundJob | ReplyJob | ApiSendJob) -> bytes:
+    """The journal payload of a job."""
+    return job.model_dump_json(exclude_defaults=False).encode()
+
+
+def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
+    """The job in a journal payload (raises pydantic.ValidationError on a corrupt one)."""
+    return _JOB.validate_json(payload)
+
+
+class ThreadState(BaseModel):
+    """What the bridge remembers of one thread between messages (journal state)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    contact_id: str | None = None
+    conversation_id: str | None = None
+    last_inbound_at: float | None = None
+    """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> ThreadState:
+        return cls() if raw is None else cls.model_validate_json(raw)
+
+
+def thread_state_key(key: str) -> str:
+    """The journal state key of a thread."""
+    return f"thread:{key}"
+
+
+def conversation_index_key(conversation_id: str) -> str:
+    """The journal state key mapping an Intercom conversation back to its thread."""
+    return f"conversation:{conversation_id}"
+
+
+def identity_key(identity: str) -> str:
+    """The journal state key mapping a customer identity to its Intercom contact."""
+    return f"identity:{identity}"
+
+
+def own_part_key(part_id: str) -> str:
+    """The journal state key marking a conversation part the bridge wrote itself."""
+    return f"own-part:{part_id}"

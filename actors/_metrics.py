@@ -1,0 +1,236 @@
+"""The bridge's metrics (ARCHITECTURE §6), in an injected registry.
+
+Counters and histograms are prometheus-client objects with pre-initialised label sets (from
+small closed sets: channel, direction, outcome, endpoint, code, reason). State gauges (journal
+backlog, rate budget, dispatcher) are read at scrape time by a collector, from values a
+background task refreshes, so a scrape never waits on the database.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+__all__ = ["BridgeMetrics", "GaugeSources"]
+
+CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
+DIRECTIONS = ("inbound", "outbound", "api")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+INTERCOM_ENDPOINTS = (
+    "search_contacts", "create_contact", "get_contact", "update_contact",
+    "find_contact_by_external_id", "create_data_attribute", "list_data_attributes",
+    "create_conversation", "reply_conversation", "get_conversation", "list_admins", "me",
+)  # fmt: skip
+
+
+@dataclass
+class GaugeSources:
+    """Where the scrape-time gauges come from (set by the composition root)."""
+
+    pending: int = 0
+    oldest_pending_age: float = 0.0
+    dead: int = 0
+    partitions_owned: int = 0
+    partitions_total: int = 0
+    inflight: Callable[[], int] = lambda: 0
+    held_keys: Callable[[], int] = lambda: 0
+    budget_waits: Callable[[], int] = lambda: 0
+    budget_wait_seconds: Callable[[], float] = lambda: 0.0
+    budget_rate_limited: Callable[[], int] = lambda: 0
+    ready: Callable[[], bool] = lambda: False
+
+
+class BridgeMetrics:
+    """Every metric of the bridge, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sources = GaugeSources()
+        self.webhook_requests = Counter(
+            "threadline_webhook_requests_total",
+            "Ingress requests by route channel and HTTP status code.",
+            ["channel", "code"],
+            registry=registry,
+        )
+        self.journal_appends = Counter(
+            "threadline_journal_appends_total",
+            "Journal entries appended (duplicates excluded), by channel.",
+            ["channel"],
+            registry=registry,
+        )
+        self.journal_duplicates = Counter(
+            "threadline_journal_duplicates_total",
+            "Redeliveries recognised by their dedupe id and not appended again.",
+            ["channel"],
+            registry=registry,
+        )
+        self.journal_commit = Histogram(
+            "threadline_journal_commit_duration_seconds",
+            "Seconds from asking the journal to append until the commit is durable.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.messages = Counter(
+            "threadline_messages_total",
+            "Journal entries finished by direction and outcome.",
+            ["direction", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "threadline_delivery_latency_seconds",
+            "Seconds from webhook received (journaled) to delivered, by direction.",
+            ["direction"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.intercom_requests = Counter(
+            "threadline_intercom_requests_total",
+            "Intercom API requests by endpoint and HTTP status code (none: no response).",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.intercom_duration = Histogram(
+            "threadline_intercom_request_duration_seconds",
+            "Intercom API request time in seconds, by endpoint.",
+            ["endpoint"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+        self.channel_sends = Counter(
+            "threadline_channel_sends_total",
+            "Messages sent to customers' channels by channel and outcome.",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "threadline_dead_letters_total",
+            "Entries given up and kept as dead letters, by direction.",
+            ["direction"],
+            registry=registry,
+        )
+        self.conversations_created = Counter(
+            "threadline_conversations_created_total",
+            "Intercom conversations the bridge created, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.contacts_created = Counter(
+            "threadline_contacts_created_total",
+            "Intercom contacts the bridge created (or found by a 409 conflict).",
+            ["outcome"],
+            registry=registry,
+        )
+        build = Gauge(
+            "threadline_build_info",
+            "Build information (value 1).",
+            ["version", "commit"],
+            registry=registry,
+        )
+        build.labels(_version(), _commit()).set(1)
+        registry.register(_StateCollector(self.sources))
+        for channel in CHANNELS:
+            self.journal_appends.labels(channel)
+            self.journal_duplicates.labels(channel)
+        for direction in DIRECTIONS:
+            self.latency.labels(direction)
+            self.dead_letters.labels(direction)
+            for outcome in ("delivered", "dead_lettered", "skipped", "undeliverable"):
+                self.messages.labels(direction, outcome)
+        for reason in ("first_message", "buffer_expired", "conversation_gone"):
+            self.conversations_created.labels(reason)
+        for endpoint in INTERCOM_ENDPOINTS:
+            self.intercom_duration.labels(endpoint)
+
+    def observe_intercom(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """The Intercom client's request observer."""
+        self.intercom_requests.labels(endpoint, str(status) if status is not None else "none").inc()
+        self.intercom_duration.labels(endpoint).observe(seconds)
+
+
+class _StateCollector(Collector):
+    def __init__(self, sources: GaugeSources) -> None:
+        self._s = sources
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families()
+
+    def _families(self) -> list[Metric]:
+        s = self._s
+        return [
+            GaugeMetricFamily(
+                "threadline_journal_pending_entries", "Journal entries not yet done.", s.pending
+            ),
+            GaugeMetricFamily(
+                "threadline_journal_oldest_pending_age_seconds",
+                "Age in seconds of the oldest pending journal entry (0 when none).",
+                s.oldest_pending_age,
+            ),
+            GaugeMetricFamily(
+                "threadline_journal_dead_entries", "Dead letters waiting for an operator.", s.dead
+            ),
+            GaugeMetricFamily(
+                "threadline_dispatch_inflight_entries",
+                "Entries handed to thread actors and not yet finished.",
+                s.inflight(),
+            ),
+            GaugeMetricFamily(
+                "threadline_dispatch_held_keys",
+                "Threads whose mailbox was full: their entries wait in the journal.",
+                s.held_keys(),
+            ),
+            GaugeMetricFamily(
+                "threadline_partitions_owned", "Journal partitions this node owns.",
+                s.partitions_owned,
+            ),
+            GaugeMetricFamily(
+                "threadline_partitions", "Journal partitions in all.", s.partitions_total
+            ),
+            CounterMetricFamily(
+                "threadline_intercom_ratelimit_waits_total",
+                "Requests that waited for the Intercom rate-limit window to refill.",
+                s.budget_waits(),
+            ),
+            CounterMetricFamily(
+                "threadline_intercom_ratelimit_wait_seconds_total",
+                "Seconds spent waiting for the Intercom rate-limit window.",
+                s.budget_wait_seconds(),
+            ),
+            CounterMetricFamily(
+                "threadline_intercom_rate_limited_total",
+                "Intercom 429 answers received.",
+                s.budget_rate_limited(),
+            ),
+            GaugeMetricFamily(
+                "threadline_ready", "1 when the node serves (journal open, dispatching).",
+                1.0 if s.ready() else 0.0,
+            ),
+        ]  # fmt: skip
+
+
+def _version() -> str:
+    try:
+        return version("threadline")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed args
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"

@@ -1,0 +1,423 @@
+"""The thread actor: one per ``(channel, business account, customer)``, strictly in order.
+
+::
+
+    entry ─► inbound  : resolve contact → pick conversation (existing │ buffer expired │ gone)
+                        → create, or reply as the contact (+ attachments) → complete entry
+          ─► reply    : teammate comment → send on the channel as "{teammate}: {text}"
+                        (+ attachments) → complete; failed for good → internal note → complete
+          ─► api_send : send on the channel → record as an admin reply → complete
+
+Every Intercom and provider call may raise; :func:`classify` decides what the runtime does: a
+transient failure (429, 5xx, timeouts, the journal being down) is retried with backoff that
+honours Retry-After; a deleted conversation is retried a few times and then replaced; anything
+else is given up to the dead letters (the give-up hook buries the entry). The actor's state
+(contact, conversation, last activity) lives in the journal, written with the entry's
+completion, so a passivated or restarted actor resumes exactly where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import ValidationError
+
+from channels import (
+    Channel,
+    ChannelError,
+    InboundMessage,
+    MediaHostForbidden,
+    MediaTooLarge,
+    MediaUnavailable,
+    OutboundMedia,
+    OutsideCustomerWindow,
+    RecipientUnavailable,
+    SendRateLimited,
+    SendRejected,
+    SendTransient,
+    ThreadKey,
+)
+from intercom import (
+    AttachmentFile,
+    IntercomClient,
+    IntercomContactMerged,
+    IntercomError,
+    IntercomNotFound,
+    IntercomRateLimited,
+    IntercomTransportError,
+    IntercomUnavailable,
+)
+from runtime import (
+    Actor,
+    ActorContext,
+    Classifier,
+    Decision,
+    Entry,
+    Journal,
+    JournalUnavailable,
+    RetryPolicy,
+)
+
+from ._contacts import ContactResolver
+from ._gateway import Gateway
+from ._jobs import (
+    ApiSendJob,
+    InboundJob,
+    OutboundAttachment,
+    ReplyJob,
+    ThreadState,
+    conversation_index_key,
+    decode_job,
+    own_part_key,
+    thread_state_key,
+)
+from ._media import MediaStore
+from ._metrics import BridgeMetrics
+from ._settings import Settings
+
+__all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
+
+logger = logging.getLogger("threadline.thread")
+
+WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
+
+
+class ConversationGone(Exception):
+    """Intercom answered 404 for the thread's conversation (deleted); retried, then replaced."""
+
+
+@dataclass
+class Services:
+    """What every thread actor shares."""
+
+    settings: Settings
+    journal: Journal
+    intercom: IntercomClient
+    gateway: Gateway
+    resolver: ContactResolver
+    media: MediaStore
+    metrics: BridgeMetrics
+    policy: RetryPolicy
+    finish: Callable[[Entry, str, str], None]
+    """Told ``(entry, direction, outcome)`` when an entry is finished (dispatcher, metrics)."""
+
+
+def make_classifier(policy: RetryPolicy) -> Classifier:
+    """The thread actors' ``classify(exc, attempt)``."""
+
+    def classify(exc: Exception, attempt: int) -> Decision:
+        if isinstance(exc, IntercomRateLimited):
+            return policy.decide(
+                attempt, retry_after=exc.retry_after or None, reason="intercom 429"
+            )
+        if isinstance(exc, SendRateLimited):
+            return policy.decide(attempt, retry_after=exc.retry_after, reason="channel 429")
+        if isinstance(exc, IntercomUnavailable | IntercomTransportError):
+            return policy.decide(attempt, reason=f"intercom {type(exc).__name__}")
+        if isinstance(exc, SendTransient | JournalUnavailable | ConversationGone):
+            return policy.decide(attempt, reason=type(exc).__name__)
+        if isinstance(exc, IntercomError | ChannelError | ValidationError):
+            return Decision.discard(f"{type(exc).__name__}: {exc}"[:500])
+        return Decision.crash(type(exc).__name__)
+
+    return classify
+
+
+class ThreadActor(Actor[Entry, None]):
+    """Delivers one thread's journal entries, in order."""
+
+    def __init__(self, ctx: ActorContext[Entry], services: Services) -> None:
+        self._key_text = ctx.key
+        self._key = ThreadKey.parse(ctx.key)
+        self._s = services
+        self._state = ThreadState()
+        self._recent: deque[int] = deque(maxlen=64)
+        self._gone_attempts: dict[int, int] = {}
+
+    async def on_start(self) -> None:
+        raw = await self._s.journal.get_state(thread_state_key(self._key_text))
+        self._state = ThreadState.decode(raw)
+
+    async def handle(self, message: Entry) -> None:
+        entry = message
+        if entry.id in self._recent:
+            return  # delivered twice (a rescan raced a completion): already done
+        job = decode_job(entry.payload)
+        if isinstance(job, InboundJob):
+            await self._inbound(entry, job.message)
+            direction = "inbound"
+        elif isinstance(job, ReplyJob):
+            direction = "outbound"
+            if not await self._teammate_reply(entry, job):
+                await self._complete(entry, direction, "skipped")
+                return
+        else:
+            direction = "api"
+            await self._api_send(entry, job)
+        self._gone_attempts.pop(entry.id, None)
+        await self._complete(entry, direction, "delivered")
+
+    async def _complete(
+        self,
+        entry: Entry,
+        direction: str,
+        outcome: str,
+        extra: dict[str, bytes | None] | None = None,
+    ) -> None:
+        state: dict[str, bytes | None] = {thread_state_key(self._key_text): self._state.encode()}
+        if extra:
+            state.update(extra)
+        await self._s.journal.complete(entry.id, state=state)
+        self._recent.append(entry.id)
+        self._s.finish(entry, direction, outcome)
+
+    # --- inbound: customer → Intercom ---------------------------------------------------------
+
+    async def _inbound(self, entry: Entry, message: InboundMessage) -> None:
+        body, files = await self._prepare(message)
+        sent_at = message.sent_at.timestamp()
+        for _ in range(2):  # a second pass after re-resolving a merged or deleted contact
+            if self._state.contact_id is None:
+                self._state.contact_id = await self._s.resolver.resolve(message)
+            try:
+                await self._deliver_inbound(entry, sent_at, body, files)
+            except IntercomContactMerged:
+                await self._contact_gone(message)
+                continue
+            except _ContactGone:
+                await self._contact_gone(message)
+                continue
+            break
+        else:
+            raise IntercomNotFound("the contact vanished twice while delivering", status=404)
+        self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
+
+    async def _contact_gone(self, message: InboundMessage) -> None:
+        await self._s.resolver.forget(message)
+        self._state.contact_id = None
+        self._state.conversation_id = None
+
+    def _new_conversation_reason(self, sent_at: float) -> str | None:
+        if self._state.conversation_id is None:
+            return "first_message"
+        buffer = self._s.settings.conversation_buffer_seconds
+        last = self._state.last_inbound_at
+        if buffer > 0 and last is not None and sent_at - last > buffer:
+            return "buffer_expired"
+        return None
+
+    async def _deliver_inbound(
+        self, entry: Entry, sent_at: float, body: str, files: list[AttachmentFile]
+    ) -> None:
+        intercom = self._s.intercom
+        contact_id = self._state.contact_id
+        assert contact_id is not None
+        reason = self._new_conversation_reason(sent_at)
+        if reason is None:
+            conversation_id = self._state.conversation_id
+            assert conversation_id is not None
+            try:
+                await intercom.reply_as_contact(
+                    conversation_id, contact_id, body, attachment_files=files
+                )
+                return
+            except IntercomNotFound:
+                if await self._conversation_exists(conversation_id):
+                    raise _ContactGone() from None
+                tries = self._gone_attempts.get(entry.id, 0) + 1
+                self._gone_attempts[entry.id] = tries
+                if tries <= self._s.settings.conversation_gone_retries:
+                    raise ConversationGone(conversation_id) from None
+                reason = "conversation_gone"
+        try:
+            conversation_id = await intercom.create_conversation(
+                contact_id, body if not files else (body or _files_caption(files))
+            )
+        except IntercomNotFound:
+            raise _ContactGone() from None
+        self._s.metrics.conversations_created.labels(reason).inc()
+        self._state.conversation_id = conversation_id
+        # Remember the new conversation before anything else can fail, so a retry replies in
+        # it instead of opening yet another one.
+        await self._s.journal.put_state(
+            {
+                thread_state_key(self._key_text): self._state.encode(),
+                conversation_index_key(conversation_id): self._key_text.encode(),
+            }
+        )
+        if files:
+            await intercom.reply_as_contact(
+                conversation_id, contact_id, _files_caption(files), attachment_files=files
+            )
+
+    async def _conversation_exists(self, conversation_id: str) -> bool:
+        try:
+            await self._s.intercom.get_conversation(conversation_id)
+        except IntercomNotFound:
+            return False
+        return True
+
+    async def _prepare(self, message: InboundMessage) -> tuple[str, list[AttachmentFile]]:
+        """The message's text for Intercom and the files to upload (downloaded now)."""
+        settings = self._s.settings
+        lines = [message.text] if message.text else []
+        if message.location is not None:
+            loc = message.location
+            label = " ".join(part for part in (loc.name, loc.address) if part)
+            link = f"https://maps.google.com/?q={loc.latitude},{loc.longitude}"
+            lines.append(f"📍 {label} {link}".replace("  ", " "))
+        files: list[AttachmentFile] = []
+        client = self._s.gateway.client(self._key.channel)
+        attachments = message.attachments[: settings.max_attachments_per_message]
+        if len(message.attachments) > len(attachments):
+            skipped = len(message.attachments) - len(attachments)
+            lines.append(f"[{skipped} more attachment(s) not bridged: limit reached]")
+        for index, ref in enumerate(attachments):
+            name = ref.filename or f"{ref.kind.value}-{index + 1}{_extension(ref.mime_type)}"
+            if client is None:
+                lines.append(f"[{ref.kind.value} not downloaded: channel not configured]")
+                continue
+            try:
+                media = await client.download(ref, max_bytes=settings.max_media_bytes)
+            except MediaTooLarge:
+                limit = settings.max_media_bytes // (1024 * 1024)
+                lines.append(f"[{name}: larger than the {limit} MB download limit, not bridged]")
+                continue
+            except (MediaUnavailable, MediaHostForbidden) as exc:
+                lines.append(f"[{name}: could not be downloaded ({type(exc).__name__})]")
+                continue
+            mime = media.mime_type or ref.mime_type or "application/octet-stream"
+            name = media.filename or name
+            if len(media.content) > settings.intercom_max_attachment_bytes:
+                token = await self._s.media.save(media.content, mime, name)
+                url = f"{settings.public_url.rstrip('/')}/media/{token}"
+                size = len(media.content) / (1024 * 1024)
+                lines.append(f"📎 {name} ({size:.1f} MB, too large to attach): {url}")
+                continue
+            files.append((name, mime, media.content))
+        return "\n".join(lines), files
+
+    # --- outbound: teammate → customer --------------------------------------------------------
+
+    async def _teammate_reply(self, entry: Entry, job: ReplyJob) -> bool:
+        """Send a teammate's reply; False when it is not to be sent (our own part)."""
+        journal = self._s.journal
+        if await journal.get_state(own_part_key(job.part_id)) is not None:
+            return False
+        if self._state.conversation_id is None:
+            self._state.conversation_id = job.conversation_id
+        text = self._s.settings.reply_format.format(
+            teammate=job.admin_name or "Support", text=job.text
+        )
+        failure = await self._send(text if job.text else None, job.attachments)
+        if failure is not None:
+            await self._note(job.conversation_id, job.assignee_id, failure)
+            self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
+        return True
+
+    async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
+        conversation_id = self._state.conversation_id
+        failure = await self._send(job.text or None, job.attachments)
+        if conversation_id is None:
+            return
+        if failure is not None:
+            await self._note(conversation_id, None, failure)
+            return
+        admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
+        if admin is None:
+            return
+        files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
+        result = await self._s.intercom.reply_as_admin(
+            conversation_id, admin, (job.text + files_text).strip(), message_type="comment"
+        )
+        part = result.last_part
+        if part is not None:
+            await self._s.journal.put_state({own_part_key(part.id): b"1"})
+
+    async def _send(
+        self, text: str | None, attachments: tuple[OutboundAttachment, ...]
+    ) -> str | None:
+        """Send to the customer. Returns why it failed for good, or None when it was sent."""
+        channel = self._key.channel
+        client = self._s.gateway.client(channel)
+        if client is None:
+            return f"the {channel.value} channel is not configured on the bridge"
+        if self._outside_whatsapp_window():
+            return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
+        metrics = self._s.metrics
+        try:
+            if text:
+                await client.send_text(self._key, text)
+            for attachment in attachments:
+                media = OutboundMedia(
+                    mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+                )
+                await client.send_media(self._key, media)
+        except OutsideCustomerWindow:
+            return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
+        except RecipientUnavailable as exc:
+            return f"the customer cannot be reached on {channel.value} ({_reason(exc)})"
+        except SendRejected as exc:
+            return f"{channel.value} refused the message ({_reason(exc)})"
+        metrics.channel_sends.labels(channel.value, "sent").inc()
+        return None
+
+    def _outside_whatsapp_window(self) -> bool:
+        is_whatsapp = self._key.channel is Channel.WHATSAPP or (
+            self._key.channel is Channel.TWILIO and self._key.customer.startswith("whatsapp:")
+        )
+        last = self._state.last_inbound_at
+        return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
+
+    async def _note(self, conversation_id: str, assignee: str | None, why: str) -> None:
+        """Leave an internal note saying why a message did not reach the customer."""
+        admin = await self._assignee_or_default(conversation_id, assignee)
+        if admin is None:
+            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            return
+        result = await self._s.intercom.reply_as_admin(
+            conversation_id,
+            admin,
+            f"Threadline could not deliver this message to the customer: {why}.",
+            message_type="note",
+        )
+        part = result.last_part
+        if part is not None:
+            await self._s.journal.put_state({own_part_key(part.id): b"1"})
+
+    async def _assignee_or_default(self, conversation_id: str, known: str | None) -> str | None:
+        if known:
+            return known
+        try:
+            conversation = await self._s.intercom.get_conversation(conversation_id)
+        except IntercomNotFound:
+            conversation = None
+        if conversation is not None and conversation.admin_assignee_id:
+            return conversation.admin_assignee_id
+        return self._s.settings.intercom_default_admin_id
+
+
+class _ContactGone(Exception):
+    """The thread's contact no longer exists in Intercom (deleted or merged)."""
+
+
+def _files_caption(files: list[AttachmentFile]) -> str:
+    return ", ".join(f"📎 {name}" for name, _, _ in files)
+
+
+def _extension(mime: str | None) -> str:
+    known = {
+        "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
+        "application/pdf": ".pdf", "audio/ogg": ".ogg", "audio/mpeg": ".mp3", "video/mp4": ".mp4",
+    }  # fmt: skip
+    return known.get((mime or "").split(";", 1)[0].strip(), "")
+
+
+def _reason(exc: ChannelError) -> str:
+    code = f"code {exc.code}" if getattr(exc, "code", None) is not None else type(exc).__name__
+    return code
