@@ -113,7 +113,7 @@ async def transport_errors(what: str) -> AsyncIterator[None]:
         yield
     except httpx.TimeoutException as exc:
         raise SendTransient(f"{what}: timed out") from exc
-    except httpx.TransportError as exc:
+    except httpx.RequestError as exc:  # transport, decoding and redirect-loop failures
         raise SendTransient(f"{what}: {type(exc).__name__}") from exc
 
 
