@@ -6,7 +6,6 @@ import functools
 import json
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 from openapi_schema_validator import OAS31Validator
@@ -73,7 +72,8 @@ def test_whatsapp_send_bodies_match_metas_schema(message: dict[str, object]) -> 
 
 
 def test_the_schema_check_catches_a_wrong_body() -> None:
-    with pytest.raises(jsonschema.exceptions.ValidationError, match="required"):
+    # jsonschema's ValidationError: jsonschema ships no type stubs, so match the message.
+    with pytest.raises(Exception, match="'recipient_type' is a required property"):
         check_whatsapp({"messaging_product": "whatsapp", "to": "1", "type": "text", "text": {}})
 
 
