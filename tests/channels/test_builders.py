@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channels import (
     Channel,
@@ -212,3 +214,43 @@ async def test_built_webhooks_reference_sandbox_media_end_to_end(
     got = await telegram(http, served).download(tg.attachments[0], max_bytes=10**6)
     assert (got.content, got.filename, got.mime_type) == (PNG, "doc.pdf", "application/pdf")
     assert tg.key.channel is Channel.TELEGRAM
+
+
+texts = st.text(min_size=1, max_size=200).filter(lambda t: t.strip() == t and t != "")
+digits = st.from_regex(r"[1-9][0-9]{6,14}", fullmatch=True)
+
+
+@given(text=texts, phone=digits, mid=st.from_regex(r"wamid\.[A-Za-z0-9=]{1,40}", fullmatch=True))
+def test_whatsapp_builder_parse_round_trip(text: str, phone: str, mid: str) -> None:
+    hook = whatsapp_text_webhook(SECRET, PNID, phone, text, message_id=mid)
+    verify_whatsapp_signature(hook.body, hook.headers["X-Hub-Signature-256"], SECRET)
+    [event] = parse_whatsapp(hook.body)
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.phone, event.provider_message_id) == (text, f"+{phone}", mid)
+
+
+@given(text=texts, phone=digits, whatsapp_sender=st.booleans())
+def test_twilio_builder_parse_round_trip(text: str, phone: str, whatsapp_sender: bool) -> None:
+    prefix = "whatsapp:" if whatsapp_sender else ""
+    hook = twilio_message_webhook(
+        "tok",
+        PUBLIC,
+        account_sid="AC1",
+        to=f"{prefix}+15550002222",
+        from_=f"{prefix}+{phone}",
+        body=text,
+    )
+    verify_twilio_signature(
+        PUBLIC, twilio_form_params(hook.body), hook.headers["X-Twilio-Signature"], "tok"
+    )
+    [event] = parse_twilio(hook.body, received_at=AT)
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.phone, event.key.customer) == (text, f"+{phone}", f"{prefix}+{phone}")
+
+
+@given(text=texts, chat=st.integers(-(2**52), 2**52), mid=st.integers(1, 2**31))
+def test_telegram_builder_parse_round_trip(text: str, chat: int, mid: int) -> None:
+    hook = telegram_message_webhook("s", chat_id=chat, message_id=mid, text=text)
+    [event] = parse_telegram(hook.body, "7000000001")
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.provider_message_id) == (text, f"{chat}:{mid}")

@@ -120,3 +120,20 @@ async def test_unknown_paths_and_credentials_are_refused(
     assert (await http.get(f"{served.url}/nowhere")).status_code == 404
     assert (await http.get(f"{served.url}/twilio/2010-04-01/Accounts")).status_code == 404
     assert (await http.post(f"{served.url}/telegram/bot1:x/getMe")).status_code == 401
+
+
+async def test_environment_points_clients_at_the_sandbox(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    env = served.sandbox.environment(served.url + "/")
+    assert env["THREADLINE_TWILIO_BASE_URL"] == f"{served.url}/twilio"
+    client = WhatsAppClient(
+        http,
+        WhatsAppConfig(
+            access_token=SecretStr(env["THREADLINE_WHATSAPP_ACCESS_TOKEN"]),
+            base_url=env["THREADLINE_WHATSAPP_BASE_URL"],
+        ),
+    )
+    media_id = served.sandbox.add_media(PNG, "image/png")
+    ref = MediaRef(kind=MediaKind.IMAGE, ref=media_id)
+    assert (await client.download(ref, max_bytes=len(PNG))).content == PNG
