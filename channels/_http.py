@@ -148,8 +148,9 @@ async def fetch_capped(
     """GET ``url`` following redirects only within ``allowed``, reading at most ``max_bytes``.
 
     Headers in ``auth_for[origin]`` are sent only to that origin, so credentials never follow a
-    redirect elsewhere (the injected client must carry no default auth headers of its own). A declared Content-Length over the cap fails before reading; otherwise
-    reading stops as soon as the cap is passed.
+    redirect elsewhere (the injected client must carry no default auth headers of its own).
+    A declared Content-Length over the cap fails before reading; otherwise reading stops as
+    soon as the cap is passed.
 
     Returns:
         The body and the response's Content-Type (None when absent).
