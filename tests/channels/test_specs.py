@@ -84,7 +84,9 @@ def test_twilio_send_fields_are_create_message_parameters() -> None:
     key = ThreadKey(
         channel=Channel.TWILIO, account="+15550002222", customer="whatsapp:+15550001111"
     )
-    fields = message_form(key, "hi", "https://x/a.png")
+    fields = message_form(
+        key, "hi", "https://x/a.png", "https://bridge.example.com/webhooks/twilio"
+    )
     assert {name for name, _ in fields} <= set(schema["properties"])
     assert set(schema["required"]) <= {name for name, _ in fields}
     assert dict(fields)["From"] == "whatsapp:+15550002222"
