@@ -119,6 +119,7 @@ class ProviderSandbox:
         return [m for m in tail if channel is None or m.channel is channel]
 
     def clear_sent(self) -> None:
+        """Forget recorded sends (``seq`` starts again at 1)."""
         self._state.sent.clear()
 
     def fail(
@@ -135,6 +136,7 @@ class ProviderSandbox:
         self._state.script(channel, recipient, failure, times=times, retry_after=retry_after)
 
     def clear_failures(self) -> None:
+        """Remove every scripted failure."""
         self._state.clear_failures()
 
     # --- ASGI ----------------------------------------------------------------------------
