@@ -1,10 +1,46 @@
 """Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
 
-Layers: pure, sans-io functions per provider (``verify_*`` signatures, ``parse_*`` webhooks
-into normalized events, request building and error classification) under a thin httpx edge
-per provider (``*Client``: media download with a host allow-list and a size cap, sends).
-The sandbox (fake provider APIs) and the signed webhook builders are product code used by the
-demo, the load test and the tests.
+Layers, bottom up:
+
+- **Pure, sans-io** functions per provider: ``verify_*`` (signature / secret / handshake,
+  constant-time, raising :class:`SignatureInvalid`), ``parse_*`` (webhook bytes → a list of
+  :data:`ParsedEvent` in payload order: :class:`InboundMessage`, :class:`DeliveryStatus` or
+  :class:`Ignored` with a one-line reason; any malformed input raises :class:`PayloadInvalid`,
+  an oversized one :class:`PayloadTooLarge`, never anything else), and ``classify_*_error``
+  (a failed provider response → the :class:`ChannelError` tree).
+- **Thin httpx edges**: :class:`WhatsAppClient`, :class:`TwilioClient`,
+  :class:`TelegramClient`, each built from an injected ``httpx.AsyncClient`` and a frozen
+  config (credentials as ``SecretStr``, base URL, explicit media-origin allow-list). Each has
+  ``download(media, max_bytes=…)``, ``send_text(key, text)`` and
+  ``send_media(key, media, caption=…)``. Give them their own client (timeouts set, no default
+  auth headers — never the Intercom client). No retries and no sleeps inside: the caller's retry
+  policy classifies :class:`SendRateLimited` / :class:`SendTransient` (retry) versus
+  :class:`RecipientUnavailable` / :class:`OutsideCustomerWindow` / :class:`SendRejected` /
+  :class:`MediaUnavailable` / :class:`MediaTooLarge` / :class:`MediaHostForbidden` (give up).
+- **Sandbox and builders** (product code for the demo, load test and tests):
+  :class:`ProviderSandbox` is one ASGI app serving fake Graph, Twilio and Bot APIs; the
+  ``*_webhook`` builders produce correctly signed provider webhooks.
+
+Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
+
+    GET  /webhooks/whatsapp  verify_whatsapp_handshake(query, verify_token) → 200 text/plain
+    POST /webhooks/whatsapp  verify_whatsapp_signature(body, X-Hub-Signature-256, app_secret)
+                             parse_whatsapp(body)
+    POST /webhooks/twilio    params = twilio_form_params(body)
+                             verify_twilio_signature(PUBLIC_URL + "/webhooks/twilio" + ?query,
+                                                     params, X-Twilio-Signature, auth_token)
+                             parse_twilio(body, received_at=now)  → reply <Response/> text/xml
+    POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
+                             parse_telegram(body, telegram_bot_id(bot_token))
+
+    SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
+    PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
+    on ``provider_message_id`` (statuses on ``(provider_message_id, status)``).
+
+Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
+``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
+keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
+``telegram:{bot id}:{chat id}``. Telegram message ids are ``"{chat_id}:{message_id}"``.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 from urllib.parse import parse_qsl
@@ -17,7 +16,7 @@ __all__ = [
     "check_size",
     "constant_time_equal",
     "form_pairs",
-    "header",
+    "require_header",
     "timestamp",
     "validate_json",
 ]
@@ -80,15 +79,6 @@ def constant_time_equal(given: str, expected: str) -> bool:
         return hmac.compare_digest(given.encode("ascii"), expected.encode("ascii"))
     except UnicodeEncodeError:
         return False
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup over a plain mapping."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 def require_header(value: str | None, name: str) -> str:

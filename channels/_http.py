@@ -113,7 +113,7 @@ async def transport_errors(what: str) -> AsyncIterator[None]:
         yield
     except httpx.TimeoutException as exc:
         raise SendTransient(f"{what}: timed out") from exc
-    except httpx.TransportError as exc:
+    except httpx.RequestError as exc:  # transport, decoding and redirect-loop failures
         raise SendTransient(f"{what}: {type(exc).__name__}") from exc
 
 
@@ -148,8 +148,9 @@ async def fetch_capped(
     """GET ``url`` following redirects only within ``allowed``, reading at most ``max_bytes``.
 
     Headers in ``auth_for[origin]`` are sent only to that origin, so credentials never follow a
-    redirect elsewhere. A declared Content-Length over the cap fails before reading; otherwise
-    reading stops as soon as the cap is passed.
+    redirect elsewhere (the injected client must carry no default auth headers of its own).
+    A declared Content-Length over the cap fails before reading; otherwise reading stops as
+    soon as the cap is passed.
 
     Returns:
         The body and the response's Content-Type (None when absent).
@@ -186,7 +187,7 @@ async def fetch_capped(
 
 async def _read_capped(response: httpx.Response, max_bytes: int, what: str) -> bytes:
     declared = response.headers.get("content-length", "")
-    if declared.isdecimal() and int(declared) > max_bytes:
+    if declared.isdecimal() and (len(declared) > 18 or int(declared) > max_bytes):
         raise MediaTooLarge(f"{what}: {declared} bytes declared, cap is {max_bytes}")
     chunks: list[bytes] = []
     total = 0
@@ -194,8 +195,8 @@ async def _read_capped(response: httpx.Response, max_bytes: int, what: str) -> b
     if encoding != "identity":
         # We asked for identity; refusing anything else also rules out decompression bombs.
         raise SendRejected(f"{what}: unexpected content-encoding {encoding[:20]!r}")
-    # aiter_raw is httpx's innermost generator: closing it releases the connection at once.
-    # (It is an async generator; httpx annotates it as a plain AsyncIterator.)
+    # Close our generator explicitly (trio warns about abandoned ones); the caller's
+    # response.aclose() then drops the connection. httpx annotates it as an AsyncIterator.
     raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())
     async with aclosing(raw) as stream:
         async for chunk in stream:

@@ -97,12 +97,29 @@ class ProviderSandbox:
         """A ``MediaUrlN`` for a webhook: ``{THREADLINE_TWILIO_BASE_URL}{path}``."""
         return twilio_base_url.rstrip("/") + self.twilio_media_path(media_id)
 
+    def environment(self, base_url: str) -> dict[str, str]:
+        """Bridge settings pointing at this sandbox served at ``base_url`` (its mount point):
+        base URLs and the credentials the fakes accept. Webhook secrets (app secret, verify
+        token, Telegram secret token) belong to the bridge and are not included."""
+        base = base_url.rstrip("/")
+        creds = self.credentials
+        return {
+            "THREADLINE_WHATSAPP_BASE_URL": f"{base}/whatsapp/v21.0",
+            "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,
+            "THREADLINE_TWILIO_BASE_URL": f"{base}/twilio",
+            "THREADLINE_TWILIO_ACCOUNT_SID": creds.twilio_account_sid,
+            "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
+            "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
+            "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
+        }
+
     def sent(self, channel: Channel | None = None, *, since: int = 0) -> list[SentMessage]:
         """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
         tail = self._state.sent[since:] if since >= 0 else self._state.sent
         return [m for m in tail if channel is None or m.channel is channel]
 
     def clear_sent(self) -> None:
+        """Forget recorded sends (``seq`` starts again at 1)."""
         self._state.sent.clear()
 
     def fail(
@@ -119,6 +136,7 @@ class ProviderSandbox:
         self._state.script(channel, recipient, failure, times=times, retry_after=retry_after)
 
     def clear_failures(self) -> None:
+        """Remove every scripted failure."""
         self._state.clear_failures()
 
     # --- ASGI ----------------------------------------------------------------------------

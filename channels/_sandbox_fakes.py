@@ -250,10 +250,10 @@ def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _tg_error(404, "Not Found")
         return Reply.raw(media.content, "application/octet-stream")
-    if len(parts) != 2 or not _same(parts[0], f"bot{token}"):
-        return _tg_error(
-            401 if len(parts) == 2 else 404, "Unauthorized" if len(parts) == 2 else "Not Found"
-        )
+    if len(parts) != 2:
+        return _tg_error(404, "Not Found")
+    if not _same(parts[0], f"bot{token}"):
+        return _tg_error(401, "Unauthorized")
     try:
         fields, files = request.fields()
     except (ValueError, UnicodeDecodeError):

@@ -24,7 +24,7 @@ from ._errors import (
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origins, send
+from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
 from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
 
 __all__ = ["TelegramClient", "TelegramConfig", "classify_telegram_error"]
@@ -67,6 +67,8 @@ def classify_telegram_error(response: httpx.Response) -> ChannelError:
         pass
     text = f"telegram HTTP {status}" + (f": {description}" if description else "")
     if status == 429:
+        if retry_after is None:
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
         return SendRateLimited(text, code=status, status=status, retry_after=retry_after)
     if status >= 500:
         return SendTransient(text, code=status, status=status)

@@ -45,6 +45,10 @@ class TwilioConfig(BaseModel):
     ``media_origins`` is the explicit allow-list of origins media (and its redirects) may be
     fetched from. When None it is the base URL's origin, plus Twilio's media CDNs when the
     base is ``api.twilio.com``. Basic auth is only ever sent to the base URL's origin.
+
+    ``status_callback_url`` is sent as ``StatusCallback`` with every message, so delivery
+    receipts come back (for example ``THREADLINE_PUBLIC_URL + "/webhooks/twilio"``, which
+    :func:`parse_twilio` reads as DeliveryStatus); None leaves it to the number's settings.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,6 +57,7 @@ class TwilioConfig(BaseModel):
     auth_token: SecretStr
     base_url: str = TWILIO_BASE_URL
     media_origins: tuple[str, ...] | None = None
+    status_callback_url: str | None = None
 
     def allowed_origins(self) -> frozenset[Origin]:
         if self.media_origins is not None:
@@ -93,7 +98,9 @@ def classify_twilio_error(response: httpx.Response) -> ChannelError:
     return SendRejected(text, code=code, status=status)
 
 
-def message_form(key: ThreadKey, body: str | None, media_url: str | None) -> list[tuple[str, str]]:
+def message_form(
+    key: ThreadKey, body: str | None, media_url: str | None, status_callback: str | None = None
+) -> list[tuple[str, str]]:
     """Form fields of a Messages.json POST (pure). ``From`` reuses the customer's channel
     prefix (``whatsapp:``) so a Twilio-WhatsApp thread answers from the WhatsApp sender."""
     prefix, sep, _ = key.customer.rpartition(":")
@@ -103,6 +110,8 @@ def message_form(key: ThreadKey, body: str | None, media_url: str | None) -> lis
         fields.append(("Body", body[:1600]))
     if media_url:
         fields.append(("MediaUrl", media_url))
+    if status_callback:
+        fields.append(("StatusCallback", status_callback))
     return fields
 
 
@@ -145,7 +154,7 @@ class TwilioClient:
 
     async def send_text(self, key: ThreadKey, text: str) -> str:
         """Send an SMS / WhatsApp text to ``key.customer``; returns the MessageSid."""
-        return await self._create(message_form(key, text, None))
+        return await self._create(message_form(key, text, None, self._config.status_callback_url))
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
@@ -157,7 +166,8 @@ class TwilioClient:
         """
         if media.url is None:
             raise SendRejected("twilio media sends need a public media URL")
-        return await self._create(message_form(key, caption, media.url))
+        form = message_form(key, caption, media.url, self._config.status_callback_url)
+        return await self._create(form)
 
     async def _create(self, fields: list[tuple[str, str]]) -> str:
         request = self._http.build_request(

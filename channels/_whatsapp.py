@@ -97,6 +97,7 @@ class _Profile(_In):
 
 class _Contact(_In):
     wa_id: str | None = None
+    user_id: str | None = None
     profile: _Profile | None = None
 
 
@@ -241,7 +242,11 @@ def _change_events(change: _Change) -> list[ParsedEvent]:
             events.append(Ignored(reason="whatsapp change without metadata.phone_number_id"))
         return events
     account = value.metadata.phone_number_id
-    names = {c.wa_id: c.profile.name for c in value.contacts if c.profile is not None}
+    names: dict[str | None, str | None] = {}
+    for contact in value.contacts:
+        if contact.profile is not None:
+            # Senders are phone numbers (wa_id) or, increasingly, business-scoped user ids.
+            names.update(dict.fromkeys((contact.wa_id, contact.user_id), contact.profile.name))
     events.extend(_message_event(account, m, names) for m in value.messages)
     events.extend(_status_event(account, s) for s in value.statuses)
     return events

@@ -178,11 +178,12 @@ class WhatsAppClient:
         request = self._http.build_request("GET", f"{self._base}/{media.ref}", headers=self._auth)
         response = await send(self._http, request, "whatsapp media lookup")
         if not response.is_success:
-            if response.status_code in (400, 404):
+            error = classify_whatsapp_error(response)
+            if type(error) is SendRejected and response.status_code in (400, 404):
                 raise MediaUnavailable(
-                    "whatsapp media id unknown or expired", status=response.status_code
+                    "whatsapp media id unknown or expired", code=error.code, status=error.status
                 )
-            raise classify_whatsapp_error(response)
+            raise error
         try:
             info = _MediaInfo.model_validate_json(response.content)
         except ValidationError as exc:
@@ -225,6 +226,7 @@ class WhatsAppClient:
         return await self._post_message(key, media_message(key.customer, media, media_id, caption))
 
     async def _upload(self, key: ThreadKey, media: OutboundMedia) -> str:
+        _check_account(key)
         if media.content is None:
             raise SendRejected("whatsapp media send needs a url or content")
         request = self._http.build_request(
@@ -237,6 +239,7 @@ class WhatsAppClient:
         return (await self._call(request, _Uploaded, "whatsapp media upload")).id
 
     async def _post_message(self, key: ThreadKey, body: dict[str, object]) -> str:
+        _check_account(key)
         request = self._http.build_request(
             "POST", f"{self._base}/{key.account}/messages", headers=self._auth, json=body
         )
@@ -251,6 +254,12 @@ class WhatsAppClient:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
             raise SendTransient(f"{what}: unreadable response") from exc
+
+
+def _check_account(key: ThreadKey) -> None:
+    # The phone_number_id goes into the URL path: refuse anything that could change the path.
+    if not _SAFE_ID.match(key.account):
+        raise SendRejected("whatsapp phone_number_id has unexpected characters")
 
 
 class _Uploaded(BaseModel):

@@ -541,3 +541,47 @@ def test_fixture_directory_is_located_through_the_environment(
     monkeypatch.setenv("THREADLINE_SHARED_DIR", str(tmp_path))
     with pytest.raises(pytest.fail.Exception, match="THREADLINE_SHARED_DIR"):
         fixtures_dir()
+
+
+def test_whatsapp_batches_keep_entry_change_and_message_order() -> None:
+    """Meta publishes no multi-message sample; this builds one from the fixtures' pieces."""
+    text = json.loads((fixtures_dir() / "whatsapp/text.json").read_text())
+    status = json.loads((fixtures_dir() / "whatsapp/status_read.json").read_text())
+    message = text["entry"][0]["changes"][0]["value"]["messages"][0]
+    second = {**message, "id": "wamid.second", "text": {"body": "second"}}
+    bsuid = {**message, "id": "wamid.bsuid", "from": "US.1349"}
+    value = text["entry"][0]["changes"][0]["value"]
+    value = {
+        **value,
+        "messages": [message, second, bsuid],
+        "contacts": [*value["contacts"], {"profile": {"name": "Scoped"}, "user_id": "US.1349"}],
+    }
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": "1", "changes": [{"field": "messages", "value": value}]},
+            {
+                "id": "2",
+                "changes": [
+                    {"field": "account_update", "value": {}},
+                    *status["entry"][0]["changes"],
+                ],
+            },
+        ],
+    }
+    events = parse_whatsapp(json.dumps(body).encode())
+    assert [type(e).__name__ for e in events] == [
+        "InboundMessage",
+        "InboundMessage",
+        "InboundMessage",
+        "Ignored",
+        "DeliveryStatus",
+    ]
+    first, two, scoped = (e for e in events if isinstance(e, InboundMessage))
+    assert [first.provider_message_id, two.provider_message_id] == [
+        META_IMAGE_WAMID,
+        "wamid.second",
+    ]
+    assert two.text == "second"
+    assert (scoped.key.customer, scoped.phone, scoped.profile_name) == ("US.1349", None, "Scoped")
+    assert events[3] == Ignored(reason="whatsapp field 'account_update' is not bridged")

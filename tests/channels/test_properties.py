@@ -15,9 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels import (
+    Channel,
     PayloadInvalid,
     PayloadTooLarge,
     SignatureInvalid,
+    ThreadKey,
     WebhookRejected,
     parse_telegram,
     parse_twilio,
@@ -290,3 +292,23 @@ def test_deeply_nested_and_huge_inputs_are_rejected_cleanly() -> None:
         parse_twilio(b"a=1" * 1000, received_at=NOW, max_bytes=100)
     with pytest.raises(PayloadInvalid):
         parse_twilio(b"&".join(b"a=%d" % i for i in range(5000)), received_at=NOW)
+
+
+# --- thread keys -----------------------------------------------------------------------------
+
+
+@given(
+    channel=st.sampled_from(Channel),
+    account=st.text(min_size=1, max_size=20).filter(lambda a: ":" not in a),
+    customer=st.text(min_size=1, max_size=30),
+)
+def test_thread_key_string_form_round_trips(channel: Channel, account: str, customer: str) -> None:
+    key = ThreadKey(channel=channel, account=account, customer=customer)
+    assert str(key) == f"{channel.value}:{account}:{customer}"
+    assert ThreadKey.parse(str(key)) == key
+
+
+@given(text=st.text(max_size=40))
+def test_thread_key_parse_only_raises_value_error(text: str) -> None:
+    with contextlib.suppress(ValueError):
+        assert str(ThreadKey.parse(text)) == text

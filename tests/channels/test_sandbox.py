@@ -1,0 +1,139 @@
+"""The sandbox app's HTTP control surface, lifespan, and mounting under a prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from pydantic import SecretStr
+
+from channels import (
+    Channel,
+    MediaKind,
+    MediaRef,
+    ProviderSandbox,
+    SandboxFailure,
+    SendRateLimited,
+    ThreadKey,
+    TwilioClient,
+    TwilioConfig,
+    WhatsAppClient,
+    WhatsAppConfig,
+)
+from runtime import hypercorn_config, serve_asgi
+
+from .conftest import Served
+from .test_media import PNG
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+
+async def test_control_endpoints_register_media_script_failures_and_list_sends(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    base = served.url
+    assert (await http.get(f"{base}/_sandbox/health")).json() == {"ok": True}
+    created = await http.post(
+        f"{base}/_sandbox/media?mime_type=image/png&filename=a.png", content=PNG
+    )
+    media_id = created.json()["id"]
+    assert created.json()["twilio_media_path"].endswith(f"/Media/{media_id}")
+    stored = served.sandbox.media(media_id)
+    assert stored is not None
+    assert (stored.content, stored.mime_type, stored.filename) == (PNG, "image/png", "a.png")
+
+    script = {
+        "channel": "twilio",
+        "recipient": "+15550001111",
+        "failure": "rate_limited",
+        "times": 1,
+        "retry_after": 9,
+    }
+    assert (await http.post(f"{base}/_sandbox/failures", json=script)).status_code == 200
+    assert (
+        await http.post(f"{base}/_sandbox/failures", json={"channel": "nope"})
+    ).status_code == 400
+    creds = served.sandbox.credentials
+    config = TwilioConfig(
+        account_sid=creds.twilio_account_sid,
+        auth_token=SecretStr(creds.twilio_auth_token),
+        base_url=f"{base}/twilio",
+    )
+    client = TwilioClient(http, config)
+    key = ThreadKey(channel=Channel.TWILIO, account="+15550002222", customer="+15550001111")
+    with pytest.raises(SendRateLimited) as caught:
+        await client.send_text(key, "one")
+    assert caught.value.retry_after == 9
+    sid = await client.send_text(key, "two")
+
+    listed = (await http.get(f"{base}/_sandbox/sent", params={"channel": "twilio"})).json()
+    assert [(m["seq"], m["message_id"], m["text"]) for m in listed] == [(1, sid, "two")]
+    assert (await http.get(f"{base}/_sandbox/sent", params={"since": "1"})).json() == []
+    assert (await http.delete(f"{base}/_sandbox/sent")).status_code == 200
+    assert served.sandbox.sent() == []
+    served.sandbox.fail(Channel.TWILIO, key.customer, SandboxFailure.SERVER_ERROR)
+    assert (await http.delete(f"{base}/_sandbox/failures")).status_code == 200
+    await client.send_text(key, "three")
+
+
+def mounted(prefix: str, app: ProviderSandbox) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A router that strips ``prefix`` from the path and records it in ``root_path``."""
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = str(scope["path"])
+            assert path.startswith(prefix)
+            scope = {**scope, "path": path[len(prefix) :], "root_path": prefix}
+        await app(scope, receive, send)
+
+    return router
+
+
+async def test_mounted_under_a_prefix_hands_out_prefixed_media_urls(
+    http: httpx.AsyncClient, nursery: trio.Nursery
+) -> None:
+    sandbox = ProviderSandbox()
+    addr = await nursery.start(
+        serve_asgi, mounted("/providers", sandbox), hypercorn_config("127.0.0.1:0")
+    )
+    media_id = sandbox.add_media(PNG, "image/png")
+    config = WhatsAppConfig(
+        access_token=SecretStr(sandbox.credentials.whatsapp_access_token),
+        base_url=f"{addr.url}/providers/whatsapp/v21.0",
+    )
+    token = {"Authorization": f"Bearer {sandbox.credentials.whatsapp_access_token}"}
+    info = (await http.get(f"{addr.url}/providers/whatsapp/v21.0/{media_id}", headers=token)).json()
+    assert info["url"] == f"{addr.url}/providers/whatsapp/_media/{media_id}"
+    ref = MediaRef(kind=MediaKind.IMAGE, ref=media_id)
+    assert (await WhatsAppClient(http, config).download(ref, max_bytes=10**6)).content == PNG
+
+
+async def test_unknown_paths_and_credentials_are_refused(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    assert (await http.get(f"{served.url}/")).status_code == 404
+    assert (await http.get(f"{served.url}/nowhere")).status_code == 404
+    assert (await http.get(f"{served.url}/twilio/2010-04-01/Accounts")).status_code == 404
+    assert (await http.post(f"{served.url}/telegram/bot1:x/getMe")).status_code == 401
+
+
+async def test_environment_points_clients_at_the_sandbox(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    env = served.sandbox.environment(served.url + "/")
+    assert env["THREADLINE_TWILIO_BASE_URL"] == f"{served.url}/twilio"
+    client = WhatsAppClient(
+        http,
+        WhatsAppConfig(
+            access_token=SecretStr(env["THREADLINE_WHATSAPP_ACCESS_TOKEN"]),
+            base_url=env["THREADLINE_WHATSAPP_BASE_URL"],
+        ),
+    )
+    media_id = served.sandbox.add_media(PNG, "image/png")
+    ref = MediaRef(kind=MediaKind.IMAGE, ref=media_id)
+    assert (await client.download(ref, max_bytes=len(PNG))).content == PNG
