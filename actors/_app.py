@@ -136,8 +136,8 @@ async def run_bridge(
 ) -> None:
     """Run the bridge until ``stop`` is set (then drain and return) or cancelled."""
     check_settings(settings)
-    stop = stop or trio.Event()
-    registry = registry or CollectorRegistry()
+    stop = trio.Event() if stop is None else stop
+    registry = CollectorRegistry() if registry is None else registry
     runtime_metrics = RuntimeMetrics(registry)
     metrics = BridgeMetrics(registry)
     assert settings.intercom_access_token is not None

@@ -61,6 +61,7 @@ class Gateway:
                     account_sid=settings.twilio_account_sid,
                     auth_token=settings.twilio_auth_token,
                     base_url=settings.twilio_base_url,
+                    status_callback_url=settings.public_url.rstrip("/") + "/webhooks/twilio",
                 ),
             )
         if settings.telegram_bot_token is not None:

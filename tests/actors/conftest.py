@@ -1,0 +1,37 @@
+"""End-to-end fixtures: the sandboxes and a real bridge on loopback, per store backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors._embedded import Stack, open_stack
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'threadline.db'}"
+    raise AssertionError(request.param)  # pragma: no cover
+
+
+@pytest.fixture
+async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        shutdown_drain_seconds=2.0,
+        retry_base_seconds=0.05,
+        retry_cap_seconds=0.2,
+    ) as opened:
+        yield opened
+
+
+async def eventually(check: Callable[[], bool], *, seconds: float = 15.0) -> None:
+    """Wait until ``check()`` holds: the sandbox is another party, with no event to await."""
+    with trio.fail_after(seconds):
+        while not check():  # noqa: ASYNC110 - polling another party's state: no event exists
+            await trio.sleep(0.02)
