@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## The main job on a fresh machine (for now: the runtime benchmark; `threadline demo` later).
+## The main job on a fresh machine: the bridge, the sandbox Intercom and sandbox providers in
+## one process, a scripted scenario of every behaviour, then an ordered-delivery load.
 demo: $(STAMP)
-	$(BIN)/python bench/runtime_bench.py
+	$(BIN)/threadline demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/runtime_bench.py

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from runtime import JournalUnavailable, hypercorn_config, serve_asgi
 
 from ._app import ConfigurationError, open_journal, run_bridge
+from ._demo import run_demo
 from ._logging import configure_logging
 from ._sandbox import SandboxApp, sandbox_settings_env
 from ._settings import Settings
@@ -65,13 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--bridge-url", default="http://127.0.0.1:8080", help="the bridge's public URL"
     )
 
+    demo = commands.add_parser(
+        "demo", help="run a scripted scenario and a short ordered-delivery load, offline"
+    )
+    demo.add_argument("--threads", type=int, default=300, help="load threads (%(default)s)")
+    demo.add_argument("--messages", type=int, default=5, help="messages per thread (%(default)s)")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep the stack up afterwards for inspection"
+    )
+
+    # --database-url is accepted before or after the action; SUPPRESS keeps the action's
+    # parser from overwriting a value given before it.
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--database-url", default=argparse.SUPPRESS, help="sqlite:///path or postgresql://…"
+    )
     dead = commands.add_parser("deadletters", help="inspect and replay dead letters")
     dead.add_argument("--database-url", help="sqlite:///path or postgresql://…")
     dead_commands = dead.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = dead_commands.add_parser("list", help="list dead letters, oldest first")
+    listing = dead_commands.add_parser(
+        "list", parents=[database], help="list dead letters, oldest first"
+    )
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    replay = dead_commands.add_parser("replay", help="make dead letters pending again")
+    replay = dead_commands.add_parser(
+        "replay", parents=[database], help="make dead letters pending again"
+    )
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", type=int, default=[], help="entry ids")
     which.add_argument("--all", action="store_true", help="every dead letter")
@@ -102,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging()
             trio.run(_sandbox, args.bind, args.webhook_url, args.bridge_url)
             return 0
+        if args.command == "demo":
+            configure_logging("text", "WARNING")
+            return trio.run(_demo, args.threads, args.messages, args.keep_running)
         if args.command == "deadletters":
             settings = _settings(database_url=args.database_url)
             return trio.run(_deadletters, settings, args)
@@ -149,6 +172,13 @@ async def _sandbox(bind: str, webhook_url: str, bridge_url: str) -> None:
         sys.stdout.flush()
         await stop.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _demo(threads: int, messages: int, keep_running: bool) -> int:
+    def say(line: str) -> None:
+        print(line, flush=True)  # noqa: T201 - the demo narrates on standard output
+
+    return await run_demo(threads=threads, messages=messages, keep_running=keep_running, say=say)
 
 
 async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,0 +1,234 @@
+"""``threadline demo``: every behaviour of the bridge, then an ordered-delivery load, offline.
+
+Runs the sandbox Intercom, the sandbox providers and a bridge (SQLite journal in a temporary
+directory) in this process, plays customers and teammates, checks each outcome at the sandbox,
+and prints what happened. Exit status 0 when every check held.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import trio
+from prometheus_client import CollectorRegistry
+
+from channels import WebhookMedia
+
+from ._embedded import PUBLIC_URL, Stack, open_stack
+from ._loadgen import LoadPlan, LoadReport, Target, run_load
+
+__all__ = ["run_demo"]
+
+ANA = "15550001111"
+
+
+class DemoFailed(Exception):
+    """A check of the scripted scenario did not hold."""
+
+
+async def _until(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+    with trio.move_on_after(seconds):
+        while not check():  # noqa: ASYNC110 - the sandbox is another party; we poll its state
+            await trio.sleep(0.02)
+        return
+    raise DemoFailed(f"timed out waiting for: {what}")
+
+
+def _conversations_of(stack: Stack, contact_id: str) -> list[dict[str, Any]]:
+    return [c for c in stack.conversations() if c["contact_id"] == contact_id]
+
+
+def _bodies(conversation: dict[str, Any]) -> list[str]:
+    return [str(p["body"]) for p in conversation["parts"]]
+
+
+async def run_demo(
+    *, threads: int = 300, messages: int = 5, keep_running: bool = False, say: Callable[[str], None]
+) -> int:
+    """Play the scenario and the load; returns the exit status."""
+    workdir = Path(tempfile.mkdtemp(prefix="threadline-demo-"))
+    registry = CollectorRegistry()
+    async with open_stack(
+        database_url=f"sqlite:///{workdir / 'threadline.db'}",
+        registry=registry,
+        media_dir=str(workdir / "media"),
+        conversation_buffer_seconds=3600,
+        retry_base_seconds=0.1,
+        retry_cap_seconds=1.0,
+        conversation_gone_retries=1,
+        shutdown_drain_seconds=5.0,
+    ) as stack:
+        say(f"Sandbox Intercom and providers at {stack.sandbox_url}")
+        say(
+            f"Bridge ingress at {stack.node.ingress.url}, "
+            f"metrics at {stack.node.metrics.url}/metrics"
+        )
+        say(f"Journal: {workdir / 'threadline.db'}\n")
+        try:
+            await _scenario(stack, say)
+            report = await _load(stack, threads, messages, say)
+        except DemoFailed as exc:
+            say(f"\nDEMO FAILED: {exc}")
+            return 1
+        _summary(stack, registry, report, say)
+        if keep_running:
+            say("\nThe stack keeps running for inspection; press Ctrl-C to stop.")
+            await trio.sleep_forever()
+        return 0 if report.passed else 1
+
+
+async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
+    intercom = stack.sandbox.intercom
+    now = datetime.now(UTC)
+
+    say("1. Ana writes on WhatsApp for the first time")
+    await stack.whatsapp(ANA, "Hi! My order #1042 hasn't arrived.", name="Ana Lima", sent_at=now)
+    await _until(lambda: len(stack.conversations()) == 1, "the first conversation")
+    (contact,) = stack.contacts()
+    first = stack.conversations()[0]
+    say(
+        f"   → contact {contact['id']} created as a {contact['role']} with phone {contact['phone']}"
+    )
+    say(f"   → conversation {first['id']} created; first part: {_bodies(first)[0]!r}")
+
+    say("2. She writes again: the same conversation continues")
+    await stack.whatsapp(ANA, "It was due on Monday.", sent_at=now + timedelta(seconds=30))
+    await stack.whatsapp(ANA, "Tracking says 'in transit'.", sent_at=now + timedelta(seconds=60))
+    await _until(lambda: len(stack.conversations()[0]["parts"]) == 3, "two replies")
+    say(
+        f"   → conversation {first['id']} now holds "
+        f"{len(stack.conversations()[0]['parts'])} parts, in order"
+    )
+
+    say("3. Two hours of silence (buffer: 1 hour), then a new question → a new conversation")
+    later = now + timedelta(hours=2)
+    await stack.whatsapp(ANA, "Different topic: can I change my address?", sent_at=later)
+    await _until(lambda: len(stack.conversations()) == 2, "a conversation after the buffer")
+    second = stack.conversations()[1]
+    say(f"   → conversation {second['id']} opened for the same contact {second['contact_id']}")
+
+    say("4. She sends a photo with a caption → uploaded inline")
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    media_id = stack.sandbox.providers.add_media(photo, "image/png", "label.png")
+    await stack.whatsapp(
+        ANA,
+        "This is the shipping label",
+        media=WebhookMedia(ref=media_id, mime_type="image/png", size=len(photo)),
+        sent_at=later + timedelta(seconds=10),
+    )
+    await _until(
+        lambda: any(p["attachments"] for p in stack.conversations()[1]["parts"]), "the attachment"
+    )
+    attachment = next(a for p in stack.conversations()[1]["parts"] for a in p["attachments"])
+    say(
+        f"   → attachment {attachment['name']} "
+        f"({attachment['size']} bytes, {attachment['content_type']})"
+    )
+
+    say("5. Grace, a teammate, replies in Intercom → the reply goes out on WhatsApp")
+    await intercom.teammates.note(str(second["id"]), "Internal: address change is possible")
+    await intercom.teammates.reply(
+        str(second["id"]), "Yes! Reply with the new address.", admin_id="991267602"
+    )
+    await _until(lambda: len(stack.sent()) == 1, "the reply on WhatsApp")
+    sent = stack.sent()[0]
+    say(f"   → sent to {sent.to} on {sent.channel.value}: {sent.text!r} (the note stayed inside)")
+
+    say("6. A teammate deletes the conversation; Ana writes again → a new one, nothing lost")
+    intercom.delete_conversation(str(second["id"]))
+    await stack.whatsapp(
+        ANA, "New address: Rua Augusta 100, Lisboa", sent_at=later + timedelta(minutes=5)
+    )
+    await _until(lambda: len(stack.conversations()) == 3, "the replacement conversation")
+    third = stack.conversations()[2]
+    say(f"   → conversation {third['id']} replaced the deleted one: {_bodies(third)[-1]!r}")
+
+    say("7. Ana texts by SMS from the same number → the same Intercom contact")
+    await stack.sms("+15550001111", "Also: please call me after 6pm")
+    await _until(lambda: len(stack.conversations()) == 4, "the SMS conversation")
+    contacts = {c["contact_id"] for c in stack.conversations()}
+    if len(contacts) != 1:
+        raise DemoFailed(f"expected one contact, found {len(contacts)}")
+    say(f"   → SMS thread opened its own conversation, same contact {contacts.pop()}")
+
+    say("8. Bruno writes on Telegram → contact found by a custom attribute")
+    await stack.telegram(2222222, "Olá! Do you ship to Porto?", first_name="Bruno")
+    await _until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
+    bruno = stack.contacts()[1]
+    say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
+
+
+async def _load(
+    stack: Stack, threads: int, messages: int, say: Callable[[str], None]
+) -> LoadReport:
+    say(f"9. Ordered-delivery load: {threads} threads x {messages} messages over three channels")
+    intercom = stack.sandbox.intercom
+    limit = stack.settings.intercom_rate_limit_per_window
+    intercom.configure(rate_limit=limit, rate_window_seconds=10.0)
+    say(f"   (the sandbox enforces Intercom's limit, {limit} requests per 10-second window)")
+    before = intercom.stats()
+
+    async def feed(cursor: int) -> tuple[list[dict[str, Any]], int]:
+        return intercom.parts_since(cursor)
+
+    creds = stack.sandbox.providers.credentials
+    target = Target(
+        stack.node.ingress.url, PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid
+    )
+    report = await run_load(LoadPlan(threads=threads, messages_per_thread=messages), target, feed)
+    verdict = "PASS" if report.passed else "FAIL"
+    say(
+        f"   → {verdict}: sent {report.sent}, acknowledged {report.acknowledged}, delivered "
+        f"{report.delivered}, lost {report.lost}, duplicated {report.duplicated}, "
+        f"out of order {report.out_of_order}"
+    )
+    after = intercom.stats()
+    requests = after["requests_total"] - before["requests_total"]
+    limited = after["rate_limited"] - before["rate_limited"]
+    say(
+        f"   → {limited} of {requests} Intercom requests were answered 429: "
+        "the bridge paced itself to the window"
+    )
+    lat = report.latency_ms
+    say(
+        f"   → {report.throughput_per_s:.0f} messages/s into Intercom; ack→Intercom latency "
+        f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms"
+    )
+    return report
+
+
+def _summary(
+    stack: Stack, registry: CollectorRegistry, report: LoadReport, say: Callable[[str], None]
+) -> None:
+    def total(name: str, **labels: str) -> int:
+        value = 0.0
+        for metric in registry.collect():
+            for sample in metric.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    value += sample.value
+        return int(value)
+
+    say("\nSummary (from the bridge's own Prometheus metrics)")
+    say(
+        f"  webhooks answered 200 ........ {total('threadline_webhook_requests_total', code='200')}"
+    )
+    say(
+        "  messages delivered ........... "
+        f"{total('threadline_messages_total', outcome='delivered')}"
+    )
+    for reason in ("first_message", "buffer_expired", "conversation_gone"):
+        count = total("threadline_conversations_created_total", reason=reason)
+        say(f"  conversations ({reason}) {'.' * (16 - len(reason))} {count}")
+    say(f"  dead letters ................. {total('threadline_dead_letters_total')}")
+    say(f"  Intercom requests ............ {total('threadline_intercom_requests_total')}")
+    say(f"\nMetrics: {stack.node.metrics.url}/metrics while the bridge runs (`threadline serve`")
+    say(
+        "exposes them on THREADLINE_METRICS_BIND); "
+        "`threadline demo --keep-running` keeps this one up."
+    )

@@ -1,0 +1,54 @@
+"""The command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+THREADLINE = [sys.executable, "-m", "actors"]
+
+
+def run(
+    *args: str, cwd: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
+        [*THREADLINE, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
+    done = run("demo", "--threads", "30", "--messages", "4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for step in range(1, 10):
+        assert f"\n{step}. " in "\n" + out, f"step {step} missing"
+    assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
+    assert "conversations (buffer_expired) .. 1" in out
+    assert "conversations (conversation_gone)  1" in out
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.startswith("threadline ")
+    assert run().returncode == 2
+
+
+@pytest.mark.parametrize(
+    "bad", [["serve", "--bind", "nonsense"], ["deadletters", "list", "--database-url", "mysql://x"]]
+)
+def test_invalid_settings_exit_2_with_a_reason(bad: list[str]) -> None:
+    done = run(*bad)
+    assert done.returncode == 2
+    assert "invalid settings" in done.stderr
+
+
+def test_deadletters_on_an_empty_journal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    listed = run("deadletters", "--database-url", url, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "0 dead letter(s)" in listed.stderr
+    replayed = run("deadletters", "--database-url", url, "replay", "--all")
+    assert replayed.returncode == 0
+    assert "replayed 0 entries" in replayed.stdout
