@@ -140,7 +140,8 @@ class RateBudget:
                 retry_after = _number(headers, "retry-after")
                 wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
                 self._remaining = 0
-                self._window_end = max(self._window_end, now + wait)
+                self._window_end = now + wait  # Intercom knows its window better than we do
+                self._synced = True
             return
         delay = min(max(reset - self._wall_clock(), 0.0), self.window_seconds)
         end = now + delay + self.margin_seconds
