@@ -18,7 +18,7 @@ import trio.testing
 from intercom import IntercomClient, IntercomRateLimited, IntercomSandbox, RateBudget, SandboxConfig
 from runtime import hypercorn_config, serve_asgi
 
-from .conftest import TOKEN
+from .conftest import TOKEN, asgi_transport
 
 EPOCH = 1_800_000_000.0
 
@@ -92,7 +92,7 @@ async def test_burst_at_ten_second_geometry_on_virtual_time(
         rng=random.Random(6),
     )
     budget = RateBudget(limit=limit, window_seconds=10, wall_clock=wall)
-    transport = httpx.ASGITransport(app=sandbox.app)
+    transport = asgi_transport(sandbox)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
         client = IntercomClient(http, access_token=TOKEN, budget=budget, wall_clock=wall)
         started = trio.current_time()
@@ -118,7 +118,7 @@ async def test_budget_without_configured_limit_learns_from_the_first_429s(
         clock=wall,
     )
     budget = RateBudget(limit=1666, window_seconds=10, wall_clock=wall)
-    transport = httpx.ASGITransport(app=sandbox.app)
+    transport = asgi_transport(sandbox)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
         client = IntercomClient(http, access_token=TOKEN, budget=budget, wall_clock=wall)
         await client.list_admins()  # one answer teaches the budget the limit
