@@ -231,7 +231,10 @@ class IntercomSandbox:
         config = core.config
         if headers.get("authorization") not in self._authorizations:
             return Reply(401, self._error("unauthorized", "Access Token Invalid"))
-        version = headers.get("intercom-version", "2.16")
+        version = headers.get("intercom-version")
+        if version is None:  # Intercom falls back to the app's default version
+            core.stats.without_version += 1
+            version = "2.16"
         if version not in _VERSIONS:
             return Reply(400, self._error("intercom_version_invalid", "Version is invalid"))
         rate_headers: dict[str, str] = {}

@@ -40,6 +40,7 @@ class SandboxStats:
     rate_limited: int = 0  # 429s served
     server_errors: int = 0  # injected 5xx served
     timeouts: int = 0  # requests held open
+    without_version: int = 0  # requests that left out Intercom-Version
     webhooks_sent: int = 0
     webhooks_failed: int = 0
 
@@ -51,6 +52,7 @@ class SandboxStats:
             "rate_limited": self.rate_limited,
             "server_errors": self.server_errors,
             "timeouts": self.timeouts,
+            "without_version": self.without_version,
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
         }

@@ -92,6 +92,7 @@ class StoredConversation:
     admin_assignee_id: str | None = None
     parts: list[StoredPart] = field(default_factory=list)
     deleted: bool = False
+    teammate_ids: dict[str, None] = field(default_factory=dict)  # admins who wrote, in order
 
 
 _SEARCHABLE = ("phone", "external_id", "email")
@@ -105,7 +106,8 @@ class SandboxState:
         self.contacts: dict[str, StoredContact] = {}
         self.by_external_id: dict[str, str] = {}
         self.by_email: dict[str, str] = {}
-        self.by_field: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # (field, value) -> contact ids; a dict as an insertion-ordered set: O(1) removal.
+        self.by_field: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
         self.data_attributes: dict[tuple[str, str], dict[str, Any]] = {}
         self.conversations: dict[str, StoredConversation] = {}
         self.part_log: list[StoredPart] = []
@@ -126,7 +128,7 @@ class SandboxState:
 
     def _index(self, contact: StoredContact) -> None:
         for key in self._index_keys(contact):
-            self.by_field[key].append(contact.id)
+            self.by_field[key][contact.id] = None
         if contact.external_id is not None:
             self.by_external_id[contact.external_id] = contact.id
         if contact.email is not None:
@@ -135,8 +137,8 @@ class SandboxState:
     def _unindex(self, contact: StoredContact) -> None:
         for key in self._index_keys(contact):
             ids = self.by_field.get(key)
-            if ids is not None and contact.id in ids:
-                ids.remove(contact.id)
+            if ids is not None:
+                ids.pop(contact.id, None)
         if contact.external_id is not None:
             self.by_external_id.pop(contact.external_id, None)
         if contact.email is not None:
@@ -305,6 +307,8 @@ class SandboxState:
         self.part_log.append(part)
         conversation.parts.append(part)
         conversation.updated_at = part.created_at
+        if part.author_type == "admin":
+            conversation.teammate_ids[part.author_id] = None
         return part
 
     def create_conversation(
