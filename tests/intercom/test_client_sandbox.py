@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trio
 
 from intercom import (
     IntercomAuthError,
@@ -313,3 +314,55 @@ async def test_connection_refused_is_a_transport_error() -> None:
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as http:
         with pytest.raises(IntercomTransportError):
             await IntercomClient(http, access_token=TOKEN).me()
+
+
+async def test_external_ids_with_reserved_characters_round_trip(client: IntercomClient) -> None:
+    created = await client.create_contact(role="user", external_id="tg:chat/42?x=1 #2")
+    found = await client.get_contact_by_external_id("tg:chat/42?x=1 #2")
+    assert found.id == created.contact.id
+
+
+async def test_observer_sees_every_request_and_the_version_is_always_sent(
+    http: httpx.AsyncClient, sandbox: IntercomSandbox
+) -> None:
+    seen: list[tuple[str, int | None]] = []
+    client = IntercomClient(
+        http,
+        access_token=TOKEN,
+        observer=lambda endpoint, status, _s: seen.append((endpoint, status)),
+    )
+    await client.create_contact(role="user", external_id="e1")
+    await client.create_contact(role="user", external_id="e1")  # 409, then a GET
+    with pytest.raises(IntercomNotFound):
+        await client.get_conversation("999999")
+    assert seen == [
+        ("create_contact", 200),
+        ("create_contact", 409),
+        ("get_contact", 200),
+        ("get_conversation", 404),
+    ]
+    assert sandbox.stats()["without_version"] == 0
+
+
+async def test_injected_latency_delays_answers(
+    client: IntercomClient, sandbox: IntercomSandbox
+) -> None:
+    sandbox.config.latency_seconds = 0.2
+    started = trio.current_time()
+    await client.me()
+    assert trio.current_time() - started >= 0.2
+
+
+async def test_budget_and_client_share_counters(
+    http: httpx.AsyncClient, sandbox: IntercomSandbox
+) -> None:
+    from intercom import RateBudget
+
+    sandbox.configure(rate_limit=100, rate_window_seconds=10)
+    budget = RateBudget(limit=100)
+    client = IntercomClient(http, access_token=TOKEN, budget=budget)
+    await client.me()
+    assert budget.acquired == 1
+    assert budget.in_flight == 0
+    assert budget.limit == 100
+    assert budget.remaining == 99
