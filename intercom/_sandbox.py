@@ -141,8 +141,9 @@ class IntercomSandbox:
         self.core.delete_conversation(conversation_id)
 
     def merge_contacts(self, from_id: str, into_id: str) -> None:
-        """Merge ``from_id`` into ``into_id``: the former answers 410 with a canonical Link."""
-        self.core.state.merge_contacts(from_id, into_id)
+        """Merge ``from_id`` into ``into_id``: the former answers 410 with a canonical Link,
+        and a ``contact.merged`` webhook (naming ``into_id``) is queued."""
+        self.core.merge_contacts(from_id, into_id)
 
     def reset(self) -> None:
         """Forget all data and counters; configuration and admins stay."""

@@ -108,7 +108,7 @@ def find_by_external_id(core: SandboxCore, call: Call, p: dict[str, str]) -> dic
 def merge(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     check(isinstance(body.get("from"), str) and isinstance(body.get("into"), str), "from/into")
-    return _contact(core, core.state.merge_contacts(body["from"], body["into"]))
+    return _contact(core, core.merge_contacts(body["from"], body["into"]))
 
 
 def create_data_attribute(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:

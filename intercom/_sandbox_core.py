@@ -13,10 +13,11 @@ from typing import Any
 import trio
 
 from ._sandbox_config import RateLimiter, SandboxAdmin, SandboxConfig
-from ._sandbox_render import conversation_json, notification_json
+from ._sandbox_render import contact_json, conversation_json, notification_json
 from ._sandbox_state import (
     SandboxState,
     StoredAttachment,
+    StoredContact,
     StoredConversation,
     StoredPart,
     invalid,
@@ -189,6 +190,14 @@ class SandboxCore:
         if via_api:
             self.emit(topic, conversation, [part])
         return conversation, part, topic
+
+    def merge_contacts(self, from_id: str, into_id: str) -> StoredContact:
+        """Merge a contact into another; ``contact.merged`` carries the surviving contact
+        (Intercom's payload does not name the merged-away one)."""
+        target = self.state.merge_contacts(from_id, into_id)
+        if self._wants("contact.merged"):
+            self._enqueue("contact.merged", contact_json(target, self.app_id))
+        return target
 
     def delete_conversation(self, conversation_id: str) -> None:
         conversation = self.state.live_conversation(conversation_id)

@@ -140,5 +140,7 @@ class Spec:
         item = data["data"]["item"]
         if data["topic"] == "conversation.deleted":
             assert isinstance(item["id"], str)
+        elif item["type"] == "contact":
+            self.validate_schema("contact", item)
         else:
             self.validate_schema("conversation", item)

@@ -12,6 +12,7 @@ import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from intercom import (
+    ContactEvent,
     ConversationEvent,
     IntercomClient,
     IntercomSandbox,
@@ -117,6 +118,25 @@ async def test_deleting_emits_conversation_deleted(
     with trio.fail_after(5):
         await sink.wait_for(1)
     assert parse_notification(sink.received[0][0]).topic == "conversation.deleted"
+
+
+async def test_merging_emits_contact_merged_naming_the_survivor(
+    nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
+) -> None:
+    await nursery.start(sandbox.run_outbox)
+    lead = await client.create_contact(role="lead", phone="+1")
+    user = await client.create_contact(role="user", external_id="u1", phone="+1")
+    sandbox.merge_contacts(lead.contact.id, user.contact.id)
+    with trio.fail_after(5):
+        await sink.wait_for(1)
+    body, signature = sink.received[0]
+    verify_signature(body, signature, SECRET)
+    spec.validate_notification(body)
+    event = parse_notification(body)
+    assert isinstance(event, ContactEvent)
+    assert event.topic == "contact.merged"
+    assert event.contact_id == user.contact.id
+    assert [c.id for c in await client.find_contacts_by_phone("+1")] == [user.contact.id]
 
 
 async def test_control_endpoints(http: httpx.AsyncClient, client: IntercomClient) -> None:
