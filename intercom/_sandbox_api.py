@@ -82,8 +82,11 @@ _CONTACT_FIELDS = ("role", "external_id", "email", "phone", "name", "custom_attr
 def create_contact(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     fields = {k: body[k] for k in _CONTACT_FIELDS if body.get(k) is not None}
-    strict = core.config.strict_custom_attributes
-    return _contact(core, core.state.create_contact(fields, core.now(), strict=strict))
+    config = core.config
+    contact = core.state.create_contact(
+        fields, core.now(), strict=config.strict_custom_attributes, conflicts=config.conflicts
+    )
+    return _contact(core, contact)
 
 
 def get_contact(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
@@ -158,6 +161,7 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     contact = core.state.live_contact(sender["id"])
     attachments = _attachments(core, call, body)
     conversation = core.state.create_conversation(contact, body["body"], attachments, core.now())
+    core.emit("conversation.user.created", conversation, [])
     return message_json(conversation)
 
 

@@ -145,8 +145,7 @@ class SandboxCore:
         )
         conversation.state = "open"
         self.state.append(conversation, part)
-        if reopen:
-            self.emit("conversation.user.replied", conversation, [part])
+        self.emit("conversation.user.replied", conversation, [part])
         return conversation, part
 
     def admin_action(

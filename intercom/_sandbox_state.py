@@ -130,19 +130,22 @@ class SandboxState:
         for key in self._index_keys(contact):
             self.by_field[key][contact.id] = None
         if contact.external_id is not None:
-            self.by_external_id[contact.external_id] = contact.id
+            self.by_external_id.setdefault(contact.external_id, contact.id)
         if contact.email is not None:
-            self.by_email[contact.email.lower()] = contact.id
+            self.by_email.setdefault(contact.email.lower(), contact.id)
 
     def _unindex(self, contact: StoredContact) -> None:
         for key in self._index_keys(contact):
             ids = self.by_field.get(key)
             if ids is not None:
                 ids.pop(contact.id, None)
-        if contact.external_id is not None:
-            self.by_external_id.pop(contact.external_id, None)
-        if contact.email is not None:
-            self.by_email.pop(contact.email.lower(), None)
+        if (
+            contact.external_id is not None
+            and self.by_external_id.get(contact.external_id) == contact.id
+        ):
+            del self.by_external_id[contact.external_id]
+        if contact.email is not None and self.by_email.get(contact.email.lower()) == contact.id:
+            del self.by_email[contact.email.lower()]
 
     def check_attributes(self, attributes: dict[str, Any], *, strict: bool) -> None:
         if not strict:
@@ -164,7 +167,9 @@ class SandboxState:
                     f"A contact matching those details already exists with id={existing}",
                 )
 
-    def create_contact(self, fields: dict[str, Any], now: float, *, strict: bool) -> StoredContact:
+    def create_contact(
+        self, fields: dict[str, Any], now: float, *, strict: bool, conflicts: bool = True
+    ) -> StoredContact:
         role = fields.get("role") or "user"
         if role not in ("user", "lead"):
             raise invalid(f"role must be user or lead, not {role!r}")
@@ -172,7 +177,8 @@ class SandboxState:
             raise invalid("One of email, external_id or role is required")
         attributes = dict(fields.get("custom_attributes") or {})
         self.check_attributes(attributes, strict=strict)
-        self.conflict(fields.get("external_id"), fields.get("email"), None)
+        if conflicts:
+            self.conflict(fields.get("external_id"), fields.get("email"), None)
         seq = self.next_id()
         contact = StoredContact(
             id=f"6762f0dd{seq:016x}",

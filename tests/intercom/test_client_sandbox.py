@@ -366,3 +366,14 @@ async def test_budget_and_client_share_counters(
     assert budget.in_flight == 0
     assert budget.limit == 100
     assert budget.remaining == 99
+
+
+async def test_conflicts_can_be_switched_off(
+    client: IntercomClient, sandbox: IntercomSandbox
+) -> None:
+    sandbox.config.conflicts = False
+    first = await client.create_contact(role="user", external_id="dup")
+    second = await client.create_contact(role="user", external_id="dup")
+    assert not second.existed
+    assert second.contact.id != first.contact.id
+    assert (await client.get_contact_by_external_id("dup")).id == first.contact.id
