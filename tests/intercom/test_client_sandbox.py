@@ -377,3 +377,15 @@ async def test_conflicts_can_be_switched_off(
     assert not second.existed
     assert second.contact.id != first.contact.id
     assert (await client.get_contact_by_external_id("dup")).id == first.contact.id
+
+
+async def test_timeouts_return_the_budget_slot(sandbox_url: str, sandbox: IntercomSandbox) -> None:
+    from intercom import RateBudget
+
+    sandbox.configure(timeout_rate=1.0, timeout_hold_seconds=1.0)
+    budget = RateBudget(limit=10)
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=0.1) as http:
+        with pytest.raises(IntercomTimeout):
+            await IntercomClient(http, access_token=TOKEN, budget=budget).me()
+    assert budget.in_flight == 0
+    assert budget.acquired == 1

@@ -258,3 +258,68 @@ async def test_lifespan_runs_the_outbox(nursery: trio.Nursery, sink: Sink) -> No
     with trio.fail_after(5):
         await sink.wait_for(1)
     assert parse_notification(sink.received[0][0]).topic == "conversation.admin.noted"
+
+
+async def test_teammate_control_endpoints_deliver_webhooks(
+    http: httpx.AsyncClient, client: IntercomClient, sink: Sink, spec: Spec
+) -> None:
+    _, conversation_id = await _conversation(client)
+    steps = [
+        ("note", {"body": "internal"}, "conversation.admin.noted"),
+        ("assign", {"assignee_id": "991267602"}, "conversation.admin.assigned"),
+        ("reply", {"body": "hello", "admin_id": "991267602"}, "conversation.admin.replied"),
+        ("close", {}, "conversation.admin.closed"),
+        ("open", {}, "conversation.admin.opened"),
+    ]
+    for action, extra, topic in steps:
+        answer = await http.post(
+            f"/_sandbox/teammates/{action}", json={"conversation_id": conversation_id, **extra}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["webhook"]["topic"] == topic
+        assert answer.json()["webhook"]["status"] == 200
+    assert len(sink.received) == len(steps)
+    for body, _signature in sink.received:
+        spec.validate_notification(body)
+    reply = parse_notification(sink.received[2][0])
+    assert isinstance(reply, ConversationEvent)
+    assert reply.conversation.admin_assignee_id == "991267602"
+    deliveries = (await http.get("/_sandbox/webhooks")).json()["deliveries"]
+    assert [d["topic"] for d in deliveries] == [topic for _, _, topic in steps]
+
+
+async def test_teammate_control_errors(http: httpx.AsyncClient, client: IntercomClient) -> None:
+    _, conversation_id = await _conversation(client)
+    missing = await http.post("/_sandbox/teammates/reply", json={"body": "x"})
+    assert missing.status_code == 400
+    no_body = await http.post(
+        "/_sandbox/teammates/reply", json={"conversation_id": conversation_id}
+    )
+    assert no_body.status_code == 400
+    unknown = await http.post(
+        "/_sandbox/teammates/dance", json={"conversation_id": conversation_id}
+    )
+    assert unknown.status_code == 404
+    gone = await http.post("/_sandbox/teammates/reply", json={"conversation_id": "1", "body": "x"})
+    assert gone.status_code == 404
+    bad_admin = await http.post(
+        "/_sandbox/teammates/note",
+        json={"conversation_id": conversation_id, "body": "x", "admin_id": "nobody"},
+    )
+    assert bad_admin.status_code == 400
+
+
+async def test_failed_webhook_deliveries_are_recorded(
+    client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
+) -> None:
+    sink.status = 500
+    _, conversation_id = await _conversation(client)
+    action = await sandbox.teammates.reply(conversation_id, "hi")
+    assert action.delivery is not None
+    assert action.delivery.status == 500
+    sandbox.config.webhook_url = "http://127.0.0.1:9/nowhere"
+    refused = await sandbox.teammates.reply(conversation_id, "again")
+    assert refused.delivery is not None
+    assert refused.delivery.status is None
+    assert refused.delivery.error is not None
+    assert sandbox.stats()["webhooks_failed"] == 2
