@@ -112,3 +112,24 @@ async def test_cancelled_wait_takes_nothing(autojump_clock: trio.testing.MockClo
 def test_invalid_budget_is_refused() -> None:
     with pytest.raises(ValueError, match="limit"):
         RateBudget(limit=0)
+
+
+async def test_limit_header_only_lowers_the_configured_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    budget = RateBudget(limit=1666, window_seconds=10, wall_clock=wall)
+    await budget.acquire()
+    budget.observe(headers(limit=10000, remaining=9999, reset=wall() + 5), 200)
+    assert budget.limit == 1666
+    await budget.acquire()
+    budget.observe(headers(limit=50, remaining=48, reset=wall() + 5), 200)
+    assert budget.limit == 50
+
+
+async def test_a_429_waits_at_least_a_second(autojump_clock: trio.testing.MockClock) -> None:
+    budget = RateBudget(limit=10, window_seconds=10, margin_seconds=0, wall_clock=wall)
+    await budget.acquire()
+    budget.observe(headers(limit=10, remaining=0, reset=wall()), 429)  # reset already "now"
+    started = trio.current_time()
+    await budget.acquire()
+    assert trio.current_time() - started == pytest.approx(1.0)
