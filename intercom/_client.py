@@ -232,15 +232,21 @@ class IntercomClient:
     # --- conversations ----------------------------------------------------------------------
 
     async def create_conversation(
-        self, contact_id: str, body: str, *, attachment_urls: Sequence[str] = ()
+        self,
+        contact_id: str,
+        body: str,
+        *,
+        role: str = "user",
+        attachment_urls: Sequence[str] = (),
     ) -> str:
         """Start a conversation from the contact; returns the conversation id.
 
+        ``role`` is the contact's role (``user`` or ``lead``), sent as ``from.type``.
         There is no ``attachment_files`` on create: send files with :meth:`reply_as_contact`.
-        Raises IntercomNotFound when the contact does not exist.
+        Raises IntercomNotFound when the contact does not exist (as that role).
         """
         request = rq.build_create_conversation(
-            self.target, contact_id, body, attachment_urls=attachment_urls
+            self.target, contact_id, body, from_type=role, attachment_urls=attachment_urls
         )
         response = await self._send("create_conversation", request)
         return rs.parse_created_conversation_id(response, now=self._now())

@@ -159,6 +159,8 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     check(isinstance(body.get("body"), str), "body is required")
     check("attachment_files" not in body, "attachment_files is not supported on create")
     contact = core.state.live_contact(sender["id"])
+    if sender["type"] != "contact" and sender["type"] != contact.role:
+        raise not_found("User Not Found")  # inferred: Intercom looks the id up as that role
     attachments = _attachments(core, call, body)
     conversation = core.state.create_conversation(contact, body["body"], attachments, core.now())
     core.emit("conversation.user.created", conversation, [])

@@ -156,7 +156,7 @@ async def test_unknown_custom_attribute_is_rejected(client: IntercomClient) -> N
 async def test_conversation_lifecycle(client: IntercomClient, sandbox: IntercomSandbox) -> None:
     contact_id = await _contact(client)
     conversation_id = await client.create_conversation(
-        contact_id, "Hi", attachment_urls=["https://cdn.example.com/a.jpg"]
+        contact_id, "Hi", role="lead", attachment_urls=["https://cdn.example.com/a.jpg"]
     )
     replied = await client.reply_as_contact(
         conversation_id,
@@ -195,7 +195,7 @@ async def test_contact_reply_reopens_a_closed_conversation(
     client: IntercomClient, sandbox: IntercomSandbox
 ) -> None:
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     await sandbox.teammates.close(conversation_id)
     assert (await client.get_conversation(conversation_id)).state == "closed"
     replied = await client.reply_as_contact(conversation_id, contact_id, "still there?")
@@ -209,7 +209,7 @@ async def test_assignee_is_none_when_unassigned_in_both_versions(
 ) -> None:
     client = IntercomClient(http, access_token=TOKEN)
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     raw = await http.get(
         f"/conversations/{conversation_id}",
         headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.16"},
@@ -225,7 +225,7 @@ async def test_2_15_answers_null_for_unassigned(sandbox_url: str, sandbox: Inter
     async with httpx.AsyncClient(base_url=sandbox_url) as http:
         client = IntercomClient(http, access_token=TOKEN, version="2.15")
         contact_id = await _contact(client)
-        conversation_id = await client.create_conversation(contact_id, "Hi")
+        conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
         raw = await http.get(
             f"/conversations/{conversation_id}",
             headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.15"},
@@ -238,7 +238,7 @@ async def test_deleted_conversation_is_not_found(
     client: IntercomClient, sandbox: IntercomSandbox
 ) -> None:
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     sandbox.delete_conversation(conversation_id)
     with pytest.raises(IntercomNotFound) as info:
         await client.reply_as_contact(conversation_id, contact_id, "hello?")
@@ -251,6 +251,13 @@ async def test_deleted_conversation_is_not_found(
 async def test_conversation_for_unknown_contact_is_not_found(client: IntercomClient) -> None:
     with pytest.raises(IntercomNotFound):
         await client.create_conversation("0" * 24, "Hi")
+
+
+async def test_conversation_from_a_lead_needs_the_lead_role(client: IntercomClient) -> None:
+    lead = await _contact(client)
+    with pytest.raises(IntercomNotFound):
+        await client.create_conversation(lead, "Hi", role="user")
+    assert await client.create_conversation(lead, "Hi", role="lead")
 
 
 async def test_merged_contact_is_gone_with_its_canonical_id(

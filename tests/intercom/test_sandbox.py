@@ -30,7 +30,7 @@ from .spec import Spec
 
 async def _conversation(client: IntercomClient) -> tuple[str, str]:
     contact = await client.create_contact(role="lead", phone="+14155550123", name="Ana")
-    conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+    conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
     return contact.contact.id, conversation_id
 
 
@@ -235,7 +235,7 @@ async def test_mounted_under_a_prefix(nursery: trio.Nursery, spec: Spec) -> None
     async with httpx.AsyncClient(base_url=base) as http:
         client = IntercomClient(http, access_token=TOKEN)
         contact = await client.create_contact(role="lead", phone="+1")
-        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
         replied = await client.reply_as_contact(
             conversation_id, contact.contact.id, "f", attachment_files=[("a", "text/plain", b"x")]
         )
@@ -253,7 +253,7 @@ async def test_lifespan_runs_the_outbox(nursery: trio.Nursery, sink: Sink) -> No
     async with httpx.AsyncClient(base_url=address.url) as http:
         client = IntercomClient(http, access_token=TOKEN)
         contact = await client.create_contact(role="lead", phone="+1")
-        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
         await client.reply_as_admin(conversation_id, "991267601", "note", message_type="note")
     with trio.fail_after(5):
         await sink.wait_for(1)
