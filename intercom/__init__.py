@@ -72,6 +72,7 @@ from ._sandbox import IntercomSandbox as IntercomSandbox
 from ._sandbox_config import SandboxAdmin as SandboxAdmin
 from ._sandbox_config import SandboxConfig as SandboxConfig
 from ._sandbox_core import WebhookDelivery as WebhookDelivery
+from ._sandbox_state import SandboxApiError as SandboxApiError
 from ._sandbox_teammates import TeammateAction as TeammateAction
 from ._sandbox_teammates import Teammates as Teammates
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
@@ -122,6 +123,7 @@ __all__ = [
     "RateBudget",
     "RequestObserver",
     "SandboxAdmin",
+    "SandboxApiError",
     "SandboxConfig",
     "TeammateAction",
     "Teammates",

@@ -24,7 +24,7 @@ from ._sandbox_config import SandboxAdmin, SandboxConfig, decide_fault
 from ._sandbox_control import control
 from ._sandbox_core import DEFAULT_ADMINS, SandboxCore
 from ._sandbox_render import conversation_view, error_json, part_view
-from ._sandbox_state import ApiError
+from ._sandbox_state import SandboxApiError
 from ._sandbox_teammates import Teammates
 
 __all__ = ["IntercomSandbox"]
@@ -280,7 +280,7 @@ class IntercomSandbox:
         _, handler, params = route
         try:
             result = handler(core, Call(version, url_base, query, body), params)
-        except ApiError as exc:
+        except SandboxApiError as exc:
             return Reply(exc.status, self._error(exc.code, exc.message), dict(exc.headers))
         return Reply(200, result)
 

@@ -1,7 +1,7 @@
 """The Intercom API routes of the sandbox: one small handler per operation the bridge uses.
 
 Handlers take the shared core, the parsed call and the path parameters, and return a JSON
-object (200) or raise :class:`ApiError`. They are synchronous: a request's effect on the
+object (200) or raise :class:`SandboxApiError`. They are synchronous: a request's effect on the
 state is atomic with respect to every other request.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from ._sandbox_core import SandboxCore, check
 from ._sandbox_render import admin_json, contact_json, conversation_json, message_json
 from ._sandbox_search import search_contacts
-from ._sandbox_state import ApiError, StoredAttachment, StoredContact, StoredPart, not_found
+from ._sandbox_state import SandboxApiError, StoredAttachment, StoredContact, StoredPart, not_found
 
 __all__ = ["Call", "Reply", "Route", "match_route"]
 
@@ -121,7 +121,7 @@ def create_data_attribute(core: SandboxCore, call: Call, _: dict[str, str]) -> d
 def list_data_attributes(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     model = call.query.get("model")
     if model not in (None, "contact", "company"):
-        raise ApiError(422, "parameter_invalid", f"model {model!r} is not supported")
+        raise SandboxApiError(422, "parameter_invalid", f"model {model!r} is not supported")
     data = [a for (m, _name), a in core.state.data_attributes.items() if model in (None, m)]
     return {"type": "list", "data": data}
 
@@ -143,7 +143,9 @@ def _attachments(core: SandboxCore, call: Call, body: dict[str, Any]) -> list[St
         try:
             data = base64.b64decode(item["data"], validate=True)
         except (binascii.Error, ValueError):
-            raise ApiError(400, "parameter_invalid", "attachment data is not base64") from None
+            raise SandboxApiError(
+                400, "parameter_invalid", "attachment data is not base64"
+            ) from None
         name = str(item.get("name") or "attachment")
         ctype = str(item.get("content_type") or "application/octet-stream")
         stored.append(core.state.store_file(name, ctype, data, call.url_base))
@@ -154,7 +156,7 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     body = _object(call)
     sender = body.get("from")
     if not isinstance(sender, dict) or not isinstance(sender.get("id"), str):
-        raise ApiError(400, "parameter_invalid", "from.id is required")
+        raise SandboxApiError(400, "parameter_invalid", "from.id is required")
     check(sender.get("type") in ("user", "lead", "contact"), "from.type is invalid")
     check(isinstance(body.get("body"), str), "body is required")
     check("attachment_files" not in body, "attachment_files is not supported on create")
@@ -211,7 +213,7 @@ def reply(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
             via_api=True,
         )
     else:
-        raise ApiError(400, "parameter_invalid", "type must be user or admin")
+        raise SandboxApiError(400, "parameter_invalid", "type must be user or admin")
     return _conversation(core, call, conversation.id, [part])
 
 
@@ -239,7 +241,7 @@ def list_admins(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, A
 def get_admin(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
     admin = core.admins.get(p["id"])
     if admin is None:
-        raise ApiError(404, "admin_not_found", "Admin not found")
+        raise SandboxApiError(404, "admin_not_found", "Admin not found")
     return admin_json(admin)
 
 

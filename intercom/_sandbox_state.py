@@ -1,6 +1,6 @@
 """The sandbox's state: contacts with their search indexes, data attributes, conversations
 with ordered parts, stored attachment files, and counters. Plain data and O(1) operations;
-no I/O. Errors are raised as :class:`ApiError` and rendered as Intercom's ``error.list``."""
+no I/O. Errors are raised as :class:`SandboxApiError` and rendered as Intercom's ``error.list``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ApiError",
+    "SandboxApiError",
     "SandboxState",
     "StoredAttachment",
     "StoredContact",
@@ -19,8 +19,10 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
-    """An answer in Intercom's error format: status, code, message, extra headers."""
+class SandboxApiError(Exception):
+    """A sandbox refusal in Intercom's terms: HTTP status, ``error.list`` code, message and
+    extra headers. API routes render it as an ``error.list`` answer; in-process methods
+    (teammates, merges, deletions) raise it, e.g. status 404 for an unknown conversation."""
 
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -32,12 +34,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(message: str = "Resource Not Found") -> ApiError:
-    return ApiError(404, "not_found", message)
+def not_found(message: str = "Resource Not Found") -> SandboxApiError:
+    return SandboxApiError(404, "not_found", message)
 
 
-def invalid(message: str) -> ApiError:
-    return ApiError(400, "parameter_invalid", message)
+def invalid(message: str) -> SandboxApiError:
+    return SandboxApiError(400, "parameter_invalid", message)
 
 
 @dataclass(slots=True)
@@ -161,7 +163,7 @@ class SandboxState:
             self.by_email.get(email.lower()) if email is not None else None,
         ):
             if existing is not None and existing != own:
-                raise ApiError(
+                raise SandboxApiError(
                     409,
                     "conflict",
                     f"A contact matching those details already exists with id={existing}",
@@ -202,7 +204,7 @@ class SandboxState:
         if contact is None:
             raise not_found("User Not Found")
         if contact.merged_into is not None:
-            raise ApiError(
+            raise SandboxApiError(
                 410,
                 "contact_merged",
                 "Contact has been merged",

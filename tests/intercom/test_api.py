@@ -43,6 +43,7 @@ def test_all_is_sorted_and_exact() -> None:
         "RateBudget",
         "RequestObserver",
         "SandboxAdmin",
+        "SandboxApiError",
         "SandboxConfig",
         "TeammateAction",
         "Teammates",

@@ -8,6 +8,7 @@ import random
 from typing import cast
 
 import httpx
+import pytest
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
@@ -16,6 +17,7 @@ from intercom import (
     ConversationEvent,
     IntercomClient,
     IntercomSandbox,
+    SandboxApiError,
     SandboxConfig,
     is_own_part,
     new_admin_parts,
@@ -323,3 +325,12 @@ async def test_failed_webhook_deliveries_are_recorded(
     assert refused.delivery.status is None
     assert refused.delivery.error is not None
     assert sandbox.stats()["webhooks_failed"] == 2
+
+
+async def test_in_process_refusals_raise_sandbox_api_error(sandbox: IntercomSandbox) -> None:
+    with pytest.raises(SandboxApiError) as info:
+        await sandbox.teammates.reply("404404", "anyone?")
+    assert info.value.status == 404
+    assert info.value.code == "not_found"
+    with pytest.raises(SandboxApiError):
+        sandbox.merge_contacts("nobody", "nobody-else")
