@@ -38,6 +38,7 @@ This package imports none of the other Threadline packages (an import-linter con
 """
 
 from ._budget import RateBudget as RateBudget
+from ._client import CLIENT_ENDPOINTS as CLIENT_ENDPOINTS
 from ._client import IntercomClient as IntercomClient
 from ._client import RequestObserver as RequestObserver
 from ._errors import IntercomAuthError as IntercomAuthError
@@ -93,6 +94,7 @@ __all__ = [
     "App",
     "Attachment",
     "AttachmentFile",
+    "CLIENT_ENDPOINTS",
     "CONVERSATION_TOPICS",
     "Contact",
     "ContactEvent",

@@ -20,10 +20,26 @@ from ._budget import RateBudget
 from ._errors import IntercomRejected, IntercomTimeout, IntercomTransportError
 from ._models import Admin, Contact, ContactPage, Conversation, CreatedContact, DataAttribute, Me
 
-__all__ = ["IntercomClient", "RequestObserver"]
+__all__ = ["CLIENT_ENDPOINTS", "IntercomClient", "RequestObserver"]
 
 #: Called after every request with (endpoint name, HTTP status or None, seconds taken).
 RequestObserver = Callable[[str, int | None, float], None]
+
+#: Every endpoint name the observer can report: a closed set, for pre-initialised labels.
+CLIENT_ENDPOINTS = (
+    "create_contact",
+    "create_conversation",
+    "create_data_attribute",
+    "find_contact_by_external_id",
+    "get_contact",
+    "get_conversation",
+    "list_admins",
+    "list_data_attributes",
+    "me",
+    "reply_conversation",
+    "search_contacts",
+    "update_contact",
+)
 
 _UNSET: Any = object()
 
