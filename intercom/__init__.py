@@ -1,15 +1,44 @@
 """The Intercom side of Threadline: API client, webhooks, and the Intercom sandbox.
 
-Layers: :mod:`._requests` builds requests and :mod:`._responses` classifies and parses
-answers, both pure; :class:`IntercomClient` is the one awaiting edge (build → send → parse),
-throttled by a process-wide :class:`RateBudget`. :mod:`._webhooks` verifies and parses
-``notification_event`` bodies, also pure. The sandbox is a stateful ASGI app speaking the
-subset of the API the bridge uses, with Intercom's awkward behaviour switchable.
+Layers: ``_requests`` builds requests and ``_responses`` classifies and parses answers, both
+pure; :class:`IntercomClient` is the one awaiting edge (build, send, parse), throttled by a
+process-wide :class:`RateBudget`. ``_webhooks`` verifies and parses ``notification_event``
+bodies, also pure. :class:`IntercomSandbox` is a stateful ASGI app speaking the subset of the
+API the bridge uses, with Intercom's awkward behaviour switchable.
+
+Client::
+
+    budget = RateBudget(limit=1666)           # one per process, shared by every caller
+    async with httpx.AsyncClient(base_url=base_url_for_region("EU"), timeout=10) as http:
+        client = IntercomClient(http, access_token=token, budget=budget)
+        created = await client.create_contact(role="lead", phone="+14155550123")
+        conversation_id = await client.create_conversation(created.contact.id, "Hi")
+
+The client never retries or sleeps: errors are classified into the tree rooted at
+:class:`IntercomError` and the caller's retry policy decides (429 carries ``retry_after``).
+
+Webhooks::
+
+    verify_signature(raw_body, headers.get("X-Hub-Signature"), client_secret)
+    event = parse_notification(raw_body)    # ConversationEvent | ... | IgnoredEvent
+    if isinstance(event, ConversationEvent) and event.topic == "conversation.admin.replied":
+        for part in new_admin_parts(event):
+            if part.part_type == "comment" and not is_own_part(part, own_app_package_code=code):
+                ...                                  # send part.text and part.attachments
+
+Sandbox::
+
+    sandbox = IntercomSandbox(access_tokens=["t"], config=SandboxConfig(webhook_url=url))
+    addr = await nursery.start(serve_asgi, sandbox.app, hypercorn_config("127.0.0.1:0"))
+
+Its lifespan runs the webhook outbox; mounted under a prefix, the router strips the prefix
+from ``path`` and sets ``root_path``. Control and inspection live under ``/_sandbox/``.
 
 This package imports none of the other Threadline packages (an import-linter contract).
 """
 
 from ._budget import RateBudget as RateBudget
+from ._client import CLIENT_ENDPOINTS as CLIENT_ENDPOINTS
 from ._client import IntercomClient as IntercomClient
 from ._client import RequestObserver as RequestObserver
 from ._errors import IntercomAuthError as IntercomAuthError
@@ -44,6 +73,7 @@ from ._sandbox import IntercomSandbox as IntercomSandbox
 from ._sandbox_config import SandboxAdmin as SandboxAdmin
 from ._sandbox_config import SandboxConfig as SandboxConfig
 from ._sandbox_core import WebhookDelivery as WebhookDelivery
+from ._sandbox_state import SandboxApiError as SandboxApiError
 from ._sandbox_teammates import TeammateAction as TeammateAction
 from ._sandbox_teammates import Teammates as Teammates
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
@@ -64,6 +94,7 @@ __all__ = [
     "App",
     "Attachment",
     "AttachmentFile",
+    "CLIENT_ENDPOINTS",
     "CONVERSATION_TOPICS",
     "Contact",
     "ContactEvent",
@@ -94,6 +125,7 @@ __all__ = [
     "RateBudget",
     "RequestObserver",
     "SandboxAdmin",
+    "SandboxApiError",
     "SandboxConfig",
     "TeammateAction",
     "Teammates",

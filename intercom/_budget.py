@@ -43,7 +43,7 @@ class RateBudget:
     ``wait_seconds``, ``rate_limited`` (429s observed).
 
     Args:
-        limit: requests per window assumed until ``X-RateLimit-Limit`` says otherwise.
+        limit: requests per window. ``X-RateLimit-Limit`` can lower it, never raise it.
             Intercom's default private-app limit is 10,000/min, i.e. 1,666 per 10 s.
         window_seconds: window length (Intercom: 10 s).
         margin_seconds: extra wait after a window's reset, so requests do not reach Intercom
@@ -62,6 +62,7 @@ class RateBudget:
         if limit < 1 or window_seconds <= 0:
             raise ValueError("limit must be >= 1 and window_seconds > 0")
         self.limit = limit
+        self._configured_limit = limit
         self.window_seconds = window_seconds
         self.margin_seconds = margin_seconds
         self._wall_clock = wall_clock
@@ -131,7 +132,9 @@ class RateBudget:
             self.rate_limited += 1
         limit = _number(headers, "x-ratelimit-limit")
         if limit is not None and limit >= 1:
-            self.limit = int(limit)
+            # Only ever lowers the configured per-window limit: Intercom's header may state
+            # the per-minute figure while it enforces a sixth of it per 10-second window.
+            self.limit = min(self._configured_limit, int(limit))
         remaining = _number(headers, "x-ratelimit-remaining")
         reset = _number(headers, "x-ratelimit-reset")
         now = trio.current_time()
@@ -140,9 +143,13 @@ class RateBudget:
                 retry_after = _number(headers, "retry-after")
                 wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
                 self._remaining = 0
-                self._window_end = max(self._window_end, now + wait)
+                self._window_end = now + wait  # Intercom knows its window better than we do
+                self._synced = True
             return
         delay = min(max(reset - self._wall_clock(), 0.0), self.window_seconds)
+        if status == 429:
+            # Reset has one-second resolution: never retry a refused window sooner than that.
+            delay = max(delay, min(1.0, self.window_seconds))
         end = now + delay + self.margin_seconds
         left = self.limit if remaining is None else int(remaining)
         if status == 429:

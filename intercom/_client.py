@@ -20,10 +20,26 @@ from ._budget import RateBudget
 from ._errors import IntercomRejected, IntercomTimeout, IntercomTransportError
 from ._models import Admin, Contact, ContactPage, Conversation, CreatedContact, DataAttribute, Me
 
-__all__ = ["IntercomClient", "RequestObserver"]
+__all__ = ["CLIENT_ENDPOINTS", "IntercomClient", "RequestObserver"]
 
 #: Called after every request with (endpoint name, HTTP status or None, seconds taken).
 RequestObserver = Callable[[str, int | None, float], None]
+
+#: Every endpoint name the observer can report: a closed set, for pre-initialised labels.
+CLIENT_ENDPOINTS = (
+    "create_contact",
+    "create_conversation",
+    "create_data_attribute",
+    "find_contact_by_external_id",
+    "get_contact",
+    "get_conversation",
+    "list_admins",
+    "list_data_attributes",
+    "me",
+    "reply_conversation",
+    "search_contacts",
+    "update_contact",
+)
 
 _UNSET: Any = object()
 
@@ -232,15 +248,21 @@ class IntercomClient:
     # --- conversations ----------------------------------------------------------------------
 
     async def create_conversation(
-        self, contact_id: str, body: str, *, attachment_urls: Sequence[str] = ()
+        self,
+        contact_id: str,
+        body: str,
+        *,
+        role: str = "user",
+        attachment_urls: Sequence[str] = (),
     ) -> str:
         """Start a conversation from the contact; returns the conversation id.
 
+        ``role`` is the contact's role (``user`` or ``lead``), sent as ``from.type``.
         There is no ``attachment_files`` on create: send files with :meth:`reply_as_contact`.
-        Raises IntercomNotFound when the contact does not exist.
+        Raises IntercomNotFound when the contact does not exist (as that role).
         """
         request = rq.build_create_conversation(
-            self.target, contact_id, body, attachment_urls=attachment_urls
+            self.target, contact_id, body, from_type=role, attachment_urls=attachment_urls
         )
         response = await self._send("create_conversation", request)
         return rs.parse_created_conversation_id(response, now=self._now())

@@ -31,7 +31,8 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Ids are strings in the spec, yet some of Intercom's own examples send numbers.
+    model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
 
 
 _TAG = re.compile(r"</?[A-Za-z][^>]*>")

@@ -24,7 +24,7 @@ from ._sandbox_config import SandboxAdmin, SandboxConfig, decide_fault
 from ._sandbox_control import control
 from ._sandbox_core import DEFAULT_ADMINS, SandboxCore
 from ._sandbox_render import conversation_view, error_json, part_view
-from ._sandbox_state import ApiError
+from ._sandbox_state import SandboxApiError
 from ._sandbox_teammates import Teammates
 
 __all__ = ["IntercomSandbox"]
@@ -141,8 +141,9 @@ class IntercomSandbox:
         self.core.delete_conversation(conversation_id)
 
     def merge_contacts(self, from_id: str, into_id: str) -> None:
-        """Merge ``from_id`` into ``into_id``: the former answers 410 with a canonical Link."""
-        self.core.state.merge_contacts(from_id, into_id)
+        """Merge ``from_id`` into ``into_id``: the former answers 410 with a canonical Link,
+        and a ``contact.merged`` webhook (naming ``into_id``) is queued."""
+        self.core.merge_contacts(from_id, into_id)
 
     def reset(self) -> None:
         """Forget all data and counters; configuration and admins stay."""
@@ -231,7 +232,10 @@ class IntercomSandbox:
         config = core.config
         if headers.get("authorization") not in self._authorizations:
             return Reply(401, self._error("unauthorized", "Access Token Invalid"))
-        version = headers.get("intercom-version", "2.16")
+        version = headers.get("intercom-version")
+        if version is None:  # Intercom falls back to the app's default version
+            core.stats.without_version += 1
+            version = "2.16"
         if version not in _VERSIONS:
             return Reply(400, self._error("intercom_version_invalid", "Version is invalid"))
         rate_headers: dict[str, str] = {}
@@ -276,7 +280,7 @@ class IntercomSandbox:
         _, handler, params = route
         try:
             result = handler(core, Call(version, url_base, query, body), params)
-        except ApiError as exc:
+        except SandboxApiError as exc:
             return Reply(exc.status, self._error(exc.code, exc.message), dict(exc.headers))
         return Reply(200, result)
 

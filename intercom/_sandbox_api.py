@@ -1,7 +1,7 @@
 """The Intercom API routes of the sandbox: one small handler per operation the bridge uses.
 
 Handlers take the shared core, the parsed call and the path parameters, and return a JSON
-object (200) or raise :class:`ApiError`. They are synchronous: a request's effect on the
+object (200) or raise :class:`SandboxApiError`. They are synchronous: a request's effect on the
 state is atomic with respect to every other request.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from ._sandbox_core import SandboxCore, check
 from ._sandbox_render import admin_json, contact_json, conversation_json, message_json
 from ._sandbox_search import search_contacts
-from ._sandbox_state import ApiError, StoredAttachment, StoredContact, StoredPart, not_found
+from ._sandbox_state import SandboxApiError, StoredAttachment, StoredContact, StoredPart, not_found
 
 __all__ = ["Call", "Reply", "Route", "match_route"]
 
@@ -82,8 +82,11 @@ _CONTACT_FIELDS = ("role", "external_id", "email", "phone", "name", "custom_attr
 def create_contact(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     fields = {k: body[k] for k in _CONTACT_FIELDS if body.get(k) is not None}
-    strict = core.config.strict_custom_attributes
-    return _contact(core, core.state.create_contact(fields, core.now(), strict=strict))
+    config = core.config
+    contact = core.state.create_contact(
+        fields, core.now(), strict=config.strict_custom_attributes, conflicts=config.conflicts
+    )
+    return _contact(core, contact)
 
 
 def get_contact(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
@@ -108,7 +111,7 @@ def find_by_external_id(core: SandboxCore, call: Call, p: dict[str, str]) -> dic
 def merge(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     check(isinstance(body.get("from"), str) and isinstance(body.get("into"), str), "from/into")
-    return _contact(core, core.state.merge_contacts(body["from"], body["into"]))
+    return _contact(core, core.merge_contacts(body["from"], body["into"]))
 
 
 def create_data_attribute(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def create_data_attribute(core: SandboxCore, call: Call, _: dict[str, str]) -> d
 def list_data_attributes(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     model = call.query.get("model")
     if model not in (None, "contact", "company"):
-        raise ApiError(422, "parameter_invalid", f"model {model!r} is not supported")
+        raise SandboxApiError(422, "parameter_invalid", f"model {model!r} is not supported")
     data = [a for (m, _name), a in core.state.data_attributes.items() if model in (None, m)]
     return {"type": "list", "data": data}
 
@@ -140,7 +143,9 @@ def _attachments(core: SandboxCore, call: Call, body: dict[str, Any]) -> list[St
         try:
             data = base64.b64decode(item["data"], validate=True)
         except (binascii.Error, ValueError):
-            raise ApiError(400, "parameter_invalid", "attachment data is not base64") from None
+            raise SandboxApiError(
+                400, "parameter_invalid", "attachment data is not base64"
+            ) from None
         name = str(item.get("name") or "attachment")
         ctype = str(item.get("content_type") or "application/octet-stream")
         stored.append(core.state.store_file(name, ctype, data, call.url_base))
@@ -151,13 +156,16 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     body = _object(call)
     sender = body.get("from")
     if not isinstance(sender, dict) or not isinstance(sender.get("id"), str):
-        raise ApiError(400, "parameter_invalid", "from.id is required")
+        raise SandboxApiError(400, "parameter_invalid", "from.id is required")
     check(sender.get("type") in ("user", "lead", "contact"), "from.type is invalid")
     check(isinstance(body.get("body"), str), "body is required")
     check("attachment_files" not in body, "attachment_files is not supported on create")
     contact = core.state.live_contact(sender["id"])
+    if sender["type"] != "contact" and sender["type"] != contact.role:
+        raise not_found("User Not Found")  # inferred: Intercom looks the id up as that role
     attachments = _attachments(core, call, body)
     conversation = core.state.create_conversation(contact, body["body"], attachments, core.now())
+    core.emit("conversation.user.created", conversation, [])
     return message_json(conversation)
 
 
@@ -205,7 +213,7 @@ def reply(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
             via_api=True,
         )
     else:
-        raise ApiError(400, "parameter_invalid", "type must be user or admin")
+        raise SandboxApiError(400, "parameter_invalid", "type must be user or admin")
     return _conversation(core, call, conversation.id, [part])
 
 
@@ -233,7 +241,7 @@ def list_admins(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, A
 def get_admin(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
     admin = core.admins.get(p["id"])
     if admin is None:
-        raise ApiError(404, "admin_not_found", "Admin not found")
+        raise SandboxApiError(404, "admin_not_found", "Admin not found")
     return admin_json(admin)
 
 

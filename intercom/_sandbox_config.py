@@ -33,6 +33,9 @@ class SandboxConfig(BaseModel):
         latency_seconds: added to every API answer.
         error_rate: share of API requests answered 5xx (before any state change).
         timeout_rate: share of API requests held ``timeout_hold_seconds`` and then answered 504.
+        conflicts: creating a contact with an existing external id or email answers 409
+            ``conflict`` naming the existing id (never for a duplicate phone), as Intercom
+            does; off, duplicates are created.
         strict_custom_attributes: unknown custom attribute keys are rejected with 400.
         webhook_url / client_secret: where and how teammate (and API-caused) webhooks go.
         webhook_topics: topics delivered (Intercom delivers only subscribed topics).
@@ -50,6 +53,7 @@ class SandboxConfig(BaseModel):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_hold_seconds: float = Field(default=30.0, ge=0)
+    conflicts: bool = True
     strict_custom_attributes: bool = True
     webhook_url: str | None = None
     client_secret: str = "sandbox-client-secret"  # noqa: S105 - a public default for the fake

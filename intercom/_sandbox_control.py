@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ._sandbox_api import Reply
-from ._sandbox_state import ApiError
+from ._sandbox_state import SandboxApiError
 from ._sandbox_teammates import TeammateAction
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def control(
         return _fail(400, "body must be a JSON object")
     try:
         return await _dispatch(sandbox, method, parts, query, body)
-    except ApiError as exc:
+    except SandboxApiError as exc:
         return _fail(exc.status, exc.message)
 
 

@@ -13,10 +13,11 @@ from typing import Any
 import trio
 
 from ._sandbox_config import RateLimiter, SandboxAdmin, SandboxConfig
-from ._sandbox_render import conversation_json, notification_json
+from ._sandbox_render import contact_json, conversation_json, notification_json
 from ._sandbox_state import (
     SandboxState,
     StoredAttachment,
+    StoredContact,
     StoredConversation,
     StoredPart,
     invalid,
@@ -40,6 +41,7 @@ class SandboxStats:
     rate_limited: int = 0  # 429s served
     server_errors: int = 0  # injected 5xx served
     timeouts: int = 0  # requests held open
+    without_version: int = 0  # requests that left out Intercom-Version
     webhooks_sent: int = 0
     webhooks_failed: int = 0
 
@@ -51,6 +53,7 @@ class SandboxStats:
             "rate_limited": self.rate_limited,
             "server_errors": self.server_errors,
             "timeouts": self.timeouts,
+            "without_version": self.without_version,
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
         }
@@ -142,8 +145,7 @@ class SandboxCore:
         )
         conversation.state = "open"
         self.state.append(conversation, part)
-        if reopen:
-            self.emit("conversation.user.replied", conversation, [part])
+        self.emit("conversation.user.replied", conversation, [part])
         return conversation, part
 
     def admin_action(
@@ -187,6 +189,14 @@ class SandboxCore:
         if via_api:
             self.emit(topic, conversation, [part])
         return conversation, part, topic
+
+    def merge_contacts(self, from_id: str, into_id: str) -> StoredContact:
+        """Merge a contact into another; ``contact.merged`` carries the surviving contact
+        (Intercom's payload does not name the merged-away one)."""
+        target = self.state.merge_contacts(from_id, into_id)
+        if self._wants("contact.merged"):
+            self._enqueue("contact.merged", contact_json(target, self.app_id))
+        return target
 
     def delete_conversation(self, conversation_id: str) -> None:
         conversation = self.state.live_conversation(conversation_id)

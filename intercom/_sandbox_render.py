@@ -127,7 +127,6 @@ def conversation_json(
     unassigned: int | None = 0 if _at_least_2_16(version) else None
     assignee = int(conversation.admin_assignee_id) if conversation.admin_assignee_id else unassigned
     source = conversation.source
-    teammates = sorted({p.author_id for p in conversation.parts if p.author_type == "admin"})
     return {
         "type": "conversation",
         "id": conversation.id,
@@ -170,7 +169,7 @@ def conversation_json(
         },
         "teammates": {
             "type": "admin.list",
-            "teammates": [{"type": "admin", "id": admin_id} for admin_id in teammates],
+            "teammates": [{"type": "admin", "id": i} for i in conversation.teammate_ids],
         },
         "custom_attributes": {},
         "conversation_parts": {

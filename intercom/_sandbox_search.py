@@ -8,7 +8,7 @@ creation order, paged with an opaque ``starting_after`` cursor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Any
 
 from ._sandbox_state import SandboxState, StoredContact, invalid
@@ -79,15 +79,13 @@ def _validate(query: object, depth: int = 0) -> dict[str, Any]:
     return query
 
 
-def _candidates(state: SandboxState, query: dict[str, Any]) -> Iterable[str] | None:
+def _candidates(state: SandboxState, query: dict[str, Any]) -> Collection[str] | None:
     """Contact ids that may match, from the indexes; None when only a full scan will do."""
     operator = query.get("operator")
     if operator == "AND":
-        for sub in query["value"]:
-            found = _candidates(state, sub)
-            if found is not None:
-                return found
-        return None
+        # The smallest index hit bounds the work (phone beats role=lead).
+        hits = [h for h in (_candidates(state, sub) for sub in query["value"]) if h is not None]
+        return min(hits, key=len) if hits else None
     if operator == "OR":
         union: set[str] = set()
         for sub in query["value"]:

@@ -1,6 +1,6 @@
 """The sandbox's state: contacts with their search indexes, data attributes, conversations
 with ordered parts, stored attachment files, and counters. Plain data and O(1) operations;
-no I/O. Errors are raised as :class:`ApiError` and rendered as Intercom's ``error.list``."""
+no I/O. Errors are raised as :class:`SandboxApiError` and rendered as Intercom's ``error.list``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ApiError",
+    "SandboxApiError",
     "SandboxState",
     "StoredAttachment",
     "StoredContact",
@@ -19,8 +19,10 @@ __all__ = [
 ]
 
 
-class ApiError(Exception):
-    """An answer in Intercom's error format: status, code, message, extra headers."""
+class SandboxApiError(Exception):
+    """A sandbox refusal in Intercom's terms: HTTP status, ``error.list`` code, message and
+    extra headers. API routes render it as an ``error.list`` answer; in-process methods
+    (teammates, merges, deletions) raise it, e.g. status 404 for an unknown conversation."""
 
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -32,12 +34,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(message: str = "Resource Not Found") -> ApiError:
-    return ApiError(404, "not_found", message)
+def not_found(message: str = "Resource Not Found") -> SandboxApiError:
+    return SandboxApiError(404, "not_found", message)
 
 
-def invalid(message: str) -> ApiError:
-    return ApiError(400, "parameter_invalid", message)
+def invalid(message: str) -> SandboxApiError:
+    return SandboxApiError(400, "parameter_invalid", message)
 
 
 @dataclass(slots=True)
@@ -92,6 +94,7 @@ class StoredConversation:
     admin_assignee_id: str | None = None
     parts: list[StoredPart] = field(default_factory=list)
     deleted: bool = False
+    teammate_ids: dict[str, None] = field(default_factory=dict)  # admins who wrote, in order
 
 
 _SEARCHABLE = ("phone", "external_id", "email")
@@ -105,7 +108,8 @@ class SandboxState:
         self.contacts: dict[str, StoredContact] = {}
         self.by_external_id: dict[str, str] = {}
         self.by_email: dict[str, str] = {}
-        self.by_field: dict[tuple[str, str], list[str]] = defaultdict(list)
+        # (field, value) -> contact ids; a dict as an insertion-ordered set: O(1) removal.
+        self.by_field: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
         self.data_attributes: dict[tuple[str, str], dict[str, Any]] = {}
         self.conversations: dict[str, StoredConversation] = {}
         self.part_log: list[StoredPart] = []
@@ -126,21 +130,24 @@ class SandboxState:
 
     def _index(self, contact: StoredContact) -> None:
         for key in self._index_keys(contact):
-            self.by_field[key].append(contact.id)
+            self.by_field[key][contact.id] = None
         if contact.external_id is not None:
-            self.by_external_id[contact.external_id] = contact.id
+            self.by_external_id.setdefault(contact.external_id, contact.id)
         if contact.email is not None:
-            self.by_email[contact.email.lower()] = contact.id
+            self.by_email.setdefault(contact.email.lower(), contact.id)
 
     def _unindex(self, contact: StoredContact) -> None:
         for key in self._index_keys(contact):
             ids = self.by_field.get(key)
-            if ids is not None and contact.id in ids:
-                ids.remove(contact.id)
-        if contact.external_id is not None:
-            self.by_external_id.pop(contact.external_id, None)
-        if contact.email is not None:
-            self.by_email.pop(contact.email.lower(), None)
+            if ids is not None:
+                ids.pop(contact.id, None)
+        if (
+            contact.external_id is not None
+            and self.by_external_id.get(contact.external_id) == contact.id
+        ):
+            del self.by_external_id[contact.external_id]
+        if contact.email is not None and self.by_email.get(contact.email.lower()) == contact.id:
+            del self.by_email[contact.email.lower()]
 
     def check_attributes(self, attributes: dict[str, Any], *, strict: bool) -> None:
         if not strict:
@@ -156,13 +163,15 @@ class SandboxState:
             self.by_email.get(email.lower()) if email is not None else None,
         ):
             if existing is not None and existing != own:
-                raise ApiError(
+                raise SandboxApiError(
                     409,
                     "conflict",
                     f"A contact matching those details already exists with id={existing}",
                 )
 
-    def create_contact(self, fields: dict[str, Any], now: float, *, strict: bool) -> StoredContact:
+    def create_contact(
+        self, fields: dict[str, Any], now: float, *, strict: bool, conflicts: bool = True
+    ) -> StoredContact:
         role = fields.get("role") or "user"
         if role not in ("user", "lead"):
             raise invalid(f"role must be user or lead, not {role!r}")
@@ -170,7 +179,8 @@ class SandboxState:
             raise invalid("One of email, external_id or role is required")
         attributes = dict(fields.get("custom_attributes") or {})
         self.check_attributes(attributes, strict=strict)
-        self.conflict(fields.get("external_id"), fields.get("email"), None)
+        if conflicts:
+            self.conflict(fields.get("external_id"), fields.get("email"), None)
         seq = self.next_id()
         contact = StoredContact(
             id=f"6762f0dd{seq:016x}",
@@ -194,7 +204,7 @@ class SandboxState:
         if contact is None:
             raise not_found("User Not Found")
         if contact.merged_into is not None:
-            raise ApiError(
+            raise SandboxApiError(
                 410,
                 "contact_merged",
                 "Contact has been merged",
@@ -305,6 +315,8 @@ class SandboxState:
         self.part_log.append(part)
         conversation.parts.append(part)
         conversation.updated_at = part.created_at
+        if part.author_type == "admin":
+            conversation.teammate_ids[part.author_id] = None
         return part
 
     def create_conversation(

@@ -97,7 +97,8 @@ class ConversationDeletedEvent(_Event):
 
 
 class ContactEvent(_Event):
-    """A contact topic (merges, deletions, …) with the contact item when readable."""
+    """A contact topic with the contact item when readable. For ``contact.merged`` the item
+    is the surviving contact: Intercom does not say which contact was merged into it."""
 
     kind: Literal["contact"] = "contact"
     contact_id: str | None

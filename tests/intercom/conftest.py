@@ -4,8 +4,9 @@ clients whose every request and response is validated against the spec, and a we
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,6 +20,26 @@ from .spec import Spec
 
 TOKEN = "sandbox-token"
 SECRET = "test-client-secret"
+
+
+def asgi_transport(app: IntercomSandbox) -> httpx.ASGITransport:
+    """An in-process transport to the sandbox (for MockClock tests: no sockets, virtual time).
+
+    httpx and Hypercorn describe ASGI with different (equivalent) types; this bridges them.
+    """
+
+    async def bridged(
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        await app(
+            cast("Scope", scope),
+            cast("ASGIReceiveCallable", receive),
+            cast("ASGISendCallable", send),
+        )
+
+    return httpx.ASGITransport(app=bridged)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ def test_all_is_sorted_and_exact() -> None:
         "App",
         "Attachment",
         "AttachmentFile",
+        "CLIENT_ENDPOINTS",
         "CONVERSATION_TOPICS",
         "Contact",
         "ContactEvent",
@@ -43,6 +44,7 @@ def test_all_is_sorted_and_exact() -> None:
         "RateBudget",
         "RequestObserver",
         "SandboxAdmin",
+        "SandboxApiError",
         "SandboxConfig",
         "TeammateAction",
         "Teammates",
@@ -62,3 +64,13 @@ def test_all_is_sorted_and_exact() -> None:
 def test_every_exported_name_exists() -> None:
     for name in intercom.__all__:
         assert getattr(intercom, name) is not None, name
+
+
+def test_client_endpoints_are_the_ones_the_client_reports() -> None:
+    import inspect
+    import re
+
+    from intercom import _client
+
+    reported = set(re.findall(r'_send\(\s*"([a-z_]+)"', inspect.getsource(_client)))
+    assert reported == set(intercom.CLIENT_ENDPOINTS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trio
 
 from intercom import (
     IntercomAuthError,
@@ -155,7 +156,7 @@ async def test_unknown_custom_attribute_is_rejected(client: IntercomClient) -> N
 async def test_conversation_lifecycle(client: IntercomClient, sandbox: IntercomSandbox) -> None:
     contact_id = await _contact(client)
     conversation_id = await client.create_conversation(
-        contact_id, "Hi", attachment_urls=["https://cdn.example.com/a.jpg"]
+        contact_id, "Hi", role="lead", attachment_urls=["https://cdn.example.com/a.jpg"]
     )
     replied = await client.reply_as_contact(
         conversation_id,
@@ -194,7 +195,7 @@ async def test_contact_reply_reopens_a_closed_conversation(
     client: IntercomClient, sandbox: IntercomSandbox
 ) -> None:
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     await sandbox.teammates.close(conversation_id)
     assert (await client.get_conversation(conversation_id)).state == "closed"
     replied = await client.reply_as_contact(conversation_id, contact_id, "still there?")
@@ -208,7 +209,7 @@ async def test_assignee_is_none_when_unassigned_in_both_versions(
 ) -> None:
     client = IntercomClient(http, access_token=TOKEN)
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     raw = await http.get(
         f"/conversations/{conversation_id}",
         headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.16"},
@@ -224,7 +225,7 @@ async def test_2_15_answers_null_for_unassigned(sandbox_url: str, sandbox: Inter
     async with httpx.AsyncClient(base_url=sandbox_url) as http:
         client = IntercomClient(http, access_token=TOKEN, version="2.15")
         contact_id = await _contact(client)
-        conversation_id = await client.create_conversation(contact_id, "Hi")
+        conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
         raw = await http.get(
             f"/conversations/{conversation_id}",
             headers={"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.15"},
@@ -237,7 +238,7 @@ async def test_deleted_conversation_is_not_found(
     client: IntercomClient, sandbox: IntercomSandbox
 ) -> None:
     contact_id = await _contact(client)
-    conversation_id = await client.create_conversation(contact_id, "Hi")
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
     sandbox.delete_conversation(conversation_id)
     with pytest.raises(IntercomNotFound) as info:
         await client.reply_as_contact(conversation_id, contact_id, "hello?")
@@ -250,6 +251,13 @@ async def test_deleted_conversation_is_not_found(
 async def test_conversation_for_unknown_contact_is_not_found(client: IntercomClient) -> None:
     with pytest.raises(IntercomNotFound):
         await client.create_conversation("0" * 24, "Hi")
+
+
+async def test_conversation_from_a_lead_needs_the_lead_role(client: IntercomClient) -> None:
+    lead = await _contact(client)
+    with pytest.raises(IntercomNotFound):
+        await client.create_conversation(lead, "Hi", role="user")
+    assert await client.create_conversation(lead, "Hi", role="lead")
 
 
 async def test_merged_contact_is_gone_with_its_canonical_id(
@@ -313,3 +321,78 @@ async def test_connection_refused_is_a_transport_error() -> None:
     async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as http:
         with pytest.raises(IntercomTransportError):
             await IntercomClient(http, access_token=TOKEN).me()
+
+
+async def test_external_ids_with_reserved_characters_round_trip(client: IntercomClient) -> None:
+    created = await client.create_contact(role="user", external_id="tg:chat/42?x=1 #2")
+    found = await client.get_contact_by_external_id("tg:chat/42?x=1 #2")
+    assert found.id == created.contact.id
+
+
+async def test_observer_sees_every_request_and_the_version_is_always_sent(
+    http: httpx.AsyncClient, sandbox: IntercomSandbox
+) -> None:
+    seen: list[tuple[str, int | None]] = []
+    client = IntercomClient(
+        http,
+        access_token=TOKEN,
+        observer=lambda endpoint, status, _s: seen.append((endpoint, status)),
+    )
+    await client.create_contact(role="user", external_id="e1")
+    await client.create_contact(role="user", external_id="e1")  # 409, then a GET
+    with pytest.raises(IntercomNotFound):
+        await client.get_conversation("999999")
+    assert seen == [
+        ("create_contact", 200),
+        ("create_contact", 409),
+        ("get_contact", 200),
+        ("get_conversation", 404),
+    ]
+    assert sandbox.stats()["without_version"] == 0
+
+
+async def test_injected_latency_delays_answers(
+    client: IntercomClient, sandbox: IntercomSandbox
+) -> None:
+    sandbox.config.latency_seconds = 0.2
+    started = trio.current_time()
+    await client.me()
+    assert trio.current_time() - started >= 0.2
+
+
+async def test_budget_and_client_share_counters(
+    http: httpx.AsyncClient, sandbox: IntercomSandbox
+) -> None:
+    from intercom import RateBudget
+
+    sandbox.configure(rate_limit=100, rate_window_seconds=10)
+    budget = RateBudget(limit=100)
+    client = IntercomClient(http, access_token=TOKEN, budget=budget)
+    await client.me()
+    assert budget.acquired == 1
+    assert budget.in_flight == 0
+    assert budget.limit == 100
+    assert budget.remaining == 99
+
+
+async def test_conflicts_can_be_switched_off(
+    client: IntercomClient, sandbox: IntercomSandbox
+) -> None:
+    sandbox.config.conflicts = False
+    first = await client.create_contact(role="user", external_id="dup")
+    second = await client.create_contact(role="user", external_id="dup")
+    assert not second.existed
+    assert second.contact.id != first.contact.id
+    assert (await client.get_contact_by_external_id("dup")).id == first.contact.id
+
+
+async def test_timeouts_return_the_budget_slot(sandbox_url: str, sandbox: IntercomSandbox) -> None:
+    from intercom import RateBudget
+
+    sandbox.configure(timeout_rate=1.0, timeout_hold_seconds=1.0)
+    budget = RateBudget(limit=10)
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=0.1) as http:
+        with pytest.raises(IntercomTimeout):
+            await IntercomClient(http, access_token=TOKEN, budget=budget).me()
+    assert budget.in_flight == 0
+    assert budget.acquired == 1

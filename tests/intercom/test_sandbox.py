@@ -8,13 +8,16 @@ import random
 from typing import cast
 
 import httpx
+import pytest
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from intercom import (
+    ContactEvent,
     ConversationEvent,
     IntercomClient,
     IntercomSandbox,
+    SandboxApiError,
     SandboxConfig,
     is_own_part,
     new_admin_parts,
@@ -29,7 +32,7 @@ from .spec import Spec
 
 async def _conversation(client: IntercomClient) -> tuple[str, str]:
     contact = await client.create_contact(role="lead", phone="+14155550123", name="Ana")
-    conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+    conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
     return contact.contact.id, conversation_id
 
 
@@ -117,6 +120,25 @@ async def test_deleting_emits_conversation_deleted(
     with trio.fail_after(5):
         await sink.wait_for(1)
     assert parse_notification(sink.received[0][0]).topic == "conversation.deleted"
+
+
+async def test_merging_emits_contact_merged_naming_the_survivor(
+    nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
+) -> None:
+    await nursery.start(sandbox.run_outbox)
+    lead = await client.create_contact(role="lead", phone="+1")
+    user = await client.create_contact(role="user", external_id="u1", phone="+1")
+    sandbox.merge_contacts(lead.contact.id, user.contact.id)
+    with trio.fail_after(5):
+        await sink.wait_for(1)
+    body, signature = sink.received[0]
+    verify_signature(body, signature, SECRET)
+    spec.validate_notification(body)
+    event = parse_notification(body)
+    assert isinstance(event, ContactEvent)
+    assert event.topic == "contact.merged"
+    assert event.contact_id == user.contact.id
+    assert [c.id for c in await client.find_contacts_by_phone("+1")] == [user.contact.id]
 
 
 async def test_control_endpoints(http: httpx.AsyncClient, client: IntercomClient) -> None:
@@ -215,7 +237,7 @@ async def test_mounted_under_a_prefix(nursery: trio.Nursery, spec: Spec) -> None
     async with httpx.AsyncClient(base_url=base) as http:
         client = IntercomClient(http, access_token=TOKEN)
         contact = await client.create_contact(role="lead", phone="+1")
-        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
         replied = await client.reply_as_contact(
             conversation_id, contact.contact.id, "f", attachment_files=[("a", "text/plain", b"x")]
         )
@@ -233,8 +255,82 @@ async def test_lifespan_runs_the_outbox(nursery: trio.Nursery, sink: Sink) -> No
     async with httpx.AsyncClient(base_url=address.url) as http:
         client = IntercomClient(http, access_token=TOKEN)
         contact = await client.create_contact(role="lead", phone="+1")
-        conversation_id = await client.create_conversation(contact.contact.id, "Hi")
+        conversation_id = await client.create_conversation(contact.contact.id, "Hi", role="lead")
         await client.reply_as_admin(conversation_id, "991267601", "note", message_type="note")
     with trio.fail_after(5):
         await sink.wait_for(1)
     assert parse_notification(sink.received[0][0]).topic == "conversation.admin.noted"
+
+
+async def test_teammate_control_endpoints_deliver_webhooks(
+    http: httpx.AsyncClient, client: IntercomClient, sink: Sink, spec: Spec
+) -> None:
+    _, conversation_id = await _conversation(client)
+    steps = [
+        ("note", {"body": "internal"}, "conversation.admin.noted"),
+        ("assign", {"assignee_id": "991267602"}, "conversation.admin.assigned"),
+        ("reply", {"body": "hello", "admin_id": "991267602"}, "conversation.admin.replied"),
+        ("close", {}, "conversation.admin.closed"),
+        ("open", {}, "conversation.admin.opened"),
+    ]
+    for action, extra, topic in steps:
+        answer = await http.post(
+            f"/_sandbox/teammates/{action}", json={"conversation_id": conversation_id, **extra}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["webhook"]["topic"] == topic
+        assert answer.json()["webhook"]["status"] == 200
+    assert len(sink.received) == len(steps)
+    for body, _signature in sink.received:
+        spec.validate_notification(body)
+    reply = parse_notification(sink.received[2][0])
+    assert isinstance(reply, ConversationEvent)
+    assert reply.conversation.admin_assignee_id == "991267602"
+    deliveries = (await http.get("/_sandbox/webhooks")).json()["deliveries"]
+    assert [d["topic"] for d in deliveries] == [topic for _, _, topic in steps]
+
+
+async def test_teammate_control_errors(http: httpx.AsyncClient, client: IntercomClient) -> None:
+    _, conversation_id = await _conversation(client)
+    missing = await http.post("/_sandbox/teammates/reply", json={"body": "x"})
+    assert missing.status_code == 400
+    no_body = await http.post(
+        "/_sandbox/teammates/reply", json={"conversation_id": conversation_id}
+    )
+    assert no_body.status_code == 400
+    unknown = await http.post(
+        "/_sandbox/teammates/dance", json={"conversation_id": conversation_id}
+    )
+    assert unknown.status_code == 404
+    gone = await http.post("/_sandbox/teammates/reply", json={"conversation_id": "1", "body": "x"})
+    assert gone.status_code == 404
+    bad_admin = await http.post(
+        "/_sandbox/teammates/note",
+        json={"conversation_id": conversation_id, "body": "x", "admin_id": "nobody"},
+    )
+    assert bad_admin.status_code == 400
+
+
+async def test_failed_webhook_deliveries_are_recorded(
+    client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
+) -> None:
+    sink.status = 500
+    _, conversation_id = await _conversation(client)
+    action = await sandbox.teammates.reply(conversation_id, "hi")
+    assert action.delivery is not None
+    assert action.delivery.status == 500
+    sandbox.config.webhook_url = "http://127.0.0.1:9/nowhere"
+    refused = await sandbox.teammates.reply(conversation_id, "again")
+    assert refused.delivery is not None
+    assert refused.delivery.status is None
+    assert refused.delivery.error is not None
+    assert sandbox.stats()["webhooks_failed"] == 2
+
+
+async def test_in_process_refusals_raise_sandbox_api_error(sandbox: IntercomSandbox) -> None:
+    with pytest.raises(SandboxApiError) as info:
+        await sandbox.teammates.reply("404404", "anyone?")
+    assert info.value.status == 404
+    assert info.value.code == "not_found"
+    with pytest.raises(SandboxApiError):
+        sandbox.merge_contacts("nobody", "nobody-else")
