@@ -104,6 +104,14 @@ _INSERT = (
     " WITH ORDINALITY AS t (k, p, d, b, c, n) ORDER BY n"
     " ON CONFLICT (dedupe_id) DO NOTHING RETURNING id, dedupe_id"
 )
+_ACQUIRE_LEASE = (
+    "INSERT INTO journal_leases AS l (partition, owner, epoch, expires_at)"
+    " VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))"
+    " ON CONFLICT (partition) DO UPDATE"
+    " SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at"
+    " WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()"
+    " RETURNING epoch"
+)
 _FENCE_HOLDS = (
     "SELECT 1 FROM journal_leases WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE"
 )
@@ -490,6 +498,59 @@ class PostgresJournal:
             return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
 
         return await self._call(delete, write=True, what="prune")
+
+    # --- partition leases (cluster mode) ------------------------------------------------------
+
+    async def acquire_lease(self, partition: int, owner: str, *, ttl: float) -> Fence | None:
+        """Start a tenure of ``owner`` over ``partition`` for ``ttl`` seconds, or None when
+        another owner's lease has not expired yet.
+
+        Every tenure gets a new epoch, even when ``owner`` held the partition before (a restarted
+        node re-acquiring under the same name fences out its stale predecessor). Expiry is
+        judged by the database clock, so node clocks need not agree.
+        """
+
+        async def take(conn: _Conn) -> int | None:
+            epoch: int | None = await conn.fetchval(_ACQUIRE_LEASE, partition, owner, ttl)
+            return epoch
+
+        epoch = await self._call(take, write=True, what="lease acquire")
+        return None if epoch is None else Fence(partition, owner, epoch)
+
+    async def renew_lease(self, fence: Fence, *, ttl: float) -> bool:
+        """Extend the tenure ``fence`` proves to ``ttl`` seconds from now. False when another
+        tenure has begun (then stop working on the partition). An expired lease nobody took over
+        is renewed: no one else can have written under it."""
+
+        async def extend(conn: _Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE journal_leases"
+                " SET expires_at = clock_timestamp() + make_interval(secs => $4)"
+                " WHERE partition = $1 AND owner = $2 AND epoch = $3",
+                fence.partition,
+                fence.owner,
+                fence.epoch,
+                ttl,
+            )
+            return status == "UPDATE 1"
+
+        return await self._call(extend, write=True, what="lease renew")
+
+    async def release_lease(self, fence: Fence) -> bool:
+        """End the tenure ``fence`` proves, so another node may acquire the partition at once.
+        The row stays (expired) so that epochs keep growing. False when it had already moved."""
+
+        async def end(conn: _Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE journal_leases SET expires_at = '-infinity'"
+                " WHERE partition = $1 AND owner = $2 AND epoch = $3",
+                fence.partition,
+                fence.owner,
+                fence.epoch,
+            )
+            return status == "UPDATE 1"
+
+        return await self._call(end, write=True, what="lease release")
 
 
 async def _fence_holds(conn: _Conn, fence: Fence, entry_id: int) -> bool:
