@@ -208,27 +208,45 @@ class PostgresJournal:
             JournalError: the database holds a journal of another partition count or a newer
                 schema version.
         """
+        failure: JournalError | None = None
         loop: _AioLoop
         async with trio_asyncio.open_loop() as loop:
             loop.set_exception_handler(_log_loop_error)
             try:
-                pool = await loop.run_aio_coroutine(self._open_pool())
-            except _FAILURES as exc:
-                raise JournalUnavailable(f"cannot open PostgreSQL journal: {exc}") from exc
-            try:
-                await loop.run_aio_coroutine(self._migrate(pool))
-                self._loop, self._pool = loop, pool
-                task_status.started(self)
-                await trio.sleep_forever()
-            except _FAILURES as exc:
-                raise JournalUnavailable(f"cannot set up PostgreSQL journal: {exc}") from exc
-            finally:
-                self._loop = self._pool = None
-                # Shielded with its own deadline: let in-flight calls finish, then close.
-                with trio.CancelScope(shield=True):
-                    with trio.move_on_after(self._command_timeout):
-                        await loop.run_aio_coroutine(pool.close())
-                    pool.terminate()
+                pool = await loop.run_aio_coroutine(self._open())
+            except JournalError as exc:
+                # Raised outside the loop's block, which would wrap it in an exception group.
+                failure = exc
+            else:
+                try:
+                    self._loop, self._pool = loop, pool
+                    task_status.started(self)
+                    await trio.sleep_forever()
+                finally:
+                    self._loop = self._pool = None
+                    # Shielded with its own deadline: let in-flight calls finish, then close.
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(self._command_timeout):
+                            await loop.run_aio_coroutine(pool.close())
+                        pool.terminate()
+        if failure is not None:
+            raise failure
+
+    async def _open(self) -> asyncpg.Pool[asyncpg.Record]:
+        try:
+            pool = await self._open_pool()
+        except _FAILURES as exc:
+            raise JournalUnavailable(f"cannot open PostgreSQL journal: {exc}") from exc
+        ready = False
+        try:
+            await self._migrate(pool)
+            ready = True
+        except _FAILURES as exc:
+            raise JournalUnavailable(f"cannot set up PostgreSQL journal: {exc}") from exc
+        finally:
+            if not ready:
+                pool.terminate()
+        return pool
 
     async def _open_pool(self) -> asyncpg.Pool[asyncpg.Record]:
         return await asyncpg.create_pool(
@@ -580,13 +598,36 @@ async def _apply_state(conn: _Conn, updates: Mapping[str, bytes | None], now: fl
 
 @asynccontextmanager
 async def open_postgres_journal(
-    url: str, *, partitions: int = DEFAULT_PARTITIONS, pool_size: int = 10
+    url: str,
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    command_timeout: float = 10.0,
 ) -> AsyncIterator[PostgresJournal]:
-    """Run a :class:`PostgresJournal` for the duration of an ``async with`` block."""
-    journal = PostgresJournal(url, partitions=partitions, pool_size=pool_size)
+    """Run a :class:`PostgresJournal` for the duration of an ``async with`` block.
+
+    Raises:
+        JournalUnavailable: the database cannot be reached at start.
+        JournalError: the database holds an incompatible journal.
+    """
+    journal = PostgresJournal(
+        url,
+        partitions=partitions,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+    )
+    failure: JournalError | None = None
     async with trio.open_nursery() as nursery:
-        await nursery.start(journal.run)
         try:
-            yield journal
-        finally:
-            nursery.cancel_scope.cancel()
+            await nursery.start(journal.run)
+        except JournalError as exc:
+            failure = exc  # raised below, outside the nursery, not wrapped in a group
+        else:
+            try:
+                yield journal
+            finally:
+                nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from runtime import Journal, JournalStatistics, NewEntry, partition_of
 
@@ -141,17 +142,18 @@ async def test_a_cursor_walk_sees_every_append_despite_concurrent_commits(
     journal: Journal,
 ) -> None:
     # Ids must become visible in id order: a reader that moved its cursor past an id must never
-    # see an entry with a smaller id commit later (it would be skipped for good).
+    # see an entry with a smaller id commit later (it would be skipped for good). Several walkers
+    # poll while many appenders commit, to give an out-of-order commit many chances to show.
     appended: list[int] = []
-    seen: list[int] = []
+    walks: list[list[int]] = [[] for _ in range(4)]
     appenders_done = trio.Event()
 
     async def append_many(worker: int) -> None:
-        for i in range(10):
+        for i in range(20):
             batch = [entry(f"k{worker}", f"{worker}-{i}-{j}") for j in range(1 + i % 3)]
             appended.extend(r.id for r in await journal.append(batch))
 
-    async def walk() -> None:
+    async def walk(seen: list[int]) -> None:
         cursor = 0
         while True:
             last_round = appenders_done.is_set()
@@ -160,13 +162,15 @@ async def test_a_cursor_walk_sees_every_append_despite_concurrent_commits(
             cursor = page[-1].id if page else cursor
             if last_round and not page:
                 return
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(walk)
+        for seen in walks:
+            nursery.start_soon(walk, seen)
         async with trio.open_nursery() as appenders:
             for worker in range(20):
                 appenders.start_soon(append_many, worker)
         appenders_done.set()
-    assert seen == sorted(seen)
-    assert sorted(seen) == sorted(appended)
+    for seen in walks:
+        assert seen == sorted(seen)
+        assert seen == sorted(appended)
