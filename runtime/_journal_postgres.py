@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import (
     AsyncIterator,
@@ -64,6 +65,7 @@ _SCHEMA_VERSION = 1
 # Advisory lock keys (per database): one for schema set-up, one that orders appends.
 _SCHEMA_LOCK = 0x7468_726C_0000_0001
 _APPEND_LOCK = 0x7468_726C_0000_0002
+_MAX_BATCH = 500  # appends per group commit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal_entries (
@@ -191,6 +193,9 @@ class PostgresJournal:
         self._now = wall_clock
         self._loop: _AioLoop | None = None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
+        self.commits = 0
+        """Append transactions committed (each carries one or more appends)."""
 
     @property
     def partitions(self) -> int:
@@ -219,11 +224,14 @@ class PostgresJournal:
                 failure = exc
             else:
                 try:
-                    self._loop, self._pool = loop, pool
-                    task_status.started(self)
-                    await trio.sleep_forever()
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._write_loop, loop, pool)
+                        self._loop, self._pool = loop, pool
+                        task_status.started(self)
+                        await trio.sleep_forever()
                 finally:
                     self._loop = self._pool = None
+                    self._fail_queued()
                     # Shielded with its own deadline: let in-flight calls finish, then close.
                     with trio.CancelScope(shield=True):
                         with trio.move_on_after(self._command_timeout):
@@ -310,48 +318,87 @@ class PostgresJournal:
             raise JournalUnavailable("the journal is shutting down") from exc
         return result
 
+    # --- the group-commit writer for appends ---------------------------------------------------
+
+    async def _write_loop(self, loop: _AioLoop, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        while True:
+            batch = [await self._receive.receive()]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            # Shielded: a commit under way finishes (bounded by command_timeout) even when the
+            # journal stops, so its callers learn the outcome.
+            try:
+                with trio.CancelScope(shield=True):
+                    await self._commit(loop, pool, batch)
+                self.commits += 1
+            finally:
+                for op in batch:
+                    if op.result is None and op.error is None:  # only if _commit itself failed
+                        op.error = JournalUnavailable("the journal's writer failed")
+                    op.done.set()
+
+    async def _commit(
+        self, loop: _AioLoop, pool: asyncpg.Pool[asyncpg.Record], batch: list[_AppendOp]
+    ) -> None:
+        rows = [row for op in batch for row in op.rows]
+        try:
+            results = await loop.run_aio_coroutine(_insert(pool, rows))
+        except _FAILURES as exc:
+            if len(batch) > 1 and isinstance(exc, asyncpg.DataError | ValueError):
+                # One caller's bad value (say a NUL in a key) must not fail the others: retry
+                # each alone, as SQLite's per-write savepoints do.
+                for op in batch:
+                    await self._commit(loop, pool, [op])
+                return
+            for op in batch:
+                op.error = JournalUnavailable(f"PostgreSQL append failed: {exc}")
+                op.error.__cause__ = exc
+            return
+        except asyncio.CancelledError as exc:  # asyncio's: the loop is shutting down under us
+            for op in batch:
+                op.error = JournalUnavailable("the journal is shutting down")
+                op.error.__cause__ = exc
+            return
+        for op in batch:
+            op.result, results = results[: len(op.rows)], results[len(op.rows) :]
+
+    def _fail_queued(self) -> None:
+        while True:
+            try:
+                op = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            op.error = JournalUnavailable("the journal is shutting down")
+            op.done.set()
+
     # --- the Journal protocol -----------------------------------------------------------------
 
     async def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
+        """See :meth:`Journal.append`. Queued for the group-commit writer: concurrent appends
+        share one transaction. Once queued, the caller waits (shielded from cancellation) for
+        the commit, bounded by ``command_timeout``."""
         if not entries:
             return []
+        if self._loop is None:
+            raise JournalUnavailable("the journal is not running")
         now = self._now()
-        keys = [e.key for e in entries]
-        parts = [partition_of(e.key, self._partitions) for e in entries]
-        dedupes = [e.dedupe_id for e in entries]
-        payloads = [e.payload for e in entries]
-
-        async def insert(conn: _Conn) -> list[Appended]:
-            # Ids are drawn under the lock and the lock is released only after the commit is
-            # visible, so ids become visible in id order.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            inserted = await conn.fetch(_INSERT, keys, parts, dedupes, payloads, [now] * len(keys))
-            fresh: dict[str, int] = {row[1]: row[0] for row in inserted}
-            missing = [d for d in dedupes if d not in fresh]
-            old: dict[str, int] = {}
-            if missing:
-                found = await conn.fetch(
-                    "SELECT dedupe_id, id FROM journal_entries WHERE dedupe_id = ANY($1)", missing
-                )
-                old = {row[0]: row[1] for row in found}
-            if fresh:
-                touched = sorted({p for p, d in zip(parts, dedupes, strict=True) if d in fresh})
-                await conn.execute(
-                    "SELECT pg_notify($1, p::text) FROM unnest($2::int[]) AS p",
-                    NOTIFY_CHANNEL,
-                    touched,
-                )
-            out: list[Appended] = []
-            for dedupe in dedupes:
-                if dedupe in fresh:
-                    # The first of several entries with one dedupe id in a batch is the new one.
-                    out.append(Appended(fresh.pop(dedupe), duplicate=False))
-                    old[dedupe] = out[-1].id
-                else:
-                    out.append(Appended(old[dedupe], duplicate=True))
-            return out
-
-        return await self._call(insert, write=True, what="append")
+        op = _AppendOp(
+            [
+                (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
+                for e in entries
+            ]
+        )
+        self._send.send_nowait(op)
+        # Shielded: once queued the write will commit or fail; the caller must learn which.
+        with trio.CancelScope(shield=True):
+            await op.done.wait()
+        if op.error is not None:
+            raise op.error
+        assert op.result is not None
+        return op.result
 
     async def read_pending(
         self, *, after_id: int, limit: int, partitions: Collection[int] | None = None
@@ -569,6 +616,54 @@ class PostgresJournal:
             return status == "UPDATE 1"
 
         return await self._call(end, write=True, what="lease release")
+
+
+_Row: TypeAlias = tuple[str, int, str, bytes, float]
+
+
+class _AppendOp:
+    """One append waiting for the group commit that carries it."""
+
+    __slots__ = ("done", "error", "result", "rows")
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+        self.done = trio.Event()
+        self.result: list[Appended] | None = None
+        self.error: JournalUnavailable | None = None
+
+
+async def _insert(pool: asyncpg.Pool[asyncpg.Record], rows: list[_Row]) -> list[Appended]:
+    keys, parts, dedupes, payloads, created = (list(column) for column in zip(*rows, strict=True))
+    async with pool.acquire() as conn, conn.transaction():
+        # Ids are drawn under the lock, and the lock is released only once the commit is
+        # visible, so ids become visible in id order (across nodes as well).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        inserted = await conn.fetch(_INSERT, keys, parts, dedupes, payloads, created)
+        fresh: dict[str, int] = {row[1]: row[0] for row in inserted}
+        missing = [d for d in dedupes if d not in fresh]
+        old: dict[str, int] = {}
+        if missing:
+            found = await conn.fetch(
+                "SELECT dedupe_id, id FROM journal_entries WHERE dedupe_id = ANY($1)", missing
+            )
+            old = {row[0]: row[1] for row in found}
+        if fresh:
+            touched = sorted({p for p, d in zip(parts, dedupes, strict=True) if d in fresh})
+            await conn.execute(
+                "SELECT pg_notify($1, p::text) FROM unnest($2::int[]) AS p",
+                NOTIFY_CHANNEL,
+                touched,
+            )
+    out: list[Appended] = []
+    for dedupe in dedupes:
+        if dedupe in fresh:
+            # Of several entries with one dedupe id in a batch, the first is the new one.
+            out.append(Appended(fresh.pop(dedupe), duplicate=False))
+            old[dedupe] = out[-1].id
+        else:
+            out.append(Appended(old[dedupe], duplicate=True))
+    return out
 
 
 async def _fence_holds(conn: _Conn, fence: Fence, entry_id: int) -> bool:
