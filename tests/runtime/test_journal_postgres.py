@@ -239,3 +239,36 @@ async def test_a_fence_without_any_lease_row_does_not_hold(
         (a1,) = await journal.append([entry("a", "1")])
         fence = Fence(partition_of("a", journal.partitions), "nobody", 1)
         assert not await journal.complete(a1.id, fence=fence)
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+
+async def test_concurrent_appends_share_commits(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        async with trio.open_nursery() as nursery:
+            for number in range(100):
+                nursery.start_soon(journal.append, [entry(f"k{number}", f"d{number}")])
+        assert journal.commits < 100
+        assert len(await journal.read_pending(after_id=0, limit=200)) == 100
+
+
+async def test_one_bad_append_fails_alone_in_a_shared_commit(
+    postgres_server: PostgresServer,
+) -> None:
+    failures: list[JournalUnavailable] = []
+
+    async def append(key: str) -> None:
+        try:
+            await journal.append([entry(key, key)])
+        except JournalUnavailable as exc:
+            failures.append(exc)
+
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        async with trio.open_nursery() as nursery:
+            for key in ["a", "b", "bad\x00key", "c"]:
+                nursery.start_soon(append, key)
+        pending = await journal.read_pending(after_id=0, limit=10)
+    assert sorted(e.key for e in pending) == ["a", "b", "c"]
+    assert len(failures) == 1
+    assert failures[0].__cause__ is not None
