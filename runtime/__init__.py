@@ -28,6 +28,8 @@ from ._journal import Journal as Journal
 from ._journal import JournalStatistics as JournalStatistics
 from ._journal import NewEntry as NewEntry
 from ._journal import partition_of as partition_of
+from ._journal_postgres import PostgresJournal as PostgresJournal
+from ._journal_postgres import open_postgres_journal as open_postgres_journal
 from ._journal_sqlite import SQLiteJournal as SQLiteJournal
 from ._journal_sqlite import open_sqlite_journal as open_sqlite_journal
 from ._keyed import GiveUpHook as GiveUpHook
@@ -81,6 +83,7 @@ __all__ = [
     "MailboxFull",
     "MailboxStatistics",
     "NewEntry",
+    "PostgresJournal",
     "RestartIntensity",
     "RestartLimitExceeded",
     "RetryPolicy",
@@ -92,6 +95,7 @@ __all__ = [
     "crash_always",
     "hypercorn_config",
     "open_keyed_actors",
+    "open_postgres_journal",
     "open_sqlite_journal",
     "partition_of",
     "serve_asgi",

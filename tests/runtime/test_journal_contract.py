@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from runtime import Journal, JournalStatistics, NewEntry, partition_of
 
@@ -135,3 +136,41 @@ async def test_prune_forgets_old_done_entries_only(journal: Journal) -> None:
 async def test_get_of_a_missing_entry_is_none(journal: Journal) -> None:
     assert await journal.get(123456) is None
     assert await journal.get_state("nothing") is None
+
+
+async def test_a_cursor_walk_sees_every_append_despite_concurrent_commits(
+    journal: Journal,
+) -> None:
+    # Ids must become visible in id order: a reader that moved its cursor past an id must never
+    # see an entry with a smaller id commit later (it would be skipped for good). Several walkers
+    # poll while many appenders commit, to give an out-of-order commit many chances to show.
+    appended: list[int] = []
+    walks: list[list[int]] = [[] for _ in range(4)]
+    appenders_done = trio.Event()
+
+    async def append_many(worker: int) -> None:
+        for i in range(20):
+            batch = [entry(f"k{worker}", f"{worker}-{i}-{j}") for j in range(1 + i % 3)]
+            appended.extend(r.id for r in await journal.append(batch))
+
+    async def walk(seen: list[int]) -> None:
+        cursor = 0
+        while True:
+            last_round = appenders_done.is_set()
+            page = await journal.read_pending(after_id=cursor, limit=50)
+            seen.extend(e.id for e in page)
+            cursor = page[-1].id if page else cursor
+            if last_round and not page:
+                return
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for seen in walks:
+            nursery.start_soon(walk, seen)
+        async with trio.open_nursery() as appenders:
+            for worker in range(20):
+                appenders.start_soon(append_many, worker)
+        appenders_done.set()
+    for seen in walks:
+        assert seen == sorted(seen)
+        assert seen == sorted(appended)

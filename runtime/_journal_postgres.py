@@ -1,0 +1,728 @@
+"""The PostgreSQL journal backend: asyncpg, bridged into Trio with trio-asyncio.
+
+asyncpg speaks only asyncio. :meth:`PostgresJournal.run` opens a trio-asyncio loop and keeps it;
+every public method hands its asyncpg coroutine to that loop (``loop.run_aio_coroutine``), so any
+Trio task may call the journal (an HTTP handler in Hypercorn's tasks, an actor) without running
+inside the loop's context. This module is the only place asyncio appears.
+
+Append order is commit order: every append transaction first takes one transaction-level
+advisory lock, so a sequence id is drawn only after the previous append is visible, and a reader
+walking ``read_pending(after_id=cursor)`` never later finds a pending entry at or below its
+cursor. That holds across nodes too, since the lock lives in the database. (Replayed dead letters
+keep their old ids; whoever replays hands them on.)
+
+Cluster mode: partitions are owned through leases (:meth:`PostgresJournal.acquire_lease`), each
+tenure with a new epoch. ``complete``/``bury`` carrying a :class:`Fence` check the lease row in
+the same transaction (``FOR SHARE``, so a takeover waits for the write to commit) and write
+nothing when it has moved on. Appends send ``NOTIFY threadline_journal, '<partition>'``; a
+listener connection turns those into wake-up hints (:meth:`PostgresJournal.appended_hint`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+import asyncpg
+import trio
+import trio_asyncio  # type: ignore[import-untyped]  # ships no type information
+
+from ._errors import JournalError, JournalUnavailable
+from ._journal import (
+    DEFAULT_PARTITIONS,
+    Appended,
+    DeadLetter,
+    Entry,
+    EntryStatus,
+    Fence,
+    JournalStatistics,
+    NewEntry,
+    partition_of,
+)
+
+__all__ = ["PostgresJournal", "open_postgres_journal"]
+
+T = TypeVar("T")
+_Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+logger = logging.getLogger("threadline.runtime.journal")
+
+NOTIFY_CHANNEL = "threadline_journal"
+_SCHEMA_VERSION = 1
+# Advisory lock keys (per database): one for schema set-up, one that orders appends.
+_SCHEMA_LOCK = 0x7468_726C_0000_0001
+_APPEND_LOCK = 0x7468_726C_0000_0002
+_MAX_BATCH = 500  # appends per group commit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal_entries (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key         TEXT             NOT NULL,
+    partition   INTEGER          NOT NULL,
+    dedupe_id   TEXT             NOT NULL UNIQUE,
+    payload     BYTEA            NOT NULL,
+    created_at  DOUBLE PRECISION NOT NULL,
+    status      SMALLINT         NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    finished_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS journal_pending ON journal_entries (id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS journal_pending_partition
+    ON journal_entries (partition, id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS journal_pending_key ON journal_entries (key, id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS journal_dead ON journal_entries (id) WHERE status = 2;
+CREATE INDEX IF NOT EXISTS journal_done ON journal_entries (finished_at) WHERE status = 1;
+CREATE TABLE IF NOT EXISTS journal_state (
+    key        TEXT             PRIMARY KEY,
+    value      BYTEA            NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal_leases (
+    partition  INTEGER     PRIMARY KEY,
+    owner      TEXT        NOT NULL,
+    epoch      BIGINT      NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLUMNS = "id, key, partition, dedupe_id, payload, created_at, status"
+_INSERT = (
+    "INSERT INTO journal_entries (key, partition, dedupe_id, payload, created_at)"
+    " SELECT k, p, d, b, c"
+    " FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[], $5::float8[])"
+    " WITH ORDINALITY AS t (k, p, d, b, c, n) ORDER BY n"
+    " ON CONFLICT (dedupe_id) DO NOTHING RETURNING id, dedupe_id"
+)
+_ACQUIRE_LEASE = (
+    "INSERT INTO journal_leases AS l (partition, owner, epoch, expires_at)"
+    " VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))"
+    " ON CONFLICT (partition) DO UPDATE"
+    " SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at"
+    " WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()"
+    " RETURNING epoch"
+)
+_FENCE_HOLDS = (
+    "SELECT 1 FROM journal_leases WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE"
+)
+
+# What a lost, refused or broken connection (or a failed statement) looks like from asyncpg.
+_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,  # includes TimeoutError (connect, command and pool timeouts)
+)
+
+
+class _AioLoop(Protocol):
+    """The part of trio-asyncio's loop this module uses."""
+
+    async def run_aio_coroutine(self, coro: Coroutine[Any, Any, T]) -> T: ...
+
+    def set_exception_handler(
+        self, handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None
+    ) -> None: ...
+
+    def is_closed(self) -> bool: ...
+
+
+def _entry(row: asyncpg.Record) -> Entry:
+    return Entry(
+        id=row[0],
+        key=row[1],
+        partition=row[2],
+        dedupe_id=row[3],
+        payload=row[4],
+        created_at=row[5],
+        status=EntryStatus(row[6]),
+    )
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # trio-asyncio's default handler re-raises into the loop's nursery, which would take the
+    # whole journal down for what asyncpg reports only as a warning (a failed cancel request,
+    # a reset connection): log it instead.
+    logger.warning(
+        "asyncpg: %s",
+        context.get("message", "error in event loop"),
+        exc_info=context.get("exception"),
+    )
+
+
+class PostgresJournal:
+    """A :class:`Journal` in a PostgreSQL database. Start with ``await nursery.start(journal.run)``.
+
+    Args:
+        url: a ``postgresql://`` connection URL.
+        partitions: the fixed number of partitions keys hash into; stored with the schema, and
+            a journal opened with a different number is refused.
+        pool_size: the most connections the pool holds (one more is used for LISTEN).
+        connect_timeout: seconds to wait for a new connection.
+        command_timeout: seconds any one statement may take before it fails.
+        wall_clock: UNIX time source for ``created_at`` and ``finished_at``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions: int = DEFAULT_PARTITIONS,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._url = url
+        self._partitions = partitions
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._now = wall_clock
+        self._loop: _AioLoop | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
+        self.commits = 0
+        """Append transactions committed (each carries one or more appends)."""
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[PostgresJournal] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Open the pool, create or check the schema, and serve calls until cancelled.
+
+        Raises:
+            JournalUnavailable: the database cannot be reached at start.
+            JournalError: the database holds a journal of another partition count or a newer
+                schema version.
+        """
+        failure: JournalError | None = None
+        loop: _AioLoop
+        async with trio_asyncio.open_loop() as loop:
+            loop.set_exception_handler(_log_loop_error)
+            try:
+                pool = await loop.run_aio_coroutine(self._open())
+            except JournalError as exc:
+                # Raised outside the loop's block, which would wrap it in an exception group.
+                failure = exc
+            else:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._write_loop, loop, pool)
+                        self._loop, self._pool = loop, pool
+                        task_status.started(self)
+                        await trio.sleep_forever()
+                finally:
+                    self._loop = self._pool = None
+                    self._fail_queued()
+                    # Shielded with its own deadline: let in-flight calls finish, then close.
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(self._command_timeout):
+                            await loop.run_aio_coroutine(pool.close())
+                        pool.terminate()
+        if failure is not None:
+            raise failure
+
+    async def _open(self) -> asyncpg.Pool[asyncpg.Record]:
+        try:
+            pool = await self._open_pool()
+        except _FAILURES as exc:
+            raise JournalUnavailable(f"cannot open PostgreSQL journal: {exc}") from exc
+        ready = False
+        try:
+            await self._migrate(pool)
+            ready = True
+        except _FAILURES as exc:
+            raise JournalUnavailable(f"cannot set up PostgreSQL journal: {exc}") from exc
+        finally:
+            if not ready:
+                pool.terminate()
+        return pool
+
+    async def _open_pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        return await asyncpg.create_pool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            timeout=self._connect_timeout,
+            command_timeout=self._command_timeout,
+        )
+
+    async def _migrate(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            # Serialised, since nodes starting together would race on CREATE ... IF NOT EXISTS.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            await conn.execute(_SCHEMA)
+            for name, value in (
+                ("schema_version", _SCHEMA_VERSION),
+                ("partitions", self._partitions),
+            ):
+                await conn.execute(
+                    "INSERT INTO journal_meta (name, value) VALUES ($1, $2)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    name,
+                    str(value),
+                )
+            rows: dict[str, str] = {
+                row[0]: row[1] for row in await conn.fetch("SELECT name, value FROM journal_meta")
+            }
+        if int(rows["schema_version"]) > _SCHEMA_VERSION:
+            raise JournalError(
+                f"journal schema version {rows['schema_version']} is newer than this program's"
+                f" ({_SCHEMA_VERSION})"
+            )
+        if int(rows["partitions"]) != self._partitions:
+            raise JournalError(
+                f"journal was created with {rows['partitions']} partitions, not {self._partitions}"
+            )
+
+    # --- the bridge ---------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[_Conn], Awaitable[T]], *, write: bool, what: str) -> T:
+        """Run ``fn`` on a pooled connection inside one transaction, from any Trio task."""
+        loop, pool = self._loop, self._pool
+        if loop is None or pool is None or loop.is_closed():
+            raise JournalUnavailable("the journal is not running")
+
+        async def in_transaction() -> T:
+            async with pool.acquire() as conn, conn.transaction():
+                return await fn(conn)
+
+        try:
+            # Writes are shielded: once sent, the caller must learn whether they committed;
+            # command_timeout bounds the wait.
+            with trio.CancelScope(shield=write):
+                result = await loop.run_aio_coroutine(in_transaction())
+        except _FAILURES as exc:
+            raise JournalUnavailable(f"PostgreSQL {what} failed: {exc}") from exc
+        except asyncio.CancelledError as exc:
+            # asyncio's, not Trio's: the loop is shutting down under us (a Trio cancellation
+            # of this caller arrives as trio.Cancelled and is not caught here).
+            raise JournalUnavailable("the journal is shutting down") from exc
+        return result
+
+    # --- the group-commit writer for appends ---------------------------------------------------
+
+    async def _write_loop(self, loop: _AioLoop, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        while True:
+            batch = [await self._receive.receive()]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            # Shielded: a commit under way finishes (bounded by command_timeout) even when the
+            # journal stops, so its callers learn the outcome.
+            try:
+                with trio.CancelScope(shield=True):
+                    await self._commit(loop, pool, batch)
+                self.commits += 1
+            finally:
+                for op in batch:
+                    if op.result is None and op.error is None:  # only if _commit itself failed
+                        op.error = JournalUnavailable("the journal's writer failed")
+                    op.done.set()
+
+    async def _commit(
+        self, loop: _AioLoop, pool: asyncpg.Pool[asyncpg.Record], batch: list[_AppendOp]
+    ) -> None:
+        rows = [row for op in batch for row in op.rows]
+        try:
+            results = await loop.run_aio_coroutine(_insert(pool, rows))
+        except _FAILURES as exc:
+            if len(batch) > 1 and isinstance(exc, asyncpg.DataError | ValueError):
+                # One caller's bad value (say a NUL in a key) must not fail the others: retry
+                # each alone, as SQLite's per-write savepoints do.
+                for op in batch:
+                    await self._commit(loop, pool, [op])
+                return
+            for op in batch:
+                op.error = JournalUnavailable(f"PostgreSQL append failed: {exc}")
+                op.error.__cause__ = exc
+            return
+        except asyncio.CancelledError as exc:  # asyncio's: the loop is shutting down under us
+            for op in batch:
+                op.error = JournalUnavailable("the journal is shutting down")
+                op.error.__cause__ = exc
+            return
+        for op in batch:
+            op.result, results = results[: len(op.rows)], results[len(op.rows) :]
+
+    def _fail_queued(self) -> None:
+        while True:
+            try:
+                op = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            op.error = JournalUnavailable("the journal is shutting down")
+            op.done.set()
+
+    # --- the Journal protocol -----------------------------------------------------------------
+
+    async def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
+        """See :meth:`Journal.append`. Queued for the group-commit writer: concurrent appends
+        share one transaction. Once queued, the caller waits (shielded from cancellation) for
+        the commit, bounded by ``command_timeout``."""
+        if not entries:
+            return []
+        if self._loop is None:
+            raise JournalUnavailable("the journal is not running")
+        now = self._now()
+        op = _AppendOp(
+            [
+                (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
+                for e in entries
+            ]
+        )
+        self._send.send_nowait(op)
+        # Shielded: once queued the write will commit or fail; the caller must learn which.
+        with trio.CancelScope(shield=True):
+            await op.done.wait()
+        if op.error is not None:
+            raise op.error
+        assert op.result is not None
+        return op.result
+
+    async def read_pending(
+        self, *, after_id: int, limit: int, partitions: Collection[int] | None = None
+    ) -> list[Entry]:
+        if partitions is not None and not partitions:
+            return []
+        wanted = None if partitions is None else list(partitions)
+
+        async def query(conn: _Conn) -> list[Entry]:
+            if wanted is None:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM journal_entries WHERE status = 0 AND id > $1"
+                    " ORDER BY id LIMIT $2",
+                    after_id,
+                    limit,
+                )
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM journal_entries WHERE status = 0 AND id > $1"
+                    " AND partition = ANY($2::int[]) ORDER BY id LIMIT $3",
+                    after_id,
+                    wanted,
+                    limit,
+                )
+            return [_entry(row) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def read_pending_for_key(self, key: str, *, after_id: int, limit: int) -> list[Entry]:
+        async def query(conn: _Conn) -> list[Entry]:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM journal_entries WHERE status = 0 AND key = $1"
+                " AND id > $2 ORDER BY id LIMIT $3",
+                key,
+                after_id,
+                limit,
+            )
+            return [_entry(row) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def get(self, entry_id: int) -> Entry | None:
+        async def query(conn: _Conn) -> Entry | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM journal_entries WHERE id = $1", entry_id
+            )
+            return None if row is None else _entry(row)
+
+        return await self._call(query, write=False, what="read")
+
+    async def complete(
+        self,
+        entry_id: int,
+        *,
+        state: Mapping[str, bytes | None] | None = None,
+        fence: Fence | None = None,
+    ) -> bool:
+        """See :meth:`Journal.complete`. With a ``fence``, the entry must be in the fenced
+        partition and the lease still held at that epoch (checked in the same transaction)."""
+        now = self._now()
+        updates = dict(state or {})
+
+        async def finish(conn: _Conn) -> bool:
+            if fence is not None and not await _fence_holds(conn, fence, entry_id):
+                return False
+            await conn.execute(
+                "UPDATE journal_entries SET status = 1, finished_at = $2 WHERE id = $1",
+                entry_id,
+                now,
+            )
+            await _apply_state(conn, updates, now)
+            return True
+
+        return await self._call(finish, write=True, what="complete")
+
+    async def put_state(self, state: Mapping[str, bytes | None]) -> None:
+        now = self._now()
+        updates = dict(state)
+
+        async def put(conn: _Conn) -> None:
+            await _apply_state(conn, updates, now)
+
+        await self._call(put, write=True, what="state write")
+
+    async def get_state(self, key: str) -> bytes | None:
+        async def query(conn: _Conn) -> bytes | None:
+            value: bytes | None = await conn.fetchval(
+                "SELECT value FROM journal_state WHERE key = $1", key
+            )
+            return value
+
+        return await self._call(query, write=False, what="read")
+
+    async def bury(self, entry_id: int, error: str, *, fence: Fence | None = None) -> bool:
+        """See :meth:`Journal.bury`; ``fence`` as for :meth:`complete`."""
+        now = self._now()
+
+        async def mark(conn: _Conn) -> bool:
+            if fence is not None and not await _fence_holds(conn, fence, entry_id):
+                return False
+            await conn.execute(
+                "UPDATE journal_entries SET status = 2, last_error = $2, finished_at = $3"
+                " WHERE id = $1",
+                entry_id,
+                error,
+                now,
+            )
+            return True
+
+        return await self._call(mark, write=True, what="bury")
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        async def query(conn: _Conn) -> list[DeadLetter]:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 ORDER BY id LIMIT $1",
+                limit,
+            )
+            return [DeadLetter(_entry(row), row[7] or "", row[8]) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def replay(self, entry_ids: Sequence[int] | None = None) -> list[Entry]:
+        ids = None if entry_ids is None else list(entry_ids)
+        if ids == []:
+            return []
+
+        async def revive(conn: _Conn) -> list[Entry]:
+            if ids is None:
+                rows = await conn.fetch(
+                    "UPDATE journal_entries SET status = 0, last_error = NULL, finished_at = NULL"
+                    f" WHERE status = 2 RETURNING {_COLUMNS}"
+                )
+            else:
+                rows = await conn.fetch(
+                    "UPDATE journal_entries SET status = 0, last_error = NULL, finished_at = NULL"
+                    f" WHERE status = 2 AND id = ANY($1::bigint[]) RETURNING {_COLUMNS}",
+                    ids,
+                )
+            return sorted((_entry(row) for row in rows), key=lambda e: e.id)
+
+        return await self._call(revive, write=True, what="replay")
+
+    async def statistics(self) -> JournalStatistics:
+        async def query(conn: _Conn) -> JournalStatistics:
+            pending = await conn.fetchrow(
+                "SELECT count(*), min(created_at) FROM journal_entries WHERE status = 0"
+            )
+            dead = await conn.fetchval("SELECT count(*) FROM journal_entries WHERE status = 2")
+            assert pending is not None
+            return JournalStatistics(
+                pending=pending[0], oldest_pending_created_at=pending[1], dead=dead
+            )
+
+        return await self._call(query, write=False, what="read")
+
+    async def prune(self, *, done_before: float) -> int:
+        async def delete(conn: _Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM journal_entries WHERE status = 1 AND finished_at < $1", done_before
+            )
+            return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
+
+        return await self._call(delete, write=True, what="prune")
+
+    # --- partition leases (cluster mode) ------------------------------------------------------
+
+    async def acquire_lease(self, partition: int, owner: str, *, ttl: float) -> Fence | None:
+        """Start a tenure of ``owner`` over ``partition`` for ``ttl`` seconds, or None when
+        another owner's lease has not expired yet.
+
+        Every tenure gets a new epoch, even when ``owner`` held the partition before (a restarted
+        node re-acquiring under the same name fences out its stale predecessor). Expiry is
+        judged by the database clock, so node clocks need not agree.
+        """
+
+        async def take(conn: _Conn) -> int | None:
+            epoch: int | None = await conn.fetchval(_ACQUIRE_LEASE, partition, owner, ttl)
+            return epoch
+
+        epoch = await self._call(take, write=True, what="lease acquire")
+        return None if epoch is None else Fence(partition, owner, epoch)
+
+    async def renew_lease(self, fence: Fence, *, ttl: float) -> bool:
+        """Extend the tenure ``fence`` proves to ``ttl`` seconds from now. False when another
+        tenure has begun (then stop working on the partition). An expired lease nobody took over
+        is renewed: no one else can have written under it."""
+
+        async def extend(conn: _Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE journal_leases"
+                " SET expires_at = clock_timestamp() + make_interval(secs => $4)"
+                " WHERE partition = $1 AND owner = $2 AND epoch = $3",
+                fence.partition,
+                fence.owner,
+                fence.epoch,
+                ttl,
+            )
+            return status == "UPDATE 1"
+
+        return await self._call(extend, write=True, what="lease renew")
+
+    async def release_lease(self, fence: Fence) -> bool:
+        """End the tenure ``fence`` proves, so another node may acquire the partition at once.
+        The row stays (expired) so that epochs keep growing. False when it had already moved."""
+
+        async def end(conn: _Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE journal_leases SET expires_at = '-infinity'"
+                " WHERE partition = $1 AND owner = $2 AND epoch = $3",
+                fence.partition,
+                fence.owner,
+                fence.epoch,
+            )
+            return status == "UPDATE 1"
+
+        return await self._call(end, write=True, what="lease release")
+
+
+_Row: TypeAlias = tuple[str, int, str, bytes, float]
+
+
+class _AppendOp:
+    """One append waiting for the group commit that carries it."""
+
+    __slots__ = ("done", "error", "result", "rows")
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+        self.done = trio.Event()
+        self.result: list[Appended] | None = None
+        self.error: JournalUnavailable | None = None
+
+
+async def _insert(pool: asyncpg.Pool[asyncpg.Record], rows: list[_Row]) -> list[Appended]:
+    keys, parts, dedupes, payloads, created = (list(column) for column in zip(*rows, strict=True))
+    async with pool.acquire() as conn, conn.transaction():
+        # Ids are drawn under the lock, and the lock is released only once the commit is
+        # visible, so ids become visible in id order (across nodes as well).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        inserted = await conn.fetch(_INSERT, keys, parts, dedupes, payloads, created)
+        fresh: dict[str, int] = {row[1]: row[0] for row in inserted}
+        missing = [d for d in dedupes if d not in fresh]
+        old: dict[str, int] = {}
+        if missing:
+            found = await conn.fetch(
+                "SELECT dedupe_id, id FROM journal_entries WHERE dedupe_id = ANY($1)", missing
+            )
+            old = {row[0]: row[1] for row in found}
+        if fresh:
+            touched = sorted({p for p, d in zip(parts, dedupes, strict=True) if d in fresh})
+            await conn.execute(
+                "SELECT pg_notify($1, p::text) FROM unnest($2::int[]) AS p",
+                NOTIFY_CHANNEL,
+                touched,
+            )
+    out: list[Appended] = []
+    for dedupe in dedupes:
+        if dedupe in fresh:
+            # Of several entries with one dedupe id in a batch, the first is the new one.
+            out.append(Appended(fresh.pop(dedupe), duplicate=False))
+            old[dedupe] = out[-1].id
+        else:
+            out.append(Appended(old[dedupe], duplicate=True))
+    return out
+
+
+async def _fence_holds(conn: _Conn, fence: Fence, entry_id: int) -> bool:
+    # FOR SHARE: a takeover (which updates the row) waits until this transaction commits, so
+    # the new owner reads pending entries only after this write is visible.
+    held = await conn.fetchval(_FENCE_HOLDS, fence.partition, fence.owner, fence.epoch)
+    if held is None:
+        return False
+    partition = await conn.fetchval("SELECT partition FROM journal_entries WHERE id = $1", entry_id)
+    return partition is None or partition == fence.partition
+
+
+async def _apply_state(conn: _Conn, updates: Mapping[str, bytes | None], now: float) -> None:
+    for key, value in updates.items():
+        if value is None:
+            await conn.execute("DELETE FROM journal_state WHERE key = $1", key)
+        else:
+            await conn.execute(
+                "INSERT INTO journal_state (key, value, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                key,
+                value,
+                now,
+            )
+
+
+@asynccontextmanager
+async def open_postgres_journal(
+    url: str,
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    command_timeout: float = 10.0,
+) -> AsyncIterator[PostgresJournal]:
+    """Run a :class:`PostgresJournal` for the duration of an ``async with`` block.
+
+    Raises:
+        JournalUnavailable: the database cannot be reached at start.
+        JournalError: the database holds an incompatible journal.
+    """
+    journal = PostgresJournal(
+        url,
+        partitions=partitions,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+    )
+    failure: JournalError | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(journal.run)
+        except JournalError as exc:
+            failure = exc  # raised below, outside the nursery, not wrapped in a group
+        else:
+            try:
+                yield journal
+            finally:
+                nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

@@ -1,0 +1,274 @@
+"""PostgreSQL-only journal behaviour: the trio-asyncio bridge, recovery, ordering, fencing.
+
+The backend-neutral promises are in ``test_journal_contract.py``, which runs against this backend
+too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from runtime import (
+    Fence,
+    JournalError,
+    JournalUnavailable,
+    NewEntry,
+    PostgresJournal,
+    open_postgres_journal,
+    partition_of,
+)
+from tests.postgres import PostgresServer, throwaway_server
+
+
+def entry(key: str, dedupe: str) -> NewEntry:
+    return NewEntry(key=key, dedupe_id=dedupe, payload=b"{}")
+
+
+def database(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this module's own, for tests that stop and start it."""
+    with throwaway_server() as server:
+        yield server
+
+
+# --- the trio-asyncio bridge ------------------------------------------------------------------
+
+
+async def test_tasks_outside_the_loop_can_call_the_journal(
+    postgres_server: PostgresServer,
+) -> None:
+    # The callers live in a nursery opened before (outside) the journal's trio-asyncio loop,
+    # as Hypercorn's request tasks and actor tasks do.
+    url = postgres_server.create_database()
+    send, receive = trio.open_memory_channel[PostgresJournal](0)
+    results: list[tuple[int, bool]] = []
+    all_done = trio.Event()
+
+    async def caller(number: int, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        journal = await receive.receive()
+        (appended,) = await journal.append([entry(f"k{number}", f"d{number}")])
+        got = await journal.get(appended.id)
+        assert got is not None
+        results.append((appended.id, got.dedupe_id == f"d{number}"))
+        if len(results) == 8:
+            all_done.set()
+
+    async with trio.open_nursery() as callers:
+        for number in range(8):
+            await callers.start(caller, number)
+        async with open_postgres_journal(url) as journal:
+            for _ in range(8):
+                await send.send(journal)
+            with trio.fail_after(10):
+                await all_done.wait()
+    assert len({entry_id for entry_id, _ in results}) == 8
+    assert all(ok for _, ok in results)
+
+
+async def test_calls_after_shutdown_raise_journal_unavailable(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        await journal.append([entry("a", "1")])
+    with trio.fail_after(5), pytest.raises(JournalUnavailable):
+        await journal.append([entry("a", "2")])
+    with trio.fail_after(5), pytest.raises(JournalUnavailable):
+        await journal.read_pending(after_id=0, limit=10)
+
+
+async def test_a_cancelled_reader_leaves_the_journal_usable(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database(), pool_size=2) as journal:
+        for _ in range(5):
+            with trio.move_on_after(0):
+                await journal.read_pending(after_id=0, limit=10)
+        await journal.append([entry("a", "1")])
+        assert [e.dedupe_id for e in await journal.read_pending(after_id=0, limit=10)] == ["1"]
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+async def test_reopening_keeps_entries_and_refuses_another_partition_count(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url, partitions=16) as journal:
+        await journal.append([entry("a", "1")])
+    async with open_postgres_journal(url, partitions=16) as journal:
+        assert [e.dedupe_id for e in await journal.read_pending(after_id=0, limit=10)] == ["1"]
+    with pytest.raises(JournalError, match="16 partitions, not 32"):
+        async with open_postgres_journal(url, partitions=32):
+            pass  # pragma: no cover - refused at start
+
+
+async def test_an_unreachable_database_at_start_is_journal_unavailable() -> None:
+    url = "postgresql://postgres@127.0.0.1:1/none"
+    with trio.fail_after(5), pytest.raises(JournalUnavailable):
+        async with open_postgres_journal(url, connect_timeout=2):
+            pass  # pragma: no cover - refused at start
+    journal = PostgresJournal(url, connect_timeout=2)
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(5), pytest.raises(JournalUnavailable):
+            await nursery.start(journal.run)
+
+
+# --- ordering across transactions -------------------------------------------------------------
+
+
+async def test_a_slow_append_is_not_overtaken_by_a_later_one(
+    postgres_server: PostgresServer,
+) -> None:
+    # A trigger holds the first append between drawing its id and committing. Were appends not
+    # serialised, the second would commit a higher id first and a cursor would skip the first.
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url) as journal:
+        await trio.to_thread.run_sync(
+            postgres_server.psql_command,
+            "CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF NEW.key = 'slow' THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$;"
+            " CREATE TRIGGER slow_down BEFORE INSERT ON journal_entries"
+            " FOR EACH ROW EXECUTE FUNCTION slow_down()",
+            database(url),
+        )
+        cursor = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(journal.append, [entry("slow", "s")])
+            await trio.sleep(0.2)  # the slow append has drawn its id and waits in the trigger
+            await journal.append([entry("fast", "f")])
+            seen = await journal.read_pending(after_id=cursor, limit=10)
+            cursor = max([cursor, *(e.id for e in seen)])
+        seen += await journal.read_pending(after_id=cursor, limit=10)
+    assert sorted(e.dedupe_id for e in seen) == ["f", "s"]
+
+
+# --- recovery ---------------------------------------------------------------------------------
+
+
+async def test_the_journal_recovers_when_the_server_comes_back(own_server: PostgresServer) -> None:
+    async with open_postgres_journal(own_server.create_database()) as journal:
+        await journal.append([entry("a", "before")])
+        await trio.to_thread.run_sync(own_server.stop)
+        try:
+            with trio.fail_after(5):
+                with pytest.raises(JournalUnavailable) as failed:
+                    await journal.append([entry("a", "during")])
+                assert failed.value.__cause__ is not None
+                with pytest.raises(JournalUnavailable):
+                    await journal.read_pending(after_id=0, limit=10)
+                with pytest.raises(JournalUnavailable):
+                    await journal.complete(1)
+        finally:
+            await trio.to_thread.run_sync(own_server.start)
+        with trio.fail_after(10):
+            await journal.append([entry("a", "after")])
+            pending = await journal.read_pending(after_id=0, limit=10)
+    assert [e.dedupe_id for e in pending] == ["before", "after"]
+
+
+# --- leases and fencing -----------------------------------------------------------------------
+
+
+async def test_a_lease_is_exclusive_until_it_expires_or_is_released(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        first = await journal.acquire_lease(3, "node-a", ttl=60)
+        assert first == Fence(3, "node-a", 1)
+        assert await journal.acquire_lease(3, "node-b", ttl=60) is None
+        assert await journal.renew_lease(first, ttl=60)
+        assert await journal.release_lease(first)
+        second = await journal.acquire_lease(3, "node-b", ttl=0)
+        assert second == Fence(3, "node-b", 2)
+        # Expired (ttl 0): anyone may take over, and every tenure has a new epoch.
+        third = await journal.acquire_lease(3, "node-a", ttl=60)
+        assert third == Fence(3, "node-a", 3)
+        assert not await journal.renew_lease(second, ttl=60)
+        assert not await journal.release_lease(first)
+        # The same owner acquiring again (a restarted node) fences out its old tenure.
+        fourth = await journal.acquire_lease(3, "node-a", ttl=60)
+        assert fourth == Fence(3, "node-a", 4)
+        assert not await journal.renew_lease(third, ttl=60)
+
+
+async def test_writes_with_a_stale_fence_are_refused_and_write_nothing(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        a1, a2 = await journal.append([entry("a", "1"), entry("a", "2")])
+        partition = partition_of("a", journal.partitions)
+        old = await journal.acquire_lease(partition, "node-a", ttl=0)
+        assert old is not None
+        new = await journal.acquire_lease(partition, "node-b", ttl=60)
+        assert new is not None
+        assert not await journal.complete(a1.id, state={"s": b"old"}, fence=old)
+        assert not await journal.bury(a2.id, "old owner", fence=old)
+        assert await journal.get_state("s") is None
+        assert [e.id for e in await journal.read_pending(after_id=0, limit=10)] == [a1.id, a2.id]
+        assert await journal.complete(a1.id, state={"s": b"new"}, fence=new)
+        assert await journal.bury(a2.id, "new owner", fence=new)
+        assert await journal.get_state("s") == b"new"
+        assert await journal.read_pending(after_id=0, limit=10) == []
+
+
+async def test_a_fence_of_another_partition_does_not_hold(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        (a1,) = await journal.append([entry("a", "1")])
+        other = (partition_of("a", journal.partitions) + 1) % journal.partitions
+        fence = await journal.acquire_lease(other, "node-a", ttl=60)
+        assert fence is not None
+        assert not await journal.complete(a1.id, fence=fence)
+        assert not await journal.bury(a1.id, "x", fence=fence)
+        assert await journal.get(a1.id) is not None
+        assert len(await journal.read_pending(after_id=0, limit=10)) == 1
+
+
+async def test_a_fence_without_any_lease_row_does_not_hold(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        (a1,) = await journal.append([entry("a", "1")])
+        fence = Fence(partition_of("a", journal.partitions), "nobody", 1)
+        assert not await journal.complete(a1.id, fence=fence)
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+
+async def test_concurrent_appends_share_commits(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        async with trio.open_nursery() as nursery:
+            for number in range(100):
+                nursery.start_soon(journal.append, [entry(f"k{number}", f"d{number}")])
+        assert journal.commits < 100
+        assert len(await journal.read_pending(after_id=0, limit=200)) == 100
+
+
+async def test_one_bad_append_fails_alone_in_a_shared_commit(
+    postgres_server: PostgresServer,
+) -> None:
+    failures: list[JournalUnavailable] = []
+
+    async def append(key: str) -> None:
+        try:
+            await journal.append([entry(key, key)])
+        except JournalUnavailable as exc:
+            failures.append(exc)
+
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        async with trio.open_nursery() as nursery:
+            for key in ["a", "b", "bad\x00key", "c"]:
+                nursery.start_soon(append, key)
+        pending = await journal.read_pending(after_id=0, limit=10)
+    assert sorted(e.key for e in pending) == ["a", "b", "c"]
+    assert len(failures) == 1
+    assert failures[0].__cause__ is not None
