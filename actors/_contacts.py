@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+from pydantic import BaseModel, ConfigDict
 
 from channels import Channel, InboundMessage
 from intercom import Contact, IntercomClient
@@ -22,7 +23,7 @@ from runtime import Journal
 from ._jobs import identity_key
 from ._metrics import BridgeMetrics
 
-__all__ = ["ContactResolver", "identity_of"]
+__all__ = ["ContactResolver", "ResolvedContact", "identity_of"]
 
 logger = logging.getLogger("threadline.contacts")
 
@@ -32,6 +33,15 @@ USER_ID_ATTRIBUTE = {
     Channel.TWILIO: "twilio_user_id",
 }
 """The contact custom data attribute that holds a channel's user id when there is no phone."""
+
+
+class ResolvedContact(BaseModel):
+    """An Intercom contact the bridge writes as: its id and role (``user`` or ``lead``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    role: str = "lead"
 
 
 def identity_of(message: InboundMessage) -> str:
@@ -68,16 +78,18 @@ class ContactResolver:
             else:
                 self._locks[identity] = (lock_now, users_now - 1)
 
-    async def resolve(self, message: InboundMessage) -> str:
-        """The Intercom contact id for the message's customer, found or created (as a lead)."""
+    async def resolve(self, message: InboundMessage) -> ResolvedContact:
+        """The Intercom contact for the message's customer, found or created (as a lead)."""
         identity = identity_of(message)
         async with self._serialised(identity):
             known = await self._journal.get_state(identity_key(identity))
             if known is not None:
-                return known.decode()
-            contact_id = await self._find_or_create(message)
-            await self._journal.put_state({identity_key(identity): contact_id.encode()})
-            return contact_id
+                return ResolvedContact.model_validate_json(known)
+            contact = await self._find_or_create(message)
+            await self._journal.put_state(
+                {identity_key(identity): contact.model_dump_json().encode()}
+            )
+            return contact
 
     async def forget(self, message: InboundMessage) -> None:
         """Drop the remembered contact (it was merged or deleted): the next resolve searches."""
@@ -85,7 +97,7 @@ class ContactResolver:
         async with self._serialised(identity):
             await self._journal.put_state({identity_key(identity): None})
 
-    async def _find_or_create(self, message: InboundMessage) -> str:
+    async def _find_or_create(self, message: InboundMessage) -> ResolvedContact:
         name = message.profile_name or None
         if message.phone:
             found = await self._client.find_contacts_by_phone(message.phone)
@@ -102,7 +114,7 @@ class ContactResolver:
                 role="lead", name=name, custom_attributes={attribute: message.key.customer}
             )
         self._metrics.contacts_created.labels("existed" if created.existed else "created").inc()
-        return created.contact.id
+        return ResolvedContact(id=created.contact.id, role=created.contact.role)
 
     async def _ensure_attribute(self, name: str) -> None:
         if name not in self._attributes_ready:
@@ -110,6 +122,7 @@ class ContactResolver:
             self._attributes_ready.add(name)
 
 
-def _oldest(contacts: list[Contact]) -> str:
+def _oldest(contacts: list[Contact]) -> ResolvedContact:
     """Of several matching contacts, the oldest (the one teammates have most history with)."""
-    return min(contacts, key=lambda c: (c.created_at or 0, c.id)).id
+    oldest = min(contacts, key=lambda c: (c.created_at or 0, c.id))
+    return ResolvedContact(id=oldest.id, role=oldest.role)

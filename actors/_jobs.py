@@ -93,6 +93,7 @@ class ThreadState(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     contact_id: str | None = None
+    contact_role: str = "lead"
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""

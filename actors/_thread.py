@@ -183,7 +183,8 @@ class ThreadActor(Actor[Entry, None]):
         sent_at = message.sent_at.timestamp()
         for _ in range(2):  # a second pass after re-resolving a merged or deleted contact
             if self._state.contact_id is None:
-                self._state.contact_id = await self._s.resolver.resolve(message)
+                contact = await self._s.resolver.resolve(message)
+                self._state.contact_id, self._state.contact_role = contact.id, contact.role
             try:
                 await self._deliver_inbound(entry, sent_at, body, files)
             except IntercomContactMerged:
@@ -236,7 +237,9 @@ class ThreadActor(Actor[Entry, None]):
                 reason = "conversation_gone"
         try:
             conversation_id = await intercom.create_conversation(
-                contact_id, body if not files else (body or _files_caption(files))
+                contact_id,
+                body if not files else (body or _files_caption(files)),
+                role=self._state.contact_role,
             )
         except IntercomNotFound:
             raise _ContactGone() from None
