@@ -42,6 +42,7 @@ from runtime import (
     RuntimeMetrics,
     Supervisor,
     hypercorn_config,
+    open_postgres_journal,
     open_sqlite_journal,
     serve_asgi,
 )
@@ -90,7 +91,9 @@ async def open_journal(settings: Settings) -> AsyncIterator[Journal]:
         async with open_sqlite_journal(path, partitions=settings.partitions) as journal:
             yield journal
         return
-    raise ConfigurationError("PostgreSQL journals are not available in this build yet")
+    url = settings.database_url.replace("postgres://", "postgresql://", 1)
+    async with open_postgres_journal(url, partitions=settings.partitions) as pg_journal:
+        yield pg_journal
 
 
 def check_settings(settings: Settings) -> None:

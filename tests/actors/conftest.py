@@ -9,13 +9,16 @@ import pytest
 import trio
 
 from actors._embedded import Stack, open_stack
+from tests.postgres import PostgresServer
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each end-to-end test runs against both stores."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'threadline.db'}"
-    raise AssertionError(request.param)  # pragma: no cover
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
 
 
 @pytest.fixture
