@@ -97,6 +97,8 @@ class ThreadState(BaseModel):
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+    last_part_id: str | None = None
+    """The conversation part of the last message the bridge delivered (crash recovery)."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from pydantic import ValidationError
@@ -105,6 +105,8 @@ class Services:
     policy: RetryPolicy
     finish: Callable[[Entry, str, str], None]
     """Told ``(entry, direction, outcome)`` when an entry is finished (dispatcher, metrics)."""
+    started_at: float = field(default_factory=time.time)
+    """When this process started: older pending entries may have been in flight at a crash."""
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -138,6 +140,7 @@ class ThreadActor(Actor[Entry, None]):
         self._state = ThreadState()
         self._recent: deque[int] = deque(maxlen=64)
         self._gone_attempts: dict[int, int] = {}
+        self._recovered = False
 
     async def on_start(self) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -222,10 +225,14 @@ class ThreadActor(Actor[Entry, None]):
         if reason is None:
             conversation_id = self._state.conversation_id
             assert conversation_id is not None
+            if await self._already_delivered(entry, conversation_id, contact_id, body):
+                return
             try:
-                await intercom.reply_as_contact(
+                result = await intercom.reply_as_contact(
                     conversation_id, contact_id, body, attachment_files=files
                 )
+                part = result.last_part
+                self._state.last_part_id = part.id if part is not None else None
                 return
             except IntercomNotFound:
                 if await self._conversation_exists(conversation_id):
@@ -245,6 +252,7 @@ class ThreadActor(Actor[Entry, None]):
             raise _ContactGone() from None
         self._s.metrics.conversations_created.labels(reason).inc()
         self._state.conversation_id = conversation_id
+        self._state.last_part_id = None
         # Remember the new conversation before anything else can fail, so a retry replies in
         # it instead of opening yet another one.
         await self._s.journal.put_state(
@@ -254,9 +262,38 @@ class ThreadActor(Actor[Entry, None]):
             }
         )
         if files:
-            await intercom.reply_as_contact(
+            result = await intercom.reply_as_contact(
                 conversation_id, contact_id, _files_caption(files), attachment_files=files
             )
+            part = result.last_part
+            self._state.last_part_id = part.id if part is not None else None
+
+    async def _already_delivered(
+        self, entry: Entry, conversation_id: str, contact_id: str, body: str
+    ) -> bool:
+        """After a crash, the thread's first recovered entry may have reached Intercom without
+        its completion being committed. Its part would follow the last part we know we
+        delivered: look for it there before sending the message a second time."""
+        if self._recovered or entry.created_at >= self._s.started_at:
+            return False
+        self._recovered = True
+        try:
+            conversation = await self._s.intercom.get_conversation(conversation_id)
+        except IntercomNotFound:
+            return False
+        parts = list(conversation.parts)
+        known = self._state.last_part_id
+        if known is not None:
+            ids = [p.id for p in parts]
+            parts = parts[ids.index(known) + 1 :] if known in ids else []
+        for part in parts:
+            if part.author.id == contact_id and part.text.strip() == body.strip():
+                self._state.last_part_id = part.id
+                logger.info(
+                    "entry %d was delivered before the restart; not sending again", entry.id
+                )
+                return True
+        return False
 
     async def _conversation_exists(self, conversation_id: str) -> bool:
         try:

@@ -13,6 +13,7 @@ import pytest
 from actors._embedded import PUBLIC_URL, Stack
 from actors._sandbox import SANDBOX_SECRETS
 from channels import twilio_signature
+from tests.quirks import HTTPX_3686
 
 
 def wa_sig(body: bytes, secret: str = SANDBOX_SECRETS.whatsapp_app_secret) -> str:
@@ -108,14 +109,6 @@ async def test_signed_twilio_with_garbage_params_is_400(stack: Stack) -> None:
     )
     assert response.status_code == 400
     await nothing_journaled(stack)
-
-
-# The server answers 413 before the upload ends; httpx then abandons its own request-body
-# generator unclosed and the finalizer complains (encode/httpx#3686, fix pending in #3777).
-HTTPX_3686 = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <async_generator object ByteStream:"
-    "pytest.PytestUnraisableExceptionWarning"
-)
 
 
 @HTTPX_3686
