@@ -91,6 +91,17 @@ class ContactResolver:
             )
             return contact
 
+    async def adopt(self, message: InboundMessage, contact_id: str) -> ResolvedContact:
+        """The contact was merged into ``contact_id``: remember that one from now on."""
+        contact = await self._client.get_contact(contact_id)
+        resolved = ResolvedContact(id=contact.id, role=contact.role)
+        identity = identity_of(message)
+        async with self._serialised(identity):
+            await self._journal.put_state(
+                {identity_key(identity): resolved.model_dump_json().encode()}
+            )
+        return resolved
+
     async def forget(self, message: InboundMessage) -> None:
         """Drop the remembered contact (it was merged or deleted): the next resolve searches."""
         identity = identity_of(message)

@@ -190,8 +190,12 @@ class ThreadActor(Actor[Entry, None]):
                 self._state.contact_id, self._state.contact_role = contact.id, contact.role
             try:
                 await self._deliver_inbound(entry, sent_at, body, files)
-            except IntercomContactMerged:
-                await self._contact_gone(message)
+            except IntercomContactMerged as merged:
+                if merged.canonical_id is None:
+                    await self._contact_gone(message)
+                else:  # Intercom moved the conversations too: carry on as the merged contact
+                    contact = await self._s.resolver.adopt(message, merged.canonical_id)
+                    self._state.contact_id, self._state.contact_role = contact.id, contact.role
                 continue
             except _ContactGone:
                 await self._contact_gone(message)

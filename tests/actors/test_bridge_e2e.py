@@ -186,3 +186,40 @@ async def test_send_api_records_the_message_and_does_not_echo_it(stack: Stack) -
     part = parts(only(stack))[1]
     assert part["author_type"] == "admin"
     assert part["body"] == "Your appointment is at 10:00"
+
+
+async def test_merged_contact_is_followed_to_its_canonical_contact(stack: Stack) -> None:
+    await stack.whatsapp(PHONE, "before the merge")
+    await eventually(lambda: part_count(stack) == 1)
+    (lead,) = stack.contacts()
+    created = await stack.http.post(  # a teammate identifies the customer as a user
+        f"{stack.sandbox_url}/intercom/contacts",
+        json={"role": "user", "external_id": "customer-7", "phone": "+15550001111"},
+        headers={"authorization": "Bearer sandbox-token", "intercom-version": "2.16"},
+    )
+    assert created.status_code == 200, created.text
+    user_id = created.json()["id"]
+    stack.sandbox.intercom.merge_contacts(str(lead["id"]), user_id)
+    await stack.whatsapp(PHONE, "after the merge")
+    await eventually(lambda: part_count(stack) == 2)
+    conversation = only(stack)
+    assert bodies(conversation) == ["before the merge", "after the merge"]
+    assert parts(conversation)[1]["author_id"] == user_id
+
+
+async def test_teammate_attachments_are_sent_on_the_channel(stack: Stack) -> None:
+    await stack.telegram(4242, "send me the invoice please")
+    await eventually(lambda: len(stack.conversations()) == 1)
+    conversation_id = str(only(stack)["id"])
+    invoice = b"%PDF-1.4 " + b"x" * 1000
+    await stack.sandbox.intercom.teammates.reply(
+        conversation_id,
+        "Here it is",
+        admin_id="991267603",
+        attachments=[("invoice.pdf", "application/pdf", invoice)],
+    )
+    await eventually(lambda: len(stack.sent()) == 2)
+    text, document = stack.sent()
+    assert text.text == "Linus Teammate: Here it is"
+    assert document.type == "document"
+    assert document.to == "4242"
