@@ -166,6 +166,7 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     attachments = _attachments(core, call, body)
     conversation = core.state.create_conversation(contact, body["body"], attachments, core.now())
     core.emit("conversation.user.created", conversation, [])
+    core.customer_wrote(conversation, body["body"])
     return message_json(conversation)
 
 

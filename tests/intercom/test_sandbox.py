@@ -90,7 +90,7 @@ async def test_every_teammate_action_emits_its_topic(
 async def test_api_admin_replies_echo_back_and_are_recognised_as_own(
     nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     _, conversation_id = await _conversation(client)
     sent = await client.reply_as_admin(conversation_id, "991267601", "sent by the bridge")
     with trio.fail_after(5):
@@ -110,7 +110,7 @@ async def test_deleting_emits_conversation_deleted(
     sandbox: IntercomSandbox,
     sink: Sink,
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     _, conversation_id = await _conversation(client)
     response = await http.delete(
         f"/conversations/{conversation_id}",
@@ -125,7 +125,7 @@ async def test_deleting_emits_conversation_deleted(
 async def test_merging_emits_contact_merged_naming_the_survivor(
     nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     lead = await client.create_contact(role="lead", phone="+1")
     user = await client.create_contact(role="user", external_id="u1", phone="+1")
     sandbox.merge_contacts(lead.contact.id, user.contact.id)
@@ -334,3 +334,25 @@ async def test_in_process_refusals_raise_sandbox_api_error(sandbox: IntercomSand
     assert info.value.code == "not_found"
     with pytest.raises(SandboxApiError):
         sandbox.merge_contacts("nobody", "nobody-else")
+
+
+async def test_auto_replies_answer_each_customer_message_in_order(
+    nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
+) -> None:
+    sandbox.configure(auto_reply_seconds=0.05, auto_reply_text="Got: {body}")
+    await nursery.start(sandbox.run_background)
+    contact_id, conversation_id = await _conversation(client)
+    await client.reply_as_contact(conversation_id, contact_id, "second")
+    await client.reply_as_contact(conversation_id, contact_id, "third")
+    with trio.fail_after(5):
+        await sink.wait_for(3)
+    texts = []
+    for body, signature in sink.received:
+        verify_signature(body, signature, SECRET)
+        event = parse_notification(body)
+        assert isinstance(event, ConversationEvent)
+        (part,) = new_admin_parts(event)
+        assert not is_own_part(part)
+        assert part.author.id == "991267602"  # the first teammate other than the token's admin
+        texts.append(part.text)
+    assert texts == ["Got: Hi", "Got: second", "Got: third"]
