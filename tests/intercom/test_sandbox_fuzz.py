@@ -61,7 +61,7 @@ routes = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(calls=st.lists(st.tuples(routes, bodies), min_size=1, max_size=5))
 def test_any_body_gets_an_answer_below_500(calls: list[tuple[tuple[str, str], object]]) -> None:
     async def main() -> None:
@@ -112,7 +112,7 @@ control_bodies = st.fixed_dictionaries(
 ) | st.dictionaries(control_keys, json_values, max_size=4)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(calls=st.lists(st.tuples(control_routes, control_bodies), min_size=1, max_size=4))
 def test_control_api_refuses_bad_input_cleanly(calls: list[tuple[str, object]]) -> None:
     async def main() -> None:
