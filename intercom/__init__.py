@@ -31,8 +31,9 @@ Sandbox::
     sandbox = IntercomSandbox(access_tokens=["t"], config=SandboxConfig(webhook_url=url))
     addr = await nursery.start(serve_asgi, sandbox.app, hypercorn_config("127.0.0.1:0"))
 
-Its lifespan runs the webhook outbox; mounted under a prefix, the router strips the prefix
-from ``path`` and sets ``root_path``. Control and inspection live under ``/_sandbox/``.
+Its lifespan runs the webhook outbox and the auto-replies (``run_background``). Mounted
+under a prefix, the router strips the prefix from ``path`` and sets ``root_path``. Control
+and inspection live under ``/_sandbox/``.
 
 This package imports none of the other Threadline packages (an import-linter contract).
 """

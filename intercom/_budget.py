@@ -81,6 +81,11 @@ class RateBudget:
         return self._remaining if trio.current_time() < self._window_end else self.limit
 
     @property
+    def window_end(self) -> float:
+        """Trio time at which the current window ends (``-inf`` before the first request)."""
+        return self._window_end
+
+    @property
     def in_flight(self) -> int:
         """Requests acquired whose response has not been observed yet."""
         return self._in_flight

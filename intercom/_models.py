@@ -108,12 +108,15 @@ class ContactPage(_Model):
     @classmethod
     def _from_contact_list(cls, data: object) -> object:
         if isinstance(data, dict) and "data" in data:
-            pages = data.get("pages") or {}
-            nxt = pages.get("next") or {}
+            pages = data.get("pages")
+            nxt = pages.get("next") if isinstance(pages, dict) else None
+            contacts = data["data"]
+            total = data.get("total_count", len(contacts) if isinstance(contacts, list) else 0)
             return {
-                "contacts": data["data"],
-                "total_count": data.get("total_count", len(data["data"])),
-                "next_cursor": nxt.get("starting_after") or None,
+                "contacts": contacts,
+                "total_count": total,
+                "next_cursor": (nxt.get("starting_after") if isinstance(nxt, dict) else None)
+                or None,
             }
         return data
 
@@ -207,10 +210,17 @@ class Conversation(_Model):
     def _flatten(cls, data: object) -> object:
         if not isinstance(data, dict):
             return data
+        # Reshape only what has the documented shape; anything else is left for pydantic to
+        # reject with a ValidationError (never a KeyError or TypeError from here).
         data = dict(data)
         contacts = data.pop("contacts", None)
         if isinstance(contacts, dict):
-            data["contact_ids"] = [c["id"] for c in contacts.get("contacts") or ()]
+            listed = contacts.get("contacts") or []
+            data["contact_ids"] = (
+                [c.get("id") if isinstance(c, dict) else c for c in listed]
+                if isinstance(listed, list)
+                else listed
+            )
         parts = data.pop("conversation_parts", None)
         if isinstance(parts, dict):
             data["parts"] = parts.get("conversation_parts") or []

@@ -4,7 +4,7 @@ uses, with Intercom's awkward behaviour switchable, scripted teammates, and insp
 Serve it with any ASGI server (Hypercorn's Trio worker in Threadline), mount it under a path
 prefix (routes use ``scope["path"]``; absolute URLs use ``root_path``), or call its
 in-process methods directly. It handles the ``lifespan`` scope: on startup it runs the
-webhook outbox worker.
+webhook outbox and the scripted auto-replies (:meth:`IntercomSandbox.run_background`).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class IntercomSandbox:
         )
         self._authorizations = frozenset(f"Bearer {t}" for t in access_tokens)
         self.teammates = Teammates(self.core)
-        self._outbox_running = False
+        self._background_running = False
 
     # --- in-process API ---------------------------------------------------------------------
 
@@ -149,15 +149,23 @@ class IntercomSandbox:
         """Forget all data and counters; configuration and admins stay."""
         self.core.reset()
 
-    async def run_outbox(
+    async def run_background(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Deliver API-caused webhooks until cancelled (the ASGI lifespan runs this)."""
-        self._outbox_running = True
+        """Deliver API-caused webhooks and run scripted auto-replies until cancelled.
+
+        The ASGI lifespan runs this; when embedding the app without lifespan (or behind a
+        router that does not forward it), start it yourself with ``nursery.start``. A second
+        concurrent call only waits: one worker keeps deliveries in order.
+        """
+        if self._background_running:  # one worker keeps webhooks and replies in order
+            task_status.started()
+            await trio.sleep_forever()
+        self._background_running = True
         try:
-            await self.teammates.run_outbox(task_status=task_status)
+            await self.teammates.run_background(task_status=task_status)
         finally:
-            self._outbox_running = False
+            self._background_running = False
 
     # --- ASGI -------------------------------------------------------------------------------
 
@@ -173,8 +181,8 @@ class IntercomSandbox:
         message = await receive()
         assert message["type"] == "lifespan.startup"
         async with trio.open_nursery() as nursery:
-            if not self._outbox_running:
-                await nursery.start(self.run_outbox)
+            if not self._background_running:
+                await nursery.start(self.run_background)
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
             nursery.cancel_scope.cancel()

@@ -76,12 +76,30 @@ def search(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
     }
 
 
-_CONTACT_FIELDS = ("role", "external_id", "email", "phone", "name", "custom_attributes")
+_STRING_FIELDS = ("role", "external_id", "email", "phone", "name")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _contact_fields(body: dict[str, Any], *, keep_nulls: bool) -> dict[str, Any]:
+    """The contact fields of a create/update body, type-checked (400 otherwise)."""
+    fields: dict[str, Any] = {}
+    for name in _STRING_FIELDS:
+        if name in body and (body[name] is not None or keep_nulls):
+            value = body[name]
+            nullable = name in ("phone", "name")
+            check(isinstance(value, str) or (nullable and value is None), f"{name} is invalid")
+            fields[name] = value
+    attributes = body.get("custom_attributes")
+    if attributes is not None:
+        check(isinstance(attributes, dict), "custom_attributes must be an object")
+        for value in attributes.values():
+            check(isinstance(value, _SCALARS), "custom attribute values must be scalars")
+        fields["custom_attributes"] = attributes
+    return fields
 
 
 def create_contact(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
-    body = _object(call)
-    fields = {k: body[k] for k in _CONTACT_FIELDS if body.get(k) is not None}
+    fields = _contact_fields(_object(call), keep_nulls=False)
     config = core.config
     contact = core.state.create_contact(
         fields, core.now(), strict=config.strict_custom_attributes, conflicts=config.conflicts
@@ -94,8 +112,7 @@ def get_contact(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, A
 
 
 def update_contact(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
-    body = _object(call)
-    fields = {k: body[k] for k in _CONTACT_FIELDS if k in body}
+    fields = _contact_fields(_object(call), keep_nulls=True)
     strict = core.config.strict_custom_attributes
     return _contact(core, core.state.update_contact(p["id"], fields, core.now(), strict=strict))
 
@@ -166,6 +183,7 @@ def create_conversation(core: SandboxCore, call: Call, _: dict[str, str]) -> dic
     attachments = _attachments(core, call, body)
     conversation = core.state.create_conversation(contact, body["body"], attachments, core.now())
     core.emit("conversation.user.created", conversation, [])
+    core.customer_wrote(conversation, body["body"])
     return message_json(conversation)
 
 
@@ -221,6 +239,7 @@ def manage(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     kind = body.get("message_type")
     check(kind in ("close", "open", "assignment"), "message_type must be close/open/assignment")
+    check(isinstance(body.get("body"), str | None), "body must be a string")
     core.state.live_conversation(p["id"])
     assignee = body.get("assignee_id")
     conversation, part, _topic = core.admin_action(

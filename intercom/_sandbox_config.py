@@ -42,6 +42,11 @@ class SandboxConfig(BaseModel):
         api_webhooks: also emit webhooks for changes made through the API (admin replies by
             the bridge come back as ``conversation.admin.replied``, as with real Intercom).
         app_package_code: set on every part created through the API.
+        auto_reply_seconds: when set, a teammate answers every customer message this long
+            after it arrives (``auto_reply_text`` with ``{body}`` replaced), with the usual
+            webhook; replies keep per-conversation order. Needs the background worker.
+        auto_reply_admin_id: who answers (default: the assignee, else the first teammate
+            other than the token's admin).
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -70,6 +75,9 @@ class SandboxConfig(BaseModel):
     )
     api_webhooks: bool = True
     app_package_code: str = "threadline-sandbox"
+    auto_reply_seconds: float | None = Field(default=None, ge=0)
+    auto_reply_text: str = "Thanks for your message: {body}"
+    auto_reply_admin_id: str | None = None
 
 
 @dataclass(slots=True)

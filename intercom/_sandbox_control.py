@@ -71,7 +71,10 @@ async def _teammate(sandbox: IntercomSandbox, action: str, body: dict[str, Any])
     admin_id = None if admin_id is None else str(admin_id)
     text = body.get("body")
     files: list[tuple[str, str, bytes]] = []
-    for item in body.get("attachments") or []:
+    attachments = body.get("attachments") or []
+    if not isinstance(attachments, list):
+        return _fail(400, "attachments must be an array")
+    for item in attachments:
         try:
             data = base64.b64decode(item["data"], validate=True)
         except (KeyError, TypeError, binascii.Error, ValueError):

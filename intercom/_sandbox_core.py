@@ -103,6 +103,9 @@ class SandboxCore:
         self.limiter = RateLimiter()
         self.outbox: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=100_000)
         self.outbox_wakeup = trio.Event()
+        # (due wall time, conversation id, customer text) for scripted teammate replies
+        self.auto_replies: deque[tuple[float, str, str]] = deque(maxlen=100_000)
+        self.auto_reply_wakeup = trio.Event()
         self.deliveries: deque[WebhookDelivery] = deque(maxlen=10_000)
 
     def reset(self) -> None:
@@ -111,6 +114,7 @@ class SandboxCore:
         self.stats = SandboxStats()
         self.limiter = RateLimiter()
         self.outbox.clear()
+        self.auto_replies.clear()
         self.deliveries.clear()
 
     def now(self) -> float:
@@ -146,7 +150,23 @@ class SandboxCore:
         conversation.state = "open"
         self.state.append(conversation, part)
         self.emit("conversation.user.replied", conversation, [part])
+        self.customer_wrote(conversation, body)
         return conversation, part
+
+    def customer_wrote(self, conversation: StoredConversation, body: str) -> None:
+        """Schedule the scripted teammate answer, when auto-replies are on."""
+        delay = self.config.auto_reply_seconds
+        if delay is not None:
+            self.auto_replies.append((self.now() + delay, conversation.id, body))
+            self.auto_reply_wakeup.set()
+
+    def auto_reply_admin(self, conversation: StoredConversation) -> str:
+        if self.config.auto_reply_admin_id is not None:
+            return self.config.auto_reply_admin_id
+        if conversation.admin_assignee_id is not None:
+            return conversation.admin_assignee_id
+        ids = list(self.admins)
+        return ids[1] if len(ids) > 1 else ids[0]
 
     def admin_action(
         self,

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from ._sandbox_state import SandboxState, StoredContact, invalid
+from ._sandbox_state import SandboxApiError, SandboxState, StoredContact, invalid
 
 __all__ = ["search_contacts"]
 
 _OPERATORS = frozenset({"=", "!=", "IN", "NIN", "<", "<=", ">", ">=", "~", "!~", "^", "$"})
 _INDEXED = frozenset({"phone", "external_id", "email", "role"})
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _value(contact: StoredContact, name: str) -> object:
@@ -74,8 +75,14 @@ def _validate(query: object, depth: int = 0) -> dict[str, Any]:
         return query
     if not isinstance(query.get("field"), str):
         raise invalid("field is required")
-    if query.get("operator") not in _OPERATORS:
+    if not isinstance(query.get("operator"), str) or query["operator"] not in _OPERATORS:
         raise invalid(f"operator {query.get('operator')!r} is not supported")
+    value = query.get("value")
+    if query["operator"] in ("IN", "NIN"):
+        if not isinstance(value, list) or not all(isinstance(v, _SCALARS) for v in value):
+            raise invalid("IN/NIN take an array of values")
+    elif not isinstance(value, _SCALARS):
+        raise invalid("value must be a string, number, boolean or null")
     return query
 
 
@@ -108,9 +115,19 @@ def search_contacts(
     """Evaluate a ``contact_search_request``: (page, total matches, next cursor, per_page)."""
     query = _validate(body.get("query"))
     pagination = body.get("pagination") or {}
-    per_page = int(pagination.get("per_page") or 50)
-    if not 1 <= per_page <= 150:
-        raise invalid("per_page must be between 1 and 150")
+    if not isinstance(pagination, dict):
+        raise invalid("pagination must be an object")
+    per_page = pagination.get("per_page") or 50
+    if not isinstance(per_page, int) or not 1 <= per_page <= 150:
+        raise invalid("per_page must be an integer between 1 and 150")
+    sort = body.get("sort") or {}
+    if not isinstance(sort, dict) or sort.get("order", "ascending") not in (
+        "ascending",
+        "descending",
+    ):
+        raise SandboxApiError(
+            400, "invalid_sort_order", "Sort order must be ascending or descending"
+        )
     cursor = pagination.get("starting_after")
     after = -1
     if cursor:
@@ -129,7 +146,7 @@ def search_contacts(
         ),
         key=lambda c: c.seq,
     )
-    if (body.get("sort") or {}).get("order") == "descending":
+    if sort.get("order") == "descending":
         matches.reverse()
         page_all = [c for c in matches if after < 0 or c.seq < after]
     else:

@@ -246,6 +246,8 @@ class SandboxState:
         if model not in ("contact", "company"):
             raise invalid("Model must be contact or company")
         types = ("string", "integer", "float", "boolean", "datetime", "date", "options")
+        if not isinstance(body.get("description"), str | None):
+            raise invalid("Description must be a string")
         if data_type not in types:
             raise invalid(f"Data Type isn't an option: {data_type!r}")
         if (model, name) in self.data_attributes:

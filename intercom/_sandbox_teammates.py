@@ -4,12 +4,13 @@ A teammate action (reply, note, assign, close, open) changes the conversation ex
 Intercom inbox would (no ``app_package_code``: a human wrote it) and then delivers the
 ``notification_event`` Intercom would send, signed with ``X-Hub-Signature``, to the configured
 URL, awaiting the answer. Changes made through the API (the bridge's own admin replies, and
-deletions) queue their webhooks in the outbox, which :meth:`Teammates.run_outbox` delivers in
-order in the background.
+deletions) queue their webhooks in the outbox, which :meth:`Teammates.run_background` delivers
+in order; it also runs the scripted auto-replies (``SandboxConfig.auto_reply_seconds``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ import trio
 
 from ._sandbox_core import SandboxCore, WebhookDelivery
 from ._sandbox_render import part_view
-from ._sandbox_state import StoredAttachment
+from ._sandbox_state import SandboxApiError, StoredAttachment
 from ._webhooks import sign
 
 __all__ = ["TeammateAction", "Teammates"]
@@ -79,24 +80,47 @@ class Teammates:
         self._core.record(delivery)
         return delivery
 
-    async def run_outbox(
+    async def run_background(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Deliver queued API-caused webhooks, in order, until cancelled."""
-        core = self._core
+        """Deliver queued API-caused webhooks and scripted auto-replies until cancelled."""
         async with httpx.AsyncClient(timeout=10.0) as http:
             self._http = http
             try:
-                task_status.started()
-                while True:
-                    while core.outbox:
-                        topic, conversation_id, item = core.outbox.popleft()
-                        if core.config.webhook_url is not None:
-                            await self.deliver(http, topic, conversation_id, item)
-                    await core.outbox_wakeup.wait()
-                    core.outbox_wakeup = trio.Event()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._outbox_loop, http)
+                    nursery.start_soon(self._auto_reply_loop)
+                    task_status.started()
             finally:
                 self._http = None
+
+    async def _outbox_loop(self, http: httpx.AsyncClient) -> None:
+        core = self._core
+        while True:
+            while core.outbox:
+                topic, conversation_id, item = core.outbox.popleft()
+                if core.config.webhook_url is not None:
+                    await self.deliver(http, topic, conversation_id, item)
+            await core.outbox_wakeup.wait()
+            core.outbox_wakeup = trio.Event()
+
+    async def _auto_reply_loop(self) -> None:
+        # One worker, first due first: replies keep the order of the customer messages.
+        core = self._core
+        while True:
+            while core.auto_replies:
+                due, conversation_id, text = core.auto_replies[0]
+                await trio.sleep(max(0.0, due - core.now()))
+                core.auto_replies.popleft()
+                conversation = core.state.conversations.get(conversation_id)
+                if conversation is None or conversation.deleted:
+                    continue
+                body = core.config.auto_reply_text.replace("{body}", text)
+                admin_id = core.auto_reply_admin(conversation)
+                with contextlib.suppress(SandboxApiError):  # e.g. deleted meanwhile
+                    await self.reply(conversation_id, body, admin_id=admin_id)
+            await core.auto_reply_wakeup.wait()
+            core.auto_reply_wakeup = trio.Event()
 
     async def _act(
         self,

@@ -199,6 +199,10 @@ def is_own_part(
     teammate typed in the inbox has none and is never "own". With ``own_app_package_code``
     the code must match; otherwise, with ``own_admin_id``, an API part by that admin is own;
     with neither, every API-created part is treated as own (the safe default against loops).
+
+    The bridge can learn its own code from any part it creates: ``reply_as_admin(...)``
+    returns the conversation whose ``last_part.app_package_code`` is it. Remembering the ids
+    of parts it created (also in that result) is a second, independent guard.
     """
     if part.app_package_code is None:
         return False

@@ -16,8 +16,16 @@ Known gaps in the spec, patched here explicitly and nowhere else:
    gets a ``default`` response with the ``error`` schema (documented statuses are still
    checked against what they document).
 4. There is no schema for the webhook envelope (``notification_event``); its ``data.item`` is
-   checked against the ``conversation`` schema and the envelope against the fields of the
-   official example (type, id, topic, app_id, data.type, data.item).
+   checked against the ``conversation`` (or ``contact``) schema and the envelope against the
+   fields of the official example (type, id, topic, app_id, data.type, data.item).
+
+Not patched, but worked around in the sandbox or the models:
+
+5. ``conversation_part.assigned_to`` is ``{$ref: reference, nullable: true}``; OAS 3.0 ignores
+   siblings of ``$ref``, so the ``null`` Intercom sends is invalid: the sandbox leaves the key
+   out when there is no assignee (the models accept both).
+6. Intercom's own "conversation found" example sends part ids as numbers where the schema
+   says string: the models coerce numbers to strings (see ``test_spec_examples.py``).
 """
 
 from __future__ import annotations

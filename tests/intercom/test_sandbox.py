@@ -26,7 +26,7 @@ from intercom import (
 )
 from runtime import hypercorn_config, serve_asgi
 
-from .conftest import SECRET, TOKEN, Sink
+from .conftest import SECRET, TOKEN, Sink, SpecLog
 from .spec import Spec
 
 
@@ -90,7 +90,7 @@ async def test_every_teammate_action_emits_its_topic(
 async def test_api_admin_replies_echo_back_and_are_recognised_as_own(
     nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     _, conversation_id = await _conversation(client)
     sent = await client.reply_as_admin(conversation_id, "991267601", "sent by the bridge")
     with trio.fail_after(5):
@@ -110,7 +110,7 @@ async def test_deleting_emits_conversation_deleted(
     sandbox: IntercomSandbox,
     sink: Sink,
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     _, conversation_id = await _conversation(client)
     response = await http.delete(
         f"/conversations/{conversation_id}",
@@ -125,7 +125,7 @@ async def test_deleting_emits_conversation_deleted(
 async def test_merging_emits_contact_merged_naming_the_survivor(
     nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink, spec: Spec
 ) -> None:
-    await nursery.start(sandbox.run_outbox)
+    await nursery.start(sandbox.run_background)
     lead = await client.create_contact(role="lead", phone="+1")
     user = await client.create_contact(role="user", external_id="u1", phone="+1")
     sandbox.merge_contacts(lead.contact.id, user.contact.id)
@@ -334,3 +334,102 @@ async def test_in_process_refusals_raise_sandbox_api_error(sandbox: IntercomSand
     assert info.value.code == "not_found"
     with pytest.raises(SandboxApiError):
         sandbox.merge_contacts("nobody", "nobody-else")
+
+
+async def test_auto_replies_answer_each_customer_message_in_order(
+    nursery: trio.Nursery, client: IntercomClient, sandbox: IntercomSandbox, sink: Sink
+) -> None:
+    sandbox.configure(auto_reply_seconds=0.05, auto_reply_text="Got: {body}")
+    await nursery.start(sandbox.run_background)
+    contact_id, conversation_id = await _conversation(client)
+    await client.reply_as_contact(conversation_id, contact_id, "second")
+    await client.reply_as_contact(conversation_id, contact_id, "third")
+    with trio.fail_after(5):
+        await sink.wait_for(3)
+    texts = []
+    for body, signature in sink.received:
+        verify_signature(body, signature, SECRET)
+        event = parse_notification(body)
+        assert isinstance(event, ConversationEvent)
+        (part,) = new_admin_parts(event)
+        assert not is_own_part(part)
+        assert part.author.id == "991267602"  # the first teammate other than the token's admin
+        texts.append(part.text)
+    assert texts == ["Got: Hi", "Got: second", "Got: third"]
+
+
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.16"}
+
+
+async def test_manage_parts_admins_and_merge_over_the_api(
+    http: httpx.AsyncClient, client: IntercomClient, spec_log: SpecLog
+) -> None:
+    """The endpoints the client does not wrap, through the spec-validating ``http`` client."""
+    contact_id, conversation_id = await _conversation(client)
+    url = f"/conversations/{conversation_id}/parts"
+    closed = await http.post(
+        url,
+        headers=HEADERS,
+        json={"message_type": "close", "type": "admin", "admin_id": "991267601", "body": "bye"},
+    )
+    assert closed.json()["state"] == "closed"
+    assigned = await http.post(
+        url,
+        headers=HEADERS,
+        json={
+            "message_type": "assignment",
+            "type": "admin",
+            "admin_id": "991267601",
+            "assignee_id": "991267603",
+        },
+    )
+    assert assigned.json()["admin_assignee_id"] == 991267603
+    part = assigned.json()["conversation_parts"]["conversation_parts"][0]
+    assert part["assigned_to"] == {"type": "admin", "id": "991267603"}
+    assert part["app_package_code"] == "threadline-sandbox"
+    opened = await http.post(
+        url, headers=HEADERS, json={"message_type": "open", "admin_id": "991267601"}
+    )
+    assert opened.json()["state"] == "open"
+    bad_admin = await http.post(
+        url, headers=HEADERS, json={"message_type": "open", "admin_id": "42"}
+    )
+    assert bad_admin.status_code == 400
+    admin = await http.get("/admins/991267602", headers=HEADERS)
+    assert admin.json()["name"] == "Grace Teammate"
+    assert (await http.get("/admins/1", headers=HEADERS)).status_code == 404
+    user = await client.create_contact(role="user", external_id="merge-into")
+    merged = await http.post(
+        "/contacts/merge", headers=HEADERS, json={"from": contact_id, "into": user.contact.id}
+    )
+    assert merged.json()["id"] == user.contact.id
+    gone = await http.get(f"/contacts/{contact_id}", headers=HEADERS)
+    assert gone.status_code == 410
+    assert gone.headers["Link"] == f'</contacts/{user.contact.id}>; rel="canonical"'
+    assert spec_log.responses == spec_log.requests == 11
+
+
+async def test_refusals_are_error_lists(sandbox_url: str, spec: Spec) -> None:
+    """Requests the spec itself forbids (so sent without the validating hooks)."""
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        answers = [
+            await http.get("/me", headers={**HEADERS, "Intercom-Version": "9.9"}),
+            await http.post("/contacts", headers=HEADERS, content=b"{not json"),
+            await http.post("/contacts", headers=HEADERS, json={"name": "nobody"}),
+            await http.post("/contacts/search", headers=HEADERS, json={"query": {"x": 1}}),
+            await http.post(
+                "/contacts/search",
+                headers=HEADERS,
+                json={
+                    "query": {"field": "phone", "operator": "=", "value": "1"},
+                    "pagination": {"per_page": 500},
+                },
+            ),
+            await http.post("/conversations", headers=HEADERS, json={"body": "no sender"}),
+            await http.post("/data_attributes", headers=HEADERS, json={"name": "x"}),
+            await http.get("/data_attributes?model=conversation", headers=HEADERS),
+            await http.get("/no/such/route", headers=HEADERS),
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400, 400, 400, 400, 422, 404]
+    for answer in answers:
+        spec.validate_schema("error", answer.json())

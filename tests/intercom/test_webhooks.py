@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intercom import (
+    CONVERSATION_TOPICS,
     ConversationDeletedEvent,
     ConversationEvent,
     IgnoredEvent,
@@ -200,3 +202,51 @@ def test_own_parts_are_recognised() -> None:
     assert not is_own_part(api_part, own_admin_id="1")
     assert not is_own_part(human_part)
     assert not is_own_part(human_part, own_admin_id="991267601")
+
+
+@given(header=st.text(max_size=60), body=st.binary(max_size=64))
+def test_arbitrary_headers_never_crash_verification(header: str, body: bytes) -> None:
+    try:
+        verify_signature(body, header, "secret")
+    except WebhookSignatureInvalid:
+        return
+    assert header.strip().lower() == sign(body, "secret")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+conversation_like = st.fixed_dictionaries(
+    {"type": st.just("conversation"), "id": st.text(max_size=4) | st.integers()},
+    optional={
+        "contacts": st.dictionaries(st.sampled_from(["contacts", "type"]), json_values),
+        "conversation_parts": st.dictionaries(
+            st.sampled_from(["conversation_parts", "type"]), json_values
+        ),
+        "source": json_values,
+        "admin_assignee_id": json_values,
+        "state": json_values,
+    },
+)
+
+
+@given(topic=st.sampled_from(sorted(CONVERSATION_TOPICS)), item=conversation_like)
+def test_malformed_conversation_items_are_invalid_not_crashes(
+    topic: str, item: dict[str, object]
+) -> None:
+    with contextlib.suppress(NotificationInvalid):
+        parse_notification(_notification(topic, item))
+
+
+@given(
+    envelope=st.dictionaries(
+        st.sampled_from(["type", "id", "topic", "app_id", "data"]), json_values
+    )
+)
+def test_malformed_envelopes_are_invalid_not_crashes(envelope: dict[str, object]) -> None:
+    with contextlib.suppress(NotificationInvalid):
+        parse_notification(json.dumps(envelope).encode())
