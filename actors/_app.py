@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +39,7 @@ from runtime import (
     Journal,
     JournalUnavailable,
     KeyedActors,
+    PostgresJournal,
     RestartIntensity,
     RetryPolicy,
     RuntimeMetrics,
@@ -47,6 +50,7 @@ from runtime import (
     serve_asgi,
 )
 
+from ._cluster import Cluster, Ownership, SingleNode
 from ._contacts import ContactResolver
 from ._dispatch import Dispatcher
 from ._gateway import Gateway
@@ -167,6 +171,22 @@ async def run_bridge(
             cap=settings.retry_cap_seconds,
         )
         dispatcher_box: list[Dispatcher] = []
+        ownership: Ownership
+        cluster: Cluster | None = None
+        if isinstance(journal, PostgresJournal):
+            cluster = Cluster(
+                journal,
+                node_id=settings.node_id or f"{socket.gethostname()}-{os.getpid()}",
+                partitions=settings.partitions,
+                lease_seconds=settings.lease_seconds,
+                step=settings.rebalance_step,
+                on_change=lambda: dispatcher_box[0].reset() if dispatcher_box else None,
+                budget=budget,
+                cluster_limit=settings.intercom_rate_limit_per_window,
+            )
+            ownership = cluster
+        else:
+            ownership = SingleNode()
 
         def finish(entry: Entry, direction: str, outcome: str) -> None:
             dispatcher_box[0].finished(entry.id)
@@ -182,7 +202,9 @@ async def run_bridge(
                 "entry %d of thread %s given up: %s", message.id, _hash(key), error,
                 extra={"entry_id": message.id, "thread": _hash(key)},
             )  # fmt: skip
-            await journal.bury(message.id, error)
+            if not await journal.bury(message.id, error, fence=ownership.fence(message.partition)):
+                dispatcher_box[0].finished(message.id)  # the partition moved: not ours to bury
+                return
             dispatcher_box[0].finished(message.id)
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
@@ -197,6 +219,8 @@ async def run_bridge(
             metrics=metrics,
             policy=policy,
             finish=finish,
+            release=lambda entry: dispatcher_box[0].finished(entry.id),
+            ownership=ownership,
         )
         actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: ThreadActor(ctx, services),
@@ -210,7 +234,7 @@ async def run_bridge(
             on_give_up=give_up,
             metrics=runtime_metrics,
         )
-        dispatcher = Dispatcher(journal, actors)
+        dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
         dispatcher_box.append(dispatcher)
         ingress = Ingress(
             settings,
@@ -228,13 +252,16 @@ async def run_bridge(
         sources.budget_rate_limited = lambda: budget.rate_limited
         sources.ready = lambda: dispatcher.running
         sources.partitions_total = settings.partitions
-        sources.partitions_owned = settings.partitions
+        sources.partitions_owned = lambda: (
+            settings.partitions if (owned := ownership.owned()) is None else len(owned)
+        )
 
         ingress_stop = trio.Event()
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         supervisor = Supervisor(
             "bridge",
             [
+                *([ChildSpec("cluster", cluster.run)] if cluster is not None else []),
                 ChildSpec("actors", actors.run),
                 ChildSpec("dispatcher", dispatcher.run),
                 ChildSpec("housekeeping", _housekeeping(journal, metrics, settings)),

@@ -89,10 +89,14 @@ class Dispatcher:
         return len(self._held)
 
     def reset(self) -> None:
-        """Forget the cursor (after losing or gaining partitions): the next walk starts over."""
+        """Start the walk over (owned partitions changed) and read now. Not a checkpoint.
+
+        Entries in flight, or finished since, are not delivered again."""
         self._cursor = 0
         self._held.clear()
         self._skip_upto.clear()
+        self._finished_since_scan = set()
+        self._wakeup.set()
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -126,9 +130,10 @@ class Dispatcher:
         entries = await self._journal.read_pending(
             after_id=self._cursor, limit=self._batch, partitions=self._owned()
         )
+        finished = self._finished_since_scan
         for entry in entries:
             key = entry.key
-            if key in self._held or entry.id <= self._skip_upto.get(key, 0):
+            if key in self._held or entry.id <= self._skip_upto.get(key, 0) or entry.id in finished:
                 continue
             self._deliver(entry)
         if entries:

@@ -36,7 +36,7 @@ class GaugeSources:
     pending: int = 0
     oldest_pending_age: float = 0.0
     dead: int = 0
-    partitions_owned: int = 0
+    partitions_owned: Callable[[], int] = lambda: 0
     partitions_total: int = 0
     inflight: Callable[[], int] = lambda: 0
     held_keys: Callable[[], int] = lambda: 0
@@ -188,7 +188,7 @@ class _StateCollector(Collector):
             ),
             GaugeMetricFamily(
                 "threadline_partitions_owned", "Journal partitions this node owns.",
-                s.partitions_owned,
+                s.partitions_owned(),
             ),
             GaugeMetricFamily(
                 "threadline_partitions", "Journal partitions in all.", s.partitions_total

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     journal_retention_seconds: float = Field(default=8 * 86400.0, gt=0)
     """Done entries (and their dedupe ids) are kept this long: providers redeliver for days."""
     partitions: int = Field(default=64, ge=1)
+    node_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """This process's name in cluster mode (default: host name and process id)."""
+    lease_seconds: float = Field(default=15.0, gt=0)
+    """Cluster mode: a dead node's partitions move to the others after this long."""
+    rebalance_step: int = Field(default=8, ge=1)
+    """Cluster mode: partitions a node hands over per lease tick when nodes join."""
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
 

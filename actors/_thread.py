@@ -22,7 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from pydantic import ValidationError
@@ -63,6 +63,7 @@ from runtime import (
     RetryPolicy,
 )
 
+from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._gateway import Gateway
 from ._jobs import (
@@ -105,8 +106,9 @@ class Services:
     policy: RetryPolicy
     finish: Callable[[Entry, str, str], None]
     """Told ``(entry, direction, outcome)`` when an entry is finished (dispatcher, metrics)."""
-    started_at: float = field(default_factory=time.time)
-    """When this process started: older pending entries may have been in flight at a crash."""
+    release: Callable[[Entry], None]
+    """Told when an entry is left for another node (its partition moved)."""
+    ownership: Ownership
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -141,15 +143,26 @@ class ThreadActor(Actor[Entry, None]):
         self._recent: deque[int] = deque(maxlen=64)
         self._gone_attempts: dict[int, int] = {}
         self._recovered = False
+        self._tenure: int | None = -1  # the partition tenure our state was loaded under
 
-    async def on_start(self) -> None:
+    async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
         self._state = ThreadState.decode(raw)
+        self._tenure = tenure
+        self._recovered = False
 
     async def handle(self, message: Entry) -> None:
         entry = message
+        ownership = self._s.ownership
+        if not ownership.owns(entry.partition):
+            self._s.release(entry)  # the partition moved: its new owner delivers this entry
+            return
         if entry.id in self._recent:
             return  # delivered twice (a rescan raced a completion): already done
+        fence = ownership.fence(entry.partition)
+        tenure = None if fence is None else fence.epoch
+        if tenure != self._tenure:  # first entry, or the partition came back from elsewhere
+            await self._load_state(tenure)
         job = decode_job(entry.payload)
         if isinstance(job, InboundJob):
             await self._inbound(entry, job.message)
@@ -278,7 +291,7 @@ class ThreadActor(Actor[Entry, None]):
         """After a crash, the thread's first recovered entry may have reached Intercom without
         its completion being committed. Its part would follow the last part we know we
         delivered: look for it there before sending the message a second time."""
-        if self._recovered or entry.created_at >= self._s.started_at:
+        if self._recovered or entry.created_at >= self._s.ownership.since(entry.partition):
             return False
         self._recovered = True
         try:

@@ -26,6 +26,7 @@ from ._journal import EntryStatus as EntryStatus
 from ._journal import Fence as Fence
 from ._journal import Journal as Journal
 from ._journal import JournalStatistics as JournalStatistics
+from ._journal import Lease as Lease
 from ._journal import NewEntry as NewEntry
 from ._journal import partition_of as partition_of
 from ._journal_postgres import PostgresJournal as PostgresJournal
@@ -79,6 +80,7 @@ __all__ = [
     "JournalUnavailable",
     "KeyedActors",
     "KeyedStatistics",
+    "Lease",
     "Mailbox",
     "MailboxFull",
     "MailboxStatistics",

@@ -29,6 +29,7 @@ __all__ = [
     "Fence",
     "Journal",
     "JournalStatistics",
+    "Lease",
     "NewEntry",
     "partition_of",
 ]
@@ -99,6 +100,17 @@ class JournalStatistics:
     pending: int
     oldest_pending_created_at: float | None
     dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One row of the lease table: who holds ``partition`` at which epoch, and whether the
+    tenure is still live (not expired, not released)."""
+
+    partition: int
+    owner: str
+    epoch: int
+    live: bool
 
 
 @dataclass(frozen=True, slots=True)

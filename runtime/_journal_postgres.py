@@ -49,6 +49,7 @@ from ._journal import (
     EntryStatus,
     Fence,
     JournalStatistics,
+    Lease,
     NewEntry,
     partition_of,
 )
@@ -600,6 +601,18 @@ class PostgresJournal:
             return status == "UPDATE 1"
 
         return await self._call(extend, write=True, what="lease renew")
+
+    async def leases(self) -> list[Lease]:
+        """Every lease row (live or expired), judged by the database clock."""
+
+        async def query(conn: _Conn) -> list[Lease]:
+            rows = await conn.fetch(
+                "SELECT partition, owner, epoch, expires_at > clock_timestamp() AS live"
+                " FROM journal_leases ORDER BY partition"
+            )
+            return [Lease(r["partition"], r["owner"], r["epoch"], r["live"]) for r in rows]
+
+        return await self._call(query, write=False, what="lease read")
 
     async def release_lease(self, fence: Fence) -> bool:
         """End the tenure ``fence`` proves, so another node may acquire the partition at once.

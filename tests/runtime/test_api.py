@@ -32,6 +32,7 @@ def test_all_is_sorted_and_exact() -> None:
         "JournalUnavailable",
         "KeyedActors",
         "KeyedStatistics",
+        "Lease",
         "Mailbox",
         "MailboxFull",
         "MailboxStatistics",

@@ -272,3 +272,19 @@ async def test_one_bad_append_fails_alone_in_a_shared_commit(
     assert sorted(e.key for e in pending) == ["a", "b", "c"]
     assert len(failures) == 1
     assert failures[0].__cause__ is not None
+
+
+async def test_leases_lists_live_and_released_tenures(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        assert await journal.leases() == []
+        first = await journal.acquire_lease(3, "node-a", ttl=30)
+        second = await journal.acquire_lease(5, "node-b", ttl=30)
+        assert first is not None
+        assert second is not None
+        await journal.release_lease(second)
+        leases = await journal.leases()
+        assert [(lease.partition, lease.owner, lease.live) for lease in leases] == [
+            (3, "node-a", True),
+            (5, "node-b", False),
+        ]
+        assert leases[0].epoch == first.epoch

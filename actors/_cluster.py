@@ -1,0 +1,246 @@
+"""Partition ownership: who may dispatch and finish which journal entries.
+
+Single node (SQLite, or PostgreSQL with one process): this node owns every partition.
+
+Cluster (PostgreSQL): each node holds *leases* on partitions, each tenure with a new epoch.
+Every ``lease_seconds / 3`` a node renews its leases and its membership row, counts the live
+nodes, and moves towards a fair share (``ceil(partitions / nodes)``) a few partitions at a time:
+it takes free or expired partitions (in an order hashed from its own id, so nodes rarely
+contend), and gives back surplus ones when nodes join. A dead node's leases expire after
+``lease_seconds`` and others take its partitions over; their pending entries are then read and
+delivered in order. Journal writes that finish an entry carry the tenure's :class:`Fence`, so
+a paused node that lost a partition cannot mark anything done behind the new owner.
+
+The Intercom rate budget is per app, not per node: each node takes ``1 / nodes`` of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from intercom import RateBudget
+from runtime import Fence, JournalUnavailable, Lease
+
+__all__ = ["Cluster", "LeaseStore", "Ownership", "SingleNode"]
+
+logger = logging.getLogger("threadline.cluster")
+
+
+class Ownership(Protocol):
+    """Which partitions this node serves."""
+
+    def owned(self) -> frozenset[int] | None:
+        """The owned partitions; None means all of them (single node)."""
+
+    def owns(self, partition: int) -> bool:
+        """Whether entries of ``partition`` are this node's to finish."""
+
+    def fence(self, partition: int) -> Fence | None:
+        """The tenure to fence journal writes with (None on a single node)."""
+
+    def since(self, partition: int) -> float:
+        """UNIX time this node began owning ``partition`` (its entries older than that may have
+        been in flight on a previous owner)."""
+
+
+class SingleNode:
+    """Owns every partition, since the process started."""
+
+    def __init__(self) -> None:
+        self._started = time.time()
+
+    def owned(self) -> frozenset[int] | None:
+        return None
+
+    def owns(self, partition: int) -> bool:
+        return True
+
+    def fence(self, partition: int) -> Fence | None:
+        return None
+
+    def since(self, partition: int) -> float:
+        return self._started
+
+
+class LeaseStore(Protocol):
+    """The lease operations of the PostgreSQL journal."""
+
+    async def acquire_lease(self, partition: int, owner: str, *, ttl: float) -> Fence | None: ...
+
+    async def renew_lease(self, fence: Fence, *, ttl: float) -> bool: ...
+
+    async def release_lease(self, fence: Fence) -> bool: ...
+
+    async def leases(self) -> list[Lease]: ...
+
+
+def _membership_partition(node_id: str) -> int:
+    """Membership rows live at negative "partitions", one per node id."""
+    return -1 - zlib.crc32(node_id.encode()) % 1_000_000_000
+
+
+class Cluster:
+    """Lease-based ownership of ``partitions`` for node ``node_id``.
+
+    Args:
+        store: the journal's lease operations.
+        node_id: unique per process (a restarted process should use a new one).
+        partitions: the journal's partition count.
+        lease_seconds: a dead node's partitions move after this long.
+        step: partitions taken or given back per tick at most.
+        on_change: called when owned partitions change (the dispatcher rereads the journal).
+        budget: the process's Intercom rate budget; its limit becomes ``cluster_limit / nodes``.
+        cluster_limit: the app's requests per window for the whole cluster.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        *,
+        node_id: str,
+        partitions: int,
+        lease_seconds: float = 15.0,
+        step: int = 8,
+        on_change: Callable[[], None] = lambda: None,
+        budget: RateBudget | None = None,
+        cluster_limit: int | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self._store = store
+        self._partitions = partitions
+        self._ttl = lease_seconds
+        self._step = step
+        self._on_change = on_change
+        self._budget = budget
+        self._cluster_limit = cluster_limit
+        self._fences: dict[int, Fence] = {}
+        self._draining: set[int] = set()
+        self._since: dict[int, float] = {}
+        self._owned: frozenset[int] = frozenset()
+        self._membership: Fence | None = None
+        self.nodes = 1
+        self.ticks = 0
+
+    # --- Ownership ------------------------------------------------------------------------
+
+    def owned(self) -> frozenset[int] | None:
+        return self._owned
+
+    def owns(self, partition: int) -> bool:
+        return partition in self._fences and partition not in self._draining
+
+    def fence(self, partition: int) -> Fence | None:
+        return self._fences.get(partition)
+
+    def since(self, partition: int) -> float:
+        return self._since.get(partition, math.inf)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold and balance leases until cancelled; releases them on the way out."""
+        try:
+            await self._tick_safely()
+            task_status.started()
+            while True:
+                await trio.sleep(self._ttl / 3)
+                await self._tick_safely()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._release_all()
+
+    async def _tick_safely(self) -> None:
+        try:
+            await self.tick()
+        except JournalUnavailable as exc:
+            # Keep what we hold: if others can reach the database, our leases expire there and
+            # our fenced writes fail; if nobody can, nobody takes over.
+            logger.warning("cluster: journal unavailable, leases not renewed: %s", exc)
+
+    async def tick(self) -> None:
+        """One round: membership, renewals, then towards the fair share."""
+        self.ticks += 1
+        await self._heartbeat()
+        for partition in sorted(self._draining):  # drained since the last tick: hand over
+            held = self._fences[partition]
+            self._drop(partition)
+            await self._store.release_lease(held)
+        lost = [p for p, fence in list(self._fences.items()) if not await self._renew(fence)]
+        for partition in lost:
+            logger.warning("cluster: lost partition %d to another node", partition)
+            self._drop(partition)
+        leases = await self._store.leases()
+        live_nodes = {lease.owner for lease in leases if lease.live} | {self.node_id}
+        self.nodes = len(live_nodes)
+        if self._budget is not None and self._cluster_limit is not None:
+            self._budget.limit = max(1, self._cluster_limit // self.nodes)
+        fair = math.ceil(self._partitions / self.nodes)
+        changed = bool(lost)
+        if len(self._fences) < fair:
+            taken = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
+            free = [p for p in range(self._partitions) if p not in taken]
+            free.sort(key=lambda p: zlib.crc32(f"{self.node_id}:{p}".encode()))
+            # Free partitions (never owned, released, or left by a dead node) are taken at once,
+            # up to the fair share; only moving partitions between live nodes goes step by step.
+            for partition in free[: fair - len(self._fences)]:
+                got = await self._store.acquire_lease(partition, self.node_id, ttl=self._ttl)
+                if got is not None:
+                    self._fences[partition] = got
+                    self._since[partition] = time.time()
+                    changed = True
+        elif len(self._fences) > fair + 1 or (len(self._fences) > fair and self._surplus(leases)):
+            # Stop dispatching a few; entries in flight still finish under their fence, and the
+            # leases go at the next tick.
+            surplus = sorted(self._fences, key=lambda p: zlib.crc32(f"{self.node_id}:{p}".encode()))
+            self._draining.update(surplus[-min(self._step, len(self._fences) - fair) :])
+            changed = True
+        if changed:
+            self._owned = frozenset(self._fences) - self._draining
+            self._on_change()
+
+    def _surplus(self, leases: list[Lease]) -> bool:
+        """Another live node owns fewer than the fair share minus one: give it room."""
+        counts: dict[str, int] = {}
+        for lease in leases:
+            if lease.live and lease.partition >= 0:
+                counts[lease.owner] = counts.get(lease.owner, 0) + 1
+        fair = math.ceil(self._partitions / self.nodes)
+        members = {lease.owner for lease in leases if lease.live}
+        return any(counts.get(node, 0) < fair - 1 for node in members if node != self.node_id)
+
+    async def _renew(self, fence: Fence) -> bool:
+        return await self._store.renew_lease(fence, ttl=self._ttl)
+
+    async def _heartbeat(self) -> None:
+        if self._membership is not None and await self._store.renew_lease(
+            self._membership, ttl=self._ttl
+        ):
+            return
+        partition = _membership_partition(self.node_id)
+        self._membership = await self._store.acquire_lease(partition, self.node_id, ttl=self._ttl)
+
+    def _drop(self, partition: int) -> None:
+        self._fences.pop(partition, None)
+        self._since.pop(partition, None)
+        self._draining.discard(partition)
+        self._owned = frozenset(self._fences) - self._draining
+
+    async def _release_all(self) -> None:
+        for partition, fence in list(self._fences.items()):
+            self._drop(partition)
+            try:
+                await self._store.release_lease(fence)
+            except JournalUnavailable:
+                return
+        if self._membership is not None:
+            try:
+                await self._store.release_lease(self._membership)
+            except JournalUnavailable:
+                return
