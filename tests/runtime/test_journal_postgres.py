@@ -157,21 +157,25 @@ async def test_a_slow_append_is_not_overtaken_by_a_later_one(
 async def test_the_journal_recovers_when_the_server_comes_back(own_server: PostgresServer) -> None:
     async with open_postgres_journal(own_server.create_database()) as journal:
         await journal.append([entry("a", "before")])
-        await trio.to_thread.run_sync(own_server.stop)
-        try:
-            with trio.fail_after(5):
-                with pytest.raises(JournalUnavailable) as failed:
-                    await journal.append([entry("a", "during")])
-                assert failed.value.__cause__ is not None
-                with pytest.raises(JournalUnavailable):
-                    await journal.read_pending(after_id=0, limit=10)
-                with pytest.raises(JournalUnavailable):
-                    await journal.complete(1)
-        finally:
-            await trio.to_thread.run_sync(own_server.start)
-        with trio.fail_after(10):
-            await journal.append([entry("a", "after")])
-            pending = await journal.read_pending(after_id=0, limit=10)
+        elsewhere = (partition_of("a", journal.partitions) + 1) % journal.partitions
+        with journal.appended_hint([elsewhere]) as hint:
+            await trio.to_thread.run_sync(own_server.stop)
+            try:
+                with trio.fail_after(5):
+                    with pytest.raises(JournalUnavailable) as failed:
+                        await journal.append([entry("a", "during")])
+                    assert failed.value.__cause__ is not None
+                    with pytest.raises(JournalUnavailable):
+                        await journal.read_pending(after_id=0, limit=10)
+                    with pytest.raises(JournalUnavailable):
+                        await journal.complete(1)
+            finally:
+                await trio.to_thread.run_sync(own_server.start)
+            with trio.fail_after(10):
+                await journal.append([entry("a", "after")])
+                pending = await journal.read_pending(after_id=0, limit=10)
+                # The listener reconnects by itself and says it may have missed notices.
+                await hint.wait()
     assert [e.dedupe_id for e in pending] == ["before", "after"]
 
 
@@ -272,3 +276,33 @@ async def test_one_bad_append_fails_alone_in_a_shared_commit(
     assert sorted(e.key for e in pending) == ["a", "b", "c"]
     assert len(failures) == 1
     assert failures[0].__cause__ is not None
+
+
+# --- wake-up hints ----------------------------------------------------------------------------
+
+
+async def test_appends_by_another_node_wake_a_hint_for_their_partition(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url) as here, open_postgres_journal(url) as there:
+        mine = partition_of("mine", here.partitions)
+        with here.appended_hint([mine]) as hint, here.appended_hint() as everything:
+            others = [k for k in (f"other{i}" for i in range(50)) if partition_of(k, 64) != mine]
+            await there.append([entry(others[0], "o")])
+            with trio.fail_after(5):
+                await everything.wait()
+            with trio.move_on_after(0.2) as idle:
+                await hint.wait()
+            assert idle.cancelled_caught
+            await there.append([entry("mine", "m")])
+            with trio.fail_after(5):
+                await hint.wait()
+
+
+async def test_a_hint_fired_before_waiting_is_not_lost(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        with journal.appended_hint() as hint:
+            await journal.append([entry("a", "1")])
+            with trio.fail_after(5):
+                await hint.wait()
