@@ -1,9 +1,11 @@
 """The PostgreSQL journal backend: asyncpg, bridged into Trio with trio-asyncio.
 
 asyncpg speaks only asyncio. :meth:`PostgresJournal.run` opens a trio-asyncio loop and keeps it;
-every public method hands its asyncpg coroutine to that loop (``loop.run_aio_coroutine``), so any
-Trio task may call the journal (an HTTP handler in Hypercorn's tasks, an actor) without running
-inside the loop's context. This module is the only place asyncio appears.
+every call hands its asyncpg coroutine to that loop (``loop.run_aio_coroutine``), so any Trio task
+may call the journal (an HTTP handler in Hypercorn's tasks, an actor) without running inside the
+loop's context. This module is the only place asyncio appears. trio-asyncio runs one asyncio
+callback per Trio scheduling round, so every round trip is dearer than under plain asyncio; hence
+appends are group-committed (many callers, one transaction, a few round trips) by a writer task.
 
 Append order is commit order: every append transaction first takes one transaction-level
 advisory lock, so a sequence id is drawn only after the previous append is visible, and a reader
@@ -39,7 +41,6 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import trio
-import trio_asyncio  # type: ignore[import-untyped]  # ships no type information
 
 from ._errors import JournalError, JournalUnavailable
 from ._journal import (
@@ -244,6 +245,10 @@ class PostgresJournal:
             JournalError: the database holds a journal of another partition count or a newer
                 schema version.
         """
+        # Imported here, not at module level: trio-asyncio patches asyncio's loop policy when
+        # imported, which a process that never opens a PostgreSQL journal need not undergo.
+        import trio_asyncio  # type: ignore[import-untyped]  # ships no type information
+
         failure: JournalError | None = None
         loop: _AioLoop
         async with trio_asyncio.open_loop() as loop:
