@@ -84,6 +84,31 @@ async def test_calls_after_shutdown_raise_journal_unavailable(
         await journal.read_pending(after_id=0, limit=10)
 
 
+async def test_callers_busy_during_shutdown_get_journal_unavailable(
+    postgres_server: PostgresServer,
+) -> None:
+    outcomes: list[str] = []
+
+    async def keep_calling(journal: PostgresJournal, number: int) -> None:
+        try:
+            for i in range(10_000):
+                if number % 2:
+                    await journal.read_pending(after_id=0, limit=10)
+                else:
+                    await journal.append([entry("k", f"{number}-{i}")])
+        except JournalUnavailable:
+            outcomes.append("unavailable")
+
+    url = postgres_server.create_database()
+    with trio.fail_after(10):
+        # The callers' nursery outlives the journal: they are mid-call when it stops.
+        async with trio.open_nursery() as callers, open_postgres_journal(url) as journal:
+            for number in range(10):
+                callers.start_soon(keep_calling, journal, number)
+            await trio.sleep(0.2)
+    assert outcomes == ["unavailable"] * 10
+
+
 async def test_cancelled_readers_leave_the_journal_usable(
     postgres_server: PostgresServer,
 ) -> None:
