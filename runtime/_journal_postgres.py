@@ -571,7 +571,8 @@ class PostgresJournal:
         fence: Fence | None = None,
     ) -> bool:
         """See :meth:`Journal.complete`. With a ``fence``, the entry must be in the fenced
-        partition and the lease still held at that epoch (checked in the same transaction)."""
+        partition and the lease row must still name that owner and epoch, checked in the same
+        transaction. Expiry alone does not void a fence; only another tenure does."""
         now = self._now()
         updates = dict(state or {})
 
