@@ -29,6 +29,7 @@ from ._journal import JournalStatistics as JournalStatistics
 from ._journal import Lease as Lease
 from ._journal import NewEntry as NewEntry
 from ._journal import partition_of as partition_of
+from ._journal_postgres import AppendedHint as AppendedHint
 from ._journal_postgres import PostgresJournal as PostgresJournal
 from ._journal_postgres import open_postgres_journal as open_postgres_journal
 from ._journal_sqlite import SQLiteJournal as SQLiteJournal
@@ -63,6 +64,7 @@ __all__ = [
     "ActorStats",
     "ActorStopped",
     "Appended",
+    "AppendedHint",
     "BoundAddress",
     "ChildSpec",
     "Classifier",

@@ -1,9 +1,11 @@
 """The PostgreSQL journal backend: asyncpg, bridged into Trio with trio-asyncio.
 
 asyncpg speaks only asyncio. :meth:`PostgresJournal.run` opens a trio-asyncio loop and keeps it;
-every public method hands its asyncpg coroutine to that loop (``loop.run_aio_coroutine``), so any
-Trio task may call the journal (an HTTP handler in Hypercorn's tasks, an actor) without running
-inside the loop's context. This module is the only place asyncio appears.
+every call hands its asyncpg coroutine to that loop (``loop.run_aio_coroutine``), so any Trio task
+may call the journal (an HTTP handler in Hypercorn's tasks, an actor) without running inside the
+loop's context. This module is the only place asyncio appears. trio-asyncio runs one asyncio
+callback per Trio scheduling round, so every round trip is dearer than under plain asyncio; hence
+appends are group-committed (many callers, one transaction, a few round trips) by a writer task.
 
 Append order is commit order: every append transaction first takes one transaction-level
 advisory lock, so a sequence id is drawn only after the previous append is visible, and a reader
@@ -30,15 +32,15 @@ from collections.abc import (
     Callable,
     Collection,
     Coroutine,
+    Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 import trio
-import trio_asyncio  # type: ignore[import-untyped]  # ships no type information
 
 from ._errors import JournalError, JournalUnavailable
 from ._journal import (
@@ -54,7 +56,7 @@ from ._journal import (
     partition_of,
 )
 
-__all__ = ["PostgresJournal", "open_postgres_journal"]
+__all__ = ["AppendedHint", "PostgresJournal", "open_postgres_journal"]
 
 T = TypeVar("T")
 _Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -67,6 +69,7 @@ _SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x7468_726C_0000_0001
 _APPEND_LOCK = 0x7468_726C_0000_0002
 _MAX_BATCH = 500  # appends per group commit
+_LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 0.1, 2.0  # seconds between listener reconnects
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal_entries (
@@ -163,6 +166,34 @@ def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) ->
     )
 
 
+class AppendedHint:
+    """A wake-up hint that entries were appended to some of the watched partitions.
+
+    :meth:`wait` returns as soon as an append was noticed since the previous :meth:`wait`
+    returned (or since the hint was made), so a consumer that makes the hint before its first
+    read misses none. A hint only: it may fire for entries already read, and it fires (once)
+    whenever the listener connection is re-established, since notices may have been missed
+    while it was down. Poll as well, at a longer interval.
+    """
+
+    def __init__(self, partitions: Collection[int] | None) -> None:
+        self.partitions = None if partitions is None else frozenset(partitions)
+        self._fired = False
+        self._event = trio.Event()
+
+    def _fire(self, partition: int | None) -> None:
+        if partition is None or self.partitions is None or partition in self.partitions:
+            self._fired = True
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Wait until an append was noticed since the last call returned."""
+        if not self._fired:
+            await self._event.wait()
+        self._fired = False
+        self._event = trio.Event()
+
+
 class PostgresJournal:
     """A :class:`Journal` in a PostgreSQL database. Start with ``await nursery.start(journal.run)``.
 
@@ -195,6 +226,7 @@ class PostgresJournal:
         self._loop: _AioLoop | None = None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
+        self._hints: set[AppendedHint] = set()
         self.commits = 0
         """Append transactions committed (each carries one or more appends)."""
 
@@ -214,6 +246,10 @@ class PostgresJournal:
             JournalError: the database holds a journal of another partition count or a newer
                 schema version.
         """
+        # Imported here, not at module level: trio-asyncio patches asyncio's loop policy when
+        # imported, which a process that never opens a PostgreSQL journal need not undergo.
+        import trio_asyncio  # type: ignore[import-untyped]  # ships no type information
+
         failure: JournalError | None = None
         loop: _AioLoop
         async with trio_asyncio.open_loop() as loop:
@@ -227,6 +263,7 @@ class PostgresJournal:
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._write_loop, loop, pool)
+                        await nursery.start(self._listen_loop, loop)
                         self._loop, self._pool = loop, pool
                         task_status.started(self)
                         await trio.sleep_forever()
@@ -365,6 +402,9 @@ class PostgresJournal:
             return
         for op in batch:
             op.result, results = results[: len(op.rows)], results[len(op.rows) :]
+        # Local consumers need not wait for the NOTIFY to come back.
+        for partition in {row[1] for row in rows}:
+            self._wake(partition)
 
     def _fail_queued(self) -> None:
         while True:
@@ -374,6 +414,80 @@ class PostgresJournal:
                 return
             op.error = JournalUnavailable("the journal is shutting down")
             op.done.set()
+
+    # --- wake-up hints (LISTEN/NOTIFY) -----------------------------------------------------------
+
+    @contextmanager
+    def appended_hint(self, partitions: Collection[int] | None = None) -> Iterator[AppendedHint]:
+        """Watch for appends to ``partitions`` (all when None) by any node, for a dispatcher
+        that would otherwise only poll. Make the hint before the first read::
+
+            with journal.appended_hint(mine) as hint:
+                while True:
+                    entries = await journal.read_pending(after_id=cursor, limit=100, ...)
+                    if not entries:
+                        with trio.move_on_after(poll_interval):
+                            await hint.wait()
+                    ...
+        """
+        hint = AppendedHint(partitions)
+        self._hints.add(hint)
+        try:
+            yield hint
+        finally:
+            self._hints.discard(hint)
+
+    def _wake(self, partition: int | None) -> None:
+        for hint in self._hints:
+            hint._fire(partition)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        # Called by asyncpg on the loop's own Trio task, so setting Trio events is fine.
+        if isinstance(payload, str) and payload.isdigit():
+            self._wake(int(payload))
+        else:
+            self._wake(None)
+
+    async def _listen_loop(
+        self, loop: _AioLoop, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep one connection LISTENing, reconnecting with backoff when it is lost. Reports
+        started after the first attempt, so a journal that has started is listening unless the
+        database went away meanwhile."""
+        delay = _LISTEN_RETRY_MIN
+        while True:
+            lost = trio.Event()
+            try:
+                conn = await loop.run_aio_coroutine(self._listen(lost))
+            except _FAILURES as exc:
+                logger.info("journal listener cannot connect (retrying in %.1fs): %s", delay, exc)
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep(delay)
+                delay = min(delay * 2, _LISTEN_RETRY_MAX)
+                continue
+            delay = _LISTEN_RETRY_MIN
+            self._wake(None)  # notices sent while nobody listened are lost
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            try:
+                await lost.wait()
+            finally:
+                conn.terminate()
+
+    async def _listen(self, lost: trio.Event) -> asyncpg.Connection[asyncpg.Record]:
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+            self._url, timeout=self._connect_timeout, command_timeout=self._command_timeout
+        )
+        listening = False
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            listening = True
+        finally:
+            if not listening:
+                conn.terminate()
+        return conn
 
     # --- the Journal protocol -----------------------------------------------------------------
 
@@ -458,7 +572,8 @@ class PostgresJournal:
         fence: Fence | None = None,
     ) -> bool:
         """See :meth:`Journal.complete`. With a ``fence``, the entry must be in the fenced
-        partition and the lease still held at that epoch (checked in the same transaction)."""
+        partition and the lease row must still name that owner and epoch, checked in the same
+        transaction. Expiry alone does not void a fence; only another tenure does."""
         now = self._now()
         updates = dict(state or {})
 

@@ -15,6 +15,7 @@ def test_all_is_sorted_and_exact() -> None:
         "ActorStats",
         "ActorStopped",
         "Appended",
+        "AppendedHint",
         "BoundAddress",
         "ChildSpec",
         "Classifier",

@@ -84,15 +84,49 @@ async def test_calls_after_shutdown_raise_journal_unavailable(
         await journal.read_pending(after_id=0, limit=10)
 
 
-async def test_a_cancelled_reader_leaves_the_journal_usable(
+async def test_callers_busy_during_shutdown_get_journal_unavailable(
     postgres_server: PostgresServer,
 ) -> None:
+    outcomes: list[str] = []
+
+    async def keep_calling(journal: PostgresJournal, number: int) -> None:
+        try:
+            for i in range(10_000):
+                if number % 2:
+                    await journal.read_pending(after_id=0, limit=10)
+                else:
+                    await journal.append([entry("k", f"{number}-{i}")])
+        except JournalUnavailable:
+            outcomes.append("unavailable")
+
+    url = postgres_server.create_database()
+    with trio.fail_after(10):
+        # The callers' nursery outlives the journal: they are mid-call when it stops.
+        async with trio.open_nursery() as callers, open_postgres_journal(url) as journal:
+            for number in range(10):
+                callers.start_soon(keep_calling, journal, number)
+            await trio.sleep(0.2)
+    assert outcomes == ["unavailable"] * 10
+
+
+async def test_cancelled_readers_leave_the_journal_usable(
+    postgres_server: PostgresServer,
+) -> None:
+    # Cancelled before, during and after their query reaches the server; each cancellation
+    # reaches asyncpg as asyncio cancellation and must leave the pooled connections sound.
     async with open_postgres_journal(postgres_server.create_database(), pool_size=2) as journal:
-        for _ in range(5):
-            with trio.move_on_after(0):
-                await journal.read_pending(after_id=0, limit=10)
-        await journal.append([entry("a", "1")])
-        assert [e.dedupe_id for e in await journal.read_pending(after_id=0, limit=10)] == ["1"]
+        await journal.append([entry(f"k{i}", f"{i}") for i in range(100)])
+
+        async def read_for(seconds: float) -> None:
+            with trio.move_on_after(seconds):
+                await journal.read_pending(after_id=0, limit=100)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(read_for, i * 0.0005)
+        with trio.fail_after(5):
+            await journal.append([entry("a", "after")])
+            assert len(await journal.read_pending(after_id=0, limit=200)) == 101
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -157,21 +191,25 @@ async def test_a_slow_append_is_not_overtaken_by_a_later_one(
 async def test_the_journal_recovers_when_the_server_comes_back(own_server: PostgresServer) -> None:
     async with open_postgres_journal(own_server.create_database()) as journal:
         await journal.append([entry("a", "before")])
-        await trio.to_thread.run_sync(own_server.stop)
-        try:
-            with trio.fail_after(5):
-                with pytest.raises(JournalUnavailable) as failed:
-                    await journal.append([entry("a", "during")])
-                assert failed.value.__cause__ is not None
-                with pytest.raises(JournalUnavailable):
-                    await journal.read_pending(after_id=0, limit=10)
-                with pytest.raises(JournalUnavailable):
-                    await journal.complete(1)
-        finally:
-            await trio.to_thread.run_sync(own_server.start)
-        with trio.fail_after(10):
-            await journal.append([entry("a", "after")])
-            pending = await journal.read_pending(after_id=0, limit=10)
+        elsewhere = (partition_of("a", journal.partitions) + 1) % journal.partitions
+        with journal.appended_hint([elsewhere]) as hint:
+            await trio.to_thread.run_sync(own_server.stop)
+            try:
+                with trio.fail_after(5):
+                    with pytest.raises(JournalUnavailable) as failed:
+                        await journal.append([entry("a", "during")])
+                    assert failed.value.__cause__ is not None
+                    with pytest.raises(JournalUnavailable):
+                        await journal.read_pending(after_id=0, limit=10)
+                    with pytest.raises(JournalUnavailable):
+                        await journal.complete(1)
+            finally:
+                await trio.to_thread.run_sync(own_server.start)
+            with trio.fail_after(10):
+                await journal.append([entry("a", "after")])
+                pending = await journal.read_pending(after_id=0, limit=10)
+                # The listener reconnects by itself and says it may have missed notices.
+                await hint.wait()
     assert [e.dedupe_id for e in pending] == ["before", "after"]
 
 
@@ -272,6 +310,36 @@ async def test_one_bad_append_fails_alone_in_a_shared_commit(
     assert sorted(e.key for e in pending) == ["a", "b", "c"]
     assert len(failures) == 1
     assert failures[0].__cause__ is not None
+
+
+# --- wake-up hints ----------------------------------------------------------------------------
+
+
+async def test_appends_by_another_node_wake_a_hint_for_their_partition(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url) as here, open_postgres_journal(url) as there:
+        mine = partition_of("mine", here.partitions)
+        with here.appended_hint([mine]) as hint, here.appended_hint() as everything:
+            others = [k for k in (f"other{i}" for i in range(50)) if partition_of(k, 64) != mine]
+            await there.append([entry(others[0], "o")])
+            with trio.fail_after(5):
+                await everything.wait()
+            with trio.move_on_after(0.2) as idle:
+                await hint.wait()
+            assert idle.cancelled_caught
+            await there.append([entry("mine", "m")])
+            with trio.fail_after(5):
+                await hint.wait()
+
+
+async def test_a_hint_fired_before_waiting_is_not_lost(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        with journal.appended_hint() as hint:
+            await journal.append([entry("a", "1")])
+            with trio.fail_after(5):
+                await hint.wait()
 
 
 async def test_leases_lists_live_and_released_tenures(postgres_server: PostgresServer) -> None:
