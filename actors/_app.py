@@ -262,6 +262,11 @@ async def run_bridge(
             "bridge",
             [
                 *([ChildSpec("cluster", cluster.run)] if cluster is not None else []),
+                *(
+                    [ChildSpec("hints", _relay_hints(journal, dispatcher))]
+                    if isinstance(journal, PostgresJournal)
+                    else []
+                ),
                 ChildSpec("actors", actors.run),
                 ChildSpec("dispatcher", dispatcher.run),
                 ChildSpec("housekeeping", _housekeeping(journal, metrics, settings)),
@@ -323,6 +328,21 @@ def _server(
             task_status=task_status,
         )
         await trio.sleep_forever()  # after a graceful stop, stay put until the bridge exits
+
+    return run
+
+
+def _relay_hints(
+    journal: PostgresJournal, dispatcher: Dispatcher
+) -> Callable[..., Awaitable[None]]:
+    """Wake the dispatcher when any node appends (LISTEN/NOTIFY); polling stays the fallback."""
+
+    async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with journal.appended_hint() as hint:
+            task_status.started()
+            while True:
+                await hint.wait()
+                dispatcher.wake()
 
     return run
 

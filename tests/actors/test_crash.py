@@ -90,6 +90,9 @@ async def test_kill_9_loses_and_doubles_nothing_acknowledged(
             "THREADLINE_METRICS_BIND": f"127.0.0.1:{free_port()}",
             "THREADLINE_MEDIA_DIR": str(tmp_path / "media"),
             "THREADLINE_LOG_FORMAT": "json",
+            # A restart under the same node id takes its partitions back at once (a new epoch
+            # fences out the killed process); an unknown id would wait for the leases to expire.
+            "THREADLINE_NODE_ID": "crash-test-node",
             "THREADLINE_RETRY_BASE_SECONDS": "0.05",
             "THREADLINE_RETRY_CAP_SECONDS": "0.5",
         }
