@@ -184,7 +184,14 @@ class Cluster:
         fair = math.ceil(self._partitions / self.nodes)
         changed = bool(lost)
         if len(self._fences) < fair:
-            taken = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
+            # Live leases under our own id but not in our hands belong to a previous
+            # incarnation of this node (restarted): take them back, a new epoch fences it out.
+            taken = {
+                lease.partition
+                for lease in leases
+                if lease.live and lease.partition >= 0 and lease.owner != self.node_id
+            }
+            taken.update(self._fences)
             free = [p for p in range(self._partitions) if p not in taken]
             free.sort(key=lambda p: zlib.crc32(f"{self.node_id}:{p}".encode()))
             # Free partitions (never owned, released, or left by a dead node) are taken at once,
