@@ -144,6 +144,9 @@ class ThreadActor(Actor[Entry, None]):
         self._gone_attempts: dict[int, int] = {}
         self._recovered = False
         self._tenure: int | None = -1  # the partition tenure our state was loaded under
+        self._uncommitted: tuple[int, str, str] | None = None
+        self._extra_state: dict[str, bytes | None] = {}
+        self._own_parts: deque[str] = deque(maxlen=256)
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -159,38 +162,54 @@ class ThreadActor(Actor[Entry, None]):
             return
         if entry.id in self._recent:
             return  # delivered twice (a rescan raced a completion): already done
+        if self._uncommitted is not None and self._uncommitted[0] == entry.id:
+            # Delivered already; only the journal commit failed. Retry just the commit.
+            _, direction, outcome = self._uncommitted
+            await self._complete(entry, direction, outcome)
+            return
         fence = ownership.fence(entry.partition)
         tenure = None if fence is None else fence.epoch
         if tenure != self._tenure:  # first entry, or the partition came back from elsewhere
             await self._load_state(tenure)
+        self._extra_state = {}
         job = decode_job(entry.payload)
         if isinstance(job, InboundJob):
             await self._inbound(entry, job.message)
-            direction = "inbound"
+            direction, outcome = "inbound", "delivered"
         elif isinstance(job, ReplyJob):
             direction = "outbound"
-            if not await self._teammate_reply(entry, job):
-                await self._complete(entry, direction, "skipped")
-                return
+            sent = await self._teammate_reply(entry, job)
+            outcome = "delivered" if sent else "skipped"
         else:
-            direction = "api"
             await self._api_send(entry, job)
+            direction, outcome = "api", "delivered"
         self._gone_attempts.pop(entry.id, None)
-        await self._complete(entry, direction, "delivered")
+        self._uncommitted = (entry.id, direction, outcome)
+        await self._complete(entry, direction, outcome)
 
-    async def _complete(
-        self,
-        entry: Entry,
-        direction: str,
-        outcome: str,
-        extra: dict[str, bytes | None] | None = None,
-    ) -> None:
+    async def _complete(self, entry: Entry, direction: str, outcome: str) -> None:
+        """Mark the entry done with the thread's state, under the partition's fence."""
         state: dict[str, bytes | None] = {thread_state_key(self._key_text): self._state.encode()}
-        if extra:
-            state.update(extra)
-        await self._s.journal.complete(entry.id, state=state)
+        state.update(self._extra_state)
+        fence = self._s.ownership.fence(entry.partition)
+        committed = await self._s.journal.complete(entry.id, state=state, fence=fence)
+        self._uncommitted = None
+        self._extra_state = {}
+        if not committed:
+            # Another node took the partition over while we worked: it owns the entry now.
+            logger.warning(
+                "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition
+            )
+            self._tenure = -1  # our state may be stale: reload it if the partition comes back
+            self._s.release(entry)
+            return
         self._recent.append(entry.id)
         self._s.finish(entry, direction, outcome)
+
+    def _own_part(self, part_id: str) -> None:
+        """Remember a part the bridge wrote, so its webhook is never sent back out."""
+        self._own_parts.append(part_id)
+        self._extra_state[own_part_key(part_id)] = b"1"
 
     # --- inbound: customer → Intercom ---------------------------------------------------------
 
@@ -270,14 +289,17 @@ class ThreadActor(Actor[Entry, None]):
         self._s.metrics.conversations_created.labels(reason).inc()
         self._state.conversation_id = conversation_id
         self._state.last_part_id = None
-        # Remember the new conversation before anything else can fail, so a retry replies in
-        # it instead of opening yet another one.
-        await self._s.journal.put_state(
-            {
-                thread_state_key(self._key_text): self._state.encode(),
-                conversation_index_key(conversation_id): self._key_text.encode(),
-            }
-        )
+        # Remember the new conversation at once, so that a crash before the entry's commit
+        # replies in it instead of opening another one. Best effort: the commit writes it too,
+        # and a retry within this incarnation knows it already.
+        index = {conversation_index_key(conversation_id): self._key_text.encode()}
+        self._extra_state.update(index)
+        try:
+            await self._s.journal.put_state(
+                {thread_state_key(self._key_text): self._state.encode(), **index}
+            )
+        except JournalUnavailable as exc:
+            logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
         if files:
             result = await intercom.reply_as_contact(
                 conversation_id, contact_id, _files_caption(files), attachment_files=files
@@ -364,6 +386,8 @@ class ThreadActor(Actor[Entry, None]):
     async def _teammate_reply(self, entry: Entry, job: ReplyJob) -> bool:
         """Send a teammate's reply; False when it is not to be sent (our own part)."""
         journal = self._s.journal
+        if job.part_id in self._own_parts:
+            return False
         if await journal.get_state(own_part_key(job.part_id)) is not None:
             return False
         if self._state.conversation_id is None:
@@ -394,7 +418,7 @@ class ThreadActor(Actor[Entry, None]):
         )
         part = result.last_part
         if part is not None:
-            await self._s.journal.put_state({own_part_key(part.id): b"1"})
+            self._own_part(part.id)
 
     async def _send(
         self, text: str | None, attachments: tuple[OutboundAttachment, ...]
@@ -445,7 +469,7 @@ class ThreadActor(Actor[Entry, None]):
         )
         part = result.last_part
         if part is not None:
-            await self._s.journal.put_state({own_part_key(part.id): b"1"})
+            self._own_part(part.id)
 
     async def _assignee_or_default(self, conversation_id: str, known: str | None) -> str | None:
         if known:
