@@ -153,7 +153,7 @@ async def run_bridge(
         httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as provider_http,
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
-            timeout=httpx.Timeout(20.0, connect=5.0),
+            timeout=httpx.Timeout(settings.intercom_timeout_seconds, connect=5.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         ) as intercom_http,
     ):
@@ -200,7 +200,7 @@ async def run_bridge(
             error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
             logger.error(
                 "entry %d of thread %s given up: %s", message.id, _hash(key), error,
-                extra={"entry_id": message.id, "thread": _hash(key)},
+                extra={"entry_id": message.id, "thread_hash": _hash(key)},
             )  # fmt: skip
             if not await journal.bury(message.id, error, fence=ownership.fence(message.partition)):
                 dispatcher_box[0].finished(message.id)  # the partition moved: not ours to bury

@@ -1,7 +1,7 @@
 """Logging: JSON lines for machines, readable lines on a terminal.
 
 One event per line with ``time``, ``level``, ``logger``, ``message`` and any structured extras
-(``thread`` — a hash of the thread key, never the key itself, which holds phone numbers —
+(``thread_hash`` — a hash of the thread key, never the key itself, which holds phone numbers —
 ``entry_id``, ``request_id``). Message bodies and secrets are never logged at INFO.
 """
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     """Bearer token for ``GET /metrics``; required when the metrics bind is not loopback."""
     intercom_version: str = "2.16"
+    intercom_timeout_seconds: float = Field(default=20.0, gt=0)
+    """A request to Intercom that takes longer fails as a timeout (and is retried)."""
     intercom_rate_limit_per_window: int = Field(default=1666, ge=1)
     """Requests per 10-second window this process may send (10,000/min spread over 6 windows)."""
     reply_format: str = "{teammate}: {text}"

@@ -444,8 +444,19 @@ class KeyedActors(Generic[M, R]):
             self.stats.restarts += 1
             return True
         # The budget is spent: give up the message that keeps crashing it, and park the key.
+        # A crash before any message was taken (the factory or on_start) is blamed on the
+        # message at the head of the mailbox: its delivery is what keeps activating the actor.
         message = cell.inflight
-        if message is not EMPTY:
+        if isinstance(message, Empty):
+            try:
+                message = cell.mailbox.get_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                pass
+            else:
+                self._queued -= 1
+                self._busy += 1
+                cell.inflight = message
+        if not isinstance(message, Empty):
             if isinstance(message, Ask):
                 message.reply.set_error(exc)
                 message = message.message

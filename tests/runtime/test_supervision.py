@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from runtime import (
     Actor,
+    ActorContext,
     ActorStopped,
     ChildSpec,
     Decision,
@@ -302,3 +303,27 @@ async def test_supervisor_escalates_when_the_budget_is_spent(
         await supervisor.run()
     assert isinstance(info.value.__cause__, Boom)
     assert trio.current_time() == pytest.approx(2.0)  # the 4th failure in 10 s, at t=4*0.5
+
+
+async def test_a_key_whose_actor_cannot_start_gives_up_its_head_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A crash in the factory (no message taken yet) still dead-letters something: the message
+    whose delivery keeps activating the broken actor; the key's other messages wait."""
+    attempts: list[str] = []
+
+    def broken(ctx: ActorContext[int]) -> Actor[int, None]:
+        attempts.append(ctx.key)
+        raise Boom("cannot build this actor")
+
+    system: KeyedActors[int, None] = KeyedActors(
+        broken, restart=RestartIntensity(max_restarts=2, period=60.0)
+    )
+    async with open_keyed_actors(system) as actors:
+        await actors.tell("bad", 1)
+        await actors.tell("bad", 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert actors.parked() == ["bad"]
+        assert [(k, m) for k, m, _ in system.given_up] == [("bad", 1)]
+        assert actors.statistics().queued_messages == 1
+    assert attempts == ["bad"] * 3
