@@ -6,7 +6,7 @@ teammate reply, a rejected signature, an Intercom outage that dead-letters an en
 the ``/metrics`` scrape and every log line the production logging configuration wrote. It runs
 once per session (about a second) and the tests read what it observed.
 
-Where promtool is missing the tests skip locally but FAIL under ``CI=true``
+Where promtool or docker-compose is missing the tests skip locally but FAIL under ``CI=true``
 (``tests/ensure-tools.sh``, run by ``make test``, installs it).
 """
 
@@ -63,19 +63,30 @@ def run_tool(
     )
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """The path of promtool (Debian's prometheus package)."""
-    found = shutil.which("promtool")
+def require_tool(command: str, package: str) -> str:
+    """The path of ``command``; skips locally and fails under ``CI=true`` when it is missing."""
+    found = shutil.which(command)
     if found is None:
         message = (
-            "promtool not found: run `bash tests/ensure-tools.sh` as root, or "
-            "`apt-get install prometheus` (Debian's package ships promtool)"
+            f"{command} not found: run `bash tests/ensure-tools.sh` as root, or "
+            f"`apt-get install {package}` (Debian's package ships it)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return found
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of promtool (Debian's prometheus package)."""
+    return require_tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="session")
+def docker_compose() -> str:
+    """The path of docker-compose (Debian's docker-compose package: Compose 1.29, no engine)."""
+    return require_tool("docker-compose", "docker-compose")
 
 
 async def _eventually(check: object, seconds: float = 15.0) -> None:

@@ -25,7 +25,7 @@ from actors._app import check_settings
 from actors._embedded import open_stack
 from actors._sandbox import sandbox_settings_env
 from actors._settings import Settings
-from tests.deploy.conftest import DEPLOY, REPO
+from tests.deploy.conftest import DEPLOY, REPO, run_tool
 
 KUBERNETES = DEPLOY / "kubernetes"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -128,6 +128,26 @@ async def test_dockerfile_healthcheck_passes_on_a_live_bridge_and_fails_without_
 
 
 # --- the compose stack -------------------------------------------------------------------------
+
+
+def test_docker_compose_validates_the_file_and_resolves_it_as_we_read_it(
+    docker_compose: str,
+) -> None:
+    result = run_tool([docker_compose, "--file", str(COMPOSE), "config"], cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    ours = compose()["services"]
+    for name, service in resolved["services"].items():
+        assert service.get("environment", {}) == ours[name].get("environment", {}), name
+        if "build" in service:
+            assert Path(service["build"]["context"]).resolve() == REPO
+    mounts = {
+        volume.split(":")[0]
+        for service in resolved["services"].values()
+        for volume in service.get("volumes", [])
+        if volume.startswith("/")
+    }
+    assert {str(DEPLOY / "prometheus"), str(DEPLOY / "grafana" / "dashboards")} <= mounts
 
 
 def test_compose_runs_two_bridge_nodes_on_postgres_with_valid_settings() -> None:
