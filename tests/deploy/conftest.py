@@ -20,10 +20,12 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
+import yaml
 
 from actors._embedded import Stack, open_stack
 from actors._logging import configure_logging
@@ -38,6 +40,33 @@ DEAD_BODY = "BODY-dead-lettered-9c1e please call me back"
 REPLY_BODY = "BODY-teammate-reply-4d2b your parcel ships today"
 BODIES = (DELIVERED_BODY, DEAD_BODY, REPLY_BODY)
 PHONES = ("15550001111", "15550003333", "15550004444")
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    Plain YAML loaders keep the last value silently; a duplicated key in a manifest is almost
+    always a mistake that hides a setting.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`, resolved by the base class
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> list[Any]:
+    """Every document of a YAML file, strictly."""
+    with path.open(encoding="utf-8") as f:
+        return [doc for doc in yaml.load_all(f, Loader=StrictLoader) if doc is not None]
 
 
 @dataclass(frozen=True)

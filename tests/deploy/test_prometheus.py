@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.conftest import DEPLOY, REPO, LiveRun, run_tool
+from tests.deploy.conftest import DEPLOY, REPO, LiveRun, load_yaml, run_tool
 
 PROMETHEUS = DEPLOY / "prometheus"
 RULES = PROMETHEUS / "alerts.yml"
@@ -34,8 +33,8 @@ TARGET_LABELS = {"job", "instance"}
 
 
 def load(path: Path) -> Any:  # noqa: ANN401 - parsed YAML
-    with path.open(encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    (doc,) = load_yaml(path)
+    return doc
 
 
 def alerts() -> list[dict[str, Any]]:

@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 
 import httpx
-import yaml
 
 from actors._embedded import open_stack
 from tests.actors.conftest import eventually
-from tests.deploy.conftest import DEPLOY, REPO
+from tests.deploy.conftest import DEPLOY, REPO, load_yaml
 
 README = REPO / "README.md"
 GUIDE = REPO / "docs" / "operations.md"
@@ -57,14 +56,14 @@ async def test_the_readme_example_message_reaches_the_sandbox_intercom(tmp_path:
 
 
 def test_the_readme_curl_uses_the_compose_secret() -> None:
-    (compose,) = yaml.safe_load_all((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+    (compose,) = load_yaml(DEPLOY / "docker-compose.yml")
     env = compose["services"]["threadline-1"]["environment"]
     secret = curl_headers()["X-Telegram-Bot-Api-Secret-Token"]
     assert secret == env["THREADLINE_TELEGRAM_SECRET_TOKEN"]
 
 
 def test_the_ports_the_readme_lists_are_the_ones_compose_publishes() -> None:
-    (compose,) = yaml.safe_load_all((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+    (compose,) = load_yaml(DEPLOY / "docker-compose.yml")
     published = {
         int(mapping.split(":")[0])
         for service in compose["services"].values()
