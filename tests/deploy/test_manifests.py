@@ -239,6 +239,8 @@ def test_dashboard_panels_are_well_formed_and_cover_the_issue() -> None:
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    titles = [p["title"] for p in panels]
+    assert len(titles) == len(set(titles)), "two panels with one title"
     for panel in panels:
         assert panel["targets"], panel["title"]
         assert panel["datasource"]["uid"] == "${datasource}"
