@@ -7,11 +7,16 @@ phone number or a message body at INFO or above.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-from typing import Any
+import re
+import sys
+from typing import Any, Literal
 
-from actors._logging import JsonFormatter
+import pytest
+
+from actors._logging import JsonFormatter, configure_logging
 from tests.deploy.conftest import BODIES, PHONES, LiveRun
 
 
@@ -58,3 +63,27 @@ def test_the_formatter_leaves_out_absent_extras() -> None:
     event = json.loads(JsonFormatter().format(record))
     assert event["entry_id"] == 7
     assert "request_id" not in event
+
+
+def formatted_by_configure_logging(fmt: Literal["auto", "json", "text"]) -> str:
+    """One record as ``configure_logging(fmt)`` formats it (the root logger restored after)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging(fmt, "INFO")
+        record = logging.LogRecord(
+            "threadline.test", logging.INFO, __file__, 1, "hello", None, None
+        )
+        return root.handlers[0].format(record)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+def test_text_format_is_one_readable_line_and_auto_is_json_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = formatted_by_configure_logging("text")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    threadline\.test: hello", text)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal, as in a container
+    assert json.loads(formatted_by_configure_logging("auto"))["message"] == "hello"
