@@ -74,7 +74,9 @@ class LiveRun:
     """What one scenario against a real bridge left behind."""
 
     scrape: str
-    """The ``/metrics`` body, fetched with the bearer token."""
+    """The ``/metrics`` body at the end, fetched with the bearer token."""
+    scrape_before_outage: str
+    """The ``/metrics`` body after the healthy traffic, before the Intercom outage."""
     unauthenticated_status: int
     """What ``/metrics`` answered without the token."""
     log_lines: list[str]
@@ -125,7 +127,7 @@ async def _eventually(check: object, seconds: float = 15.0) -> None:
             await trio.sleep(0.02)
 
 
-async def _scenario(stack: Stack) -> None:
+async def _healthy_traffic(stack: Stack) -> None:
     ok = await stack.whatsapp(PHONES[0], DELIVERED_BODY, name="Ana")
     assert ok.status_code == 200
     assert (await stack.sms(PHONES[1], "hello by sms")).status_code == 200
@@ -140,6 +142,9 @@ async def _scenario(stack: Stack) -> None:
     )
     await stack.sandbox.intercom.teammates.reply(conversation["id"], REPLY_BODY)
     await _eventually(lambda: any(REPLY_BODY in m.text for m in stack.sent() if m.text))
+
+
+async def _outage(stack: Stack) -> None:
     # An Intercom outage: every API call answers 5xx until the entry is dead-lettered.
     stack.sandbox.intercom.configure(error_rate=1.0)
     assert (await stack.whatsapp(PHONES[2], DEAD_BODY)).status_code == 200
@@ -163,12 +168,15 @@ async def _live_run(tmp: Path) -> LiveRun:
         retry_cap_seconds=0.05,
         shutdown_drain_seconds=1.0,
     ) as stack:
-        await _scenario(stack)
         url = stack.node.metrics.url + "/metrics"
+        auth = {"authorization": f"Bearer {METRICS_TOKEN}"}
         async with httpx.AsyncClient() as client:
+            await _healthy_traffic(stack)
+            before = await client.get(url, headers=auth)
+            await _outage(stack)
             denied = await client.get(url)
-            scraped = await client.get(url, headers={"authorization": f"Bearer {METRICS_TOKEN}"})
-        assert scraped.status_code == 200
+            scraped = await client.get(url, headers=auth)
+        assert before.status_code == scraped.status_code == 200
         env = sandbox_settings_env(stack.sandbox_url, "https://bridge.example")
     secrets = {
         SANDBOX_SECRETS.intercom_token,
@@ -182,7 +190,7 @@ async def _live_run(tmp: Path) -> LiveRun:
         METRICS_TOKEN,
         API_TOKEN,
     }
-    return LiveRun(scraped.text, denied.status_code, [], tuple(sorted(secrets)))
+    return LiveRun(scraped.text, before.text, denied.status_code, [], tuple(sorted(secrets)))
 
 
 @pytest.fixture(scope="session")
@@ -205,4 +213,6 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
         for name, noisy_level in saved_noisy.items():
             logging.getLogger(name).setLevel(noisy_level)
     lines = [line for line in buffer.getvalue().splitlines() if line]
-    return LiveRun(run.scrape, run.unauthenticated_status, lines, run.secrets)
+    return LiveRun(
+        run.scrape, run.scrape_before_outage, run.unauthenticated_status, lines, run.secrets
+    )

@@ -190,3 +190,76 @@ def test_the_live_scrape_has_the_metrics_architecture_lists(live_run: LiveRun) -
     assert {"version", "commit"} <= names["threadline_build_info"]
     assert {"channel", "code"} <= names["threadline_webhook_requests_total"]
     assert {"endpoint", "code"} <= names["threadline_intercom_requests_total"]
+
+
+def as_input_series(before: str, after: str, minutes: int) -> list[dict[str, str]]:
+    """promtool input series: each live sample at its ``before`` value at 0m, then ``after``.
+
+    Series the outage created (absent before) start at 1m. ``*_created`` timestamps are left
+    out: no rule or panel reads them.
+    """
+
+    def samples(scrape: str) -> dict[str, float]:
+        found = {}
+        for family in text_string_to_metric_families(scrape):
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = {**sample.labels, "job": "threadline", "instance": "live:9464"}
+                text = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
+                found[f"{sample.name}{{{text}}}"] = sample.value
+        return found
+
+    old, new = samples(before), samples(after)
+    series = [{"series": 'up{job="threadline", instance="live:9464"}', "values": f"1x{minutes}"}]
+    for name, value in new.items():
+        first = repr(old[name]) if name in old else "_"
+        series.append({"series": name, "values": f"{first} {value!r}x{minutes}"})
+    return series
+
+
+def test_the_alerts_fire_on_what_a_live_bridge_exposes_during_an_outage(
+    promtool: str, live_run: LiveRun, tmp_path: Path
+) -> None:
+    """The live scrapes before and after an Intercom outage that dead-lettered an entry, fed
+    to promtool as series: the dead-letter alert fires on the bridge's real series, and the
+    alerts that have no reason to fire stay quiet."""
+    quiet = {rule["alert"] for rule in alerts()} - {"ThreadlineDeadLettersIncreasing"}
+    runbook = RUNBOOK_URL + "threadlinedeadlettersincreasing"
+    case = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": as_input_series(
+                    live_run.scrape_before_outage, live_run.scrape, minutes=15
+                ),
+                "alert_rule_test": [
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ThreadlineDeadLettersIncreasing",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "job": "threadline",
+                                    "direction": "inbound",
+                                },
+                                "exp_annotations": {
+                                    "summary": "New inbound dead letters in the last 15 minutes:"
+                                    " operators must inspect and replay them",
+                                    "runbook_url": runbook,
+                                },
+                            }
+                        ],
+                    },
+                    *({"eval_time": "5m", "alertname": name, "exp_alerts": []} for name in quiet),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "live.test.yml"
+    path.write_text(json.dumps(case), encoding="utf-8")  # JSON is YAML
+    result = run_tool([promtool, "test", "rules", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
