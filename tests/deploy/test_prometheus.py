@@ -4,6 +4,8 @@
 - Every alert has a unit test where it fires and one where it must not, a severity, a summary
   and a runbook link whose anchor is a heading of ``docs/operations.md``.
 - ``promtool check metrics`` lints a live ``/metrics`` scrape (names, units, help text).
+- ``promtool test rules`` over two live scrapes (before and after an Intercom outage): the
+  dead-letter alert fires on the bridge's real series, the others stay quiet.
 - Every metric name an alert or a dashboard panel uses exists in that scrape, with the labels
   the expression matches on, so a rename cannot silently break paging.
 """
