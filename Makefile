@@ -38,6 +38,7 @@ imports: $(STAMP)
 
 pytest: $(STAMP)
 	bash tests/ensure-postgres.sh
+	bash tests/ensure-tools.sh
 	$(BIN)/pytest $(if $(FAST),-m 'not slow',) $(PYTEST_ARGS)
 
 clean:

@@ -200,7 +200,8 @@ async def run_bridge(
             error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
             logger.error(
                 "entry %d of thread %s given up: %s", message.id, _hash(key), error,
-                extra={"entry_id": message.id, "thread_hash": _hash(key)},
+                extra={"entry_id": message.id, "thread_hash": _hash(key),
+                       "request_id": getattr(exc, "request_id", None)},
             )  # fmt: skip
             if not await journal.bury(message.id, error, fence=ownership.fence(message.partition)):
                 dispatcher_box[0].finished(message.id)  # the partition moved: not ours to bury

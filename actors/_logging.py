@@ -2,7 +2,9 @@
 
 One event per line with ``time``, ``level``, ``logger``, ``message`` and any structured extras
 (``thread_hash`` — a hash of the thread key, never the key itself, which holds phone numbers —
-``entry_id``, ``request_id``). Message bodies and secrets are never logged at INFO.
+``entry_id``, ``request_id``: Intercom's, where there is one). Extras that are None are left
+out. (``thread`` cannot be an extra: it is a reserved ``LogRecord`` attribute, and logging
+raises ``KeyError`` for it.) Message bodies and secrets are never logged at INFO.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         event.update(
             (name, value)
             for name, value in record.__dict__.items()
-            if name not in _STANDARD and not name.startswith("_")
+            if name not in _STANDARD and not name.startswith("_") and value is not None
         )
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
