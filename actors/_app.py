@@ -256,6 +256,8 @@ async def run_bridge(
         sources.partitions_owned = lambda: (
             settings.partitions if (owned := ownership.owned()) is None else len(owned)
         )
+        if cluster is not None:
+            sources.partitions_unowned = lambda: cluster.unowned
 
         ingress_stop = trio.Event()
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None

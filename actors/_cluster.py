@@ -127,6 +127,8 @@ class Cluster:
         self._membership: Fence | None = None
         self.nodes = 1
         self.ticks = 0
+        self.unowned = 0
+        """Partitions without a live lease at the last tick (before this node took any)."""
 
     # --- Ownership ------------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ class Cluster:
             logger.warning("cluster: lost partition %d to another node", partition)
             self._drop(partition)
         leases = await self._store.leases()
+        leased = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
+        self.unowned = self._partitions - len(leased | set(self._fences))
         live_nodes = {lease.owner for lease in leases if lease.live} | {self.node_id}
         self.nodes = len(live_nodes)
         if self._budget is not None and self._cluster_limit is not None:

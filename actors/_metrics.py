@@ -8,12 +8,13 @@ background task refreshes, so a scrape never waits on the database.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -37,6 +38,7 @@ class GaugeSources:
     oldest_pending_age: float = 0.0
     dead: int = 0
     partitions_owned: Callable[[], int] = lambda: 0
+    partitions_unowned: Callable[[], int] = lambda: 0
     partitions_total: int = 0
     inflight: Callable[[], int] = lambda: 0
     held_keys: Callable[[], int] = lambda: 0
@@ -133,9 +135,12 @@ class BridgeMetrics:
         )
         build.labels(_version(), _commit()).set(1)
         registry.register(_StateCollector(self.sources))
+        ProcessCollector(registry=registry)
         for channel in CHANNELS:
             self.journal_appends.labels(channel)
             self.journal_duplicates.labels(channel)
+            for code in ("200", "400", "401", "404", "413", "503"):
+                self.webhook_requests.labels(channel, code)
         for direction in DIRECTIONS:
             self.latency.labels(direction)
             self.dead_letters.labels(direction)
@@ -193,6 +198,11 @@ class _StateCollector(Collector):
             GaugeMetricFamily(
                 "threadline_partitions", "Journal partitions in all.", s.partitions_total
             ),
+            GaugeMetricFamily(
+                "threadline_partitions_unowned",
+                "Journal partitions without a live lease, as this node last saw the lease table.",
+                s.partitions_unowned(),
+            ),
             CounterMetricFamily(
                 "threadline_intercom_ratelimit_waits_total",
                 "Requests that waited for the Intercom rate-limit window to refill.",
@@ -223,6 +233,10 @@ def _version() -> str:
 
 
 def _commit() -> str:
+    """The build's commit: ``THREADLINE_BUILD_COMMIT`` (set when the image is built), else git."""
+    baked = os.environ.get("THREADLINE_BUILD_COMMIT")
+    if baked:
+        return baked
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed args

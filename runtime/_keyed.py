@@ -25,6 +25,7 @@ waits for the old one's ``on_stop`` before its ``on_start``: nothing is lost or 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +41,8 @@ from ._errors import ActorStopped, MailboxFull, RestartLimitExceeded
 from ._metrics import ActorStats, RuntimeMetrics
 from ._retry import Classifier, DecisionKind, crash_always
 from ._supervisor import RestartIntensity
+
+logger = logging.getLogger("threadline.runtime.actors")
 
 __all__ = [
     "GiveUpHook",
@@ -442,7 +445,11 @@ class KeyedActors(Generic[M, R]):
             cell.restart_times = deque()
         if not self._restart.record(cell.restart_times, now):
             self.stats.restarts += 1
+            # Keys can hold personal data (phone numbers): the system's name only.
+            logger.warning("%s actor crashed; restarting it", self.name, exc_info=exc)
             return True
+        logger.error("%s actor crashed past its restart budget; parking it", self.name,
+                     exc_info=exc)  # fmt: skip
         # The budget is spent: give up the message that keeps crashing it, and park the key.
         # A crash before any message was taken (the factory or on_start) is blamed on the
         # message at the head of the mailbox: its delivery is what keeps activating the actor.
