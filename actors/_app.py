@@ -146,7 +146,7 @@ async def run_bridge(
     stop = trio.Event() if stop is None else stop
     registry = CollectorRegistry() if registry is None else registry
     runtime_metrics = RuntimeMetrics(registry)
-    metrics = BridgeMetrics(registry)
+    metrics = BridgeMetrics(registry, commit=settings.build_commit)
     assert settings.intercom_access_token is not None
     async with (
         open_journal(settings) as journal,

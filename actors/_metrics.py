@@ -8,7 +8,6 @@ background task refreshes, so a scrape never waits on the database.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ class GaugeSources:
 class BridgeMetrics:
     """Every metric of the bridge, registered in ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, commit: str | None = None) -> None:
         self.sources = GaugeSources()
         self.webhook_requests = Counter(
             "threadline_webhook_requests_total",
@@ -133,7 +132,7 @@ class BridgeMetrics:
             ["version", "commit"],
             registry=registry,
         )
-        build.labels(_version(), _commit()).set(1)
+        build.labels(_version(), commit or _commit()).set(1)
         registry.register(_StateCollector(self.sources))
         ProcessCollector(registry=registry)
         for channel in CHANNELS:
@@ -233,10 +232,7 @@ def _version() -> str:
 
 
 def _commit() -> str:
-    """The build's commit: ``THREADLINE_BUILD_COMMIT`` (set when the image is built), else git."""
-    baked = os.environ.get("THREADLINE_BUILD_COMMIT")
-    if baked:
-        return baked
+    """The source tree's commit when no build commit was given (git, if there is one)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed args

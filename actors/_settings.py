@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     """Cluster mode: a dead node's partitions move to the others after this long."""
     rebalance_step: int = Field(default=8, ge=1)
     """Cluster mode: partitions a node hands over per lease tick when nodes join."""
+    build_commit: str | None = None
+    """The commit the image was built from (``threadline_build_info``); the image sets it."""
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
 
