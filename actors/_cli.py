@@ -28,6 +28,7 @@ from ._demo import run_demo
 from ._logging import configure_logging
 from ._sandbox import SandboxApp, sandbox_settings_env
 from ._settings import Settings
+from ._workers import run_workers
 
 __all__ = ["build_parser", "main"]
 
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", help="ingress host:port (THREADLINE_BIND)")
     serve.add_argument("--metrics-bind", help="metrics host:port (THREADLINE_METRICS_BIND)")
     serve.add_argument("--database-url", help="sqlite:///path or postgresql://… ")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the ingress port, as cluster nodes (PostgreSQL only)",
+    )
 
     sandbox = commands.add_parser("sandbox", help="run the sandbox Intercom and channel providers")
     sandbox.add_argument("--bind", default="127.0.0.1:8090", help="host:port (default %(default)s)")
@@ -116,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
             )
             configure_logging(settings.log_format, settings.log_level)
+            if args.workers > 1:
+                if settings.sqlite_path is not None:
+                    raise ConfigurationError("--workers needs a PostgreSQL THREADLINE_DATABASE_URL")
+                trio.run(run_workers, settings, args.workers)
+                return 0
             trio.run(_serve, settings)
             return 0
         if args.command == "sandbox":

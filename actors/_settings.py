@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     @field_validator("bind", "metrics_bind")
     @classmethod
     def _valid_bind(cls, value: str) -> str:
+        if value.startswith("fd://") and value[5:].isdigit():
+            return value  # an inherited listening socket (serve --workers)
         parse_bind(value)
         return value
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -99,3 +101,37 @@ async def test_three_nodes_survive_two_kills_and_rejoin(
     report.update(sent=customers.total_acked, statuses=customers.statuses)
     if path := os.environ.get("THREADLINE_FAULT_REPORT"):
         await trio.Path(path).write_text(json.dumps(report, indent=2))
+
+
+@pytest.mark.slow
+async def test_serve_workers_share_the_port_as_cluster_nodes(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    url = postgres_server.create_database()
+    sandbox = SandboxApp()
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
+        env = serve_env(address.url, url, tmp_path, node_id="host", lease_seconds=str(LEASE))
+        with (tmp_path / "workers.log").open("ab") as log:
+            parent = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "actors", "serve", "--workers", "2"],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            with trio.fail_after(60):  # both workers hold partitions: two nodes
+                while set((await owners(url)).values()) != {"host-w0", "host-w1"}:  # noqa: ASYNC110 - database state
+                    await trio.sleep(0.2)
+            customers = Customers([f"http://{env['THREADLINE_BIND']}"], 8, 5, run="workers")
+            await customers.play()
+            await all_delivered(sandbox.intercom.conversations, 40, seconds=60)
+            assert_exactly_once_in_order(customers, sandbox.intercom.conversations())
+        finally:
+            parent.send_signal(signal.SIGTERM)
+            with trio.move_on_after(30):
+                await parent.wait()
+            if parent.returncode is None:
+                parent.kill()
+        assert parent.returncode == 0
+        nursery.cancel_scope.cancel()
