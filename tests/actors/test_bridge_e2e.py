@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors._embedded import PUBLIC_URL, Stack, open_stack
 from channels import Channel, SandboxFailure, WebhookMedia, WhatsAppInbound
 from tests.actors.conftest import eventually
 
@@ -223,3 +224,27 @@ async def test_teammate_attachments_are_sent_on_the_channel(stack: Stack) -> Non
     assert text.text == "Linus Teammate: Here it is"
     assert document.type == "document"
     assert document.to == "4242"
+
+
+async def test_oversize_attachment_is_linked_with_a_note_not_dropped(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        intercom_max_attachment_bytes=4096,
+    ) as s:
+        video = b"\x00\x00\x00\x18ftypmp42" + b"v" * 20_000
+        media_id = s.sandbox.providers.add_media(video, "video/mp4", "unboxing.mp4")
+        await s.whatsapp(PHONE, "look", media=WebhookMedia(ref=media_id, mime_type="video/mp4"))
+        await eventually(lambda: part_count(s) == 1)
+        (body,) = bodies(only(s))
+        # WhatsApp's media endpoint names no file for a video: the bridge names it by kind.
+        assert body.startswith("look\n📎 video-1.mp4 (0.0 MB, too large to attach): "), body
+        link = body.rsplit(" ", 1)[1]
+        assert link.startswith(f"{PUBLIC_URL}/media/")
+        served = await s.http.get(link.removeprefix(PUBLIC_URL))
+        assert served.status_code == 200
+        assert served.content == video
+        assert served.headers["content-type"] == "video/mp4"
+        assert (await s.http.get("/media/not-a-token")).status_code == 404

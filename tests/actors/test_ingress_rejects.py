@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import trio
 
 from actors._embedded import PUBLIC_URL, Stack
 from actors._sandbox import SANDBOX_SECRETS
@@ -189,3 +190,29 @@ async def test_metrics_endpoint_serves_prometheus_text(stack: Stack) -> None:
     assert response.status_code == 200
     assert "threadline_webhook_requests_total" in response.text
     assert "threadline_actors_live" in response.text
+
+
+async def test_oversize_headers_are_refused_by_the_server(stack: Stack) -> None:
+    headers = {**JSON, "x-filler": "a" * 20_000}  # over h11's 16 KiB incomplete-event limit
+    try:
+        response = await stack.http.post("/webhooks/whatsapp", content=b"{}", headers=headers)
+    except httpx.RemoteProtocolError:
+        pass  # the server closed the connection: also a refusal
+    else:
+        assert 400 <= response.status_code < 500
+    await nothing_journaled(stack)
+    assert (await stack.http.get("/readyz")).status_code == 200
+
+
+async def test_a_slow_client_does_not_hold_the_ingress(stack: Stack) -> None:
+    """A client that sends headers and then trickles nothing is cut off; others are served."""
+    host, port = stack.node.ingress.host, stack.node.ingress.port
+    stream = await trio.open_tcp_stream(host, port)
+    await stream.send_all(
+        b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    for _ in range(5):  # meanwhile the ingress answers everyone else
+        assert (await stack.http.get("/healthz")).status_code == 200
+    await stream.aclose()
+    await nothing_journaled(stack)
