@@ -183,6 +183,7 @@ async def run_bridge(
                 on_change=lambda: dispatcher_box[0].reset() if dispatcher_box else None,
                 budget=budget,
                 cluster_limit=settings.intercom_rate_limit_per_window,
+                busy=lambda partition: bool(dispatcher_box) and dispatcher_box[0].busy(partition),
             )
             ownership = cluster
         else:

@@ -111,6 +111,7 @@ class Cluster:
         on_change: Callable[[], None] = lambda: None,
         budget: RateBudget | None = None,
         cluster_limit: int | None = None,
+        busy: Callable[[int], bool] = lambda partition: False,
     ) -> None:
         self.node_id = node_id
         self._store = store
@@ -118,10 +119,11 @@ class Cluster:
         self._ttl = lease_seconds
         self._step = step
         self._on_change = on_change
+        self._busy = busy
         self._budget = budget
         self._cluster_limit = cluster_limit
         self._fences: dict[int, Fence] = {}
-        self._draining: set[int] = set()
+        self._draining: dict[int, float] = {}  # partition -> when draining began
         self._since: dict[int, float] = {}
         self._owned: frozenset[int] = frozenset()
         self._membership: Fence | None = None
@@ -170,7 +172,13 @@ class Cluster:
         """One round: membership, renewals, then towards the fair share."""
         self.ticks += 1
         await self._heartbeat()
-        for partition in sorted(self._draining):  # drained since the last tick: hand over
+        now = time.monotonic()
+        for partition, began in sorted(self._draining.items()):
+            # Hand over only once nothing of it is in flight here: the new owner must not
+            # deliver an entry this node is still delivering. A stuck delivery does not hold
+            # the partition past a lease time (its fenced commit then fails harmlessly).
+            if self._busy(partition) and now - began < self._ttl:
+                continue
             held = self._fences[partition]
             self._drop(partition)
             await self._store.release_lease(held)
@@ -210,10 +218,12 @@ class Cluster:
             # Stop dispatching a few; entries in flight still finish under their fence, and the
             # leases go at the next tick.
             surplus = sorted(self._fences, key=lambda p: zlib.crc32(f"{self.node_id}:{p}".encode()))
-            self._draining.update(surplus[-min(self._step, len(self._fences) - fair) :])
+            moving = surplus[-min(self._step, len(self._fences) - fair) :]
+            for partition in moving:
+                self._draining.setdefault(partition, time.monotonic())
             changed = True
         if changed:
-            self._owned = frozenset(self._fences) - self._draining
+            self._owned = frozenset(self._fences) - self._draining.keys()
             self._on_change()
 
     def _surplus(self, leases: list[Lease]) -> bool:
@@ -240,8 +250,8 @@ class Cluster:
     def _drop(self, partition: int) -> None:
         self._fences.pop(partition, None)
         self._since.pop(partition, None)
-        self._draining.discard(partition)
-        self._owned = frozenset(self._fences) - self._draining
+        self._draining.pop(partition, None)
+        self._owned = frozenset(self._fences) - self._draining.keys()
 
     async def _release_all(self) -> None:
         for partition, fence in list(self._fences.items()):

@@ -58,7 +58,8 @@ class Dispatcher:
         self._rescan_interval = rescan_interval
         self._wakeup = trio.Event()
         self._cursor = 0
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, int] = {}  # entry id -> partition
+        self._busy: dict[int, int] = {}  # partition -> entries in flight
         self._finished_since_scan: set[int] = set()
         self._held: dict[str, int] = {}  # key -> id of its first undelivered entry
         self._skip_upto: dict[str, int] = {}  # key -> delivered beyond the cursor up to this id
@@ -73,7 +74,13 @@ class Dispatcher:
 
     def finished(self, entry_id: int) -> None:
         """An entry was completed or buried: it is no longer in flight. Not a checkpoint."""
-        self._inflight.discard(entry_id)
+        partition = self._inflight.pop(entry_id, None)
+        if partition is not None:
+            left = self._busy[partition] - 1
+            if left:
+                self._busy[partition] = left
+            else:
+                del self._busy[partition]
         self._finished_since_scan.add(entry_id)
         if self._held:
             self._wakeup.set()  # a held key may have room now
@@ -82,6 +89,10 @@ class Dispatcher:
     def inflight(self) -> int:
         """Entries handed to actors and not yet finished."""
         return len(self._inflight)
+
+    def busy(self, partition: int) -> bool:
+        """Whether entries of ``partition`` are in flight here (a hand-over waits for them)."""
+        return partition in self._busy
 
     @property
     def held_keys(self) -> int:
@@ -150,7 +161,8 @@ class Dispatcher:
         except MailboxFull:
             self._held.setdefault(entry.key, entry.id)
             return False
-        self._inflight.add(entry.id)
+        self._inflight[entry.id] = entry.partition
+        self._busy[entry.partition] = self._busy.get(entry.partition, 0) + 1
         self.delivered += 1
         return True
 

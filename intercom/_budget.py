@@ -113,11 +113,13 @@ class RateBudget:
             await trio.sleep_until(self._window_end)
 
     def _roll(self, now: float) -> None:
-        if self._window_end == -math.inf or now - self._window_end > self.window_seconds:
+        if self._window_end == -math.inf or now - self._window_end >= self.window_seconds:
             self._window_end = now + self.window_seconds
             self._synced = False
         else:
             # Keep the boundaries Intercom told us about: windows follow each other.
+            self._window_end += self.window_seconds
+        while self._window_end <= now:  # float rounding at an exact boundary: never a past window
             self._window_end += self.window_seconds
         self._remaining = self.limit
 

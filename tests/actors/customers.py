@@ -104,4 +104,15 @@ def assert_exactly_once_in_order(customers: Customers, conversations: list[dict[
     )
     got = sorted(delivered(conversations).values())
     want = sorted([text(t, s) for s in range(customers.messages)] for t in range(customers.threads))
-    assert got == want  # per thread: every acknowledged message once, in order
+    if got != want:  # per thread: every acknowledged message once, in order
+        problems = [
+            f"{bodies[0]!r}: {len(bodies)} parts, {len(bodies) - len(set(bodies))} doubled, "
+            f"in order: {[_seq(b) for b in bodies] == sorted(_seq(b) for b in bodies)}"
+            for bodies in got
+            if bodies not in want
+        ]
+        raise AssertionError(f"{len(got)} threads delivered of {len(want)}: {problems}")
+
+
+def _seq(body: str) -> int:
+    return int(body.rsplit(" ", 1)[1])
