@@ -40,7 +40,11 @@ class Ownership(Protocol):
         """The owned partitions; None means all of them (single node)."""
 
     def owns(self, partition: int) -> bool:
-        """Whether entries of ``partition`` are this node's to finish."""
+        """Whether entries of ``partition`` are certainly this node's to deliver now."""
+
+    def may_own(self, partition: int) -> bool:
+        """Whether ``partition`` is held, even if the lease's validity must be confirmed by the
+        next renewal first (then wait: do not skip its entries, or a thread reorders)."""
 
     def fence(self, partition: int) -> Fence | None:
         """The tenure to fence journal writes with (None on a single node)."""
@@ -60,6 +64,9 @@ class SingleNode:
         return None
 
     def owns(self, partition: int) -> bool:
+        return True
+
+    def may_own(self, partition: int) -> bool:
         return True
 
     def fence(self, partition: int) -> Fence | None:
@@ -124,6 +131,7 @@ class Cluster:
         self._cluster_limit = cluster_limit
         self._fences: dict[int, Fence] = {}
         self._draining: dict[int, float] = {}  # partition -> when draining began
+        self._valid_until: dict[int, float] = {}  # partition -> monotonic time
         self._since: dict[int, float] = {}
         self._owned: frozenset[int] = frozenset()
         self._membership: Fence | None = None
@@ -138,10 +146,19 @@ class Cluster:
         return self._owned
 
     def owns(self, partition: int) -> bool:
-        return partition in self._fences and partition not in self._draining
+        # Only while the lease is certainly still ours: a node starved past its renewals stops
+        # delivering a third of a lease before anyone else can take the partition over.
+        return (
+            partition in self._fences
+            and partition not in self._draining
+            and time.monotonic() < self._valid_until.get(partition, 0.0)
+        )
 
     def fence(self, partition: int) -> Fence | None:
         return self._fences.get(partition)
+
+    def may_own(self, partition: int) -> bool:
+        return partition in self._fences and partition not in self._draining
 
     def since(self, partition: int) -> float:
         return self._since.get(partition, math.inf)
@@ -153,8 +170,10 @@ class Cluster:
         try:
             await self._tick_safely()
             task_status.started()
-            while True:
-                await trio.sleep(self._ttl / 3)
+            next_tick = trio.current_time()
+            while True:  # start to start, so a slow tick does not stretch the renewals
+                next_tick = max(next_tick + self._ttl / 3, trio.current_time())
+                await trio.sleep_until(next_tick)
                 await self._tick_safely()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -167,6 +186,11 @@ class Cluster:
             # Keep what we hold: if others can reach the database, our leases expire there and
             # our fenced writes fail; if nobody can, nobody takes over.
             logger.warning("cluster: journal unavailable, leases not renewed: %s", exc)
+
+    def _trust(self, partition: int, asked_at: float) -> None:
+        """The lease was granted or renewed by a request sent at ``asked_at`` (monotonic): the
+        database's expiry is at least ``asked_at + ttl``; act on it for two thirds of that."""
+        self._valid_until[partition] = asked_at + self._ttl * 2 / 3
 
     async def tick(self) -> None:
         """One round: membership, renewals, then towards the fair share."""
@@ -182,7 +206,13 @@ class Cluster:
             held = self._fences[partition]
             self._drop(partition)
             await self._store.release_lease(held)
-        lost = [p for p, fence in list(self._fences.items()) if not await self._renew(fence)]
+        lost = []
+        for partition, fence in list(self._fences.items()):
+            asked_at = time.monotonic()
+            if await self._renew(fence):
+                self._trust(partition, asked_at)
+            else:
+                lost.append(partition)
         for partition in lost:
             logger.warning("cluster: lost partition %d to another node", partition)
             self._drop(partition)
@@ -209,8 +239,10 @@ class Cluster:
             # Free partitions (never owned, released, or left by a dead node) are taken at once,
             # up to the fair share; only moving partitions between live nodes goes step by step.
             for partition in free[: fair - len(self._fences)]:
+                asked_at = time.monotonic()
                 got = await self._store.acquire_lease(partition, self.node_id, ttl=self._ttl)
                 if got is not None:
+                    self._trust(partition, asked_at)
                     self._fences[partition] = got
                     self._since[partition] = time.time()
                     changed = True
@@ -251,6 +283,7 @@ class Cluster:
         self._fences.pop(partition, None)
         self._since.pop(partition, None)
         self._draining.pop(partition, None)
+        self._valid_until.pop(partition, None)
         self._owned = frozenset(self._fences) - self._draining.keys()
 
     async def _release_all(self) -> None:

@@ -58,6 +58,7 @@ class Dispatcher:
         self._rescan_interval = rescan_interval
         self._wakeup = trio.Event()
         self._cursor = 0
+        self._generation = 0
         self._inflight: dict[int, int] = {}  # entry id -> partition
         self._busy: dict[int, int] = {}  # partition -> entries in flight
         self._finished_since_scan: set[int] = set()
@@ -104,6 +105,7 @@ class Dispatcher:
 
         Entries in flight, or finished since, are not delivered again."""
         self._cursor = 0
+        self._generation += 1  # a read under way now answers for the old partitions: drop it
         self._held.clear()
         self._skip_upto.clear()
         self._finished_since_scan = set()
@@ -138,9 +140,12 @@ class Dispatcher:
 
     async def _walk(self) -> bool:
         """One page of entries past the cursor. True if there may be more right away."""
+        generation = self._generation
         entries = await self._journal.read_pending(
             after_id=self._cursor, limit=self._batch, partitions=self._owned()
         )
+        if generation != self._generation:
+            return True  # ownership changed during the read: walk again from the new cursor
         finished = self._finished_since_scan
         for entry in entries:
             key = entry.key
@@ -168,9 +173,12 @@ class Dispatcher:
 
     async def _top_up_held(self) -> None:
         for key, first in list(self._held.items()):
+            generation = self._generation
             entries = await self._journal.read_pending_for_key(
                 key, after_id=first - 1, limit=self._batch
             )
+            if generation != self._generation:
+                return  # ownership changed: the next walk starts over
             del self._held[key]
             last = first - 1
             for entry in entries:
@@ -188,9 +196,12 @@ class Dispatcher:
         self._finished_since_scan = set()
         after = 0
         while after < self._cursor:
+            generation = self._generation
             entries = await self._journal.read_pending(
                 after_id=after, limit=self._batch, partitions=self._owned()
             )
+            if generation != self._generation:
+                return  # ownership changed: the walk starts over anyway
             for entry in entries:
                 if entry.id > self._cursor:
                     return

@@ -92,6 +92,10 @@ class ConversationGone(Exception):
     """Intercom answered 404 for the thread's conversation (deleted); retried, then replaced."""
 
 
+class OwnershipUncertain(Exception):
+    """The partition's lease must be renewed before its entries may be delivered: wait."""
+
+
 @dataclass
 class Services:
     """What every thread actor shares."""
@@ -115,6 +119,8 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
     """The thread actors' ``classify(exc, attempt)``."""
 
     def classify(exc: Exception, attempt: int) -> Decision:
+        if isinstance(exc, OwnershipUncertain):
+            return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
             return policy.decide(
                 attempt, retry_after=exc.retry_after or None, reason="intercom 429"
@@ -142,7 +148,6 @@ class ThreadActor(Actor[Entry, None]):
         self._state = ThreadState()
         self._recent: deque[int] = deque(maxlen=64)
         self._gone_attempts: dict[int, int] = {}
-        self._recovered = False
         self._tenure: int | None = -1  # the partition tenure our state was loaded under
         self._uncommitted: tuple[int, str, str] | None = None
         self._extra_state: dict[str, bytes | None] = {}
@@ -152,12 +157,15 @@ class ThreadActor(Actor[Entry, None]):
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
         self._state = ThreadState.decode(raw)
         self._tenure = tenure
-        self._recovered = False
 
     async def handle(self, message: Entry) -> None:
         entry = message
         ownership = self._s.ownership
         if not ownership.owns(entry.partition):
+            if ownership.may_own(entry.partition):
+                # Our lease awaits its renewal: wait for the verdict rather than skip this
+                # entry (a later one of the thread could then overtake it).
+                raise OwnershipUncertain(entry.partition)
             self._s.release(entry)  # the partition moved: its new owner delivers this entry
             return
         if entry.id in self._recent:
@@ -310,12 +318,13 @@ class ThreadActor(Actor[Entry, None]):
     async def _already_delivered(
         self, entry: Entry, conversation_id: str, contact_id: str, body: str
     ) -> bool:
-        """After a crash, the thread's first recovered entry may have reached Intercom without
-        its completion being committed. Its part would follow the last part we know we
-        delivered: look for it there before sending the message a second time."""
-        if self._recovered or entry.created_at >= self._s.ownership.since(entry.partition):
+        """An entry older than our tenure over its partition may already have reached Intercom
+        without its completion being committed: by this process before a crash, or by the
+        partition's previous owner (which may have delivered several before its lease ran
+        out). Its part would follow the last part recorded as delivered: look for it there
+        before sending the message a second time."""
+        if entry.created_at >= self._s.ownership.since(entry.partition):
             return False
-        self._recovered = True
         try:
             conversation = await self._s.intercom.get_conversation(conversation_id)
         except IntercomNotFound:

@@ -111,7 +111,15 @@ def assert_exactly_once_in_order(customers: Customers, conversations: list[dict[
             for bodies in got
             if bodies not in want
         ]
-        raise AssertionError(f"{len(got)} threads delivered of {len(want)}: {problems}")
+        bad = {bodies[0] for bodies in got if bodies not in want}
+        detail = [
+            (c["id"], [_seq(str(p["body"])) for p in c["parts"]])
+            for c in conversations
+            if any(p["body"] in bad for p in c["parts"])
+        ]
+        raise AssertionError(
+            f"{len(got)} threads delivered of {len(want)}: {problems}; first one: {detail}"
+        )
 
 
 def _seq(body: str) -> int:
