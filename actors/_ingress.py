@@ -31,6 +31,7 @@ from channels import (
     PayloadTooLarge,
     SignatureInvalid,
     ThreadKey,
+    WebhookRejected,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
@@ -209,12 +210,8 @@ class Ingress:
             )
             _require_json(request)
             events = parse_whatsapp(request.body, max_bytes=self._s.max_body_bytes)
-        except SignatureInvalid as exc:
-            return text_response(401, exc.reason)
-        except PayloadTooLarge as exc:
-            return text_response(413, exc.reason)
-        except PayloadInvalid as exc:
-            return text_response(400, exc.reason)
+        except WebhookRejected as exc:
+            return _rejected(exc)
         failed = await self._journal_entries("whatsapp", self._inbound_entries(events))
         return failed or text_response(200, "ok")
 
@@ -242,12 +239,8 @@ class Ingress:
             events = parse_twilio(
                 request.body, received_at=datetime.now(UTC), max_bytes=self._s.max_body_bytes
             )
-        except SignatureInvalid as exc:
-            return text_response(401, exc.reason)
-        except PayloadTooLarge as exc:
-            return text_response(413, exc.reason)
-        except PayloadInvalid as exc:
-            return text_response(400, exc.reason)
+        except WebhookRejected as exc:
+            return _rejected(exc)
         failed = await self._journal_entries("twilio", self._inbound_entries(events))
         return failed or Response(200, TWIML_EMPTY, "text/xml; charset=utf-8")
 
@@ -263,12 +256,8 @@ class Ingress:
             )
             _require_json(request)
             events = parse_telegram(request.body, self._bot_id, max_bytes=self._s.max_body_bytes)
-        except SignatureInvalid as exc:
-            return text_response(401, exc.reason)
-        except PayloadTooLarge as exc:
-            return text_response(413, exc.reason)
-        except PayloadInvalid as exc:
-            return text_response(400, exc.reason)
+        except WebhookRejected as exc:
+            return _rejected(exc)
         failed = await self._journal_entries("telegram", self._inbound_entries(events))
         return failed or text_response(200, "ok")
 
@@ -381,6 +370,18 @@ class Ingress:
             stored.mime_type,
             {"content-disposition": f'attachment; filename="{safe_name}"'},
         )
+
+
+_REJECTION_STATUS: dict[type[WebhookRejected], int] = {
+    SignatureInvalid: 401,
+    PayloadTooLarge: 413,
+    PayloadInvalid: 400,
+}
+
+
+def _rejected(exc: WebhookRejected) -> Response:
+    """The one table from a refused webhook to its status (ARCHITECTURE §4), with its reason."""
+    return text_response(_REJECTION_STATUS.get(type(exc), 400), exc.reason)
 
 
 def _require_json(request: Request) -> None:
