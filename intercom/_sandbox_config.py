@@ -42,6 +42,11 @@ class SandboxConfig(BaseModel):
         api_webhooks: also emit webhooks for changes made through the API (admin replies by
             the bridge come back as ``conversation.admin.replied``, as with real Intercom).
         app_package_code: set on every part created through the API.
+        drop_next_parts: test fault, off by default: the next N contact replies are answered
+            200 with their part but never stored (a lost message, for checking checkers).
+        swap_next_parts: test fault, off by default: each of the next N contact replies is
+            stored only after the following contact reply in the same conversation (two
+            adjacent parts reordered). Both count down to 0 as they fire.
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -70,6 +75,8 @@ class SandboxConfig(BaseModel):
     )
     api_webhooks: bool = True
     app_package_code: str = "threadline-sandbox"
+    drop_next_parts: int = Field(default=0, ge=0)
+    swap_next_parts: int = Field(default=0, ge=0)
 
 
 @dataclass(slots=True)
