@@ -29,7 +29,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from intercom import IntercomClient, RateBudget
+from intercom import IntercomClient, PooledTransport, RateBudget
 from runtime import (
     BoundAddress,
     ChildSpec,
@@ -150,7 +150,7 @@ async def run_bridge(
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
             timeout=httpx.Timeout(20.0, connect=5.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            transport=PooledTransport(connections=64),  # 8 pools of 8: see PooledTransport
         ) as intercom_http,
     ):
         budget = RateBudget(limit=settings.intercom_rate_limit_per_window)
