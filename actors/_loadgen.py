@@ -37,6 +37,7 @@ from channels import (
     twilio_message_webhook,
     whatsapp_webhook,
 )
+from intercom import PooledTransport
 
 from ._sandbox import SANDBOX_SECRETS
 
@@ -354,9 +355,7 @@ async def run_load(
         httpx.AsyncClient(
             base_url=target.bridge_url,
             timeout=60.0,
-            limits=httpx.Limits(
-                max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency
-            ),
+            transport=PooledTransport(connections=plan.concurrency),  # cheap pool bookkeeping
         ) as http,
         trio.open_nursery() as nursery,
     ):
