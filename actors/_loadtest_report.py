@@ -39,11 +39,14 @@ def _fmt(value: float) -> str:
 
 def _frame(x_max: float, y_max: float, x_label: str, y_label: str) -> list[str]:
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
-    out = [f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>']
+    out = [
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" '
+        'fill="#fff" stroke="#999"/>'
+    ]
     for i in range(5):
         y = _TOP + plot_h - plot_h * i / 4
         out.append(
-            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
         )
         out.append(
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(y_max * i / 4)}</text>'
@@ -138,7 +141,6 @@ td, th { border: 1px solid #ddd; padding: .3rem .6rem; text-align: right; }
 th { background: #f5f5f5; text-align: left; }
 .pass { color: #16a34a; } .fail { color: #dc2626; }
 svg text { font-size: 11px; fill: #333; }
-.plot { fill: #fff; stroke: #999; } .grid { stroke: #eee; }
 figure { margin: 1.5rem 0; } figcaption { font-weight: 600; margin-bottom: .3rem; }
 pre { background: #f5f5f5; padding: .6rem; overflow-x: auto; }
 """
