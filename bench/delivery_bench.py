@@ -358,7 +358,15 @@ async def bare_client(
                     "message_type": "comment",
                     "body": f"[bench {t}:{seq}] message {seq} of thread {t}",
                 }
-                response = await http.post(f"/conversations/{conversation_id}/reply", json=body)
+                for attempt in range(5):  # httpcore can drop a pooled connection under load
+                    try:
+                        response = await http.post(
+                            f"/conversations/{conversation_id}/reply", json=body
+                        )
+                        break
+                    except httpx.TransportError:
+                        if attempt == 4:
+                            raise
                 response.raise_for_status()
 
         started = time.perf_counter()
