@@ -21,6 +21,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/runtime_bench.py
+	$(BIN)/python bench/ingress_bench.py
+	$(BIN)/python bench/delivery_bench.py
 
 ## The whole test suite: lint, types, import contracts, then pytest (which starts its own
 ## throwaway PostgreSQL). FAST=1 skips the long soak and fault tests (CI always runs them).

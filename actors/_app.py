@@ -31,7 +31,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from intercom import IntercomClient, RateBudget
+from intercom import IntercomClient, PooledTransport, RateBudget
 from runtime import (
     BoundAddress,
     ChildSpec,
@@ -154,7 +154,7 @@ async def run_bridge(
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
             timeout=httpx.Timeout(settings.intercom_timeout_seconds, connect=5.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            transport=PooledTransport(connections=64),  # 8 pools of 8: see PooledTransport
         ) as intercom_http,
     ):
         budget = RateBudget(limit=settings.intercom_rate_limit_per_window)

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="keep the stack up afterwards for inspection"
     )
 
+    _loadtest_parser(commands)
+
     # --database-url is accepted before or after the action; SUPPRESS keeps the action's
     # parser from overwriting a value given before it.
     database = argparse.ArgumentParser(add_help=False)
@@ -137,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             configure_logging("text", "WARNING")
             return trio.run(_demo, args.threads, args.messages, args.keep_running)
+        if args.command == "loadtest":
+            return _loadtest_command(args)
         if args.command == "deadletters":
             settings = _settings(database_url=args.database_url)
             return trio.run(_deadletters, settings, args)
@@ -213,3 +217,124 @@ async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
         revived = await journal.replay(None if args.all else args.ids)
         print(f"replayed {len(revived)} entr{'y' if len(revived) == 1 else 'ies'}")  # noqa: T201
         return 0
+
+
+# --- threadline loadtest (the driver is actors._loadtest) -------------------------------------
+
+
+def _loadtest_parser(commands: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    load = commands.add_parser(
+        "loadtest",
+        help="ordered-delivery load test against an embedded or a running bridge",
+        description="Send signed webhooks at a target rate and prove, at the sandbox Intercom, "
+        "that every acknowledged message arrived once and in order per thread. Without "
+        "--target, a bridge and the sandboxes start in this process. Exit 0 on a pass, 1 when "
+        "anything was lost, doubled or reordered, 2 when the test could not run.",
+    )
+    load.add_argument("--threads", type=int, default=100, help="customer threads (%(default)s)")
+    load.add_argument(
+        "--messages-per-thread", type=int, default=10, help="messages per thread (%(default)s)"
+    )
+    load.add_argument(
+        "--rate", type=float, default=0.0, help="messages/s overall; 0 = as fast as it goes"
+    )
+    load.add_argument("--total", type=int, help="stop after this many messages")
+    load.add_argument("--duration", type=float, help="stop sending after this many seconds")
+    load.add_argument(
+        "--channels", default="whatsapp,twilio,telegram", help="channel mix (%(default)s)"
+    )
+    load.add_argument(
+        "--attachments", type=float, default=0.0, help="share of messages with an image (0..1)"
+    )
+    load.add_argument("--concurrency", type=int, default=64, help="requests in flight at most")
+    load.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=60.0,
+        help="after sending, wait this long without progress before counting losses",
+    )
+    load.add_argument("--target", help="a running bridge's ingress URL (needs --sandbox)")
+    load.add_argument("--sandbox", help="the `threadline sandbox` URL that bridge delivers to")
+    load.add_argument("--public-url", help="the bridge's THREADLINE_PUBLIC_URL (default --target)")
+    load.add_argument("--metrics", help="the bridge's metrics URL, for retries and dead letters")
+    load.add_argument("--metrics-token", help="bearer token of that /metrics")
+    load.add_argument("--database-url", help="embedded bridge's journal (default: temporary)")
+    faults = load.add_argument_group("faults in the sandbox Intercom (restored afterwards)")
+    faults.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    faults.add_argument("--error-rate", type=float, default=0.0, help="share answered 5xx")
+    faults.add_argument("--timeout-rate", type=float, default=0.0, help="share held, then 504")
+    faults.add_argument("--rate-limit", type=int, help="requests per window, then 429")
+    faults.add_argument("--rate-window", type=float, default=10.0, help="window seconds")
+    faults.add_argument(
+        "--delete-conversations", type=int, default=0, help="conversations deleted (one a second)"
+    )
+    faults.add_argument(
+        "--sandbox-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other sandbox switch (JSON value), e.g. swap_next_parts=1",
+    )
+    load.add_argument("--json", action="store_true", help="last line of stdout: a JSON report")
+    load.add_argument("--report", help="write a self-contained HTML report to this file")
+    load.add_argument(
+        "--progress", choices=("auto", "rich", "plain", "off"), default="auto",
+        help="live display: rich on a terminal, plain lines otherwise (%(default)s)",
+    )  # fmt: skip
+
+
+def _loadtest_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._loadgen import LoadPlan
+    from ._loadtest import Faults, LoadtestOptions, run_loadtest
+
+    extra: dict[str, Any] = {}
+    for item in args.sandbox_set:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            reason = f"expected NAME=VALUE, got {item!r}"
+            print(f"threadline loadtest: {reason}", file=sys.stderr)  # noqa: T201 - CLI output
+            return 2
+        try:
+            extra[name] = json.loads(raw)
+        except ValueError:
+            extra[name] = raw
+    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+    if not channels or set(channels) - {"whatsapp", "twilio", "telegram"}:
+        print(f"threadline loadtest: unknown channel in {args.channels!r}", file=sys.stderr)  # noqa: T201
+        return 2
+    plan = LoadPlan(
+        threads=args.threads,
+        messages_per_thread=args.messages_per_thread,
+        rate=args.rate,
+        channels=channels,
+        attachment_share=args.attachments,
+        concurrency=args.concurrency,
+        drain_seconds=args.drain_seconds,
+        total=args.total,
+        duration_s=args.duration,
+    )
+    options = LoadtestOptions(
+        plan=plan,
+        faults=Faults(
+            latency_ms=args.latency_ms,
+            error_rate=args.error_rate,
+            timeout_rate=args.timeout_rate,
+            rate_limit=args.rate_limit,
+            rate_window_seconds=args.rate_window,
+            delete_conversations=args.delete_conversations,
+            extra=extra,
+        ),
+        target=args.target,
+        sandbox=args.sandbox,
+        public_url=args.public_url,
+        metrics=args.metrics,
+        metrics_token=args.metrics_token,
+        database_url=args.database_url,
+        json=args.json,
+        report=Path(args.report) if args.report else None,
+        progress=args.progress,
+    )
+    configure_logging("text", "WARNING")
+    return trio.run(run_loadtest, options)

@@ -35,7 +35,9 @@ class Dispatcher:
         journal: where entries wait.
         actors: the thread actors (keyed by the entry's key).
         owned: the partitions this node serves (None: all of them); called on every read.
-        batch: entries read per query.
+        batch: entries read per query of the main walk.
+        top_up: entries read per held key when it is topped up (about a mailbox's worth: more
+            would be read again and again while the key stays full).
         poll_interval: seconds between reads when nothing woke the dispatcher.
         rescan_interval: seconds between rescans behind the cursor.
     """
@@ -47,6 +49,7 @@ class Dispatcher:
         *,
         owned: Callable[[], Collection[int] | None] = lambda: None,
         batch: int = 512,
+        top_up: int = 64,
         poll_interval: float = 0.5,
         rescan_interval: float = 10.0,
     ) -> None:
@@ -54,15 +57,17 @@ class Dispatcher:
         self._actors = actors
         self._owned = owned
         self._batch = batch
+        self._top_up = top_up
         self._poll = poll_interval
         self._rescan_interval = rescan_interval
         self._wakeup = trio.Event()
         self._cursor = 0
         self._generation = 0
-        self._inflight: dict[int, int] = {}  # entry id -> partition
+        self._inflight: dict[int, tuple[str, int]] = {}  # entry id -> (key, partition)
         self._busy: dict[int, int] = {}  # partition -> entries in flight
         self._finished_since_scan: set[int] = set()
         self._held: dict[str, int] = {}  # key -> id of its first undelivered entry
+        self._room: dict[str, int] = {}  # held key -> its entries finished since it was held
         self._skip_upto: dict[str, int] = {}  # key -> delivered beyond the cursor up to this id
         self.delivered = 0
         self.running = False
@@ -75,16 +80,19 @@ class Dispatcher:
 
     def finished(self, entry_id: int) -> None:
         """An entry was completed or buried: it is no longer in flight. Not a checkpoint."""
-        partition = self._inflight.pop(entry_id, None)
-        if partition is not None:
+        found = self._inflight.pop(entry_id, None)
+        key = None
+        if found is not None:
+            key, partition = found
             left = self._busy[partition] - 1
             if left:
                 self._busy[partition] = left
             else:
                 del self._busy[partition]
         self._finished_since_scan.add(entry_id)
-        if self._held:
-            self._wakeup.set()  # a held key may have room now
+        if key is not None and key in self._held:
+            self._room[key] = self._room.get(key, 0) + 1
+            self._wakeup.set()  # that held key has room now
 
     @property
     def inflight(self) -> int:
@@ -107,6 +115,7 @@ class Dispatcher:
         self._cursor = 0
         self._generation += 1  # a read under way now answers for the old partitions: drop it
         self._held.clear()
+        self._room.clear()
         self._skip_upto.clear()
         self._finished_since_scan = set()
         self._wakeup.set()
@@ -125,6 +134,8 @@ class Dispatcher:
                     progressed = await self._walk()
                     await self._top_up_held()
                     if trio.current_time() >= next_rescan:
+                        for key in self._held:  # probe every held key now and then
+                            self._room.setdefault(key, 1)
                         await self._rescan()
                         next_rescan = trio.current_time() + self._rescan_interval
                 except JournalUnavailable as exc:
@@ -166,16 +177,23 @@ class Dispatcher:
         except MailboxFull:
             self._held.setdefault(entry.key, entry.id)
             return False
-        self._inflight[entry.id] = entry.partition
+        self._inflight[entry.id] = (entry.key, entry.partition)
         self._busy[entry.partition] = self._busy.get(entry.partition, 0) + 1
         self.delivered += 1
         return True
 
     async def _top_up_held(self) -> None:
-        for key, first in list(self._held.items()):
+        # Only keys whose actor finished something since they were held can take more; reading
+        # every held key after every completion made deep backlogs cost O(held keys) queries
+        # per delivered message.
+        for key, room in list(self._room.items()):
+            del self._room[key]
+            first = self._held.get(key)
+            if first is None or room <= 0:
+                continue
             generation = self._generation
             entries = await self._journal.read_pending_for_key(
-                key, after_id=first - 1, limit=self._batch
+                key, after_id=first - 1, limit=min(self._top_up, max(room, 1) + 1)
             )
             if generation != self._generation:
                 return  # ownership changed: the next walk starts over
@@ -186,8 +204,10 @@ class Dispatcher:
                     break  # still full: _deliver held it again at this entry
                 last = entry.id
             else:
-                if len(entries) == self._batch:
+                if entries and len(entries) == min(self._top_up, max(room, 1) + 1):
                     self._held[key] = entries[-1].id + 1  # more beyond this page
+                    self._room[key] = 1  # try again: the mailbox may have more room
+                    self._wakeup.set()
             if last > self._cursor:
                 self._skip_upto[key] = max(last, self._skip_upto.get(key, 0))
 

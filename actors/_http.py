@@ -179,7 +179,11 @@ async def _read_body(receive: ASGIReceiveCallable, limit: int, scope: HTTPScope)
 
 
 async def _send(send: ASGISendCallable, response: Response) -> None:
-    headers = [(b"content-type", response.content_type.encode())]
+    # A known length spares Hypercorn the chunked framing and its extra terminating send.
+    headers = [
+        (b"content-type", response.content_type.encode()),
+        (b"content-length", b"%d" % len(response.body)),
+    ]
     headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",

@@ -3,9 +3,15 @@
 Each of N threads (customers, spread over the channels) sends M messages whose text carries the
 run id, the thread and its sequence number. A thread sends its next message only once the
 previous one was acknowledged (as providers do: a redelivery, never a reordering, follows a
-failure), while threads run concurrently on an open-loop schedule of ``rate`` messages/s.
-The checker reads every part the sandbox Intercom created, in creation order, and proves per
-thread: nothing lost, nothing doubled, nothing out of order.
+failure), while threads run concurrently on an open-loop schedule of ``rate`` messages/s:
+message ``seq`` of thread ``t`` is due at ``start + (seq * threads + t) / rate`` whether or not
+earlier ones were delivered. The checker reads every part the sandbox Intercom created, in
+creation order, and proves per thread: nothing lost, nothing doubled, nothing out of order.
+
+Latency is measured from the acknowledgement (the sender's wall clock when the 200 arrived) to
+the part's ``created_at`` in the sandbox (the sandbox's wall clock: the same machine), so the
+polling interval of the checker does not blur it. A part can be created before its 200 reaches
+the sender (the bridge answers after the commit and delivers at once); such latencies count as 0.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from channels import (
     twilio_message_webhook,
     whatsapp_webhook,
 )
+from intercom import PooledTransport
 
 from ._sandbox import SANDBOX_SECRETS
 
-__all__ = ["LoadPlan", "LoadReport", "PartsFeed", "Target", "run_load"]
+__all__ = ["LoadMedia", "LoadPlan", "LoadProgress", "LoadReport", "PartsFeed", "Target", "run_load"]
 
 _MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
 CHANNELS = ("whatsapp", "twilio", "telegram")
@@ -42,7 +49,11 @@ CHANNELS = ("whatsapp", "twilio", "telegram")
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """What to send."""
+    """What to send.
+
+    Sending stops at whichever comes first: every thread sent ``messages_per_thread``, ``total``
+    messages were sent, or ``duration_s`` seconds passed.
+    """
 
     threads: int = 100
     messages_per_thread: int = 10
@@ -50,10 +61,14 @@ class LoadPlan:
     """Messages per second across all threads; 0 sends as fast as acknowledgements allow."""
     channels: tuple[str, ...] = CHANNELS
     attachment_share: float = 0.0
+    """Share of messages carrying an image (needs :class:`LoadMedia`)."""
     concurrency: int = 64
     """HTTP requests in flight at most."""
-    drain_seconds: float = 120.0
+    drain_seconds: float = 60.0
     """How long to wait for deliveries to stop making progress before counting losses."""
+    total: int | None = None
+    duration_s: float | None = None
+    seed: int = 7
 
 
 @dataclass(frozen=True)
@@ -67,11 +82,23 @@ class Target:
     twilio_account_sid: str
 
 
+@dataclass(frozen=True)
+class LoadMedia:
+    """An image registered in the sandbox providers, as each channel's webhook refers to it."""
+
+    media_id: str
+    """WhatsApp media id and Telegram file_id."""
+    twilio_url: str
+    """Twilio's ``MediaUrl0``."""
+    mime_type: str = "image/png"
+
+
 PartsFeed = Callable[[int], Awaitable[tuple[list[dict[str, Any]], int]]]
 """``feed(cursor) -> (parts created since cursor, next cursor)`` from the sandbox Intercom."""
 
 
-def _percentiles(values: Sequence[float]) -> dict[str, float]:
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50/p90/p99/max (nearest rank), rounded to 0.01; zeros for no values."""
     if not values:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
     ordered = sorted(values)
@@ -80,6 +107,18 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
         return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 2)
 
     return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": round(ordered[-1], 2)}
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A cheap snapshot while the load runs."""
+
+    elapsed_s: float
+    sent: int
+    acknowledged: int
+    delivered: int
+    duplicated: int
+    sending: bool
 
 
 @dataclass
@@ -97,12 +136,18 @@ class LoadReport:
     throughput_per_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     ack_latency_ms: dict[str, float] = field(default_factory=dict)
-    rejected_429: int = 0
-    retries: int = 0
-    dead_letters: int = 0
-    timeline: list[tuple[float, int, float]] = field(default_factory=list)
-    """Per second since the start: (second, deliveries, median latency in ms)."""
+    ingress_retries: int = 0
+    """Webhooks the generator re-sent after a 429/5xx or a transport error from the bridge."""
+    rejected_429: int | None = None
+    """Intercom requests the sandbox answered 429 during the run (None: unknown)."""
+    retries: int | None = None
+    """Retries the bridge scheduled during the run (None: unknown)."""
+    dead_letters: int | None = None
+    """Entries the bridge dead-lettered during the run (None: unknown)."""
+    timeline: list[dict[str, float]] = field(default_factory=list)
+    """Per second since the start: acknowledged, delivered, latency p50/p99 in ms."""
     latencies: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -130,37 +175,39 @@ class LoadReport:
             "rejected_429": self.rejected_429,
             "retries": self.retries,
             "dead_letters": self.dead_letters,
+            "ingress_retries": self.ingress_retries,
+            "notes": self.notes,
         }
 
 
 class _Run:
-    def __init__(self, plan: LoadPlan, target: Target, media_ref: str | None) -> None:
+    def __init__(self, plan: LoadPlan, target: Target, media: LoadMedia | None) -> None:
         self.plan = plan
         self.target = target
-        self.media_ref = media_ref
+        self.media = media
         self.run_id = secrets.token_hex(4)
-        self.acked_at: dict[tuple[int, int], float] = {}
+        self.acked_at: dict[tuple[int, int], float] = {}  # wall clock, as the sandbox's
         self.ack_latency: list[float] = []
-        self.seen: dict[tuple[int, int], float] = {}
+        self.seen: dict[tuple[int, int], float] = {}  # the part's created_at
         self.order: dict[int, list[int]] = {}
         self.duplicates = 0
         self.sent = 0
         self.refused = 0
         self.retries = 0
-        self.rng = random.Random(7)  # noqa: S311 - workload shape, not cryptography
+        self.rng = random.Random(plan.seed)  # noqa: S311 - workload shape, not cryptography
         self.limiter = trio.CapacityLimiter(plan.concurrency)
+        self.deadline = math.inf
 
     def webhook(self, thread: int, seq: int) -> tuple[str, SignedWebhook]:
         channel = self.plan.channels[thread % len(self.plan.channels)]
         text = f"[lt {self.run_id}:{thread}:{seq}] message {seq} of thread {thread}"
-        media = None
-        if self.media_ref and self.rng.random() < self.plan.attachment_share:
-            media = WebhookMedia(ref=self.media_ref, mime_type="image/png")
+        with_media = self.media is not None and self.rng.random() < self.plan.attachment_share
+        media = self.media if with_media else None
         if channel == "whatsapp":
             message = WhatsAppInbound(
                 from_phone=f"1555{thread:07d}",
                 text=text,
-                media=media,
+                media=None if media is None else WebhookMedia(media.media_id, media.mime_type),
                 message_id=f"wamid.lt{self.run_id}{thread:07d}{seq:06d}",
                 name=f"Load {thread}",
             )
@@ -178,32 +225,41 @@ class _Run:
                 to=SANDBOX_SECRETS.twilio_number,
                 from_=f"+1666{thread:07d}",
                 body=text,
-                message_sid=f"SM{self.run_id}{thread:012d}{seq:012d}",
+                media=() if media is None else [WebhookMedia(media.twilio_url, media.mime_type)],
+                message_sid=f"{'MM' if media else 'SM'}{self.run_id}{thread:012d}{seq:012d}",
             )
         return "/webhooks/telegram", telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,
             chat_id=5_000_000 + thread,
             message_id=seq + 1,
             text=text,
+            media=None if media is None else WebhookMedia(media.media_id, media.mime_type),
             update_id=None,
             first_name=f"Load{thread}",
         )
+
+    def may_send(self) -> bool:
+        total = self.plan.total
+        return (total is None or self.sent < total) and trio.current_time() < self.deadline
 
     async def send_thread(self, http: httpx.AsyncClient, thread: int, start: float) -> None:
         plan = self.plan
         for seq in range(plan.messages_per_thread):
             if plan.rate > 0:
                 due = start + (seq * plan.threads + thread) / plan.rate
+                if due >= self.deadline:
+                    return
                 await trio.sleep_until(due)
+            if not self.may_send():
+                return
             path, webhook = self.webhook(thread, seq)
             self.sent += 1
             sent_at = time.monotonic()
             if not await self._post(http, path, webhook):
                 self.refused += 1
                 return  # the provider would retry much later; count the rest as never sent
-            now = time.monotonic()
-            self.acked_at[(thread, seq)] = now
-            self.ack_latency.append((now - sent_at) * 1000)
+            self.acked_at[(thread, seq)] = time.time()
+            self.ack_latency.append((time.monotonic() - sent_at) * 1000)
 
     async def _post(self, http: httpx.AsyncClient, path: str, webhook: SignedWebhook) -> bool:
         for attempt in range(8):
@@ -220,18 +276,23 @@ class _Run:
             await trio.sleep(min(2.0, 0.05 * 2**attempt))
         return False
 
-    def record(self, parts: list[dict[str, Any]]) -> None:
-        now = time.monotonic()
+    def record(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Check the parts in creation order; returns those that belong to this run."""
+        now = time.time()
+        ours = []
         for part in parts:
             match = _MARK.search(str(part.get("body") or ""))
             if match is None or match.group(1) != self.run_id:
                 continue
+            ours.append(part)
             key = (int(match.group(2)), int(match.group(3)))
             if key in self.seen:
                 self.duplicates += 1
                 continue
-            self.seen[key] = now
+            created = part.get("created_at")
+            self.seen[key] = float(created) if isinstance(created, int | float) else now
             self.order.setdefault(key[0], []).append(key[1])
+        return ours
 
 
 async def run_load(
@@ -239,58 +300,90 @@ async def run_load(
     target: Target,
     feed: PartsFeed,
     *,
-    media_ref: str | None = None,
-    progress: Callable[[LoadReport], None] | None = None,
+    media: LoadMedia | None = None,
+    progress: Callable[[LoadProgress], None] | None = None,
+    progress_interval: float = 0.5,
+    on_part: Callable[[dict[str, Any]], None] | None = None,
 ) -> LoadReport:
-    """Send the plan's webhooks to the bridge and check what reaches the sandbox Intercom."""
-    run = _Run(plan, target, media_ref)
-    report = LoadReport()
-    cursor_box = [(await feed(0))[1]]  # start after whatever the sandbox already holds
+    """Send the plan's webhooks to the bridge and check what reaches the sandbox Intercom.
+
+    ``progress`` is called every ``progress_interval`` seconds with a snapshot; ``on_part``
+    with every part of this run the checker sees (the driver uses it to pick conversations
+    to delete). Returns once every acknowledged message was seen, or deliveries stalled for
+    ``plan.drain_seconds`` after sending ended.
+    """
+    run = _Run(plan, target, media)
+    cursor_box = [await _end_of(feed)]  # start after whatever the sandbox already holds
     sending_done = trio.Event()
+    started_wall = time.time()
+    started = trio.current_time()
+    if plan.duration_s is not None:
+        run.deadline = started + plan.duration_s
+
+    def snapshot() -> LoadProgress:
+        return LoadProgress(
+            elapsed_s=trio.current_time() - started,
+            sent=run.sent,
+            acknowledged=len(run.acked_at),
+            delivered=len(run.seen),
+            duplicated=run.duplicates,
+            sending=not sending_done.is_set(),
+        )
 
     async def watch() -> None:
-        last_progress = time.monotonic()
+        last_progress = last_report = trio.current_time()
         while True:
             parts, cursor_box[0] = await feed(cursor_box[0])
+            now = trio.current_time()
             if parts:
-                run.record(parts)
-                last_progress = time.monotonic()
-            if progress is not None:
-                _fill(report, run, started)
-                progress(report)
+                ours = run.record(parts)
+                if ours:
+                    last_progress = now
+                if on_part is not None:
+                    for part in ours:
+                        on_part(part)
+            if progress is not None and now - last_report >= progress_interval:
+                last_report = now
+                progress(snapshot())
             done = sending_done.is_set() and len(run.seen) >= len(run.acked_at)
-            stalled = (
-                sending_done.is_set() and time.monotonic() - last_progress > plan.drain_seconds
-            )
+            stalled = sending_done.is_set() and now - last_progress > plan.drain_seconds
             if done or stalled:
                 return
             await trio.sleep(0.05)
 
-    started = time.monotonic()
     async with (
         httpx.AsyncClient(
             base_url=target.bridge_url,
             timeout=60.0,
-            limits=httpx.Limits(
-                max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency
-            ),
+            transport=PooledTransport(connections=plan.concurrency),  # cheap pool bookkeeping
         ) as http,
         trio.open_nursery() as nursery,
     ):
         nursery.start_soon(watch)
         async with trio.open_nursery() as senders:
             for thread in range(plan.threads):
-                senders.start_soon(run.send_thread, http, thread, trio.current_time())
+                senders.start_soon(run.send_thread, http, thread, started)
         sending_done.set()
-    _fill(report, run, started)
-    return report
+    if progress is not None:
+        progress(snapshot())
+    return _report(run, started_wall)
 
 
-def _fill(report: LoadReport, run: _Run, started: float) -> None:
+async def _end_of(feed: PartsFeed) -> int:
+    cursor = 0
+    while True:
+        parts, following = await feed(cursor)
+        if not parts or following == cursor:
+            return following
+        cursor = following
+
+
+def _report(run: _Run, started: float) -> LoadReport:
+    report = LoadReport()
     report.sent = run.sent
     report.acknowledged = len(run.acked_at)
     report.refused = run.refused
-    report.retries = run.retries
+    report.ingress_retries = run.retries
     report.delivered = len(run.seen)
     report.duplicated = run.duplicates
     report.lost = sum(1 for key in run.acked_at if key not in run.seen)
@@ -301,15 +394,38 @@ def _fill(report: LoadReport, run: _Run, started: float) -> None:
     report.duration_s = max(1e-9, last - started)
     report.throughput_per_s = report.delivered / report.duration_s
     report.latencies = [
-        (seen - run.acked_at[key]) * 1000 for key, seen in run.seen.items() if key in run.acked_at
+        max(0.0, (seen - run.acked_at[key]) * 1000)
+        for key, seen in run.seen.items()
+        if key in run.acked_at
     ]
-    report.latency_ms = _percentiles(report.latencies)
-    report.ack_latency_ms = _percentiles(run.ack_latency)
-    buckets: dict[int, list[float]] = {}
+    report.latency_ms = percentiles(report.latencies)
+    report.ack_latency_ms = percentiles(run.ack_latency)
+    report.timeline = _timeline(run, started)
+    return report
+
+
+def _timeline(run: _Run, started: float) -> list[dict[str, float]]:
+    acks: dict[int, int] = {}
+    for acked in run.acked_at.values():
+        second = max(0, int(acked - started))
+        acks[second] = acks.get(second, 0) + 1
+    latencies: dict[int, list[float]] = {}
     for key, seen in run.seen.items():
         if key in run.acked_at:
-            buckets.setdefault(int(seen - started), []).append((seen - run.acked_at[key]) * 1000)
-    report.timeline = [
-        (float(second), len(values), sorted(values)[len(values) // 2])
-        for second, values in sorted(buckets.items())
-    ]
+            second = max(0, int(seen - started))
+            latency = max(0.0, (seen - run.acked_at[key]) * 1000)
+            latencies.setdefault(second, []).append(latency)
+    rows = []
+    for second in range(max([*acks, *latencies], default=-1) + 1):
+        values = latencies.get(second, [])
+        marks = percentiles(values)
+        rows.append(
+            {
+                "second": float(second),
+                "acknowledged": float(acks.get(second, 0)),
+                "delivered": float(len(values)),
+                "p50_ms": marks["p50"],
+                "p99_ms": marks["p99"],
+            }
+        )
+    return rows

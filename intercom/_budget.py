@@ -90,11 +90,14 @@ class RateBudget:
         """Requests acquired whose response has not been observed yet."""
         return self._in_flight
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
         """Take one request from the budget, waiting for the next window when it is spent.
 
         Every acquire must be followed by exactly one :meth:`observe` or :meth:`release`.
         Cancellation while waiting takes nothing from the budget.
+
+        Returns:
+            a ticket (the request's position among all acquired) for :meth:`observe`.
         """
         waited = False
         while True:
@@ -105,7 +108,7 @@ class RateBudget:
                 self._remaining -= 1
                 self._in_flight += 1
                 self.acquired += 1
-                return
+                return self.acquired
             if not waited:
                 self.waits += 1
                 waited = True
@@ -127,12 +130,18 @@ class RateBudget:
         """Give back the in-flight slot of a request that got no response (transport error)."""
         self._in_flight = max(0, self._in_flight - 1)
 
-    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
+    def observe(
+        self, headers: Mapping[str, str], status: int | None = None, ticket: int | None = None
+    ) -> None:
         """Update from a response's ``X-RateLimit-*`` headers (and count it as landed).
 
         Args:
             headers: response headers (case-insensitive mapping such as ``httpx.Headers``).
             status: the response status; 429 counts as rate limited and empties the window.
+            ticket: what :meth:`acquire` returned for this request. Intercom's
+                ``Remaining`` then counts every request sent before it, so only those acquired
+                since may be missing from it; without a ticket every request still in flight
+                is assumed missing (which under-uses the window by the concurrency).
         """
         self._in_flight = max(0, self._in_flight - 1)
         if status == 429:
@@ -161,15 +170,19 @@ class RateBudget:
         left = self.limit if remaining is None else int(remaining)
         if status == 429:
             left = 0
-        # Requests still in flight were sent against this window and may not be counted yet.
-        left = max(0, left - self._in_flight)
+        # Requests sent after this one may not be counted in its Remaining yet.
+        unseen = self._in_flight if ticket is None else max(0, self.acquired - ticket)
         tolerance = min(0.5, self.window_seconds / 4)
         if not self._synced or end > self._window_end + tolerance:
             self._window_end = end  # a newer window (or the first real one): adopt it
-            self._remaining = left
+            self._remaining = max(0, left - unseen)
             self._synced = True
-        elif end >= self._window_end - tolerance:
-            self._remaining = min(self._remaining, left)  # same window: trust the lower count
+        elif end >= self._window_end - tolerance and left < self._remaining:
+            # Same window. Our own count already covers our requests in flight (answers arrive
+            # out of order, so discounting them again under-used each window by about the
+            # concurrency). A lower Remaining means someone else spends the same budget: then
+            # allow for ours not yet counted as well.
+            self._remaining = max(0, left - unseen)
         # else: news about a window that has already ended; ignore it
 
     def observe_rate_limited(self, retry_after: float) -> None:

@@ -82,8 +82,7 @@ class IntercomClient:
         self._observer = observer
 
     async def _send(self, endpoint: str, request: httpx.Request) -> httpx.Response:
-        if self.budget is not None:
-            await self.budget.acquire()
+        ticket = None if self.budget is None else await self.budget.acquire()
         started = trio.current_time()
         status: int | None = None
         try:
@@ -95,7 +94,7 @@ class IntercomClient:
                 raise IntercomTransportError(f"{endpoint}: {type(exc).__name__}: {exc}") from exc
             status = response.status_code
             if self.budget is not None:
-                self.budget.observe(response.headers, status)
+                self.budget.observe(response.headers, status, ticket)
             return response
         finally:
             if status is None and self.budget is not None:

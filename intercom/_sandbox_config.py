@@ -47,6 +47,11 @@ class SandboxConfig(BaseModel):
             webhook; replies keep per-conversation order. Needs the background worker.
         auto_reply_admin_id: who answers (default: the assignee, else the first teammate
             other than the token's admin).
+        drop_next_parts: test fault, off by default: the next N contact replies are answered
+            200 with their part but never stored (a lost message, for checking checkers).
+        swap_next_parts: test fault, off by default: each of the next N contact replies is
+            stored only after the following contact reply in the same conversation (two
+            adjacent parts reordered). Both count down to 0 as they fire.
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -78,6 +83,8 @@ class SandboxConfig(BaseModel):
     auto_reply_seconds: float | None = Field(default=None, ge=0)
     auto_reply_text: str = "Thanks for your message: {body}"
     auto_reply_admin_id: str | None = None
+    drop_next_parts: int = Field(default=0, ge=0)
+    swap_next_parts: int = Field(default=0, ge=0)
 
 
 @dataclass(slots=True)

@@ -44,6 +44,8 @@ class SandboxStats:
     without_version: int = 0  # requests that left out Intercom-Version
     webhooks_sent: int = 0
     webhooks_failed: int = 0
+    parts_dropped: int = 0  # drop_next_parts fired
+    parts_swapped: int = 0  # swap_next_parts fired
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,8 @@ class SandboxStats:
             "without_version": self.without_version,
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
+            "parts_dropped": self.parts_dropped,
+            "parts_swapped": self.parts_swapped,
         }
 
 
@@ -107,6 +111,7 @@ class SandboxCore:
         self.auto_replies: deque[tuple[float, str, str]] = deque(maxlen=100_000)
         self.auto_reply_wakeup = trio.Event()
         self.deliveries: deque[WebhookDelivery] = deque(maxlen=10_000)
+        self.held_parts: dict[str, StoredPart] = {}  # swap_next_parts: conversation -> part
 
     def reset(self) -> None:
         """Forget all data and counters (configuration and admins stay)."""
@@ -116,6 +121,7 @@ class SandboxCore:
         self.outbox.clear()
         self.auto_replies.clear()
         self.deliveries.clear()
+        self.held_parts.clear()
 
     def now(self) -> float:
         return self.clock()
@@ -148,7 +154,12 @@ class SandboxCore:
             app_package_code=self.config.app_package_code,
         )
         conversation.state = "open"
+        if not self._stored_by_test_faults(conversation, part):
+            return conversation, part
         self.state.append(conversation, part)
+        held = self.held_parts.pop(conversation.id, None)
+        if held is not None:
+            self.state.append(conversation, held)
         self.emit("conversation.user.replied", conversation, [part])
         self.customer_wrote(conversation, body)
         return conversation, part
@@ -167,6 +178,21 @@ class SandboxCore:
             return conversation.admin_assignee_id
         ids = list(self.admins)
         return ids[1] if len(ids) > 1 else ids[0]
+
+    def _stored_by_test_faults(self, conversation: StoredConversation, part: StoredPart) -> bool:
+        """Apply ``drop_next_parts`` / ``swap_next_parts``; False when the part is not to be
+        stored now (dropped, or held back until the conversation's next contact reply)."""
+        config = self.config
+        if config.drop_next_parts:
+            config.drop_next_parts -= 1
+            self.stats.parts_dropped += 1
+            return False
+        if config.swap_next_parts and conversation.id not in self.held_parts:
+            config.swap_next_parts -= 1
+            self.stats.parts_swapped += 1
+            self.held_parts[conversation.id] = part
+            return False
+        return True
 
     def admin_action(
         self,

@@ -40,6 +40,7 @@ def test_all_is_sorted_and_exact() -> None:
         "Notification",
         "NotificationInvalid",
         "PartAuthor",
+        "PooledTransport",
         "REGION_BASE_URLS",
         "RateBudget",
         "RequestObserver",

@@ -133,3 +133,36 @@ async def test_a_429_waits_at_least_a_second(autojump_clock: trio.testing.MockCl
     started = trio.current_time()
     await budget.acquire()
     assert trio.current_time() - started == pytest.approx(1.0)
+
+
+async def test_a_ticket_discounts_only_requests_sent_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Five requests in flight; the last one's answer says the server counted all five.
+    budget = RateBudget(limit=10, window_seconds=10, margin_seconds=0, wall_clock=wall)
+    tickets = [await budget.acquire() for _ in range(5)]
+    assert tickets == [1, 2, 3, 4, 5]
+    budget.observe(headers(limit=10, remaining=5, reset=wall() + 5), 200, tickets[-1])
+    assert budget.remaining == 5  # the four earlier ones are in its count already
+    untracked = RateBudget(limit=10, window_seconds=10, margin_seconds=0, wall_clock=wall)
+    for _ in range(5):
+        await untracked.acquire()
+    untracked.observe(headers(limit=10, remaining=5, reset=wall() + 5), 200)
+    assert untracked.remaining == 1  # without a ticket, every one in flight is discounted
+
+
+async def test_out_of_order_answers_do_not_shrink_our_own_count(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    budget = RateBudget(limit=10, window_seconds=10, margin_seconds=0, wall_clock=wall)
+    tickets = [await budget.acquire() for _ in range(4)]
+    budget.observe(headers(limit=10, remaining=6, reset=wall() + 5), 200, tickets[3])
+    assert budget.remaining == 6
+    later = [await budget.acquire() for _ in range(2)]
+    assert budget.remaining == 4
+    # The first request was counted first by Intercom: its Remaining is stale, not news.
+    budget.observe(headers(limit=10, remaining=9, reset=wall() + 5), 200, tickets[0])
+    assert budget.remaining == 4
+    # Fewer left than we spent: another process shares the budget; ours in flight count too.
+    budget.observe(headers(limit=10, remaining=2, reset=wall() + 5), 200, later[0])
+    assert budget.remaining == 1

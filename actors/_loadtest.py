@@ -1,0 +1,457 @@
+"""``threadline loadtest``: the ordered-delivery load test, embedded or against a running bridge.
+
+::
+
+    embedded:  sandbox + bridge started here (SQLite journal in a temporary directory)
+    remote:    --target http://bridge --sandbox http://sandbox [--metrics http://bridge-metrics]
+
+      generator ──signed webhooks──► bridge ──► sandbox Intercom ◄──parts feed── checker
+                                                   ▲ faults (latency, 5xx, 429 windows,
+                                                   │ deleted conversations, test faults)
+                                       control ────┘ /intercom/_sandbox/config
+
+The generator and the checker are :mod:`actors._loadgen`. This module sets up the target,
+applies the faults to the sandbox Intercom (and restores its previous switches afterwards),
+reads the bridge's retry and dead-letter counters (embedded: its Prometheus registry; remote:
+its ``/metrics`` when ``--metrics`` is given, otherwise they are reported as unknown), shows
+progress (rich on a terminal, plain lines otherwise), prints the report (``--json``: one
+object as the last line of standard output) and writes the HTML report. Exit status 0 when
+nothing was lost, doubled or reordered, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import trio
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from channels import SandboxCredentials
+
+from ._embedded import PUBLIC_URL, open_stack
+from ._loadgen import LoadMedia, LoadPlan, LoadProgress, LoadReport, PartsFeed, Target, run_load
+from ._loadtest_report import render_html
+
+__all__ = ["Faults", "LoadtestOptions", "run_loadtest"]
+
+# Switches this command may change on the sandbox Intercom; restored after the run.
+_FAULT_KEYS = ("latency_seconds", "error_rate", "timeout_rate", "rate_limit", "rate_window_seconds")
+_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults injected into the sandbox Intercom for the duration of the run."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    rate_limit: int | None = None
+    rate_window_seconds: float = 10.0
+    delete_conversations: int = 0
+    """Conversations of this run deleted while it sends (one a second), as a teammate would."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Any other sandbox switch (``--sandbox-set name=value``), e.g. the test faults."""
+
+    def sandbox_changes(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if self.latency_ms:
+            changes["latency_seconds"] = self.latency_ms / 1000
+        if self.error_rate:
+            changes["error_rate"] = self.error_rate
+        if self.timeout_rate:
+            changes["timeout_rate"] = self.timeout_rate
+        if self.rate_limit is not None:
+            changes["rate_limit"] = self.rate_limit
+            changes["rate_window_seconds"] = self.rate_window_seconds
+        changes.update(self.extra)
+        return changes
+
+
+@dataclass(frozen=True)
+class LoadtestOptions:
+    """Everything ``threadline loadtest`` was asked to do."""
+
+    plan: LoadPlan
+    faults: Faults = Faults()
+    target: str | None = None
+    """A running bridge's ingress URL; None starts an embedded one."""
+    sandbox: str | None = None
+    public_url: str | None = None
+    """The running bridge's THREADLINE_PUBLIC_URL (default: ``target``)."""
+    metrics: str | None = None
+    metrics_token: str | None = None
+    database_url: str | None = None
+    """Embedded mode's journal (default: SQLite in a temporary directory)."""
+    json: bool = False
+    report: Path | None = None
+    progress: str = "auto"
+    """``auto`` (rich on a terminal, plain lines otherwise), ``rich``, ``plain`` or ``off``."""
+
+
+class SandboxControl:
+    """The sandbox's control and inspection API over HTTP (``threadline sandbox``'s root URL)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise LoadtestError(f"sandbox {method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    async def config(self) -> dict[str, Any]:
+        return dict(await self._call("GET", "/intercom/_sandbox/config"))
+
+    async def configure(self, changes: dict[str, Any]) -> None:
+        if changes:
+            await self._call("POST", "/intercom/_sandbox/config", json=changes)
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self._call("GET", "/intercom/_sandbox/stats"))
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        await self._call("POST", f"/intercom/_sandbox/conversations/{conversation_id}/delete")
+
+    async def add_media(self, content: bytes, mime_type: str, filename: str) -> tuple[str, str]:
+        """Register an image with the providers; (media id, Twilio media path)."""
+        got = await self._call(
+            "POST",
+            "/_sandbox/media",
+            params={"mime_type": mime_type, "filename": filename},
+            content=content,
+        )
+        return str(got["id"]), str(got["twilio_media_path"])
+
+    async def parts_since(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
+        got = await self._call(
+            "GET", "/intercom/_sandbox/parts", params={"since": cursor, "limit": 5000}
+        )
+        return list(got["parts"]), int(got["next"])
+
+
+class LoadtestError(Exception):
+    """The load test could not run (an unreachable or misbehaving target or sandbox)."""
+
+
+def _sum_samples(families: Any, name: str, **labels: str) -> float:  # noqa: ANN401 - iterable
+    total = 0.0
+    for family in families:
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def bridge_counters(families: Any) -> dict[str, int]:  # noqa: ANN401 - metric families
+    """The bridge counters the report needs, from Prometheus metric families."""
+    return {
+        "retries": int(_sum_samples(families, "threadline_retry_attempts_total")),
+        "dead_letters": int(_sum_samples(families, "threadline_dead_letters_total")),
+    }
+
+
+@dataclass
+class _Target:
+    target: Target
+    control: SandboxControl
+    feed: PartsFeed
+    twilio_base: str
+    read_counters: Callable[[], Awaitable[dict[str, int]]] | None = None
+    mode: str = "embedded"
+    notes: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def _embedded(options: LoadtestOptions) -> AsyncIterator[_Target]:
+    workdir = Path(tempfile.mkdtemp(prefix="threadline-loadtest-"))
+    registry = CollectorRegistry()
+    database_url = options.database_url or f"sqlite:///{workdir / 'threadline.db'}"
+    async with (
+        open_stack(
+            database_url=database_url,
+            registry=registry,
+            media_dir=str(workdir / "media"),
+            shutdown_drain_seconds=5.0,
+        ) as stack,
+        httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30.0) as http,
+    ):
+        intercom = stack.sandbox.intercom
+
+        async def feed(cursor: int) -> tuple[list[dict[str, Any]], int]:
+            return intercom.parts_since(cursor)
+
+        async def read() -> dict[str, int]:
+            return bridge_counters(registry.collect())
+
+        creds = stack.sandbox.providers.credentials
+        yield _Target(
+            target=Target(
+                stack.node.ingress.url,
+                PUBLIC_URL,
+                creds.twilio_auth_token,
+                creds.twilio_account_sid,
+            ),
+            control=SandboxControl(http),
+            feed=feed,
+            twilio_base=stack.settings.twilio_base_url,
+            read_counters=read,
+            mode="embedded",
+        )
+
+
+@asynccontextmanager
+async def _remote(options: LoadtestOptions) -> AsyncIterator[_Target]:
+    assert options.target is not None
+    if options.sandbox is None:
+        raise LoadtestError("--target needs --sandbox: the checker reads the sandbox Intercom")
+    headers = {}
+    if options.metrics_token:
+        headers["authorization"] = f"Bearer {options.metrics_token}"
+    async with (
+        httpx.AsyncClient(base_url=options.sandbox, timeout=30.0) as http,
+        httpx.AsyncClient(timeout=10.0, headers=headers) as metrics_http,
+    ):
+        control = SandboxControl(http)
+        read = None
+        notes = []
+        if options.metrics:
+            url = options.metrics.rstrip("/")
+            url = url if url.endswith("/metrics") else url + "/metrics"
+
+            async def read() -> dict[str, int]:
+                response = await metrics_http.get(url)
+                if response.status_code != 200:
+                    raise LoadtestError(f"GET {url}: {response.status_code}")
+                return bridge_counters(text_string_to_metric_families(response.text))
+
+        else:
+            notes.append("retries and dead_letters are unknown: pass --metrics URL to read them")
+        creds = SandboxCredentials()
+        yield _Target(
+            target=Target(
+                options.target,
+                options.public_url or options.target,
+                creds.twilio_auth_token,
+                creds.twilio_account_sid,
+            ),
+            control=control,
+            feed=control.parts_since,
+            twilio_base=options.sandbox.rstrip("/") + "/twilio",
+            read_counters=read,
+            mode="remote",
+            notes=notes,
+        )
+
+
+async def _delete_conversations(
+    control: SandboxControl, count: int, conversations: list[str], done: list[int]
+) -> None:
+    deleted: set[str] = set()
+    while done[0] < count:
+        await trio.sleep(1.0)
+        fresh = [c for c in reversed(conversations) if c not in deleted]
+        if fresh:
+            deleted.add(fresh[0])
+            await control.delete_conversation(fresh[0])
+            done[0] += 1
+
+
+async def execute(
+    options: LoadtestOptions, progress: Callable[[LoadProgress], None] | None
+) -> tuple[LoadReport, dict[str, Any]]:
+    """Run the load test; returns the report and what describes the run (mode, plan, faults)."""
+    opener = _embedded if options.target is None else _remote
+    async with opener(options) as where:
+        control = where.control
+        before_config = await control.config()
+        changes = options.faults.sandbox_changes()
+        media = None
+        if options.plan.attachment_share > 0:
+            media_id, path = await control.add_media(_PNG, "image/png", "load.png")
+            media = LoadMedia(media_id, where.twilio_base.rstrip("/") + path)
+        stats_before = await control.stats()
+        counters_before = await where.read_counters() if where.read_counters else None
+        conversations: list[str] = []
+        deleted = [0]
+        try:
+            await control.configure(changes)
+            async with trio.open_nursery() as nursery:
+                if options.faults.delete_conversations:
+                    nursery.start_soon(
+                        _delete_conversations,
+                        control,
+                        options.faults.delete_conversations,
+                        conversations,
+                        deleted,
+                    )
+
+                def on_part(part: dict[str, Any]) -> None:
+                    conversation = str(part.get("conversation_id"))
+                    if not conversations or conversations[-1] != conversation:
+                        conversations.append(conversation)
+
+                report = await run_load(
+                    options.plan,
+                    where.target,
+                    where.feed,
+                    media=media,
+                    progress=progress,
+                    on_part=on_part,
+                )
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                restore = {k: before_config[k] for k in changes if k in before_config}
+                await control.configure(restore)
+        stats_after = await control.stats()
+        report.rejected_429 = int(stats_after["rate_limited"]) - int(stats_before["rate_limited"])
+        if where.read_counters is not None and counters_before is not None:
+            after = await where.read_counters()
+            report.retries = after["retries"] - counters_before["retries"]
+            report.dead_letters = after["dead_letters"] - counters_before["dead_letters"]
+        report.notes.extend(where.notes)
+        if options.faults.delete_conversations:
+            report.notes.append(
+                f"deleted {deleted[0]} of {options.faults.delete_conversations} conversations"
+            )
+        meta = {
+            "mode": where.mode,
+            "target": where.target.bridge_url,
+            "plan": {
+                "threads": options.plan.threads,
+                "messages_per_thread": options.plan.messages_per_thread,
+                "rate": options.plan.rate,
+                "total": options.plan.total,
+                "duration_s": options.plan.duration_s,
+                "channels": list(options.plan.channels),
+                "attachment_share": options.plan.attachment_share,
+                "concurrency": options.plan.concurrency,
+            },
+            "faults": changes | {"delete_conversations": options.faults.delete_conversations},
+            "intercom_requests": int(stats_after["requests_total"])
+            - int(stats_before["requests_total"]),
+        }
+        return report, meta
+
+
+# --- presentation -----------------------------------------------------------------------------
+
+
+def _plain_progress(err: TextIO) -> Callable[[LoadProgress], None]:
+    last = [-1.0]
+
+    def show(p: LoadProgress) -> None:
+        if p.elapsed_s - last[0] < 1.0 and p.sending:
+            return
+        last[0] = p.elapsed_s
+        phase = "sending" if p.sending else "draining"
+        print(
+            f"[{p.elapsed_s:6.1f}s] {phase}: sent {p.sent}, acknowledged {p.acknowledged}, "
+            f"delivered {p.delivered}, duplicated {p.duplicated}",
+            file=err,
+            flush=True,
+        )
+
+    return show
+
+
+class _RichProgress:
+    def __init__(self, err: TextIO, total: int | None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._console = Console(file=err)
+        self._live = Live(console=self._console, refresh_per_second=4, transient=False)
+        self._total = total
+
+    def __enter__(self) -> _RichProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(None, None, None)
+
+    def __call__(self, p: LoadProgress) -> None:
+        from rich.table import Table
+
+        table = Table(title="threadline loadtest", show_header=True, expand=False)
+        for column in ("elapsed", "phase", "sent", "acknowledged", "delivered", "duplicated"):
+            table.add_column(column, justify="right")
+        sent = f"{p.sent}" if self._total is None else f"{p.sent}/{self._total}"
+        table.add_row(
+            f"{p.elapsed_s:.1f}s",
+            "sending" if p.sending else "draining",
+            sent,
+            str(p.acknowledged),
+            str(p.delivered),
+            str(p.duplicated),
+        )
+        self._live.update(table)
+
+
+def summary_lines(report: LoadReport, meta: dict[str, Any]) -> list[str]:
+    """The human-readable report."""
+    lat, ack = report.latency_ms, report.ack_latency_ms
+
+    def unknown(value: int | None) -> str:
+        return "unknown" if value is None else str(value)
+
+    verdict = "PASS" if report.passed else "FAIL"
+    return [
+        f"{verdict} ({meta['mode']} bridge at {meta['target']})",
+        f"  sent {report.sent}, acknowledged {report.acknowledged}, delivered "
+        f"{report.delivered}, lost {report.lost}, duplicated {report.duplicated}, "
+        f"out of order {report.out_of_order}",
+        f"  throughput {report.throughput_per_s:.1f} messages/s over {report.duration_s:.1f} s",
+        f"  acknowledgement → Intercom latency ms: p50 {lat['p50']}, p90 {lat['p90']}, "
+        f"p99 {lat['p99']}, max {lat['max']}",
+        f"  ingress acknowledgement latency ms: p50 {ack['p50']}, p90 {ack['p90']}, "
+        f"p99 {ack['p99']}, max {ack['max']}",
+        f"  Intercom requests {meta['intercom_requests']}, answered 429: "
+        f"{unknown(report.rejected_429)}; bridge retries {unknown(report.retries)}, "
+        f"dead letters {unknown(report.dead_letters)}",
+        *(f"  note: {note}" for note in report.notes),
+    ]
+
+
+async def run_loadtest(
+    options: LoadtestOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Run ``threadline loadtest``; returns the exit status (0 pass, 1 fail, 2 could not run)."""
+    mode = options.progress
+    if mode == "auto":
+        mode = "rich" if err.isatty() else "plain"
+    total = options.plan.total or options.plan.threads * options.plan.messages_per_thread
+    started = time.time()
+    try:
+        if mode == "rich":
+            with _RichProgress(err, total) as live:
+                report, meta = await execute(options, live)
+        else:
+            show = _plain_progress(err) if mode == "plain" else None
+            report, meta = await execute(options, show)
+    except (LoadtestError, httpx.TransportError) as exc:
+        print(f"threadline loadtest: {exc}", file=err)
+        return 2
+    meta["started_at"] = started
+    for line in summary_lines(report, meta):
+        print(line, file=out)
+    if options.report is not None:
+        options.report.write_text(render_html(report, meta), encoding="utf-8")
+        print(f"  report written to {options.report}", file=out)
+    if options.json:
+        print(json.dumps(report.as_json() | {"mode": meta["mode"]}), file=out)
+    out.flush()
+    return 0 if report.passed else 1

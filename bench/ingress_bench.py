@@ -1,0 +1,392 @@
+"""Ingress benchmark: signed WhatsApp webhook → verified, parsed, journaled (SQLite group commit,
+WAL, ``synchronous=FULL``) → 200, against a bare Hypercorn-Trio ASGI app that reads the same
+payload and answers 200, served with the same Hypercorn settings.
+
+Each server runs in its own process pinned to core 0; the load generator runs pinned to core 1
+(2-core machine: one core each). Every request is a distinct webhook (its own message id and
+signature), prebuilt before the clock starts, so the journal never sees a duplicate.
+
+- Saturation: ``wrk`` (one thread, 64 connections, a Lua script cycling through the prebuilt
+  requests) for a fixed time; requests/s and wrk's closed-loop latency.
+- Latency at half the saturated rate: an open-loop client (Trio, raw HTTP/1.1 keep-alive
+  connections, prebuilt request bytes) sends at a fixed rate of half the bridge's saturated rate
+  and measures each request from its *scheduled* send time to the end of its response, so a
+  stall shows up as latency instead of fewer requests (no coordinated omission).
+
+Rounds interleave bare and bridge; the best saturated rate of each is kept.
+
+Run: ``.venv/bin/python bench/ingress_bench.py [--quick] [--json]`` (needs ``wrk`` and
+``taskset``; Debian: ``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from channels import WhatsAppInbound, whatsapp_webhook  # noqa: E402 - after the path setup
+
+SECRET = "bench-whatsapp-app-secret"  # noqa: S105 - a benchmark fixture
+PHONE_ID = "100000000000001"
+CONNECTIONS = 64
+
+LUA = r"""
+local reqs = {}
+local i = 0
+init = function(args)
+  local f = assert(io.open(args[1], "r"))
+  while true do
+    local sig = f:read("*l")
+    if not sig then break end
+    local body = f:read("*l")
+    reqs[#reqs + 1] = wrk.format("POST", "/webhooks/whatsapp",
+      {["Content-Type"] = "application/json", ["X-Hub-Signature-256"] = sig}, body)
+  end
+  f:close()
+end
+request = function()
+  i = i + 1
+  if i > #reqs then i = 1 end
+  return reqs[i]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p90_us\": %d, " ..
+    "\"p99_us\": %d, \"max_us\": %d, \"status_errors\": %d, \"socket_errors\": %d}\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+# --- the servers (each in its own process) -------------------------------------------------------
+
+
+async def _bare_app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN401 - raw ASGI
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    body = b"ok"
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve(kind: str, port: int, workdir: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from actors._ingress import Ingress
+    from actors._media import MediaStore
+    from actors._metrics import BridgeMetrics
+    from actors._settings import Settings
+    from runtime import hypercorn_config, open_sqlite_journal, serve_asgi
+
+    config = hypercorn_config(f"127.0.0.1:{port}", keep_alive_timeout=75.0)
+    async with trio.open_nursery() as nursery:
+        if kind == "bare":
+            await nursery.start(serve_asgi, _bare_app, config)
+            print("ready", flush=True)
+            return
+        values: dict[str, Any] = {
+            "whatsapp_app_secret": SECRET,
+            "whatsapp_verify_token": "verify",
+            "intercom_access_token": "unused",
+        }
+        settings = Settings(_env_file=None, **values)
+        async with open_sqlite_journal(workdir / "journal.db") as journal:
+            ingress = Ingress(
+                settings,
+                journal,
+                wake=lambda: None,
+                metrics=BridgeMetrics(CollectorRegistry()),
+                media=MediaStore(workdir / "media"),
+                ready=lambda: True,
+            )
+            await nursery.start(serve_asgi, ingress.app, config)
+            print("ready", flush=True)
+            await trio.sleep_forever()
+
+
+# --- the client side ------------------------------------------------------------------------------
+
+
+def build_requests(count: int, run: str) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(count):
+        message = WhatsAppInbound(
+            from_phone=f"1555{i % 5000:07d}",
+            text=f"benchmark message {i} of run {run}",
+            message_id=f"wamid.bench{run}{i:09d}",
+        )
+        hook = whatsapp_webhook(SECRET, PHONE_ID, [message])
+        out.append((hook.headers["X-Hub-Signature-256"], hook.body))
+    return out
+
+
+def write_requests(path: Path, requests: list[tuple[str, bytes]]) -> None:
+    with path.open("wb") as f:
+        for signature, body in requests:
+            assert b"\n" not in body
+            f.write(signature.encode() + b"\n" + body + b"\n")
+
+
+class Server:
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind = kind
+        self.port = _free_port()
+        self.process = subprocess.Popen(  # noqa: S603 - this script, fixed arguments
+            ["taskset", "-c", "0", sys.executable, __file__, "--serve", kind,
+             "--port", str(self.port), "--workdir", str(workdir)],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"{kind} server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_wrk(port: int, requests_file: Path, script: Path, seconds: float) -> dict[str, float]:
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s",
+         "-s", str(script), f"http://127.0.0.1:{port}/webhooks/whatsapp", "--", str(requests_file)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    match = re.search(r"WRKJSON (\{.*\})", done.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk said: {done.stdout}\n{done.stderr}")
+    data = json.loads(match.group(1))
+    return {
+        "rate": data["requests"] / (data["duration_us"] / 1e6),
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "errors": data["status_errors"] + data["socket_errors"],
+        "requests": data["requests"],
+    }
+
+
+async def open_loop(
+    port: int, requests: list[tuple[str, bytes]], rate: float, seconds: float
+) -> dict[str, float]:
+    """Send at a fixed rate over keep-alive connections; latency from the scheduled time."""
+    count = min(len(requests), int(rate * seconds))
+    head = (
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nX-Hub-Signature-256: {sig}\r\n"
+        "Content-Length: {length}\r\n\r\n"
+    )
+    wire = [
+        head.format(port=port, sig=sig, length=len(body)).encode() + body
+        for sig, body in requests[:count]
+    ]
+    send, receive = trio.open_memory_channel[tuple[float, bytes]](math.inf)
+    latencies: list[float] = []
+    errors = [0]
+
+    async def connection() -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffer = b""
+        async with stream:
+            async for due, data in receive:
+                await stream.send_all(data)
+                while b"\r\n\r\n" not in buffer:
+                    buffer += await stream.receive_some(65536)
+                header, _, buffer = buffer.partition(b"\r\n\r\n")
+                sized = re.search(rb"(?i)content-length: *(\d+)", header)
+                if sized is not None:
+                    length = int(sized.group(1))
+                    while len(buffer) < length:
+                        buffer += await stream.receive_some(65536)
+                    buffer = buffer[length:]
+                else:  # chunked: small answers, read through the last chunk
+                    while b"0\r\n\r\n" not in buffer:
+                        buffer += await stream.receive_some(65536)
+                    buffer = buffer.partition(b"0\r\n\r\n")[2]
+                if not header.startswith(b"HTTP/1.1 200"):
+                    errors[0] += 1
+                latencies.append((trio.current_time() - due) * 1000)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(CONNECTIONS):
+            nursery.start_soon(connection)
+        await trio.sleep(0.2)  # connections open
+        start = trio.current_time() + 0.05
+        async with send:
+            for index, data in enumerate(wire):
+                due = start + index / rate
+                await trio.sleep_until(due)
+                send.send_nowait((due, data))
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+    return {
+        "rate": rate,
+        "sent": count,
+        "p50_ms": pct(0.5),
+        "p90_ms": pct(0.9),
+        "p99_ms": pct(0.99),
+        "max_ms": ordered[-1],
+        "errors": errors[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument("--serve", choices=["bare", "bridge"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        trio.run(serve, args.serve, args.port, Path(args.workdir))
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("ingress_bench needs wrk (Debian: apt-get install wrk)")
+
+    seconds = 3.0 if args.quick else 10.0
+    rounds = args.rounds or (1 if args.quick else 3)
+    latency_seconds = 3.0 if args.quick else 10.0
+    tmp = Path(tempfile.mkdtemp(prefix="threadline-ingress-bench-"))
+    script = tmp / "post.lua"
+    script.write_text(LUA)
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "bridge": []}
+    built = time.perf_counter()
+    per_round = int(12_000 * seconds)  # more than either server answers in that time
+    print(f"building {per_round * rounds:,} signed webhooks …", file=sys.stderr)
+    batches = []
+    for r in range(rounds):
+        requests = build_requests(per_round, f"r{r}")
+        path = tmp / f"requests-{r}.txt"
+        write_requests(path, requests)
+        batches.append(path)
+    print(f"  ({time.perf_counter() - built:.1f} s)", file=sys.stderr)
+    for r in range(rounds):
+        for kind in ("bare", "bridge"):
+            workdir = tmp / f"{kind}-{r}"
+            workdir.mkdir()
+            server = Server(kind, workdir)
+            try:
+                result = run_wrk(server.port, batches[r], script, seconds)
+            finally:
+                server.stop()
+            results[kind].append(result)
+            print(f"  round {r + 1} {kind:6} {result['rate']:>8,.0f} req/s", file=sys.stderr)
+    best = {kind: max(rs, key=lambda x: x["rate"]) for kind, rs in results.items()}
+    bare, bridge = best["bare"], best["bridge"]
+    half = bridge["rate"] / 2
+    latency_requests = build_requests(int(half * latency_seconds) + 10, "lat")
+    latencies: dict[str, dict[str, float]] = {}
+    for kind in ("bare", "bridge"):  # the same open loop against both: the harness's share
+        workdir = tmp / f"latency-{kind}"
+        workdir.mkdir()
+        server = Server(kind, workdir)
+        try:
+            latencies[kind] = trio.run(
+                open_loop, server.port, latency_requests, half, latency_seconds
+            )
+        finally:
+            server.stop()
+    latency = latencies["bridge"]
+
+    ratio = bridge["rate"] / bare["rate"]
+    cpu = os.cpu_count()
+    print(
+        f"ingress benchmark: wrk -t1 -c{CONNECTIONS} for {seconds:.0f} s, best of {rounds} "
+        f"interleaved rounds; server on core 0, load generator on core 1 ({cpu} cores)"
+    )
+    print(
+        f"  bare Hypercorn-Trio app         {bare['rate']:>8,.0f} req/s   (baseline)  "
+        f"closed-loop p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms"
+    )
+    print(
+        f"  bridge ingress (verify, parse,  {bridge['rate']:>8,.0f} req/s   {ratio:.2f} x bare  "
+        f"closed-loop p50 {bridge['p50_ms']:.1f} ms, p99 {bridge['p99_ms']:.1f} ms"
+    )
+    print("    journal group commit → 200)")
+    print(
+        f"  open loop at {half:,.0f} req/s (half the bridge's rate), {latency['sent']:,} "
+        f"requests: p50 {latency['p50_ms']:.1f} ms, p90 {latency['p90_ms']:.1f} ms, "
+        f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms, "
+        f"errors {latency['errors']:.0f}"
+    )
+    bare_latency = latencies["bare"]
+    print(
+        f"  the same open loop against the bare app: p50 {bare_latency['p50_ms']:.1f} ms, "
+        f"p90 {bare_latency['p90_ms']:.1f} ms, p99 {bare_latency['p99_ms']:.1f} ms, "
+        f"max {bare_latency['max_ms']:.1f} ms"
+    )
+    ok_rate = ratio >= 0.8
+    ok_latency = latency["p99_ms"] <= 50
+    print(f"  target ingress_vs_bare: {ratio:.2f} (>= 0.8) {'ok' if ok_rate else 'MISSED'}")
+    print(
+        f"  target p99_at_half_rate: {latency['p99_ms']:.1f} ms (<= 50) "
+        f"{'ok' if ok_latency else 'MISSED'}"
+    )
+    errors = bare["errors"] + bridge["errors"]
+    if errors:
+        print(f"  note: {errors:.0f} non-200 or socket errors during saturation runs")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "bare_req_per_s": round(bare["rate"]),
+                    "bridge_req_per_s": round(bridge["rate"]),
+                    "ratio_bridge_vs_bare": round(ratio, 3),
+                    "half_rate_req_per_s": round(half),
+                    "half_rate_latency_ms": {
+                        k: round(latency[k], 2) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")
+                    },
+                    "half_rate_bare_latency_ms": {
+                        k: round(bare_latency[k], 2)
+                        for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")
+                    },
+                }
+            )
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
