@@ -204,10 +204,10 @@ async def run_bridge(
                 extra={"entry_id": message.id, "thread_hash": _hash(key),
                        "request_id": getattr(exc, "request_id", None)},
             )  # fmt: skip
-            if not await journal.bury(message.id, error, fence=ownership.fence(message.partition)):
-                dispatcher_box[0].finished(message.id)  # the partition moved: not ours to bury
-                return
+            buried = await journal.bury(message.id, error, fence=ownership.fence(message.partition))
             dispatcher_box[0].finished(message.id)
+            if not buried:
+                return  # the partition moved: the entry is its new owner's now
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
@@ -219,7 +219,6 @@ async def run_bridge(
             resolver=ContactResolver(intercom, journal, metrics),
             media=MediaStore(settings.media_dir),
             metrics=metrics,
-            policy=policy,
             finish=finish,
             release=lambda entry: dispatcher_box[0].finished(entry.id),
             ownership=ownership,

@@ -136,7 +136,6 @@ class Cluster:
         self._owned: frozenset[int] = frozenset()
         self._membership: Fence | None = None
         self.nodes = 1
-        self.ticks = 0
         self.unowned = 0
         """Partitions without a live lease at the last tick (before this node took any)."""
 
@@ -194,7 +193,6 @@ class Cluster:
 
     async def tick(self) -> None:
         """One round: membership, renewals, then towards the fair share."""
-        self.ticks += 1
         await self._heartbeat()
         now = time.monotonic()
         for partition, began in sorted(self._draining.items()):

@@ -38,10 +38,6 @@ async def _until(check: Callable[[], bool], what: str, seconds: float = 20.0) ->
     raise DemoFailed(f"timed out waiting for: {what}")
 
 
-def _conversations_of(stack: Stack, contact_id: str) -> list[dict[str, Any]]:
-    return [c for c in stack.conversations() if c["contact_id"] == contact_id]
-
-
 def _bodies(conversation: dict[str, Any]) -> list[str]:
     return [str(p["body"]) for p in conversation["parts"]]
 

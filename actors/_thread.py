@@ -107,7 +107,6 @@ class Services:
     resolver: ContactResolver
     media: MediaStore
     metrics: BridgeMetrics
-    policy: RetryPolicy
     finish: Callable[[Entry, str, str], None]
     """Told ``(entry, direction, outcome)`` when an entry is finished (dispatcher, metrics)."""
     release: Callable[[Entry], None]
@@ -509,5 +508,4 @@ def _extension(mime: str | None) -> str:
 
 
 def _reason(exc: ChannelError) -> str:
-    code = f"code {exc.code}" if getattr(exc, "code", None) is not None else type(exc).__name__
-    return code
+    return type(exc).__name__ if exc.code is None else f"code {exc.code}"

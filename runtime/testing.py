@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-import trio
-import trio.testing
-
 from ._actor import Actor, ActorContext
 
-__all__ = ["RecordingActor", "Recorder", "settle"]
+__all__ = ["RecordingActor", "Recorder"]
 
 M = TypeVar("M")
 
@@ -67,8 +64,3 @@ class RecordingActor(Actor[M, int], Generic[M]):
 
     async def on_stop(self) -> None:
         self._recorder.events.append(("stop", self._key))
-
-
-async def settle() -> None:
-    """Wait until every task is blocked (``trio.testing.wait_all_tasks_blocked``)."""
-    await trio.testing.wait_all_tasks_blocked()
