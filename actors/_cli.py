@@ -21,7 +21,7 @@ from typing import Any
 import trio
 from pydantic import ValidationError
 
-from runtime import JournalUnavailable, hypercorn_config, serve_asgi
+from runtime import JournalUnavailable, freeze_startup_heap, hypercorn_config, serve_asgi
 
 from ._app import ConfigurationError, open_journal, run_bridge
 from ._demo import run_demo
@@ -169,7 +169,11 @@ async def _serve(settings: Settings) -> None:
         node = await nursery.start(lambda task_status: run_bridge(
             settings, stop=stop, task_status=task_status
         ))  # fmt: skip
-        logger.info("serving on %s (metrics on %s/metrics)", node.ingress.url, node.metrics.url)
+        frozen = freeze_startup_heap()  # keeps full collections short: see the function
+        logger.info(
+            "serving on %s (metrics on %s/metrics); %d start-up objects frozen",
+            node.ingress.url, node.metrics.url, frozen,
+        )  # fmt: skip
         await stop.wait()
     # run_bridge returned after draining; the signal task ended with the signal.
 

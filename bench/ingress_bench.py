@@ -22,11 +22,13 @@ Run: ``.venv/bin/python bench/ingress_bench.py [--quick] [--json]`` (needs ``wrk
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,20 +101,35 @@ async def _bare_app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN40
     await send({"type": "http.response.body", "body": body})
 
 
-async def serve(kind: str, port: int, workdir: Path) -> None:
+async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
     from prometheus_client import CollectorRegistry
 
     from actors._ingress import Ingress
     from actors._media import MediaStore
     from actors._metrics import BridgeMetrics
     from actors._settings import Settings
-    from runtime import hypercorn_config, open_sqlite_journal, serve_asgi
+    from runtime import freeze_startup_heap, hypercorn_config, open_sqlite_journal, serve_asgi
 
     config = hypercorn_config(f"127.0.0.1:{port}", keep_alive_timeout=75.0)
+    pauses = GcPauses()
+
+    async def report_on_sigterm() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                print("GCJSON " + json.dumps(pauses.summary()), flush=True)
+                nursery.cancel_scope.cancel()
+
+    def started() -> None:
+        if freeze:
+            freeze_startup_heap()  # as `threadline serve` does once it listens
+        gc.callbacks.append(pauses)  # start-up's own collections are not the benchmark's
+        print("ready", flush=True)
+
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(report_on_sigterm)
         if kind == "bare":
             await nursery.start(serve_asgi, _bare_app, config)
-            print("ready", flush=True)
+            started()
             return
         values: dict[str, Any] = {
             "whatsapp_app_secret": SECRET,
@@ -130,8 +147,29 @@ async def serve(kind: str, port: int, workdir: Path) -> None:
                 ready=lambda: True,
             )
             await nursery.start(serve_asgi, ingress.app, config)
-            print("ready", flush=True)
+            started()
             await trio.sleep_forever()
+
+
+class GcPauses:
+    """A ``gc.callbacks`` hook: how long the collector stopped the server, per generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self.started) * 1000)
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for generation, pauses in self.pauses.items():
+            out[f"gen{generation}_count"] = len(pauses)
+            out[f"gen{generation}_max_ms"] = round(max(pauses, default=0.0), 2)
+        return out
 
 
 # --- the client side ------------------------------------------------------------------------------
@@ -158,12 +196,13 @@ def write_requests(path: Path, requests: list[tuple[str, bytes]]) -> None:
 
 
 class Server:
-    def __init__(self, kind: str, workdir: Path) -> None:
+    def __init__(self, kind: str, workdir: Path, *, freeze: bool = True) -> None:
         self.kind = kind
         self.port = _free_port()
         self.process = subprocess.Popen(  # noqa: S603 - this script, fixed arguments
             ["taskset", "-c", "0", sys.executable, __file__, "--serve", kind,
-             "--port", str(self.port), "--workdir", str(workdir)],
+             "--port", str(self.port), "--workdir", str(workdir),
+             *([] if freeze else ["--no-freeze"])],
             stdout=subprocess.PIPE,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -171,9 +210,12 @@ class Server:
         if line.strip() != b"ready":
             raise RuntimeError(f"{kind} server did not start")
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, float]:
+        """Stop the server; its garbage-collection pauses since it was ready."""
         self.process.terminate()
-        self.process.wait(timeout=10)
+        out, _ = self.process.communicate(timeout=10)
+        match = re.search(rb"GCJSON (\{.*\})", out)
+        return {} if match is None else dict(json.loads(match.group(1)))
 
 
 def _free_port() -> int:
@@ -270,17 +312,74 @@ async def open_loop(
     }
 
 
+def _gc_line(figures: dict[str, float]) -> str:
+    if "gen2_count" not in figures:
+        return "collector pauses not reported"
+    return ", ".join(
+        f"gen{g} {figures[f'gen{g}_count']:.0f}x (max {figures[f'gen{g}_max_ms']:.1f} ms)"
+        for g in (0, 1, 2)
+    )
+
+
+def freeze_pairs(pairs: int, rate: float, seconds: float) -> None:
+    """What freeze_startup_heap() buys: the same open loop, interleaved, without and with it."""
+    requests = build_requests(int(rate * seconds) + 10, "pairs")
+    tmp = Path(tempfile.mkdtemp(prefix="threadline-ingress-pairs-"))
+    figures: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for pair in range(pairs):
+        for freeze in (False, True):
+            workdir = tmp / f"{pair}-{freeze}"
+            workdir.mkdir()
+            server = Server("bridge", workdir, freeze=freeze)
+            try:  # distinct message ids per server: each has its own fresh journal
+                result = trio.run(open_loop, server.port, requests, rate, seconds)
+            finally:
+                result |= server.stop()
+            figures[freeze].append(result)
+            print(
+                f"  pair {pair + 1} {'frozen' if freeze else 'plain '}  p50 "
+                f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                f"max {result['max_ms']:.1f} ms, errors {result['errors']:.0f}; "
+                f"{_gc_line(result)}"
+            )
+    for freeze, runs in figures.items():
+        p99s = sorted(r["p99_ms"] for r in runs)
+        maxes = sorted(r["max_ms"] for r in runs)
+        print(
+            f"{'with' if freeze else 'without'} freeze_startup_heap at {rate:,.0f} req/s: "
+            f"p99 {p99s[0]:.1f} to {p99s[-1]:.1f} ms (median {p99s[len(p99s) // 2]:.1f}), "
+            f"max {maxes[0]:.1f} to {maxes[-1]:.1f} ms"
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="servers skip freeze_startup_heap() (to measure what it buys)",
+    )
+    parser.add_argument(
+        "--freeze-pairs",
+        type=int,
+        metavar="N",
+        help="only the open loop at --rate: N interleaved pairs of bridge runs without and with "
+        "freeze_startup_heap()",
+    )
+    parser.add_argument("--rate", type=float, default=1100.0, help="open-loop rate for pairs")
     parser.add_argument("--serve", choices=["bare", "bridge"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        trio.run(serve, args.serve, args.port, Path(args.workdir))
+        trio.run(serve, args.serve, args.port, Path(args.workdir), not args.no_freeze)
+        return
+    if args.freeze_pairs:
+        freeze_pairs(args.freeze_pairs, args.rate, 3.0 if args.quick else 10.0)
         return
     if shutil.which("wrk") is None:
         sys.exit("ingress_bench needs wrk (Debian: apt-get install wrk)")
@@ -306,7 +405,7 @@ def main() -> None:
         for kind in ("bare", "bridge"):
             workdir = tmp / f"{kind}-{r}"
             workdir.mkdir()
-            server = Server(kind, workdir)
+            server = Server(kind, workdir, freeze=not args.no_freeze)
             try:
                 result = run_wrk(server.port, batches[r], script, seconds)
             finally:
@@ -321,13 +420,14 @@ def main() -> None:
     for kind in ("bare", "bridge"):  # the same open loop against both: the harness's share
         workdir = tmp / f"latency-{kind}"
         workdir.mkdir()
-        server = Server(kind, workdir)
+        server = Server(kind, workdir, freeze=not args.no_freeze)
         try:
             latencies[kind] = trio.run(
                 open_loop, server.port, latency_requests, half, latency_seconds
             )
         finally:
-            server.stop()
+            collector = server.stop()
+        latencies[kind] |= collector
     latency = latencies["bridge"]
 
     ratio = bridge["rate"] / bare["rate"]
@@ -351,6 +451,7 @@ def main() -> None:
         f"p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms, "
         f"errors {latency['errors']:.0f}"
     )
+    print(f"    garbage collections in the bridge meanwhile: {_gc_line(latency)}")
     bare_latency = latencies["bare"]
     print(
         f"  the same open loop against the bare app: p50 {bare_latency['p50_ms']:.1f} ms, "

@@ -50,6 +50,7 @@ from ._retry import DecisionKind as DecisionKind
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import crash_always as crash_always
 from ._serve import BoundAddress as BoundAddress
+from ._serve import freeze_startup_heap as freeze_startup_heap
 from ._serve import hypercorn_config as hypercorn_config
 from ._serve import serve_asgi as serve_asgi
 from ._supervisor import ChildSpec as ChildSpec
@@ -75,6 +76,7 @@ __all__ = [
     "EntryStatus",
     "FastHistogram",
     "Fence",
+    "freeze_startup_heap",
     "GiveUpHook",
     "Journal",
     "JournalError",
