@@ -20,7 +20,8 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import trio
@@ -53,6 +54,17 @@ class Ownership(Protocol):
         """UNIX time this node began owning ``partition`` (its entries older than that may have
         been in flight on a previous owner)."""
 
+    @property
+    def handover_margin(self) -> float:
+        """Seconds between the end of a lease's validity here and the earliest moment another
+        node can take the partition: what a cut-off delivery gets to land before anyone looks
+        for it."""
+
+    def guard(self, partition: int) -> AbstractContextManager[trio.CancelScope]:
+        """A cancel scope for work done on ``partition``'s behalf outside the journal, cancelled
+        when this node can no longer be sure it holds the lease. Work it cut short may have
+        reached the outside world: treat it as in doubt."""
+
 
 class SingleNode:
     """Owns every partition, since the process started."""
@@ -74,6 +86,11 @@ class SingleNode:
 
     def since(self, partition: int) -> float:
         return self._started
+
+    handover_margin = 0.0
+
+    def guard(self, partition: int) -> AbstractContextManager[trio.CancelScope]:
+        return trio.CancelScope()
 
 
 class LeaseStore(Protocol):
@@ -133,6 +150,7 @@ class Cluster:
         self._draining: dict[int, float] = {}  # partition -> when draining began
         self._valid_until: dict[int, float] = {}  # partition -> monotonic time
         self._since: dict[int, float] = {}
+        self._guards: dict[int, set[trio.CancelScope]] = {}  # partition -> open guards
         self._owned: frozenset[int] = frozenset()
         self._membership: Fence | None = None
         self.nodes = 1
@@ -162,6 +180,33 @@ class Cluster:
     def since(self, partition: int) -> float:
         return self._since.get(partition, math.inf)
 
+    @property
+    def handover_margin(self) -> float:
+        return self._ttl / 3  # validity is two thirds of the lease: see _trust
+
+    @contextmanager
+    def guard(self, partition: int) -> Iterator[trio.CancelScope]:
+        # A delivery outlasting the lease's validity would race the next owner, which may take
+        # the partition a third of a lease later and, not seeing the part yet, send it again.
+        # Cut it off at the validity's end instead; renewals push the deadline on.
+        scope = trio.CancelScope(deadline=self._deadline(partition))
+        scopes = self._guards.setdefault(partition, set())
+        scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            scopes.discard(scope)
+            if not scopes and self._guards.get(partition) is scopes:
+                del self._guards[partition]
+
+    def _deadline(self, partition: int) -> float:
+        """The end of ``partition``'s validity on Trio's clock (-inf when not held)."""
+        valid_until = self._valid_until.get(partition)
+        if valid_until is None:
+            return -math.inf
+        return trio.current_time() + (valid_until - time.monotonic())
+
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -190,6 +235,8 @@ class Cluster:
         """The lease was granted or renewed by a request sent at ``asked_at`` (monotonic): the
         database's expiry is at least ``asked_at + ttl``; act on it for two thirds of that."""
         self._valid_until[partition] = asked_at + self._ttl * 2 / 3
+        for scope in self._guards.get(partition, ()):
+            scope.deadline = self._deadline(partition)
 
     async def tick(self) -> None:
         """One round: membership, renewals, then towards the fair share."""
@@ -282,6 +329,8 @@ class Cluster:
         self._since.pop(partition, None)
         self._draining.pop(partition, None)
         self._valid_until.pop(partition, None)
+        for scope in self._guards.get(partition, ()):
+            scope.cancel()
         self._owned = frozenset(self._fences) - self._draining.keys()
 
     async def _release_all(self) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import trio
 from pydantic import ValidationError
 
 from channels import (
@@ -96,6 +97,15 @@ class OwnershipUncertain(Exception):
     """The partition's lease must be renewed before its entries may be delivered: wait."""
 
 
+class DeliveryInDoubt(Exception):
+    """A delivery was cut off when the lease's validity ran out; what it sent may still land.
+    Wait ``seconds`` (the same margin a next owner gets) before looking for it and retrying."""
+
+    def __init__(self, entry_id: int, seconds: float) -> None:
+        super().__init__(f"entry {entry_id} was cut off mid-delivery; settling for {seconds:.1f} s")
+        self.seconds = seconds
+
+
 @dataclass
 class Services:
     """What every thread actor shares."""
@@ -118,6 +128,8 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
     """The thread actors' ``classify(exc, attempt)``."""
 
     def classify(exc: Exception, attempt: int) -> Decision:
+        if isinstance(exc, DeliveryInDoubt):
+            return Decision.retry(exc.seconds, "delivery in doubt")
         if isinstance(exc, OwnershipUncertain):
             return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
@@ -151,6 +163,7 @@ class ThreadActor(Actor[Entry, None]):
         self._uncommitted: tuple[int, str, str] | None = None
         self._extra_state: dict[str, bytes | None] = {}
         self._own_parts: deque[str] = deque(maxlen=256)
+        self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -169,6 +182,9 @@ class ThreadActor(Actor[Entry, None]):
             return
         if entry.id in self._recent:
             return  # delivered twice (a rescan raced a completion): already done
+        settled = self._in_doubt.get(entry.id)
+        if settled is not None and trio.current_time() < settled:
+            raise DeliveryInDoubt(entry.id, settled - trio.current_time())
         if self._uncommitted is not None and self._uncommitted[0] == entry.id:
             # Delivered already; only the journal commit failed. Retry just the commit.
             _, direction, outcome = self._uncommitted
@@ -180,16 +196,29 @@ class ThreadActor(Actor[Entry, None]):
             await self._load_state(tenure)
         self._extra_state = {}
         job = decode_job(entry.payload)
-        if isinstance(job, InboundJob):
-            await self._inbound(entry, job.message)
-            direction, outcome = "inbound", "delivered"
-        elif isinstance(job, ReplyJob):
-            direction = "outbound"
-            sent = await self._teammate_reply(entry, job)
-            outcome = "delivered" if sent else "skipped"
-        else:
-            await self._api_send(entry, job)
-            direction, outcome = "api", "delivered"
+        with ownership.guard(entry.partition) as guard:
+            if isinstance(job, InboundJob):
+                await self._inbound(entry, job.message)
+                direction, outcome = "inbound", "delivered"
+            elif isinstance(job, ReplyJob):
+                direction = "outbound"
+                sent = await self._teammate_reply(entry, job)
+                outcome = "delivered" if sent else "skipped"
+            else:
+                await self._api_send(entry, job)
+                direction, outcome = "api", "delivered"
+        if guard.cancelled_caught:
+            # The lease's validity ran out mid-delivery (renewals starved or failing). What was
+            # sent may still land: whoever delivers this entry next must look for it first, and
+            # only once it had time to land (a next owner gets that margin from the lease).
+            margin = ownership.handover_margin
+            self._in_doubt[entry.id] = trio.current_time() + margin
+            logger.warning(
+                "entry %d of partition %d: delivery cut off as the lease's validity ran out;"
+                " checking for it again in %.1f s", entry.id, entry.partition, margin,
+            )  # fmt: skip
+            raise DeliveryInDoubt(entry.id, margin)
+        self._in_doubt.pop(entry.id, None)
         self._gone_attempts.pop(entry.id, None)
         self._uncommitted = (entry.id, direction, outcome)
         await self._complete(entry, direction, outcome)
@@ -322,7 +351,10 @@ class ThreadActor(Actor[Entry, None]):
         partition's previous owner (which may have delivered several before its lease ran
         out). Its part would follow the last part recorded as delivered: look for it there
         before sending the message a second time."""
-        if entry.created_at >= self._s.ownership.since(entry.partition):
+        if (
+            entry.created_at >= self._s.ownership.since(entry.partition)
+            and entry.id not in self._in_doubt
+        ):
             return False
         try:
             conversation = await self._s.intercom.get_conversation(conversation_id)

@@ -119,3 +119,39 @@ async def test_intercom_errors_timeouts_and_429s_for_a_minute(tmp_path: Path) ->
             > 0
         )
         assert sample(stack, "threadline_dead_letters_total", direction="inbound") == 0
+
+
+@pytest.mark.slow
+@HTTPX_3686
+async def test_a_delivery_outliving_its_lease_is_cut_off_and_not_sent_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A node whose lease renewals stop (here: PostgreSQL goes away) while a reply is in flight
+    # must stop that delivery when the lease's validity runs out, as another node could take
+    # the partition soon after. The part may still land at Intercom: the retry looks for it.
+    lease = 1.5
+    with throwaway_server() as server:
+        async with open_stack(
+            database_url=server.create_database(),
+            media_dir=str(tmp_path / "media"),
+            lease_seconds=lease,
+            retry_base_seconds=0.1,
+            retry_cap_seconds=0.5,
+            retry_max_attempts=1000,
+        ) as stack:
+            await stack.whatsapp(PHONE, "first")
+            await eventually(lambda: len(stack.conversations()) == 1)
+            stack.sandbox.intercom.configure(latency_seconds=3.0)  # lands after the cut-off
+            assert (await stack.whatsapp(PHONE, "second")).status_code == 200
+            await trio.sleep(0.2)  # the reply is on its way
+            await trio.to_thread.run_sync(server.stop)
+            with trio.fail_after(10):
+                while "delivery cut off" not in caplog.text:  # noqa: ASYNC110 - a log line
+                    await trio.sleep(0.05)
+            await trio.sleep(3.0)
+            stack.sandbox.intercom.configure(latency_seconds=0.0)
+            await trio.to_thread.run_sync(server.start)
+            await eventually(lambda: len(stack.conversations()[0]["parts"]) >= 2, seconds=30)
+            await trio.sleep(2 * lease)  # time for a second, wrong, copy to appear
+            bodies = [str(p["body"]) for p in stack.conversations()[0]["parts"]]
+            assert bodies == ["first", "second"]
