@@ -170,7 +170,10 @@ async def run_bridge(
             base=settings.retry_base_seconds,
             cap=settings.retry_cap_seconds,
         )
-        dispatcher_box: list[Dispatcher] = []
+        # The dispatcher needs the actors, whose callbacks need the dispatcher: the closures
+        # below name `dispatcher`, assigned further down, before anything can call them (the
+        # supervisor starts the cluster, the actors and the dispatcher only after that).
+        dispatcher: Dispatcher
         ownership: Ownership
         cluster: Cluster | None = None
         if isinstance(journal, PostgresJournal):
@@ -180,17 +183,17 @@ async def run_bridge(
                 partitions=settings.partitions,
                 lease_seconds=settings.lease_seconds,
                 step=settings.rebalance_step,
-                on_change=lambda: dispatcher_box[0].reset() if dispatcher_box else None,
+                on_change=lambda: dispatcher.reset(),
                 budget=budget,
                 cluster_limit=settings.intercom_rate_limit_per_window,
-                busy=lambda partition: bool(dispatcher_box) and dispatcher_box[0].busy(partition),
+                busy=lambda partition: dispatcher.busy(partition),
             )
             ownership = cluster
         else:
             ownership = SingleNode()
 
         def finish(entry: Entry, direction: str, outcome: str) -> None:
-            dispatcher_box[0].finished(entry.id)
+            dispatcher.finished(entry.id)
             metrics.messages.labels(direction, outcome).inc()
             if outcome == "delivered":
                 metrics.latency.labels(direction).observe(max(0.0, time.time() - entry.created_at))
@@ -205,7 +208,7 @@ async def run_bridge(
                        "request_id": getattr(exc, "request_id", None)},
             )  # fmt: skip
             buried = await journal.bury(message.id, error, fence=ownership.fence(message.partition))
-            dispatcher_box[0].finished(message.id)
+            dispatcher.finished(message.id)
             if not buried:
                 return  # the partition moved: the entry is its new owner's now
             metrics.dead_letters.labels(direction).inc()
@@ -220,7 +223,7 @@ async def run_bridge(
             media=MediaStore(settings.media_dir),
             metrics=metrics,
             finish=finish,
-            release=lambda entry: dispatcher_box[0].finished(entry.id),
+            release=lambda entry: dispatcher.finished(entry.id),
             ownership=ownership,
         )
         actors: KeyedActors[Entry, None] = KeyedActors(
@@ -236,7 +239,6 @@ async def run_bridge(
             metrics=runtime_metrics,
         )
         dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
-        dispatcher_box.append(dispatcher)
         ingress = Ingress(
             settings,
             journal,
