@@ -246,10 +246,16 @@ class Cluster:
             # Hand over only once nothing of it is in flight here: the new owner must not
             # deliver an entry this node is still delivering. A stuck delivery does not hold
             # the partition past a lease time (its fenced commit then fails harmlessly).
-            if self._busy(partition) and now - began < self._ttl:
+            stuck = self._busy(partition)
+            if stuck and now - began < self._ttl:
                 continue
             held = self._fences[partition]
-            self._drop(partition)
+            self._drop(partition)  # cuts off whatever is still in flight on it
+            if stuck:
+                # Let the lease run out instead of releasing it: what was cut off then has the
+                # rest of its term to land before the next owner looks for it.
+                logger.warning("cluster: partition %d handed over with work stuck", partition)
+                continue
             await self._store.release_lease(held)
         lost = []
         for partition, fence in list(self._fences.items()):

@@ -8,7 +8,7 @@ import time
 import trio
 
 from actors._cluster import Cluster, SingleNode
-from runtime import open_postgres_journal
+from runtime import PostgresJournal, open_postgres_journal
 from tests.postgres import PostgresServer
 
 TTL = 1.5
@@ -89,3 +89,65 @@ async def test_a_single_node_never_cuts_work_off() -> None:
         await trio.sleep(0.01)
     assert not guard.cancelled_caught
     assert guard.deadline == float("inf")
+
+
+async def _draining(journal: PostgresJournal, *, stuck: bool) -> tuple[Cluster, Cluster, list[int]]:
+    """Node a holds every partition, node b joins: a starts handing half of them over."""
+    a = Cluster(
+        journal, node_id="a", partitions=PARTITIONS, lease_seconds=TTL, busy=lambda p: stuck
+    )
+    b = Cluster(journal, node_id="b", partitions=PARTITIONS, lease_seconds=TTL)
+    await a.tick()
+    await b.tick()  # its membership row; nothing is free for it yet
+    await a.tick()  # two nodes now: a drains its surplus
+    draining = [p for p in range(PARTITIONS) if a.fence(p) is not None and not a.may_own(p)]
+    assert len(draining) == PARTITIONS // 2
+    return a, b, draining
+
+
+async def test_a_finished_handover_releases_the_lease_at_once(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(
+        postgres_server.create_database(), partitions=PARTITIONS
+    ) as journal:
+        a, b, draining = await _draining(journal, stuck=False)
+        await b.tick()  # b stays alive
+        await a.tick()  # nothing in flight on them: released
+        for partition in draining:
+            assert await journal.acquire_lease(partition, "b", ttl=TTL) is not None
+
+
+async def test_a_handover_stuck_past_a_lease_cuts_off_and_lets_the_lease_run_out(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(
+        postgres_server.create_database(), partitions=PARTITIONS
+    ) as journal:
+        a, b, draining = await _draining(journal, stuck=True)
+        partition = draining[0]
+        cut: list[bool] = []
+
+        async def stuck_delivery(task_status: trio.TaskStatus[None]) -> None:
+            with a.guard(partition) as guard:
+                task_status.started()
+                await trio.sleep(TTL * 10)
+            cut.append(guard.cancelled_caught)
+
+        ticks = 0
+        async with trio.open_nursery() as nursery:
+            await nursery.start(stuck_delivery)
+            with trio.fail_after(TTL * 4):
+                while a.fence(partition) is not None:  # ticks at the nodes' own pace
+                    await trio.sleep(TTL / 3)
+                    await b.tick()
+                    await a.tick()  # renews; gives up once stuck for a lease
+                    ticks += 1
+        assert ticks >= 3  # it waited about a lease for the work to finish
+        assert cut == [True]  # then cut it off
+        assert a.fence(partition) is None
+        # Not released: the cut-off delivery has the rest of the term to land first.
+        assert await journal.acquire_lease(partition, "b", ttl=TTL) is None
+        with trio.fail_after(TTL * 4):
+            while await journal.acquire_lease(partition, "b", ttl=TTL) is None:  # noqa: ASYNC110 - expiry in the database
+                await trio.sleep(0.1)
