@@ -48,6 +48,7 @@ def test_all_is_sorted_and_exact() -> None:
         "Supervisor",
         "Timer",
         "crash_always",
+        "freeze_startup_heap",
         "hypercorn_config",
         "open_keyed_actors",
         "open_postgres_journal",
