@@ -142,8 +142,13 @@ async def test_a_delivery_outliving_its_lease_is_cut_off_and_not_sent_twice(
             await stack.whatsapp(PHONE, "first")
             await eventually(lambda: len(stack.conversations()) == 1)
             stack.sandbox.intercom.configure(latency_seconds=3.0)  # lands after the cut-off
+
+            def replies() -> int:
+                return int(stack.sandbox.intercom.stats()["requests"].get("reply_conversation", 0))
+
+            before = replies()
             assert (await stack.whatsapp(PHONE, "second")).status_code == 200
-            await trio.sleep(0.2)  # the reply is on its way
+            await eventually(lambda: replies() > before)  # the reply has reached Intercom
             await trio.to_thread.run_sync(server.stop)
             with trio.fail_after(10):
                 while "delivery cut off" not in caplog.text:  # noqa: ASYNC110 - a log line
