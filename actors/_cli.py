@@ -1,4 +1,4 @@
-"""The ``threadline`` command line (ARCHITECTURE §4).
+"""The ``threadline`` command line (docs/architecture.md §4).
 
 - ``threadline serve``       run the bridge (``THREADLINE_*`` settings or ``.env``; flags win)
 - ``threadline sandbox``     run the sandbox Intercom and providers as a standalone server

@@ -1,4 +1,4 @@
-"""The ingress routes (ARCHITECTURE §4): verify → parse → journal (commit) → answer.
+"""The ingress routes (docs/architecture.md §4): verify → parse → journal (commit) → answer.
 
 A webhook is answered 200 only after its entries are durable in the journal (or it was
 recognised as a duplicate, or as an event we do not bridge). The status table::
@@ -380,7 +380,8 @@ _REJECTION_STATUS: dict[type[WebhookRejected], int] = {
 
 
 def _rejected(exc: WebhookRejected) -> Response:
-    """The one table from a refused webhook to its status (ARCHITECTURE §4), with its reason."""
+    """The one table from a refused webhook to its status (docs/architecture.md §4), with its
+    reason."""
     return text_response(_REJECTION_STATUS.get(type(exc), 400), exc.reason)
 
 

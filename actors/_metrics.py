@@ -1,4 +1,4 @@
-"""The bridge's metrics (ARCHITECTURE §6), in an injected registry.
+"""The bridge's metrics (docs/architecture.md §6), in an injected registry.
 
 Counters and histograms are prometheus-client objects with pre-initialised label sets (from
 small closed sets: channel, direction, outcome, endpoint, code, reason). State gauges (journal

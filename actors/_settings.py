@@ -1,7 +1,7 @@
 """Threadline's settings: ``THREADLINE_*`` environment variables, also read from a ``.env`` file.
 
-The public contract (ARCHITECTURE §4) names the first block; the rest are operational knobs with
-production defaults. A channel without credentials is disabled and its route answers 404.
+The public contract (docs/architecture.md §4) names the first block; the rest are operational
+knobs with production defaults. A channel without credentials is disabled and its route answers 404.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    # --- the public contract (ARCHITECTURE §4) ------------------------------------------------
+    # --- the public contract (docs/architecture.md §4) ---------------------------------------
     database_url: str = "sqlite:///./threadline.db"
     bind: str = "127.0.0.1:8080"
     metrics_bind: str = "127.0.0.1:9464"

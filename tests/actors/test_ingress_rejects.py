@@ -1,4 +1,5 @@
-"""Bad input on every route gets its documented 4xx and changes nothing (ARCHITECTURE §4)."""
+"""Bad input on every route gets its documented 4xx and changes nothing (docs/architecture.md
+§4)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""Shared helpers for the channel tests: where the provider fixtures live, and the sandbox
-providers (plus a second, foreign origin) served over real HTTP on loopback."""
+"""Helpers for the channel tests: where the provider fixtures and API descriptions live, and the
+sandbox providers (plus a second, foreign origin) served over real HTTP on loopback."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,25 +16,17 @@ import trio
 from channels import ProviderSandbox
 from runtime import hypercorn_config, serve_asgi
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTS_ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    """``$THREADLINE_SHARED_DIR`` or ``<repo root>/../shared``; fails loudly when absent."""
-    configured = os.environ.get("THREADLINE_SHARED_DIR")
-    path = Path(configured) if configured else REPO_ROOT.parent / "shared"
-    fixtures = path / "fixtures" / "channels"
-    if not fixtures.is_dir():
-        pytest.fail(
-            f"channel fixtures not found at {fixtures}: check out the shared/ directory beside "
-            "the repository or set THREADLINE_SHARED_DIR",
-            pytrace=False,
-        )
-    return path
+def specs_dir() -> Path:
+    """The providers' API descriptions kept in the repository (``tests/specs``)."""
+    return TESTS_ROOT / "specs"
 
 
 def fixtures_dir() -> Path:
-    return shared_dir() / "fixtures" / "channels"
+    """The recorded provider payloads kept in the repository (``tests/fixtures/channels``)."""
+    return TESTS_ROOT / "fixtures" / "channels"
 
 
 @dataclass

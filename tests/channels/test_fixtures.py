@@ -1,11 +1,10 @@
-"""Every recorded provider payload in shared/fixtures/channels parses to explicit expectations."""
+"""Every recorded provider payload in tests/fixtures/channels parses to explicit expectations."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -533,14 +532,6 @@ def test_twilio_signature_vectors() -> None:
             verify_twilio_signature(
                 vector["url"], params[1:], vector["expected_signature"], vector["auth_token"]
             )
-
-
-def test_fixture_directory_is_located_through_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("THREADLINE_SHARED_DIR", str(tmp_path))
-    with pytest.raises(pytest.fail.Exception, match="THREADLINE_SHARED_DIR"):
-        fixtures_dir()
 
 
 def test_whatsapp_batches_keep_entry_change_and_message_order() -> None:

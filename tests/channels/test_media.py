@@ -95,8 +95,9 @@ async def test_whatsapp_unknown_media_is_unavailable(
 ) -> None:
     with pytest.raises(MediaUnavailable):
         await whatsapp(http, served).download(image("424242"), max_bytes=1000)
+    traversal = image("../../etc/passwd")  # deliberate-escape: a hostile media id
     with pytest.raises(MediaUnavailable):
-        await whatsapp(http, served).download(image("../../etc/passwd"), max_bytes=1000)
+        await whatsapp(http, served).download(traversal, max_bytes=1000)
 
 
 async def test_whatsapp_wrong_token_is_rejected(served: Served, http: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""What our clients send, checked against the providers' own API descriptions in shared/specs."""
+"""What our clients send, checked against the providers' own API descriptions in tests/specs."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from channels import Channel, OutboundMedia, ThreadKey
 from channels._twilio_api import message_form
 from channels._whatsapp_api import media_message, text_message
 
-from .conftest import shared_dir
+from .conftest import specs_dir
 
 BASE_KEYS = {"messaging_product", "recipient_type", "to", "context"}
 
 
 @functools.cache
 def whatsapp_spec() -> dict[str, Any]:
-    path = shared_dir() / "specs/whatsapp/business-messaging-api_v23.0.yaml"
+    path = specs_dir() / "whatsapp/business-messaging-api_v23.0.yaml"
     with path.open() as file:
         spec: dict[str, Any] = yaml.load(file, Loader=yaml.CSafeLoader)
     return spec
@@ -78,7 +78,7 @@ def test_the_schema_check_catches_a_wrong_body() -> None:
 
 
 def test_twilio_send_fields_are_create_message_parameters() -> None:
-    spec = json.loads((shared_dir() / "specs/twilio/twilio_api_v2010.json").read_text())
+    spec = json.loads((specs_dir() / "twilio/twilio_api_v2010.json").read_text())
     operation = spec["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["post"]
     schema = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     key = ThreadKey(

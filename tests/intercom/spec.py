@@ -1,7 +1,7 @@
 """Validation against Intercom's own OpenAPI description (2.16), not hand-copied schemas.
 
-The spec lives in the shared folder beside the repository (``<repo>/../shared``, or
-``$THREADLINE_SHARED_DIR``). Loading the 1.3 MB YAML takes a few tenths of a second with the
+The spec is kept in the repository at ``tests/specs/intercom/`` (its source, commit and licence
+are in ``SOURCE.md`` beside it). Loading the 1.3 MB YAML takes a few tenths of a second with the
 C loader, so the session fixture in ``conftest.py`` loads it once.
 
 Known gaps in the spec, patched here explicitly and nowhere else:
@@ -31,7 +31,6 @@ Not patched, but worked around in the sandbox or the models:
 from __future__ import annotations
 
 import copy
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +42,15 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-SPEC_RELATIVE = Path("specs/intercom/api.intercom.io.yaml")
+SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "intercom" / "api.intercom.io.yaml"
 SPEC_SERVER = "https://api.intercom.io"
 
 
 def spec_path() -> Path:
     """Where the spec is; raises with a clear message when it is missing (never skip)."""
-    override = os.environ.get("THREADLINE_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[2].parent / "shared"
-    path = shared / SPEC_RELATIVE
-    if not path.is_file():
-        raise RuntimeError(
-            f"Intercom OpenAPI description not found at {path}. The tests need the shared "
-            "folder beside the repository (<repo>/../shared) or THREADLINE_SHARED_DIR pointing "
-            "at it."
-        )
-    return path
+    if not SPEC_PATH.is_file():
+        raise RuntimeError(f"Intercom OpenAPI description not found at {SPEC_PATH}")
+    return SPEC_PATH
 
 
 def _patch(spec: dict[str, Any]) -> dict[str, Any]:
