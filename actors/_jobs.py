@@ -19,6 +19,7 @@ __all__ = [
     "OutboundAttachment",
     "ReplyJob",
     "ThreadState",
+    "contact_intent_key",
     "conversation_index_key",
     "decode_job",
     "encode_job",
@@ -99,6 +100,9 @@ class ThreadState(BaseModel):
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
+    conversation_intent_at: float | None = None
+    """UNIX time a conversation was being created whose id is not recorded yet: it may exist
+    (docs/architecture.md §5, effects in doubt)."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
@@ -121,6 +125,11 @@ def conversation_index_key(conversation_id: str) -> str:
 def identity_key(identity: str) -> str:
     """The journal state key mapping a customer identity to its Intercom contact."""
     return f"identity:{identity}"
+
+
+def contact_intent_key(identity: str) -> str:
+    """The journal state key recording that a contact for ``identity`` is being created."""
+    return f"contact-intent:{identity}"
 
 
 def own_part_key(part_id: str) -> str:

@@ -45,11 +45,13 @@ from channels import (
 )
 from intercom import (
     AttachmentFile,
+    Conversation,
     IntercomClient,
     IntercomContactMerged,
     IntercomError,
     IntercomNotFound,
     IntercomRateLimited,
+    IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
 )
@@ -66,6 +68,7 @@ from runtime import (
 
 from ._cluster import Ownership
 from ._contacts import ContactResolver
+from ._doubt import InDoubt
 from ._gateway import Gateway
 from ._jobs import (
     ApiSendJob,
@@ -97,13 +100,16 @@ class OwnershipUncertain(Exception):
     """The partition's lease must be renewed before its entries may be delivered: wait."""
 
 
-class DeliveryInDoubt(Exception):
+class DeliveryInDoubt(InDoubt):
     """A delivery was cut off when the lease's validity ran out; what it sent may still land.
     Wait ``seconds`` (the same margin a next owner gets) before looking for it and retrying."""
 
     def __init__(self, entry_id: int, seconds: float) -> None:
-        super().__init__(f"entry {entry_id} was cut off mid-delivery; settling for {seconds:.1f} s")
-        self.seconds = seconds
+        super().__init__(f"entry {entry_id}, cut off mid-delivery,", seconds)
+
+
+#: Intercom errors after which a write may or may not have happened.
+OUTCOME_UNKNOWN = (IntercomTransportError, IntercomUnavailable)
 
 
 @dataclass
@@ -130,6 +136,8 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
     def classify(exc: Exception, attempt: int) -> Decision:
         if isinstance(exc, DeliveryInDoubt):
             return Decision.retry(exc.seconds, "delivery in doubt")
+        if isinstance(exc, InDoubt):
+            return Decision.retry(exc.seconds, "creation in doubt")
         if isinstance(exc, OwnershipUncertain):
             return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
@@ -290,7 +298,6 @@ class ThreadActor(Actor[Entry, None]):
     async def _deliver_inbound(
         self, entry: Entry, sent_at: float, body: str, files: list[AttachmentFile]
     ) -> None:
-        intercom = self._s.intercom
         contact_id = self._state.contact_id
         assert contact_id is not None
         reason = self._new_conversation_reason(sent_at)
@@ -300,11 +307,7 @@ class ThreadActor(Actor[Entry, None]):
             if await self._already_delivered(entry, conversation_id, contact_id, body):
                 return
             try:
-                result = await intercom.reply_as_contact(
-                    conversation_id, contact_id, body, attachment_files=files
-                )
-                part = result.last_part
-                self._state.last_part_id = part.id if part is not None else None
+                await self._reply_as_contact(entry, conversation_id, contact_id, body, files)
                 return
             except IntercomNotFound:
                 if await self._conversation_exists(conversation_id):
@@ -314,37 +317,107 @@ class ThreadActor(Actor[Entry, None]):
                 if tries <= self._s.settings.conversation_gone_retries:
                     raise ConversationGone(conversation_id) from None
                 reason = "conversation_gone"
+        first_body = body if not files else (body or _files_caption(files))
+        conversation_id, adopted = await self._open_conversation(contact_id, first_body, reason)
+        if adopted is not None and not _same_text(adopted.source_text, first_body):
+            # Opened by an earlier message whose entry did not finish: this one follows it.
+            if not await self._already_delivered(
+                entry, conversation_id, contact_id, body, force=True
+            ):
+                await self._reply_as_contact(entry, conversation_id, contact_id, body, files)
+            return
+        caption = _files_caption(files)
+        if files and not (
+            adopted is not None
+            and await self._already_delivered(
+                entry, conversation_id, contact_id, caption, force=True
+            )
+        ):
+            await self._reply_as_contact(entry, conversation_id, contact_id, caption, files)
+
+    async def _reply_as_contact(
+        self,
+        entry: Entry,
+        conversation_id: str,
+        contact_id: str,
+        body: str,
+        files: list[AttachmentFile],
+    ) -> None:
+        try:
+            result = await self._s.intercom.reply_as_contact(
+                conversation_id, contact_id, body, attachment_files=files
+            )
+        except OUTCOME_UNKNOWN:
+            # Intercom may have stored the part: the next attempt looks for it first.
+            self._in_doubt.setdefault(entry.id, trio.current_time())
+            raise
+        part = result.last_part
+        self._state.last_part_id = part.id if part is not None else None
+
+    async def _open_conversation(
+        self, contact_id: str, first_body: str, reason: str
+    ) -> tuple[str, Conversation | None]:
+        """A new conversation from the contact, starting with ``first_body``, as a recorded
+        step: its intent is committed before ``POST /conversations`` and replaced by its id
+        after. An intent found here means an earlier attempt's outcome was lost: that
+        conversation is looked for (Intercom's search lags) before another is created.
+        Returns the conversation's id, and the conversation when it was found, not created."""
+        intercom, state = self._s.intercom, self._state
+        if state.conversation_intent_at is not None:
+            found = await intercom.find_conversations_of_contact(
+                contact_id, created_since=int(state.conversation_intent_at) - 1
+            )
+            if found:
+                adopted = found[-1]
+                logger.info(
+                    "thread %s: conversation %s was created before an interruption; using it",
+                    self._key_text, adopted.id,
+                )  # fmt: skip
+                self._record_conversation(adopted.id)
+                await self._save_state_early()
+                return adopted.id, adopted
+            settles_at = (
+                state.conversation_intent_at + self._s.settings.intercom_search_settle_seconds
+            )
+            now = time.time()
+            if now < settles_at:
+                raise InDoubt(f"the conversation of {self._key_text}", min(settles_at - now, 5.0))
+        state.conversation_intent_at = time.time()
+        await self._s.journal.put_state({thread_state_key(self._key_text): state.encode()})
         try:
             conversation_id = await intercom.create_conversation(
-                contact_id,
-                body if not files else (body or _files_caption(files)),
-                role=self._state.contact_role,
+                contact_id, first_body, role=state.contact_role
             )
         except IntercomNotFound:
+            state.conversation_intent_at = None
             raise _ContactGone() from None
+        except (IntercomRateLimited, IntercomRejected):
+            state.conversation_intent_at = None  # refused: nothing was created
+            raise
         self._s.metrics.conversations_created.labels(reason).inc()
-        self._state.conversation_id = conversation_id
-        self._state.last_part_id = None
-        # Remember the new conversation at once, so that a crash before the entry's commit
-        # replies in it instead of opening another one. Best effort: the commit writes it too,
-        # and a retry within this incarnation knows it already.
-        index = {conversation_index_key(conversation_id): self._key_text.encode()}
-        self._extra_state.update(index)
+        self._record_conversation(conversation_id)
+        # Record the new conversation at once, so that a crash before the entry's commit
+        # replies in it instead of opening another one. Should this write fail, the commit
+        # writes it too; a crash before either leaves the intent, which finds it.
         try:
-            await self._s.journal.put_state(
-                {thread_state_key(self._key_text): self._state.encode(), **index}
-            )
+            await self._save_state_early()
         except JournalUnavailable as exc:
             logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
-        if files:
-            result = await intercom.reply_as_contact(
-                conversation_id, contact_id, _files_caption(files), attachment_files=files
-            )
-            part = result.last_part
-            self._state.last_part_id = part.id if part is not None else None
+        return conversation_id, None
+
+    def _record_conversation(self, conversation_id: str) -> None:
+        self._state.conversation_id = conversation_id
+        self._state.conversation_intent_at = None
+        self._state.last_part_id = None
+        self._extra_state[conversation_index_key(conversation_id)] = self._key_text.encode()
+
+    async def _save_state_early(self) -> None:
+        """Commit the thread's state (and the conversation index) before the entry is done."""
+        state = {thread_state_key(self._key_text): self._state.encode(), **self._extra_state}
+        await self._s.journal.put_state(state)
 
     async def _already_delivered(
-        self, entry: Entry, conversation_id: str, contact_id: str, body: str
+        self, entry: Entry, conversation_id: str, contact_id: str, body: str, *, force: bool = False
     ) -> bool:
         """An entry older than our tenure over its partition may already have reached Intercom
         without its completion being committed: by this process before a crash, or by the
@@ -352,7 +425,8 @@ class ThreadActor(Actor[Entry, None]):
         out). Its part would follow the last part recorded as delivered: look for it there
         before sending the message a second time."""
         if (
-            entry.created_at >= self._s.ownership.since(entry.partition)
+            not force
+            and entry.created_at >= self._s.ownership.since(entry.partition)
             and entry.id not in self._in_doubt
         ):
             return False
@@ -366,7 +440,7 @@ class ThreadActor(Actor[Entry, None]):
             ids = [p.id for p in parts]
             parts = parts[ids.index(known) + 1 :] if known in ids else []
         for part in parts:
-            if part.author.id == contact_id and part.text.strip() == body.strip():
+            if part.author.id == contact_id and _same_text(part.text, body):
                 self._state.last_part_id = part.id
                 logger.info(
                     "entry %d was delivered before the restart; not sending again", entry.id
@@ -525,6 +599,12 @@ class ThreadActor(Actor[Entry, None]):
 
 class _ContactGone(Exception):
     """The thread's contact no longer exists in Intercom (deleted or merged)."""
+
+
+def _same_text(stored: str, sent: str) -> bool:
+    """Whether a part Intercom stored is the text the bridge sent (Intercom wraps it in HTML,
+    which changes line breaks and spacing)."""
+    return " ".join(stored.split()) == " ".join(sent.split())
 
 
 def _files_caption(files: list[AttachmentFile]) -> str:

@@ -23,6 +23,7 @@ listener connection turns those into wake-up hints (:meth:`PostgresJournal.appen
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -55,6 +56,7 @@ from ._journal import (
     NewEntry,
     partition_of,
 )
+from ._locks import NamedLocks
 
 __all__ = ["AppendedHint", "PostgresJournal", "open_postgres_journal"]
 
@@ -227,6 +229,7 @@ class PostgresJournal:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
         self._hints: set[AppendedHint] = set()
+        self._locks = NamedLocks()
         self.commits = 0
         """Append transactions committed (each carries one or more appends)."""
 
@@ -355,6 +358,54 @@ class PostgresJournal:
             # of this caller arrives as trio.Cancelled and is not caught here).
             raise JournalUnavailable("the journal is shutting down") from exc
         return result
+
+    @asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """A session advisory lock (keyed by a 64-bit hash of ``name``) on a pooled connection
+        held for the block: other processes wait for it, and it ends with the session if this
+        process dies. Waiters poll ``pg_try_advisory_lock`` so that waiting stays cancellable;
+        waiters of this process queue on a local lock first and use no connection."""
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        async with self._locks.hold(name):
+            loop, pool = self._loop, self._pool
+            if loop is None or pool is None or loop.is_closed():
+                raise JournalUnavailable("the journal is not running")
+
+            async def acquire() -> _Conn:
+                return await pool.acquire(timeout=self._connect_timeout)
+
+            try:  # shielded: a connection taken from the pool must be given back
+                with trio.CancelScope(shield=True):
+                    conn = await loop.run_aio_coroutine(acquire())
+            except _FAILURES as exc:
+                raise JournalUnavailable(f"PostgreSQL lock failed: {exc}") from exc
+            locked = False
+            try:
+                delay = 0.005
+                while not locked:
+                    try:
+                        locked = bool(
+                            await loop.run_aio_coroutine(
+                                conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+                            )
+                        )
+                    except _FAILURES as exc:
+                        raise JournalUnavailable(f"PostgreSQL lock failed: {exc}") from exc
+                    if not locked:
+                        await trio.sleep(delay)
+                        delay = min(delay * 2, 0.1)
+                yield
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self._command_timeout):
+                    try:
+                        if locked:
+                            await loop.run_aio_coroutine(
+                                conn.execute("SELECT pg_advisory_unlock($1)", key)
+                            )
+                        await loop.run_aio_coroutine(pool.release(conn))
+                    except _FAILURES:  # the session is gone, and its locks with it
+                        conn.terminate()
 
     # --- the group-commit writer for appends ---------------------------------------------------
 
