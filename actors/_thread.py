@@ -18,10 +18,11 @@ completion, so a passivated or restarted actor resumes exactly where it was.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -84,6 +85,7 @@ from ._jobs import (
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings
+from ._steps import Outcome, Steps
 
 __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 
@@ -172,6 +174,7 @@ class ThreadActor(Actor[Entry, None]):
         self._extra_state: dict[str, bytes | None] = {}
         self._own_parts: deque[str] = deque(maxlen=256)
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
+        self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -509,57 +512,82 @@ class ThreadActor(Actor[Entry, None]):
         text = self._s.settings.reply_format.format(
             teammate=job.admin_name or "Support", text=job.text
         )
-        failure = await self._send(text if job.text else None, job.attachments)
+        steps = await self._steps_of(entry)
+        failure = await self._send(steps, text if job.text else None, job.attachments)
         if failure is not None:
-            await self._note(job.conversation_id, job.assignee_id, failure)
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
+        why = failure or _doubt_reason(steps)
+        if why is not None:
+            await self._note(steps, job.conversation_id, job.assignee_id, why)
         return True
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
         conversation_id = self._state.conversation_id
-        failure = await self._send(job.text or None, job.attachments)
+        steps = await self._steps_of(entry)
+        failure = await self._send(steps, job.text or None, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
-            await self._note(conversation_id, None, failure)
+            await self._note(steps, conversation_id, None, failure)
             return
         admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
-        if admin is None:
-            return
-        files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
-        result = await self._s.intercom.reply_as_admin(
-            conversation_id, admin, (job.text + files_text).strip(), message_type="comment"
-        )
-        part = result.last_part
-        if part is not None:
-            self._own_part(part.id)
+        if admin is not None:
+            files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
+            await self._write_part(
+                steps, "record", conversation_id, admin, (job.text + files_text).strip(), "comment"
+            )
+        doubt = _doubt_reason(steps)
+        if doubt is not None:
+            await self._note(steps, conversation_id, None, doubt)
+
+    async def _steps_of(self, entry: Entry) -> Steps:
+        """The entry's recorded steps (loaded once per incarnation, deleted at completion)."""
+        if self._steps is None or self._steps.entry_id != entry.id:
+            self._steps = await Steps.load(self._s.journal, entry.id)
+        self._extra_state[self._steps.key] = None
+        return self._steps
 
     async def _send(
-        self, text: str | None, attachments: tuple[OutboundAttachment, ...]
+        self, steps: Steps, text: str | None, attachments: tuple[OutboundAttachment, ...]
     ) -> str | None:
-        """Send to the customer. Returns why it failed for good, or None when it was sent."""
+        """Send to the customer, each piece a recorded step. Returns why it failed for good,
+        or None when it was sent (or is in doubt and not sent again)."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
-        metrics = self._s.metrics
+        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if text:
+            pieces.append(("text", functools.partial(client.send_text, self._key, text)))
+        for index, attachment in enumerate(attachments):
+            media = OutboundMedia(
+                mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+            )
+            pieces.append(
+                (f"media:{index}", functools.partial(client.send_media, self._key, media))
+            )
+        for name, call in pieces:
+            result = await steps.run(
+                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+            )
+            if result.outcome is Outcome.FAILED:
+                return result.reason
+        self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        return None
+
+    async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
+        """One provider send; why it was refused for good, or None."""
+        channel = self._key.channel.value
         try:
-            if text:
-                await client.send_text(self._key, text)
-            for attachment in attachments:
-                media = OutboundMedia(
-                    mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
-                )
-                await client.send_media(self._key, media)
+            await call()
         except OutsideCustomerWindow:
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         except RecipientUnavailable as exc:
-            return f"the customer cannot be reached on {channel.value} ({_reason(exc)})"
+            return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
-            return f"{channel.value} refused the message ({_reason(exc)})"
-        metrics.channel_sends.labels(channel.value, "sent").inc()
+            return f"{channel} refused the message ({_reason(exc)})"
         return None
 
     def _outside_whatsapp_window(self) -> bool:
@@ -569,21 +597,44 @@ class ThreadActor(Actor[Entry, None]):
         last = self._state.last_inbound_at
         return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
 
-    async def _note(self, conversation_id: str, assignee: str | None, why: str) -> None:
+    async def _note(
+        self, steps: Steps, conversation_id: str, assignee: str | None, why: str
+    ) -> None:
         """Leave an internal note saying why a message did not reach the customer."""
         admin = await self._assignee_or_default(conversation_id, assignee)
         if admin is None:
             logger.warning("cannot leave a note: no assignee and no default admin configured")
             return
-        result = await self._s.intercom.reply_as_admin(
-            conversation_id,
-            admin,
-            f"Threadline could not deliver this message to the customer: {why}.",
-            message_type="note",
-        )
-        part = result.last_part
-        if part is not None:
-            self._own_part(part.id)
+        text = f"Threadline could not deliver this message to the customer: {why}."
+        await self._write_part(steps, "note", conversation_id, admin, text, "note")
+
+    async def _write_part(
+        self, steps: Steps, step: str, conversation_id: str, admin: str, text: str, kind: str
+    ) -> None:
+        """Write an admin part (``comment`` or ``note``) as a recorded step: in doubt, it is
+        looked for among the conversation's newest parts before being written again."""
+
+        async def write() -> None:
+            result = await self._s.intercom.reply_as_admin(
+                conversation_id, admin, text, message_type=kind
+            )
+            part = result.last_part
+            if part is not None:
+                self._own_part(part.id)
+
+        async def written() -> bool:
+            conversation = await self._s.intercom.get_conversation(conversation_id)
+            for part in reversed(conversation.parts):
+                if part.author.id == admin and _same_text(part.text, text):
+                    self._own_part(part.id)
+                    return True
+            return False
+
+        async def effect() -> str | None:
+            await write()
+            return None
+
+        await steps.run(step, effect, retryable=_INTERCOM_RETRYABLE, lookup=written)
 
     async def _assignee_or_default(self, conversation_id: str, known: str | None) -> str | None:
         if known:
@@ -599,6 +650,23 @@ class ThreadActor(Actor[Entry, None]):
 
 class _ContactGone(Exception):
     """The thread's contact no longer exists in Intercom (deleted or merged)."""
+
+
+_SEND_RETRYABLE = (SendRateLimited, SendTransient)
+"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
+the step may be sent again in the same incarnation."""
+_INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
+"""Intercom errors after which nothing was written."""
+
+
+def _doubt_reason(steps: Steps) -> str | None:
+    """The note for sends in doubt (their outcome was lost, and they are not repeated)."""
+    if not steps.in_doubt:
+        return None
+    return (
+        "Threadline was interrupted while sending it and does not send it again, to avoid a"
+        " duplicate; it may not have reached the customer"
+    )
 
 
 def _same_text(stored: str, sent: str) -> bool:
