@@ -80,6 +80,7 @@ from ._jobs import (
     conversation_index_key,
     decode_job,
     own_part_key,
+    reply_job,
     thread_state_key,
 )
 from ._media import MediaStore
@@ -501,25 +502,66 @@ class ThreadActor(Actor[Entry, None]):
     # --- outbound: teammate → customer --------------------------------------------------------
 
     async def _teammate_reply(self, entry: Entry, job: ReplyJob) -> bool:
-        """Send a teammate's reply; False when it is not to be sent (our own part)."""
-        journal = self._s.journal
-        if job.part_id in self._own_parts:
-            return False
-        if await journal.get_state(own_part_key(job.part_id)) is not None:
+        """Send a teammate's reply, after any earlier teammate parts of the conversation not
+        sent yet (Intercom's webhooks come in no guaranteed order). False when nothing was to
+        be sent (our own part, or sent already ahead of its own webhook)."""
+        if await self._is_own_part(job.part_id):
             return False
         if self._state.conversation_id is None:
             self._state.conversation_id = job.conversation_id
+        steps = await self._steps_of(entry)
+        due = await self._replies_due(job)
+        for reply in due:
+            await self._send_reply(steps, reply)
+            self._state.last_reply_part_id = reply.part_id
+        return bool(due)
+
+    async def _is_own_part(self, part_id: str) -> bool:
+        if part_id in self._own_parts:
+            return True
+        return await self._s.journal.get_state(own_part_key(part_id)) is not None
+
+    async def _replies_due(self, job: ReplyJob) -> list[ReplyJob]:
+        """The teammate comments to send for ``job``, in the conversation's part order: those
+        after the last one sent, up to and including ``job``'s part. Empty when ``job``'s part
+        was sent already (ahead of its webhook)."""
+        last = self._state.last_reply_part_id
+        if last is None:
+            return [job]  # nothing sent in this thread yet: no order to keep
+        try:
+            conversation = await self._s.intercom.get_conversation(job.conversation_id)
+        except IntercomNotFound:
+            return [job]
+        ids = [part.id for part in conversation.parts]
+        if job.part_id not in ids or last not in ids:
+            return [job]  # beyond the newest parts Intercom returns: send it as it comes
+        position, start = ids.index(job.part_id), ids.index(last) + 1
+        if position < start:
+            logger.info("part %s was sent already, in order before a later one", job.part_id)
+            return []
+        due = []
+        for part in conversation.parts[start:position]:
+            if (
+                part.author.type == "admin"
+                and part.part_type == "comment"
+                and not await self._is_own_part(part.id)
+            ):
+                assignee = conversation.admin_assignee_id
+                due.append(reply_job(job.conversation_id, part, assignee_id=assignee,
+                                     received_at=job.received_at))  # fmt: skip
+        return [*due, job]
+
+    async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
         text = self._s.settings.reply_format.format(
             teammate=job.admin_name or "Support", text=job.text
         )
-        steps = await self._steps_of(entry)
-        failure = await self._send(steps, text if job.text else None, job.attachments)
+        prefix = f"{job.part_id}:"
+        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
-        why = failure or _doubt_reason(steps)
+        why = failure or _doubt_reason(steps, prefix)
         if why is not None:
-            await self._note(steps, job.conversation_id, job.assignee_id, why)
-        return True
+            await self._note(steps, job.conversation_id, job.assignee_id, why, prefix)
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
         conversation_id = self._state.conversation_id
@@ -548,7 +590,11 @@ class ThreadActor(Actor[Entry, None]):
         return self._steps
 
     async def _send(
-        self, steps: Steps, text: str | None, attachments: tuple[OutboundAttachment, ...]
+        self,
+        steps: Steps,
+        text: str | None,
+        attachments: tuple[OutboundAttachment, ...],
+        prefix: str = "",
     ) -> str | None:
         """Send to the customer, each piece a recorded step. Returns why it failed for good,
         or None when it was sent (or is in doubt and not sent again)."""
@@ -560,7 +606,7 @@ class ThreadActor(Actor[Entry, None]):
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if text:
-            pieces.append(("text", functools.partial(client.send_text, self._key, text)))
+            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
         for index, attachment in enumerate(attachments):
             media = OutboundMedia(
                 mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
@@ -598,7 +644,7 @@ class ThreadActor(Actor[Entry, None]):
         return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
 
     async def _note(
-        self, steps: Steps, conversation_id: str, assignee: str | None, why: str
+        self, steps: Steps, conversation_id: str, assignee: str | None, why: str, prefix: str = ""
     ) -> None:
         """Leave an internal note saying why a message did not reach the customer."""
         admin = await self._assignee_or_default(conversation_id, assignee)
@@ -606,7 +652,7 @@ class ThreadActor(Actor[Entry, None]):
             logger.warning("cannot leave a note: no assignee and no default admin configured")
             return
         text = f"Threadline could not deliver this message to the customer: {why}."
-        await self._write_part(steps, "note", conversation_id, admin, text, "note")
+        await self._write_part(steps, f"{prefix}note", conversation_id, admin, text, "note")
 
     async def _write_part(
         self, steps: Steps, step: str, conversation_id: str, admin: str, text: str, kind: str
@@ -659,9 +705,9 @@ _INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
 
 
-def _doubt_reason(steps: Steps) -> str | None:
+def _doubt_reason(steps: Steps, prefix: str = "") -> str | None:
     """The note for sends in doubt (their outcome was lost, and they are not repeated)."""
-    if not steps.in_doubt:
+    if not any(name.startswith(prefix) for name in steps.in_doubt):
         return None
     return (
         "Threadline was interrupted while sending it and does not send it again, to avoid a"

@@ -119,3 +119,34 @@ async def test_a_crash_between_the_steps_of_a_reply_sends_nothing_twice_and_leav
     notes = [p for p in sandbox.intercom.conversations()[0]["parts"] if p["part_type"] == "note"]
     assert len(notes) == 1
     assert "may not have reached the customer" in notes[0]["body"]
+
+
+async def test_replies_whose_webhooks_arrive_in_reverse_go_out_in_part_order(
+    stack: Stack,
+) -> None:
+    await stack.whatsapp(PHONE, "hello")
+    await eventually(lambda: settled(stack, 1))
+    conversation_id = str(only(stack)["id"])
+    intercom = stack.sandbox.intercom
+    await intercom.teammates.reply(conversation_id, "zero")  # delivered: the thread has sent one
+    await eventually(lambda: len(stack.sent()) == 1)
+    webhook_url = intercom.core.config.webhook_url
+    intercom.configure(webhook_url=None)  # the next two replies' webhooks are held back
+    for body in ("first", "second", "third"):
+        await intercom.teammates.reply(conversation_id, body)
+    intercom.configure(webhook_url=webhook_url)
+    conversation = intercom.core.state.live_conversation(conversation_id)
+    first, second, third = conversation.parts[-3:]
+    async with httpx.AsyncClient(timeout=5) as http:
+        for part in (third, first, second):  # Intercom promises no order
+            item = intercom.core.conversation_item(conversation, [part])
+            delivery = await intercom.teammates.deliver(
+                http, "conversation.admin.replied", conversation_id, item
+            )
+            assert delivery.status == 200
+    await eventually(lambda: len(stack.sent()) == 4)
+    await eventually(lambda: stack.node.dispatcher.inflight == 0)
+    await trio.sleep(0.3)
+    assert [m.text for m in stack.sent()] == [
+        f"Ada Operator: {body}" for body in ("zero", "first", "second", "third")
+    ]
