@@ -17,6 +17,7 @@ not finished stay pending in the journal and are delivered after the next start.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -102,6 +103,9 @@ async def open_journal(settings: Settings) -> AsyncIterator[Journal]:
 
 def check_settings(settings: Settings) -> None:
     """Refuse settings that would run insecurely or not at all."""
+    problems = settings.secret_problems()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     host, _ = parse_bind(settings.metrics_bind)
     if settings.metrics_token is None and not _is_loopback(host):
         raise ConfigurationError(
@@ -126,8 +130,10 @@ def metrics_app(registry: CollectorRegistry, token: str | None) -> Router:
     router = Router(max_body_bytes=1024)
 
     async def metrics(request: Request) -> Response:
-        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
-            return text_response(401, "missing or wrong bearer token")
+        if token is not None:
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                return text_response(401, "missing or wrong bearer token")
         return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
     router.add("GET", "/metrics", "metrics", metrics)

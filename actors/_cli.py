@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from runtime import JournalUnavailable, freeze_startup_heap, hypercorn_config, serve_asgi
 
-from ._app import ConfigurationError, open_journal, run_bridge
+from ._app import ConfigurationError, check_settings, open_journal, run_bridge
 from ._demo import run_demo
 from ._logging import configure_logging
 from ._sandbox import SandboxApp, sandbox_settings_env
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
             )
             configure_logging(settings.log_format, settings.log_level)
+            check_settings(settings)  # before any worker starts (each checks again)
             if args.workers > 1:
                 if settings.sqlite_path is not None:
                     raise ConfigurationError("--workers needs a PostgreSQL THREADLINE_DATABASE_URL")
@@ -145,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = _settings(database_url=args.database_url)
             return trio.run(_deadletters, settings, args)
     except ValidationError as exc:
-        print(f"threadline: invalid settings: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        # Without the values given: one of them may be a secret (a database URL's password).
+        reasons = "; ".join(
+            f"THREADLINE_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        print(f"threadline: invalid settings: {reasons}", file=sys.stderr)  # noqa: T201
         return 2
     except (ConfigurationError, JournalUnavailable) as exc:
         print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output

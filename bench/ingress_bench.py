@@ -133,8 +133,8 @@ async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
             return
         values: dict[str, Any] = {
             "whatsapp_app_secret": SECRET,
-            "whatsapp_verify_token": "verify",
-            "intercom_access_token": "unused",
+            "whatsapp_verify_token": "bench-verify-token",
+            "intercom_access_token": "bench-intercom-token-unused",
         }
         settings = Settings(_env_file=None, **values)
         async with open_sqlite_journal(workdir / "journal.db") as journal:
