@@ -287,14 +287,23 @@ async def run_bridge(
                         ingress.app,
                         settings.bind,
                         ingress_stop.wait,
-                        keep_alive_timeout=75.0,
+                        max_connections=settings.max_connections,
+                        # Hypercorn's idle timer runs from accept (and from each response) until
+                        # a whole request head has arrived: it is also the header deadline.
+                        keep_alive_timeout=30.0,
                         read_timeout=30.0,
                         h11_max_incomplete_size=16 * 1024,
                         graceful_timeout=10.0,
                     ),
                 ),
                 ChildSpec(
-                    "metrics", _server(metrics_app(registry, token), settings.metrics_bind, None)
+                    "metrics",
+                    _server(
+                        metrics_app(registry, token),
+                        settings.metrics_bind,
+                        None,
+                        max_connections=_METRICS_MAX_CONNECTIONS,
+                    ),
                 ),
             ],
             intensity=RestartIntensity(5, 60.0),
@@ -325,16 +334,23 @@ async def run_bridge(
             nursery.cancel_scope.cancel()
 
 
+_METRICS_MAX_CONNECTIONS = 64
+"""Scrapers hold one connection each; the cap keeps a slow client off the ingress's descriptors."""
+
+
 def _server(
     app: Router,
     bind: str,
     shutdown: Callable[[], Awaitable[None]] | None,
+    *,
+    max_connections: int,
     **options: object,
 ) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[BoundAddress] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_asgi(
             app,
             hypercorn_config(bind, **options),
+            max_connections=max_connections,
             shutdown_trigger=shutdown,
             task_status=task_status,
         )

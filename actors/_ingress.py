@@ -126,7 +126,11 @@ class Ingress:
         self._media = media
         self._ready = ready
         self._bot_id = settings.telegram_bot_id
-        router = Router(max_body_bytes=settings.max_body_bytes, on_response=self._count)
+        router = Router(
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout=settings.body_timeout_seconds,
+            on_response=self._count,
+        )
         router.add("GET", "/healthz", "health", self._healthz)
         router.add("GET", "/readyz", "ready", self._readyz)
         router.add("GET", "/webhooks/whatsapp", "whatsapp", self._whatsapp_handshake)

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    body_timeout_seconds: float = Field(default=15.0, gt=0)
+    """A request body not fully received this long after its head is answered 408."""
+    max_connections: int = Field(default=512, ge=1)
+    """Ingress connections open at once; more wait in the listen backlog (fits ulimit -n 1024)."""
     max_media_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     intercom_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Larger files are linked (served by the bridge under /media/) with a note, not uploaded."""
