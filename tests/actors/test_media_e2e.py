@@ -170,3 +170,15 @@ async def test_stored_media_expires_after_the_retention(tmp_path: Path) -> None:
         assert len(stored_blobs(tmp_path / "media")) == 1
         assert (await s.http.get(links(s)[1])).status_code == 200
         assert (await s.http.get(link)).status_code == 404
+
+
+async def test_housekeeping_sweeps_expired_media_off_the_disk(tmp_path: Path) -> None:
+    async with bridge(
+        tmp_path, intercom_max_attachment_bytes=4096, media_retention_seconds=1.0
+    ) as s:
+        media_id = s.sandbox.providers.add_media(VIDEO, "video/mp4")
+        await s.whatsapp(PHONE, media=WebhookMedia(ref=media_id, mime_type="video/mp4"))
+        await eventually(lambda: part_count(s) == 1)
+        assert len(stored_blobs(tmp_path / "media")) == 1
+        # No further save: the bridge's housekeeping (every 5 s) deletes it on its own.
+        await eventually(lambda: not stored_blobs(tmp_path / "media"), seconds=12)
