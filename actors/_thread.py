@@ -559,7 +559,7 @@ async def _download(
                 logger.exception("attachment download failed unexpectedly")
                 failure = exc
                 break
-    if failure is None:
+    if deadline.cancelled_caught or failure is None:
         why = f"timed out after {timeout:g} s"
     elif isinstance(failure, ChannelError):
         text = str(failure)
