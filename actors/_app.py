@@ -226,7 +226,11 @@ async def run_bridge(
             intercom=intercom,
             gateway=Gateway(settings, provider_http),
             resolver=ContactResolver(intercom, journal, metrics),
-            media=MediaStore(settings.media_dir),
+            media=MediaStore(
+                settings.media_dir,
+                retention_seconds=settings.media_retention_seconds,
+                max_bytes=settings.media_max_bytes,
+            ),
             metrics=metrics,
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
@@ -280,7 +284,9 @@ async def run_bridge(
                 ),
                 ChildSpec("actors", actors.run),
                 ChildSpec("dispatcher", dispatcher.run),
-                ChildSpec("housekeeping", _housekeeping(journal, metrics, settings)),
+                ChildSpec(
+                    "housekeeping", _housekeeping(journal, metrics, settings, services.media)
+                ),
                 ChildSpec(
                     "ingress",
                     _server(
@@ -375,12 +381,18 @@ def _relay_hints(
 
 
 def _housekeeping(
-    journal: Journal, metrics: BridgeMetrics, settings: Settings
+    journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        next_prune = 0.0
+        next_prune = next_sweep = 0.0
         while True:
+            if time.time() >= next_sweep:  # expired oversize media (also swept on each save)
+                next_sweep = time.time() + min(3600.0, settings.media_retention_seconds)
+                try:
+                    await media.sweep()
+                except OSError as exc:
+                    logger.warning("housekeeping: media sweep failed: %s", exc)
             try:
                 stats = await journal.statistics()
                 sources = metrics.sources

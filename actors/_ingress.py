@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import trio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
@@ -62,7 +61,7 @@ from ._jobs import (
     encode_job,
     thread_state_key,
 )
-from ._media import MediaStore
+from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
 from ._settings import Settings
 
@@ -366,13 +365,15 @@ class Ingress:
         stored = await self._media.open(token)
         if stored is None:
             return text_response(404, "not found")
-        content = await trio.Path(stored.path).read_bytes()
-        safe_name = stored.filename.replace('"', "")
         return Response(
             200,
-            content,
-            stored.mime_type,
-            {"content-disposition": f'attachment; filename="{safe_name}"'},
+            stored.content,
+            safe_mime_type(stored.mime_type),
+            {
+                "content-disposition": content_disposition(stored.filename),
+                "x-content-type-options": "nosniff",
+                "content-security-policy": "sandbox",
+            },
         )
 
 

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     """Larger files are linked (served by the bridge under /media/) with a note, not uploaded."""
     max_attachments_per_message: int = Field(default=10, ge=1, le=10)
     media_dir: str = "./threadline-media"
+    media_retention_seconds: float = Field(default=30 * 86400.0, gt=0)
+    """Linked oversize files are deleted this long after they were last stored."""
+    media_max_bytes: int = Field(default=10 * 1024**3, ge=0)
+    """Total size of the linked files; above it the oldest are evicted first (0: no cap)."""
+    media_download_timeout_seconds: float = Field(default=30.0, gt=0)
+    """One attachment's whole download (lookup, connect, headers, body, retries); after it the
+    message goes on with a placeholder for the file."""
     mailbox_capacity: int = Field(default=64, ge=1)
     actor_idle_seconds: float = Field(default=300.0, gt=0)
     retry_max_attempts: int = Field(default=10, ge=1)
