@@ -110,16 +110,17 @@ from intercom import html_to_text
 times = {}
 for name, expression in json.loads(sys.argv[1]).items():
     body = eval(expression)
-    start = time.perf_counter()
+    start = time.process_time()
     html_to_text(body)
-    times[name] = time.perf_counter() - start
+    times[name] = time.process_time() - start
 print(json.dumps(times))
 """
 
 
 def test_adversarial_megabyte_bodies_take_linear_time() -> None:
     """In a child process, so the quadratic version fails the test instead of hanging it. The
-    bound is loose (a shared CI machine); a quadratic scan of 1 MB takes minutes to hours."""
+    bound, 2 s of CPU per body, is loose (a shared CI machine; each takes under 0.5 s); a
+    quadratic scan of 1 MB takes minutes to hours."""
     root = Path(__file__).resolve().parents[2]
     try:
         done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
