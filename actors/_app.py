@@ -17,6 +17,7 @@ not finished stay pending in the journal and are delivered after the next start.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -102,6 +103,9 @@ async def open_journal(settings: Settings) -> AsyncIterator[Journal]:
 
 def check_settings(settings: Settings) -> None:
     """Refuse settings that would run insecurely or not at all."""
+    problems = settings.secret_problems()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     host, _ = parse_bind(settings.metrics_bind)
     if settings.metrics_token is None and not _is_loopback(host):
         raise ConfigurationError(
@@ -126,8 +130,10 @@ def metrics_app(registry: CollectorRegistry, token: str | None) -> Router:
     router = Router(max_body_bytes=1024)
 
     async def metrics(request: Request) -> Response:
-        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
-            return text_response(401, "missing or wrong bearer token")
+        if token is not None:
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                return text_response(401, "missing or wrong bearer token")
         return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
     router.add("GET", "/metrics", "metrics", metrics)
@@ -225,7 +231,11 @@ async def run_bridge(
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
             ),
-            media=MediaStore(settings.media_dir),
+            media=MediaStore(
+                settings.media_dir,
+                retention_seconds=settings.media_retention_seconds,
+                max_bytes=settings.media_max_bytes,
+            ),
             metrics=metrics,
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
@@ -279,21 +289,32 @@ async def run_bridge(
                 ),
                 ChildSpec("actors", actors.run),
                 ChildSpec("dispatcher", dispatcher.run),
-                ChildSpec("housekeeping", _housekeeping(journal, metrics, settings)),
+                ChildSpec(
+                    "housekeeping", _housekeeping(journal, metrics, settings, services.media)
+                ),
                 ChildSpec(
                     "ingress",
                     _server(
                         ingress.app,
                         settings.bind,
                         ingress_stop.wait,
-                        keep_alive_timeout=75.0,
+                        max_connections=settings.max_connections,
+                        # Hypercorn's idle timer runs from accept (and from each response) until
+                        # a whole request head has arrived: it is also the header deadline.
+                        keep_alive_timeout=30.0,
                         read_timeout=30.0,
                         h11_max_incomplete_size=16 * 1024,
                         graceful_timeout=10.0,
                     ),
                 ),
                 ChildSpec(
-                    "metrics", _server(metrics_app(registry, token), settings.metrics_bind, None)
+                    "metrics",
+                    _server(
+                        metrics_app(registry, token),
+                        settings.metrics_bind,
+                        None,
+                        max_connections=_METRICS_MAX_CONNECTIONS,
+                    ),
                 ),
             ],
             intensity=RestartIntensity(5, 60.0),
@@ -324,16 +345,23 @@ async def run_bridge(
             nursery.cancel_scope.cancel()
 
 
+_METRICS_MAX_CONNECTIONS = 64
+"""Scrapers hold one connection each; the cap keeps a slow client off the ingress's descriptors."""
+
+
 def _server(
     app: Router,
     bind: str,
     shutdown: Callable[[], Awaitable[None]] | None,
+    *,
+    max_connections: int,
     **options: object,
 ) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[BoundAddress] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_asgi(
             app,
             hypercorn_config(bind, **options),
+            max_connections=max_connections,
             shutdown_trigger=shutdown,
             task_status=task_status,
         )
@@ -358,12 +386,18 @@ def _relay_hints(
 
 
 def _housekeeping(
-    journal: Journal, metrics: BridgeMetrics, settings: Settings
+    journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        next_prune = 0.0
+        next_prune = next_sweep = 0.0
         while True:
+            if time.time() >= next_sweep:  # expired oversize media (also swept on each save)
+                next_sweep = time.time() + min(3600.0, settings.media_retention_seconds)
+                try:
+                    await media.sweep()
+                except OSError as exc:
+                    logger.warning("housekeeping: media sweep failed: %s", exc)
             try:
                 stats = await journal.statistics()
                 sources = metrics.sources

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -23,7 +26,7 @@ from pydantic import ValidationError
 
 from runtime import JournalUnavailable, freeze_startup_heap, hypercorn_config, serve_asgi
 
-from ._app import ConfigurationError, open_journal, run_bridge
+from ._app import ConfigurationError, check_settings, open_journal, run_bridge
 from ._demo import run_demo
 from ._logging import configure_logging
 from ._sandbox import SandboxApp, sandbox_settings_env
@@ -125,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
             )
             configure_logging(settings.log_format, settings.log_level)
+            check_settings(settings)  # before any worker starts (each checks again)
             if args.workers > 1:
                 if settings.sqlite_path is not None:
                     raise ConfigurationError("--workers needs a PostgreSQL THREADLINE_DATABASE_URL")
@@ -145,7 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = _settings(database_url=args.database_url)
             return trio.run(_deadletters, settings, args)
     except ValidationError as exc:
-        print(f"threadline: invalid settings: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        # Without the values given: one of them may be a secret (a database URL's password).
+        reasons = "; ".join(
+            f"THREADLINE_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        print(f"threadline: invalid settings: {reasons}", file=sys.stderr)  # noqa: T201
         return 2
     except (ConfigurationError, JournalUnavailable) as exc:
         print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
@@ -162,8 +171,75 @@ async def _until_signalled(stop: trio.Event) -> None:
             return
 
 
+SHUTDOWN_GRACE_SECONDS = 5.0
+"""After a stop signal, the process exits at the latest this long after the drain deadline."""
+WATCHDOG_EXIT_CODE = 70
+"""The exit status when the watchdog had to end the process (EX_SOFTWARE)."""
+
+
+async def _watchdog(stop: trio.Event, seconds: float) -> None:
+    """The last resort: once ``stop`` is set, end the process ``seconds`` later whatever still
+    runs, logging the tasks left. Shutdown normally ends by cancellation well before."""
+    await stop.wait()
+    # A thread as well, in case the event loop itself is stuck in a synchronous call.
+    fallback = threading.Timer(seconds + 2.0, _exit_from_thread)
+    fallback.daemon = True
+    fallback.start()
+    try:
+        await trio.sleep(seconds)
+        logger.error(
+            "shutdown overran its deadline by %.0f s; exiting with %d. Tasks still alive:\n%s",
+            SHUTDOWN_GRACE_SECONDS, WATCHDOG_EXIT_CODE, _task_tree(),
+        )  # fmt: skip
+        logging.shutdown()
+        os._exit(WATCHDOG_EXIT_CODE)
+    finally:
+        fallback.cancel()
+
+
+def _exit_from_thread() -> None:
+    logger.error("shutdown overran its deadline and the event loop is stuck; exiting")
+    faulthandler.dump_traceback(all_threads=True)
+    logging.shutdown()
+    os._exit(WATCHDOG_EXIT_CODE)
+
+
+def _task_tree() -> str:
+    """Every Trio task with where it waits (its innermost frame outside Trio itself)."""
+    lines: list[str] = []
+
+    def walk(task: trio.lowlevel.Task, depth: int) -> None:
+        where = ""
+        awaited: object = task.coro
+        while awaited is not None:  # follow the await chain to the innermost coroutine
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None and f"{os.sep}trio{os.sep}" not in frame.f_code.co_filename:
+                where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        lines.append(f"{'  ' * depth}{task.name}  [{where}]")
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child, depth + 1)
+
+    walk(trio.lowlevel.current_root_task(), 0)  # type: ignore[arg-type]  # set inside trio.run
+    return "\n".join(lines)
+
+
 async def _serve(settings: Settings) -> None:
     stop = trio.Event()
+    async with trio.open_nursery() as outer:
+        watchdog = trio.CancelScope()
+
+        async def guard() -> None:
+            with watchdog:
+                await _watchdog(stop, settings.shutdown_drain_seconds + SHUTDOWN_GRACE_SECONDS)
+
+        outer.start_soon(guard)
+        await _serve_until_stopped(settings, stop)
+        watchdog.cancel()
+
+
+async def _serve_until_stopped(settings: Settings, stop: trio.Event) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_signalled, stop)
         node = await nursery.start(lambda task_status: run_bridge(

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
@@ -84,6 +85,9 @@ class Router:
 
     Args:
         max_body_bytes: larger bodies are refused with 413 before a handler runs.
+        body_timeout: seconds from the request head to the end of its body; a client still
+            sending then is answered 408 and the connection closes (a per-read timeout alone
+            lets a client dribble a byte at a time for ever).
         on_response: called with (route name, status) for every answered request (metrics).
     """
 
@@ -91,11 +95,13 @@ class Router:
         self,
         *,
         max_body_bytes: int,
+        body_timeout: float = 15.0,
         on_response: Callable[[str, int], None] | None = None,
     ) -> None:
         self._routes: dict[str, dict[str, tuple[str, Handler]]] = {}
         self._prefixes: list[tuple[str, str, str, Handler]] = []
         self._max = max_body_bytes
+        self._body_timeout = body_timeout
         self._on_response = on_response
 
     def add(self, method: str, path: str, name: str, handler: Handler) -> None:
@@ -138,9 +144,13 @@ class Router:
             return "unknown", text_response(405, "method not allowed", allow=allow)
         name, handler = route
         try:
-            body = await _read_body(receive, self._max, scope)
+            with trio.fail_after(self._body_timeout):
+                body = await _read_body(receive, self._max, scope)
         except BodyTooLarge:
             return name, text_response(413, f"request body exceeds {self._max} bytes")
+        except trio.TooSlowError:
+            reason = f"request body not received within {self._body_timeout:g} s"
+            return name, text_response(408, reason, connection="close")
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             key = raw_name.decode("latin-1").lower()

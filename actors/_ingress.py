@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import trio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
@@ -62,7 +61,7 @@ from ._jobs import (
     reply_job,
     thread_state_key,
 )
-from ._media import MediaStore
+from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
 from ._settings import Settings
 
@@ -126,7 +125,11 @@ class Ingress:
         self._media = media
         self._ready = ready
         self._bot_id = settings.telegram_bot_id
-        router = Router(max_body_bytes=settings.max_body_bytes, on_response=self._count)
+        router = Router(
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout=settings.body_timeout_seconds,
+            on_response=self._count,
+        )
         router.add("GET", "/healthz", "health", self._healthz)
         router.add("GET", "/readyz", "ready", self._readyz)
         router.add("GET", "/webhooks/whatsapp", "whatsapp", self._whatsapp_handshake)
@@ -354,13 +357,15 @@ class Ingress:
         stored = await self._media.open(token)
         if stored is None:
             return text_response(404, "not found")
-        content = await trio.Path(stored.path).read_bytes()
-        safe_name = stored.filename.replace('"', "")
         return Response(
             200,
-            content,
-            stored.mime_type,
-            {"content-disposition": f'attachment; filename="{safe_name}"'},
+            stored.content,
+            safe_mime_type(stored.mime_type),
+            {
+                "content-disposition": content_disposition(stored.filename),
+                "x-content-type-options": "nosniff",
+                "content-security-policy": "sandbox",
+            },
         )
 
 

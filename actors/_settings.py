@@ -2,16 +2,62 @@
 
 The public contract (docs/architecture.md §4) names the first block; the rest are operational
 knobs with production defaults. A channel without credentials is disabled and its route answers 404.
+
+A channel is disabled only when its variables are *absent*. A secret that is present but empty,
+a placeholder (``CHANGE-ME``, ``changeme``, ``xxx``, ``TODO``, …) or shorter than
+``MIN_SECRET_LENGTH`` is a configuration error (``Settings.secret_problems``; the bridge refuses
+to start), never a silently disabled channel nor a route that accepts the empty key.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "parse_bind"]
+__all__ = ["MIN_SECRET_LENGTH", "Settings", "is_placeholder", "parse_bind"]
+
+MIN_SECRET_LENGTH = 8
+"""The shortest secret or token accepted. Real ones are far longer: a Meta app secret and a
+Twilio auth token are 32 hex digits, Intercom's client secret and access token are longer still;
+a Telegram ``secret_token`` (1-256 of ``A-Za-z0-9_-``) is the operator's choice."""
+
+_SECRETS = (
+    "intercom_access_token",
+    "intercom_client_secret",
+    "whatsapp_app_secret",
+    "whatsapp_verify_token",
+    "whatsapp_access_token",
+    "twilio_auth_token",
+    "telegram_bot_token",
+    "telegram_secret_token",
+    "api_token",
+    "metrics_token",
+)
+_PLACEHOLDERS = frozenset({
+    "changeme", "change-me", "change_me", "change me", "replaceme", "replace-me", "replace_me",
+    "placeholder", "secret", "token", "password", "passwd", "todo", "tbd", "fixme", "example",
+    "dummy", "test", "none", "null", "nil", "undefined", "default", "your-secret", "your_secret",
+})  # fmt: skip
+_PLACEHOLDER_PARTS = ("changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me")
+_TELEGRAM_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_TELEGRAM_BOT_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+
+
+def is_placeholder(value: str) -> bool:
+    """A value an example or template left in place of a real secret (case-insensitive)."""
+    folded = value.strip().casefold()
+    return (
+        folded in _PLACEHOLDERS
+        or any(part in folded for part in _PLACEHOLDER_PARTS)
+        or "placeholder" in folded
+        or (len(set(folded)) == 1 and folded[0] in "x*.0#?-_")  # xxx, ********, 00000000
+        or (folded.startswith("<") and folded.endswith(">"))  # <your app secret>
+        or (folded.startswith("${") and folded.endswith("}"))  # a variable nobody expanded
+    )
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -67,11 +113,22 @@ class Settings(BaseSettings):
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    body_timeout_seconds: float = Field(default=15.0, gt=0)
+    """A request body not fully received this long after its head is answered 408."""
+    max_connections: int = Field(default=512, ge=1)
+    """Ingress connections open at once; more wait in the listen backlog (fits ulimit -n 1024)."""
     max_media_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     intercom_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Larger files are linked (served by the bridge under /media/) with a note, not uploaded."""
     max_attachments_per_message: int = Field(default=10, ge=1, le=10)
     media_dir: str = "./threadline-media"
+    media_retention_seconds: float = Field(default=30 * 86400.0, gt=0)
+    """Linked oversize files are deleted this long after they were last stored."""
+    media_max_bytes: int = Field(default=10 * 1024**3, ge=0)
+    """Total size of the linked files; above it the oldest are evicted first (0: no cap)."""
+    media_download_timeout_seconds: float = Field(default=30.0, gt=0)
+    """One attachment's whole download (lookup, connect, headers, body, retries); after it the
+    message goes on with a placeholder for the file."""
     mailbox_capacity: int = Field(default=64, ge=1)
     actor_idle_seconds: float = Field(default=300.0, gt=0)
     retry_max_attempts: int = Field(default=10, ge=1)
@@ -115,6 +172,52 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("expected sqlite:///path or postgresql://…")
         return value
+
+    def secret_problems(self) -> list[str]:
+        """Why the secrets that are set cannot be used, one line each; empty when they can.
+
+        Each line names the setting and never contains its value.
+        """
+        problems: list[str] = []
+        for name in _SECRETS:
+            secret: SecretStr | None = getattr(self, name)
+            if secret is None:
+                continue  # absent: the channel (or route) is disabled
+            variable = f"THREADLINE_{name.upper()}"
+            value = secret.get_secret_value()
+            if not value.strip():
+                problems.append(
+                    f"{variable} is set but empty: set the real value, or remove the variable "
+                    "to disable what it enables"
+                )
+            elif value != value.strip():
+                problems.append(f"{variable} has leading or trailing whitespace")
+            elif is_placeholder(value):
+                problems.append(f"{variable} is a placeholder: set the real value")
+            elif len(value) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"{variable} is shorter than {MIN_SECRET_LENGTH} characters: set the real value"
+                )
+            elif name == "telegram_secret_token" and not _TELEGRAM_SECRET_TOKEN.fullmatch(value):
+                problems.append(
+                    f"{variable} must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                    "(Telegram's rule)"
+                )
+            elif name == "telegram_bot_token" and not _TELEGRAM_BOT_TOKEN.fullmatch(value):
+                problems.append(f"{variable} is not a bot token (<bot id>:<secret>)")
+        sid = self.twilio_account_sid
+        if sid is not None and (not sid.strip() or is_placeholder(sid)):
+            problems.append(
+                "THREADLINE_TWILIO_ACCOUNT_SID is empty or a placeholder: set the real value, "
+                "or remove the variable to disable Twilio"
+            )
+        try:
+            password = urlsplit(self.database_url).password
+        except ValueError:
+            password = None
+        if password and is_placeholder(password):
+            problems.append("THREADLINE_DATABASE_URL's password is a placeholder: set the real one")
+        return problems
 
     @property
     def telegram_bot_id(self) -> str | None:

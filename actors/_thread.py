@@ -26,16 +26,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+import httpx
 import trio
 from pydantic import ValidationError
 
 from channels import (
     Channel,
     ChannelError,
+    DownloadedMedia,
     InboundMessage,
-    MediaHostForbidden,
+    MediaRef,
     MediaTooLarge,
-    MediaUnavailable,
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
@@ -70,7 +71,7 @@ from runtime import (
 from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._doubt import InDoubt
-from ._gateway import Gateway
+from ._gateway import ChannelClient, Gateway
 from ._jobs import (
     ApiSendJob,
     InboundJob,
@@ -479,19 +480,19 @@ class ThreadActor(Actor[Entry, None]):
             if client is None:
                 lines.append(f"[{ref.kind.value} not downloaded: channel not configured]")
                 continue
-            try:
-                media = await client.download(ref, max_bytes=settings.max_media_bytes)
-            except MediaTooLarge:
-                limit = settings.max_media_bytes // (1024 * 1024)
-                lines.append(f"[{name}: larger than the {limit} MB download limit, not bridged]")
-                continue
-            except (MediaUnavailable, MediaHostForbidden) as exc:
-                lines.append(f"[{name}: could not be downloaded ({type(exc).__name__})]")
+            media = await _download(client, ref, name, settings)
+            if isinstance(media, str):  # a placeholder: the message goes on without the file
+                lines.append(media)
                 continue
             mime = media.mime_type or ref.mime_type or "application/octet-stream"
             name = media.filename or name
             if len(media.content) > settings.intercom_max_attachment_bytes:
-                token = await self._s.media.save(media.content, mime, name)
+                try:
+                    token = await self._s.media.save(media.content, mime, name)
+                except OSError as exc:
+                    logger.error("oversize attachment not stored: %s", exc)
+                    lines.append(f"[{name}: too large to attach and could not be kept]")
+                    continue
                 url = f"{settings.public_url.rstrip('/')}/media/{token}"
                 size = len(media.content) / (1024 * 1024)
                 lines.append(f"📎 {name} ({size:.1f} MB, too large to attach): {url}")
@@ -692,6 +693,52 @@ class ThreadActor(Actor[Entry, None]):
         if conversation is not None and conversation.admin_assignee_id:
             return conversation.admin_assignee_id
         return self._s.settings.intercom_default_admin_id
+
+
+MEDIA_DOWNLOAD_ATTEMPTS: Final = 3
+"""Tries of one attachment failing transiently (5xx, 429, timeouts, transport), all within
+``THREADLINE_MEDIA_DOWNLOAD_TIMEOUT_SECONDS``; then it becomes a placeholder."""
+
+
+async def _download(
+    client: ChannelClient, ref: MediaRef, name: str, settings: Settings
+) -> DownloadedMedia | str:
+    """The attachment, or the placeholder line saying why not: a failed or slow attachment never
+    holds up or dead-letters its message. The whole download — the provider's lookup, connect,
+    headers, body and the retries of transient failures — runs under one deadline."""
+    timeout = settings.media_download_timeout_seconds
+    failure: Exception | None = None
+    with trio.move_on_after(timeout) as deadline:
+        for attempt in range(1, MEDIA_DOWNLOAD_ATTEMPTS + 1):
+            try:
+                return await client.download(ref, max_bytes=settings.max_media_bytes)
+            except MediaTooLarge:
+                limit = settings.max_media_bytes // (1024 * 1024)
+                return f"[{name}: larger than the {limit} MB download limit, not bridged]"
+            except (SendTransient, SendRateLimited) as exc:
+                failure = exc
+                wait = getattr(exc, "retry_after", None) or 0.5 * 2 ** (attempt - 1)
+                if attempt == MEDIA_DOWNLOAD_ATTEMPTS or trio.current_time() + wait >= (
+                    deadline.deadline
+                ):
+                    break
+                await trio.sleep(wait)
+            except (ChannelError, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                failure = exc
+                break
+            except Exception as exc:  # a bug of ours must not cost the customer's text either
+                logger.exception("attachment download failed unexpectedly")
+                failure = exc
+                break
+    if deadline.cancelled_caught or failure is None:
+        why = f"timed out after {timeout:g} s"
+    elif isinstance(failure, ChannelError):
+        text = str(failure)
+        why = text.partition(": ")[2] or text  # without the "whatsapp media download: " prefix
+    else:
+        why = type(failure).__name__
+    logger.warning("attachment not downloaded: %s", why[:120])
+    return f"[{name}: could not be downloaded ({why[:120]})]"
 
 
 class _ContactGone(Exception):

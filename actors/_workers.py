@@ -6,6 +6,10 @@ core. Each child is a cluster node (PostgreSQL only) with a stable id (``<node i
 restarted worker takes its partitions straight back) and its own metrics port
 (``THREADLINE_METRICS_BIND`` port + i). SIGTERM/SIGINT are passed on and the parent waits for the
 workers to drain; a worker that dies is started again after a second.
+
+Every child runs with the parent's *resolved* settings — environment, ``.env`` and the ``serve``
+flags (``--database-url``, ``--metrics-bind``, …) — as ``THREADLINE_*`` variables in its
+environment (not on its command line, where ``ps`` would show the database password).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import socket
 import sys
 
 import trio
+from pydantic import SecretStr
 
 from ._settings import Settings, parse_bind
 
-__all__ = ["run_workers"]
+__all__ = ["run_workers", "worker_environment"]
 
 logger = logging.getLogger("threadline.workers")
 
@@ -36,6 +41,23 @@ def _listen(bind: str) -> socket.socket:
     return sock
 
 
+def worker_environment(settings: Settings, **overrides: str) -> dict[str, str]:
+    """This process's environment with every setting replaced by its resolved value.
+
+    ``overrides`` are further settings by field name (``node_id=…``). A setting that is unset
+    (None) is left out, and any ``THREADLINE_*`` variable of that name removed, so the child
+    resolves exactly what the parent did.
+    """
+    names = {f"THREADLINE_{name.upper()}": name for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    for variable, name in names.items():
+        value = overrides.get(name, getattr(settings, name))
+        if value is None:
+            continue
+        env[variable] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
 async def run_workers(settings: Settings, workers: int) -> None:
     """Run ``workers`` children of ``threadline serve`` until signalled."""
     listener = _listen(settings.bind)
@@ -45,11 +67,11 @@ async def run_workers(settings: Settings, workers: int) -> None:
     processes: dict[int, trio.Process] = {}
 
     async def worker(index: int) -> None:
-        env = {
-            **os.environ,
-            "THREADLINE_NODE_ID": f"{base_id}-w{index}",
-            "THREADLINE_METRICS_BIND": f"{metrics_host}:{metrics_port + index}",
-        }
+        env = worker_environment(
+            settings,
+            node_id=f"{base_id}-w{index}",
+            metrics_bind=f"{metrics_host}:{metrics_port + index}",
+        )
         command = [sys.executable, "-m", "actors", "serve", "--bind", f"fd://{listener.fileno()}"]
         while not stopping.is_set():
             process = await trio.lowlevel.open_process(

@@ -79,6 +79,7 @@ from ._model import OutboundMedia as OutboundMedia
 from ._model import ParsedEvent as ParsedEvent
 from ._model import ThreadKey as ThreadKey
 from ._sandbox import ProviderSandbox as ProviderSandbox
+from ._sandbox_state import MediaFault as MediaFault
 from ._sandbox_state import SandboxCredentials as SandboxCredentials
 from ._sandbox_state import SandboxFailure as SandboxFailure
 from ._sandbox_state import SentMessage as SentMessage
@@ -111,6 +112,7 @@ __all__ = [
     "Ignored",
     "InboundMessage",
     "Location",
+    "MediaFault",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",

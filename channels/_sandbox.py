@@ -38,6 +38,7 @@ from ._sandbox_http import (
     write_reply,
 )
 from ._sandbox_state import (
+    MediaFault,
     SandboxCredentials,
     SandboxFailure,
     SandboxState,
@@ -142,6 +143,18 @@ class ProviderSandbox:
     def clear_failures(self) -> None:
         """Remove every scripted failure."""
         self._state.clear_failures()
+
+    def break_media(
+        self,
+        media_id: str,
+        fault: MediaFault,
+        *,
+        times: int | None = None,
+        drip_seconds: float = 2.0,
+    ) -> None:
+        """Make fetching the bytes of ``media_id`` (any provider's media URL, not the WhatsApp
+        lookup) fail ``times`` times (None: always)."""
+        self._state.break_media(media_id, fault, times=times, drip_seconds=drip_seconds)
 
     # --- ASGI ----------------------------------------------------------------------------
 

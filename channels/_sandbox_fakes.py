@@ -7,13 +7,14 @@ provider prefix.
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import json
 from typing import Final
 
 from ._model import Channel, MediaKind
 from ._sandbox_http import Reply, Request, Upload
-from ._sandbox_state import SandboxFailure, SandboxState
+from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
 
 __all__ = ["telegram", "twilio", "whatsapp"]
 
@@ -22,6 +23,25 @@ _KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
 
 def _same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _media_bytes(
+    state: SandboxState, request: Request, media_id: str, content: bytes, content_type: str
+) -> Reply:
+    """A media download, or the fault scripted for it (:meth:`ProviderSandbox.break_media`)."""
+    script = state.take_media_fault(media_id)
+    if script is None:
+        return Reply.raw(content, content_type)
+    if script.fault is MediaFault.FORBIDDEN:
+        return Reply(403, b"forbidden", "text/plain")
+    if script.fault is MediaFault.SERVER_ERROR:
+        return Reply(503, b"unavailable", "text/plain")
+    if script.fault is MediaFault.REDIRECT_LOOP:
+        location = request.base_url + request.path
+        return Reply(302, content_type="text/plain", headers={"Location": location})
+    if script.fault is MediaFault.GZIP:
+        return Reply(200, gzip.compress(content), content_type, {"Content-Encoding": "gzip"})
+    return Reply(200, content, content_type, drip_seconds=script.drip_seconds)
 
 
 # --- WhatsApp Graph ------------------------------------------------------------------------
@@ -50,7 +70,7 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         media = state.media.get(parts[1])
         if media is None:
             return _graph_error(404, 100, "Unknown media")
-        return Reply.raw(media.content, media.mime_type)
+        return _media_bytes(state, request, parts[1], media.content, media.mime_type)
     if len(parts) == 2 and request.method == "GET":
         media = state.media.get(parts[1])
         if media is None:
@@ -161,7 +181,7 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         media = state.media.get(parts[1])
         if media is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
-        return Reply.raw(media.content, media.mime_type)
+        return _media_bytes(state, request, parts[1], media.content, media.mime_type)
     if len(parts) < 4 or parts[:2] != ["2010-04-01", "Accounts"]:
         return _twilio_error(404, 20404, "The requested resource was not found")
     auth = request.basic_auth()
@@ -249,7 +269,7 @@ def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         media = state.media.get(parts[-1]) if parts[2] == "media" else None
         if media is None:
             return _tg_error(404, "Not Found")
-        return Reply.raw(media.content, "application/octet-stream")
+        return _media_bytes(state, request, parts[-1], media.content, "application/octet-stream")
     if len(parts) != 2:
         return _tg_error(404, "Not Found")
     if not _same(parts[0], f"bot{token}"):

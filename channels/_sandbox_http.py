@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+import trio
+
 __all__ = ["Receive", "Reply", "Request", "Scope", "Send", "Upload", "read_request", "write_reply"]
 
 Scope = Mapping[str, Any]
@@ -107,6 +109,8 @@ class Reply:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    drip_seconds: float = 0.0
+    """When > 0, the body is sent one byte at a time with this pause after each."""
 
     @classmethod
     def json(cls, status: int, data: object, **headers: str) -> Reply:
@@ -168,4 +172,10 @@ async def write_reply(send: Send, reply: Reply) -> None:
         *((k.lower().encode(), v.encode()) for k, v in reply.headers.items()),
     ]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    body = reply.body
+    if reply.drip_seconds > 0:
+        for i in range(len(body)):
+            await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": True})
+            await trio.sleep(reply.drip_seconds)
+        body = b""
+    await send({"type": "http.response.body", "body": body})

@@ -55,6 +55,21 @@ class SandboxFailure(enum.StrEnum):
     """HTTP 5xx."""
 
 
+class MediaFault(enum.StrEnum):
+    """Ways a registered media's bytes fail when fetched (every provider's media URL)."""
+
+    FORBIDDEN = "forbidden"
+    """HTTP 403."""
+    SERVER_ERROR = "server_error"
+    """HTTP 503."""
+    REDIRECT_LOOP = "redirect_loop"
+    """A 302 back to the same URL, every time."""
+    GZIP = "gzip"
+    """The bytes gzip-compressed with ``Content-Encoding: gzip`` (never asked for)."""
+    DRIP = "drip"
+    """200, then one byte every ``drip_seconds``."""
+
+
 class SentMessage(BaseModel):
     """One message a fake provider accepted, in acceptance order (``seq``)."""
 
@@ -83,6 +98,13 @@ class StoredMedia:
 
 
 @dataclass(slots=True)
+class MediaScript:
+    fault: MediaFault
+    remaining: int | None
+    drip_seconds: float
+
+
+@dataclass(slots=True)
 class _Script:
     failure: SandboxFailure
     remaining: int | None
@@ -98,6 +120,7 @@ class SandboxState:
         self.media: dict[str, StoredMedia] = {}
         self.sent: list[SentMessage] = []
         self._failures: dict[tuple[Channel, str], _Script] = {}
+        self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
 
@@ -140,6 +163,20 @@ class SandboxState:
             script.remaining -= 1
             if script.remaining <= 0:
                 del self._failures[(channel, recipient)]
+        return script
+
+    def break_media(
+        self, media_id: str, fault: MediaFault, *, times: int | None, drip_seconds: float
+    ) -> None:
+        self._media_faults[media_id] = MediaScript(fault, times, drip_seconds)
+
+    def take_media_fault(self, media_id: str) -> MediaScript | None:
+        """The scripted fault for fetching this media's bytes, counting down ``times``."""
+        script = self._media_faults.get(media_id)
+        if script is not None and script.remaining is not None:
+            script.remaining -= 1
+            if script.remaining <= 0:
+                del self._media_faults[media_id]
         return script
 
     def record(self, **fields: str | None) -> SentMessage:

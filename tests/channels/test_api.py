@@ -12,6 +12,7 @@ EXPECTED = [
     "Ignored",
     "InboundMessage",
     "Location",
+    "MediaFault",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",

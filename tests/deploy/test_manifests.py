@@ -21,11 +21,12 @@ import pytest
 import trio
 import yaml
 
-from actors._app import check_settings
+from actors._app import ConfigurationError, check_settings
 from actors._embedded import open_stack
 from actors._sandbox import sandbox_settings_env
 from actors._settings import Settings
 from tests.deploy.conftest import DEPLOY, REPO, load_yaml, run_tool
+from tests.provider_secrets import REAL_LOOKING
 
 KUBERNETES = DEPLOY / "kubernetes"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -286,11 +287,23 @@ def test_kubernetes_manifests_have_every_resource_the_issue_asks_for() -> None:
 
 def test_kubernetes_settings_validate_and_the_bridge_would_start() -> None:
     docs = kubernetes()
-    env = {**docs["ConfigMap"]["data"], **docs["Secret"]["stringData"]}
-    assert set(docs["ConfigMap"]["data"]).isdisjoint(docs["Secret"]["stringData"])
-    check_settings(settings_from(env))
-    for key in docs["Secret"]["stringData"]:  # secrets stay out of the ConfigMap
+    secret = docs["Secret"]["stringData"]
+    env = {**docs["ConfigMap"]["data"], **secret}
+    assert set(docs["ConfigMap"]["data"]).isdisjoint(secret)
+    for key in secret:  # secrets stay out of the ConfigMap
         assert any(word in key for word in ("TOKEN", "SECRET", "SID", "DATABASE_URL")), key
+    # As shipped, the example Secret holds placeholders, and the bridge refuses every one of them.
+    with pytest.raises(ConfigurationError) as refused:
+        check_settings(settings_from(env))
+    for key in secret:
+        assert key in str(refused.value), key
+    # With real values in their place, it starts.
+    real = {key: REAL_LOOKING.get(key, "") for key in secret}
+    real["THREADLINE_DATABASE_URL"] = secret["THREADLINE_DATABASE_URL"].replace(
+        "CHANGE-ME", REAL_LOOKING["THREADLINE_API_TOKEN"]
+    )
+    assert all(real.values()), real.keys()
+    check_settings(settings_from({**env, **real}))
 
 
 def test_kubernetes_deployment_probes_drains_and_references() -> None:

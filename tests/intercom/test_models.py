@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intercom import Conversation, html_to_text
@@ -30,6 +35,108 @@ def test_html_to_text(body: str | None, text: str) -> None:
 @given(st.text(alphabet=st.characters(blacklist_characters="<")))
 def test_text_without_tags_is_unchanged(text: str) -> None:
     assert html_to_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        # Marked sections, CDATA, declarations and processing instructions: the stdlib parser
+        # raised AssertionError on the first, a 500 for a signed webhook (issue 15, 8c).
+        ("<p>x</p><![foo[bar]]>", "x"),
+        ("<p>a</p><![CDATA[b]]><p>c</p>", "a\nc"),
+        ("<p>a</p><![", "a"),
+        ('<p>a</p><?xml version="1.0"?>b', "a\nb"),
+        ("<!DOCTYPE html><p>a</p><!doctype>", "a"),
+        # Unclosed constructs run to the end of the body.
+        ("<p>a</p><!-- never closed <p>b</p", "a"),
+        ("<p>a</p><b title='never closed>c", "a"),
+        ("<p>a</p><b", "a"),
+        # Empty and bogus comments, end tags that name nothing.
+        ("<p>a</p><!-->b<!--->c", "a\nbc"),
+        ("<p>a</p></>b</ 3>c", "a\nbc"),
+        # A quoted attribute value may hold ">".
+        ('<p>a</p><img alt="x>y">b', "a\nb"),
+        ("<p/>a<br/>b<BR>c</DIV>d", "a\nb\nc\nd"),
+        # Numeric references past the last code point; int() raised past 4300 digits.
+        ("<p>&#99999999;&#x110000;</p>", "\ufffd\ufffd"),
+        pytest.param("<p>&#" + "1" * 5000 + ";</p>", "\ufffd", id="5000-digit charref"),
+        pytest.param(
+            "<p>&#" + "0" * 5000 + "65;&#x" + "0" * 5000 + "41</p>", "AA", id="leading zeros"
+        ),
+        # Entities are decoded once: a literal "&lt;" written by a teammate stays "&lt;".
+        ("<p>&amp;lt; &bogus; &amp</p>", "&lt; &bogus; &"),
+    ],
+)
+def test_malformed_html_yields_text(body: str, text: str) -> None:
+    assert html_to_text(body) == text
+
+
+# Pieces of markup, so that examples hold tags (plain text is returned as it is) beside
+# declarations, marked sections, comments and references, closed or not.
+MARKUP_PIECES = st.sampled_from(
+    [
+        *("<p>", "</p>", "<br/>", "<a", " href=", ">", "<", "</", "<!", "<![", "<?", "<!--"),
+        *("-->", "[", "]", "]]>", "&", "&#", "&#x", ";", "'", '"', "=", "/", "-", "?", "CDATA"),
+        *("foo", "0", "9", "a", "F", " ", "\n"),
+    ]
+)
+HTMLISH = st.lists(st.one_of(MARKUP_PIECES, st.text(max_size=3)), max_size=30).map("".join)
+
+
+@settings(max_examples=500)  # cheap examples; more of them find rare malformations
+@given(st.one_of(HTMLISH, st.text()))
+def test_html_to_text_accepts_any_string(body: str) -> None:
+    text = html_to_text(body)
+    assert text == body or ("\n\n" not in text and text == text.strip())
+
+
+# Each about 1 MB. Before issue 15 the first took hours (a tag regex quadratic in the run of
+# "<a"), the others minutes in html.parser, or raised; now each takes milliseconds.
+ADVERSARIAL = {
+    "open tags, no >": '"<a" * 500_000',
+    "open tags in html": '"<p>" + "<a" * 500_000',
+    "one long tag": '"<a" * 500_000 + ">"',
+    "open comments": '"<p>" + "<!--" * 250_000',
+    "open marked sections": '"<p>" + "<![" * 333_333',
+    "open end tags": '"<p>" + "</" * 500_000',
+    "open quoted attributes": '"<p>" + "<a x=\\"" * 166_666',
+    "bare <": '"<p>" + "<" * 1_000_000',
+    "open charrefs": '"<p>" + "&#" * 500_000',
+    "long charref": '"<p>&#" + "9" * 1_000_000 + ";</p>"',
+}
+_TIMED = """
+import json, sys, time
+from intercom import html_to_text
+times = {}
+for name, expression in json.loads(sys.argv[1]).items():
+    body = eval(expression)
+    start = time.process_time()
+    html_to_text(body)
+    times[name] = time.process_time() - start
+print(json.dumps(times))
+"""
+
+
+def test_adversarial_megabyte_bodies_take_linear_time() -> None:
+    """In a child process, so the quadratic version fails the test instead of hanging it. The
+    bound, 2 s of CPU per body, is loose (a shared CI machine; each takes under 0.5 s); a
+    quadratic scan of 1 MB takes minutes to hours."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", _TIMED, json.dumps(ADVERSARIAL)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("html_to_text did not finish 1 MB adversarial bodies within 60 s")
+    times: dict[str, float] = json.loads(done.stdout)
+    assert set(times) == set(ADVERSARIAL)
+    slow = {name: seconds for name, seconds in times.items() if seconds > 2.0}
+    assert not slow, f"1 MB bodies took {slow}"
 
 
 @pytest.mark.parametrize("unassigned", [None, 0, "0", ""])

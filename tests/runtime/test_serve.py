@@ -57,6 +57,47 @@ async def test_shutdown_trigger_stops_the_server() -> None:
     # The nursery exited: serve_asgi returned after the trigger.
 
 
+async def test_connections_beyond_the_cap_wait_until_one_closes() -> None:
+    async with trio.open_nursery() as nursery:
+        addr: BoundAddress = await nursery.start(
+            lambda task_status: serve_asgi(
+                hello,
+                hypercorn_config("127.0.0.1:0"),
+                max_connections=2,
+                task_status=task_status,
+            )
+        )
+        idle = [await trio.open_tcp_stream(addr.host, addr.port) for _ in range(2)]
+        async with httpx.AsyncClient(base_url=addr.url) as client:
+            with trio.move_on_after(0.5) as waited:
+                await client.get("/blocked")  # both slots are taken: not accepted
+            assert waited.cancelled_caught
+            await idle.pop().aclose()
+            with trio.fail_after(5.0):
+                assert (await client.get("/now")).text == "hello /now"
+        await idle.pop().aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_every_closed_connection_gives_its_slot_back() -> None:
+    async with trio.open_nursery() as nursery:
+        addr: BoundAddress = await nursery.start(
+            lambda task_status: serve_asgi(
+                hello,
+                hypercorn_config("127.0.0.1:0"),
+                max_connections=1,
+                task_status=task_status,
+            )
+        )
+        # Each client closes its kept-alive connection right after the answer. Hypercorn alone
+        # often kept such a connection's handler (and so its slot) for keep_alive_timeout (5 s).
+        with trio.fail_after(4.0):
+            for i in range(8):  # a new connection each time, eight times the cap
+                async with httpx.AsyncClient(base_url=addr.url) as client:
+                    assert (await client.get(f"/{i}")).status_code == 200
+        nursery.cancel_scope.cancel()
+
+
 def test_ipv6_urls_are_bracketed() -> None:
     assert BoundAddress("::1", 8080).url == "http://[::1]:8080"
 
