@@ -1,21 +1,35 @@
-"""Turning untrusted webhook bytes into validated models, or a one-line PayloadInvalid."""
+"""Turning untrusted webhook bytes into validated models, or a one-line PayloadInvalid.
+
+Every JSON body and form body a caller sends passes one gate here before any model sees it:
+the parser (pydantic-core's, in Rust) refuses malformed text, nesting deeper than
+:data:`MAX_JSON_DEPTH` and lone surrogate escapes; then :func:`check_strings` walks the parsed
+values once and refuses any string (object keys included) that holds a NUL, is not
+UTF-8-encodable or is longer than :data:`MAX_STRING_CHARS`. What passes can be stored by either
+journal backend and sent to Intercom, so a caller's bad string is a 400 at the edge, never a
+journal error (docs/architecture.md §1.4).
+"""
 
 from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from ._errors import PayloadInvalid, PayloadTooLarge, SignatureInvalid
 
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_STRING_CHARS",
     "MAX_WEBHOOK_BYTES",
     "check_size",
+    "check_strings",
     "constant_time_equal",
     "form_pairs",
+    "load_json",
     "require_header",
     "timestamp",
     "validate_json",
@@ -27,6 +41,13 @@ MAX_WEBHOOK_BYTES: Final = 1024 * 1024
 # Unix seconds accepted from providers: 1970 .. 2286 (keeps datetime conversion total).
 MAX_TIMESTAMP: Final = 9_999_999_999
 _MAX_FORM_FIELDS: Final = 1000
+
+MAX_STRING_CHARS: Final = 65_536
+"""Longest string accepted anywhere in a webhook or API body (message texts are a few KiB)."""
+
+MAX_JSON_DEPTH: Final = 200
+"""Deepest JSON nesting accepted: pydantic-core's parser refuses anything deeper (its fixed
+recursion limit), without recursing in Python. Provider payloads nest under 15 levels."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,19 +64,72 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def validate_json(model: type[M], body: bytes, provider: str) -> M:
-    """Validate JSON bytes into ``model``; every failure becomes PayloadInvalid."""
+def _string_fault(text: str) -> str | None:
+    """Why ``text`` may not pass, or None when it may."""
+    if len(text) > MAX_STRING_CHARS:
+        return f"a string is over {MAX_STRING_CHARS} characters"
+    if "\x00" in text:
+        return "a string holds a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string holds a lone surrogate (not UTF-8)"
+    return None
+
+
+def check_strings(value: object, provider: str) -> None:
+    """Walk parsed JSON (or form) values once, without recursion; every string — keys
+    included — must be UTF-8-encodable, free of NUL and at most :data:`MAX_STRING_CHARS` long.
+
+    Raises:
+        PayloadInvalid: naming the first fault found.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            fault = _string_fault(item)
+            if fault is not None:
+                raise PayloadInvalid(f"invalid {provider} payload: {fault}")
+        elif isinstance(item, dict):
+            pending.extend(item)  # the keys
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+
+
+def load_json(body: bytes, provider: str) -> Any:  # noqa: ANN401 - untrusted JSON, any shape
+    """Parse untrusted JSON bytes and check every string in it (the module's one gate).
+
+    Raises:
+        PayloadInvalid: not JSON (or not UTF-8, or nested deeper than :data:`MAX_JSON_DEPTH`,
+            or holding a lone surrogate escape), or a string fails :func:`check_strings`.
+    """
     try:
-        return model.model_validate_json(body)
+        data = from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise PayloadInvalid(f"{provider} body is not valid JSON: {exc}") from exc
+    check_strings(data, provider)
+    return data
+
+
+def validate_json(model: type[M], body: bytes, provider: str) -> M:
+    """Validate JSON bytes into ``model`` after :func:`load_json`'s checks; every failure
+    becomes PayloadInvalid."""
+    data = load_json(body, provider)
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         raise PayloadInvalid(f"invalid {provider} payload: {_describe(exc)}") from exc
 
 
 def form_pairs(body: bytes, provider: str) -> list[tuple[str, str]]:
-    """Decode an ``application/x-www-form-urlencoded`` body into ordered pairs."""
+    """Decode an ``application/x-www-form-urlencoded`` body into ordered pairs, every name and
+    value checked by :func:`check_strings`."""
     try:
         text = body.decode("utf-8")
-        return parse_qsl(
+        pairs = parse_qsl(
             text,
             keep_blank_values=True,
             encoding="utf-8",
@@ -66,6 +140,8 @@ def form_pairs(body: bytes, provider: str) -> list[tuple[str, str]]:
         raise PayloadInvalid(f"{provider} form body is not UTF-8") from exc
     except ValueError as exc:
         raise PayloadInvalid(f"{provider} form body is malformed: {exc}") from exc
+    check_strings(pairs, provider)
+    return pairs
 
 
 def timestamp(seconds: int) -> datetime:

@@ -47,6 +47,7 @@ EXPECTED = [
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
+    "load_json",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
