@@ -10,12 +10,16 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 
 import httpx
+import trio
 
 from actors._embedded import Stack
-from actors._sandbox import SANDBOX_SECRETS
+from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
+from tests.actors.processes import ServeProcess, serve_env
 
 PHONE = "15550001111"
 PNID = SANDBOX_SECRETS.whatsapp_phone_number_id
@@ -152,8 +156,7 @@ def notification(
 
 
 async def post(stack: Stack, request: Request) -> httpx.Response:
-    path, body, headers = request
-    return await stack.http.post(path, content=body, headers=headers)
+    return await post_to(stack.http, request)
 
 
 async def bridge_one(stack: Stack) -> str:
@@ -298,3 +301,48 @@ async def test_a_notification_older_than_the_retention_is_acknowledged_and_ignor
     assert (await post(stack, intercom(fresh))).status_code == 200
     await eventually(lambda: len(stack.sent()) == 1)
     assert stack.sent()[0].text == "Grace Teammate: Your parcel ships today"
+
+
+# --- the process: one signed webhook must not wedge `threadline serve` -------------------------
+
+
+async def test_serve_answers_a_lone_surrogate_notification_id_and_still_stops(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Issue 15, finding 1: a signed teammate reply for a bridged conversation whose
+    notification id holds a lone surrogate hung a SQLite bridge for good (the journal's writer
+    died with its waiters shielded: ingress and metrics stopped answering, SIGTERM was ignored).
+    Run as the real process, so a regression fails here instead of hanging the test run."""
+    sandbox = SandboxApp()
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
+        bridge = ServeProcess(serve_env(address.url, database_url, tmp_path), tmp_path / "log")
+        await bridge.start()
+        try:
+            async with httpx.AsyncClient(base_url=bridge.url, timeout=10.0) as http:
+                first = whatsapp(whatsapp_body())
+                assert (await post_to(http, first)).status_code == 200
+                await eventually(lambda: len(sandbox.intercom.conversations()) == 1)
+                conversation_id = str(sandbox.intercom.conversations()[0]["id"])
+                bad = notification(
+                    conversation_id, notification_id="notif_\ud800", created_at=time.time()
+                )
+                assert is_400(await post_to(http, intercom(bad)))
+                assert (await http.get("/readyz")).status_code == 200
+                assert (await http.get(bridge.metrics_url)).status_code == 200
+                good = notification(conversation_id, created_at=time.time())
+                assert (await post_to(http, intercom(good))).status_code == 200
+                await eventually(lambda: len(sandbox.providers.sent()) == 1)
+            assert bridge.process is not None
+            bridge.process.terminate()
+            with trio.fail_after(30):
+                assert await bridge.process.wait() == 0
+        finally:
+            if bridge.process is not None and bridge.process.returncode is None:
+                await bridge.kill()
+        nursery.cancel_scope.cancel()
+
+
+async def post_to(http: httpx.AsyncClient, request: Request) -> httpx.Response:
+    path, body, headers = request
+    return await http.post(path, content=body, headers=headers)
