@@ -31,7 +31,7 @@ from channels import (
     SignatureInvalid,
     ThreadKey,
     WebhookRejected,
-    load_json,
+    check_json_strings,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
@@ -368,7 +368,8 @@ class Ingress:
         if request.content_type != "application/json":
             return text_response(400, "expected application/json")
         try:
-            message = _ApiMessage.model_validate(load_json(request.body, "api"))
+            message = _ApiMessage.model_validate_json(request.body)
+            check_json_strings(request.body, "api")
             key = ThreadKey(
                 channel=message.channel, account=message.account, customer=message.customer
             )

@@ -54,7 +54,7 @@ from ._builders import twilio_status_webhook as twilio_status_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
 from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
 from ._builders import whatsapp_webhook as whatsapp_webhook
-from ._decode import load_json as load_json
+from ._decode import check_json_strings as check_json_strings
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -145,10 +145,10 @@ __all__ = [
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
-    "load_json",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
