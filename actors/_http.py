@@ -140,7 +140,10 @@ class Router:
         try:
             body = await _read_body(receive, self._max, scope)
         except BodyTooLarge:
-            return name, text_response(413, f"request body exceeds {self._max} bytes")
+            # The rest of the body is never read, so the server cannot reuse the connection:
+            # say so, or a keep-alive client sends its next request into a closed socket.
+            message = f"request body exceeds {self._max} bytes"
+            return name, text_response(413, message, connection="close")
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             key = raw_name.decode("latin-1").lower()

@@ -496,3 +496,17 @@ def test_the_harness_can_see_a_journaled_webhook(target: Target) -> None:
     answer = bridge.request("POST", "/webhooks/intercom", headers=headers, body=body)
     assert answer.status == 200, answer
     assert bridge.entries() == before + 2
+
+
+def test_a_413_closes_the_connection_it_did_not_read_to_the_end(target: Target) -> None:
+    """Found by the huge family: a body over the cap is answered 413 without reading it, and
+    Hypercorn then drops the connection; the answer must say ``Connection: close``, or the
+    client reuses the connection and its next request meets a disconnect instead of an answer.
+    """
+    bridge = target.bridge
+    body = b"x" * (BODY_CAP * 3)
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": _wa_signature(body)}
+    reply = bridge.request("POST", "/webhooks/whatsapp", headers=headers, body=body)
+    assert reply.status == 413
+    assert reply.headers.get("connection") == "close"
+    bridge.check_health()  # the same client: a fresh connection, answered
