@@ -147,7 +147,10 @@ class Router:
             with trio.fail_after(self._body_timeout):
                 body = await _read_body(receive, self._max, scope)
         except BodyTooLarge:
-            return name, text_response(413, f"request body exceeds {self._max} bytes")
+            # The rest of the body is never read, so the server cannot reuse the connection:
+            # say so, or a keep-alive client sends its next request into a closed socket.
+            message = f"request body exceeds {self._max} bytes"
+            return name, text_response(413, message, connection="close")
         except trio.TooSlowError:
             reason = f"request body not received within {self._body_timeout:g} s"
             return name, text_response(408, reason, connection="close")

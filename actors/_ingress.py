@@ -31,6 +31,7 @@ from channels import (
     SignatureInvalid,
     ThreadKey,
     WebhookRejected,
+    check_json_strings,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
@@ -48,7 +49,7 @@ from intercom import (
     parse_notification,
 )
 from intercom import verify_signature as verify_intercom_signature
-from runtime import Journal, JournalUnavailable, NewEntry
+from runtime import Journal, JournalError, JournalUnavailable, NewEntry
 
 from ._http import Request, Response, Router, json_response, text_response
 from ._jobs import (
@@ -72,6 +73,12 @@ logger = logging.getLogger("threadline.ingress")
 TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 RETRY_AFTER_SECONDS = "5"
 WEBHOOK_ROUTES = frozenset({"whatsapp", "twilio", "telegram", "intercom", "api"})
+MAX_IDENTIFIER_CHARS = 512
+"""Longest journal key or dedupe id the ingress writes. Both are made of caller-supplied ids
+(a phone, a message id, a notification id), a few dozen characters in practice; the bound keeps
+them well inside PostgreSQL's B-tree entry limit (about 2,700 bytes)."""
+CLOCK_SKEW_SECONDS = 300.0
+"""How far Intercom's clock may run ahead of ours when judging a notification's age."""
 
 
 class _ApiAttachment(BaseModel):
@@ -161,6 +168,11 @@ class Ingress:
         """Append; None when durable, else the 503 to answer."""
         if not entries:
             return None
+        for entry in entries:
+            if max(len(entry.key), len(entry.dedupe_id)) > MAX_IDENTIFIER_CHARS:
+                return text_response(
+                    400, f"an identifier in the payload is over {MAX_IDENTIFIER_CHARS} characters"
+                )
         started = time.perf_counter()
         try:
             results = await self._journal.append(entries)
@@ -169,6 +181,11 @@ class Ingress:
             return text_response(
                 503, "journal unavailable, retry later", **{"retry-after": RETRY_AFTER_SECONDS}
             )
+        except JournalError as exc:
+            # Not transient: the store cannot hold this payload, so a retry would fail alike.
+            # The checks at the edge (channels/_decode.py) are meant to make this unreachable.
+            logger.error("journal refused a payload, answering 400: %s", exc)
+            return text_response(400, "the payload holds a value the journal cannot store")
         self._metrics.journal_commit.observe(time.perf_counter() - started)
         fresh = sum(1 for r in results if not r.duplicate)
         if fresh:
@@ -285,6 +302,19 @@ class Ingress:
             and notification.topic == "conversation.admin.replied"
         ):
             return text_response(200, "ignored")
+        if notification.created_at is None:
+            return text_response(400, "notification without created_at")
+        if self._older_than_retention(notification.created_at):
+            # A replay of a signed notification whose dedupe id may be pruned: acknowledged
+            # (so Intercom stops), counted as a redelivery, and not journaled.
+            logger.warning(
+                "intercom notification %s created at %d is older than the journal retention:"
+                " ignored",
+                notification.id[:80],
+                notification.created_at,
+            )
+            self._metrics.journal_duplicates.labels("intercom").inc()
+            return text_response(200, "ignored: notification older than the journal retention")
         conversation = notification.conversation
         try:
             key = await self._journal.get_state(conversation_index_key(conversation.id))
@@ -308,6 +338,15 @@ class Ingress:
         failed = await self._journal_entries("intercom", entries)
         return failed or text_response(200, "ok")
 
+    def _older_than_retention(self, created_at: int) -> bool:
+        """Whether a notification created at ``created_at`` (Intercom's clock) may be past its
+        dedupe id's life in the journal. A done entry is pruned ``retention`` seconds after it
+        finished, and it finished after it was created; the margin covers Intercom's clock
+        running ahead of ours."""
+        retention = self._s.journal_retention_seconds
+        max_age = retention - min(CLOCK_SKEW_SECONDS, retention / 2)
+        return time.time() - created_at > max_age
+
     # --- the send API -------------------------------------------------------------------------
 
     async def _api_messages(self, request: Request) -> Response:
@@ -322,9 +361,12 @@ class Ingress:
             return text_response(400, "expected application/json")
         try:
             message = _ApiMessage.model_validate_json(request.body)
+            check_json_strings(request.body, "api")
             key = ThreadKey(
                 channel=message.channel, account=message.account, customer=message.customer
             )
+        except PayloadInvalid as exc:
+            return text_response(400, exc.reason)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"

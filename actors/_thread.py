@@ -441,6 +441,17 @@ class ThreadActor(Actor[Entry, None]):
             return False
         parts = list(conversation.parts)
         known = self._state.last_part_id
+        source = conversation.source_author
+        if (
+            known is None
+            and source is not None
+            and source.id == contact_id
+            and _same_text(conversation.source_text, body)
+        ):
+            # The conversation was opened with this message (it is the source, not a part):
+            # its creation was recorded, its entry's completion was not.
+            logger.info("entry %d opened its conversation before the restart", entry.id)
+            return True
         if known is not None:
             ids = [p.id for p in parts]
             parts = parts[ids.index(known) + 1 :] if known in ids else []

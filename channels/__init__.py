@@ -54,6 +54,7 @@ from ._builders import twilio_status_webhook as twilio_status_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
 from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
 from ._builders import whatsapp_webhook as whatsapp_webhook
+from ._decode import check_json_strings as check_json_strings
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -144,6 +145,7 @@ __all__ = [
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",

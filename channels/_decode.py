@@ -1,4 +1,14 @@
-"""Turning untrusted webhook bytes into validated models, or a one-line PayloadInvalid."""
+"""Turning untrusted webhook bytes into validated models, or a one-line PayloadInvalid.
+
+Every JSON body and form body a caller sends passes one gate here: the JSON parser
+(pydantic-core's, in Rust) refuses malformed text, nesting deeper than :data:`MAX_JSON_DEPTH`
+and lone surrogate escapes; then :func:`check_strings` walks the parsed values once and refuses
+any string (object keys included) that holds a NUL, is not UTF-8-encodable or is longer than
+:data:`MAX_STRING_CHARS` (:func:`check_json_strings` skips the walk when the body's bytes show
+no such string is possible). What passes can be stored by either journal backend and sent to
+Intercom, so a caller's bad string is a 400 at the edge, never a journal error
+(docs/architecture.md §1.4).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +18,17 @@ from typing import Final, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from ._errors import PayloadInvalid, PayloadTooLarge, SignatureInvalid
 
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_STRING_CHARS",
     "MAX_WEBHOOK_BYTES",
+    "check_json_strings",
     "check_size",
+    "check_strings",
     "constant_time_equal",
     "form_pairs",
     "require_header",
@@ -27,6 +42,13 @@ MAX_WEBHOOK_BYTES: Final = 1024 * 1024
 # Unix seconds accepted from providers: 1970 .. 2286 (keeps datetime conversion total).
 MAX_TIMESTAMP: Final = 9_999_999_999
 _MAX_FORM_FIELDS: Final = 1000
+
+MAX_STRING_CHARS: Final = 65_536
+"""Longest string accepted anywhere in a webhook or API body (message texts are a few KiB)."""
+
+MAX_JSON_DEPTH: Final = 200
+"""Deepest JSON nesting accepted: pydantic-core's parser refuses anything deeper (its fixed
+recursion limit), without recursing in Python. Provider payloads nest under 15 levels."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,19 +65,78 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def validate_json(model: type[M], body: bytes, provider: str) -> M:
-    """Validate JSON bytes into ``model``; every failure becomes PayloadInvalid."""
+def _string_fault(text: str) -> str | None:
+    """Why ``text`` may not pass, or None when it may."""
+    if len(text) > MAX_STRING_CHARS:
+        return f"a string is over {MAX_STRING_CHARS} characters"
+    if "\x00" in text:
+        return "a string holds a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string holds a lone surrogate (not UTF-8)"
+    return None
+
+
+def check_strings(value: object, provider: str) -> None:
+    """Walk parsed JSON (or form) values once, without recursion; every string — keys
+    included — must be UTF-8-encodable, free of NUL and at most :data:`MAX_STRING_CHARS` long.
+
+    Raises:
+        PayloadInvalid: naming the first fault found.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            fault = _string_fault(item)
+            if fault is not None:
+                raise PayloadInvalid(f"invalid {provider} payload: {fault}")
+        elif isinstance(item, dict):
+            pending.extend(item)  # the keys
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+
+
+def check_json_strings(body: bytes, provider: str) -> None:
+    """Check every string in a JSON body with :func:`check_strings`, after its parser (which
+    refuses malformed text, nesting deeper than :data:`MAX_JSON_DEPTH` and lone surrogates).
+
+    The walk runs only when a bad string is possible at all: the parser refuses lone surrogates
+    and raw control characters, so a NUL can only arrive as the escape ``\\u0000``, and no
+    string is longer than the body. A webhook of a few KiB thus costs one scan of its bytes.
+
+    Raises:
+        PayloadInvalid: not JSON, or a string fails :func:`check_strings`.
+    """
+    if len(body) <= MAX_STRING_CHARS and b"\\u0000" not in body:
+        return
     try:
-        return model.model_validate_json(body)
+        data = from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise PayloadInvalid(f"{provider} body is not valid JSON: {exc}") from exc
+    check_strings(data, provider)
+
+
+def validate_json(model: type[M], body: bytes, provider: str) -> M:
+    """Validate JSON bytes into ``model``, its strings checked by :func:`check_json_strings`;
+    every failure becomes PayloadInvalid."""
+    try:
+        value = model.model_validate_json(body)
     except ValidationError as exc:
         raise PayloadInvalid(f"invalid {provider} payload: {_describe(exc)}") from exc
+    check_json_strings(body, provider)
+    return value
 
 
 def form_pairs(body: bytes, provider: str) -> list[tuple[str, str]]:
-    """Decode an ``application/x-www-form-urlencoded`` body into ordered pairs."""
+    """Decode an ``application/x-www-form-urlencoded`` body into ordered pairs, every name and
+    value checked by :func:`check_strings`."""
     try:
         text = body.decode("utf-8")
-        return parse_qsl(
+        pairs = parse_qsl(
             text,
             keep_blank_values=True,
             encoding="utf-8",
@@ -66,6 +147,8 @@ def form_pairs(body: bytes, provider: str) -> list[tuple[str, str]]:
         raise PayloadInvalid(f"{provider} form body is not UTF-8") from exc
     except ValueError as exc:
         raise PayloadInvalid(f"{provider} form body is malformed: {exc}") from exc
+    check_strings(pairs, provider)
+    return pairs
 
 
 def timestamp(seconds: int) -> datetime:

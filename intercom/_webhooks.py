@@ -3,22 +3,28 @@ pick the parts the bridge forwards, and recognise the bridge's own parts (no ech
 
 Signature: ``X-Hub-Signature: sha1=<hex>``, the HMAC-SHA1 of the raw request body keyed with
 the app's client secret, compared in constant time before the body is parsed.
+
+A signed body is still untrusted input: the parser (pydantic-core's, in Rust) refuses nesting
+deeper than its limit of 200 and lone surrogate escapes, and every string in it — keys
+included — must be UTF-8-encodable, free of NUL and at most :data:`MAX_STRING_CHARS` long, the
+same gate as ``channels/_decode.py`` (this package imports no other, so it keeps its own copy).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import from_json
 
 from ._errors import NotificationInvalid, WebhookSignatureInvalid
 from ._models import Contact, Conversation, ConversationPart
 
 __all__ = [
     "CONVERSATION_TOPICS",
+    "MAX_STRING_CHARS",
     "ContactEvent",
     "ConversationDeletedEvent",
     "ConversationEvent",
@@ -48,6 +54,9 @@ CONVERSATION_TOPICS = frozenset(
     }
 )
 _DELETED_TOPIC = "conversation.deleted"
+
+MAX_STRING_CHARS: Final = 65_536
+"""Longest string accepted anywhere in a notification (a part's HTML body is a few KiB)."""
 
 
 def sign(body: bytes, client_secret: str) -> str:
@@ -115,11 +124,45 @@ class IgnoredEvent(_Event):
 Notification = ConversationEvent | ConversationDeletedEvent | ContactEvent | IgnoredEvent
 
 
+def _string_fault(text: str) -> str | None:
+    """Why ``text`` may not pass, or None when it may."""
+    if len(text) > MAX_STRING_CHARS:
+        return f"a string is over {MAX_STRING_CHARS} characters"
+    if "\x00" in text:
+        return "a string holds a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string holds a lone surrogate (not UTF-8)"
+    return None
+
+
+def _check_strings(value: object) -> None:
+    """Walk the parsed values once, without recursion, refusing the first bad string."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            fault = _string_fault(item)
+            if fault is not None:
+                raise NotificationInvalid(fault)
+        elif isinstance(item, dict):
+            pending.extend(item)  # the keys
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def _envelope(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
-        data = json.loads(body)
+        data = from_json(body, allow_inf_nan=False)
     except ValueError as exc:
-        raise NotificationInvalid(f"body is not JSON: {exc}") from exc
+        raise NotificationInvalid(f"body is not valid JSON: {exc}") from exc
+    # The parser refuses lone surrogates and raw control characters, so a NUL can only arrive
+    # as the escape \u0000, and no string is longer than the body: otherwise skip the walk.
+    if len(body) > MAX_STRING_CHARS or b"\\u0000" in body:
+        _check_strings(data)
     if not isinstance(data, dict):
         raise NotificationInvalid("body is not a JSON object")
     if data.get("type") != "notification_event":
@@ -137,8 +180,9 @@ def _envelope(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
 def parse_notification(body: bytes) -> Notification:
     """Parse a verified webhook body into one of the :data:`Notification` variants.
 
-    Unknown topics become :class:`IgnoredEvent`; only an unreadable envelope, or a known topic
-    whose item is not what the topic promises, is an error.
+    Unknown topics become :class:`IgnoredEvent`; only an unreadable envelope (not JSON, too
+    deep, or a string that is not UTF-8, holds a NUL or is over :data:`MAX_STRING_CHARS`), or a
+    known topic whose item is not what the topic promises, is an error.
 
     Raises:
         NotificationInvalid: with a one-line reason.

@@ -423,10 +423,17 @@ class PostgresJournal:
                 with trio.CancelScope(shield=True):
                     await self._commit(loop, pool, batch)
                 self.commits += 1
+            except Exception as exc:
+                # _commit answers every failure it knows; this is one it did not (a bug). The
+                # callers learn it below and the writer goes on with the next batch.
+                logger.exception("journal writer: an append batch failed")
+                for op in batch:
+                    if op.result is None and op.error is None:
+                        op.error = _append_error(exc)
             finally:
                 for op in batch:
-                    if op.result is None and op.error is None:  # only if _commit itself failed
-                        op.error = JournalUnavailable("the journal's writer failed")
+                    if op.result is None and op.error is None:  # the writer is being stopped
+                        op.error = JournalUnavailable("the journal's writer stopped")
                     op.done.set()
 
     async def _commit(
@@ -435,21 +442,20 @@ class PostgresJournal:
         rows = [row for op in batch for row in op.rows]
         try:
             results = await loop.run_aio_coroutine(_insert(pool, rows))
-        except _FAILURES as exc:
-            if len(batch) > 1 and isinstance(exc, asyncpg.DataError | ValueError):
+        except asyncio.CancelledError as exc:  # asyncio's: the loop is shutting down under us
+            for op in batch:
+                op.error = JournalUnavailable("the journal is shutting down")
+                op.error.__cause__ = exc
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure is answered to its callers
+            if len(batch) > 1 and _is_permanent(exc):
                 # One caller's bad value (say a NUL in a key) must not fail the others: retry
                 # each alone, as SQLite's per-write savepoints do.
                 for op in batch:
                     await self._commit(loop, pool, [op])
                 return
             for op in batch:
-                op.error = JournalUnavailable(f"PostgreSQL append failed: {exc}")
-                op.error.__cause__ = exc
-            return
-        except asyncio.CancelledError as exc:  # asyncio's: the loop is shutting down under us
-            for op in batch:
-                op.error = JournalUnavailable("the journal is shutting down")
-                op.error.__cause__ = exc
+                op.error = _append_error(exc)
             return
         for op in batch:
             op.result, results = results[: len(op.rows)], results[len(op.rows) :]
@@ -551,12 +557,15 @@ class PostgresJournal:
         if self._loop is None:
             raise JournalUnavailable("the journal is not running")
         now = self._now()
-        op = _AppendOp(
-            [
-                (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
-                for e in entries
-            ]
-        )
+        try:
+            op = _AppendOp(
+                [
+                    (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
+                    for e in entries
+                ]
+            )
+        except UnicodeEncodeError as exc:  # a key that cannot be stored either
+            raise JournalError(f"a journal key is not UTF-8-encodable: {exc}") from exc
         self._send.send_nowait(op)
         # Shielded: once queued the write will commit or fail; the caller must learn which.
         with trio.CancelScope(shield=True):
@@ -809,7 +818,29 @@ class _AppendOp:
         self.rows = rows
         self.done = trio.Event()
         self.result: list[Appended] | None = None
-        self.error: JournalUnavailable | None = None
+        self.error: JournalError | None = None
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """Whether an append failed for its values, so the same append would fail again: a value
+    asyncpg cannot encode (a ValueError, such as a lone surrogate), a data exception or a
+    program limit from the server (SQLSTATE classes 22 and 54: a NUL in text, an index entry
+    too large), or anything that is no database or connection failure at all."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate)[:2] in {"22", "54"}
+    return isinstance(exc, ValueError | TypeError) or not isinstance(exc, _FAILURES)
+
+
+def _append_error(exc: Exception) -> JournalError:
+    """What the caller of a failed append gets: :class:`JournalUnavailable` (transient, worth a
+    retry) unless the failure is permanent (:func:`_is_permanent`)."""
+    error = (
+        JournalError(f"PostgreSQL cannot store this append: {type(exc).__name__}: {exc}"[:500])
+        if _is_permanent(exc)
+        else JournalUnavailable(f"PostgreSQL append failed: {exc}")
+    )
+    error.__cause__ = exc
+    return error
 
 
 async def _insert(pool: asyncpg.Pool[asyncpg.Record], rows: list[_Row]) -> list[Appended]:

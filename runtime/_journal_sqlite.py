@@ -7,6 +7,11 @@ and wakes the callers after the commit. Concurrent webhooks therefore share one 
 caller is answered only once its write is durable. Reads use a second connection, which WAL
 lets run beside the writer.
 
+Whatever an operation raises, its caller is woken with an error and the writer goes on with the
+next batch: a SQLite failure is :class:`JournalUnavailable` (transient); a value SQLite cannot
+hold (one it cannot bind, say a string with a lone surrogate, or too big) is a plain
+:class:`JournalError`, since the same write would fail again.
+
 One process owns the file (single-node mode); the ``deadletters`` command may open it alongside,
 since WAL serialises writers with a busy timeout.
 """
@@ -23,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from ._errors import JournalUnavailable
+from ._errors import JournalError, JournalUnavailable
 from ._journal import (
     DEFAULT_PARTITIONS,
     Appended,
@@ -184,17 +189,23 @@ class SQLiteJournal:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
+            committed = False
             try:
                 await trio.to_thread.run_sync(self._apply, batch)
-            except sqlite3.Error as exc:
-                failure = JournalUnavailable(f"SQLite commit failed: {exc}")
+                committed = True
+            except Exception as exc:  # noqa: BLE001 - any failure is answered to its callers
+                failure = _write_error(exc, "commit")
                 for op in batch:
                     op.error = failure
-            else:
+            finally:
+                # Whatever happened, every caller of the batch learns it: they wait shielded.
+                for op in batch:
+                    if not committed and op.error is None:
+                        op.error = JournalUnavailable("the journal's writer stopped")
+                    op.done.set()
+            if committed:
                 self.commits += 1
                 self.writes += len(batch)
-            for op in batch:
-                op.done.set()
 
     def _apply(self, batch: list[_Op[Any]]) -> None:
         conn = self._writer
@@ -205,9 +216,9 @@ class SQLiteJournal:
                 conn.execute("SAVEPOINT op")
                 try:
                     op.result = op.fn(conn)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # noqa: BLE001 - fails this write alone
                     conn.execute("ROLLBACK TO op")
-                    op.error = JournalUnavailable(f"SQLite write failed: {exc}")
+                    op.error = _write_error(exc, "write")
                 conn.execute("RELEASE op")
             conn.execute("COMMIT")
         except BaseException:
@@ -249,10 +260,13 @@ class SQLiteJournal:
 
     async def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
         now = self._now()
-        rows = [
-            (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
-            for e in entries
-        ]
+        try:
+            rows = [
+                (e.key, partition_of(e.key, self._partitions), e.dedupe_id, e.payload, now)
+                for e in entries
+            ]
+        except UnicodeEncodeError as exc:  # a key that cannot be stored either
+            raise JournalError(f"a journal key is not UTF-8-encodable: {exc}") from exc
 
         def insert(conn: sqlite3.Connection) -> list[Appended]:
             out: list[Appended] = []
@@ -419,6 +433,16 @@ class SQLiteJournal:
             return cursor.rowcount
 
         return await self._write(delete)
+
+
+def _write_error(exc: Exception, what: str) -> JournalError:
+    """The error a caller gets for a failed write: transient for SQLite's own failures, plain
+    (not retried) for a value SQLite cannot hold (binding, encoding, size)."""
+    if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.DataError):
+        return JournalUnavailable(f"SQLite {what} failed: {exc}")
+    error = JournalError(f"SQLite cannot store this {what}: {type(exc).__name__}: {exc}"[:500])
+    error.__cause__ = exc
+    return error
 
 
 def _apply_state(conn: sqlite3.Connection, updates: Mapping[str, bytes | None], now: float) -> None:

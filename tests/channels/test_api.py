@@ -44,6 +44,7 @@ EXPECTED = [
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",

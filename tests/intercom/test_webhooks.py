@@ -250,3 +250,20 @@ def test_malformed_conversation_items_are_invalid_not_crashes(
 def test_malformed_envelopes_are_invalid_not_crashes(envelope: dict[str, object]) -> None:
     with contextlib.suppress(NotificationInvalid):
         parse_notification(json.dumps(envelope).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type": "notification_event", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        _notification("conversation.admin.replied", _conversation(_part(id="\ud800"))),
+        _notification("conversation.admin.replied", _conversation(_part(body="a\x00b"))),
+        _notification("conversation.admin.replied", _conversation(_part(body="a" * 70_000))),
+        _notification("conversation.admin.replied", _conversation(_part()) | {"x\x00": 1}),
+    ],
+    ids=["deep", "lone-surrogate", "nul", "long-string", "nul-in-a-key"],
+)
+def test_untrusted_shapes_and_strings_are_notification_invalid(body: bytes) -> None:
+    # Issue 15: a 100k-deep body raised RecursionError; a lone surrogate reached the journal.
+    with pytest.raises(NotificationInvalid):
+        parse_notification(body)

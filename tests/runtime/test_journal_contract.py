@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import pytest
 import trio
 import trio.lowlevel
 
-from runtime import Journal, JournalStatistics, NewEntry, partition_of
+from runtime import (
+    Appended,
+    Journal,
+    JournalError,
+    JournalStatistics,
+    JournalUnavailable,
+    NewEntry,
+    partition_of,
+)
+from tests.runtime.conftest import OpenJournal
 
 
 def entry(key: str, dedupe: str, payload: bytes = b"{}") -> NewEntry:
@@ -215,3 +227,54 @@ async def test_waiting_for_a_named_lock_can_be_cancelled(journal: Journal) -> No
     with trio.fail_after(2):  # released, and the cancelled waiter left nothing behind
         async with journal.lock("held"):
             pass
+
+
+async def in_a_run_of_its_own(scenario: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """Run ``scenario`` in another thread with its own Trio run, and fail after ``seconds``.
+
+    A journal that loses a waiter leaves it waiting shielded from cancellation, which no
+    deadline in the test's own run could end: the test would hang instead of failing. Here the
+    hung thread is abandoned and the test fails.
+    """
+    with trio.fail_after(seconds):
+        await trio.to_thread.run_sync(trio.run, scenario, abandon_on_cancel=True)
+
+
+async def test_a_write_that_raises_in_the_writer_fails_alone_and_the_journal_goes_on(
+    open_journal: OpenJournal,
+) -> None:
+    # A dedupe id with a lone surrogate reaches the group-commit writer, which cannot encode it
+    # (issue 15: one such webhook hung a SQLite bridge for good).
+    bad = "notif_\ud800"
+    outcomes: dict[str, list[Appended] | JournalError] = {}
+
+    async def append(journal: Journal, name: str, entries: list[NewEntry]) -> None:
+        try:
+            outcomes[name] = await journal.append(entries)
+        except JournalError as exc:
+            outcomes[name] = exc
+
+    async def scenario() -> None:
+        async with open_journal() as journal:
+            async with trio.open_nursery() as nursery:  # queued together: one group commit
+                nursery.start_soon(append, journal, "bad", [entry("k", bad)])
+                nursery.start_soon(append, journal, "good", [entry("k", "good-1")])
+                mixed = [entry("k", "good-2"), entry("k", bad + "x")]
+                nursery.start_soon(append, journal, "mixed", mixed)
+            # The writer is still running: later writes of every kind commit.
+            await append(journal, "after", [entry("k", "good-3")])
+            await journal.put_state({"s": b"1"})
+            assert await journal.get_state("s") == b"1"
+            pending = await journal.read_pending(after_id=0, limit=10)
+            assert [e.dedupe_id for e in pending] == ["good-1", "good-3"]
+            with pytest.raises(JournalError):
+                await journal.append([entry("k\udc00", "bad-key")])
+
+    await in_a_run_of_its_own(scenario, seconds=30)
+    for name in ("bad", "mixed"):
+        failure = outcomes[name]
+        assert isinstance(failure, JournalError), failure
+        # Not transient: a caller must not be told to retry what can never be stored.
+        assert not isinstance(failure, JournalUnavailable), failure
+    for name in ("good", "after"):
+        assert isinstance(outcomes[name], list), outcomes[name]
