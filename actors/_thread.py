@@ -624,7 +624,7 @@ class ThreadActor(Actor[Entry, None]):
                 mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
             )
             pieces.append(
-                (f"media:{index}", functools.partial(client.send_media, self._key, media))
+                (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
             )
         for name, call in pieces:
             result = await steps.run(
