@@ -94,6 +94,7 @@ def url_args(j: Journaled) -> list[str]:
     return ["--database-url", j.url]
 
 
+@pytest.mark.slow
 async def test_threads_show_lists_state_pending_and_dead_letters(journaled: Journaled) -> None:
     j = journaled
     shown = cli("threads", "show", "whatsapp", ACCOUNT, ALICE, *url_args(j))
@@ -128,6 +129,7 @@ async def test_threads_show_lists_state_pending_and_dead_letters(journaled: Jour
     assert "not a thread" in bad.stderr
 
 
+@pytest.mark.slow
 async def test_deadletters_list_and_show(journaled: Journaled) -> None:
     j = journaled
     listed = cli("deadletters", "list", *url_args(j))
@@ -156,6 +158,7 @@ async def test_deadletters_list_and_show(journaled: Journaled) -> None:
     assert "no dead letter 99999" in missing.stderr
 
 
+@pytest.mark.slow
 async def test_erase_deletes_one_customer_and_leaves_the_others(journaled: Journaled) -> None:
     j = journaled
     alice_state = json.loads(await state(j.url, thread_state_key(j.alice)) or b"")
@@ -212,9 +215,14 @@ def test_operator_commands_never_create_a_sqlite_journal(
     assert done.returncode == 2
     assert "does not exist" in done.stderr
     assert not missing.exists()
+
+
+def test_operator_commands_refuse_a_sqlite_file_that_is_no_journal(tmp_path: Path) -> None:
     stranger = tmp_path / "other.db"
     stranger.write_bytes(b"")  # an empty file is a valid, empty SQLite database
-    done = cli(*command, "--database-url", f"sqlite:///{stranger}")
+    done = cli(
+        "erase", "whatsapp", ACCOUNT, ALICE, "--yes", "--database-url", f"sqlite:///{stranger}"
+    )
     assert done.returncode == 2
     assert "not a Threadline journal" in done.stderr
     assert stranger.read_bytes() == b""
