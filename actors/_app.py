@@ -404,6 +404,9 @@ def _housekeeping(
                     await journal.prune(
                         done_before=time.time() - settings.journal_retention_seconds
                     )
+                    await journal.prune_dead(
+                        dead_before=time.time() - settings.dead_letter_retention_seconds
+                    )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:
                 logger.warning("housekeeping: journal unavailable: %s", exc)

@@ -23,6 +23,7 @@ from ._journal import Appended as Appended
 from ._journal import DeadLetter as DeadLetter
 from ._journal import Entry as Entry
 from ._journal import EntryStatus as EntryStatus
+from ._journal import Erased as Erased
 from ._journal import Fence as Fence
 from ._journal import Journal as Journal
 from ._journal import JournalStatistics as JournalStatistics
@@ -74,6 +75,7 @@ __all__ = [
     "DecisionKind",
     "Entry",
     "EntryStatus",
+    "Erased",
     "FastHistogram",
     "Fence",
     "GiveUpHook",

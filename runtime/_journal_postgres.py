@@ -49,6 +49,7 @@ from ._journal import (
     DeadLetter,
     Entry,
     EntryStatus,
+    Erased,
     Fence,
     JournalStatistics,
     Lease,
@@ -753,6 +754,83 @@ class PostgresJournal:
             return status == "UPDATE 1"
 
         return await self._call(end, write=True, what="lease release")
+
+    # --- operator tools -----------------------------------------------------------------------
+
+    async def dead_letter(self, entry_id: int) -> DeadLetter | None:
+        async def query(conn: _Conn) -> DeadLetter | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND id = $1",
+                entry_id,
+            )
+            return None if row is None else DeadLetter(_entry(row), row[7] or "", row[8])
+
+        return await self._call(query, write=False, what="read")
+
+    async def dead_letters_for_key(self, key: str, *, limit: int = 100) -> list[DeadLetter]:
+        async def query(conn: _Conn) -> list[DeadLetter]:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND key = $1 ORDER BY id LIMIT $2",
+                key,
+                limit,
+            )
+            return [DeadLetter(_entry(row), row[7] or "", row[8]) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def find_state(
+        self, prefix: str, *, value: bytes | None = None, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, bytes]]:
+        async def query(conn: _Conn) -> list[tuple[str, bytes]]:
+            # COLLATE "C": code-point order (UTF-8 bytes), whatever the database's collation.
+            rows = await conn.fetch(
+                "SELECT key, value FROM journal_state WHERE starts_with(key, $1)"
+                ' AND key COLLATE "C" > $2 AND ($3::bytea IS NULL OR value = $3)'
+                ' ORDER BY key COLLATE "C" LIMIT $4',
+                prefix,
+                after,
+                value,
+                limit,
+            )
+            return [(row[0], bytes(row[1])) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def erase(self, key: str, *, state_keys: Collection[str] = ()) -> Erased:
+        names = list(dict.fromkeys(state_keys))
+
+        async def delete(conn: _Conn) -> Erased:
+            rows = await conn.fetch(
+                "WITH gone AS (DELETE FROM journal_entries WHERE key = $1 RETURNING status)"
+                " SELECT status, count(*) FROM gone GROUP BY status",
+                key,
+            )
+            counts = {EntryStatus(row[0]): int(row[1]) for row in rows}
+            state = 0
+            if names:
+                gone = await conn.execute(
+                    "DELETE FROM journal_state WHERE key = ANY($1::text[])", names
+                )
+                state = int(gone.rsplit(" ", 1)[1])  # "DELETE <count>"
+            return Erased(
+                pending=counts.get(EntryStatus.PENDING, 0),
+                done=counts.get(EntryStatus.DONE, 0),
+                dead=counts.get(EntryStatus.DEAD, 0),
+                state=state,
+            )
+
+        return await self._call(delete, write=True, what="erase")
+
+    async def prune_dead(self, *, dead_before: float) -> int:
+        async def delete(conn: _Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM journal_entries WHERE status = 2 AND finished_at < $1", dead_before
+            )
+            return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
+
+        return await self._call(delete, write=True, what="prune")
 
 
 _Row: TypeAlias = tuple[str, int, str, bytes, float]
