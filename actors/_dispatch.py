@@ -266,11 +266,7 @@ class Dispatcher:
                     after_id=after, limit=self._batch, partitions=self._owned()
                 )
             except JournalUnavailable:
-                # Keys activated on an earlier page may have entries on the unread ones, which
-                # the main walk must not hand them first: hold them there instead.
-                for key in activated:
-                    self._held.setdefault(key, after + 1)
-                    self._room[key] = 1
+                self._hold_from(activated, after + 1)
                 raise
             if generation != self._generation:
                 return  # ownership changed: the walk starts over anyway
@@ -294,12 +290,25 @@ class Dispatcher:
                 else:
                     if new:
                         activated.add(key)
-            else:
-                if len(entries) == self._batch:
-                    after = entries[-1].id
-                    continue
-            break
+            if len(entries) < self._batch or entries[-1].id >= self._cursor:
+                break  # the cursor is reached: nothing is left behind it
+            after = entries[-1].id
+            if blocked is not None:
+                # Stop at the end of this page rather than read the rest of the backlog again
+                # for every few actors that free up.
+                self._hold_from(activated, after + 1)
+                break
         self._overflow = blocked
+
+    def _hold_from(self, keys: Collection[str], first: int) -> None:
+        """Keys a catch-up gave an actor may have entries after ``first`` it did not read: hold
+        them there, so that the main walk cannot hand them a later entry first; their top-up
+        reads them in order (at most one query per key, for keys that got an actor)."""
+        for key in keys:
+            if key not in self._held:
+                self._held[key] = first
+                self._room[key] = 1
+                self._wakeup.set()
 
     async def _rescan(self) -> None:
         """Deliver pending entries behind the cursor that nobody holds (replays, take-overs)."""

@@ -147,6 +147,7 @@ async def test_keys_beyond_the_cap_wait_in_the_journal_and_follow_in_order(cappe
     await trio.testing.wait_all_tasks_blocked()
     # Every actor is busy (its gate is shut): only two keys have one, the rest wait.
     assert world.actors.statistics().live_actors == 2
+    assert world.dispatcher.held_keys <= 2  # only keys with an actor: none per waiting key
     world.open("a", "b", "c", "d", "e")
     await world.wait_until(lambda: len(world.seen) == 21)
     for key in ("a", "b", "c", "d", "e"):
