@@ -200,7 +200,10 @@ async def _run(
     with trio.fail_after(300):
         while live < target or stable < 4:
             await trio.sleep(1.0)
-            now_live = await _metric(client, throttled.metrics_url, "threadline_actors_live")
+            try:
+                now_live = await _metric(client, throttled.metrics_url, "threadline_actors_live")
+            except httpx.TransportError:
+                continue  # a busy process may drop a scrape: the next one counts
             stable = stable + 1 if now_live == live else 0
             live = now_live
     settled_rss = _peak_rss(throttled.process.pid)
@@ -219,7 +222,7 @@ async def _run(
     await draining.start()
     assert draining.process is not None
     expected = THREADS + 2 * LATER_THREADS
-    with trio.fail_after(600):
+    with trio.fail_after(1200):  # a loaded shared runner drained at 70-140 entries/s
         while sum(map(len, _delivered(sandbox).values())) < expected:  # noqa: ASYNC110
             await trio.sleep(1.0)
     draining_rss = _peak_rss(draining.process.pid)
