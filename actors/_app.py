@@ -247,6 +247,7 @@ async def run_bridge(
             resume_parked_after=settings.parked_resume_seconds,
             on_give_up=give_up,
             metrics=runtime_metrics,
+            max_live=settings.max_live_actors,
         )
         dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
         ingress = Ingress(

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     message goes on with a placeholder for the file."""
     mailbox_capacity: int = Field(default=64, ge=1)
     actor_idle_seconds: float = Field(default=300.0, gt=0)
+    max_live_actors: int = Field(default=5000, ge=1)
+    """Thread actors alive at once; threads beyond wait in the journal (idle ones make room)."""
     retry_max_attempts: int = Field(default=10, ge=1)
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=60.0, gt=0)

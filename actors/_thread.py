@@ -163,7 +163,7 @@ class ThreadActor(Actor[Entry, None]):
         self._tenure: int | None = -1  # the partition tenure our state was loaded under
         self._uncommitted: tuple[int, str, str] | None = None
         self._extra_state: dict[str, bytes | None] = {}
-        self._own_parts: deque[str] = deque(maxlen=256)
+        self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
 
     async def _load_state(self, tenure: int | None) -> None:
@@ -245,6 +245,8 @@ class ThreadActor(Actor[Entry, None]):
 
     def _own_part(self, part_id: str) -> None:
         """Remember a part the bridge wrote, so its webhook is never sent back out."""
+        if self._own_parts is None:
+            self._own_parts = deque(maxlen=256)
         self._own_parts.append(part_id)
         self._extra_state[own_part_key(part_id)] = b"1"
 
@@ -427,7 +429,7 @@ class ThreadActor(Actor[Entry, None]):
     async def _teammate_reply(self, entry: Entry, job: ReplyJob) -> bool:
         """Send a teammate's reply; False when it is not to be sent (our own part)."""
         journal = self._s.journal
-        if job.part_id in self._own_parts:
+        if self._own_parts is not None and job.part_id in self._own_parts:
             return False
         if await journal.get_state(own_part_key(job.part_id)) is not None:
             return False

@@ -35,6 +35,7 @@ from ._journal_postgres import PostgresJournal as PostgresJournal
 from ._journal_postgres import open_postgres_journal as open_postgres_journal
 from ._journal_sqlite import SQLiteJournal as SQLiteJournal
 from ._journal_sqlite import open_sqlite_journal as open_sqlite_journal
+from ._keyed import AtCapacity as AtCapacity
 from ._keyed import GiveUpHook as GiveUpHook
 from ._keyed import KeyedActors as KeyedActors
 from ._keyed import KeyedStatistics as KeyedStatistics
@@ -65,6 +66,7 @@ __all__ = [
     "ActorRef",
     "ActorStats",
     "ActorStopped",
+    "AtCapacity",
     "Appended",
     "AppendedHint",
     "BoundAddress",
