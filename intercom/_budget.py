@@ -207,6 +207,8 @@ class SharedRateBudget(RateBudget):
 
     Windows are Intercom's: ``window_seconds`` long, aligned to the UNIX epoch (Intercom's
     ``X-RateLimit-Reset`` values are multiples of 10 s; an offset seen in them is adopted).
+    Requests go out between ``margin_seconds`` after a boundary and ``tail_seconds`` before the
+    next, so that one counted in a window also reaches Intercom in it (clock skew, latency).
     A request takes a slot of the current window from this process's slots; when they run
     out, one caller claims as many as there are callers waiting (at most ``batch``, and at most
     an eighth of the limit so that processes interleave) from the shared counter in one round
@@ -225,8 +227,10 @@ class SharedRateBudget(RateBudget):
     Args:
         claim: the shared counter.
         batch: most slots claimed per round trip.
-        margin_seconds: a window is taken to begin this long after its boundary (clock skew
-            between the nodes and Intercom, and the boundary rounding).
+        margin_seconds: no request goes out earlier than this after a boundary (clock skew
+            between the nodes and Intercom).
+        tail_seconds: nor later than this before the next boundary (a request's way to
+            Intercom, and skew the other way). Under load a window is spent long before.
         wall_clock: UNIX time; windows are wall-clock windows, shared by every process.
     """
 
@@ -237,6 +241,7 @@ class SharedRateBudget(RateBudget):
         limit: int = 1666,
         window_seconds: float = 10.0,
         margin_seconds: float = 0.05,
+        tail_seconds: float = 0.25,
         batch: int = 32,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -246,8 +251,9 @@ class SharedRateBudget(RateBudget):
             margin_seconds=margin_seconds,
             wall_clock=wall_clock,
         )
-        if batch < 1:
-            raise ValueError("batch must be >= 1")
+        if batch < 1 or not 0 <= margin_seconds + tail_seconds < window_seconds:
+            raise ValueError("batch must be >= 1, and margin + tail shorter than a window")
+        self.tail_seconds = tail_seconds
         self._claim = claim
         self._batch = batch
         self._offset = 0.0  # window boundaries: offset + k * window_seconds (UNIX time)
@@ -262,10 +268,15 @@ class SharedRateBudget(RateBudget):
         self.claim_seconds = 0.0
 
     def _index(self, wall: float) -> int:
-        return math.floor((wall - self.margin_seconds - self._offset) / self.window_seconds)
+        return math.floor((wall - self._offset) / self.window_seconds)
 
     def _start(self, index: int) -> float:
+        """When requests of window ``index`` may go out (wall time)."""
         return self._offset + index * self.window_seconds + self.margin_seconds
+
+    def _open(self, index: int, wall: float) -> bool:
+        start = self._start(index)
+        return start <= wall < start - self.margin_seconds + self.window_seconds - self.tail_seconds
 
     @property
     def remaining(self) -> int:
@@ -292,7 +303,8 @@ class SharedRateBudget(RateBudget):
                     self._window, self._slots = index, 0
                     for old in [w for w in self._floors if w < index]:
                         del self._floors[old]
-                if self._slots > 0:
+                is_open = self._open(index, wall)
+                if self._slots > 0 and is_open:
                     self._slots -= 1
                     self._in_flight += 1
                     self.acquired += 1
@@ -300,7 +312,7 @@ class SharedRateBudget(RateBudget):
                 if self._claiming is not None:
                     await self._claiming.wait()
                     continue
-                if wall >= self._blocked_until and self._spent < index:
+                if is_open and wall >= self._blocked_until and self._spent < index:
                     want = min(self._waiting, self._batch, max(1, self.limit // 8))
                     granted = await self._claim_slots(index, want)
                     if granted < want:
@@ -311,12 +323,15 @@ class SharedRateBudget(RateBudget):
                 if self._floors.get(index, 0) >= self.limit:
                     await self._claim_slots(index, 0)  # tell the others the window is spent
                     continue
-                until = max(self._blocked_until, self._start(index + 1))
+                until = max(
+                    self._blocked_until,
+                    self._start(index) if wall < self._start(index) else self._start(index + 1),
+                )
                 if not waited:
                     self.waits += 1
                     waited = True
-                self.wait_seconds += until - wall
-                await trio.sleep(until - wall)
+                self.wait_seconds += max(0.0, until - wall)
+                await trio.sleep(max(0.0, until - wall))
         finally:
             self._waiting -= 1
 
