@@ -356,15 +356,26 @@ class PostgresJournal:
 
     # --- the bridge ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[[_Conn], Awaitable[T]], *, write: bool, what: str) -> T:
-        """Run ``fn`` on a pooled connection inside one transaction, from any Trio task."""
+    async def _call(
+        self,
+        fn: Callable[[_Conn], Awaitable[T]],
+        *,
+        write: bool,
+        what: str,
+        transaction: bool = True,
+    ) -> T:
+        """Run ``fn`` on a pooled connection inside one transaction (without one: a single
+        statement, one round trip fewer each side), from any Trio task."""
         loop, pool = self._loop, self._pool
         if loop is None or pool is None or loop.is_closed():
             raise JournalUnavailable("the journal is not running")
 
         async def in_transaction() -> T:
-            async with pool.acquire() as conn, conn.transaction():
-                return await fn(conn)
+            async with pool.acquire() as conn:
+                if not transaction:
+                    return await fn(conn)
+                async with conn.transaction():
+                    return await fn(conn)
 
         try:
             # Writes are shielded: once sent, the caller must learn whether they committed;
@@ -796,7 +807,7 @@ class PostgresJournal:
             granted: int = await conn.fetchval(_CLAIM_WINDOW, name, window, want, limit, floor)
             return granted
 
-        return await self._call(take, write=True, what="window claim")
+        return await self._call(take, write=True, what="window claim", transaction=False)
 
 
 _Row: TypeAlias = tuple[str, int, str, bytes, float]
