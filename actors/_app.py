@@ -32,7 +32,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from intercom import IntercomClient, PooledTransport, RateBudget
+from intercom import IntercomClient, PooledTransport, RateBudget, SharedRateBudget
 from runtime import (
     BoundAddress,
     ChildSpec,
@@ -140,6 +140,19 @@ def metrics_app(registry: CollectorRegistry, token: str | None) -> Router:
     return router
 
 
+def _budget(journal: Journal, limit: int) -> RateBudget:
+    """One Intercom budget for the whole app: on PostgreSQL (any number of nodes) a counter per
+    Intercom window in the journal; on SQLite (one node) the process's own."""
+    if not isinstance(journal, PostgresJournal):
+        return RateBudget(limit=limit)
+    store = journal
+
+    async def claim(window: int, want: int, per_window: int, floor: int) -> int:
+        return await store.claim_window("intercom", window, want, limit=per_window, floor=floor)
+
+    return SharedRateBudget(claim, limit=limit)
+
+
 async def run_bridge(
     settings: Settings,
     *,
@@ -163,7 +176,7 @@ async def run_bridge(
             transport=PooledTransport(connections=64),  # 8 pools of 8: see PooledTransport
         ) as intercom_http,
     ):
-        budget = RateBudget(limit=settings.intercom_rate_limit_per_window)
+        budget = _budget(journal, settings.intercom_rate_limit_per_window)
         intercom = IntercomClient(
             intercom_http,
             access_token=settings.intercom_access_token.get_secret_value(),
@@ -190,8 +203,6 @@ async def run_bridge(
                 lease_seconds=settings.lease_seconds,
                 step=settings.rebalance_step,
                 on_change=lambda: dispatcher.reset(),
-                budget=budget,
-                cluster_limit=settings.intercom_rate_limit_per_window,
                 busy=lambda partition: dispatcher.busy(partition),
             )
             ownership = cluster
@@ -252,6 +263,7 @@ async def run_bridge(
             resume_parked_after=settings.parked_resume_seconds,
             on_give_up=give_up,
             metrics=runtime_metrics,
+            max_live=settings.max_live_actors,
         )
         dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
         ingress = Ingress(
@@ -408,6 +420,9 @@ def _housekeeping(
                 if time.time() >= next_prune:
                     await journal.prune(
                         done_before=time.time() - settings.journal_retention_seconds
+                    )
+                    await journal.prune_dead(
+                        dead_before=time.time() - settings.dead_letter_retention_seconds
                     )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:

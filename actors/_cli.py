@@ -4,7 +4,9 @@
 - ``threadline sandbox``     run the sandbox Intercom and providers as a standalone server
 - ``threadline demo``        everything in one process: a scripted scenario and a short load
 - ``threadline loadtest``    ordered-delivery load test against a running or embedded bridge
-- ``threadline deadletters list|replay``   operate on the dead-letter list
+- ``threadline deadletters list|show|replay``   operate on the dead-letter list
+- ``threadline threads show``   one thread: state, pending entries, dead letters
+- ``threadline erase``          delete one customer thread's data from the journal
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -24,11 +27,24 @@ from typing import Any
 import trio
 from pydantic import ValidationError
 
+from channels import ThreadKey
 from runtime import JournalUnavailable, freeze_startup_heap, hypercorn_config, serve_asgi
 
 from ._app import ConfigurationError, check_settings, open_journal, run_bridge
 from ._demo import run_demo
 from ._logging import configure_logging
+from ._operator import (
+    JournalMissing,
+    check_journal_file,
+    dead_letter_json,
+    describe_plan,
+    describe_untouched,
+    erase_thread,
+    human_time,
+    plan_erase,
+    show_dead_letter,
+    show_thread,
+)
 from ._sandbox import SandboxApp, sandbox_settings_env
 from ._settings import Settings
 from ._workers import run_workers
@@ -107,7 +123,41 @@ def build_parser() -> argparse.ArgumentParser:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("ids", nargs="*", type=int, default=[], help="entry ids")
     which.add_argument("--all", action="store_true", help="every dead letter")
+    show = dead_commands.add_parser(
+        "show", parents=[database], help="one dead letter with its error and decoded job"
+    )
+    show.add_argument("id", type=int, help="entry id")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    _operator_parsers(commands, database)
     return parser
+
+
+def _operator_parsers(
+    commands: Any,  # noqa: ANN401 - argparse's private subparsers type
+    database: argparse.ArgumentParser,
+) -> None:
+    """``threads show`` and ``erase`` (actors._operator)."""
+    channels = ("whatsapp", "twilio", "telegram")
+    threads = commands.add_parser("threads", help="inspect one customer thread")
+    threads.add_argument("--database-url", help="sqlite:///path or postgresql://…")
+    thread_commands = threads.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = thread_commands.add_parser(
+        "show", parents=[database], help="a thread's state, pending entries and dead letters"
+    )
+    for parser in (show, erase := commands.add_parser(
+        "erase",
+        help="delete one customer thread's data from the journal (not from Intercom)",
+        description="Delete the thread's journal entries (pending, done and dead), its state, "
+        "the conversation index and the identity mappings of its customer. Intercom and the "
+        "providers are not touched; linked oversize media expire on their own.",
+    )):  # fmt: skip
+        parser.add_argument("channel", choices=channels)
+        parser.add_argument("account", help="phone_number_id, Twilio number or bot id")
+        parser.add_argument("customer", help="wa_id, Twilio From address or Telegram chat id")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.add_argument("--limit", type=int, default=100, help="entries listed (%(default)s)")
+    erase.add_argument("--database-url", help="sqlite:///path or postgresql://…")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 def _settings(**overrides: Any) -> Settings:  # noqa: ANN401 - CLI values, validated by pydantic
@@ -145,9 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return trio.run(_demo, args.threads, args.messages, args.keep_running)
         if args.command == "loadtest":
             return _loadtest_command(args)
-        if args.command == "deadletters":
-            settings = _settings(database_url=args.database_url)
-            return trio.run(_deadletters, settings, args)
+        if args.command in ("deadletters", "threads", "erase"):
+            return _operator_command(args)
     except ValidationError as exc:
         # Without the values given: one of them may be a secret (a database URL's password).
         reasons = "; ".join(
@@ -277,20 +326,92 @@ async def _demo(threads: int, messages: int, keep_running: bool) -> int:
     return await run_demo(threads=threads, messages=messages, keep_running=keep_running, say=say)
 
 
+# --- operator commands: deadletters, threads show, erase (actors._operator) ---------------------
+
+
+def _operator_command(args: argparse.Namespace) -> int:
+    """Run ``deadletters``, ``threads`` or ``erase`` on an existing journal."""
+    settings = _settings(database_url=args.database_url)
+    if settings.sqlite_path is not None:
+        try:
+            check_journal_file(settings.sqlite_path)
+        except JournalMissing as exc:
+            print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+            return 2
+    if args.command == "deadletters":
+        return trio.run(_deadletters, settings, args)
+    try:
+        key = ThreadKey(channel=args.channel, account=args.account, customer=args.customer)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        print(f"threadline: not a thread: {reasons}", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.command == "threads":
+        return trio.run(_thread_show, settings, key, args)
+    return trio.run(_erase, settings, key, args.yes)
+
+
+async def _thread_show(settings: Settings, key: ThreadKey, args: argparse.Namespace) -> int:
+    async with open_journal(settings) as journal:
+        if await show_thread(journal, key, limit=args.limit, as_json=args.json):
+            return 0
+    print(f"threadline: nothing journaled for thread {key}", file=sys.stderr)  # noqa: T201
+    return 1
+
+
+async def _erase(settings: Settings, key: ThreadKey, yes: bool) -> int:
+    def say(line: str) -> None:
+        print(line, flush=True)  # noqa: T201 - CLI output
+
+    async with open_journal(settings) as journal:
+        plan = await plan_erase(journal, key)
+        if plan.empty:
+            print(f"threadline: nothing journaled for thread {key}", file=sys.stderr)  # noqa: T201
+            return 1
+        if not yes:
+            say("this erases, from the journal:")
+            describe_plan(plan, say)
+            answer = await trio.to_thread.run_sync(_ask, "erase it? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                say("nothing erased")
+                return 1
+        erased = await erase_thread(journal, plan)
+    say(f"erased thread {plan.key}:")
+    say(f"  journal entries: {erased.pending} pending, {erased.done} done, {erased.dead} dead")
+    say(f"  state keys: {erased.state} ({', '.join(plan.state_keys) or 'none'})")
+    describe_untouched(plan, settings.media_retention_seconds, say)
+    return 0
+
+
+def _ask(question: str) -> str:
+    try:
+        return input(question)
+    except EOFError:
+        return ""
+
+
 async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
     async with open_journal(settings) as journal:
+        if args.action == "show":
+            if await show_dead_letter(journal, args.id, as_json=args.json):
+                return 0
+            print(f"threadline: no dead letter {args.id}", file=sys.stderr)  # noqa: T201
+            return 1
         if args.action == "list":
             letters = await journal.dead_letters(limit=args.limit)
+            now = time.time()
             for letter in letters:
                 entry = letter.entry
                 if args.json:
-                    print(json.dumps({  # noqa: T201 - CLI output
-                        "id": entry.id, "thread": entry.key, "dedupe_id": entry.dedupe_id,
-                        "created_at": entry.created_at, "dead_at": letter.dead_at,
-                        "error": letter.error,
-                    }))  # fmt: skip
+                    print(json.dumps(dead_letter_json(letter)))  # noqa: T201 - CLI output
                 else:
-                    print(f"{entry.id}\t{entry.key}\t{letter.error}")  # noqa: T201
+                    print(  # noqa: T201 - CLI output
+                        f"{entry.id}\t{entry.key}\tdead {human_time(letter.dead_at, now)}"
+                        f"\t{letter.error}"
+                    )
             if not args.json:
                 print(f"{len(letters)} dead letter(s)", file=sys.stderr)  # noqa: T201
             return 0

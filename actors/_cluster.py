@@ -11,7 +11,8 @@ contend), and gives back surplus ones when nodes join. A dead node's leases expi
 delivered in order. Journal writes that finish an entry carry the tenure's :class:`Fence`, so
 a paused node that lost a partition cannot mark anything done behind the new owner.
 
-The Intercom rate budget is per app, not per node: each node takes ``1 / nodes`` of it.
+The Intercom rate budget is per app, not per node: the nodes share one counter per Intercom
+window in the journal (:class:`intercom.SharedRateBudget`), not a fixed share each.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Protocol
 
 import trio
 
-from intercom import RateBudget
 from runtime import Fence, JournalUnavailable, Lease
 
 __all__ = ["Cluster", "LeaseStore", "Ownership", "SingleNode"]
@@ -120,8 +120,6 @@ class Cluster:
         lease_seconds: a dead node's partitions move after this long.
         step: partitions taken or given back per tick at most.
         on_change: called when owned partitions change (the dispatcher rereads the journal).
-        budget: the process's Intercom rate budget; its limit becomes ``cluster_limit / nodes``.
-        cluster_limit: the app's requests per window for the whole cluster.
     """
 
     def __init__(
@@ -133,8 +131,6 @@ class Cluster:
         lease_seconds: float = 15.0,
         step: int = 8,
         on_change: Callable[[], None] = lambda: None,
-        budget: RateBudget | None = None,
-        cluster_limit: int | None = None,
         busy: Callable[[int], bool] = lambda partition: False,
     ) -> None:
         self.node_id = node_id
@@ -144,8 +140,6 @@ class Cluster:
         self._step = step
         self._on_change = on_change
         self._busy = busy
-        self._budget = budget
-        self._cluster_limit = cluster_limit
         self._fences: dict[int, Fence] = {}
         self._draining: dict[int, float] = {}  # partition -> when draining began
         self._valid_until: dict[int, float] = {}  # partition -> monotonic time
@@ -272,8 +266,6 @@ class Cluster:
         self.unowned = self._partitions - len(leased | set(self._fences))
         live_nodes = {lease.owner for lease in leases if lease.live} | {self.node_id}
         self.nodes = len(live_nodes)
-        if self._budget is not None and self._cluster_limit is not None:
-            self._budget.limit = max(1, self._cluster_limit // self.nodes)
         fair = math.ceil(self._partitions / self.nodes)
         changed = bool(lost)
         if len(self._fences) < fair:

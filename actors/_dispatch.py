@@ -9,7 +9,13 @@
 Per key, entries reach the actor in id order. A full mailbox never blocks other keys: that key is
 *held* at its first undelivered entry, the main walk skips it, and it is topped up from the
 journal (``read_pending_for_key``) as its actor drains — the journal is the overflow, so memory
-stays bounded and nothing is refused. A periodic rescan picks up entries made pending behind the
+stays bounded and nothing is refused. Likewise for keys that cannot get an actor because
+``max_live`` actors are busy (:class:`AtCapacity`): the dispatcher remembers only the id of the
+first such entry, the *overflow* mark. From there on it hands entries only to keys that have an
+actor, and as actors finish it walks the journal again from the mark (``_catch_up``), activating
+keys in id order until the cap stops it again; so its bookkeeping for keys waiting for an actor
+is one integer, however many they are, and a key's entries still go out in id order. A periodic
+rescan picks up entries made pending behind the
 cursor (replayed dead letters, partitions taken over from another node); entries in flight or
 finished since the rescan began are never delivered twice.
 """
@@ -21,7 +27,15 @@ from collections.abc import Callable, Collection
 
 import trio
 
-from runtime import ActorStopped, Entry, Journal, JournalUnavailable, KeyedActors, MailboxFull
+from runtime import (
+    ActorStopped,
+    AtCapacity,
+    Entry,
+    Journal,
+    JournalUnavailable,
+    KeyedActors,
+    MailboxFull,
+)
 
 __all__ = ["Dispatcher"]
 
@@ -69,6 +83,9 @@ class Dispatcher:
         self._held: dict[str, int] = {}  # key -> id of its first undelivered entry
         self._room: dict[str, int] = {}  # held key -> its entries finished since it was held
         self._skip_upto: dict[str, int] = {}  # key -> delivered beyond the cursor up to this id
+        # The first entry left in the journal because its key could not get an actor (the cap):
+        # from here on only keys with an actor get entries until _catch_up has walked past it.
+        self._overflow: int | None = None
         self.delivered = 0
         self.running = False
 
@@ -90,6 +107,8 @@ class Dispatcher:
             else:
                 del self._busy[partition]
         self._finished_since_scan.add(entry_id)
+        if self._overflow is not None:
+            self._wakeup.set()  # an actor may be idle now: room for a waiting key
         if key is not None and key in self._held:
             self._room[key] = self._room.get(key, 0) + 1
             self._wakeup.set()  # that held key has room now
@@ -117,6 +136,7 @@ class Dispatcher:
         self._held.clear()
         self._room.clear()
         self._skip_upto.clear()
+        self._overflow = None
         self._finished_since_scan = set()
         self._wakeup.set()
 
@@ -133,6 +153,8 @@ class Dispatcher:
                 try:
                     progressed = await self._walk()
                     await self._top_up_held()
+                    if self._overflow is not None and self._actors.has_room():
+                        await self._catch_up()
                     if trio.current_time() >= next_rescan:
                         for key in self._held:  # probe every held key now and then
                             self._room.setdefault(key, 1)
@@ -162,7 +184,12 @@ class Dispatcher:
             key = entry.key
             if key in self._held or entry.id <= self._skip_upto.get(key, 0) or entry.id in finished:
                 continue
-            self._deliver(entry)
+            if self._overflow is not None and not self._actors.live(key):
+                continue  # behind the overflow mark: _catch_up delivers it, in order
+            try:
+                self._deliver(entry)
+            except AtCapacity:
+                self._overflow = entry.id
         if entries:
             self._cursor = entries[-1].id
             if self._skip_upto:
@@ -170,10 +197,17 @@ class Dispatcher:
         return len(entries) == self._batch
 
     def _deliver(self, entry: Entry) -> bool:
+        """Hand ``entry`` to its actor; False when its mailbox was full (the key is held).
+
+        Raises:
+            AtCapacity: the key has no actor and none can be activated now.
+        """
         if entry.id in self._inflight:
             return True
         try:
             self._actors.try_tell(entry.key, entry)
+        except AtCapacity:
+            raise
         except MailboxFull:
             self._held.setdefault(entry.key, entry.id)
             return False
@@ -200,8 +234,15 @@ class Dispatcher:
             del self._held[key]
             last = first - 1
             for entry in entries:
-                if not self._deliver(entry):
-                    break  # still full: _deliver held it again at this entry
+                try:
+                    if not self._deliver(entry):
+                        break  # still full: _deliver held it again at this entry
+                except AtCapacity:
+                    # Its actor was passivated and none can be activated now: the key waits
+                    # behind the overflow mark like any other (its entries from here are
+                    # undelivered, so nothing of it can overtake them).
+                    self._overflow = min(entry.id, self._overflow or entry.id)
+                    break
                 last = entry.id
             else:
                 if entries and len(entries) == min(self._top_up, max(room, 1) + 1):
@@ -210,6 +251,64 @@ class Dispatcher:
                     self._wakeup.set()
             if last > self._cursor:
                 self._skip_upto[key] = max(last, self._skip_upto.get(key, 0))
+
+    async def _catch_up(self) -> None:
+        """Walk from the overflow mark to the cursor, activating keys in id order until the cap
+        stops it again (the new mark) or nothing is left behind (no mark)."""
+        assert self._overflow is not None
+        blocked: int | None = None
+        activated: set[str] = set()  # keys this walk gave an actor (at most the cap)
+        after = self._overflow - 1
+        while after < self._cursor:
+            generation = self._generation
+            try:
+                entries = await self._journal.read_pending(
+                    after_id=after, limit=self._batch, partitions=self._owned()
+                )
+            except JournalUnavailable:
+                self._hold_from(activated, after + 1)
+                raise
+            if generation != self._generation:
+                return  # ownership changed: the walk starts over anyway
+            for entry in entries:
+                if entry.id > self._cursor:
+                    break
+                key = entry.key
+                if (
+                    key in self._held
+                    or entry.id in self._inflight
+                    or entry.id in self._finished_since_scan
+                    or entry.id <= self._skip_upto.get(key, 0)
+                    or (blocked is not None and not self._actors.live(key))
+                ):
+                    continue
+                new = not self._actors.live(key)
+                try:
+                    self._deliver(entry)
+                except AtCapacity:
+                    blocked = entry.id
+                else:
+                    if new:
+                        activated.add(key)
+            if len(entries) < self._batch or entries[-1].id >= self._cursor:
+                break  # the cursor is reached: nothing is left behind it
+            after = entries[-1].id
+            if blocked is not None:
+                # Stop at the end of this page rather than read the rest of the backlog again
+                # for every few actors that free up.
+                self._hold_from(activated, after + 1)
+                break
+        self._overflow = blocked
+
+    def _hold_from(self, keys: Collection[str], first: int) -> None:
+        """Keys a catch-up gave an actor may have entries after ``first`` it did not read: hold
+        them there, so that the main walk cannot hand them a later entry first; their top-up
+        reads them in order (at most one query per key, for keys that got an actor)."""
+        for key in keys:
+            if key not in self._held:
+                self._held[key] = first
+                self._room[key] = 1
+                self._wakeup.set()
 
     async def _rescan(self) -> None:
         """Deliver pending entries behind the cursor that nobody holds (replays, take-overs)."""
@@ -231,7 +330,16 @@ class Dispatcher:
                     or entry.id in self._finished_since_scan
                 ):
                     continue
-                self._deliver(entry)
+                if (
+                    self._overflow is not None
+                    and entry.id >= self._overflow
+                    and not self._actors.live(entry.key)
+                ):
+                    continue  # behind the overflow mark: _catch_up delivers it, in order
+                try:
+                    self._deliver(entry)
+                except AtCapacity:
+                    self._overflow = min(entry.id, self._overflow or entry.id)
             if len(entries) < self._batch:
                 return
             after = entries[-1].id

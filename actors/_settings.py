@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     message goes on with a placeholder for the file."""
     mailbox_capacity: int = Field(default=64, ge=1)
     actor_idle_seconds: float = Field(default=300.0, gt=0)
+    max_live_actors: int = Field(default=5000, ge=1)
+    """Thread actors alive at once; threads beyond wait in the journal (idle ones make room)."""
     retry_max_attempts: int = Field(default=10, ge=1)
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_cap_seconds: float = Field(default=60.0, gt=0)
@@ -146,6 +148,8 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=20.0, ge=0)
     journal_retention_seconds: float = Field(default=8 * 86400.0, gt=0)
     """Done entries (and their dedupe ids) are kept this long: providers redeliver for days."""
+    dead_letter_retention_seconds: float = Field(default=30 * 86400.0, gt=0)
+    """Dead letters (with their payloads and last errors) are deleted this long after they died."""
     partitions: int = Field(default=64, ge=1)
     node_id: str | None = Field(default=None, min_length=1, max_length=200)
     """This process's name in cluster mode (default: host name and process id)."""

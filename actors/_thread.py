@@ -174,7 +174,7 @@ class ThreadActor(Actor[Entry, None]):
         self._tenure: int | None = -1  # the partition tenure our state was loaded under
         self._uncommitted: tuple[int, str, str] | None = None
         self._extra_state: dict[str, bytes | None] = {}
-        self._own_parts: deque[str] = deque(maxlen=256)
+        self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
         self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
 
@@ -257,6 +257,8 @@ class ThreadActor(Actor[Entry, None]):
 
     def _own_part(self, part_id: str) -> None:
         """Remember a part the bridge wrote, so its webhook is never sent back out."""
+        if self._own_parts is None:
+            self._own_parts = deque(maxlen=256)
         self._own_parts.append(part_id)
         self._extra_state[own_part_key(part_id)] = b"1"
 
@@ -529,7 +531,7 @@ class ThreadActor(Actor[Entry, None]):
         return bool(due)
 
     async def _is_own_part(self, part_id: str) -> bool:
-        if part_id in self._own_parts:
+        if self._own_parts is not None and part_id in self._own_parts:
             return True
         return await self._s.journal.get_state(own_part_key(part_id)) is not None
 

@@ -41,6 +41,8 @@ This package imports none of the other Threadline packages (an import-linter con
 """
 
 from ._budget import RateBudget as RateBudget
+from ._budget import SharedRateBudget as SharedRateBudget
+from ._budget import WindowClaim as WindowClaim
 from ._client import CLIENT_ENDPOINTS as CLIENT_ENDPOINTS
 from ._client import IntercomClient as IntercomClient
 from ._client import RequestObserver as RequestObserver
@@ -132,11 +134,13 @@ __all__ = [
     "SandboxAdmin",
     "SandboxApiError",
     "SandboxConfig",
+    "SharedRateBudget",
     "TeammateAction",
     "Teammates",
     "WebhookDelivery",
     "WebhookError",
     "WebhookSignatureInvalid",
+    "WindowClaim",
     "base_url_for_region",
     "html_to_text",
     "is_own_part",

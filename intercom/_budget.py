@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import trio
 
-__all__ = ["RateBudget"]
+__all__ = ["RateBudget", "SharedRateBudget", "WindowClaim"]
 
 
 def _number(headers: Mapping[str, str], name: str) -> float | None:
@@ -190,3 +191,201 @@ class RateBudget:
         self.rate_limited += 1
         self._remaining = 0
         self._window_end = max(self._window_end, trio.current_time() + retry_after)
+
+
+class WindowClaim(Protocol):
+    """A counter per window shared by every process of the app (cluster mode: a row in
+    PostgreSQL). Raises the count of ``window`` to at least ``floor``, then takes up to
+    ``want`` more without passing ``limit``; returns how many it took. Atomic across
+    processes, so the processes together never take more than ``limit`` of a window."""
+
+    async def __call__(self, window: int, want: int, limit: int, floor: int, /) -> int: ...
+
+
+class SharedRateBudget(RateBudget):
+    """One request budget for every process of the app, in Intercom's windows.
+
+    Windows are Intercom's: ``window_seconds`` long, aligned to the UNIX epoch (Intercom's
+    ``X-RateLimit-Reset`` values are multiples of 10 s; an offset seen in them is adopted).
+    Requests go out between ``margin_seconds`` after a boundary and ``tail_seconds`` before the
+    next, so that one counted in a window also reaches Intercom in it (clock skew, latency).
+    A request takes a slot of the current window from this process's slots; when they run
+    out, one caller claims as many as there are callers waiting (at most ``batch``, and at most
+    an eighth of the limit so that processes interleave) from the shared counter in one round
+    trip, while the others wait for it. Slots are claimed only for callers that wait, so a
+    window's slots are not stranded in a process that does not need them; slots left when the
+    window ends are dropped (the counter starts each window afresh).
+
+    Intercom's headers correct the shared count: a ``Remaining`` lower than the shared count
+    allows (another app using the same token, a request that landed in the next window) raises
+    it at this process's next claim; a 429 or ``Remaining: 0`` marks the window spent, here at
+    once and for every process with a claim of nothing but that floor.
+
+    Counters as :class:`RateBudget`'s, plus ``claims`` (round trips to the shared counter) and
+    ``claim_seconds`` (time spent in them).
+
+    Args:
+        claim: the shared counter.
+        batch: most slots claimed per round trip.
+        margin_seconds: no request goes out earlier than this after a boundary (clock skew
+            between the nodes and Intercom).
+        tail_seconds: nor later than this before the next boundary (a request's way to
+            Intercom, and skew the other way). Under load a window is spent long before.
+        wall_clock: UNIX time; windows are wall-clock windows, shared by every process.
+    """
+
+    def __init__(
+        self,
+        claim: WindowClaim,
+        *,
+        limit: int = 1666,
+        window_seconds: float = 10.0,
+        margin_seconds: float = 0.05,
+        tail_seconds: float = 0.25,
+        batch: int = 32,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            limit=limit,
+            window_seconds=window_seconds,
+            margin_seconds=margin_seconds,
+            wall_clock=wall_clock,
+        )
+        if batch < 1 or not 0 <= margin_seconds + tail_seconds < window_seconds:
+            raise ValueError("batch must be >= 1, and margin + tail shorter than a window")
+        self.tail_seconds = tail_seconds
+        self._claim = claim
+        self._batch = batch
+        self._offset = 0.0  # window boundaries: offset + k * window_seconds (UNIX time)
+        self._window = -1  # the window whose slots this process holds
+        self._slots = 0
+        self._spent = -1  # the latest window known to have no slot left anywhere
+        self._blocked_until = -math.inf  # wall time (a 429 without a usable Reset)
+        self._floors: dict[int, int] = {}  # window -> requests Intercom counted in it
+        self._waiting = 0
+        self._claiming: trio.Event | None = None
+        self.claims = 0
+        self.claim_seconds = 0.0
+
+    def _index(self, wall: float) -> int:
+        return math.floor((wall - self._offset) / self.window_seconds)
+
+    def _start(self, index: int) -> float:
+        """When requests of window ``index`` may go out (wall time)."""
+        return self._offset + index * self.window_seconds + self.margin_seconds
+
+    def _open(self, index: int, wall: float) -> bool:
+        start = self._start(index)
+        return start <= wall < start - self.margin_seconds + self.window_seconds - self.tail_seconds
+
+    @property
+    def remaining(self) -> int:
+        """Slots this process holds for the current window."""
+        return self._slots if self._index(self._wall_clock()) == self._window else 0
+
+    @property
+    def window_end(self) -> float:
+        """Trio time at which the current window ends (for this budget)."""
+        wall = self._wall_clock()
+        return trio.current_time() + self._start(self._index(wall) + 1) - wall
+
+    async def acquire(self) -> int:
+        """Take one request slot of the current window, claiming slots from the shared counter
+        or waiting for the next window. Cancellation while waiting takes nothing; slots
+        claimed for a caller that was cancelled stay with this process for the window."""
+        waited = False
+        self._waiting += 1
+        try:
+            while True:
+                wall = self._wall_clock()
+                index = self._index(wall)
+                if index != self._window:
+                    self._window, self._slots = index, 0
+                    for old in [w for w in self._floors if w < index]:
+                        del self._floors[old]
+                is_open = self._open(index, wall)
+                if self._slots > 0 and is_open:
+                    self._slots -= 1
+                    self._in_flight += 1
+                    self.acquired += 1
+                    return self.acquired
+                if self._claiming is not None:
+                    await self._claiming.wait()
+                    continue
+                if is_open and wall >= self._blocked_until and self._spent < index:
+                    want = min(self._waiting, self._batch, max(1, self.limit // 8))
+                    granted = await self._claim_slots(index, want)
+                    if granted < want:
+                        self._spent = max(self._spent, index)
+                    if self._window == index:
+                        self._slots += granted
+                    continue
+                if self._floors.get(index, 0) >= self.limit:
+                    await self._claim_slots(index, 0)  # tell the others the window is spent
+                    continue
+                until = max(
+                    self._blocked_until,
+                    self._start(index) if wall < self._start(index) else self._start(index + 1),
+                )
+                if not waited:
+                    self.waits += 1
+                    waited = True
+                self.wait_seconds += max(0.0, until - wall)
+                await trio.sleep(max(0.0, until - wall))
+        finally:
+            self._waiting -= 1
+
+    async def _claim_slots(self, index: int, want: int) -> int:
+        floor = self._floors.pop(index, 0)
+        event = self._claiming = trio.Event()
+        started = trio.current_time()
+        try:
+            return await self._claim(index, want, self.limit, min(floor, self.limit))
+        except BaseException:
+            if floor:
+                self._floors[index] = max(floor, self._floors.get(index, 0))
+            raise
+        finally:
+            self._claiming = None
+            event.set()
+            self.claims += 1
+            self.claim_seconds += trio.current_time() - started
+
+    def observe(
+        self, headers: Mapping[str, str], status: int | None = None, ticket: int | None = None
+    ) -> None:
+        """Note a response: a lower ``Remaining`` than ours raises the shared count at the next
+        claim; a 429 or ``Remaining: 0`` spends the window for everyone."""
+        self._in_flight = max(0, self._in_flight - 1)
+        if status == 429:
+            self.rate_limited += 1
+        limit = _number(headers, "x-ratelimit-limit")
+        if limit is not None and limit >= 1:
+            self.limit = min(self._configured_limit, int(limit))
+        remaining = _number(headers, "x-ratelimit-remaining")
+        reset = _number(headers, "x-ratelimit-reset")
+        wall = self._wall_clock()
+        if reset is None:
+            if status == 429:
+                retry_after = _number(headers, "retry-after")
+                wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
+                self._blocked_until = max(self._blocked_until, wall + wait)
+            return
+        self._offset = reset % self.window_seconds
+        index = round((reset - self._offset) / self.window_seconds) - 1
+        if status == 429 or (remaining is not None and remaining <= 0):
+            used = self.limit
+            self._spent = max(self._spent, index)
+            if status == 429:  # Reset has one-second resolution: never sooner than that
+                self._blocked_until = max(self._blocked_until, wall + min(1.0, self.window_seconds))
+        elif remaining is not None:
+            used = max(0, self.limit - int(remaining))
+        else:
+            return
+        if used > self._floors.get(index, 0):
+            self._floors[index] = used
+
+    def observe_rate_limited(self, retry_after: float) -> None:
+        """Wait ``retry_after`` seconds before the next request (a 429 without usable headers)."""
+        self.rate_limited += 1
+        self._blocked_until = max(self._blocked_until, self._wall_clock() + retry_after)

@@ -133,8 +133,9 @@ class IntercomSandbox:
         return [part_view(p) for p in log[cursor:end]], end
 
     def stats(self) -> dict[str, Any]:
-        """Request counts by endpoint and status, 429s, injected 5xx and timeouts, webhooks."""
-        return self.core.stats.as_json()
+        """Request counts by endpoint and status, 429s, injected 5xx and timeouts, webhooks;
+        with a rate limit, each window's limit and requests allowed and refused."""
+        return {**self.core.stats.as_json(), "windows": self.core.limiter.windows()}
 
     def delete_conversation(self, conversation_id: str) -> None:
         """Delete as a teammate would: later API calls on it get 404."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,12 +88,19 @@ class SandboxConfig(BaseModel):
     swap_next_parts: int = Field(default=0, ge=0)
 
 
+_WINDOW_HISTORY = 1000  # windows the limiter remembers for ``stats()["windows"]``
+
+
 @dataclass(slots=True)
 class RateLimiter:
-    """Counts requests per epoch-aligned window, like Intercom's 10-second windows."""
+    """Counts requests per epoch-aligned window, like Intercom's 10-second windows (its
+    ``X-RateLimit-Reset`` values are multiples of 10 s), and remembers the last windows'
+    counts: ``{index: [limit, allowed, refused]}``."""
 
     window_index: int = -1
     count: int = 0
+    history: dict[int, list[int]] = field(default_factory=dict)
+    window: float = 10.0
 
     def hit(self, limit: int, window: float, now: float) -> tuple[bool, dict[str, str]]:
         """Count one request at wall time ``now``; (allowed, X-RateLimit-* headers)."""
@@ -101,6 +109,12 @@ class RateLimiter:
             self.window_index = index
             self.count = 0
         self.count += 1
+        self.window = window
+        counts = self.history.setdefault(index, [limit, 0, 0])
+        counts[0] = limit
+        counts[1 if self.count <= limit else 2] += 1
+        if len(self.history) > _WINDOW_HISTORY:
+            del self.history[next(iter(self.history))]
         reset = math.ceil((index + 1) * window)
         headers = {
             "X-RateLimit-Limit": str(limit),
@@ -108,6 +122,13 @@ class RateLimiter:
             "X-RateLimit-Reset": str(reset),
         }
         return self.count <= limit, headers
+
+    def windows(self) -> list[dict[str, Any]]:
+        """The remembered windows, oldest first: start (UNIX time), limit, allowed, refused."""
+        return [
+            {"start": index * self.window, "limit": limit, "allowed": allowed, "refused": refused}
+            for index, (limit, allowed, refused) in self.history.items()
+        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from ._journal import Appended as Appended
 from ._journal import DeadLetter as DeadLetter
 from ._journal import Entry as Entry
 from ._journal import EntryStatus as EntryStatus
+from ._journal import Erased as Erased
 from ._journal import Fence as Fence
 from ._journal import Journal as Journal
 from ._journal import JournalStatistics as JournalStatistics
@@ -34,6 +35,7 @@ from ._journal_postgres import PostgresJournal as PostgresJournal
 from ._journal_postgres import open_postgres_journal as open_postgres_journal
 from ._journal_sqlite import SQLiteJournal as SQLiteJournal
 from ._journal_sqlite import open_sqlite_journal as open_sqlite_journal
+from ._keyed import AtCapacity as AtCapacity
 from ._keyed import GiveUpHook as GiveUpHook
 from ._keyed import KeyedActors as KeyedActors
 from ._keyed import KeyedStatistics as KeyedStatistics
@@ -66,6 +68,7 @@ __all__ = [
     "ActorStopped",
     "Appended",
     "AppendedHint",
+    "AtCapacity",
     "BoundAddress",
     "ChildSpec",
     "Classifier",
@@ -74,6 +77,7 @@ __all__ = [
     "DecisionKind",
     "Entry",
     "EntryStatus",
+    "Erased",
     "FastHistogram",
     "Fence",
     "GiveUpHook",

@@ -27,6 +27,7 @@ __all__ = [
     "DeadLetter",
     "Entry",
     "EntryStatus",
+    "Erased",
     "Fence",
     "Journal",
     "JournalStatistics",
@@ -101,6 +102,16 @@ class JournalStatistics:
     pending: int
     oldest_pending_created_at: float | None
     dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """What :meth:`Journal.erase` deleted: entries by status, and state keys."""
+
+    pending: int
+    done: int
+    dead: int
+    state: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +201,25 @@ class Journal(Protocol):
     async def prune(self, *, done_before: float) -> int:
         """Delete done entries finished before ``done_before`` (UNIX time). Their dedupe ids
         are forgotten with them, so this sets the redelivery-dedupe window."""
+
+    # --- operator tools (inspection, erasure, dead-letter retention) --------------------------
+
+    async def dead_letter(self, entry_id: int) -> DeadLetter | None:
+        """One dead letter by id, or None when that entry is missing or not dead."""
+
+    async def dead_letters_for_key(self, key: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of one key, oldest first."""
+
+    async def find_state(
+        self, prefix: str, *, value: bytes | None = None, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, bytes]]:
+        """State items whose key starts with ``prefix`` (and whose value is ``value``, when
+        given), with keys greater than ``after``, in code-point order of their keys; at most
+        ``limit``. Page by passing the last key as ``after``. A scan: for operator tools."""
+
+    async def erase(self, key: str, *, state_keys: Collection[str] = ()) -> Erased:
+        """Delete every entry of ``key`` (pending, done and dead, with their dedupe ids) and
+        the state under ``state_keys``, in one commit."""
+
+    async def prune_dead(self, *, dead_before: float) -> int:
+        """Delete dead letters buried before ``dead_before`` (UNIX time); returns how many."""

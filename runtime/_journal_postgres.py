@@ -51,6 +51,7 @@ from ._journal import (
     DeadLetter,
     Entry,
     EntryStatus,
+    Erased,
     Fence,
     JournalStatistics,
     Lease,
@@ -104,6 +105,12 @@ CREATE TABLE IF NOT EXISTS journal_leases (
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal_windows (
+    name    TEXT    PRIMARY KEY,
+    window_ BIGINT  NOT NULL,
+    used    INTEGER NOT NULL,
+    granted INTEGER NOT NULL
+);
 """
 _COLUMNS = "id, key, partition, dedupe_id, payload, created_at, status"
 _INSERT = (
@@ -120,6 +127,23 @@ _ACQUIRE_LEASE = (
     " SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at"
     " WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()"
     " RETURNING epoch"
+)
+# One row per counter, holding its latest window: a newer window starts from the floor, the
+# same window grows up to the limit, an older one (a caller whose clock lags) gets nothing.
+# ``granted`` is computed from the old row in the same statement, so one round trip suffices.
+_CLAIM_WINDOW = (
+    "INSERT INTO journal_windows AS w (name, window_, used, granted)"
+    " SELECT n, k, GREATEST(f, LEAST(l, f + q)), GREATEST(f, LEAST(l, f + q)) - f"
+    " FROM (SELECT $1::text, $2::bigint, $3::int, $4::int, $5::int) AS p (n, k, q, l, f)"
+    " ON CONFLICT (name) DO UPDATE SET"
+    " window_ = GREATEST(w.window_, excluded.window_),"
+    " used = CASE WHEN w.window_ < excluded.window_ THEN excluded.used"
+    " WHEN w.window_ > excluded.window_ THEN w.used"
+    " ELSE GREATEST(w.used, $5, LEAST($4, GREATEST(w.used, $5) + $3)) END,"
+    " granted = CASE WHEN w.window_ < excluded.window_ THEN excluded.granted"
+    " WHEN w.window_ > excluded.window_ THEN 0"
+    " ELSE GREATEST(w.used, $5, LEAST($4, GREATEST(w.used, $5) + $3)) - GREATEST(w.used, $5) END"
+    " RETURNING granted"
 )
 _FENCE_HOLDS = (
     "SELECT 1 FROM journal_leases WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE"
@@ -342,15 +366,26 @@ class PostgresJournal:
 
     # --- the bridge ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[[_Conn], Awaitable[T]], *, write: bool, what: str) -> T:
-        """Run ``fn`` on a pooled connection inside one transaction, from any Trio task."""
+    async def _call(
+        self,
+        fn: Callable[[_Conn], Awaitable[T]],
+        *,
+        write: bool,
+        what: str,
+        transaction: bool = True,
+    ) -> T:
+        """Run ``fn`` on a pooled connection inside one transaction (without one: a single
+        statement, one round trip fewer each side), from any Trio task."""
         loop, pool = self._loop, self._pool
         if loop is None or pool is None or loop.is_closed():
             raise JournalUnavailable("the journal is not running")
 
         async def in_transaction() -> T:
-            async with pool.acquire() as conn, conn.transaction():
-                return await fn(conn)
+            async with pool.acquire() as conn:
+                if not transaction:
+                    return await fn(conn)
+                async with conn.transaction():
+                    return await fn(conn)
 
         try:
             # Writes are shielded: once sent, the caller must learn whether they committed;
@@ -817,6 +852,104 @@ class PostgresJournal:
             return status == "UPDATE 1"
 
         return await self._call(end, write=True, what="lease release")
+
+    # --- operator tools -----------------------------------------------------------------------
+
+    async def dead_letter(self, entry_id: int) -> DeadLetter | None:
+        async def query(conn: _Conn) -> DeadLetter | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND id = $1",
+                entry_id,
+            )
+            return None if row is None else DeadLetter(_entry(row), row[7] or "", row[8])
+
+        return await self._call(query, write=False, what="read")
+
+    async def dead_letters_for_key(self, key: str, *, limit: int = 100) -> list[DeadLetter]:
+        async def query(conn: _Conn) -> list[DeadLetter]:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND key = $1 ORDER BY id LIMIT $2",
+                key,
+                limit,
+            )
+            return [DeadLetter(_entry(row), row[7] or "", row[8]) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def find_state(
+        self, prefix: str, *, value: bytes | None = None, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, bytes]]:
+        async def query(conn: _Conn) -> list[tuple[str, bytes]]:
+            # COLLATE "C": code-point order (UTF-8 bytes), whatever the database's collation.
+            rows = await conn.fetch(
+                "SELECT key, value FROM journal_state WHERE starts_with(key, $1)"
+                ' AND key COLLATE "C" > $2 AND ($3::bytea IS NULL OR value = $3)'
+                ' ORDER BY key COLLATE "C" LIMIT $4',
+                prefix,
+                after,
+                value,
+                limit,
+            )
+            return [(row[0], bytes(row[1])) for row in rows]
+
+        return await self._call(query, write=False, what="read")
+
+    async def erase(self, key: str, *, state_keys: Collection[str] = ()) -> Erased:
+        names = list(dict.fromkeys(state_keys))
+
+        async def delete(conn: _Conn) -> Erased:
+            rows = await conn.fetch(
+                "WITH gone AS (DELETE FROM journal_entries WHERE key = $1 RETURNING status)"
+                " SELECT status, count(*) FROM gone GROUP BY status",
+                key,
+            )
+            counts = {EntryStatus(row[0]): int(row[1]) for row in rows}
+            state = 0
+            if names:
+                gone = await conn.execute(
+                    "DELETE FROM journal_state WHERE key = ANY($1::text[])", names
+                )
+                state = int(gone.rsplit(" ", 1)[1])  # "DELETE <count>"
+            return Erased(
+                pending=counts.get(EntryStatus.PENDING, 0),
+                done=counts.get(EntryStatus.DONE, 0),
+                dead=counts.get(EntryStatus.DEAD, 0),
+                state=state,
+            )
+
+        return await self._call(delete, write=True, what="erase")
+
+    async def prune_dead(self, *, dead_before: float) -> int:
+        async def delete(conn: _Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM journal_entries WHERE status = 2 AND finished_at < $1", dead_before
+            )
+            return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
+
+        return await self._call(delete, write=True, what="prune")
+
+    # --- shared counters per time window (cluster mode) ---------------------------------------
+
+    async def claim_window(
+        self, name: str, window: int, want: int, *, limit: int, floor: int = 0
+    ) -> int:
+        """Take up to ``want`` units of counter ``name`` in ``window`` (any increasing window
+        number the callers agree on), never more than ``limit`` per window across every
+        process; first raise the window's count to at least ``floor``. Returns the units taken:
+        0 when the window is full, or when the counter has already moved to a later window.
+
+        One statement, one round trip; concurrent claims serialise on the counter's row.
+        """
+        if want < 0 or limit < 0 or floor < 0:
+            raise ValueError("want, limit and floor must be >= 0")
+
+        async def take(conn: _Conn) -> int:
+            granted: int = await conn.fetchval(_CLAIM_WINDOW, name, window, want, limit, floor)
+            return granted
+
+        return await self._call(take, write=True, what="window claim", transaction=False)
 
 
 _Row: TypeAlias = tuple[str, int, str, bytes, float]

@@ -35,6 +35,7 @@ from ._journal import (
     DeadLetter,
     Entry,
     EntryStatus,
+    Erased,
     Fence,
     JournalStatistics,
     NewEntry,
@@ -433,6 +434,89 @@ class SQLiteJournal:
             return cursor.rowcount
 
         return await self._write(delete)
+
+    # --- operator tools -----------------------------------------------------------------------
+
+    async def dead_letter(self, entry_id: int) -> DeadLetter | None:
+        def query(conn: sqlite3.Connection) -> DeadLetter | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND id = ?",
+                (entry_id,),
+            ).fetchone()
+            return None if row is None else DeadLetter(_entry(row), row[7] or "", row[8])
+
+        return await self._read(query)
+
+    async def dead_letters_for_key(self, key: str, *, limit: int = 100) -> list[DeadLetter]:
+        def query(conn: sqlite3.Connection) -> list[DeadLetter]:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS}, last_error, finished_at FROM journal_entries"
+                " WHERE status = 2 AND key = ? ORDER BY id LIMIT ?",
+                (key, limit),
+            )
+            return [DeadLetter(_entry(row), row[7] or "", row[8]) for row in cursor]
+
+        return await self._read(query)
+
+    async def find_state(
+        self, prefix: str, *, value: bytes | None = None, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, bytes]]:
+        upper = _prefix_upper_bound(prefix)
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            # Keys compare as UTF-8 bytes (BINARY), i.e. in code-point order; the range lets
+            # the primary key find the prefix, substr() is the test itself.
+            cursor = conn.execute(
+                "SELECT key, value FROM journal_state WHERE key >= ? AND key > ?"
+                " AND (? IS NULL OR key < ?) AND substr(key, 1, ?) = ?"
+                " AND (? IS NULL OR value = ?) ORDER BY key LIMIT ?",
+                (prefix, after, upper, upper, len(prefix), prefix, value, value, limit),
+            )
+            return [(row[0], bytes(row[1])) for row in cursor]
+
+        return await self._read(query)
+
+    async def erase(self, key: str, *, state_keys: Collection[str] = ()) -> Erased:
+        names = list(dict.fromkeys(state_keys))
+
+        def delete(conn: sqlite3.Connection) -> Erased:
+            counts = dict.fromkeys(EntryStatus, 0)
+            for (status,) in conn.execute(
+                "DELETE FROM journal_entries WHERE key = ? RETURNING status", (key,)
+            ).fetchall():
+                counts[EntryStatus(status)] += 1
+            state = 0
+            for name in names:
+                state += conn.execute("DELETE FROM journal_state WHERE key = ?", (name,)).rowcount
+            return Erased(
+                pending=counts[EntryStatus.PENDING],
+                done=counts[EntryStatus.DONE],
+                dead=counts[EntryStatus.DEAD],
+                state=state,
+            )
+
+        return await self._write(delete)
+
+    async def prune_dead(self, *, dead_before: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM journal_entries WHERE status = 2 AND finished_at < ?", (dead_before,)
+            )
+            return cursor.rowcount
+
+        return await self._write(delete)
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (code-point order), or
+    None when there is none to name (an empty prefix, or one ending in the last code point)."""
+    if not prefix or ord(prefix[-1]) >= 0x10FFFF:
+        return None
+    following = ord(prefix[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # no surrogates in stored text: skip past them
+        following = 0xE000
+    return prefix[:-1] + chr(following)
 
 
 def _write_error(exc: Exception, what: str) -> JournalError:

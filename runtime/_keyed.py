@@ -20,6 +20,12 @@ sweeper task that walks an insertion-ordered set of idle cells from the oldest; 
 scope or timer per message. The cell leaves the key map at the same instant its mailbox closes
 (no checkpoint in between), so a message sent a moment later activates a fresh incarnation, which
 waits for the old one's ``on_stop`` before its ``on_start``: nothing is lost or reordered.
+
+Cap: with ``max_live``, at most that many keys have an actor. ``try_tell`` for a key without one
+first passivates the least recently idle actor (idle: mailbox empty, no timer) when the cap is
+reached, and raises :class:`AtCapacity` when every live actor is busy; the caller keeps the
+message (the dispatcher leaves it in the journal) and offers it again when :meth:`has_room`.
+``tell`` and ``ask`` are not capped.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from ._supervisor import RestartIntensity
 logger = logging.getLogger("threadline.runtime.actors")
 
 __all__ = [
+    "AtCapacity",
     "GiveUpHook",
     "KeyedActors",
     "KeyedStatistics",
@@ -59,6 +66,15 @@ Ts = TypeVarTuple("Ts")
 GiveUpHook = Callable[[str, Any, Exception, str], Awaitable[None]]
 """``async hook(key, message, exc, reason)``: a message the runtime gave up on (discarded by the
 classifier, or the one that exhausted its actor's restart budget). It is where dead letters go."""
+
+
+class AtCapacity(MailboxFull):
+    """``try_tell`` would activate an actor beyond ``max_live`` and no live actor is idle.
+    Nothing was enqueued; ``capacity`` is ``max_live``."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.args = (f"{capacity} live actors, none idle",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,8 @@ class KeyedActors(Generic[M, R]):
             :class:`RestartLimitExceeded` from :meth:`run` into the parent nursery. None: never.
         on_give_up: where given-up messages go; by default they are kept in :attr:`given_up`.
         metrics: the metrics to report into; None keeps counters unexported.
+        max_live: the most keys with an actor at once (parked ones included) for ``try_tell``;
+            None: no cap. See the module's docstring.
     """
 
     def __init__(
@@ -120,9 +138,13 @@ class KeyedActors(Generic[M, R]):
         resume_parked_after: float | None = None,
         on_give_up: GiveUpHook | None = None,
         metrics: RuntimeMetrics | None = None,
+        max_live: int | None = None,
     ) -> None:
         if idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0")
+        if max_live is not None and max_live < 1:
+            raise ValueError("max_live must be >= 1")
+        self._max_live = max_live
         self.name = name
         self._factory = factory
         self._capacity = mailbox_capacity
@@ -255,12 +277,16 @@ class KeyedActors(Generic[M, R]):
 
         Raises:
             MailboxFull: the key's mailbox is at capacity; nothing was enqueued.
+            AtCapacity: (a MailboxFull) the key has no actor, ``max_live`` keys have one and
+                none of them is idle; nothing was enqueued.
             ActorStopped: shutdown has begun.
         """
         if not self._accepting:
             raise ActorStopped(f"{self.name}: shutting down")
         cell = self._cells.get(key)
         if cell is None:
+            if not self._make_room():
+                raise AtCapacity(self._max_live or 0)
             cell = self._activate(key)
         try:
             cell.mailbox.put_nowait(message)
@@ -310,6 +336,30 @@ class KeyedActors(Generic[M, R]):
             busy_actors=self._busy,
             accepting=self._accepting,
         )
+
+    def live(self, key: str) -> bool:
+        """Whether ``key`` has an actor (live or parked). Not a checkpoint."""
+        return key in self._cells
+
+    def has_room(self) -> bool:
+        """Whether ``try_tell`` may activate a new key now (below the cap, or an actor is idle
+        and can be passivated to make room). Not a checkpoint."""
+        return self._max_live is None or len(self._cells) < self._max_live or bool(self._idle)
+
+    def _make_room(self) -> bool:
+        """Below the cap, or passivate the least recently idle actor. Not a checkpoint."""
+        if self._max_live is None or len(self._cells) < self._max_live:
+            return True
+        for cell in self._idle:  # least recently idle first
+            if (
+                not cell.timers
+                and cell.mailbox.consumer_waiting
+                and self._cells.get(cell.key) is cell
+            ):
+                del self._idle[cell]
+                self._passivate(cell)
+                return True
+        return False
 
     def parked(self) -> list[str]:
         """Keys whose actors exhausted their restart budget and wait for :meth:`resume`."""

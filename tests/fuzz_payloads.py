@@ -118,7 +118,8 @@ def hostile_text(family: str, cap: int) -> st.SearchStrategy[str]:
     """Text of one family (``fields`` draws plain hostile text)."""
     odd = st.sampled_from(
         ["", " ", "+", "+0", "00", "whatsapp:", "whatsapp:+", "\u202e", "\ufeff", "\U0010ffff",
-         "\uff11\uff12\uff13", "0" * 64, "-1", "1e309", "NaN", "null", "../../etc", "%00",
+         "\uff11\uff12\uff13", "0" * 64, "-1", "1e309", "NaN", "null", "%00",
+         "../../etc",  # deliberate-escape: a hostile value
          "\r\n", "\t"]
     )  # fmt: skip
     phone = st.from_regex(r"\A\+?[0-9]{0,20}\Z")

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
+
+from runtime import open_sqlite_journal
 
 THREADLINE = [sys.executable, "-m", "actors"]
 
@@ -44,7 +47,13 @@ def test_invalid_settings_exit_2_with_a_reason(bad: list[str]) -> None:
     assert "invalid settings" in done.stderr
 
 
+async def _create_journal(path: Path) -> None:
+    async with open_sqlite_journal(path):
+        pass
+
+
 def test_deadletters_on_an_empty_journal(tmp_path: Path) -> None:
+    trio.run(_create_journal, tmp_path / "j.db")  # the command never creates one itself
     url = f"sqlite:///{tmp_path / 'j.db'}"
     listed = run("deadletters", "--database-url", url, "list")
     assert listed.returncode == 0, listed.stderr

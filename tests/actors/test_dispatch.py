@@ -125,3 +125,52 @@ async def test_replayed_dead_letters_are_picked_up_by_the_rescan(world: World) -
     await world.wait_until(lambda: world.seen_for("k") == [*after, poison.id])
     await trio.sleep(1.2)  # two more rescans: nothing is delivered twice
     assert world.seen_for("k") == [*after, poison.id]
+
+
+@pytest.fixture
+async def capped(tmp_path: Path) -> AsyncIterator[World]:
+    """Two live actors at most: keys beyond wait in the journal."""
+    async with open_sqlite_journal(tmp_path / "j.db") as journal, trio.open_nursery() as nursery:
+        w = World(journal)
+        w.actors = KeyedActors(lambda ctx: Completing(ctx, w), mailbox_capacity=2, max_live=2)
+        w.dispatcher = Dispatcher(journal, w.actors, batch=4, rescan_interval=0.5)
+        await nursery.start(w.actors.run)
+        await nursery.start(w.dispatcher.run)
+        yield w
+        nursery.cancel_scope.cancel()
+
+
+async def test_keys_beyond_the_cap_wait_in_the_journal_and_follow_in_order(capped: World) -> None:
+    world = capped
+    ids = {key: await append(world, key, 3) for key in ("a", "b", "c", "d", "e")}
+    more = {key: await append(world, key, 2) for key in ("e", "c", "a")}  # later, interleaved
+    await trio.testing.wait_all_tasks_blocked()
+    # Every actor is busy (its gate is shut): only two keys have one, the rest wait.
+    assert world.actors.statistics().live_actors == 2
+    assert world.dispatcher.held_keys <= 2  # only keys with an actor: none per waiting key
+    world.open("a", "b", "c", "d", "e")
+    await world.wait_until(lambda: len(world.seen) == 21)
+    for key in ("a", "b", "c", "d", "e"):
+        assert world.seen_for(key) == ids[key] + more.get(key, []), key
+    assert world.actors.statistics().live_actors <= 2
+    # A key passivated to make room comes back, in order, with its next entries.
+    back = await append(world, "a", 2)
+    await world.wait_until(lambda: len(world.seen) == 23)
+    assert world.seen_for("a") == ids["a"] + more["a"] + back
+    assert world.dispatcher.inflight == 0
+
+
+async def test_a_held_key_beyond_the_cap_keeps_its_order(capped: World) -> None:
+    world = capped
+    world.open("free")
+    stuck = await append(world, "stuck", 8)  # holds its mailbox full and one slot
+    others = {key: await append(world, key, 2) for key in ("x", "y", "z")}
+    later = await append(world, "stuck", 3)
+    await world.wait_until(lambda: world.dispatcher.held_keys == 1)
+    world.open("x", "y", "z")
+    await world.wait_until(lambda: len(world.seen) == 6)  # x, y, z share the other slot
+    world.open("stuck")
+    await world.wait_until(lambda: len(world.seen_for("stuck")) == 11)
+    assert world.seen_for("stuck") == stuck + later
+    for key, expected in others.items():
+        assert world.seen_for(key) == expected

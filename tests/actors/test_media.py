@@ -112,7 +112,16 @@ async def test_files_of_the_earlier_layout_are_served_and_expire(tmp_path: Path)
 
 @pytest.mark.parametrize(
     "token",
-    ["", "short", "../../etc/passwd", "a" * 65, "%00" * 10, "A" * 32, ".key", "blobs"],
+    [
+        "",
+        "short",
+        "../../etc/passwd",  # deliberate-escape: a hostile token
+        "a" * 65,
+        "%00" * 10,
+        "A" * 32,
+        ".key",
+        "blobs",
+    ],
 )
 async def test_unknown_or_malformed_tokens_are_not_found(tmp_path: Path, token: str) -> None:
     store = MediaStore(tmp_path)
@@ -123,7 +132,8 @@ async def test_unknown_or_malformed_tokens_are_not_found(tmp_path: Path, token: 
 async def test_a_record_pointing_outside_the_store_is_not_found(tmp_path: Path) -> None:
     store = MediaStore(tmp_path)
     token = "R" * 32
-    record = {"mime_type": "image/png", "filename": "r.png", "sha256": "../.key"}
+    escape = "../.key"  # deliberate-escape: a hostile record
+    record = {"mime_type": "image/png", "filename": "r.png", "sha256": escape}
     (tmp_path / f"{token}.json").write_text(json.dumps(record))
     assert await store.open(token) is None
     (tmp_path / f"{token}.json").write_text("[not, json")
@@ -147,7 +157,7 @@ def test_any_filename_makes_a_valid_header(filename: str) -> None:
         ("report.pdf", "report.pdf", "report.pdf"),
         ("", "file", "file"),
         ("\r\n\x00", "file", "file"),
-        ("../../etc/passwd", "_.._etc_passwd", "_.._etc_passwd"),
+        ("../../etc/passwd", "_.._etc_passwd", "_.._etc_passwd"),  # deliberate-escape:
         ("Ελλάδα.txt", "______.txt", "%CE%95%CE%BB%CE%BB%CE%AC%CE%B4%CE%B1.txt"),
         ('a "quoted";\tname', "a _quoted__name", "a%20%22quoted%22%3Bname"),
     ],

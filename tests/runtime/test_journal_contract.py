@@ -10,6 +10,7 @@ import trio.lowlevel
 
 from runtime import (
     Appended,
+    Erased,
     Journal,
     JournalError,
     JournalStatistics,
@@ -278,3 +279,78 @@ async def test_a_write_that_raises_in_the_writer_fails_alone_and_the_journal_goe
         assert not isinstance(failure, JournalUnavailable), failure
     for name in ("good", "after"):
         assert isinstance(outcomes[name], list), outcomes[name]
+
+
+# --- operator tools: inspection, erasure, dead-letter retention ------------------------------
+
+
+async def test_dead_letter_by_id_and_by_key(journal: Journal) -> None:
+    a1, a2, b1 = await journal.append([entry("a", "1"), entry("a", "2"), entry("b", "3")])
+    await journal.bury(a1.id, "boom a1")
+    await journal.bury(b1.id, "boom b1")
+    letter = await journal.dead_letter(a1.id)
+    assert letter is not None
+    assert (letter.entry.id, letter.entry.key, letter.error) == (a1.id, "a", "boom a1")
+    assert letter.dead_at >= letter.entry.created_at > 0
+    assert await journal.dead_letter(a2.id) is None  # pending, not dead
+    assert await journal.dead_letter(987654) is None
+    assert [d.entry.id for d in await journal.dead_letters_for_key("a")] == [a1.id]
+    assert [d.error for d in await journal.dead_letters_for_key("b")] == ["boom b1"]
+    assert await journal.dead_letters_for_key("c") == []
+
+
+async def test_find_state_by_prefix_value_and_page(journal: Journal) -> None:
+    await journal.put_state({
+        "conv:1": b"t1", "conv:2": b"t2", "conv:3": b"t1", "conv": b"t1", "conw:1": b"t1",
+        "con%:1": b"t1", "con_:1": b"t1", "conv:\u00e9": b"t1", "other": b"t1",
+    })  # fmt: skip
+    found = await journal.find_state("conv:")
+    assert [k for k, _ in found] == ["conv:1", "conv:2", "conv:3", "conv:\u00e9"]
+    assert dict(found)["conv:2"] == b"t2"
+    assert [k for k, _ in await journal.find_state("conv:", value=b"t1")] == [
+        "conv:1", "conv:3", "conv:\u00e9",
+    ]  # fmt: skip
+    # LIKE wildcards in the prefix are plain characters.
+    assert [k for k, _ in await journal.find_state("con%")] == ["con%:1"]
+    assert [k for k, _ in await journal.find_state("con_")] == ["con_:1"]
+    first = await journal.find_state("conv:", limit=2)
+    rest = await journal.find_state("conv:", after=first[-1][0], limit=2)
+    assert [k for k, _ in first + rest] == ["conv:1", "conv:2", "conv:3", "conv:\u00e9"]
+    assert await journal.find_state("nothing:") == []
+    assert len(await journal.find_state("")) == 9
+
+
+async def test_erase_deletes_a_keys_entries_and_named_state_only(journal: Journal) -> None:
+    a1, a2, a3, b1 = await journal.append(
+        [entry("a", "1"), entry("a", "2"), entry("a", "3"), entry("b", "4")]
+    )
+    await journal.complete(a1.id, state={"thread:a": b"sa", "thread:b": b"sb"})
+    await journal.bury(a2.id, "boom")
+    await journal.put_state({"conv:9": b"a"})
+    erased = await journal.erase("a", state_keys=["thread:a", "conv:9", "missing", "thread:a"])
+    assert erased == Erased(pending=1, done=1, dead=1, state=2)
+    for gone in (a1, a2, a3):
+        assert await journal.get(gone.id) is None
+    assert await journal.get_state("thread:a") is None
+    assert await journal.get_state("conv:9") is None
+    # Another key's entries and state are untouched.
+    assert [e.id for e in await journal.read_pending(after_id=0, limit=10)] == [b1.id]
+    assert await journal.get_state("thread:b") == b"sb"
+    assert await journal.dead_letters() == []
+    # The erased key's dedupe ids are forgotten with its entries.
+    (again,) = await journal.append([entry("a", "1")])
+    assert not again.duplicate
+    assert await journal.erase("nobody") == Erased(pending=0, done=0, dead=0, state=0)
+
+
+async def test_prune_dead_forgets_old_dead_letters_only(journal: Journal) -> None:
+    a1, a2, a3 = await journal.append([entry("a", "1"), entry("a", "2"), entry("a", "3")])
+    await journal.bury(a1.id, "boom")
+    await journal.complete(a2.id)
+    assert await journal.prune_dead(dead_before=0.0) == 0
+    assert await journal.prune_dead(dead_before=1e12) == 1
+    assert await journal.dead_letter(a1.id) is None
+    assert await journal.get(a1.id) is None
+    assert await journal.get(a2.id) is not None  # done: the other retention's business
+    assert await journal.get(a3.id) is not None  # pending
+    assert (await journal.statistics()).dead == 0

@@ -401,3 +401,47 @@ async def test_a_named_lock_excludes_other_processes_and_dies_with_its_session(
         with trio.fail_after(5):
             async with node_a.lock("left-behind"):
                 pass
+
+
+# --- shared counters per window ---------------------------------------------------------------
+
+
+async def test_a_window_counter_never_passes_its_limit(postgres_server: PostgresServer) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        assert [await journal.claim_window("x", 5, 4, limit=10) for _ in range(4)] == [4, 4, 2, 0]
+        assert await journal.claim_window("y", 5, 3, limit=10) == 3  # counters are separate
+        assert await journal.claim_window("x", 4, 4, limit=10) == 0  # an older window: nothing
+        # A newer window starts afresh, from the floor.
+        assert await journal.claim_window("x", 6, 4, limit=10, floor=8) == 2
+        assert await journal.claim_window("x", 7, 0, limit=10, floor=3) == 0
+        assert await journal.claim_window("x", 7, 20, limit=10) == 7
+        # A floor at the limit spends the window for everyone.
+        assert await journal.claim_window("x", 8, 1, limit=10) == 1
+        assert await journal.claim_window("x", 8, 0, limit=10, floor=10) == 0
+        assert await journal.claim_window("x", 8, 5, limit=10) == 0
+        # A lower floor never lowers the count.
+        assert await journal.claim_window("x", 9, 6, limit=10) == 6
+        assert await journal.claim_window("x", 9, 6, limit=10, floor=2) == 4
+        with pytest.raises(ValueError, match=">= 0"):
+            await journal.claim_window("x", 9, -1, limit=10)
+
+
+async def test_concurrent_window_claims_share_the_limit_exactly(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    taken: list[int] = []
+
+    async def claimer() -> None:
+        async with open_postgres_journal(url, pool_size=4) as journal, trio.open_nursery() as n:
+            for _ in range(20):
+                n.start_soon(_take, journal)
+
+    async def _take(journal: PostgresJournal) -> None:
+        taken.append(await journal.claim_window("app", 1, 3, limit=100))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):  # three processes' worth of pools: 60 claims of 3 for 100 slots
+            nursery.start_soon(claimer)
+    assert sum(taken) == 100
+    assert sorted(taken)[-33:] == [3] * 33

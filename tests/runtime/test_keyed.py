@@ -11,6 +11,7 @@ from runtime import (
     Actor,
     ActorContext,
     ActorStopped,
+    AtCapacity,
     KeyedActors,
     MailboxFull,
     RuntimeMetrics,
@@ -258,3 +259,42 @@ async def test_metrics_count_messages_and_latency() -> None:
             == 10
         )
         assert registry.get_sample_value("threadline_mailbox_depth", labels) == 0
+
+
+async def test_the_cap_passivates_the_least_recently_idle_actor_or_refuses() -> None:
+    gate = trio.Event()
+    handled: list[tuple[str, int]] = []
+
+    class Gated(Actor[int, None]):
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        async def handle(self, message: int) -> None:
+            if message < 0:
+                await gate.wait()
+            handled.append((self.key, message))
+
+    system: KeyedActors[int, None] = KeyedActors(lambda ctx: Gated(ctx.key), max_live=2)
+    async with open_keyed_actors(system) as actors:
+        actors.try_tell("a", 1)
+        actors.try_tell("b", 1)
+        await trio.testing.wait_all_tasks_blocked()  # both idle, "a" the longer
+        actors.try_tell("c", -1)  # passivates "a", the least recently idle
+        await trio.testing.wait_all_tasks_blocked()
+        assert not actors.live("a")
+        assert actors.live("b")
+        assert actors.live("c")
+        actors.try_tell("a", -1)  # passivates "b"
+        await trio.testing.wait_all_tasks_blocked()
+        assert actors.statistics().live_actors == 2
+        assert not actors.has_room()
+        with pytest.raises(AtCapacity):
+            actors.try_tell("d", 1)  # both busy: refused, nothing enqueued
+        actors.try_tell("c", 2)  # a key with an actor is not capped
+        gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert actors.has_room()
+        actors.try_tell("d", 1)
+        await trio.testing.wait_all_tasks_blocked()
+    assert sorted(handled) == sorted([("a", 1), ("b", 1), ("c", -1), ("c", 2), ("a", -1), ("d", 1)])
+    assert [m for k, m in handled if k == "c"] == [-1, 2]
