@@ -134,10 +134,12 @@ async def test_a_filename_with_control_characters_is_served_with_a_safe_header(
     tmp_path: Path,
 ) -> None:
     async with bridge(tmp_path, intercom_max_attachment_bytes=4096) as s:
-        name = 'inv\r\nSet-Cookie: a=b\x00\x7f\u202e"oice\\ ñ.pdf'
+        # (A NUL is refused at the edge now: tests/actors/test_media.py covers stored names
+        # holding one.)
+        name = 'inv\r\nSet-Cookie: a=b\x7f\u202e"oice\\ ñ.pdf'
         media_id = s.sandbox.providers.add_media(VIDEO, "application/pdf", name)
         media = WebhookMedia(ref=media_id, mime_type="application/pdf", filename=name)
-        await s.whatsapp(PHONE, media=media)
+        assert (await s.whatsapp(PHONE, media=media)).status_code == 200
         await eventually(lambda: part_count(s) == 1)
         (link,) = links(s)
         served = await s.http.get(link)
