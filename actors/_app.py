@@ -236,7 +236,12 @@ async def run_bridge(
             journal=journal,
             intercom=intercom,
             gateway=Gateway(settings, provider_http),
-            resolver=ContactResolver(intercom, journal, metrics),
+            resolver=ContactResolver(
+                intercom,
+                journal,
+                metrics,
+                settle_seconds=settings.intercom_search_settle_seconds,
+            ),
             media=MediaStore(
                 settings.media_dir,
                 retention_seconds=settings.media_retention_seconds,

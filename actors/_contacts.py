@@ -3,24 +3,32 @@
 Intercom's contact search lags behind contact creation ("a few minutes"), so search-then-create
 is racy: two threads of one phone number (WhatsApp and SMS) could both miss and both create.
 Resolution is therefore serialised per *identity* (``phone:+E164`` for phone channels, the
-channel user id otherwise), and every resolved contact is remembered in the journal's state, so
-the second thread finds the first one's contact there without asking Intercom at all.
+channel user id otherwise) by a lock in the journal, which holds across every node of a
+cluster, and every resolved contact is remembered in the journal's state, so the second thread
+finds the first one's contact there without asking Intercom at all.
+
+Creating a contact is a recorded step: its intent (``contact-intent:<identity>``, with the time)
+is committed before ``POST /contacts`` and removed with the contact it produced. A resolution
+that finds an intent but no contact (the process died, or the call timed out, between Intercom
+creating it and the journal recording it) searches for it, and while the search is younger
+than ``THREADLINE_INTERCOM_SEARCH_SETTLE_SECONDS`` and finds nothing it waits (the entry is
+retried later) instead of creating a second contact.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Callable
 
-import trio
 from pydantic import BaseModel, ConfigDict
 
 from channels import Channel, InboundMessage
 from intercom import Contact, IntercomClient
 from runtime import Journal
 
-from ._jobs import identity_key
+from ._doubt import InDoubt, IntentRecord
+from ._jobs import contact_intent_key, identity_key
 from ._metrics import BridgeMetrics
 
 __all__ = ["ContactResolver", "ResolvedContact", "identity_of"]
@@ -53,41 +61,50 @@ def identity_of(message: InboundMessage) -> str:
 
 
 class ContactResolver:
-    """Resolves customers to Intercom contact ids, serialised per identity."""
+    """Resolves customers to Intercom contact ids, serialised per identity.
 
-    def __init__(self, client: IntercomClient, journal: Journal, metrics: BridgeMetrics) -> None:
+    Args:
+        settle_seconds: how long a creation in doubt is looked for before creating again.
+        wall_clock: UNIX time, for intents that outlive the process.
+    """
+
+    def __init__(
+        self,
+        client: IntercomClient,
+        journal: Journal,
+        metrics: BridgeMetrics,
+        *,
+        settle_seconds: float = 120.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._journal = journal
         self._metrics = metrics
-        self._locks: dict[str, tuple[trio.Lock, int]] = {}
+        self._settle = settle_seconds
+        self._now = wall_clock
         self._attributes_ready: set[str] = set()
 
-    @asynccontextmanager
-    async def _serialised(self, identity: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(identity, (None, 0))
-        if lock is None:
-            lock = trio.Lock()
-        self._locks[identity] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock_now, users_now = self._locks[identity]
-            if users_now == 1:
-                del self._locks[identity]
-            else:
-                self._locks[identity] = (lock_now, users_now - 1)
-
     async def resolve(self, message: InboundMessage) -> ResolvedContact:
-        """The Intercom contact for the message's customer, found or created (as a lead)."""
+        """The Intercom contact for the message's customer, found or created (as a lead).
+
+        Raises:
+            InDoubt: an earlier creation for this identity may have happened and is not
+                visible yet; retry after ``seconds``.
+        """
         identity = identity_of(message)
-        async with self._serialised(identity):
+        known = await self._journal.get_state(identity_key(identity))
+        if known is not None:
+            return ResolvedContact.model_validate_json(known)
+        async with self._journal.lock(identity_key(identity)):
             known = await self._journal.get_state(identity_key(identity))
-            if known is not None:
+            if known is not None:  # another thread (or node) resolved it meanwhile
                 return ResolvedContact.model_validate_json(known)
-            contact = await self._find_or_create(message)
+            contact = await self._find_or_create(message, identity)
             await self._journal.put_state(
-                {identity_key(identity): contact.model_dump_json().encode()}
+                {
+                    identity_key(identity): contact.model_dump_json().encode(),
+                    contact_intent_key(identity): None,
+                }
             )
             return contact
 
@@ -96,7 +113,7 @@ class ContactResolver:
         contact = await self._client.get_contact(contact_id)
         resolved = ResolvedContact(id=contact.id, role=contact.role)
         identity = identity_of(message)
-        async with self._serialised(identity):
+        async with self._journal.lock(identity_key(identity)):
             await self._journal.put_state(
                 {identity_key(identity): resolved.model_dump_json().encode()}
             )
@@ -105,27 +122,51 @@ class ContactResolver:
     async def forget(self, message: InboundMessage) -> None:
         """Drop the remembered contact (it was merged or deleted): the next resolve searches."""
         identity = identity_of(message)
-        async with self._serialised(identity):
+        async with self._journal.lock(identity_key(identity)):
             await self._journal.put_state({identity_key(identity): None})
 
-    async def _find_or_create(self, message: InboundMessage) -> ResolvedContact:
+    async def _find_or_create(self, message: InboundMessage, identity: str) -> ResolvedContact:
         name = message.profile_name or None
+        attribute: str | None = None
         if message.phone:
             found = await self._client.find_contacts_by_phone(message.phone)
-            if found:
-                return _oldest(found)
-            created = await self._client.create_contact(role="lead", phone=message.phone, name=name)
         else:
             attribute = USER_ID_ATTRIBUTE[message.key.channel]
             await self._ensure_attribute(attribute)
             found = await self._client.find_contacts_by_attribute(attribute, message.key.customer)
-            if found:
-                return _oldest(found)
+        if found:
+            return _oldest(found)
+        await self._check_intent(identity)
+        # The intent is committed before the call: if its outcome is lost, the next resolution
+        # knows a contact may exist although search does not show it yet.
+        intent = IntentRecord(started_at=self._now())
+        await self._journal.put_state({contact_intent_key(identity): intent.encode()})
+        if attribute is None:
+            created = await self._client.create_contact(role="lead", phone=message.phone, name=name)
+        else:
             created = await self._client.create_contact(
                 role="lead", name=name, custom_attributes={attribute: message.key.customer}
             )
         self._metrics.contacts_created.labels("existed" if created.existed else "created").inc()
         return ResolvedContact(id=created.contact.id, role=created.contact.role)
+
+    async def _check_intent(self, identity: str) -> None:
+        """Raise InDoubt while an earlier, unrecorded creation may still appear in search."""
+        raw = await self._journal.get_state(contact_intent_key(identity))
+        if raw is None:
+            return
+        settles_at = IntentRecord.decode(raw).started_at + self._settle
+        now = self._now()
+        if now < settles_at:
+            logger.info(
+                "contact of %s may have been created before an interruption; searching again",
+                identity,
+            )
+            raise InDoubt(f"the contact of {identity}", min(settles_at - now, 5.0))
+        logger.warning(
+            "contact of %s: creation was in doubt and search never showed it; creating it",
+            identity,
+        )
 
     async def _ensure_attribute(self, name: str) -> None:
         if name not in self._attributes_ready:

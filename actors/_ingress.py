@@ -56,10 +56,10 @@ from ._jobs import (
     ApiSendJob,
     InboundJob,
     OutboundAttachment,
-    ReplyJob,
     ThreadState,
     conversation_index_key,
     encode_job,
+    reply_job,
     thread_state_key,
 )
 from ._media import MediaStore, content_disposition, safe_mime_type
@@ -327,17 +327,9 @@ class Ingress:
         for part in new_admin_parts(notification):
             if part.part_type != "comment":
                 continue  # notes stay inside Intercom
-            job = ReplyJob(
-                conversation_id=conversation.id,
-                part_id=part.id,
-                admin_id=part.author.id,
-                admin_name=part.author.name,
-                text=part.text,
-                attachments=tuple(
-                    OutboundAttachment(url=a.url, mime_type=a.content_type, filename=a.name or None)
-                    for a in part.attachments
-                ),
-                app_package_code=part.app_package_code,
+            job = reply_job(
+                conversation.id,
+                part,
                 assignee_id=conversation.admin_assignee_id,
                 received_at=received,
             )

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from channels import InboundMessage
+from intercom import ConversationPart
 
 __all__ = [
     "ApiSendJob",
@@ -19,11 +20,13 @@ __all__ = [
     "OutboundAttachment",
     "ReplyJob",
     "ThreadState",
+    "contact_intent_key",
     "conversation_index_key",
     "decode_job",
     "encode_job",
     "identity_key",
     "own_part_key",
+    "reply_job",
     "thread_state_key",
 ]
 
@@ -63,6 +66,26 @@ class ReplyJob(_Frozen):
     received_at: float
 
 
+def reply_job(
+    conversation_id: str, part: ConversationPart, *, assignee_id: str | None, received_at: float
+) -> ReplyJob:
+    """The job sending a teammate's comment part to the customer."""
+    return ReplyJob(
+        conversation_id=conversation_id,
+        part_id=part.id,
+        admin_id=part.author.id,
+        admin_name=part.author.name,
+        text=part.text,
+        attachments=tuple(
+            OutboundAttachment(url=a.url, mime_type=a.content_type, filename=a.name or None)
+            for a in part.attachments
+        ),
+        app_package_code=part.app_package_code,
+        assignee_id=assignee_id,
+        received_at=received_at,
+    )
+
+
 class ApiSendJob(_Frozen):
     """A message sent to a customer through ``POST /api/messages``."""
 
@@ -99,6 +122,12 @@ class ThreadState(BaseModel):
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
+    last_reply_part_id: str | None = None
+    """The last teammate part sent to the customer: replies go out in the conversation's part
+    order, whatever order their webhooks arrive in."""
+    conversation_intent_at: float | None = None
+    """UNIX time a conversation was being created whose id is not recorded yet: it may exist
+    (docs/architecture.md §5, effects in doubt)."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
@@ -121,6 +150,11 @@ def conversation_index_key(conversation_id: str) -> str:
 def identity_key(identity: str) -> str:
     """The journal state key mapping a customer identity to its Intercom contact."""
     return f"identity:{identity}"
+
+
+def contact_intent_key(identity: str) -> str:
+    """The journal state key recording that a contact for ``identity`` is being created."""
+    return f"contact-intent:{identity}"
 
 
 def own_part_key(part_id: str) -> str:

@@ -17,16 +17,13 @@ from prometheus_client import Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from intercom import CLIENT_ENDPOINTS
+
 __all__ = ["BridgeMetrics", "GaugeSources"]
 
 CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
 DIRECTIONS = ("inbound", "outbound", "api")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-INTERCOM_ENDPOINTS = (
-    "search_contacts", "create_contact", "get_contact", "update_contact",
-    "find_contact_by_external_id", "create_data_attribute", "list_data_attributes",
-    "create_conversation", "reply_conversation", "get_conversation", "list_admins", "me",
-)  # fmt: skip
 
 
 @dataclass
@@ -147,7 +144,7 @@ class BridgeMetrics:
                 self.messages.labels(direction, outcome)
         for reason in ("first_message", "buffer_expired", "conversation_gone"):
             self.conversations_created.labels(reason)
-        for endpoint in INTERCOM_ENDPOINTS:
+        for endpoint in CLIENT_ENDPOINTS:
             self.intercom_duration.labels(endpoint)
 
     def observe_intercom(self, endpoint: str, status: int | None, seconds: float) -> None:

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=60.0, gt=0)
     conversation_gone_retries: int = Field(default=2, ge=0)
     """Retries of a 404 on a conversation before the bridge opens a new one."""
+    intercom_search_settle_seconds: float = Field(default=120.0, ge=0)
+    """How long a contact or conversation whose creation is in doubt (a crash, a timeout or a
+    5xx during the call) is looked for in Intercom's lagging search before it is created
+    again."""
     restart_max: int = Field(default=3, ge=0)
     restart_period_seconds: float = Field(default=30.0, gt=0)
     parked_resume_seconds: float = Field(default=30.0, gt=0)

@@ -18,10 +18,11 @@ completion, so a passivated or restarted actor resumes exactly where it was.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,11 +47,13 @@ from channels import (
 )
 from intercom import (
     AttachmentFile,
+    Conversation,
     IntercomClient,
     IntercomContactMerged,
     IntercomError,
     IntercomNotFound,
     IntercomRateLimited,
+    IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
 )
@@ -67,6 +70,7 @@ from runtime import (
 
 from ._cluster import Ownership
 from ._contacts import ContactResolver
+from ._doubt import InDoubt
 from ._gateway import ChannelClient, Gateway
 from ._jobs import (
     ApiSendJob,
@@ -77,11 +81,13 @@ from ._jobs import (
     conversation_index_key,
     decode_job,
     own_part_key,
+    reply_job,
     thread_state_key,
 )
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings
+from ._steps import Outcome, Steps
 
 __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 
@@ -98,13 +104,16 @@ class OwnershipUncertain(Exception):
     """The partition's lease must be renewed before its entries may be delivered: wait."""
 
 
-class DeliveryInDoubt(Exception):
+class DeliveryInDoubt(InDoubt):
     """A delivery was cut off when the lease's validity ran out; what it sent may still land.
     Wait ``seconds`` (the same margin a next owner gets) before looking for it and retrying."""
 
     def __init__(self, entry_id: int, seconds: float) -> None:
-        super().__init__(f"entry {entry_id} was cut off mid-delivery; settling for {seconds:.1f} s")
-        self.seconds = seconds
+        super().__init__(f"entry {entry_id}, cut off mid-delivery,", seconds)
+
+
+#: Intercom errors after which a write may or may not have happened.
+OUTCOME_UNKNOWN = (IntercomTransportError, IntercomUnavailable)
 
 
 @dataclass
@@ -131,6 +140,8 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
     def classify(exc: Exception, attempt: int) -> Decision:
         if isinstance(exc, DeliveryInDoubt):
             return Decision.retry(exc.seconds, "delivery in doubt")
+        if isinstance(exc, InDoubt):
+            return Decision.retry(exc.seconds, "creation in doubt")
         if isinstance(exc, OwnershipUncertain):
             return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
@@ -165,6 +176,7 @@ class ThreadActor(Actor[Entry, None]):
         self._extra_state: dict[str, bytes | None] = {}
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
+        self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -293,7 +305,6 @@ class ThreadActor(Actor[Entry, None]):
     async def _deliver_inbound(
         self, entry: Entry, sent_at: float, body: str, files: list[AttachmentFile]
     ) -> None:
-        intercom = self._s.intercom
         contact_id = self._state.contact_id
         assert contact_id is not None
         reason = self._new_conversation_reason(sent_at)
@@ -303,11 +314,7 @@ class ThreadActor(Actor[Entry, None]):
             if await self._already_delivered(entry, conversation_id, contact_id, body):
                 return
             try:
-                result = await intercom.reply_as_contact(
-                    conversation_id, contact_id, body, attachment_files=files
-                )
-                part = result.last_part
-                self._state.last_part_id = part.id if part is not None else None
+                await self._reply_as_contact(entry, conversation_id, contact_id, body, files)
                 return
             except IntercomNotFound:
                 if await self._conversation_exists(conversation_id):
@@ -317,37 +324,107 @@ class ThreadActor(Actor[Entry, None]):
                 if tries <= self._s.settings.conversation_gone_retries:
                     raise ConversationGone(conversation_id) from None
                 reason = "conversation_gone"
+        first_body = body if not files else (body or _files_caption(files))
+        conversation_id, adopted = await self._open_conversation(contact_id, first_body, reason)
+        if adopted is not None and not _same_text(adopted.source_text, first_body):
+            # Opened by an earlier message whose entry did not finish: this one follows it.
+            if not await self._already_delivered(
+                entry, conversation_id, contact_id, body, force=True
+            ):
+                await self._reply_as_contact(entry, conversation_id, contact_id, body, files)
+            return
+        caption = _files_caption(files)
+        if files and not (
+            adopted is not None
+            and await self._already_delivered(
+                entry, conversation_id, contact_id, caption, force=True
+            )
+        ):
+            await self._reply_as_contact(entry, conversation_id, contact_id, caption, files)
+
+    async def _reply_as_contact(
+        self,
+        entry: Entry,
+        conversation_id: str,
+        contact_id: str,
+        body: str,
+        files: list[AttachmentFile],
+    ) -> None:
+        try:
+            result = await self._s.intercom.reply_as_contact(
+                conversation_id, contact_id, body, attachment_files=files
+            )
+        except OUTCOME_UNKNOWN:
+            # Intercom may have stored the part: the next attempt looks for it first.
+            self._in_doubt.setdefault(entry.id, trio.current_time())
+            raise
+        part = result.last_part
+        self._state.last_part_id = part.id if part is not None else None
+
+    async def _open_conversation(
+        self, contact_id: str, first_body: str, reason: str
+    ) -> tuple[str, Conversation | None]:
+        """A new conversation from the contact, starting with ``first_body``, as a recorded
+        step: its intent is committed before ``POST /conversations`` and replaced by its id
+        after. An intent found here means an earlier attempt's outcome was lost: that
+        conversation is looked for (Intercom's search lags) before another is created.
+        Returns the conversation's id, and the conversation when it was found, not created."""
+        intercom, state = self._s.intercom, self._state
+        if state.conversation_intent_at is not None:
+            found = await intercom.find_conversations_of_contact(
+                contact_id, created_since=int(state.conversation_intent_at) - 1
+            )
+            if found:
+                adopted = found[-1]
+                logger.info(
+                    "thread %s: conversation %s was created before an interruption; using it",
+                    self._key_text, adopted.id,
+                )  # fmt: skip
+                self._record_conversation(adopted.id)
+                await self._save_state_early()
+                return adopted.id, adopted
+            settles_at = (
+                state.conversation_intent_at + self._s.settings.intercom_search_settle_seconds
+            )
+            now = time.time()
+            if now < settles_at:
+                raise InDoubt(f"the conversation of {self._key_text}", min(settles_at - now, 5.0))
+        state.conversation_intent_at = time.time()
+        await self._s.journal.put_state({thread_state_key(self._key_text): state.encode()})
         try:
             conversation_id = await intercom.create_conversation(
-                contact_id,
-                body if not files else (body or _files_caption(files)),
-                role=self._state.contact_role,
+                contact_id, first_body, role=state.contact_role
             )
         except IntercomNotFound:
+            state.conversation_intent_at = None
             raise _ContactGone() from None
+        except (IntercomRateLimited, IntercomRejected):
+            state.conversation_intent_at = None  # refused: nothing was created
+            raise
         self._s.metrics.conversations_created.labels(reason).inc()
-        self._state.conversation_id = conversation_id
-        self._state.last_part_id = None
-        # Remember the new conversation at once, so that a crash before the entry's commit
-        # replies in it instead of opening another one. Best effort: the commit writes it too,
-        # and a retry within this incarnation knows it already.
-        index = {conversation_index_key(conversation_id): self._key_text.encode()}
-        self._extra_state.update(index)
+        self._record_conversation(conversation_id)
+        # Record the new conversation at once, so that a crash before the entry's commit
+        # replies in it instead of opening another one. Should this write fail, the commit
+        # writes it too; a crash before either leaves the intent, which finds it.
         try:
-            await self._s.journal.put_state(
-                {thread_state_key(self._key_text): self._state.encode(), **index}
-            )
+            await self._save_state_early()
         except JournalUnavailable as exc:
             logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
-        if files:
-            result = await intercom.reply_as_contact(
-                conversation_id, contact_id, _files_caption(files), attachment_files=files
-            )
-            part = result.last_part
-            self._state.last_part_id = part.id if part is not None else None
+        return conversation_id, None
+
+    def _record_conversation(self, conversation_id: str) -> None:
+        self._state.conversation_id = conversation_id
+        self._state.conversation_intent_at = None
+        self._state.last_part_id = None
+        self._extra_state[conversation_index_key(conversation_id)] = self._key_text.encode()
+
+    async def _save_state_early(self) -> None:
+        """Commit the thread's state (and the conversation index) before the entry is done."""
+        state = {thread_state_key(self._key_text): self._state.encode(), **self._extra_state}
+        await self._s.journal.put_state(state)
 
     async def _already_delivered(
-        self, entry: Entry, conversation_id: str, contact_id: str, body: str
+        self, entry: Entry, conversation_id: str, contact_id: str, body: str, *, force: bool = False
     ) -> bool:
         """An entry older than our tenure over its partition may already have reached Intercom
         without its completion being committed: by this process before a crash, or by the
@@ -355,7 +432,8 @@ class ThreadActor(Actor[Entry, None]):
         out). Its part would follow the last part recorded as delivered: look for it there
         before sending the message a second time."""
         if (
-            entry.created_at >= self._s.ownership.since(entry.partition)
+            not force
+            and entry.created_at >= self._s.ownership.since(entry.partition)
             and entry.id not in self._in_doubt
         ):
             return False
@@ -365,11 +443,22 @@ class ThreadActor(Actor[Entry, None]):
             return False
         parts = list(conversation.parts)
         known = self._state.last_part_id
+        source = conversation.source_author
+        if (
+            known is None
+            and source is not None
+            and source.id == contact_id
+            and _same_text(conversation.source_text, body)
+        ):
+            # The conversation was opened with this message (it is the source, not a part):
+            # its creation was recorded, its entry's completion was not.
+            logger.info("entry %d opened its conversation before the restart", entry.id)
+            return True
         if known is not None:
             ids = [p.id for p in parts]
             parts = parts[ids.index(known) + 1 :] if known in ids else []
         for part in parts:
-            if part.author.id == contact_id and part.text.strip() == body.strip():
+            if part.author.id == contact_id and _same_text(part.text, body):
                 self._state.last_part_id = part.id
                 logger.info(
                     "entry %d was delivered before the restart; not sending again", entry.id
@@ -427,68 +516,138 @@ class ThreadActor(Actor[Entry, None]):
     # --- outbound: teammate → customer --------------------------------------------------------
 
     async def _teammate_reply(self, entry: Entry, job: ReplyJob) -> bool:
-        """Send a teammate's reply; False when it is not to be sent (our own part)."""
-        journal = self._s.journal
-        if self._own_parts is not None and job.part_id in self._own_parts:
-            return False
-        if await journal.get_state(own_part_key(job.part_id)) is not None:
+        """Send a teammate's reply, after any earlier teammate parts of the conversation not
+        sent yet (Intercom's webhooks come in no guaranteed order). False when nothing was to
+        be sent (our own part, or sent already ahead of its own webhook)."""
+        if await self._is_own_part(job.part_id):
             return False
         if self._state.conversation_id is None:
             self._state.conversation_id = job.conversation_id
+        steps = await self._steps_of(entry)
+        due = await self._replies_due(job)
+        for reply in due:
+            await self._send_reply(steps, reply)
+            self._state.last_reply_part_id = reply.part_id
+        return bool(due)
+
+    async def _is_own_part(self, part_id: str) -> bool:
+        if self._own_parts is not None and part_id in self._own_parts:
+            return True
+        return await self._s.journal.get_state(own_part_key(part_id)) is not None
+
+    async def _replies_due(self, job: ReplyJob) -> list[ReplyJob]:
+        """The teammate comments to send for ``job``, in the conversation's part order: those
+        after the last one sent, up to and including ``job``'s part. Empty when ``job``'s part
+        was sent already (ahead of its webhook)."""
+        last = self._state.last_reply_part_id
+        if last is None:
+            return [job]  # nothing sent in this thread yet: no order to keep
+        try:
+            conversation = await self._s.intercom.get_conversation(job.conversation_id)
+        except IntercomNotFound:
+            return [job]
+        ids = [part.id for part in conversation.parts]
+        if job.part_id not in ids or last not in ids:
+            return [job]  # beyond the newest parts Intercom returns: send it as it comes
+        position, start = ids.index(job.part_id), ids.index(last) + 1
+        if position < start:
+            logger.info("part %s was sent already, in order before a later one", job.part_id)
+            return []
+        due = []
+        for part in conversation.parts[start:position]:
+            if (
+                part.author.type == "admin"
+                and part.part_type == "comment"
+                and not await self._is_own_part(part.id)
+            ):
+                assignee = conversation.admin_assignee_id
+                due.append(reply_job(job.conversation_id, part, assignee_id=assignee,
+                                     received_at=job.received_at))  # fmt: skip
+        return [*due, job]
+
+    async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
         text = self._s.settings.reply_format.format(
             teammate=job.admin_name or "Support", text=job.text
         )
-        failure = await self._send(text if job.text else None, job.attachments)
+        prefix = f"{job.part_id}:"
+        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
         if failure is not None:
-            await self._note(job.conversation_id, job.assignee_id, failure)
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
-        return True
+        why = failure or _doubt_reason(steps, prefix)
+        if why is not None:
+            await self._note(steps, job.conversation_id, job.assignee_id, why, prefix)
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
         conversation_id = self._state.conversation_id
-        failure = await self._send(job.text or None, job.attachments)
+        steps = await self._steps_of(entry)
+        failure = await self._send(steps, job.text or None, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
-            await self._note(conversation_id, None, failure)
+            await self._note(steps, conversation_id, None, failure)
             return
         admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
-        if admin is None:
-            return
-        files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
-        result = await self._s.intercom.reply_as_admin(
-            conversation_id, admin, (job.text + files_text).strip(), message_type="comment"
-        )
-        part = result.last_part
-        if part is not None:
-            self._own_part(part.id)
+        if admin is not None:
+            files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
+            await self._write_part(
+                steps, "record", conversation_id, admin, (job.text + files_text).strip(), "comment"
+            )
+        doubt = _doubt_reason(steps)
+        if doubt is not None:
+            await self._note(steps, conversation_id, None, doubt)
+
+    async def _steps_of(self, entry: Entry) -> Steps:
+        """The entry's recorded steps (loaded once per incarnation, deleted at completion)."""
+        if self._steps is None or self._steps.entry_id != entry.id:
+            self._steps = await Steps.load(self._s.journal, entry.id)
+        self._extra_state[self._steps.key] = None
+        return self._steps
 
     async def _send(
-        self, text: str | None, attachments: tuple[OutboundAttachment, ...]
+        self,
+        steps: Steps,
+        text: str | None,
+        attachments: tuple[OutboundAttachment, ...],
+        prefix: str = "",
     ) -> str | None:
-        """Send to the customer. Returns why it failed for good, or None when it was sent."""
+        """Send to the customer, each piece a recorded step. Returns why it failed for good,
+        or None when it was sent (or is in doubt and not sent again)."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
-        metrics = self._s.metrics
+        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if text:
+            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
+        for index, attachment in enumerate(attachments):
+            media = OutboundMedia(
+                mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+            )
+            pieces.append(
+                (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
+            )
+        for name, call in pieces:
+            result = await steps.run(
+                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+            )
+            if result.outcome is Outcome.FAILED:
+                return result.reason
+        self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        return None
+
+    async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
+        """One provider send; why it was refused for good, or None."""
+        channel = self._key.channel.value
         try:
-            if text:
-                await client.send_text(self._key, text)
-            for attachment in attachments:
-                media = OutboundMedia(
-                    mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
-                )
-                await client.send_media(self._key, media)
+            await call()
         except OutsideCustomerWindow:
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         except RecipientUnavailable as exc:
-            return f"the customer cannot be reached on {channel.value} ({_reason(exc)})"
+            return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
-            return f"{channel.value} refused the message ({_reason(exc)})"
-        metrics.channel_sends.labels(channel.value, "sent").inc()
+            return f"{channel} refused the message ({_reason(exc)})"
         return None
 
     def _outside_whatsapp_window(self) -> bool:
@@ -498,21 +657,44 @@ class ThreadActor(Actor[Entry, None]):
         last = self._state.last_inbound_at
         return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
 
-    async def _note(self, conversation_id: str, assignee: str | None, why: str) -> None:
+    async def _note(
+        self, steps: Steps, conversation_id: str, assignee: str | None, why: str, prefix: str = ""
+    ) -> None:
         """Leave an internal note saying why a message did not reach the customer."""
         admin = await self._assignee_or_default(conversation_id, assignee)
         if admin is None:
             logger.warning("cannot leave a note: no assignee and no default admin configured")
             return
-        result = await self._s.intercom.reply_as_admin(
-            conversation_id,
-            admin,
-            f"Threadline could not deliver this message to the customer: {why}.",
-            message_type="note",
-        )
-        part = result.last_part
-        if part is not None:
-            self._own_part(part.id)
+        text = f"Threadline could not deliver this message to the customer: {why}."
+        await self._write_part(steps, f"{prefix}note", conversation_id, admin, text, "note")
+
+    async def _write_part(
+        self, steps: Steps, step: str, conversation_id: str, admin: str, text: str, kind: str
+    ) -> None:
+        """Write an admin part (``comment`` or ``note``) as a recorded step: in doubt, it is
+        looked for among the conversation's newest parts before being written again."""
+
+        async def write() -> None:
+            result = await self._s.intercom.reply_as_admin(
+                conversation_id, admin, text, message_type=kind
+            )
+            part = result.last_part
+            if part is not None:
+                self._own_part(part.id)
+
+        async def written() -> bool:
+            conversation = await self._s.intercom.get_conversation(conversation_id)
+            for part in reversed(conversation.parts):
+                if part.author.id == admin and _same_text(part.text, text):
+                    self._own_part(part.id)
+                    return True
+            return False
+
+        async def effect() -> str | None:
+            await write()
+            return None
+
+        await steps.run(step, effect, retryable=_INTERCOM_RETRYABLE, lookup=written)
 
     async def _assignee_or_default(self, conversation_id: str, known: str | None) -> str | None:
         if known:
@@ -574,6 +756,29 @@ async def _download(
 
 class _ContactGone(Exception):
     """The thread's contact no longer exists in Intercom (deleted or merged)."""
+
+
+_SEND_RETRYABLE = (SendRateLimited, SendTransient)
+"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
+the step may be sent again in the same incarnation."""
+_INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
+"""Intercom errors after which nothing was written."""
+
+
+def _doubt_reason(steps: Steps, prefix: str = "") -> str | None:
+    """The note for sends in doubt (their outcome was lost, and they are not repeated)."""
+    if not any(name.startswith(prefix) for name in steps.in_doubt):
+        return None
+    return (
+        "Threadline was interrupted while sending it and does not send it again, to avoid a"
+        " duplicate; it may not have reached the customer"
+    )
+
+
+def _same_text(stored: str, sent: str) -> bool:
+    """Whether a part Intercom stored is the text the bridge sent (Intercom wraps it in HTML,
+    which changes line breaks and spacing)."""
+    return " ".join(stored.split()) == " ".join(sent.split())
 
 
 def _files_caption(files: list[AttachmentFile]) -> str:

@@ -131,10 +131,14 @@ class ProviderSandbox:
         *,
         times: int | None = None,
         retry_after: int = 1,
+        after: int = 0,
     ) -> None:
         """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
-        prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared)."""
-        self._state.script(channel, recipient, failure, times=times, retry_after=retry_after)
+        prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared), once
+        ``after`` more sends have succeeded."""
+        self._state.script(
+            channel, recipient, failure, times=times, retry_after=retry_after, after=after
+        )
 
     def clear_failures(self) -> None:
         """Remove every scripted failure."""

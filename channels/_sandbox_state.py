@@ -109,6 +109,7 @@ class _Script:
     failure: SandboxFailure
     remaining: int | None
     retry_after: int
+    succeed_first: int = 0
 
 
 class SandboxState:
@@ -143,8 +144,9 @@ class SandboxState:
         *,
         times: int | None = None,
         retry_after: int = 1,
+        after: int = 0,
     ) -> None:
-        self._failures[(channel, recipient)] = _Script(failure, times, retry_after)
+        self._failures[(channel, recipient)] = _Script(failure, times, retry_after, after)
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -153,6 +155,9 @@ class SandboxState:
         """The scripted failure for this recipient, counting down ``times``."""
         script = self._failures.get((channel, recipient))
         if script is None:
+            return None
+        if script.succeed_first > 0:
+            script.succeed_first -= 1
             return None
         if script.remaining is not None:
             script.remaining -= 1

@@ -38,6 +38,7 @@ CLIENT_ENDPOINTS = (
     "me",
     "reply_conversation",
     "search_contacts",
+    "search_conversations",
     "update_contact",
 )
 
@@ -310,6 +311,24 @@ class IntercomClient:
         )
         response = await self._send("reply_conversation", request)
         return rs.parse_conversation(response, now=self._now())
+
+    async def find_conversations_of_contact(
+        self, contact_id: str, *, created_since: int
+    ) -> list[Conversation]:
+        """Conversations of the contact created at or after ``created_since`` (UNIX seconds),
+        oldest first, through ``POST /conversations/search``: new ones can take a while to
+        show up. Without parts."""
+        query = {
+            "operator": "AND",
+            "value": [
+                rq.filter_equals("contact_ids", contact_id),
+                {"field": "created_at", "operator": ">", "value": created_since - 1},
+            ],
+        }
+        request = rq.build_search_conversations(self.target, query, per_page=150)
+        response = await self._send("search_conversations", request)
+        found = rs.parse_conversation_list(response, now=self._now())
+        return sorted(found, key=lambda c: (c.created_at or 0, c.id))
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """``GET /conversations/{id}``: state, assignee (None when unassigned), parts."""

@@ -271,6 +271,7 @@ class Conversation(_Model):
     team_assignee_id: str | None = None
     contact_ids: tuple[str, ...] = ()
     source_author: PartAuthor | None = None
+    source_body: str | None = None
     parts: tuple[ConversationPart, ...] = ()
 
     @model_validator(mode="before")
@@ -295,12 +296,19 @@ class Conversation(_Model):
         source = data.pop("source", None)
         if isinstance(source, dict) and isinstance(source.get("author"), dict):
             data["source_author"] = source["author"]
+        if isinstance(source, dict) and isinstance(source.get("body"), str):
+            data["source_body"] = source["body"]
         return data
 
     @field_validator("admin_assignee_id", "team_assignee_id", mode="before")
     @classmethod
     def _unassigned_is_none(cls, value: object) -> str | None:
         return _id_or_none(value)
+
+    @property
+    def source_text(self) -> str:
+        """The first message's body as plain text."""
+        return html_to_text(self.source_body)
 
     @property
     def last_part(self) -> ConversationPart | None:

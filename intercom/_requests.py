@@ -123,6 +123,14 @@ def build_search_contacts(
     return target.request("POST", "/contacts/search", json_body=body)
 
 
+def build_search_conversations(
+    target: ApiTarget, query: Mapping[str, Any], *, per_page: int = 20
+) -> httpx.Request:
+    """``POST /conversations/search`` with a filter (single or AND/OR): the first page."""
+    body = {"query": dict(query), "pagination": {"per_page": per_page}}
+    return target.request("POST", "/conversations/search", json_body=body)
+
+
 def build_create_contact(
     target: ApiTarget,
     *,

@@ -168,6 +168,15 @@ def parse_conversation(response: httpx.Response, *, now: float) -> Conversation:
     return _parse(response, Conversation, now=now)
 
 
+class _ConversationList(BaseModel):
+    conversations: list[Conversation]
+
+
+def parse_conversation_list(response: httpx.Response, *, now: float) -> list[Conversation]:
+    """A ``conversation.list`` (search results carry no parts)."""
+    return _parse(response, _ConversationList, now=now).conversations
+
+
 class _CreatedMessage(BaseModel):
     conversation_id: str
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from ._sandbox_core import SandboxCore, check
 from ._sandbox_render import admin_json, contact_json, conversation_json, message_json
-from ._sandbox_search import search_contacts
+from ._sandbox_search import search_contacts, search_conversations
 from ._sandbox_state import SandboxApiError, StoredAttachment, StoredContact, StoredPart, not_found
 
 __all__ = ["Call", "Reply", "Route", "match_route"]
@@ -73,6 +73,29 @@ def search(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
         "data": [_contact(core, c) for c in page],
         "total_count": total,
         "pages": pages,
+    }
+
+
+def search_conversations_route(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
+    page, total, per_page = search_conversations(
+        core.state, _object(call), now=core.now(), lag=core.config.search_lag_seconds
+    )
+    items = []
+    for conversation in page:
+        contact = core.state.contacts.get(conversation.contact_id)
+        item = conversation_json(conversation, contact, core.admins, version=call.version, parts=[])
+        del item["conversation_parts"]  # list items carry no parts
+        items.append(item)
+    return {
+        "type": "conversation.list",
+        "conversations": items,
+        "total_count": total,
+        "pages": {
+            "type": "pages",
+            "page": 1,
+            "per_page": per_page,
+            "total_pages": -(-total // per_page),
+        },
     }
 
 
@@ -297,6 +320,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
         ("PUT", f"/contacts/{_ID}", "update_contact", update_contact),
         ("GET", "/data_attributes", "list_data_attributes", list_data_attributes),
         ("POST", "/data_attributes", "create_data_attribute", create_data_attribute),
+        ("POST", "/conversations/search", "search_conversations", search_conversations_route),
         ("POST", "/conversations", "create_conversation", create_conversation),
         ("GET", f"/conversations/{_ID}", "get_conversation", get_conversation),
         ("DELETE", f"/conversations/{_ID}", "delete_conversation", delete_conversation),

@@ -1,19 +1,29 @@
-"""Contact search for the sandbox: Intercom's query language over the state's indexes.
+"""Contact and conversation search for the sandbox: Intercom's query language over the state.
 
 ``=`` filters on ``phone``, ``external_id``, ``email``, ``role`` and
 ``custom_attributes.<name>`` are index lookups; other filters are evaluated as predicates on
 the candidates (or, with no indexable filter at all, on every contact). Results are in
 creation order, paged with an opaque ``starting_after`` cursor.
+
+Conversation search (``contact_ids``, ``created_at``, ``updated_at``, ``id``, ``state``) scans
+the conversations; the bridge only searches them to recover from a crash. Both searches lag
+behind creation by the sandbox's ``search_lag_seconds``, as Intercom's index does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
-from ._sandbox_state import SandboxApiError, SandboxState, StoredContact, invalid
+from ._sandbox_state import (
+    SandboxApiError,
+    SandboxState,
+    StoredContact,
+    StoredConversation,
+    invalid,
+)
 
-__all__ = ["search_contacts"]
+__all__ = ["search_contacts", "search_conversations"]
 
 _OPERATORS = frozenset({"=", "!=", "IN", "NIN", "<", "<=", ">", ">=", "~", "!~", "^", "$"})
 _INDEXED = frozenset({"phone", "external_id", "email", "role"})
@@ -30,11 +40,25 @@ def _value(contact: StoredContact, name: str) -> object:
     raise invalid(f"{name} is not a searchable field")
 
 
-def _matches(contact: StoredContact, query: dict[str, Any]) -> bool:
+def _conversation_value(conversation: StoredConversation, name: str) -> object:
+    if name == "contact_ids":
+        return conversation.contact_id
+    if name in ("created_at", "updated_at"):
+        return int(getattr(conversation, name))
+    if name in ("id", "state"):
+        return getattr(conversation, name)
+    raise invalid(f"{name} is not a searchable field")
+
+
+def _matches(
+    item: Any,  # noqa: ANN401 - a stored contact or conversation, read through value_of
+    query: dict[str, Any],
+    value_of: Callable[[Any, str], object] = _value,
+) -> bool:
     if query.get("operator") in ("AND", "OR"):
-        results = (_matches(contact, sub) for sub in query["value"])
+        results = (_matches(item, sub, value_of) for sub in query["value"])
         return all(results) if query["operator"] == "AND" else any(results)
-    actual, op, want = _value(contact, query["field"]), query["operator"], query.get("value")
+    actual, op, want = value_of(item, query["field"]), query["operator"], query.get("value")
     if op == "=":
         return bool(actual == want or (actual is not None and str(actual) == str(want)))
     if op == "!=":
@@ -154,3 +178,24 @@ def search_contacts(
     page = page_all[:per_page]
     next_cursor = f"c{page[-1].seq}" if len(page_all) > per_page else None
     return page, len(matches), next_cursor, per_page
+
+
+def search_conversations(
+    state: SandboxState, body: dict[str, Any], *, now: float, lag: float
+) -> tuple[list[StoredConversation], int, int]:
+    """Evaluate a ``search_request`` over conversations: (first page, total, per_page), in
+    creation order. Deleted conversations and ones younger than ``lag`` are not found."""
+    query = _validate(body.get("query"))
+    pagination = body.get("pagination") or {}
+    if not isinstance(pagination, dict):
+        raise invalid("pagination must be an object")
+    per_page = pagination.get("per_page") or 20
+    if not isinstance(per_page, int) or not 1 <= per_page <= 150:
+        raise invalid("per_page must be an integer between 1 and 150")
+    visible = now - lag
+    matches = [
+        c
+        for c in state.conversations.values()
+        if not c.deleted and c.created_at <= visible and _matches(c, query, _conversation_value)
+    ]
+    return matches[:per_page], len(matches), per_page

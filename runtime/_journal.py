@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import zlib
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -191,6 +192,11 @@ class Journal(Protocol):
 
     async def statistics(self) -> JournalStatistics:
         """Backlog figures."""
+
+    def lock(self, name: str) -> AbstractAsyncContextManager[None]:
+        """``async with journal.lock(name):`` holds an exclusive lock named ``name`` against
+        every process sharing this journal (a single-process backend: this process). Waiting
+        for it is cancellable; a process that dies releases what it held."""
 
     async def prune(self, *, done_before: float) -> int:
         """Delete done entries finished before ``done_before`` (UNIX time). Their dedupe ids

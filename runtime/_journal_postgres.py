@@ -23,6 +23,8 @@ listener connection turns those into wake-up hints (:meth:`PostgresJournal.appen
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -56,6 +58,7 @@ from ._journal import (
     NewEntry,
     partition_of,
 )
+from ._locks import NamedLocks
 
 __all__ = ["AppendedHint", "PostgresJournal", "open_postgres_journal"]
 
@@ -251,6 +254,9 @@ class PostgresJournal:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
         self._hints: set[AppendedHint] = set()
+        self._locks = NamedLocks()
+        self._lock_conn: asyncpg.Connection[asyncpg.Record] | None = None
+        self._lock_conn_mutex = trio.Lock()
         self.commits = 0
         """Append transactions committed (each carries one or more appends)."""
 
@@ -299,6 +305,9 @@ class PostgresJournal:
                         with trio.move_on_after(self._command_timeout):
                             await loop.run_aio_coroutine(pool.close())
                         pool.terminate()
+                        if self._lock_conn is not None:
+                            self._lock_conn.terminate()
+                            self._lock_conn = None
         if failure is not None:
             raise failure
 
@@ -390,6 +399,61 @@ class PostgresJournal:
             # of this caller arrives as trio.Cancelled and is not caught here).
             raise JournalUnavailable("the journal is shutting down") from exc
         return result
+
+    @asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """A session advisory lock keyed by a 64-bit hash of ``name``: other processes wait
+        for it, and it ends with the session if this process dies.
+
+        All of this process's locks live on one dedicated connection (a session holds any
+        number of advisory locks), so holding them costs no pooled connection: the bodies'
+        own journal calls and the lease renewals never wait behind lock holders. Waiters of
+        this process queue on a local lock first (advisory locks are re-entrant per session);
+        the one at the front polls ``pg_try_advisory_lock``, so waiting stays cancellable. If
+        the dedicated connection is lost, its locks go with it; the next lock reconnects."""
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        async with self._locks.hold(name):
+            delay = 0.005
+            while not await self._lock_statement("SELECT pg_try_advisory_lock($1)", key):
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            try:
+                yield
+            finally:
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(self._command_timeout),
+                    contextlib.suppress(JournalUnavailable),  # the session is gone, and its locks
+                ):
+                    await self._lock_statement("SELECT pg_advisory_unlock($1)", key)
+
+    async def _lock_statement(self, sql: str, key: int) -> bool:
+        """Run one advisory-lock statement on the dedicated lock connection."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise JournalUnavailable("the journal is not running")
+        async with self._lock_conn_mutex:
+            try:
+                if self._lock_conn is None or self._lock_conn.is_closed():
+                    with trio.CancelScope(shield=True):
+                        fresh: asyncpg.Connection[asyncpg.Record] = await loop.run_aio_coroutine(
+                            asyncpg.connect(
+                                self._url,
+                                timeout=self._connect_timeout,
+                                command_timeout=self._command_timeout,
+                            )
+                        )
+                    self._lock_conn = fresh
+                conn = self._lock_conn
+                with trio.CancelScope(shield=True):  # an answer in flight must be read
+                    value = await loop.run_aio_coroutine(conn.fetchval(sql, key))
+                return bool(value)
+            except _FAILURES as exc:
+                if self._lock_conn is not None:
+                    self._lock_conn.terminate()
+                    self._lock_conn = None
+                raise JournalUnavailable(f"PostgreSQL lock failed: {exc}") from exc
 
     # --- the group-commit writer for appends ---------------------------------------------------
 

@@ -22,7 +22,7 @@ import math
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +41,7 @@ from ._journal import (
     NewEntry,
     partition_of,
 )
+from ._locks import NamedLocks
 
 __all__ = ["SQLiteJournal", "open_sqlite_journal"]
 
@@ -120,6 +121,7 @@ class SQLiteJournal:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_limiter = trio.CapacityLimiter(1)
+        self._locks = NamedLocks()
         self.commits = 0
         """Transactions committed (each carries one or more writes)."""
         self.writes = 0
@@ -419,6 +421,10 @@ class SQLiteJournal:
             return JournalStatistics(pending=pending, oldest_pending_created_at=oldest, dead=dead)
 
         return await self._read(query)
+
+    def lock(self, name: str) -> AbstractAsyncContextManager[None]:
+        """One process owns a SQLite journal, so a lock within the process is enough."""
+        return self._locks.hold(name)
 
     async def prune(self, *, done_before: float) -> int:
         def delete(conn: sqlite3.Connection) -> int:

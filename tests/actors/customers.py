@@ -41,6 +41,9 @@ class Customers:
     messages: int
     interval: float = 0.02
     run: str = "f"
+    stagger: float = 0.0
+    """Customer *t* sends its first message ``t * stagger`` seconds after the start, so that new
+    customers keep arriving (contacts and conversations are created throughout the run)."""
     acked: dict[int, list[int]] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
     retry_after: set[str] = field(default_factory=set)
@@ -56,6 +59,7 @@ class Customers:
                 nursery.start_soon(self._customer, client, thread)
 
     async def _customer(self, client: httpx.AsyncClient, thread: int) -> None:
+        await trio.sleep(thread * self.stagger)
         targets = itertools.cycle(range(len(self.urls)))
         for _ in range(thread % len(self.urls)):
             next(targets)
@@ -120,6 +124,32 @@ def assert_exactly_once_in_order(customers: Customers, conversations: list[dict[
         raise AssertionError(
             f"{len(got)} threads delivered of {len(want)}: {problems}; first one: {detail}"
         )
+
+
+def assert_one_contact_and_conversation_each(
+    customers: Customers, contacts: list[dict[str, Any]], conversations: list[dict[str, Any]]
+) -> None:
+    """No duplicate contact and no split conversation: each customer's phone has exactly one
+    (unmerged) Intercom contact, with exactly one conversation holding all its parts."""
+    by_phone: dict[str, list[str]] = {}
+    for contact in contacts:
+        if contact["merged_into"] is None:
+            by_phone.setdefault(str(contact["phone"]), []).append(str(contact["id"]))
+    per_contact: dict[str, int] = {}
+    for conversation in conversations:
+        contact_id = str(conversation["contact_id"])
+        per_contact[contact_id] = per_contact.get(contact_id, 0) + 1
+    duplicates = {p: ids for p, ids in by_phone.items() if len(ids) > 1}
+    split = {c: n for c, n in per_contact.items() if n > 1}
+    phones = {f"+1888{t:07d}" for t in range(customers.threads)}
+    missing = phones - set(by_phone)
+    split_detail = [
+        [str(p["body"]) for p in c["parts"]] for c in conversations if str(c["contact_id"]) in split
+    ]
+    assert (duplicates, split, missing) == ({}, {}, set()), (
+        f"{len(duplicates)} customers with several contacts, {len(split)} contacts with several "
+        f"conversations, {len(missing)} customers without a contact; split: {split_detail[:6]}"
+    )
 
 
 def _seq(body: str) -> int:

@@ -189,6 +189,47 @@ async def test_a_cursor_walk_sees_every_append_despite_concurrent_commits(
         assert seen == sorted(appended)
 
 
+async def test_a_named_lock_is_exclusive_and_other_names_do_not_wait(journal: Journal) -> None:
+    inside: list[str] = []
+    overlaps = 0
+
+    async def hold(name: str, tag: str) -> None:
+        nonlocal overlaps
+        async with journal.lock(name):
+            inside.append(tag)
+            overlaps = max(overlaps, sum(1 for t in inside if t.startswith(name)))
+            await trio.sleep(0.05)
+            inside.remove(tag)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(5):
+            nursery.start_soon(hold, "identity:a", f"identity:a#{index}")
+        with trio.fail_after(0.2):  # another name is not queued behind the five holders
+            async with journal.lock("identity:b"):
+                pass
+    assert overlaps == 1
+
+
+async def test_waiting_for_a_named_lock_can_be_cancelled(journal: Journal) -> None:
+    release = trio.Event()
+
+    async def holder(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with journal.lock("held"):
+            task_status.started()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(holder)
+        with trio.move_on_after(0.1) as waited:
+            async with journal.lock("held"):
+                raise AssertionError("entered a held lock")
+        assert waited.cancelled_caught
+        release.set()
+    with trio.fail_after(2):  # released, and the cancelled waiter left nothing behind
+        async with journal.lock("held"):
+            pass
+
+
 async def in_a_run_of_its_own(scenario: Callable[[], Awaitable[None]], seconds: float) -> None:
     """Run ``scenario`` in another thread with its own Trio run, and fail after ``seconds``.
 

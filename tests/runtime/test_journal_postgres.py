@@ -360,6 +360,49 @@ async def test_leases_lists_live_and_released_tenures(postgres_server: PostgresS
         assert leases[0].epoch == first.epoch
 
 
+# --- named locks across processes -------------------------------------------------------------
+
+
+async def test_a_named_lock_excludes_other_processes_and_dies_with_its_session(
+    postgres_server: PostgresServer,
+) -> None:
+    """Two journals on one database stand for two nodes: a name locked by one waits in the
+    other; a journal that goes away (its sessions closed) releases what it held."""
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url) as node_a, open_postgres_journal(url) as node_b:
+        order: list[str] = []
+
+        async def a_holds(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            async with node_a.lock("identity:+15550001111"):
+                order.append("a in")
+                task_status.started()
+                await trio.sleep(0.3)
+                order.append("a out")
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a_holds)
+            with trio.fail_after(5):
+                async with node_b.lock("identity:+15550001111"):
+                    order.append("b in")
+            async with node_b.lock("identity:+15550009999"):  # another name: no wait
+                assert order == ["a in", "a out", "b in"]
+        async with open_postgres_journal(url) as node_c:
+            held = trio.Event()
+
+            async def c_holds_forever() -> None:
+                async with node_c.lock("left-behind"):
+                    held.set()
+                    await trio.sleep_forever()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(c_holds_forever)
+                await held.wait()
+                nursery.cancel_scope.cancel()
+        with trio.fail_after(5):
+            async with node_a.lock("left-behind"):
+                pass
+
+
 # --- shared counters per window ---------------------------------------------------------------
 
 

@@ -1,0 +1,109 @@
+"""Recorded steps: each external effect of an outbound entry happens at most once.
+
+An outbound entry (a teammate's reply, a message from the send API) makes several effects: a
+text sent to the customer, each attachment sent, an internal note or an admin reply written in
+Intercom. Each is a named *step*, and the journal keeps their states under ``steps:<entry id>``
+until the entry is done::
+
+    (none) ──commit "started"──► call ──► "done" │ "failed: <why>"
+                                   └─ 429 / 5xx / transport ─► retryable in this incarnation
+
+A retry of the entry (after a later step failed) skips what is done. A step found "started"
+by a *new* incarnation (the process died, or the partition moved, between the call and its
+recorded outcome) is in doubt: a step that can be looked up (an Intercom part) is looked for
+and done again only when absent; one that cannot (a provider send: no provider offers a lookup)
+is not repeated, and the caller leaves a note that it may not have arrived. States are held in
+memory between commits; the "started" of each step carries the outcomes before it, and the
+entry's completion deletes the record.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from runtime import Journal
+
+__all__ = ["Outcome", "StepResult", "Steps", "steps_key"]
+
+_STARTED, _DONE, _DOUBT, _FAILED = "started", "done", "doubt", "failed: "
+
+
+def steps_key(entry_id: int) -> str:
+    """The journal state key of an entry's recorded steps."""
+    return f"steps:{entry_id}"
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    """Done now, or found done (recorded, or looked up)."""
+    FAILED = "failed"
+    """Refused for good; ``reason`` says why."""
+    IN_DOUBT = "in doubt"
+    """Started by an earlier incarnation with its outcome lost, and not repeated."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    outcome: Outcome
+    reason: str | None = None
+
+
+class Steps:
+    """The recorded steps of one journal entry."""
+
+    def __init__(self, journal: Journal, entry_id: int, recorded: dict[str, str]) -> None:
+        self._journal = journal
+        self.entry_id = entry_id
+        self.key = steps_key(entry_id)
+        self._states = recorded
+        self._retryable: set[str] = set()
+        self.in_doubt: list[str] = []
+        """Steps found in doubt (not repeated) while delivering this entry."""
+
+    @classmethod
+    async def load(cls, journal: Journal, entry_id: int) -> Steps:
+        raw = await journal.get_state(steps_key(entry_id))
+        recorded = json.loads(raw) if raw is not None else {}
+        return cls(journal, entry_id, recorded if isinstance(recorded, dict) else {})
+
+    async def run(
+        self,
+        name: str,
+        effect: Callable[[], Awaitable[str | None]],
+        *,
+        retryable: tuple[type[Exception], ...],
+        lookup: Callable[[], Awaitable[bool]] | None = None,
+    ) -> StepResult:
+        """Run ``effect`` (which returns why it failed for good, or None) unless the step is
+        done or in doubt. ``retryable`` errors mean the effect did not happen: the step may run
+        again in this incarnation. ``lookup`` tells whether an effect in doubt happened."""
+        state = self._states.get(name)
+        if state == _DONE:
+            return StepResult(Outcome.DONE)
+        if state is not None and state.startswith(_FAILED):
+            return StepResult(Outcome.FAILED, state.removeprefix(_FAILED))
+        if state == _DOUBT:
+            return StepResult(Outcome.IN_DOUBT)
+        if state == _STARTED and name not in self._retryable:
+            if lookup is None:
+                self._states[name] = _DOUBT
+                self.in_doubt.append(name)
+                return StepResult(Outcome.IN_DOUBT)
+            if await lookup():
+                self._states[name] = _DONE
+                return StepResult(Outcome.DONE)
+        self._states[name] = _STARTED
+        await self._journal.put_state({self.key: json.dumps(self._states).encode()})
+        try:
+            failure = await effect()
+        except retryable:
+            self._retryable.add(name)
+            raise
+        if failure is not None:
+            self._states[name] = _FAILED + failure
+            return StepResult(Outcome.FAILED, failure)
+        self._states[name] = _DONE
+        return StepResult(Outcome.DONE)
