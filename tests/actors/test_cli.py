@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
+
+from runtime import open_sqlite_journal
 
 THREADLINE = [sys.executable, "-m", "actors"]
 
@@ -46,9 +49,15 @@ def test_invalid_settings_exit_2_with_a_reason(bad: list[str]) -> None:
 
 def test_deadletters_on_an_empty_journal(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'j.db'}"
+    trio.run(create_journal, tmp_path / "j.db")
     listed = run("deadletters", "--database-url", url, "list")
     assert listed.returncode == 0, listed.stderr
     assert "0 dead letter(s)" in listed.stderr
     replayed = run("deadletters", "--database-url", url, "replay", "--all")
     assert replayed.returncode == 0
     assert "replayed 0 entries" in replayed.stdout
+
+
+async def create_journal(path: Path) -> None:
+    async with open_sqlite_journal(path):
+        pass
