@@ -134,17 +134,20 @@ async def open_journal(settings: Settings, *, create: bool = True) -> AsyncItera
             opened = True
             yield pg_journal
     except Exception as exc:
-        if opened or isinstance(exc, StartupError):
+        failure = None if opened else _journal_start_error(exc, settings)
+        if failure is None:
             raise
-        raise _journal_start_error(exc, settings) from None
+        raise failure from None
 
 
 _DATABASE = "THREADLINE_DATABASE_URL"
 
 
-def _journal_start_error(exc: Exception, settings: Settings) -> Exception:
-    """The one-line :class:`StartupError` for a journal that failed to open (``exc`` itself
-    when it is not a failure to open)."""
+def _journal_start_error(exc: Exception, settings: Settings) -> StartupError | None:
+    """The one-line :class:`StartupError` for a journal that failed to open; None when ``exc``
+    is something else (a bug, whose traceback should show)."""
+    if isinstance(exc, StartupError):
+        return None  # already one
     leaves = list(_leaves(exc))
     if leaves and all(isinstance(leaf, JournalError) for leaf in leaves):
         reason = " ".join(str(leaves[0]).split())
@@ -155,7 +158,7 @@ def _journal_start_error(exc: Exception, settings: Settings) -> Exception:
         # The driver's parser quotes pieces of the URL (a password holding a "/" becomes the
         # "port" it cannot read): say what, never the value.
         return ConfigurationError(f"the database URL is malformed ({_DATABASE})")
-    return exc
+    return None
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
