@@ -16,21 +16,26 @@ not finished stay pending in the journal and are delivered after the next start.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import ipaddress
 import logging
 import os
+import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
 from intercom import IntercomClient, PooledTransport, RateBudget, SharedRateBudget
 from runtime import (
@@ -38,6 +43,7 @@ from runtime import (
     ChildSpec,
     Entry,
     Journal,
+    JournalError,
     JournalUnavailable,
     KeyedActors,
     PostgresJournal,
@@ -63,14 +69,27 @@ from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
 from ._thread import Services, ThreadActor, make_classifier
 
-__all__ = ["ConfigurationError", "Node", "open_journal", "run_bridge"]
+__all__ = [
+    "ConfigurationError",
+    "JournalHealth",
+    "Node",
+    "StartupError",
+    "check_bindable",
+    "open_journal",
+    "run_bridge",
+]
 
 logger = logging.getLogger("threadline.bridge")
 
 _DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api"}
 
 
-class ConfigurationError(Exception):
+class StartupError(Exception):
+    """The bridge cannot start. The message is one line, says what is wrong and ends with the
+    setting to look at in parentheses; it never holds a secret's value."""
+
+
+class ConfigurationError(StartupError):
     """The settings cannot run a bridge (message says which and why)."""
 
 
@@ -89,20 +108,149 @@ class Node:
 
 
 @asynccontextmanager
-async def open_journal(settings: Settings) -> AsyncIterator[Journal]:
-    """Open the journal named by ``THREADLINE_DATABASE_URL``."""
+async def open_journal(settings: Settings, *, create: bool = True) -> AsyncIterator[Journal]:
+    """Open the journal named by ``THREADLINE_DATABASE_URL``.
+
+    With ``create=False`` a SQLite file that does not exist is an error rather than a new, empty
+    journal (the ``deadletters`` commands: a mistyped path must not look like "no dead letters").
+
+    Raises:
+        StartupError: the journal cannot be opened (one line, the password masked).
+    """
     path = settings.sqlite_path
-    if path is not None:
-        async with open_sqlite_journal(path, partitions=settings.partitions) as journal:
-            yield journal
+    opened = False
+    try:
+        if path is not None:
+            _check_sqlite_path(path, create=create)
+            async with open_sqlite_journal(path, partitions=settings.partitions) as journal:
+                opened = True
+                yield journal
+            return
+        problem = database_url_problem(settings.database_url)
+        if problem is not None:
+            raise ConfigurationError(f"{problem} ({_DATABASE})")
+        url = settings.database_url.replace("postgres://", "postgresql://", 1)
+        async with open_postgres_journal(url, partitions=settings.partitions) as pg_journal:
+            opened = True
+            yield pg_journal
+    except Exception as exc:
+        failure = None if opened else _journal_start_error(exc, settings)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+_DATABASE = "THREADLINE_DATABASE_URL"
+
+
+def _journal_start_error(exc: Exception, settings: Settings) -> StartupError | None:
+    """The one-line :class:`StartupError` for a journal that failed to open; None when ``exc``
+    is something else (a bug, whose traceback should show)."""
+    if isinstance(exc, StartupError):
+        return None  # already one
+    leaves = list(_leaves(exc))
+    if leaves and all(isinstance(leaf, JournalError) for leaf in leaves):
+        reason = " ".join(str(leaves[0]).split())
+        return StartupError(f"{mask_secrets(reason, settings)} ({_DATABASE})")
+    if settings.sqlite_path is None and any(
+        isinstance(leaf, ValueError | OverflowError | TypeError) for leaf in leaves
+    ):
+        # The driver's parser quotes pieces of the URL (a password holding a "/" becomes the
+        # "port" it cannot read): say what, never the value.
+        return ConfigurationError(f"the database URL is malformed ({_DATABASE})")
+    return None
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _check_sqlite_path(path: str, *, create: bool) -> None:
+    file = Path(path)
+    directory = file.parent
+    if file.is_dir():
+        raise ConfigurationError(f"the SQLite journal {path} is a directory ({_DATABASE})")
+    if file.exists():
+        if not os.access(file, os.R_OK | os.W_OK):
+            raise ConfigurationError(f"the SQLite journal {path} is not writable ({_DATABASE})")
         return
-    url = settings.database_url.replace("postgres://", "postgresql://", 1)
-    async with open_postgres_journal(url, partitions=settings.partitions) as pg_journal:
-        yield pg_journal
+    if not create:
+        raise ConfigurationError(f"there is no journal at {path} ({_DATABASE})")
+    if not directory.exists():
+        raise ConfigurationError(
+            f"the directory of the SQLite journal {path} does not exist ({_DATABASE})"
+        )
+    if not directory.is_dir():
+        raise ConfigurationError(f"{directory} is not a directory ({_DATABASE})")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"the directory of the SQLite journal {path} is not writable ({_DATABASE})"
+        )
+
+
+_IPV6_HOST = re.compile(r"\[[^\]]+\](?::([^,]*))?")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a PostgreSQL URL the driver can read; None when it is (or SQLite).
+
+    The answer never quotes the URL: a password holding a ``/``, ``?``, ``#`` or ``@`` that is
+    not percent-encoded spills into the parts the driver parses after it.
+    """
+    if url.startswith("sqlite:///"):
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        return "the database URL is neither sqlite:///path nor postgresql://…"
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return "the database URL is malformed (an unclosed '[' around an IPv6 host?)"
+    if netloc.count("@") > 1:
+        return "the database URL has more than one '@': write '@' in a user or password as %40"
+    hosts = netloc.rpartition("@")[2]
+    for spec in hosts.split(",") if hosts else []:
+        if spec.startswith("/"):
+            continue  # a Unix socket directory
+        if spec.startswith("["):
+            match = _IPV6_HOST.fullmatch(spec)
+            if match is None:
+                return "the database URL's IPv6 host is malformed"
+            port = match.group(1) or ""
+        else:
+            port = spec.partition(":")[2]
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            return (
+                "the database URL's port is not a number from 1 to 65535 (percent-encode a "
+                "'/', '?' or '#' in the password: %2F, %3F, %23)"
+            )
+    return None
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
+def mask_secrets(text: str, settings: Settings | None) -> str:
+    """``text`` with every secret of ``settings`` (and any URL's password) replaced by ``***``."""
+    if settings is not None:
+        secrets = [
+            value.get_secret_value()
+            for value in settings.__dict__.values()
+            if isinstance(value, SecretStr)
+        ]
+        userinfo = settings.database_url.partition("://")[2].rpartition("@")[0]
+        secrets.append(userinfo.partition(":")[2])
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse settings that would run insecurely or not at all."""
+    """Refuse settings that would run insecurely or not at all (before anything starts)."""
     problems = settings.secret_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
@@ -110,10 +258,36 @@ def check_settings(settings: Settings) -> None:
     if settings.metrics_token is None and not _is_loopback(host):
         raise ConfigurationError(
             f"THREADLINE_METRICS_BIND={settings.metrics_bind} is not a loopback address: "
-            "set THREADLINE_METRICS_TOKEN so /metrics is not exposed unauthenticated"
+            "/metrics would be exposed unauthenticated (THREADLINE_METRICS_TOKEN)"
         )
     if settings.intercom_access_token is None:
-        raise ConfigurationError("THREADLINE_INTERCOM_ACCESS_TOKEN is required")
+        raise ConfigurationError(
+            "the Intercom access token is not set (THREADLINE_INTERCOM_ACCESS_TOKEN)"
+        )
+    problem = database_url_problem(settings.database_url)
+    if problem is not None:
+        raise ConfigurationError(f"{problem} ({_DATABASE})")
+
+
+def check_bindable(bind: str, setting: str) -> None:
+    """Refuse a ``host:port`` this process cannot listen on (in use, not a local address), as
+    the server will bind it, before anything starts. An inherited socket (``fd://``) and port 0
+    always pass."""
+    if bind.startswith("fd://"):
+        return
+    host, port = parse_bind(bind)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(f"{bind} is already in use ({setting})") from None
+            reason = exc.strerror or type(exc).__name__
+            raise StartupError(f"cannot listen on {bind}: {reason} ({setting})") from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -160,8 +334,18 @@ async def run_bridge(
     registry: CollectorRegistry | None = None,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the bridge until ``stop`` is set (then drain and return) or cancelled."""
+    """Run the bridge until ``stop`` is set (then drain and return) or cancelled.
+
+    Raises:
+        StartupError: it cannot start (settings, ports, journal); nothing was started.
+    """
     check_settings(settings)
+    check_bindable(settings.bind, "THREADLINE_BIND")
+    if settings.metrics_bind == settings.bind and not settings.bind.endswith(":0"):
+        raise ConfigurationError(
+            f"the metrics and the ingress cannot share {settings.bind} (THREADLINE_METRICS_BIND)"
+        )
+    check_bindable(settings.metrics_bind, "THREADLINE_METRICS_BIND")
     stop = trio.Event() if stop is None else stop
     registry = CollectorRegistry() if registry is None else registry
     runtime_metrics = RuntimeMetrics(registry)
@@ -266,13 +450,33 @@ async def run_bridge(
             max_live=settings.max_live_actors,
         )
         dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
+        health = JournalHealth(journal, interval=settings.lease_seconds / 3)
+
+        def valid_leases() -> list[int]:
+            owned = ownership.owned()
+            return [] if owned is None else [p for p in owned if ownership.owns(p)]
+
+        def not_ready() -> str | None:
+            """None when the node serves; else why not, in one line (``/readyz``)."""
+            if not dispatcher.running:
+                return "the dispatcher is not running"
+            problem = health.problem()
+            if problem is not None:
+                return problem
+            if cluster is not None:
+                owned = ownership.owned() or frozenset()
+                lapsed = len(owned) - len(valid_leases())
+                if lapsed:
+                    return f"{lapsed} partition leases could not be renewed in time"
+            return None
+
         ingress = Ingress(
             settings,
             journal,
             wake=dispatcher.wake,
             metrics=metrics,
             media=services.media,
-            ready=lambda: dispatcher.running,
+            ready=not_ready,
         )
         sources = metrics.sources
         sources.inflight = lambda: dispatcher.inflight
@@ -280,10 +484,12 @@ async def run_bridge(
         sources.budget_waits = lambda: budget.waits
         sources.budget_wait_seconds = lambda: budget.wait_seconds
         sources.budget_rate_limited = lambda: budget.rate_limited
-        sources.ready = lambda: dispatcher.running
+        sources.ready = lambda: not_ready() is None
+        sources.journal_up = lambda: health.problem() is None
         sources.partitions_total = settings.partitions
+        # Only leases still known valid: a node that cannot renew them stops counting them.
         sources.partitions_owned = lambda: (
-            settings.partitions if (owned := ownership.owned()) is None else len(owned)
+            settings.partitions if ownership.owned() is None else len(valid_leases())
         )
         if cluster is not None:
             sources.partitions_unowned = lambda: cluster.unowned
@@ -301,6 +507,7 @@ async def run_bridge(
                 ),
                 ChildSpec("actors", actors.run),
                 ChildSpec("dispatcher", dispatcher.run),
+                ChildSpec("journal-probe", health.run),
                 ChildSpec(
                     "housekeeping", _housekeeping(journal, metrics, settings, services.media)
                 ),
@@ -355,6 +562,58 @@ async def run_bridge(
                 "stopped: %d entries left pending for the next start", report.abandoned_messages
             )
             nursery.cancel_scope.cancel()
+
+
+PROBE_KEY = "health:probe"
+"""The journal state key the readiness probe writes (the time of its latest write)."""
+
+
+class JournalHealth:
+    """Whether the journal can commit, found out by committing: every ``interval`` seconds (a
+    third of a lease, 5 s by default) a one-row state write, off the hot path.
+
+    The journal is down from the first failed probe until one succeeds, and also while a probe
+    hangs (no commit for two intervals): an outage shows within about one interval.
+    """
+
+    def __init__(self, journal: Journal, *, interval: float) -> None:
+        self._journal = journal
+        self.interval = interval
+        self._committed_at = time.monotonic()  # opening the journal committed its schema
+        self._failure: str | None = None
+
+    def problem(self) -> str | None:
+        """None while the journal commits; else why not, in one line."""
+        if self._failure is not None:
+            return self._failure
+        silent = time.monotonic() - self._committed_at
+        if silent > 2 * self.interval:
+            return f"the journal has not committed for {silent:.0f} s"
+        return None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Probe until cancelled."""
+        task_status.started()
+        next_probe = trio.current_time()
+        while True:  # start to start, like the lease ticks
+            next_probe = max(next_probe + self.interval, trio.current_time())
+            await trio.sleep_until(next_probe)
+            await self.probe()
+
+    async def probe(self) -> None:
+        """One probe write; records its outcome."""
+        try:
+            await self._journal.put_state({PROBE_KEY: f"{time.time():.3f}".encode()})
+        except JournalError as exc:
+            reason = " ".join(str(exc).split())[:300]
+            if self._failure is None:
+                logger.error("journal cannot commit; not ready: %s", reason)
+            self._failure = f"the journal cannot commit: {reason}"
+        else:
+            if self._failure is not None:
+                logger.warning("journal commits again; ready")
+            self._failure = None
+            self._committed_at = time.monotonic()
 
 
 _METRICS_MAX_CONNECTIONS = 64

@@ -22,17 +22,25 @@ import threading
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from pydantic import ValidationError
 
 from channels import ThreadKey
-from runtime import JournalUnavailable, freeze_startup_heap, hypercorn_config, serve_asgi
+from runtime import freeze_startup_heap, hypercorn_config, serve_asgi
 
-from ._app import ConfigurationError, check_settings, open_journal, run_bridge
+from ._app import (
+    ConfigurationError,
+    StartupError,
+    check_bindable,
+    check_settings,
+    mask_secrets,
+    open_journal,
+    run_bridge,
+)
 from ._demo import run_demo
-from ._logging import configure_logging
+from ._logging import JsonFormatter, configure_logging
 from ._operator import (
     JournalMissing,
     check_journal_file,
@@ -165,52 +173,117 @@ def _settings(**overrides: Any) -> Settings:  # noqa: ANN401 - CLI values, valid
     return Settings(**given)
 
 
+STARTUP_FAILURE_EXIT_CODE = 2
+"""The exit status when a command cannot start (settings, ports, journal), as for bad usage."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code.
+
+    A command that cannot start prints one line, ``threadline: <what> (<setting>)``, on
+    standard error (a JSON log line when the logs are JSON) and exits 2; no value of a secret
+    ever appears in it.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    state: dict[str, Settings] = {}
     try:
-        if args.command == "serve":
-            settings = _settings(
-                bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
-            )
-            configure_logging(settings.log_format, settings.log_level)
-            check_settings(settings)  # before any worker starts (each checks again)
-            if args.workers > 1:
-                if settings.sqlite_path is not None:
-                    raise ConfigurationError("--workers needs a PostgreSQL THREADLINE_DATABASE_URL")
-                trio.run(run_workers, settings, args.workers)
-                return 0
-            trio.run(_serve, settings)
-            return 0
-        if args.command == "sandbox":
-            configure_logging()
-            trio.run(_sandbox, args.bind, args.webhook_url, args.bridge_url)
-            return 0
-        if args.command == "demo":
-            configure_logging("text", "WARNING")
-            return trio.run(_demo, args.threads, args.messages, args.keep_running)
-        if args.command == "loadtest":
-            return _loadtest_command(args)
-        if args.command in ("deadletters", "threads", "erase"):
-            return _operator_command(args)
+        return _run(parser, args, state)
     except ValidationError as exc:
         # Without the values given: one of them may be a secret (a database URL's password).
         reasons = "; ".join(
-            f"THREADLINE_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+            f"{error['msg'].removeprefix('Value error, ')} "
+            f"(THREADLINE_{'_'.join(map(str, error['loc'])).upper()})"
             for error in exc.errors(include_url=False, include_input=False)
         )
-        print(f"threadline: invalid settings: {reasons}", file=sys.stderr)  # noqa: T201
-        return 2
-    except (ConfigurationError, JournalUnavailable) as exc:
-        print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
-        return 2
+        failure = f"invalid settings: {reasons}"
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        found = _startup_failure(exc)
+        if found is None:
+            raise
+        failure = str(found)
+    _report_failure(failure, args.command, state.get("settings"))
+    return STARTUP_FAILURE_EXIT_CODE
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, state: dict[str, Any]) -> int:
+    if args.command == "serve":
+        settings = state["settings"] = _settings(
+            bind=args.bind, metrics_bind=args.metrics_bind, database_url=args.database_url
+        )
+        _configure_logging(settings.log_format, settings.log_level)
+        check_settings(settings)  # before any worker starts (each checks again)
+        if args.workers > 1:
+            if settings.sqlite_path is not None:
+                raise ConfigurationError(
+                    "--workers needs a PostgreSQL database (THREADLINE_DATABASE_URL)"
+                )
+            check_bindable(settings.bind, "THREADLINE_BIND")
+            trio.run(run_workers, settings, args.workers)
+            return 0
+        trio.run(_serve, settings)
+        return 0
+    if args.command == "sandbox":
+        configure_logging()
+        check_bindable(args.bind, "--bind")
+        trio.run(_sandbox, args.bind, args.webhook_url, args.bridge_url)
+        return 0
+    if args.command == "demo":
+        configure_logging("text", "WARNING")
+        return trio.run(_demo, args.threads, args.messages, args.keep_running)
+    if args.command == "loadtest":
+        return _loadtest_command(args)
+    if args.command in ("deadletters", "threads", "erase"):
+        return _operator_command(args)
     parser.error(f"unknown command {args.command}")  # exits with status 2
+
+
+def _configure_logging(fmt: Literal["auto", "json", "text"], level: str) -> None:
+    if not isinstance(logging.getLevelName(level.upper()), int):
+        raise ConfigurationError(
+            f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL "
+            "(THREADLINE_LOG_LEVEL)"
+        )
+    configure_logging(fmt, level)
+
+
+def _startup_failure(exc: BaseException) -> StartupError | None:
+    """The start-up failure ``exc`` carries, also from inside (nested) Trio exception groups;
+    None when it carries anything else (a bug: let its traceback show)."""
+    if isinstance(exc, StartupError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_startup_failure(inner) for inner in exc.exceptions]
+        if found and all(failure is not None for failure in found):
+            return found[0]
+    return None
+
+
+def _report_failure(failure: str, command: str, settings: Settings | None) -> None:
+    """One line on standard error: plain, or a JSON log line when the command's logs are JSON
+    (``serve``: as THREADLINE_LOG_FORMAT says, auto meaning JSON unless a terminal; the other
+    commands only with ``json``)."""
+    line = " ".join(mask_secrets(failure, settings).split())
+    fmt = settings.log_format if settings is not None else os.environ.get("THREADLINE_LOG_FORMAT")
+    as_json = fmt == "json" or (command == "serve" and fmt in (None, "auto") and not _terminal())
+    if as_json:
+        record = logging.LogRecord("threadline", logging.ERROR, __file__, 0, line, None, None)
+        record.exit_code = STARTUP_FAILURE_EXIT_CODE
+        print(JsonFormatter().format(record), file=sys.stderr, flush=True)  # noqa: T201
+    else:
+        print(f"threadline: {line}", file=sys.stderr, flush=True)  # noqa: T201 - CLI output
+
+
+def _terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 async def _until_signalled(stop: trio.Event) -> None:
@@ -336,8 +409,7 @@ def _operator_command(args: argparse.Namespace) -> int:
         try:
             check_journal_file(settings.sqlite_path)
         except JournalMissing as exc:
-            print(f"threadline: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
-            return 2
+            raise ConfigurationError(f"{exc} (THREADLINE_DATABASE_URL)") from None
     if args.command == "deadletters":
         return trio.run(_deadletters, settings, args)
     try:
@@ -394,7 +466,7 @@ def _ask(question: str) -> str:
 
 
 async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_journal(settings) as journal:
+    async with open_journal(settings, create=False) as journal:
         if args.action == "show":
             if await show_dead_letter(journal, args.id, as_json=args.json):
                 return 0

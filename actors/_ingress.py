@@ -112,7 +112,7 @@ class Ingress:
         wake: called after each commit (the dispatcher's ``wake``).
         metrics: request counters and commit latency.
         media: the store behind ``GET /media/<token>``.
-        ready: whether the node serves (for ``/readyz``).
+        ready: None when the node serves, else why not in one line (for ``/readyz``).
     """
 
     def __init__(
@@ -123,7 +123,7 @@ class Ingress:
         wake: Callable[[], None],
         metrics: BridgeMetrics,
         media: MediaStore,
-        ready: Callable[[], bool],
+        ready: Callable[[], str | None],
     ) -> None:
         self._s = settings
         self._journal = journal
@@ -158,9 +158,10 @@ class Ingress:
         return text_response(200, "ok")
 
     async def _readyz(self, request: Request) -> Response:
-        if self._ready():
+        reason = self._ready()
+        if reason is None:
             return text_response(200, "ready")
-        return text_response(503, "not ready", **{"retry-after": RETRY_AFTER_SECONDS})
+        return text_response(503, f"not ready: {reason}", **{"retry-after": RETRY_AFTER_SECONDS})
 
     # --- journaling ---------------------------------------------------------------------------
 

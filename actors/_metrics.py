@@ -42,6 +42,7 @@ class GaugeSources:
     budget_wait_seconds: Callable[[], float] = lambda: 0.0
     budget_rate_limited: Callable[[], int] = lambda: 0
     ready: Callable[[], bool] = lambda: False
+    journal_up: Callable[[], bool] = lambda: False
 
 
 class BridgeMetrics:
@@ -215,8 +216,15 @@ class _StateCollector(Collector):
                 s.budget_rate_limited(),
             ),
             GaugeMetricFamily(
-                "threadline_ready", "1 when the node serves (journal open, dispatching).",
+                "threadline_ready",
+                "1 when the node serves: the journal commits, the dispatcher runs and, in "
+                "cluster mode, its leases are renewed (as /readyz).",
                 1.0 if s.ready() else 0.0,
+            ),
+            GaugeMetricFamily(
+                "threadline_journal_up",
+                "1 while the journal commits (a probe write every lease tick), else 0.",
+                1.0 if s.journal_up() else 0.0,
             ),
         ]  # fmt: skip
 

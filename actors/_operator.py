@@ -72,7 +72,7 @@ def check_journal_file(path: str) -> None:
     """Refuse a SQLite path that is not an existing journal: operator commands never create
     one (a typo in the path would otherwise show an empty journal, or erase nothing)."""
     if not path or not Path(path).is_file():
-        raise JournalMissing(f"no journal at {path!r}: the SQLite file does not exist")
+        raise JournalMissing(f"there is no journal at {path}: the SQLite file does not exist")
     try:
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:

@@ -145,7 +145,7 @@ async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
                 wake=lambda: None,
                 metrics=BridgeMetrics(CollectorRegistry()),
                 media=MediaStore(workdir / "media"),
-                ready=lambda: True,
+                ready=lambda: None,
             )
             await nursery.start(serve_asgi, ingress.app, config)
             started()

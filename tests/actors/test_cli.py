@@ -55,9 +55,15 @@ async def _create_journal(path: Path) -> None:
 def test_deadletters_on_an_empty_journal(tmp_path: Path) -> None:
     trio.run(_create_journal, tmp_path / "j.db")  # the command never creates one itself
     url = f"sqlite:///{tmp_path / 'j.db'}"
+    trio.run(create_journal, tmp_path / "j.db")
     listed = run("deadletters", "--database-url", url, "list")
     assert listed.returncode == 0, listed.stderr
     assert "0 dead letter(s)" in listed.stderr
     replayed = run("deadletters", "--database-url", url, "replay", "--all")
     assert replayed.returncode == 0
     assert "replayed 0 entries" in replayed.stdout
+
+
+async def create_journal(path: Path) -> None:
+    async with open_sqlite_journal(path):
+        pass
