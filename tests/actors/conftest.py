@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
 from actors._embedded import Stack, open_stack
+from tests.actors.processes import kill_leftovers
 from tests.postgres import PostgresServer
+
+
+@pytest.fixture(autouse=True)
+def _no_serve_left_behind() -> Iterator[None]:
+    """A test that fails midway leaves its ``serve`` children running: kill them, so they do
+    not load the machine for the tests after it."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -31,6 +31,19 @@ def serve_env(sandbox_url: str, database_url: str, tmp: Path, **settings: str) -
     return env
 
 
+#: Every ``serve`` process a test started; ``kill_leftovers`` (an autouse fixture in
+#: tests/actors/conftest.py) kills those a failing test left running.
+STARTED: list[trio.Process] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every ``serve`` child still running and forget them all."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.returncode is None:
+            process.kill()
+
+
 class ServeProcess:
     """One ``threadline serve`` child process."""
 
@@ -48,6 +61,7 @@ class ServeProcess:
             self.process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "actors", "serve"], env=self.env, stdout=log, stderr=log
             )
+        STARTED.append(self.process)
         self.starts += 1
         async with httpx.AsyncClient(base_url=self.url, timeout=1.0) as client:
             with trio.fail_after(60):
