@@ -17,6 +17,7 @@ retried later) instead of creating a second contact.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 from channels import Channel, InboundMessage
-from intercom import Contact, IntercomClient
-from runtime import Journal
+from intercom import Contact, IntercomClient, IntercomRateLimited, IntercomRejected
+from runtime import Journal, JournalUnavailable
 
 from ._doubt import InDoubt, IntentRecord
 from ._jobs import contact_intent_key, identity_key
@@ -141,12 +142,21 @@ class ContactResolver:
         # knows a contact may exist although search does not show it yet.
         intent = IntentRecord(started_at=self._now())
         await self._journal.put_state({contact_intent_key(identity): intent.encode()})
-        if attribute is None:
-            created = await self._client.create_contact(role="lead", phone=message.phone, name=name)
-        else:
-            created = await self._client.create_contact(
-                role="lead", name=name, custom_attributes={attribute: message.key.customer}
-            )
+        try:
+            if attribute is None:
+                created = await self._client.create_contact(
+                    role="lead", phone=message.phone, name=name
+                )
+            else:
+                created = await self._client.create_contact(
+                    role="lead", name=name, custom_attributes={attribute: message.key.customer}
+                )
+        except (IntercomRateLimited, IntercomRejected):
+            # Refused: nothing was created, so nothing is in doubt (best effort: a stale
+            # intent only makes the next attempt search before creating).
+            with contextlib.suppress(JournalUnavailable):
+                await self._journal.put_state({contact_intent_key(identity): None})
+            raise
         self._metrics.contacts_created.labels("existed" if created.existed else "created").inc()
         return ResolvedContact(id=created.contact.id, role=created.contact.role)
 

@@ -27,6 +27,7 @@ __all__ = [
     "identity_key",
     "own_part_key",
     "reply_job",
+    "sent_part_key",
     "thread_state_key",
 ]
 
@@ -125,6 +126,9 @@ class ThreadState(BaseModel):
     last_reply_part_id: str | None = None
     """The last teammate part sent to the customer: replies go out in the conversation's part
     order, whatever order their webhooks arrive in."""
+    opened_by_entry: int | None = None
+    """The journal entry whose message opened the current conversation (its retries must not
+    open another, nor send its text again)."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
@@ -155,6 +159,11 @@ def identity_key(identity: str) -> str:
 def contact_intent_key(identity: str) -> str:
     """The journal state key recording that a contact for ``identity`` is being created."""
     return f"contact-intent:{identity}"
+
+
+def sent_part_key(part_id: str) -> str:
+    """The journal state key marking a teammate part sent to the customer."""
+    return f"sent-part:{part_id}"
 
 
 def own_part_key(part_id: str) -> str:

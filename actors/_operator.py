@@ -40,6 +40,7 @@ from runtime import DeadLetter, Entry, Erased, Journal
 from ._jobs import (
     InboundJob,
     ThreadState,
+    contact_intent_key,
     conversation_index_key,
     decode_job,
     identity_key,
@@ -313,6 +314,10 @@ async def plan_erase(journal: Journal, key: ThreadKey) -> ErasePlan:
     for name, value in await _pages(journal, "identity:"):
         if name in names or (contact is not None and _contact_of(value) == contact):
             identities.append(name)
+    for name in sorted(names):  # a contact creation left in doubt names the customer too
+        intent = contact_intent_key(name.removeprefix("identity:"))
+        if await journal.get_state(intent) is not None:
+            identities.append(intent)
     return ErasePlan(
         key=text,
         state=state,

@@ -19,12 +19,14 @@ entry's completion deletes the record.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from runtime import Journal
+from runtime import Journal, JournalUnavailable
 
 __all__ = ["Outcome", "StepResult", "Steps", "steps_key"]
 
@@ -75,35 +77,55 @@ class Steps:
         effect: Callable[[], Awaitable[str | None]],
         *,
         retryable: tuple[type[Exception], ...],
-        lookup: Callable[[], Awaitable[bool]] | None = None,
+        lookup: Callable[[float], Awaitable[bool]] | None = None,
     ) -> StepResult:
         """Run ``effect`` (which returns why it failed for good, or None) unless the step is
-        done or in doubt. ``retryable`` errors mean the effect did not happen: the step may run
-        again in this incarnation. ``lookup`` tells whether an effect in doubt happened."""
+        done or in doubt. ``retryable`` errors mean the effect did not happen: the step is
+        recorded as not started again and may run again. ``lookup(started_at)`` tells whether
+        an effect in doubt, started at that UNIX time, happened."""
         state = self._states.get(name)
         if state == _DONE:
             return StepResult(Outcome.DONE)
         if state is not None and state.startswith(_FAILED):
             return StepResult(Outcome.FAILED, state.removeprefix(_FAILED))
         if state == _DOUBT:
+            if name not in self.in_doubt:  # found so by an earlier incarnation
+                self.in_doubt.append(name)
             return StepResult(Outcome.IN_DOUBT)
-        if state == _STARTED and name not in self._retryable:
+        if state is not None and state.startswith(_STARTED) and name not in self._retryable:
             if lookup is None:
                 self._states[name] = _DOUBT
                 self.in_doubt.append(name)
                 return StepResult(Outcome.IN_DOUBT)
-            if await lookup():
+            if await lookup(_started_at(state)):
                 self._states[name] = _DONE
                 return StepResult(Outcome.DONE)
-        self._states[name] = _STARTED
-        await self._journal.put_state({self.key: json.dumps(self._states).encode()})
+        # Recorded before the call; in memory only once the record is durable, so a failed
+        # write leaves the step not started (a retry then runs it, rather than doubting it).
+        started = {**self._states, name: f"{_STARTED}@{time.time():.3f}"}
+        await self._journal.put_state({self.key: json.dumps(started).encode()})
+        self._states = started
         try:
             failure = await effect()
         except retryable:
+            # It did not happen: say so durably too, so that a restart sends it rather than
+            # doubting it (best effort: in this incarnation the set below is enough).
             self._retryable.add(name)
+            self._states.pop(name, None)
+            with contextlib.suppress(JournalUnavailable):
+                await self._journal.put_state({self.key: json.dumps(self._states).encode()})
             raise
         if failure is not None:
             self._states[name] = _FAILED + failure
             return StepResult(Outcome.FAILED, failure)
         self._states[name] = _DONE
         return StepResult(Outcome.DONE)
+
+
+def _started_at(state: str) -> float:
+    """When a recorded step started (0 for a record without a time)."""
+    _, _, when = state.partition("@")
+    try:
+        return float(when)
+    except ValueError:
+        return 0.0

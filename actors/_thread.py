@@ -82,6 +82,7 @@ from ._jobs import (
     decode_job,
     own_part_key,
     reply_job,
+    sent_part_key,
     thread_state_key,
 )
 from ._media import MediaStore
@@ -94,6 +95,8 @@ __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 logger = logging.getLogger("threadline.thread")
 
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
+CLOCK_SKEW: Final = 60.0
+"""Seconds by which this host's clock and Intercom's may differ, when comparing times."""
 
 
 class ConversationGone(Exception):
@@ -138,12 +141,13 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
     """The thread actors' ``classify(exc, attempt)``."""
 
     def classify(exc: Exception, attempt: int) -> Decision:
+        # Waits, not failures: they do not spend the retry budget of a later real failure.
         if isinstance(exc, DeliveryInDoubt):
-            return Decision.retry(exc.seconds, "delivery in doubt")
+            return Decision.wait(exc.seconds, "delivery in doubt")
         if isinstance(exc, InDoubt):
-            return Decision.retry(exc.seconds, "creation in doubt")
+            return Decision.wait(exc.seconds, "creation in doubt")
         if isinstance(exc, OwnershipUncertain):
-            return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
+            return Decision.wait(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
             return policy.decide(
                 attempt, retry_after=exc.retry_after or None, reason="intercom 429"
@@ -174,6 +178,7 @@ class ThreadActor(Actor[Entry, None]):
         self._tenure: int | None = -1  # the partition tenure our state was loaded under
         self._uncommitted: tuple[int, str, str] | None = None
         self._extra_state: dict[str, bytes | None] = {}
+        self._extra_for: int | None = None  # the entry _extra_state belongs to
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
         self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
@@ -182,6 +187,7 @@ class ThreadActor(Actor[Entry, None]):
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
         self._state = ThreadState.decode(raw)
         self._tenure = tenure
+        self._steps = None  # recorded steps may have moved on elsewhere: read them again
 
     async def handle(self, message: Entry) -> None:
         entry = message
@@ -207,7 +213,8 @@ class ThreadActor(Actor[Entry, None]):
         tenure = None if fence is None else fence.epoch
         if tenure != self._tenure:  # first entry, or the partition came back from elsewhere
             await self._load_state(tenure)
-        self._extra_state = {}
+        if self._extra_for != entry.id:  # kept across retries of one entry: all of it commits
+            self._extra_state, self._extra_for = {}, entry.id
         job = decode_job(entry.payload)
         with ownership.guard(entry.partition) as guard:
             if isinstance(job, InboundJob):
@@ -250,6 +257,7 @@ class ThreadActor(Actor[Entry, None]):
                 "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition
             )
             self._tenure = -1  # our state may be stale: reload it if the partition comes back
+            self._steps = None
             self._s.release(entry)
             return
         self._recent.append(entry.id)
@@ -307,6 +315,16 @@ class ThreadActor(Actor[Entry, None]):
     ) -> None:
         contact_id = self._state.contact_id
         assert contact_id is not None
+        opened = self._state.conversation_id
+        if opened is not None and self._state.opened_by_entry == entry.id:
+            # An earlier attempt of this entry opened the conversation with its text: only its
+            # files may be missing (never a second conversation, never the text again).
+            caption = _files_caption(files)
+            if files and not await self._already_delivered(
+                entry, opened, contact_id, caption, force=True
+            ):
+                await self._reply_as_contact(entry, opened, contact_id, caption, files)
+            return
         reason = self._new_conversation_reason(sent_at)
         if reason is None:
             conversation_id = self._state.conversation_id
@@ -325,7 +343,9 @@ class ThreadActor(Actor[Entry, None]):
                     raise ConversationGone(conversation_id) from None
                 reason = "conversation_gone"
         first_body = body if not files else (body or _files_caption(files))
-        conversation_id, adopted = await self._open_conversation(contact_id, first_body, reason)
+        conversation_id, adopted = await self._open_conversation(
+            entry, contact_id, first_body, reason
+        )
         if adopted is not None and not _same_text(adopted.source_text, first_body):
             # Opened by an earlier message whose entry did not finish: this one follows it.
             if not await self._already_delivered(
@@ -354,15 +374,19 @@ class ThreadActor(Actor[Entry, None]):
             result = await self._s.intercom.reply_as_contact(
                 conversation_id, contact_id, body, attachment_files=files
             )
-        except OUTCOME_UNKNOWN:
-            # Intercom may have stored the part: the next attempt looks for it first.
-            self._in_doubt.setdefault(entry.id, trio.current_time())
+        except OUTCOME_UNKNOWN as exc:
+            # Intercom may have stored the part: the next attempt looks for it first — after a
+            # lost connection or a timeout, once the request had time to finish there.
+            settle = 0.0
+            if isinstance(exc, IntercomTransportError):
+                settle = min(self._s.settings.intercom_timeout_seconds, 10.0)
+            self._in_doubt.setdefault(entry.id, trio.current_time() + settle)
             raise
         part = result.last_part
         self._state.last_part_id = part.id if part is not None else None
 
     async def _open_conversation(
-        self, contact_id: str, first_body: str, reason: str
+        self, entry: Entry, contact_id: str, first_body: str, reason: str
     ) -> tuple[str, Conversation | None]:
         """A new conversation from the contact, starting with ``first_body``, as a recorded
         step: its intent is committed before ``POST /conversations`` and replaced by its id
@@ -372,15 +396,16 @@ class ThreadActor(Actor[Entry, None]):
         intercom, state = self._s.intercom, self._state
         if state.conversation_intent_at is not None:
             found = await intercom.find_conversations_of_contact(
-                contact_id, created_since=int(state.conversation_intent_at) - 1
+                contact_id, created_since=int(state.conversation_intent_at - CLOCK_SKEW)
             )
-            if found:
-                adopted = found[-1]
+            adopted = await self._adoptable(found, contact_id, first_body)
+            if adopted is not None:
                 logger.info(
                     "thread %s: conversation %s was created before an interruption; using it",
                     self._key_text, adopted.id,
                 )  # fmt: skip
-                self._record_conversation(adopted.id)
+                opened_here = _same_text(adopted.source_text, first_body)
+                self._record_conversation(adopted.id, entry if opened_here else None)
                 await self._save_state_early()
                 return adopted.id, adopted
             settles_at = (
@@ -389,8 +414,10 @@ class ThreadActor(Actor[Entry, None]):
             now = time.time()
             if now < settles_at:
                 raise InDoubt(f"the conversation of {self._key_text}", min(settles_at - now, 5.0))
-        state.conversation_intent_at = time.time()
-        await self._s.journal.put_state({thread_state_key(self._key_text): state.encode()})
+        # In memory only once durable: a failed write leaves no intent to doubt.
+        intent = state.model_copy(update={"conversation_intent_at": time.time()})
+        await self._s.journal.put_state({thread_state_key(self._key_text): intent.encode()})
+        state.conversation_intent_at = intent.conversation_intent_at
         try:
             conversation_id = await intercom.create_conversation(
                 contact_id, first_body, role=state.contact_role
@@ -402,7 +429,7 @@ class ThreadActor(Actor[Entry, None]):
             state.conversation_intent_at = None  # refused: nothing was created
             raise
         self._s.metrics.conversations_created.labels(reason).inc()
-        self._record_conversation(conversation_id)
+        self._record_conversation(conversation_id, entry)
         # Record the new conversation at once, so that a crash before the entry's commit
         # replies in it instead of opening another one. Should this write fail, the commit
         # writes it too; a crash before either leaves the intent, which finds it.
@@ -412,8 +439,28 @@ class ThreadActor(Actor[Entry, None]):
             logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
         return conversation_id, None
 
-    def _record_conversation(self, conversation_id: str) -> None:
+    async def _adoptable(
+        self, found: list[Conversation], contact_id: str, first_body: str
+    ) -> Conversation | None:
+        """Of the contact's conversations created since an intent, the one that intent
+        created: opened by the contact, bridged to no other thread (the contact may write on
+        another channel too), preferably with this message as its first."""
+        candidates = []
+        for conversation in found:
+            author = conversation.source_author
+            if author is None or author.id != contact_id:
+                continue  # a teammate's outbound conversation
+            owner = await self._s.journal.get_state(conversation_index_key(conversation.id))
+            if owner is not None and owner != self._key_text.encode():
+                continue
+            candidates.append(conversation)
+        matching = [c for c in candidates if _same_text(c.source_text, first_body)]
+        best = matching or candidates
+        return best[-1] if best else None
+
+    def _record_conversation(self, conversation_id: str, entry: Entry | None) -> None:
         self._state.conversation_id = conversation_id
+        self._state.opened_by_entry = None if entry is None else entry.id
         self._state.conversation_intent_at = None
         self._state.last_part_id = None
         self._extra_state[conversation_index_key(conversation_id)] = self._key_text.encode()
@@ -519,7 +566,7 @@ class ThreadActor(Actor[Entry, None]):
         """Send a teammate's reply, after any earlier teammate parts of the conversation not
         sent yet (Intercom's webhooks come in no guaranteed order). False when nothing was to
         be sent (our own part, or sent already ahead of its own webhook)."""
-        if await self._is_own_part(job.part_id):
+        if await self._is_own_part(job.part_id) or await self._was_sent(job.part_id):
             return False
         if self._state.conversation_id is None:
             self._state.conversation_id = job.conversation_id
@@ -528,6 +575,7 @@ class ThreadActor(Actor[Entry, None]):
         for reply in due:
             await self._send_reply(steps, reply)
             self._state.last_reply_part_id = reply.part_id
+            self._extra_state[sent_part_key(reply.part_id)] = b"1"
         return bool(due)
 
     async def _is_own_part(self, part_id: str) -> bool:
@@ -535,13 +583,20 @@ class ThreadActor(Actor[Entry, None]):
             return True
         return await self._s.journal.get_state(own_part_key(part_id)) is not None
 
+    async def _was_sent(self, part_id: str) -> bool:
+        """Whether the part was sent already (ahead of its own webhook, in part order)."""
+        key = sent_part_key(part_id)
+        return key in self._extra_state or await self._s.journal.get_state(key) is not None
+
     async def _replies_due(self, job: ReplyJob) -> list[ReplyJob]:
-        """The teammate comments to send for ``job``, in the conversation's part order: those
-        after the last one sent, up to and including ``job``'s part. Empty when ``job``'s part
-        was sent already (ahead of its webhook)."""
+        """The teammate comments to send for ``job``, in the conversation's part order: the
+        unsent ones after the last one sent, up to and including ``job``'s part. Only a part
+        recorded as sent is skipped, never one merely earlier in order: one whose webhook comes
+        late (or the first replies of a thread, which have no "last sent" to order after) is
+        sent late rather than lost."""
         last = self._state.last_reply_part_id
         if last is None:
-            return [job]  # nothing sent in this thread yet: no order to keep
+            return [job]
         try:
             conversation = await self._s.intercom.get_conversation(job.conversation_id)
         except IntercomNotFound:
@@ -550,15 +605,13 @@ class ThreadActor(Actor[Entry, None]):
         if job.part_id not in ids or last not in ids:
             return [job]  # beyond the newest parts Intercom returns: send it as it comes
         position, start = ids.index(job.part_id), ids.index(last) + 1
-        if position < start:
-            logger.info("part %s was sent already, in order before a later one", job.part_id)
-            return []
         due = []
         for part in conversation.parts[start:position]:
             if (
                 part.author.type == "admin"
                 and part.part_type == "comment"
                 and not await self._is_own_part(part.id)
+                and not await self._was_sent(part.id)
             ):
                 assignee = conversation.admin_assignee_id
                 due.append(reply_job(job.conversation_id, part, assignee_id=assignee,
@@ -682,10 +735,15 @@ class ThreadActor(Actor[Entry, None]):
             if part is not None:
                 self._own_part(part.id)
 
-        async def written() -> bool:
+        async def written(started_at: float) -> bool:
             conversation = await self._s.intercom.get_conversation(conversation_id)
             for part in reversed(conversation.parts):
-                if part.author.id == admin and _same_text(part.text, text):
+                if (
+                    part.author.id == admin
+                    and part.part_type == kind
+                    and (part.created_at is None or part.created_at >= started_at - CLOCK_SKEW)
+                    and _same_text(part.text, text)
+                ):
                     self._own_part(part.id)
                     return True
             return False

@@ -112,7 +112,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     except (ValueError, KeyError, AssertionError):
         return _graph_error(400, 100, "Invalid parameter")
     script = state.take_failure(Channel.WHATSAPP, to)
-    if script is not None:
+    slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
+    if script is not None and not slow:
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     media_id = payload.get("id")
@@ -142,7 +143,7 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
-    return Reply.json(
+    reply = Reply.json(
         200,
         {
             "messaging_product": "whatsapp",
@@ -150,6 +151,9 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
             "messages": [{"id": message_id}],
         },
     )
+    if slow:
+        reply.drip_seconds = 5.0
+    return reply
 
 
 # --- Twilio --------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class SandboxFailure(enum.StrEnum):
     """HTTP 429 with Retry-After (Telegram: ``parameters.retry_after``)."""
     SERVER_ERROR = "server_error"
     """HTTP 5xx."""
+    SLOW_ANSWER = "slow_answer"
+    """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
+    out a byte every few seconds — a send whose outcome a crash would lose."""
 
 
 class MediaFault(enum.StrEnum):

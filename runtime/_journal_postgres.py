@@ -421,12 +421,19 @@ class PostgresJournal:
             try:
                 yield
             finally:
+                unlocked = False
                 with (
                     trio.CancelScope(shield=True),
                     trio.move_on_after(self._command_timeout),
                     contextlib.suppress(JournalUnavailable),  # the session is gone, and its locks
                 ):
                     await self._lock_statement("SELECT pg_advisory_unlock($1)", key)
+                    unlocked = True
+                if not unlocked and self._lock_conn is not None:
+                    # Never leave a lock held on a live session: ending it releases the lock
+                    # (and this process's others: their holders go on unaware, a rare race).
+                    self._lock_conn.terminate()
+                    self._lock_conn = None
 
     async def _lock_statement(self, sql: str, key: int) -> bool:
         """Run one advisory-lock statement on the dedicated lock connection."""

@@ -458,6 +458,8 @@ class KeyedActors(Generic[M, R]):
                 decision = self._classify(exc, cell.attempts)
                 if decision.kind is DecisionKind.RETRY:
                     stats.retried += 1
+                    if not decision.counts:
+                        cell.attempts -= 1
                     await trio.sleep(decision.after)
                     continue
                 if decision.kind is DecisionKind.DISCARD:

@@ -32,11 +32,19 @@ class Decision:
     kind: DecisionKind
     after: float = 0.0
     reason: str = ""
+    counts: bool = True
+    """Whether this failure counts towards the message's attempts (a wait does not)."""
 
     @staticmethod
     def retry(after: float, reason: str = "") -> Decision:
         """Retry the same message after ``after`` seconds (clamped at zero)."""
         return Decision(DecisionKind.RETRY, max(0.0, after), reason)
+
+    @staticmethod
+    def wait(after: float, reason: str = "") -> Decision:
+        """Deliver the same message again after ``after`` seconds without counting an attempt:
+        nothing failed, something has to settle first."""
+        return Decision(DecisionKind.RETRY, max(0.0, after), reason, counts=False)
 
     @staticmethod
     def discard(reason: str = "") -> Decision:

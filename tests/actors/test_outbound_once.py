@@ -75,10 +75,10 @@ async def test_a_429_on_the_second_piece_of_a_reply_does_not_resend_the_first(
 async def test_a_crash_between_the_steps_of_a_reply_sends_nothing_twice_and_leaves_a_note(
     tmp_path: Path,
 ) -> None:
-    """The text is sent, its first attachment keeps getting 429 (and is retried), the process
-    is killed: after the restart that attachment (whose send was started and may have arrived)
-    is not sent again, the next one is, and a note says the first may not have reached the
-    customer."""
+    """The text is sent; the provider accepts the first attachment but its answer trickles
+    out, and the process is killed meanwhile: after the restart that attachment (started, its
+    outcome lost) is not sent again, the next one is, and a note says the first may not have
+    reached the customer."""
     sandbox = SandboxApp()
     async with trio.open_nursery() as nursery:
         address = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
@@ -95,12 +95,12 @@ async def test_a_crash_between_the_steps_of_a_reply_sends_nothing_twice_and_leav
         await trio.sleep(0.5)  # the entry's completion (and the conversation index) committed
         conversation_id = str(sandbox.intercom.conversations()[0]["id"])
         customer = "18880000001"
-        sandbox.providers.fail(  # every send after the text, until cleared
-            Channel.WHATSAPP, customer, SandboxFailure.RATE_LIMITED, after=1, retry_after=1
+        sandbox.providers.fail(  # the send after the text: accepted, answered slowly
+            Channel.WHATSAPP, customer, SandboxFailure.SLOW_ANSWER, times=1, after=1
         )
         await sandbox.intercom.teammates.reply(conversation_id, "one moment", attachments=FILES)
-        await eventually(lambda: len(sandbox.providers.sent()) == 1, seconds=20)
-        await trio.sleep(0.5)  # the attachment's send has started, been refused, is retried
+        await eventually(lambda: len(sandbox.providers.sent()) == 2, seconds=20)
+        await trio.sleep(0.5)  # the attachment was accepted; its answer is still on its way
         await bridge.kill()
         sandbox.providers.clear_failures()
         await bridge.start()
@@ -114,9 +114,9 @@ async def test_a_crash_between_the_steps_of_a_reply_sends_nothing_twice_and_leav
         await bridge.stop()
         nursery.cancel_scope.cancel()
     sent = [(m.type, m.filename) for m in sandbox.providers.sent()]
-    # The text once; the first attachment was in doubt (not resent); the second never started
-    # before the crash and is sent after it.
-    assert sent == [("text", None), ("document", "b.pdf")]
+    # The text once; the first attachment once (accepted before the crash, in doubt after it,
+    # not sent again); the second, never started before the crash, after it.
+    assert sent == [("text", None), ("image", None), ("document", "b.pdf")]
     notes = [p for p in sandbox.intercom.conversations()[0]["parts"] if p["part_type"] == "note"]
     assert len(notes) == 1
     assert "may not have reached the customer" in notes[0]["body"]
@@ -151,3 +151,34 @@ async def test_replies_whose_webhooks_arrive_in_reverse_go_out_in_part_order(
     assert [m.text for m in stack.sent()] == [
         f"Ada Operator: {body}" for body in ("zero", "first", "second", "third")
     ]
+
+
+async def test_the_first_replies_of_a_thread_arriving_in_reverse_are_both_sent(
+    stack: Stack,
+) -> None:
+    """With no reply sent yet there is no order to keep, but a late webhook's part must still
+    go out: only a part recorded as sent is ever skipped."""
+    await stack.whatsapp(PHONE, "hello")
+    await eventually(lambda: settled(stack, 1))
+    conversation_id = str(only(stack)["id"])
+    intercom = stack.sandbox.intercom
+    webhook_url = intercom.core.config.webhook_url
+    intercom.configure(webhook_url=None)
+    for body in ("first", "second"):
+        await intercom.teammates.reply(conversation_id, body)
+    intercom.configure(webhook_url=webhook_url)
+    conversation = intercom.core.state.live_conversation(conversation_id)
+    first, second = conversation.parts[-2:]
+    async with httpx.AsyncClient(timeout=5) as http:
+        for part in (second, first):
+            item = intercom.core.conversation_item(conversation, [part])
+            delivery = await intercom.teammates.deliver(
+                http, "conversation.admin.replied", conversation_id, item
+            )
+            assert delivery.status == 200
+    await eventually(lambda: len(stack.sent()) == 2)
+    await eventually(lambda: stack.node.dispatcher.inflight == 0)
+    await trio.sleep(0.3)
+    assert sorted(m.text or "" for m in stack.sent()) == [
+        "Ada Operator: first", "Ada Operator: second"
+    ]  # fmt: skip
