@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import glob
 import itertools
 import json
@@ -78,14 +77,11 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGKILL when this script dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class Children:
-    """Every child process this script started; :meth:`kill_all` on the way out."""
+    """Every child process this script started; :meth:`kill_all` on the way out.
+
+    (No PR_SET_PDEATHSIG: Trio starts processes from a worker thread, and the signal fires
+    when that *thread* ends. A ``kill -9`` of this script leaves its children behind.)"""
 
     def __init__(self) -> None:
         self.processes: list[trio.Process] = []
@@ -98,7 +94,6 @@ class Children:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # Ctrl-C reaches this script only; it kills the rest
-                preexec_fn=_die_with_parent,
             )
         self.processes.append(process)
         return process
@@ -193,25 +188,25 @@ class Postgres:
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.root.parent.chmod(0o755)  # the postgres user must reach its data directory
             self.root.chmod(0o755)
             self.datadir.mkdir()
             shutil.chown(self.datadir, "postgres", "postgres")
-        subprocess.run(  # noqa: S603 - fixed programs
-            [*self.as_user, initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        self._run([initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                   "-E", "UTF8", "--no-sync"])  # fmt: skip
         self.port = free_port()
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
             " -c fsync=off -c max_connections=200"
         )
-        subprocess.run(  # noqa: S603
-            [*self.as_user, pg_ctl, "-D", str(self.datadir), "-o", options,
-             "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        self._run([pg_ctl, "-D", str(self.datadir), "-o", options,
+                   "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, argv: list[str]) -> None:
+        done = subprocess.run([*self.as_user, *argv], capture_output=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise SetupError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
 
     def stop(self) -> None:
         if self.pg_ctl and self.datadir.exists():
@@ -395,10 +390,13 @@ async def run_soak(o: Options, workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"store": o.store, "nodes": o.nodes, "workdir": str(workdir)}
     try:
         with trio.move_on_after(o.max_minutes * 60) as bounded:
-            async with trio.open_nursery() as outer:
-                outer.start_soon(_cancel_on_sigterm, outer.cancel_scope)
-                report, extra = await _run(soak, o, rng, postgres)
-                outer.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as outer:
+                    outer.start_soon(_cancel_on_sigterm, outer.cancel_scope)
+                    report, extra = await _run(soak, o, rng, postgres)
+                    outer.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                raise _first_leaf(group) from group
             result.update(extra)
             result["checker"] = report.as_json()
         if bounded.cancelled_caught:
@@ -412,6 +410,13 @@ async def run_soak(o: Options, workdir: Path) -> dict[str, Any]:
     result["wall_s"] = round(time.monotonic() - started, 1)
     (workdir / "kills.json").write_text(json.dumps(soak.kills, indent=1))
     return result
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of a (nested) group: a SetupError or an interrupt is reported as
+    such rather than as a traceback of the nurseries it went through."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _cancel_on_sigterm(scope: trio.CancelScope) -> None:
