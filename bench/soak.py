@@ -460,11 +460,18 @@ async def _run(
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=60.0) as http:
 
         async def feed(cursor: int) -> tuple[list[dict[str, Any]], int]:
-            response = await http.get(
-                "/intercom/_sandbox/parts", params={"since": cursor, "limit": 5000}
-            )
-            got = response.json()
-            return list(got["parts"]), int(got["next"])
+            for attempt in range(20):  # a GET: a dropped keep-alive connection is just retried
+                try:
+                    response = await http.get(
+                        "/intercom/_sandbox/parts", params={"since": cursor, "limit": 5000}
+                    )
+                except httpx.TransportError as exc:
+                    soak.log(f"parts feed: {exc!r}; asking again")
+                    await trio.sleep(0.1 * (attempt + 1))
+                    continue
+                got = response.json()
+                return list(got["parts"]), int(got["next"])
+            raise SetupError("the sandbox's parts feed keeps failing")
 
         load_started = time.monotonic()
         async with trio.open_nursery() as nursery:
