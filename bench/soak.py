@@ -450,6 +450,9 @@ async def _run(
         threads=o.customers,
         messages_per_thread=math.ceil(o.messages / o.customers),
         total=o.messages,
+        # Without a deadline, the threads past ``total`` would sleep until their slot of a
+        # last round that is never sent (customers x rounds / rate), killing on meanwhile.
+        duration_s=o.messages / o.rate + 5.0,
         rate=o.rate,
         channels=CHANNELS,
         concurrency=o.concurrency,
