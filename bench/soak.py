@@ -451,8 +451,9 @@ async def _run(
         messages_per_thread=math.ceil(o.messages / o.customers),
         total=o.messages,
         # Without a deadline, the threads past ``total`` would sleep until their slot of a
-        # last round that is never sent (customers x rounds / rate), killing on meanwhile.
-        duration_s=o.messages / o.rate + 5.0,
+        # last round that is never sent (customers x rounds / rate), killing on meanwhile;
+        # the margin lets a thread held up by a kill (redelivering) still send its last one.
+        duration_s=o.messages / o.rate + 60.0,
         rate=o.rate,
         channels=CHANNELS,
         concurrency=o.concurrency,
