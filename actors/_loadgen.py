@@ -69,6 +69,10 @@ class LoadPlan:
     total: int | None = None
     duration_s: float | None = None
     seed: int = 7
+    redeliver_seconds: float | None = None
+    """Redeliver a webhook until it is acknowledged, for at most this long after its first
+    attempt: after any answer other than 200 and after a connection error, as providers do
+    (for hours). None: up to 8 attempts, and only after a 429, a 502-504 or a connection error."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Target:
     """The bridge's THREADLINE_PUBLIC_URL (Twilio signs against it)."""
     twilio_auth_token: str
     twilio_account_sid: str
+    more_urls: tuple[str, ...] = ()
+    """Further nodes serving the same bridge (a cluster behind one endpoint): thread ``t``
+    posts to the ``t``-th URL of ``(bridge_url, *more_urls)`` and moves on to the next one
+    after a failure, as a load balancer would."""
 
 
 @dataclass(frozen=True)
@@ -255,26 +263,40 @@ class _Run:
             path, webhook = self.webhook(thread, seq)
             self.sent += 1
             sent_at = time.monotonic()
-            if not await self._post(http, path, webhook):
+            if not await self._post(http, thread, path, webhook):
                 self.refused += 1
                 return  # the provider would retry much later; count the rest as never sent
             self.acked_at[(thread, seq)] = time.time()
             self.ack_latency.append((time.monotonic() - sent_at) * 1000)
 
-    async def _post(self, http: httpx.AsyncClient, path: str, webhook: SignedWebhook) -> bool:
-        for attempt in range(8):
+    async def _post(
+        self, http: httpx.AsyncClient, thread: int, path: str, webhook: SignedWebhook
+    ) -> bool:
+        urls = (self.target.bridge_url, *self.target.more_urls)
+        node = thread % len(urls)
+        redeliver = self.plan.redeliver_seconds
+        give_up = math.inf if redeliver is None else trio.current_time() + redeliver
+        attempt = 0
+        while True:
+            url = urls[node].rstrip("/") + path if len(urls) > 1 else path
             try:
                 async with self.limiter:
-                    response = await http.post(path, content=webhook.body, headers=webhook.headers)
+                    response = await http.post(url, content=webhook.body, headers=webhook.headers)
             except httpx.TransportError:
                 response = None
             if response is not None and response.status_code == 200:
                 return True
-            if response is not None and response.status_code not in (429, 502, 503, 504):
+            refused = response is not None and response.status_code not in (429, 502, 503, 504)
+            if redeliver is None and refused:
                 return False  # refused for good (4xx): a provider would not retry either
+            if trio.current_time() >= give_up:
+                return False
             self.retries += 1
-            await trio.sleep(min(2.0, 0.05 * 2**attempt))
-        return False
+            node = (node + 1) % len(urls)
+            await trio.sleep(min(2.0 if redeliver is None else 1.0, 0.05 * 2 ** min(attempt, 6)))
+            attempt += 1
+            if redeliver is None and attempt == 8:
+                return False
 
     def record(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Check the parts in creation order; returns those that belong to this run."""

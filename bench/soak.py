@@ -1,0 +1,614 @@
+"""Soak: ``threadline serve`` (one node on SQLite, or a cluster on PostgreSQL) under the load
+generator while a random node is ``kill -9``-ed every 30-60 s and started again; at the end the
+load tester's checker (lost, doubled, reordered) and the contact check (one unmerged contact per
+customer identity, one conversation per contact).
+
+::
+
+    generator ──signed webhooks, redelivered until 200──► serve x N ──► threadline sandbox
+         ▲  (thread t posts to node t mod N, then the next one on a failure)        │
+         └──────────────────────── parts feed (checker) ◄──────────────────────────┘
+    killer: every U(MIN, MAX) s, kill -9 a random node, start it again (same node id)
+
+Everything runs as child processes of this script on loopback: ``threadline sandbox`` (search
+lag, per-call latency and a rate limit that does not dominate), the ``serve`` nodes (their
+Intercom budget raised to the sandbox's limit), and for ``--store postgres`` a throwaway
+PostgreSQL (initdb/pg_ctl in a temporary directory; as root it runs as the ``postgres`` user).
+The run is bounded (``--max-minutes``); every child is killed on the way out, also after Ctrl-C,
+SIGTERM or a failure. The work directory (journal, node logs, ``kills.json``) is removed on a
+pass and kept on a failure (``--keep`` keeps it always).
+
+Run (not part of CI; the figures in the README come from these)::
+
+    .venv/bin/python bench/soak.py --store sqlite --customers 100000 --messages 1000000 --rate 150
+    .venv/bin/python bench/soak.py --store postgres --nodes 3 --customers 100000 \\
+        --messages 1000000 --rate 150
+
+Exit status 0 when nothing was lost, doubled or reordered and there is no duplicate contact
+and no split conversation; 1 otherwise; 2 when the run could not be set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import itertools
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors._embedded import PUBLIC_URL  # noqa: E402 - after the path setup
+from actors._loadgen import CHANNELS, LoadPlan, LoadProgress, LoadReport, Target, run_load  # noqa: E402
+from actors._sandbox import sandbox_settings_env  # noqa: E402
+from channels import SandboxCredentials  # noqa: E402
+
+_MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
+READY_SECONDS = 120.0
+STOP_SECONDS = 30.0
+
+
+class SetupError(Exception):
+    """The soak could not be set up (a child that does not start, PostgreSQL missing)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Children:
+    """Every child process this script started; :meth:`kill_all` on the way out.
+
+    (No PR_SET_PDEATHSIG: Trio starts processes from a worker thread, and the signal fires
+    when that *thread* ends. A ``kill -9`` of this script leaves its children behind.)"""
+
+    def __init__(self) -> None:
+        self.processes: list[trio.Process] = []
+
+    async def open(self, argv: list[str], env: dict[str, str], log: Path) -> trio.Process:
+        with log.open("ab") as out:
+            process = await trio.lowlevel.open_process(
+                argv,
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,  # Ctrl-C reaches this script only; it kills the rest
+            )
+        self.processes.append(process)
+        return process
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        for process in self.processes:
+            with contextlib.suppress(Exception):
+                process._proc.wait(timeout=10)  # synchronous, on the way out
+
+
+async def _wait_ready(url: str, process: trio.Process, what: str) -> None:
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        with trio.move_on_after(READY_SECONDS):
+            while process.returncode is None:  # another process: polling is the only signal
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.1)
+    raise SetupError(f"{what} did not become ready (exit status {process.returncode})")
+
+
+class Node:
+    """One ``threadline serve`` process, restarted with the same id, ports and log."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path, children: Children) -> None:
+        self.name = name
+        self.env = env
+        self.log = log
+        self.children = children
+        self.url = f"http://{env['THREADLINE_BIND']}"
+        self.process: trio.Process | None = None
+        self.starts = 0
+
+    async def start(self) -> float:
+        """Start it; returns the seconds until ``/readyz`` answered 200."""
+        began = time.monotonic()
+        self.process = await self.children.open(
+            [sys.executable, "-m", "actors", "serve"], self.env, self.log
+        )
+        self.starts += 1
+        await _wait_ready(f"{self.url}/readyz", self.process, f"node {self.name}")
+        return time.monotonic() - began
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.terminate()
+        with trio.move_on_after(STOP_SECONDS):
+            await self.process.wait()
+        if self.process.returncode is None:
+            await self.kill()
+
+
+def _find_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL server (a small copy of the test suite's fixture)."""
+
+    root: Path
+    port: int = 0
+    pg_ctl: str = ""
+    as_user: list[str] = field(default_factory=list)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> str:
+        initdb, pg_ctl = _find_bin("initdb"), _find_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            raise SetupError("PostgreSQL server programs (initdb, pg_ctl) not found")
+        self.pg_ctl = pg_ctl
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.root.parent.chmod(0o755)  # the postgres user must reach its data directory
+            self.root.chmod(0o755)
+            self.datadir.mkdir()
+            shutil.chown(self.datadir, "postgres", "postgres")
+        self._run([initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                   "-E", "UTF8", "--no-sync"])  # fmt: skip
+        self.port = free_port()
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
+            " -c fsync=off -c max_connections=200"
+        )
+        self._run([pg_ctl, "-D", str(self.datadir), "-o", options,
+                   "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, argv: list[str]) -> None:
+        done = subprocess.run([*self.as_user, *argv], capture_output=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise SetupError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.pg_ctl and self.datadir.exists():
+            with contextlib.suppress(subprocess.CalledProcessError, OSError):
+                subprocess.run(  # noqa: S603
+                    [*self.as_user, self.pg_ctl, "-D", str(self.datadir), "-m", "immediate",
+                     "-w", "stop"],
+                    check=True, capture_output=True, timeout=60,
+                )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    store: str = "sqlite"
+    nodes: int = 1
+    customers: int = 1000
+    messages: int = 3000
+    rate: float = 100.0
+    kill_every: tuple[float, float] = (30.0, 60.0)
+    restart_delay: float = 0.5
+    search_lag: float = 3.0
+    latency_ms: float = 5.0
+    rate_limit: int = 50_000
+    settle: float = 15.0
+    lease: float = 15.0
+    concurrency: int = 128
+    max_minutes: float = 120.0
+    seed: int = 14
+    keep: bool = False
+    json: bool = False
+
+
+@dataclass
+class Soak:
+    options: Options
+    workdir: Path
+    children: Children = field(default_factory=Children)
+    nodes: list[Node] = field(default_factory=list)
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    sending_done: trio.Event = field(default_factory=trio.Event)
+    last_progress: LoadProgress | None = None
+
+    def log(self, line: str) -> None:
+        print(f"[soak {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+    async def start_sandbox(self) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = await self.children.open(
+            [sys.executable, "-m", "actors", "sandbox", "--bind", f"127.0.0.1:{port}",
+             "--bridge-url", PUBLIC_URL],
+            dict(os.environ),
+            self.workdir / "sandbox.log",
+        )  # fmt: skip
+        await _wait_ready(f"{url}/intercom/_sandbox/config", process, "the sandbox")
+        o = self.options
+        changes = {
+            "search_lag_seconds": o.search_lag,
+            "latency_seconds": o.latency_ms / 1000,
+            "rate_limit": o.rate_limit,
+            "rate_window_seconds": 10.0,
+            "webhook_url": None,  # no teammates here: the bridge needs no webhooks
+        }
+        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+            response = await http.post("/intercom/_sandbox/config", json=changes)
+            if response.status_code != 200:
+                raise SetupError(f"sandbox config: {response.status_code} {response.text}")
+        return url
+
+    def node_env(self, sandbox_url: str, database_url: str, index: int) -> dict[str, str]:
+        o = self.options
+        env = {
+            **os.environ,
+            **sandbox_settings_env(sandbox_url, PUBLIC_URL),
+            "THREADLINE_DATABASE_URL": database_url,
+            "THREADLINE_BIND": f"127.0.0.1:{free_port()}",
+            "THREADLINE_METRICS_BIND": f"127.0.0.1:{free_port()}",
+            "THREADLINE_MEDIA_DIR": str(self.workdir / f"media-{index}"),
+            "THREADLINE_LOG_FORMAT": "json",
+            "THREADLINE_NODE_ID": f"soak-node-{index}",
+            "THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW": str(o.rate_limit),
+            "THREADLINE_INTERCOM_SEARCH_SETTLE_SECONDS": str(o.settle),
+            "THREADLINE_LEASE_SECONDS": str(o.lease),
+        }
+        return env
+
+    async def killer(self, rng: random.Random) -> None:
+        low, high = self.options.kill_every
+        started = time.monotonic()
+        while True:
+            with trio.move_on_after(rng.uniform(low, high)):
+                await self.sending_done.wait()
+            if self.sending_done.is_set():
+                return
+            victim = rng.choice(self.nodes)
+            at = time.time()
+            await victim.kill()
+            self.log(f"kill -9 {victim.name} (pid {victim.process and victim.process.pid})")
+            kill = {"node": victim.name, "at": round(at, 3), "since_start_s": round(
+                time.monotonic() - started, 1)}  # fmt: skip
+            self.kills.append(kill)
+            await trio.sleep(self.options.restart_delay)
+            kill["ready_after_s"] = round(await victim.start(), 2)
+            self.log(f"{victim.name} ready again after {kill['ready_after_s']} s")
+
+    def progress(self, p: LoadProgress) -> None:
+        if not p.sending:
+            self.sending_done.set()
+        last = self.last_progress
+        if last is None or p.elapsed_s - last.elapsed_s >= 15 or last.sending != p.sending:
+            self.last_progress = p
+            self.log(
+                f"{p.elapsed_s:7.1f}s {'sending' if p.sending else 'draining'}: sent {p.sent}, "
+                f"acknowledged {p.acknowledged}, delivered {p.delivered}, "
+                f"doubled {p.duplicated}, kills {len(self.kills)}"
+            )
+
+
+def check_contacts(
+    contacts: list[dict[str, Any]], conversations: list[dict[str, Any]], customers: int
+) -> dict[str, Any]:
+    """Each customer identity (phone, else the channel user id attribute) has exactly one
+    unmerged contact, which has exactly one conversation; and each thread's parts are in one
+    conversation. Also recounts doubled and reordered parts from the final state."""
+    by_identity: dict[str, list[str]] = {}
+    for contact in contacts:
+        if contact["merged_into"] is not None:
+            continue
+        attributes = contact.get("custom_attributes") or {}
+        user_ids = sorted(f"{k}={v}" for k, v in attributes.items() if k.endswith("_user_id"))
+        identity = str(contact["phone"]) if contact.get("phone") else ",".join(user_ids)
+        by_identity.setdefault(identity, []).append(str(contact["id"]))
+    per_contact: dict[str, int] = {}
+    thread_conversations: dict[int, set[str]] = {}
+    thread_seqs: dict[int, list[int]] = {}
+    for conversation in conversations:
+        contact_id = str(conversation["contact_id"])
+        per_contact[contact_id] = per_contact.get(contact_id, 0) + 1
+        for part in conversation["parts"]:
+            match = _MARK.search(str(part.get("body") or ""))
+            if match is None:
+                continue
+            thread, seq = int(match.group(2)), int(match.group(3))
+            thread_conversations.setdefault(thread, set()).add(str(conversation["id"]))
+            thread_seqs.setdefault(thread, []).append(seq)
+    duplicates = {k: v for k, v in by_identity.items() if len(v) > 1}
+    split = {c: n for c, n in per_contact.items() if n > 1}
+    split_threads = sorted(t for t, c in thread_conversations.items() if len(c) > 1)
+    doubled = sum(len(s) - len(set(s)) for s in thread_seqs.values())
+    reordered = sum(sum(1 for a, b in itertools.pairwise(s) if b < a)
+                    for s in thread_seqs.values())  # fmt: skip
+    return {
+        "customers_with_contact": len(by_identity),
+        "customers_expected": customers,
+        "duplicate_contacts": sum(len(v) - 1 for v in duplicates.values()),
+        "duplicate_contact_detail": dict(list(duplicates.items())[:10]),
+        "split_conversations": sum(n - 1 for n in split.values()),
+        "split_conversation_contacts": list(split)[:10],
+        "split_threads": split_threads[:10],
+        "final_doubled": doubled,
+        "final_reordered": reordered,
+        "parts": sum(len(s) for s in thread_seqs.values()),
+    }
+
+
+async def _fetch(http: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+    response = await http.get(path, timeout=600.0)
+    if response.status_code != 200:
+        raise SetupError(f"sandbox {path}: {response.status_code}")
+    data = response.json()
+    if isinstance(data, dict):  # {"contacts": [...]} or {"conversations": [...]}
+        data = next(v for v in data.values() if isinstance(v, list))
+    return list(data)
+
+
+async def run_soak(o: Options, workdir: Path) -> dict[str, Any]:
+    soak = Soak(o, workdir)
+    rng = random.Random(o.seed)  # the chaos schedule
+    postgres = Postgres(workdir / "pg") if o.store == "postgres" else None
+    started = time.monotonic()
+    result: dict[str, Any] = {"store": o.store, "nodes": o.nodes, "workdir": str(workdir)}
+    try:
+        with trio.move_on_after(o.max_minutes * 60) as bounded:
+            try:
+                async with trio.open_nursery() as outer:
+                    outer.start_soon(_cancel_on_sigterm, outer.cancel_scope)
+                    report, extra = await _run(soak, o, rng, postgres)
+                    outer.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                raise _first_leaf(group) from group
+            result.update(extra)
+            result["checker"] = report.as_json()
+        if bounded.cancelled_caught:
+            result["timed_out"] = True
+    finally:
+        soak.children.kill_all()  # synchronous: no checkpoint, so nothing can cancel it
+        if postgres is not None:
+            postgres.stop()
+    result["kills"] = len(soak.kills)
+    result["kill_log"] = soak.kills
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    (workdir / "kills.json").write_text(json.dumps(soak.kills, indent=1))
+    return result
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of a (nested) group: a SetupError or an interrupt is reported as
+    such rather than as a traceback of the nurseries it went through."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _cancel_on_sigterm(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            scope.cancel()
+            raise KeyboardInterrupt
+
+
+async def _run(
+    soak: Soak, o: Options, rng: random.Random, postgres: Postgres | None
+) -> tuple[LoadReport, dict[str, Any]]:
+    database_url = f"sqlite:///{soak.workdir / 'threadline.db'}"
+    if postgres is not None:
+        database_url = postgres.start()
+        soak.log(f"PostgreSQL on port {postgres.port}")
+    sandbox_url = await soak.start_sandbox()
+    soak.log(f"sandbox at {sandbox_url}")
+    for index in range(o.nodes):
+        env = soak.node_env(sandbox_url, database_url, index)
+        soak.nodes.append(Node(f"node-{index}", env, soak.workdir / f"node-{index}.log",
+                               soak.children))  # fmt: skip
+    for node in soak.nodes:
+        await node.start()
+        soak.log(f"{node.name} ready at {node.url}")
+    creds = SandboxCredentials()
+    urls = [node.url for node in soak.nodes]
+    target = Target(urls[0], PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid,
+                    more_urls=tuple(urls[1:]))  # fmt: skip
+    plan = LoadPlan(
+        threads=o.customers,
+        messages_per_thread=math.ceil(o.messages / o.customers),
+        total=o.messages,
+        # Without a deadline, the threads past ``total`` would sleep until their slot of a
+        # last round that is never sent (customers x rounds / rate), killing on meanwhile;
+        # the margin lets a thread held up by a kill (redelivering) still send its last one.
+        duration_s=o.messages / o.rate + 60.0,
+        rate=o.rate,
+        channels=CHANNELS,
+        concurrency=o.concurrency,
+        drain_seconds=max(120.0, 3 * o.settle + 2 * o.lease),
+        seed=o.seed,
+        redeliver_seconds=o.max_minutes * 60,
+    )
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=60.0) as http:
+
+        async def feed(cursor: int) -> tuple[list[dict[str, Any]], int]:
+            for attempt in range(20):  # a GET: a dropped keep-alive connection is just retried
+                try:
+                    response = await http.get(
+                        "/intercom/_sandbox/parts", params={"since": cursor, "limit": 5000}
+                    )
+                except httpx.TransportError as exc:
+                    soak.log(f"parts feed: {exc!r}; asking again")
+                    await trio.sleep(0.1 * (attempt + 1))
+                    continue
+                got = response.json()
+                return list(got["parts"]), int(got["next"])
+            raise SetupError("the sandbox's parts feed keeps failing")
+
+        load_started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(soak.killer, rng)
+            report = await run_load(plan, target, feed, progress=soak.progress,
+                                    progress_interval=1.0)  # fmt: skip
+            soak.sending_done.set()
+        load_s = time.monotonic() - load_started
+        soak.log("load done; stopping the nodes")
+        for node in soak.nodes:
+            await node.stop()
+        await trio.sleep(2.0)
+        contacts = await _fetch(http, "/intercom/_sandbox/contacts")
+        conversations = await _fetch(http, "/intercom/_sandbox/conversations")
+        stats = (await http.get("/intercom/_sandbox/stats")).json()
+    customers = min(o.customers, o.messages)
+    extra = {
+        "customers": o.customers,
+        "messages": o.messages,
+        "rate": o.rate,
+        "kill_every_s": list(o.kill_every),
+        "search_lag_s": o.search_lag,
+        "latency_ms": o.latency_ms,
+        "settle_s": o.settle,
+        "load_s": round(load_s, 1),
+        "throughput_per_s": round(report.delivered / max(load_s, 1e-9), 1),
+        "contacts": check_contacts(contacts, conversations, customers),
+        "intercom_requests": stats.get("requests_total"),
+        "intercom_rate_limited": stats.get("rate_limited"),
+        "starts": {node.name: node.starts for node in soak.nodes},
+    }
+    return report, extra
+
+
+def verdict(result: dict[str, Any]) -> bool:
+    checker = result.get("checker")
+    contacts = result.get("contacts")
+    if checker is None or contacts is None or result.get("timed_out"):
+        return False
+    return bool(
+        checker["passed"]
+        and contacts["duplicate_contacts"] == 0
+        and contacts["split_conversations"] == 0
+        and not contacts["split_threads"]
+        and contacts["final_doubled"] == 0
+        and contacts["final_reordered"] == 0
+        and contacts["customers_with_contact"] == contacts["customers_expected"]
+    )
+
+
+def summary(result: dict[str, Any], passed: bool) -> list[str]:
+    c = result.get("checker") or {}
+    k = result.get("contacts") or {}
+    lat = c.get("latency_ms") or {}
+    return [
+        f"{'PASS' if passed else 'FAIL'}: soak on {result['store']}, {result['nodes']} node(s)"
+        + (" (timed out)" if result.get("timed_out") else ""),
+        f"  customers {result.get('customers')}, messages {result.get('messages')}, "
+        f"rate {result.get('rate')}/s, kills {result['kills']}",
+        f"  sent {c.get('sent')}, acknowledged {c.get('acknowledged')}, delivered "
+        f"{c.get('delivered')}, lost {c.get('lost')}, doubled {c.get('duplicated')}, "
+        f"reordered {c.get('out_of_order')}, redelivered webhooks {c.get('ingress_retries')}",
+        f"  contacts for {k.get('customers_with_contact')} of {k.get('customers_expected')} "
+        f"customers, duplicate contacts {k.get('duplicate_contacts')}, split conversations "
+        f"{k.get('split_conversations')} (threads split {len(k.get('split_threads') or [])}); "
+        f"final state: doubled {k.get('final_doubled')}, reordered {k.get('final_reordered')}",
+        f"  load {result.get('load_s')} s, throughput {result.get('throughput_per_s')} "
+        f"messages/s, acknowledgement → Intercom latency ms p50 {lat.get('p50')}, p99 "
+        f"{lat.get('p99')}, max {lat.get('max')}; wall time {result['wall_s']} s",
+        f"  Intercom requests {result.get('intercom_requests')}, answered 429: "
+        f"{result.get('intercom_rate_limited')}; work directory {result['workdir']}",
+    ]
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--nodes", type=int, help="serve processes (default: 1 sqlite, 3 pg)")
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=3000, help="in total")
+    parser.add_argument("--rate", type=float, default=100.0, help="messages/s offered")
+    parser.add_argument("--kill-every", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        default=(30.0, 60.0), help="seconds between kills (uniform)")  # fmt: skip
+    parser.add_argument("--restart-delay", type=float, default=0.5)
+    parser.add_argument("--search-lag", type=float, default=3.0, help="sandbox contact search")
+    parser.add_argument("--latency-ms", type=float, default=5.0, help="per sandbox API call")
+    parser.add_argument("--rate-limit", type=int, default=50_000, help="Intercom calls per 10 s")
+    parser.add_argument("--settle", type=float, default=15.0,
+                        help="THREADLINE_INTERCOM_SEARCH_SETTLE_SECONDS")  # fmt: skip
+    parser.add_argument("--lease", type=float, default=15.0, help="THREADLINE_LEASE_SECONDS")
+    parser.add_argument("--concurrency", type=int, default=128, help="webhooks in flight")
+    parser.add_argument("--max-minutes", type=float, default=120.0, help="hard bound")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", action="store_true", help="a JSON object as the last line")
+    args = parser.parse_args(argv)
+    nodes = args.nodes or (3 if args.store == "postgres" else 1)
+    if args.store == "sqlite" and nodes != 1:
+        parser.error("SQLite serves one node; a cluster needs --store postgres")
+    if args.customers < 1 or args.messages < 1 or args.rate <= 0:
+        parser.error("--customers, --messages and --rate must be positive")
+    low, high = args.kill_every
+    if not 0 < low <= high:
+        parser.error("--kill-every MIN MAX needs 0 < MIN <= MAX")
+    return Options(
+        store=args.store, nodes=nodes, customers=args.customers, messages=args.messages,
+        rate=args.rate, kill_every=(low, high), restart_delay=args.restart_delay,
+        search_lag=args.search_lag, latency_ms=args.latency_ms, rate_limit=args.rate_limit,
+        settle=args.settle, lease=args.lease, concurrency=args.concurrency,
+        max_minutes=args.max_minutes, seed=args.seed, keep=args.keep, json=args.json,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    workdir = Path(tempfile.mkdtemp(prefix=f"threadline-soak-{options.store}-"))
+    try:
+        result = trio.run(run_soak, options, workdir)
+    except SetupError as exc:
+        print(f"soak: {exc}; logs in {workdir}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"soak: interrupted; children killed; logs in {workdir}", file=sys.stderr)
+        return 130
+    passed = verdict(result)
+    for line in summary(result, passed):
+        print(line)
+    if options.json:
+        print(json.dumps(result | {"passed": passed}))
+    if passed and not options.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
