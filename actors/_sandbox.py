@@ -87,6 +87,9 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_INTERCOM_ACCESS_TOKEN": s.intercom_token,
         "THREADLINE_INTERCOM_CLIENT_SECRET": s.intercom_client_secret,
         "THREADLINE_INTERCOM_DEFAULT_ADMIN_ID": "991267601",  # "Ada Operator"
+        # The sandbox's search does not lag unless configured to: a creation in doubt (an
+        # injected 5xx) need not be searched for as long as in front of the real Intercom.
+        "THREADLINE_INTERCOM_SEARCH_SETTLE_SECONDS": "5",
         "THREADLINE_WHATSAPP_APP_SECRET": s.whatsapp_app_secret,
         "THREADLINE_WHATSAPP_VERIFY_TOKEN": s.whatsapp_verify_token,
         "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,

@@ -68,7 +68,7 @@ async def test_embedded_run_passes_with_json_and_html_report(tmp_path: Path) -> 
 async def test_dropped_part_fails_the_run() -> None:
     out = io.StringIO()
     options = LoadtestOptions(
-        plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=1.5),
+        plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=8.0),
         faults=Faults(extra={"drop_next_parts": 1}),
         json=True,
         progress="off",
@@ -85,7 +85,7 @@ async def test_dropped_part_fails_the_run() -> None:
 async def test_reordered_parts_fail_the_run() -> None:
     out = io.StringIO()
     options = LoadtestOptions(
-        plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=1.5),
+        plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=8.0),
         faults=Faults(extra={"swap_next_parts": 1}),
         json=True,
         progress="off",
