@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from actors._embedded import PUBLIC_URL
@@ -47,7 +47,7 @@ from channels import (
     whatsapp_webhook,
 )
 from intercom import sign as intercom_sign
-from tests.fuzz_bridge import LiveBridge
+from tests.fuzz_bridge import LiveBridge, Request
 from tests.fuzz_payloads import (
     encode_form,
     encode_json,
@@ -65,7 +65,9 @@ BODY_CAP = 256 * 1024
 """``THREADLINE_MAX_BODY_BYTES`` of the fuzzed bridge (a quarter of the default, to keep the
 huge cases quick; the huge family goes up to it and just past it)."""
 URL_CAP = 8 * 1024
-HEALTH_EVERY = 25
+HEALTH_EVERY = 10
+"""``/healthz`` is checked after every this many batches (and after each test)."""
+SLOW_BATCH = int(os.environ.get("FUZZ_BATCH", "40"))
 CREDS = SandboxCredentials()
 WA_ID = "15550001111"
 API_TOKEN = "sandbox-api-token"
@@ -307,23 +309,28 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
         return Case("POST", path, headers, body)
 
     if family == "unsigned":
-        valid = st.sampled_from(templates).map(encode_json)
+        bodies = st.one_of(
+            garbage,
+            st.sampled_from(templates).map(encode_json),
+            mutated_json(templates, "fields", 2000).map(encode_json),
+        )
+        # Strategies built once (building one per draw costs more than drawing from it).
+        forgeries = st.sampled_from(["none", "text", "short", "long", "other"])
 
         @st.composite
         def unsigned(draw: st.DrawFn) -> Case:
-            body = draw(
-                st.one_of(garbage, valid, mutated_json(templates, "fields", 2000).map(encode_json))
-            )
+            body = draw(bodies)
             good = sign(body)
-            given = draw(
-                st.one_of(
-                    st.none(),
-                    header_text,
-                    st.just(good[:-1]),
-                    st.just(good + "0"),
-                    st.just(sign(body + b" ")),
-                )
-            )
+            forgery = draw(forgeries)
+            given: str | None = None
+            if forgery == "text":
+                given = draw(header_text)
+            elif forgery == "short":
+                given = good[:-1]
+            elif forgery == "long":
+                given = good + "0"
+            elif forgery == "other":
+                given = sign(body + b" ")
             headers = {"Content-Type": draw(content_types)}
             if given is not None:
                 headers[header] = given
@@ -337,6 +344,12 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
 
 def twilio_cases(family: str) -> st.SearchStrategy[Case]:
     url = f"{PUBLIC_URL}/webhooks/twilio"
+    forms = mutated_form(TWILIO_TEMPLATES, family, BODY_CAP)
+    queries = st.one_of(
+        st.just(b""),
+        st.just(b"a=1"),
+        hostile_text("fields", 40).map(lambda q: quote(q, safe="=&").encode()),
+    )
 
     @st.composite
     def case(draw: st.DrawFn) -> Case:
@@ -351,14 +364,8 @@ def twilio_cases(family: str) -> st.SearchStrategy[Case]:
                 headers["X-Twilio-Signature"] = signature
             query = draw(st.one_of(st.just(b""), st.binary(max_size=50)))
             return Case("POST", "/webhooks/twilio", headers, body, query, authentic=False)
-        pairs = draw(mutated_form(TWILIO_TEMPLATES, family, BODY_CAP))
-        query = draw(
-            st.one_of(
-                st.just(b""),
-                st.just(b"a=1"),
-                hostile_text("fields", 40).map(lambda q: quote(q, safe="=&").encode()),
-            )
-        )
+        pairs = draw(forms)
+        query = draw(queries)
         signed_url = url + ("?" + query.decode() if query else "")
         try:
             signature = twilio_signature(signed_url, pairs, CREDS.twilio_auth_token)
@@ -434,61 +441,101 @@ def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def run_fuzz(target: Target, route: str, family: str, examples: int) -> None:
+@dataclass(frozen=True)
+class Tier:
+    per_route: int
+    """Cases per route and store, split evenly across the route's families."""
+    batch: int
+    """Cases per Hypothesis example, sent concurrently."""
+    phases: tuple[Phase, ...]
+
+
+FAST = Tier(FAST_PER_ROUTE, batch=4, phases=(Phase.generate, Phase.shrink))
+"""Small batches and shrinking: a failure is reported as a short, readable batch."""
+SLOW = Tier(SLOW_PER_ROUTE, batch=SLOW_BATCH, phases=(Phase.generate,))
+"""Large batches, no shrinking (a failing batch is reported whole, the case named)."""
+
+
+def _request(case: Case) -> Request:
+    return Request(case.method, case.path, case.headers, case.body, case.query)
+
+
+def _check_batch(bridge: LiveBridge, batch: list[Case], before: int) -> int:
+    """Send ``batch`` concurrently and check every reply; return the newest journal id after.
+
+    The journal is read once per batch: when it grew, the batch's refused and unauthenticated
+    cases are sent again one at a time with a read after each, to name the one that journaled
+    (a batch where nothing was accepted cannot have grown it at all).
+    """
+    replies = bridge.send([_request(case) for case in batch])
+    for case, reply in zip(batch, replies, strict=True):
+        assert reply.status < 500, (
+            f"{reply.status} {reply.text!r} for {case!r}\nserve log: {bridge.log_tail()}"
+        )
+        if not case.authentic:
+            assert reply.status != 200, f"unauthenticated request accepted: {case!r}"
+    after = bridge.last_entry()
+    if after == before:
+        return after
+    refused = [
+        (case, reply)
+        for case, reply in zip(batch, replies, strict=True)
+        if 400 <= reply.status < 500 or not case.authentic
+    ]
+    accepted = len(batch) - len(refused)
+    assert accepted > 0, f"journaled with every case refused: {refused!r}"
+    bridge.resent += len(refused)
+    for case, reply in refused:
+        again = bridge.send([_request(case)])[0]
+        latest = bridge.last_entry()
+        assert latest == after, f"{reply.status}/{again.status} but journaled: {case!r}"
+    return after
+
+
+def run_fuzz(target: Target, route: str, family: str, tier: Tier) -> None:
     bridge = target.bridge
-    # Only these requests add entries (the sandbox sends no webhooks), so the count after one
-    # case is the count before the next: one query per case.
-    count = [bridge.entries()]
-    timing = {"request": 0.0, "cases": 0.0}
+    bridge.sending, bridge.resent = 0.0, 0
+    last = [bridge.last_entry()]
+    batches = [0]
     started = time.perf_counter()
+    per_family = max(1, math.ceil(tier.per_route / len(ROUTE_FAMILIES[route])))
 
     @settings(
-        max_examples=examples,
+        max_examples=max(1, math.ceil(per_family / tier.batch)),
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,  # the bridge's state differs between runs; replaying is not meaningful
+        phases=tier.phases,
     )
-    @given(case=cases(route, family, target))
-    def check(case: Case) -> None:
-        before = count[0]
-        reply = bridge.request(
-            case.method, case.path, headers=case.headers, body=case.body, query=case.query
-        )
-        timing["request"] += reply.seconds
-        timing["cases"] += 1
-        assert reply.status < 500, f"{reply.status} {reply.text!r} for {case!r}"
-        count[0] = bridge.entries()
-        if 400 <= reply.status < 500 or not case.authentic:
-            assert count[0] == before, f"{reply.status} but journaled: {case!r}"
-        if not case.authentic:
-            assert reply.status != 200, f"unauthenticated request accepted: {case!r}"
-        if bridge.requests % HEALTH_EVERY == 0 or reply.seconds > 1.0:
+    @given(batch=st.lists(cases(route, family, target), min_size=tier.batch, max_size=tier.batch))
+    def check(batch: list[Case]) -> None:
+        last[0] = _check_batch(bridge, batch, last[0])
+        batches[0] += 1
+        if batches[0] % HEALTH_EVERY == 0:
             bridge.check_health()
 
     check()
+    bridge.check_health()
     if os.environ.get("FUZZ_TIMING"):
         total = time.perf_counter() - started
+        sent = batches[0] * tier.batch
         print(  # noqa: T201 - opt-in timing report (FUZZ_TIMING=1, with pytest -s)
-            f"\n{route}-{family}: {timing['cases']} cases in {total:.1f} s, "
-            f"{timing['request']:.1f} s in requests"
+            f"\n{route}-{family}: {sent} cases in {total:.1f} s ({sent / total:.0f}/s), "
+            f"{bridge.sending:.1f} s sending, {bridge.resent} resent"
         )
-
-
-def per_family(route: str, total: int) -> int:
-    return max(1, math.ceil(total / len(ROUTE_FAMILIES[route])))
 
 
 @pytest.mark.parametrize(("route", "family"), CASES)
 def test_fuzz(target: Target, route: str, family: str) -> None:
     """The fast tier: about FUZZ_FAST_EXAMPLES cases per route and store."""
-    run_fuzz(target, route, family, per_family(route, FAST_PER_ROUTE))
+    run_fuzz(target, route, family, FAST)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("route", "family"), CASES)
 def test_fuzz_thoroughly(target: Target, route: str, family: str) -> None:
     """The slow tier: FUZZ_EXAMPLES (10,000) cases per route and store."""
-    run_fuzz(target, route, family, per_family(route, SLOW_PER_ROUTE))
+    run_fuzz(target, route, family, SLOW)
 
 
 def test_the_harness_can_see_a_journaled_webhook(target: Target) -> None:
