@@ -55,7 +55,7 @@ REQUEST_TIMEOUT = 10.0
 """A request unanswered for this long is a hang (the ingress answers in milliseconds)."""
 HEALTH_TIMEOUT = 1.0
 """``/healthz`` must answer within this long after any example batch."""
-CONNECTIONS = 6
+CONNECTIONS = 10
 """Keep-alive connections a batch is spread over."""
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0
