@@ -1,20 +1,25 @@
 """Hostile input at every ingress route, signed and unsigned, on both stores.
 
-A whole bridge (the embedded stack: sandboxes and bridge on Hypercorn, real HTTP on loopback)
-runs per store for the module (``tests/fuzz_bridge.py``); Hypothesis drives requests into it
-over httpx. Signed cases start from real-format payloads (recorded fixtures, the builders, the
-Intercom sandbox's own notification for a bridged conversation) with fields mutated by a hazard
-family (``tests/fuzz_payloads.py``) and are then signed as the provider would, so they reach
-parsing, validation and the journal.
+A whole bridge runs per store for the module (``tests/fuzz_bridge.py``): ``threadline serve`` as
+a child process, pointed at the sandboxes served in this process, real HTTP on loopback;
+Hypothesis drives requests into it over httpx. Signed cases start from real-format payloads
+(recorded fixtures, the builders, the Intercom sandbox's own notification for a bridged
+conversation) with fields mutated by a hazard family (``tests/fuzz_payloads.py``) and are then
+signed as the provider would, so they reach parsing, validation and the journal.
 
-Every case: no 5xx; a 4xx journaled nothing (the journal's entry count, read through a separate
-database connection, is unchanged); an unsigned or mis-signed request is never 200 and journals
-nothing. After every batch of examples, and after each test, ``/healthz`` answers within 1 s.
+Each Hypothesis example is a batch of cases sent concurrently over a few keep-alive
+connections. Every case: no 5xx; an unsigned or mis-signed request is never 200. Every batch:
+a 4xx or unauthenticated case journaled nothing (the journal's newest id, read through a
+separate database connection once per batch; when it grew, the refused cases are sent again
+to name the one that journaled). Every ``HEALTH_EVERY`` batches, and after each test,
+``/healthz`` answers within 1 s.
 
-Tiers: each route runs every family that applies to it. The fast tier runs about
-``FUZZ_FAST_EXAMPLES`` (60) cases per route and store; the slow tier (``@pytest.mark.slow``,
-which CI runs) ``FUZZ_EXAMPLES`` (10,000) per route and store, split evenly across the route's
-families. Each (route, family) is its own test id, so a failure names its hazard.
+Tiers: each route runs every family that applies to it, its cases split evenly across them.
+The fast tier runs about ``FUZZ_FAST_EXAMPLES`` (60) cases per route and store in batches of 4,
+with shrinking, so a failure is a short batch. The slow tier (``@pytest.mark.slow``, which CI
+runs) ``FUZZ_EXAMPLES`` (10,000) per route and store in batches of ``FUZZ_BATCH`` (40), without
+shrinking, the two stores at once. Each (route, family) is its own test id, so a failure names
+its hazard. ``FUZZ_TIMING=1`` (with ``pytest -s``) prints each test's rate.
 """
 
 from __future__ import annotations
@@ -643,3 +648,17 @@ def test_a_413_closes_the_connection_it_did_not_read_to_the_end(target: Target) 
     assert reply.status == 413
     assert reply.headers.get("connection") == "close"
     bridge.check_health()  # the same client: a fresh connection, answered
+
+
+def test_a_404_or_405_closes_the_connection_it_did_not_read_the_body_of(target: Target) -> None:
+    """Found by the probes family: a request with a body to an unknown path (404) or with a
+    method the path does not take (405) is answered without reading the body, and Hypercorn
+    then drops the connection; as for a 413, the answer must say ``Connection: close``, or a
+    keep-alive client's next request meets a closed socket ("Server disconnected")."""
+    bridge = target.bridge
+    for method, path, status in [("POST", "/nowhere", 404), ("PUT", "/healthz", 405)]:
+        reply = bridge.request(method, path, headers={"Content-Type": "text/plain"}, body=b"x")
+        assert reply.status == status
+        assert reply.headers.get("connection") == "close", (method, path)
+        bridge.check_health()
+    assert bridge.request("GET", "/nowhere").headers.get("connection") != "close"  # no body
