@@ -136,12 +136,16 @@ class Router:
                 if path.startswith(prefix) and m == method:
                     methods = {method: (name, handler)}
                     break
+        # A 404 or 405 leaves the request's body unread, so the server cannot reuse the
+        # connection: say so, as the 413 does, or a keep-alive client's next request meets a
+        # closed socket instead of an answer.
+        unread = {"connection": "close"} if _has_body(scope) else {}
         if methods is None:
-            return "unknown", text_response(404, "not found")
+            return "unknown", text_response(404, "not found", **unread)
         route = methods.get(method)
         if route is None:
             allow = ", ".join(sorted(methods))
-            return "unknown", text_response(405, "method not allowed", allow=allow)
+            return "unknown", text_response(405, "method not allowed", allow=allow, **unread)
         name, handler = route
         try:
             with trio.fail_after(self._body_timeout):
@@ -165,6 +169,17 @@ class Router:
         except Exception:  # the last line of defence: a bug of ours, never the caller's fault
             logger.exception("unhandled error in %s", name)
             return name, text_response(500, "internal error")
+
+
+def _has_body(scope: HTTPScope) -> bool:
+    """Whether the request announces a body (a non-zero length, or chunks)."""
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.lower()
+        if name == b"transfer-encoding" or (
+            name == b"content-length" and raw_value.strip() != b"0"
+        ):
+            return True
+    return False
 
 
 async def _read_body(receive: ASGIReceiveCallable, limit: int, scope: HTTPScope) -> bytes:

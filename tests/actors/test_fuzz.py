@@ -1,39 +1,48 @@
 """Hostile input at every ingress route, signed and unsigned, on both stores.
 
-A whole bridge (the embedded stack: sandboxes and bridge on Hypercorn, real HTTP on loopback)
-runs per store for the module (``tests/fuzz_bridge.py``); Hypothesis drives requests into it
-over httpx. Signed cases start from real-format payloads (recorded fixtures, the builders, the
-Intercom sandbox's own notification for a bridged conversation) with fields mutated by a hazard
-family (``tests/fuzz_payloads.py``) and are then signed as the provider would, so they reach
-parsing, validation and the journal.
+A whole bridge runs per store for the module (``tests/fuzz_bridge.py``): ``threadline serve`` as
+a child process, pointed at the sandboxes served in this process, real HTTP on loopback;
+Hypothesis drives requests into it over httpx. Signed cases start from real-format payloads
+(recorded fixtures, the builders, the Intercom sandbox's own notification for a bridged
+conversation) with fields mutated by a hazard family (``tests/fuzz_payloads.py``) and are then
+signed as the provider would, so they reach parsing, validation and the journal.
 
-Every case: no 5xx; a 4xx journaled nothing (the journal's entry count, read through a separate
-database connection, is unchanged); an unsigned or mis-signed request is never 200 and journals
-nothing. After every batch of examples, and after each test, ``/healthz`` answers within 1 s.
+Each Hypothesis example is a batch of cases sent concurrently over a few keep-alive
+connections. Every case: no 5xx; an unsigned or mis-signed request is never 200. Every batch:
+a 4xx or unauthenticated case journaled nothing (the journal's newest id, read through a
+separate database connection once per batch; when it grew, the refused cases are sent again
+to name the one that journaled). Every ``HEALTH_EVERY`` batches, and after each test,
+``/healthz`` answers within 1 s.
 
-Tiers: each route runs every family that applies to it. The fast tier runs about
-``FUZZ_FAST_EXAMPLES`` (60) cases per route and store; the slow tier (``@pytest.mark.slow``,
-which CI runs) ``FUZZ_EXAMPLES`` (10,000) per route and store, split evenly across the route's
-families. Each (route, family) is its own test id, so a failure names its hazard.
+Tiers: each route runs every family that applies to it, its cases split evenly across them.
+The fast tier runs about ``FUZZ_FAST_EXAMPLES`` (60) cases per route and store in batches of 4,
+with shrinking, so a failure is a short batch. The slow tier (``@pytest.mark.slow``, which CI
+runs) ``FUZZ_EXAMPLES`` (10,000) per route and store in batches of ``FUZZ_BATCH`` (40), without
+shrinking, the two stores at once. Each (route, family) is its own test id, so a failure names
+its hazard. ``FUZZ_TIMING=1`` (with ``pytest -s``) prints each test's rate.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from actors._embedded import PUBLIC_URL
@@ -47,7 +56,7 @@ from channels import (
     whatsapp_webhook,
 )
 from intercom import sign as intercom_sign
-from tests.fuzz_bridge import LiveBridge
+from tests.fuzz_bridge import LiveBridge, Reply, Request
 from tests.fuzz_payloads import (
     encode_form,
     encode_json,
@@ -65,7 +74,9 @@ BODY_CAP = 256 * 1024
 """``THREADLINE_MAX_BODY_BYTES`` of the fuzzed bridge (a quarter of the default, to keep the
 huge cases quick; the huge family goes up to it and just past it)."""
 URL_CAP = 8 * 1024
-HEALTH_EVERY = 25
+HEALTH_EVERY = 10
+"""``/healthz`` is checked after every this many batches (and after each test)."""
+SLOW_BATCH = int(os.environ.get("FUZZ_BATCH", "40"))
 CREDS = SandboxCredentials()
 WA_ID = "15550001111"
 API_TOKEN = "sandbox-api-token"
@@ -99,53 +110,79 @@ class Target:
 
 
 class Bridges:
-    """One bridge per store, replaced only when a test left it wedged or unhealthy."""
+    """One bridge per store for the module, replaced only when a test left it wedged or
+    unhealthy."""
 
-    def __init__(self, store: str, tmp: pytest.TempPathFactory, pg: PostgresServer | None) -> None:
-        self._store, self._tmp, self._pg = store, tmp, pg
-        self._current: Target | None = None
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self._tmp = tmp
+        self._current: dict[str, Target] = {}
 
-    def get(self) -> Target:
-        if self._current is not None and self._current.bridge.wedged_by is None:
+    def get(self, store: str, pg: PostgresServer | None) -> Target:
+        current = self._current.get(store)
+        if current is not None and current.bridge.wedged_by is None:
             try:
-                self._current.bridge.check_health()
-                return self._current
-            except AssertionError:
+                current.bridge.check_health()
+                return current
+            except (AssertionError, httpx.HTTPError):
                 pass
-        self.close()
-        tmp = self._tmp.mktemp(f"fuzz-{self._store}")
-        if self._pg is None:
-            url = f"sqlite:///{tmp / 'threadline.db'}"
-        else:
-            url = self._pg.create_database()
+        self.close(store)
+        tmp = self._tmp.mktemp(f"fuzz-{store}")
+        url = f"sqlite:///{tmp / 'threadline.db'}" if pg is None else pg.create_database()
         bridge = LiveBridge(url, tmp, max_body_bytes=BODY_CAP).__enter__()
-        conversation_id = bridge.bridged_whatsapp_thread(WA_ID)
-        template = bridge.admin_reply_notification(conversation_id, "<p>Hi <b>there</b></p>")
-        self._current = Target(bridge, conversation_id, template)
-        return self._current
+        try:
+            conversation_id = bridge.bridged_whatsapp_thread(WA_ID)
+            template = bridge.admin_reply_notification(conversation_id, "<p>Hi <b>there</b></p>")
+        except BaseException:
+            bridge.__exit__(None, None, None)
+            raise
+        self._current[store] = Target(bridge, conversation_id, template)
+        return self._current[store]
 
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.bridge.__exit__(None, None, None)
-            self._current = None
+    def close(self, *stores: str) -> None:
+        """Stop the bridges of ``stores`` (all when none is named), each whatever the others
+        raise."""
+        names = list(stores or self._current)
+        while names:
+            current = self._current.pop(names.pop(), None)
+            if current is not None:
+                try:
+                    current.bridge.__exit__(None, None, None)
+                finally:
+                    self.close(*names)
+                    names = []
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def bridges(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Bridges]:
+@pytest.fixture(scope="module")
+def bridges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridges]:
+    pool = Bridges(tmp_path_factory)
+    try:
+        yield pool
+    finally:  # the serve children go whatever ended the module (a failure, Ctrl-C)
+        pool.close()
+
+
+def _still_healthy(target: Target) -> None:
+    target.bridge.check_health()
+    assert target.bridge.request("GET", "/readyz").status == 200
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, bridges: Bridges) -> Iterator[Target]:
     pg = request.getfixturevalue("postgres_server") if request.param == "postgres" else None
-    pool = Bridges(request.param, tmp_path_factory, pg)
-    yield pool
-    pool.close()
+    current = bridges.get(request.param, pg)
+    yield current
+    _still_healthy(current)
 
 
 @pytest.fixture
-def target(bridges: Bridges) -> Iterator[Target]:
-    current = bridges.get()
-    yield current
-    current.bridge.check_health()
-    assert current.bridge.request("GET", "/readyz").status == 200
+def targets(request: pytest.FixtureRequest, bridges: Bridges) -> Iterator[dict[str, Target]]:
+    """Both stores' bridges (SQLite alone where PostgreSQL is missing, outside CI)."""
+    found = {"sqlite": bridges.get("sqlite", None)}
+    with contextlib.suppress(pytest.skip.Exception):
+        found["postgres"] = bridges.get("postgres", request.getfixturevalue("postgres_server"))
+    yield found
+    for current in found.values():
+        _still_healthy(current)
 
 
 # --- real-format templates --------------------------------------------------------------------
@@ -307,23 +344,28 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
         return Case("POST", path, headers, body)
 
     if family == "unsigned":
-        valid = st.sampled_from(templates).map(encode_json)
+        bodies = st.one_of(
+            garbage,
+            st.sampled_from(templates).map(encode_json),
+            mutated_json(templates, "fields", 2000).map(encode_json),
+        )
+        # Strategies built once (building one per draw costs more than drawing from it).
+        forgeries = st.sampled_from(["none", "text", "short", "long", "other"])
 
         @st.composite
         def unsigned(draw: st.DrawFn) -> Case:
-            body = draw(
-                st.one_of(garbage, valid, mutated_json(templates, "fields", 2000).map(encode_json))
-            )
+            body = draw(bodies)
             good = sign(body)
-            given = draw(
-                st.one_of(
-                    st.none(),
-                    header_text,
-                    st.just(good[:-1]),
-                    st.just(good + "0"),
-                    st.just(sign(body + b" ")),
-                )
-            )
+            forgery = draw(forgeries)
+            given: str | None = None
+            if forgery == "text":
+                given = draw(header_text)
+            elif forgery == "short":
+                given = good[:-1]
+            elif forgery == "long":
+                given = good + "0"
+            elif forgery == "other":
+                given = sign(body + b" ")
             headers = {"Content-Type": draw(content_types)}
             if given is not None:
                 headers[header] = given
@@ -337,6 +379,12 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
 
 def twilio_cases(family: str) -> st.SearchStrategy[Case]:
     url = f"{PUBLIC_URL}/webhooks/twilio"
+    forms = mutated_form(TWILIO_TEMPLATES, family, BODY_CAP)
+    queries = st.one_of(
+        st.just(b""),
+        st.just(b"a=1"),
+        hostile_text("fields", 40).map(lambda q: quote(q, safe="=&").encode()),
+    )
 
     @st.composite
     def case(draw: st.DrawFn) -> Case:
@@ -351,14 +399,8 @@ def twilio_cases(family: str) -> st.SearchStrategy[Case]:
                 headers["X-Twilio-Signature"] = signature
             query = draw(st.one_of(st.just(b""), st.binary(max_size=50)))
             return Case("POST", "/webhooks/twilio", headers, body, query, authentic=False)
-        pairs = draw(mutated_form(TWILIO_TEMPLATES, family, BODY_CAP))
-        query = draw(
-            st.one_of(
-                st.just(b""),
-                st.just(b"a=1"),
-                hostile_text("fields", 40).map(lambda q: quote(q, safe="=&").encode()),
-            )
-        )
+        pairs = draw(forms)
+        query = draw(queries)
         signed_url = url + ("?" + query.decode() if query else "")
         try:
             signature = twilio_signature(signed_url, pairs, CREDS.twilio_auth_token)
@@ -434,61 +476,140 @@ def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def run_fuzz(target: Target, route: str, family: str, examples: int) -> None:
+@dataclass(frozen=True)
+class Tier:
+    per_route: int
+    """Cases per route and store, split evenly across the route's families."""
+    batch: int
+    """Cases per Hypothesis example, sent concurrently."""
+    phases: tuple[Phase, ...]
+
+
+FAST = Tier(FAST_PER_ROUTE, batch=4, phases=(Phase.generate, Phase.shrink))
+"""Small batches and shrinking: a failure is reported as a short, readable batch."""
+SLOW = Tier(SLOW_PER_ROUTE, batch=SLOW_BATCH, phases=(Phase.generate,))
+"""Large batches, no shrinking (a failing batch is reported whole, the case named)."""
+
+
+def _request(case: Case) -> Request:
+    return Request(case.method, case.path, case.headers, case.body, case.query)
+
+
+def _check_batch(bridge: LiveBridge, batch: list[Case], before: int) -> int:
+    """Send ``batch`` concurrently and check every reply; return the newest journal id after.
+
+    The journal is read once per batch. When it grew, the batch's refused and unauthenticated
+    cases are sent again together, and when that grew it too, one at a time with a read after
+    each, to name the one that journaled (a batch where nothing was accepted cannot have grown
+    it at all).
+    """
+    replies = bridge.send([_request(case) for case in batch])
+    for case, reply in zip(batch, replies, strict=True):
+        assert reply.status < 500, (
+            f"{reply.status} {reply.text!r} for {case!r}\nserve log: {bridge.log_tail()}"
+        )
+        if not case.authentic:
+            assert reply.status != 200, f"unauthenticated request accepted: {case!r}"
+    after = bridge.last_entry()
+    if after == before:
+        return after
+    refused = [
+        (case, reply)
+        for case, reply in zip(batch, replies, strict=True)
+        if 400 <= reply.status < 500 or not case.authentic
+    ]
+    accepted = len(batch) - len(refused)
+    assert accepted > 0, f"journaled with every case refused: {refused!r}"
+    bridge.resent += len(refused)
+    # Again, all together (usually nothing journals: one read), then one at a time to name it.
+    agains = bridge.send([_request(case) for case, _ in refused])
+    latest = bridge.last_entry()
+    if latest == after:
+        return after
+    culprits: list[tuple[Case, Reply]] = []
+    for case, reply in refused:
+        before_one = bridge.last_entry()
+        again = bridge.send([_request(case)])[0]
+        if again.status < 400 and case.authentic:  # accepted this time: it may journal
+            continue
+        if bridge.last_entry() != before_one:
+            culprits.append((case, reply))
+    if not culprits and all(
+        again.status >= 400 or not case.authentic
+        for (case, _), again in zip(refused, agains, strict=True)
+    ):
+        culprits = refused  # the refused cases journaled together; alone, deduplicated
+    assert not culprits, f"refused but journaled: {culprits!r}"
+    return bridge.last_entry()
+
+
+class Stopped(Exception):
+    """Another store's run failed, or the test was interrupted."""
+
+
+def run_fuzz(
+    target: Target, route: str, family: str, tier: Tier, stop: threading.Event | None = None
+) -> None:
     bridge = target.bridge
-    # Only these requests add entries (the sandbox sends no webhooks), so the count after one
-    # case is the count before the next: one query per case.
-    count = [bridge.entries()]
-    timing = {"request": 0.0, "cases": 0.0}
+    bridge.sending, bridge.resent = 0.0, 0
+    last = [bridge.last_entry()]
+    batches = [0]
     started = time.perf_counter()
+    per_family = max(1, math.ceil(tier.per_route / len(ROUTE_FAMILIES[route])))
 
     @settings(
-        max_examples=examples,
+        max_examples=max(1, math.ceil(per_family / tier.batch)),
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,  # the bridge's state differs between runs; replaying is not meaningful
+        phases=tier.phases,
     )
-    @given(case=cases(route, family, target))
-    def check(case: Case) -> None:
-        before = count[0]
-        reply = bridge.request(
-            case.method, case.path, headers=case.headers, body=case.body, query=case.query
-        )
-        timing["request"] += reply.seconds
-        timing["cases"] += 1
-        assert reply.status < 500, f"{reply.status} {reply.text!r} for {case!r}"
-        count[0] = bridge.entries()
-        if 400 <= reply.status < 500 or not case.authentic:
-            assert count[0] == before, f"{reply.status} but journaled: {case!r}"
-        if not case.authentic:
-            assert reply.status != 200, f"unauthenticated request accepted: {case!r}"
-        if bridge.requests % HEALTH_EVERY == 0 or reply.seconds > 1.0:
+    @given(batch=st.lists(cases(route, family, target), min_size=tier.batch, max_size=tier.batch))
+    def check(batch: list[Case]) -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        last[0] = _check_batch(bridge, batch, last[0])
+        batches[0] += 1
+        if batches[0] % HEALTH_EVERY == 0:
             bridge.check_health()
 
     check()
+    bridge.check_health()
     if os.environ.get("FUZZ_TIMING"):
         total = time.perf_counter() - started
+        sent = batches[0] * tier.batch
         print(  # noqa: T201 - opt-in timing report (FUZZ_TIMING=1, with pytest -s)
-            f"\n{route}-{family}: {timing['cases']} cases in {total:.1f} s, "
-            f"{timing['request']:.1f} s in requests"
+            f"\n{route}-{family}: {sent} cases in {total:.1f} s ({sent / total:.0f}/s), "
+            f"{bridge.sending:.1f} s sending, {bridge.resent} resent"
         )
-
-
-def per_family(route: str, total: int) -> int:
-    return max(1, math.ceil(total / len(ROUTE_FAMILIES[route])))
 
 
 @pytest.mark.parametrize(("route", "family"), CASES)
 def test_fuzz(target: Target, route: str, family: str) -> None:
     """The fast tier: about FUZZ_FAST_EXAMPLES cases per route and store."""
-    run_fuzz(target, route, family, per_family(route, FAST_PER_ROUTE))
+    run_fuzz(target, route, family, FAST)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("route", "family"), CASES)
-def test_fuzz_thoroughly(target: Target, route: str, family: str) -> None:
-    """The slow tier: FUZZ_EXAMPLES (10,000) cases per route and store."""
-    run_fuzz(target, route, family, per_family(route, SLOW_PER_ROUTE))
+def test_fuzz_thoroughly(targets: dict[str, Target], route: str, family: str) -> None:
+    """The slow tier: FUZZ_EXAMPLES (10,000) cases per route and store, both stores at once
+    (a thread each: each bridge is its own process, and a thread spends most of its time
+    waiting for the bridge's answers)."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(len(targets), thread_name_prefix="fuzz") as pool:
+        try:
+            runs = {
+                store: pool.submit(run_fuzz, target, route, family, SLOW, stop)
+                for store, target in targets.items()
+            }
+            wait(runs.values(), return_when=FIRST_EXCEPTION)
+        finally:  # a failure or Ctrl-C ends the other store's run at its next batch
+            stop.set()
+    for store, run in runs.items():
+        error = run.exception()
+        if error is not None and not isinstance(error, Stopped):
+            raise AssertionError(f"{store}: {error}") from error
 
 
 def test_the_harness_can_see_a_journaled_webhook(target: Target) -> None:
@@ -527,3 +648,17 @@ def test_a_413_closes_the_connection_it_did_not_read_to_the_end(target: Target) 
     assert reply.status == 413
     assert reply.headers.get("connection") == "close"
     bridge.check_health()  # the same client: a fresh connection, answered
+
+
+def test_a_404_or_405_closes_the_connection_it_did_not_read_the_body_of(target: Target) -> None:
+    """Found by the probes family: a request with a body to an unknown path (404) or with a
+    method the path does not take (405) is answered without reading the body, and Hypercorn
+    then drops the connection; as for a 413, the answer must say ``Connection: close``, or a
+    keep-alive client's next request meets a closed socket ("Server disconnected")."""
+    bridge = target.bridge
+    for method, path, status in [("POST", "/nowhere", 404), ("PUT", "/healthz", 405)]:
+        reply = bridge.request(method, path, headers={"Content-Type": "text/plain"}, body=b"x")
+        assert reply.status == status
+        assert reply.headers.get("connection") == "close", (method, path)
+        bridge.check_health()
+    assert bridge.request("GET", "/nowhere").headers.get("connection") != "close"  # no body
