@@ -147,7 +147,9 @@ def make_classifier(policy: RetryPolicy) -> Classifier:
         if isinstance(exc, InDoubt):
             return Decision.wait(exc.seconds, "creation in doubt")
         if isinstance(exc, OwnershipUncertain):
-            return Decision.wait(min(1.0, 0.1 * attempt), "lease renewal pending")
+            # Counted, so the pause grows to a second: thousands of live actors polling every
+            # 0.1 s starved the very lease renewal they wait for.
+            return Decision.retry(min(1.0, 0.1 * attempt), "lease renewal pending")
         if isinstance(exc, IntercomRateLimited):
             return policy.decide(
                 attempt, retry_after=exc.retry_after or None, reason="intercom 429"
