@@ -73,6 +73,7 @@ _SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x7468_726C_0000_0001
 _APPEND_LOCK = 0x7468_726C_0000_0002
 _MAX_BATCH = 500  # appends per group commit
+_CONTROL_POOL_SIZE = 2  # connections for partition leases, apart from deliveries
 _LISTEN_RETRY_MIN, _LISTEN_RETRY_MAX = 0.1, 2.0  # seconds between listener reconnects
 
 _SCHEMA = """
@@ -228,7 +229,9 @@ class PostgresJournal:
         url: a ``postgresql://`` connection URL.
         partitions: the fixed number of partitions keys hash into; stored with the schema, and
             a journal opened with a different number is refused.
-        pool_size: the most connections the pool holds (one more is used for LISTEN).
+        pool_size: the most connections the pool holds (besides one for LISTEN, one for named
+            locks, and up to two for partition leases: a pool saturated
+            by deliveries must not hold up the renewals that keep them valid).
         connect_timeout: seconds to wait for a new connection.
         command_timeout: seconds any one statement may take before it fails.
         wall_clock: UNIX time source for ``created_at`` and ``finished_at``.
@@ -252,6 +255,7 @@ class PostgresJournal:
         self._now = wall_clock
         self._loop: _AioLoop | None = None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._control_pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._send, self._receive = trio.open_memory_channel[_AppendOp](math.inf)
         self._hints: set[AppendedHint] = set()
         self._locks = NamedLocks()
@@ -285,7 +289,7 @@ class PostgresJournal:
         async with trio_asyncio.open_loop() as loop:
             loop.set_exception_handler(_log_loop_error)
             try:
-                pool = await loop.run_aio_coroutine(self._open())
+                pool, control = await loop.run_aio_coroutine(self._open())
             except JournalError as exc:
                 # Raised outside the loop's block, which would wrap it in an exception group.
                 failure = exc
@@ -294,44 +298,48 @@ class PostgresJournal:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._write_loop, loop, pool)
                         await nursery.start(self._listen_loop, loop)
-                        self._loop, self._pool = loop, pool
+                        self._loop, self._pool, self._control_pool = loop, pool, control
                         task_status.started(self)
                         await trio.sleep_forever()
                 finally:
-                    self._loop = self._pool = None
+                    self._loop = self._pool = self._control_pool = None
                     self._fail_queued()
                     # Shielded with its own deadline: let in-flight calls finish, then close.
                     with trio.CancelScope(shield=True):
                         with trio.move_on_after(self._command_timeout):
                             await loop.run_aio_coroutine(pool.close())
+                            await loop.run_aio_coroutine(control.close())
                         pool.terminate()
+                        control.terminate()
                         if self._lock_conn is not None:
                             self._lock_conn.terminate()
                             self._lock_conn = None
         if failure is not None:
             raise failure
 
-    async def _open(self) -> asyncpg.Pool[asyncpg.Record]:
+    async def _open(self) -> tuple[asyncpg.Pool[asyncpg.Record], asyncpg.Pool[asyncpg.Record]]:
+        """The pool for everything, then (once the schema is there) the leases' own pool."""
         try:
-            pool = await self._open_pool()
+            pool = await self._open_pool(self._pool_size)
         except _FAILURES as exc:
             raise JournalUnavailable(f"cannot open PostgreSQL journal: {exc}") from exc
         ready = False
         try:
             await self._migrate(pool)
+            control = await self._open_pool(_CONTROL_POOL_SIZE)
             ready = True
         except _FAILURES as exc:
             raise JournalUnavailable(f"cannot set up PostgreSQL journal: {exc}") from exc
         finally:
             if not ready:
                 pool.terminate()
-        return pool
+        return pool, control
 
-    async def _open_pool(self) -> asyncpg.Pool[asyncpg.Record]:
+    async def _open_pool(self, size: int) -> asyncpg.Pool[asyncpg.Record]:
         return await asyncpg.create_pool(
             self._url,
             min_size=1,
-            max_size=self._pool_size,
+            max_size=size,
             timeout=self._connect_timeout,
             command_timeout=self._command_timeout,
         )
@@ -373,10 +381,12 @@ class PostgresJournal:
         write: bool,
         what: str,
         transaction: bool = True,
+        control: bool = False,
     ) -> T:
         """Run ``fn`` on a pooled connection inside one transaction (without one: a single
-        statement, one round trip fewer each side), from any Trio task."""
-        loop, pool = self._loop, self._pool
+        statement, one round trip fewer each side), from any Trio task. ``control`` calls (the
+        partition leases) use their own small pool, so they never queue behind deliveries."""
+        loop, pool = self._loop, self._control_pool if control else self._pool
         if loop is None or pool is None or loop.is_closed():
             raise JournalUnavailable("the journal is not running")
 
@@ -810,7 +820,7 @@ class PostgresJournal:
             epoch: int | None = await conn.fetchval(_ACQUIRE_LEASE, partition, owner, ttl)
             return epoch
 
-        epoch = await self._call(take, write=True, what="lease acquire")
+        epoch = await self._call(take, write=True, what="lease acquire", control=True)
         return None if epoch is None else Fence(partition, owner, epoch)
 
     async def renew_lease(self, fence: Fence, *, ttl: float) -> bool:
@@ -830,7 +840,32 @@ class PostgresJournal:
             )
             return status == "UPDATE 1"
 
-        return await self._call(extend, write=True, what="lease renew")
+        return await self._call(extend, write=True, what="lease renew", control=True)
+
+    async def renew_leases(self, fences: Sequence[Fence], *, ttl: float) -> set[int]:
+        """:meth:`renew_lease` for many tenures in one round trip; returns the partitions
+        renewed (the others have moved). A node renews all its partitions at each tick: one
+        statement keeps that fast while its deliveries keep the process busy."""
+        if not fences:
+            return set()
+
+        async def extend(conn: _Conn) -> set[int]:
+            rows = await conn.fetch(
+                "UPDATE journal_leases AS l"
+                " SET expires_at = clock_timestamp() + make_interval(secs => $4)"
+                " FROM unnest($1::int[], $2::text[], $3::bigint[]) AS f (partition, owner, epoch)"
+                " WHERE l.partition = f.partition AND l.owner = f.owner AND l.epoch = f.epoch"
+                " RETURNING l.partition",
+                [f.partition for f in fences],
+                [f.owner for f in fences],
+                [f.epoch for f in fences],
+                ttl,
+            )
+            return {row["partition"] for row in rows}
+
+        return await self._call(
+            extend, write=True, what="lease renew", transaction=False, control=True
+        )
 
     async def leases(self) -> list[Lease]:
         """Every lease row (live or expired), judged by the database clock."""
@@ -842,7 +877,7 @@ class PostgresJournal:
             )
             return [Lease(r["partition"], r["owner"], r["epoch"], r["live"]) for r in rows]
 
-        return await self._call(query, write=False, what="lease read")
+        return await self._call(query, write=False, what="lease read", control=True)
 
     async def release_lease(self, fence: Fence) -> bool:
         """End the tenure ``fence`` proves, so another node may acquire the partition at once.
@@ -858,7 +893,7 @@ class PostgresJournal:
             )
             return status == "UPDATE 1"
 
-        return await self._call(end, write=True, what="lease release")
+        return await self._call(end, write=True, what="lease release", control=True)
 
     # --- operator tools -----------------------------------------------------------------------
 

@@ -238,6 +238,25 @@ async def test_a_lease_is_exclusive_until_it_expires_or_is_released(
         assert not await journal.renew_lease(third, ttl=60)
 
 
+async def test_many_leases_renew_in_one_call_and_moved_ones_are_left_out(
+    postgres_server: PostgresServer,
+) -> None:
+    async with open_postgres_journal(postgres_server.create_database()) as journal:
+        held = [await journal.acquire_lease(p, "node-a", ttl=60) for p in range(4)]
+        fences = [fence for fence in held if fence is not None]
+        assert len(fences) == 4
+        assert await journal.renew_leases(fences, ttl=60) == {0, 1, 2, 3}
+        assert await journal.release_lease(fences[1])
+        assert await journal.acquire_lease(1, "node-b", ttl=60) is not None
+        assert await journal.renew_leases(fences, ttl=0.5) == {0, 2, 3}
+        assert await journal.renew_leases([], ttl=60) == set()
+        await trio.sleep(0.8)
+        # Renewed with ttl 0.5 and not since: expired, so another node may take them now.
+        assert await journal.acquire_lease(2, "node-b", ttl=60) is not None
+        live = {lease.partition: lease.owner for lease in await journal.leases() if lease.live}
+        assert live == {1: "node-b", 2: "node-b"}
+
+
 async def test_writes_with_a_stale_fence_are_refused_and_write_nothing(
     postgres_server: PostgresServer,
 ) -> None:
