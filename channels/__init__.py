@@ -46,9 +46,11 @@ Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import
 """
 
 from ._builders import SignedWebhook as SignedWebhook
+from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
 from ._builders import telegram_message_webhook as telegram_message_webhook
+from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
 from ._builders import twilio_status_webhook as twilio_status_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
@@ -78,7 +80,10 @@ from ._model import MediaKind as MediaKind
 from ._model import MediaRef as MediaRef
 from ._model import OutboundMedia as OutboundMedia
 from ._model import ParsedEvent as ParsedEvent
+from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
+from ._model import render_inbound as render_inbound
+from ._model import shorten as shorten
 from ._sandbox import ProviderSandbox as ProviderSandbox
 from ._sandbox_state import MediaFault as MediaFault
 from ._sandbox_state import SandboxCredentials as SandboxCredentials
@@ -132,6 +137,7 @@ __all__ = [
     "SendRejected",
     "SendTransient",
     "SentMessage",
+    "SharedContact",
     "SignatureInvalid",
     "SignedWebhook",
     "StoredMedia",
@@ -140,6 +146,7 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "WebhookContact",
     "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
@@ -152,8 +159,11 @@ __all__ = [
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
+    "render_inbound",
+    "shorten",
     "telegram_bot_id",
     "telegram_message_webhook",
+    "telegram_update_webhook",
     "twilio_form_params",
     "twilio_message_webhook",
     "twilio_signature",
