@@ -112,8 +112,9 @@ def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
     return _JOB.validate_json(payload)
 
 
-RECENT_MESSAGES = 20
-"""Messages per thread whose short text the bridge remembers for quotes and reactions."""
+RECENT_MESSAGES = 10
+"""Messages per thread whose short text the bridge remembers for quotes and reactions (kept
+in the thread's state, in memory while its actor lives: about 2 KB at most)."""
 
 
 class ThreadState(BaseModel):

@@ -15,6 +15,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from actors._embedded import PUBLIC_URL, Stack, open_stack
+from actors._jobs import RECENT_MESSAGES
 from actors._sandbox import SANDBOX_SECRETS
 from channels import (
     SignedWebhook,
@@ -132,6 +133,18 @@ async def test_whatsapp_reply_quotes_what_it_replied_to(stack: Stack) -> None:
         "> My order number is 4417 that one",
         "(replying to an earlier message) and this?",
     ]
+
+
+async def test_whatsapp_quotes_remember_only_the_latest_messages(sqlite_stack: Stack) -> None:
+    sent = [WhatsAppInbound(PHONE, text=f"message {i}") for i in range(RECENT_MESSAGES + 1)]
+    await whatsapp(sqlite_stack, *sent)
+    await settle(sqlite_stack, len(sent))
+    oldest, kept = sent[0], sent[1]
+    # (each of these is remembered in turn, and pushes the oldest out)
+    await whatsapp(sqlite_stack, WhatsAppInbound(PHONE, text="a", reply_to=kept.message_id))
+    await whatsapp(sqlite_stack, WhatsAppInbound(PHONE, text="b", reply_to=oldest.message_id))
+    found = await settle(sqlite_stack, len(sent) + 2)
+    assert found[-2:] == ["> message 1 a", "(replying to an earlier message) b"]
 
 
 async def test_whatsapp_quote_is_remembered_across_a_restart(tmp_path: Path) -> None:
