@@ -31,7 +31,8 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
                                                      params, X-Twilio-Signature, auth_token)
                              parse_twilio(body, received_at=now)  → reply <Response/> text/xml
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
-                             parse_telegram(body, telegram_bot_id(bot_token))
+                             parse_telegram(body, telegram_bot_id(bot_token),
+                                            groups=THREADLINE_TELEGRAM_GROUPS)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
@@ -40,7 +41,10 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
 Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
 ``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
 keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
-``telegram:{bot id}:{chat id}``. Telegram message ids are ``"{chat_id}:{message_id}"``.
+``telegram:{bot id}:{chat id}`` (a group member's, with ``groups="per-member"``:
+``telegram:{bot id}:{user id}``). Telegram message ids are ``"{chat_id}:{message_id}"``, an
+edit's ``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place
+that turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
