@@ -688,6 +688,13 @@ class ThreadActor(Actor[Entry, None]):
                 name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
             )
             if result.outcome is Outcome.FAILED:
+                if caption is not None:  # the text rode on the file that did not go: alone, then
+                    call = functools.partial(client.send_text, self._key, caption)
+                    await steps.run(
+                        f"{prefix}text",
+                        functools.partial(self._deliver, call),
+                        retryable=_SEND_RETRYABLE,
+                    )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         return None
