@@ -13,6 +13,7 @@ uploads the bytes. The token is part of every URL, so no URL ever appears in an 
 from __future__ import annotations
 
 import json
+import re
 from typing import Final, TypeVar
 
 import httpx
@@ -43,6 +44,8 @@ __all__ = [
 TELEGRAM_BASE_URL: Final = "https://api.telegram.org"
 TELEGRAM_CAPTION_LIMIT: Final = 1024
 """A caption's limit, in UTF-16 code units (Telegram counts its text lengths in them)."""
+_URL_REFUSALS: Final = re.compile(r"HTTP URL|web page content", re.IGNORECASE)
+"""What Telegram says when it could not use a file from its URL."""
 _PHOTOS: Final = frozenset({"image/jpeg", "image/png"})
 _VIDEOS: Final = frozenset({"video/mp4"})
 _AUDIOS: Final = frozenset({"audio/mpeg", "audio/mp3", "audio/mp4", "audio/m4a", "audio/x-m4a"})
@@ -225,7 +228,8 @@ class TelegramClient:
     ) -> str:
         """``sendPhoto``/``sendVideo``/``sendAudio``/``sendDocument`` by MIME type: uploads
         ``media.content`` when given, passes ``media.url`` where Telegram takes a URL for the
-        type, and otherwise fetches the URL and uploads its bytes. Returns
+        type, and otherwise (or when Telegram could not use the URL) fetches the URL and uploads
+        its bytes. Returns
         ``"{chat_id}:{message_id}"``.
 
         Raises:
@@ -240,13 +244,20 @@ class TelegramClient:
         content = media.content
         if content is None and media.url is not None and not telegram_accepts_url(media.mime_type):
             content = await self._fetch_for_upload(media.url)
-        if content is not None:
-            upload = (media.filename or field, content, media.mime_type)
-            request = self._http.build_request("POST", url, data=fields, files={field: upload})
-        elif media.url is not None:
+        if content is None and media.url is not None:
             request = self._http.build_request("POST", url, json={**fields, field: media.url})
-        else:
+            try:
+                return await self._message_id(request, f"telegram {method}")
+            except SendRejected as exc:
+                # Telegram could not take the file from its URL (too large to fetch by URL:
+                # 5 MB photos, 20 MB others; or not what it expected): upload it instead.
+                if not _URL_REFUSALS.search(str(exc)):
+                    raise
+            content = await self._fetch_for_upload(media.url)
+        if content is None:
             raise SendRejected("telegram media send needs content or a url")
+        upload = (media.filename or field, content, media.mime_type)
+        request = self._http.build_request("POST", url, data=fields, files={field: upload})
         return await self._message_id(request, f"telegram {method}")
 
     async def _fetch_for_upload(self, url: str) -> bytes:

@@ -193,3 +193,18 @@ async def test_whatsapp_sticker_must_be_webp(served: Served, http: httpx.AsyncCl
     )
     assert answer.status_code == 400
     assert served.sandbox.sent() == []
+
+
+async def test_telegram_uploads_a_photo_too_large_to_take_by_url(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    """Telegram fetches photos by URL only up to 5 MB: a larger one is fetched and uploaded."""
+    large = PNG + b"p" * (5 * 1024 * 1024)
+    photo = OutboundMedia(mime_type="image/png", url=hosted(served, large, "image/png", "l"))
+    await telegram(http, served).send_media(TG_KEY, photo, caption="big")
+    (sent,) = served.sandbox.sent(Channel.TELEGRAM)
+    assert (sent.type, sent.text, sent.media_url) == ("image", "big", None)
+    assert sent.media_id is not None
+    stored = served.sandbox.media(sent.media_id)
+    assert stored is not None
+    assert stored.content == large
