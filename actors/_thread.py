@@ -42,6 +42,7 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -685,7 +686,10 @@ class ThreadActor(Actor[Entry, None]):
             pieces.append((f"{prefix}media:{index}", send))
         for name, call in pieces:
             result = await steps.run(
-                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+                name,
+                functools.partial(self._deliver, call),
+                retryable=_SEND_RETRYABLE,
+                doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
                 if caption is not None:  # the text rode on the file that did not go: alone, then
@@ -828,8 +832,9 @@ class _ContactGone(Exception):
 
 
 _SEND_RETRYABLE = (SendRateLimited, SendTransient)
-"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
-the step may be sent again in the same incarnation."""
+"""Provider errors after which the send did not happen: the step may be sent again in the same
+incarnation. Except :class:`SendInDoubt` (no answer in time: it may have been sent), which is
+not repeated."""
 _INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
 
