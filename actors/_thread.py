@@ -698,6 +698,7 @@ class ThreadActor(Actor[Entry, None]):
                         f"{prefix}text",
                         functools.partial(self._deliver, call),
                         retryable=_SEND_RETRYABLE,
+                        doubtful=(SendInDoubt,),
                     )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()

@@ -25,6 +25,7 @@ from ._errors import (
     MediaTooLarge,
     MediaUnavailable,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -265,13 +266,16 @@ class TelegramClient:
         what = "attachment fetch for a telegram upload"
         seconds = self._config.upload_fetch_seconds
         with trio.move_on_after(seconds):
-            content, _ = await fetch_capped(
-                self._http,
-                url,
-                allowed=frozenset({origin_of(url)}),
-                max_bytes=self._config.upload_max_bytes,
-                what=what,
-            )
+            try:
+                content, _ = await fetch_capped(
+                    self._http,
+                    url,
+                    allowed=frozenset({origin_of(url)}),
+                    max_bytes=self._config.upload_max_bytes,
+                    what=what,
+                )
+            except SendInDoubt as exc:  # a read: nothing was sent yet, safe to repeat
+                raise SendTransient(str(exc)) from exc
             return content
         raise MediaUnavailable(f"{what}: timed out after {seconds:g} s")
 
