@@ -35,8 +35,10 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    MediaHostForbidden,
     MediaRef,
     MediaTooLarge,
+    MediaUnavailable,
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
@@ -678,16 +680,16 @@ class ThreadActor(Actor[Entry, None]):
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        if text:
+        media = [_outbound_media(attachment) for attachment in attachments]
+        caption = _caption(client, self._key, text, media)
+        if text and caption is None:
             send = functools.partial(client.send_text, self._key, text)
             pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
-        for index, attachment in enumerate(attachments):
-            media = OutboundMedia(
-                mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
-            )
-            pieces.append(
-                (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
-            )
+        for index, item in enumerate(media):
+            send = functools.partial(client.send_media, self._key, item, caption=caption)
+            if caption is not None:
+                send = functools.partial(self._remembered, caption, send)
+            pieces.append((f"{prefix}media:{index}", send))
         for name, call in pieces:
             result = await steps.run(
                 name,
@@ -696,6 +698,14 @@ class ThreadActor(Actor[Entry, None]):
                 doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
+                if caption is not None:  # the text rode on the file that did not go: alone, then
+                    call = functools.partial(client.send_text, self._key, caption)
+                    await steps.run(
+                        f"{prefix}text",
+                        functools.partial(self._deliver, call),
+                        retryable=_SEND_RETRYABLE,
+                        doubtful=(SendInDoubt,),
+                    )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         return None
@@ -717,6 +727,8 @@ class ThreadActor(Actor[Entry, None]):
             return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
             return f"{channel} refused the message ({_reason(exc)})"
+        except (MediaUnavailable, MediaTooLarge, MediaHostForbidden) as exc:
+            return f"the attachment could not be fetched to upload it to {channel} ({exc})"
         return None
 
     def _outside_whatsapp_window(self) -> bool:
@@ -848,6 +860,22 @@ def _doubt_reason(steps: Steps, prefix: str = "") -> str | None:
         "Threadline was interrupted while sending it and does not send it again, to avoid a"
         " duplicate; it may not have reached the customer"
     )
+
+
+def _outbound_media(attachment: OutboundAttachment) -> OutboundMedia:
+    return OutboundMedia(
+        mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+    )
+
+
+def _caption(
+    client: ChannelClient, key: ThreadKey, text: str | None, media: list[OutboundMedia]
+) -> str | None:
+    """The text as the caption of the only attachment, when the channel takes a caption that
+    long on that type of file (one message); None: the text goes first, on its own."""
+    if not text or len(media) != 1 or not client.caption_fits(key, media[0], text):
+        return None
+    return text
 
 
 def _same_text(stored: str, sent: str) -> bool:

@@ -11,8 +11,9 @@ Layers, bottom up:
 - **Thin httpx edges**: :class:`WhatsAppClient`, :class:`TwilioClient`,
   :class:`TelegramClient`, each built from an injected ``httpx.AsyncClient`` and a frozen
   config (credentials as ``SecretStr``, base URL, explicit media-origin allow-list). Each has
-  ``download(media, max_bytes=…)``, ``send_text(key, text)`` and
-  ``send_media(key, media, caption=…)``. Give them their own client (timeouts set, no default
+  ``download(media, max_bytes=…)``, ``send_text(key, text)``,
+  ``send_media(key, media, caption=…)`` (the provider's method and type for the MIME type) and
+  ``caption_fits(key, media, caption)``. Give them their own client (timeouts set, no default
   auth headers — never the Intercom client). No retries and no sleeps inside: the caller's retry
   policy classifies :class:`SendRateLimited` / :class:`SendTransient` (retry) versus
   :class:`RecipientUnavailable` / :class:`OutsideCustomerWindow` / :class:`SendRejected` /

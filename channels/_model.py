@@ -21,6 +21,7 @@ __all__ = [
     "ParsedEvent",
     "SharedContact",
     "ThreadKey",
+    "media_type",
     "render_inbound",
 ]
 
@@ -71,6 +72,11 @@ class ThreadKey(_Frozen):
         if not (sep1 and sep2):
             raise ValueError(f"not a thread key: {text[:80]!r}")
         return cls(channel=Channel(channel), account=account, customer=customer)
+
+
+def media_type(mime_type: str | None) -> str:
+    """The bare ``type/subtype`` of a MIME type, lower-case, without parameters ("" if none)."""
+    return (mime_type or "").split(";", 1)[0].strip().lower()
 
 
 class MediaKind(enum.StrEnum):
