@@ -40,6 +40,8 @@ class ChannelClient(Protocol):
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
     ) -> str: ...
 
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool: ...
+
 
 class Gateway:
     """The configured channel clients."""
@@ -68,7 +70,12 @@ class Gateway:
             self._clients[Channel.TELEGRAM] = TelegramClient(
                 http,
                 TelegramConfig(
-                    bot_token=settings.telegram_bot_token, base_url=settings.telegram_base_url
+                    bot_token=settings.telegram_bot_token,
+                    base_url=settings.telegram_base_url,
+                    # A document Telegram does not take by URL is fetched and uploaded: within
+                    # the limits of a download from a provider.
+                    upload_max_bytes=settings.max_media_bytes,
+                    upload_fetch_seconds=settings.media_download_timeout_seconds,
                 ),
             )
 

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_secret_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org"
+    telegram_groups: Literal["ignore", "per-member"] = "ignore"
+    """Messages from Telegram group, supergroup and channel chats: acknowledged and counted
+    (``ignore``), or bridged per member (``per-member``: one thread per sender, the group's
+    title noted in the message; replies go to the member's private chat with the bot)."""
 
     # --- operational knobs ----------------------------------------------------------------------
     api_token: SecretStr | None = None

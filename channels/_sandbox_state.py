@@ -11,7 +11,7 @@ import enum
 import hashlib
 import itertools
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +74,9 @@ class MediaFault(enum.StrEnum):
     """The bytes gzip-compressed with ``Content-Encoding: gzip`` (never asked for)."""
     DRIP = "drip"
     """200, then one byte every ``drip_seconds``."""
+    CORRUPT = "corrupt"
+    """200 with the bytes damaged on the way (same length, last byte changed): they no longer
+    match the WhatsApp lookup's ``sha256``."""
 
 
 class SentMessage(BaseModel):
@@ -100,7 +103,7 @@ class StoredMedia:
     content: bytes
     mime_type: str
     filename: str | None
-    sha256: str  # base64, as the Graph API reports it
+    sha256: str  # base64, as the Graph API reports it (see SandboxState.digest_encoding)
 
 
 @dataclass(slots=True)
@@ -129,6 +132,8 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.digest_encoding: Literal["base64", "hex"] = "base64"
+        """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -141,6 +146,12 @@ class SandboxState:
         digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
         self.media[media_id] = StoredMedia(content, mime_type, filename, digest)
         return media_id
+
+    def lookup_digest(self, media: StoredMedia) -> str:
+        """``sha256`` as the WhatsApp media lookup answers it, in ``digest_encoding``."""
+        if self.digest_encoding == "hex":
+            return base64.b64decode(media.sha256).hex()
+        return media.sha256
 
     def script(
         self,
