@@ -140,6 +140,7 @@ class Cluster:
         self._partitions = partitions
         self._ttl = lease_seconds
         self._step = step
+        self._renewal_seconds = 0.0
         self._on_change = on_change
         self._busy = busy
         self._fences: dict[int, Fence] = {}
@@ -214,7 +215,14 @@ class Cluster:
             while True:  # start to start, so a slow tick does not stretch the renewals
                 next_tick = max(next_tick + self._ttl / 3, trio.current_time())
                 await trio.sleep_until(next_tick)
+                woke = trio.current_time()
                 await self._tick_safely()
+                late, took = woke - next_tick, trio.current_time() - woke
+                if late + took > self._ttl / 6:
+                    logger.warning(
+                        "cluster: lease tick %.2f s late, took %.2f s (renewal %.2f s)",
+                        late, took, self._renewal_seconds,
+                    )  # fmt: skip
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._release_all()
@@ -257,6 +265,7 @@ class Cluster:
         # thousands of live actors took longer than the leases' validity.
         asked_at = time.monotonic()
         renewed = await self._store.renew_leases(list(self._fences.values()), ttl=self._ttl)
+        self._renewal_seconds = time.monotonic() - asked_at
         lost = []
         for partition in list(self._fences):
             if partition in renewed:
