@@ -243,7 +243,22 @@ class Cluster:
             scope.deadline = self._deadline(partition)
 
     async def tick(self) -> None:
-        """One round: membership, renewals, then towards the fair share."""
+        """One round: renewals, membership, hand-overs, then towards the fair share."""
+        # Renewals first, all in one round trip: in a process kept busy by thousands of live
+        # actors, 64 sequential renewals (or a renewal queued behind the other calls of the
+        # tick) came later than the leases' validity, and deliveries were cut off.
+        asked_at = time.monotonic()
+        renewed = await self._store.renew_leases(list(self._fences.values()), ttl=self._ttl)
+        self._renewal_seconds = time.monotonic() - asked_at
+        lost = []
+        for partition in list(self._fences):
+            if partition in renewed:
+                self._trust(partition, asked_at)
+            else:
+                lost.append(partition)
+        for partition in lost:
+            logger.warning("cluster: lost partition %d to another node", partition)
+            self._drop(partition)
         await self._heartbeat()
         now = time.monotonic()
         for partition, began in sorted(self._draining.items()):
@@ -261,20 +276,6 @@ class Cluster:
                 logger.warning("cluster: partition %d handed over with work stuck", partition)
                 continue
             await self._store.release_lease(held)
-        # All in one round trip: sequential renewals of 64 partitions in a process kept busy by
-        # thousands of live actors took longer than the leases' validity.
-        asked_at = time.monotonic()
-        renewed = await self._store.renew_leases(list(self._fences.values()), ttl=self._ttl)
-        self._renewal_seconds = time.monotonic() - asked_at
-        lost = []
-        for partition in list(self._fences):
-            if partition in renewed:
-                self._trust(partition, asked_at)
-            else:
-                lost.append(partition)
-        for partition in lost:
-            logger.warning("cluster: lost partition %d to another node", partition)
-            self._drop(partition)
         leases = await self._store.leases()
         leased = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
         self.unowned = self._partitions - len(leased | set(self._fences))
