@@ -421,7 +421,7 @@ async def run_bridge(
             settings=settings,
             journal=journal,
             intercom=intercom,
-            gateway=Gateway(settings, provider_http),
+            gateway=Gateway(settings, provider_http, observe=metrics.observe_send),
             resolver=ContactResolver(
                 intercom,
                 journal,
@@ -438,6 +438,7 @@ async def run_bridge(
             release=lambda entry: dispatcher.finished(entry.id),
             ownership=ownership,
         )
+        metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: ThreadActor(ctx, services),
             name="thread",

@@ -149,9 +149,10 @@ class Ingress:
         router.add_prefix("GET", "/media/", "media", self._media_file)
         self.app = router
 
-    def _count(self, route: str, status: int) -> None:
+    def _count(self, route: str, status: int, seconds: float) -> None:
         if route in WEBHOOK_ROUTES:
             self._metrics.webhook_requests.labels(route, str(status)).inc()
+        self._metrics.request_duration.labels(route, f"{status // 100}xx").observe(seconds)
 
     # --- health -------------------------------------------------------------------------------
 

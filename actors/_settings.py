@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     """A provider's answer to a send taking longer: the send is in doubt (it may have gone out)
     and is not repeated; a note says so."""
     intercom_rate_limit_per_window: int = Field(default=1666, ge=1)
-    """Requests per 10-second window this process may send (10,000/min spread over 6 windows)."""
+    """Requests per 10-second window (10,000/min spread over 6 windows): the whole app's budget,
+    shared by every node on PostgreSQL (a counter per window in the journal), not per process."""
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
