@@ -131,6 +131,9 @@ class _Timed:
     async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia:
         return await self._client.download(media, max_bytes=max_bytes)
 
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        return self._client.caption_fits(key, media, caption)
+
     async def send_text(self, key: ThreadKey, text: str) -> str:
         return await self._timed(self._client.send_text(key, text))
 
