@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors._embedded import open_stack
-from actors._media import DirectoryMediaStore, content_disposition, safe_mime_type
+from actors._media import (
+    DirectoryMediaStore,
+    JournalMediaStore,
+    MediaNotStored,
+    content_disposition,
+    safe_mime_type,
+)
+from runtime import open_sqlite_journal
 
 
 def age(path: Path, seconds: float) -> None:
@@ -138,6 +145,37 @@ async def test_a_record_pointing_outside_the_store_is_not_found(tmp_path: Path) 
     assert await store.open(token) is None
     (tmp_path / f"{token}.json").write_text("[not, json")
     assert await store.open(token) is None
+
+
+async def test_journal_stores_on_one_journal_share_the_key_and_so_the_tokens(
+    tmp_path: Path,
+) -> None:
+    """Two nodes on one journal: a token made by one is served by the other (issue 19)."""
+    async with open_sqlite_journal(tmp_path / "journal.db") as journal:
+        one, other = JournalMediaStore(journal), JournalMediaStore(journal)
+        token = await one.save(b"shared" * 1000, "video/mp4", "s.mp4")
+        stored = await other.open(token)
+        assert stored is not None
+        assert (stored.content, stored.mime_type, stored.filename) == (
+            b"shared" * 1000,
+            "video/mp4",
+            "s.mp4",
+        )
+        assert await other.save(b"shared" * 1000, "video/mp4", "s.mp4") == token
+        assert await other.open("../" + token) is None
+    async with open_sqlite_journal(tmp_path / "other.db") as journal:  # another key
+        assert await JournalMediaStore(journal).save(b"shared" * 1000, "video/mp4", "s.mp4") != (
+            token
+        )
+
+
+async def test_a_file_the_journal_cannot_hold_is_refused_for_good(tmp_path: Path) -> None:
+    async with open_sqlite_journal(tmp_path / "journal.db") as journal:
+        store = JournalMediaStore(journal)
+        with pytest.raises(MediaNotStored):  # an OSError: the message goes on with a note
+            await store.save(b"x" * 100, "video/mp4", "bad\ud800.mp4")
+        token = await store.save(b"x" * 100, "video/mp4", "good.mp4")
+        assert await store.open(token) is not None
 
 
 @given(st.text(max_size=300))
