@@ -64,7 +64,7 @@ from ._gateway import Gateway
 from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
 from ._jobs import decode_job
-from ._media import MediaStore
+from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
 from ._thread import Services, ThreadActor, make_classifier
@@ -428,11 +428,7 @@ async def run_bridge(
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
             ),
-            media=MediaStore(
-                settings.media_dir,
-                retention_seconds=settings.media_retention_seconds,
-                max_bytes=settings.media_max_bytes,
-            ),
+            media=_media_store(settings, journal),
             metrics=metrics,
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
@@ -659,6 +655,23 @@ def _relay_hints(
     return run
 
 
+def _media_store(settings: Settings, journal: Journal) -> MediaStore:
+    """``THREADLINE_MEDIA_STORE``: the journal's database (what every node sees), or a
+    directory (shared by the nodes only when it is shared storage)."""
+    if settings.media_store == "directory":
+        return DirectoryMediaStore(
+            settings.media_dir,
+            retention_seconds=settings.media_retention_seconds,
+            max_bytes=settings.media_max_bytes,
+        )
+    return JournalMediaStore(
+        journal,
+        retention_seconds=settings.media_retention_seconds,
+        max_bytes=settings.media_max_bytes,
+        legacy=settings.media_dir,
+    )
+
+
 def _housekeeping(
     journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
@@ -670,7 +683,7 @@ def _housekeeping(
                 next_sweep = time.time() + min(3600.0, settings.media_retention_seconds)
                 try:
                     await media.sweep()
-                except OSError as exc:
+                except (OSError, JournalError) as exc:
                     logger.warning("housekeeping: media sweep failed: %s", exc)
             try:
                 stats = await journal.statistics()

@@ -406,7 +406,10 @@ class Ingress:
 
     async def _media_file(self, request: Request) -> Response:
         token = request.path.removeprefix("/media/")
-        stored = await self._media.open(token)
+        try:
+            stored = await self._media.open(token)
+        except JournalUnavailable:  # the journal store's database: a passing outage
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
         if stored is None:
             return text_response(404, "not found")
         return Response(

@@ -129,7 +129,11 @@ class Settings(BaseSettings):
     intercom_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Larger files are linked (served by the bridge under /media/) with a note, not uploaded."""
     max_attachments_per_message: int = Field(default=10, ge=1, le=10)
+    media_store: Literal["journal", "directory"] = "journal"
+    """Where linked oversize files are kept: in the journal's database (every node serves every
+    link), or under ``media_dir`` (with several nodes, only if it is storage they share)."""
     media_dir: str = "./threadline-media"
+    """The ``directory`` store's files; the ``journal`` store still serves what is left here."""
     media_retention_seconds: float = Field(default=30 * 86400.0, gt=0)
     """Linked oversize files are deleted this long after they were last stored."""
     media_max_bytes: int = Field(default=10 * 1024**3, ge=0)
