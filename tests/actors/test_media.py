@@ -162,7 +162,7 @@ async def test_journal_stores_on_one_journal_share_the_key_and_so_the_tokens(
             "s.mp4",
         )
         assert await other.save(b"shared" * 1000, "video/mp4", "s.mp4") == token
-        assert await other.open("../" + token) is None
+        assert await other.open("../" + token) is None  # deliberate-escape: a hostile token
     async with open_sqlite_journal(tmp_path / "other.db") as journal:  # another key
         assert await JournalMediaStore(journal).save(b"shared" * 1000, "video/mp4", "s.mp4") != (
             token
