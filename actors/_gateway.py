@@ -46,14 +46,17 @@ class Gateway:
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._clients: dict[Channel, ChannelClient] = {}
+        self.whatsapp: WhatsAppClient | None = None
+        """The WhatsApp Cloud API client (templates), when configured."""
         if settings.whatsapp_access_token is not None:
-            self._clients[Channel.WHATSAPP] = WhatsAppClient(
+            self.whatsapp = WhatsAppClient(
                 http,
                 WhatsAppConfig(
                     access_token=settings.whatsapp_access_token,
                     base_url=settings.whatsapp_base_url,
                 ),
             )
+            self._clients[Channel.WHATSAPP] = self.whatsapp
         if settings.twilio_account_sid and settings.twilio_auth_token is not None:
             self._clients[Channel.TWILIO] = TwilioClient(
                 http,

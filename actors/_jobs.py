@@ -13,8 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from channels import InboundMessage
 from intercom import ConversationPart
 
+from ._templates import ApiTemplate
+
 __all__ = [
     "ApiSendJob",
+    "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
@@ -95,6 +98,11 @@ class ApiSendJob(_Frozen):
     attachments: tuple[OutboundAttachment, ...] = ()
     admin_id: str | None = None
     received_at: float
+    template: ApiTemplate | None = None
+    """A WhatsApp template to send instead of text (checked against the account's approved
+    templates when journaled)."""
+    rendered: str | None = None
+    """The template's text as the customer reads it, when the account's templates are known."""
 
 
 Job = Annotated[InboundJob | ReplyJob | ApiSendJob, Field(discriminator="kind")]
@@ -109,6 +117,17 @@ def encode_job(job: InboundJob | ReplyJob | ApiSendJob) -> bytes:
 def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
     """The job in a journal payload (raises pydantic.ValidationError on a corrupt one)."""
     return _JOB.validate_json(payload)
+
+
+class HeldReply(_Frozen):
+    """A teammate's reply held while the customer's 24-hour WhatsApp window is closed: a
+    re-engagement template went out instead, and the reply follows the customer's answer."""
+
+    part_id: str
+    conversation_id: str
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    assignee_id: str | None = None
 
 
 class ThreadState(BaseModel):
@@ -132,6 +151,8 @@ class ThreadState(BaseModel):
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
+    held: list[HeldReply] = []
+    """Teammate replies held until the customer answers a re-engagement template, in order."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -139,6 +139,11 @@ class ProviderSandbox:
         """The sandbox WhatsApp Business Account's message templates (mutable)."""
         return self._state.templates
 
+    @property
+    def template_fetches(self) -> int:
+        """Requests for the template list served so far (pages count one each)."""
+        return self._state.template_fetches
+
     def customer_wrote(self, wa_id: str, at: float) -> None:
         """Tell the fake WhatsApp that customer ``wa_id`` wrote at UNIX time ``at`` (the
         webhook builders do not go through it): free-form sends to them are refused with

@@ -170,6 +170,7 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
 
 def _whatsapp_templates(state: SandboxState, request: Request) -> Reply:
     """``GET /{waba-id}/message_templates``: pages of ``limit`` (default 25), cursor ``after``."""
+    state.template_fetches += 1
     limit = max(1, min(int(request.query.get("limit") or "25"), 100))
     start = int(request.query.get("after") or "0")
     page = state.templates[start : start + limit]

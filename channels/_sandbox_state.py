@@ -175,6 +175,7 @@ class SandboxState:
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
         self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
+        self.template_fetches = 0
         self.last_inbound: dict[str, float] = {}
         """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
         :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
