@@ -232,7 +232,8 @@ async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
     )  # fmt: skip
     if free.status_code != 422:
         raise DemoFailed(f"free-form to a new WhatsApp customer answered {free.status_code}")
-    say(f"   → free-form text to a customer who never wrote: {free.status_code} ({free.text})\n")
+    why = free.text.strip()
+    say(f"   → free-form text to a customer who never wrote: {free.status_code} ({why})\n")
 
 
 def _find(stack: Stack, conversation_id: object) -> dict[str, Any]:
