@@ -92,13 +92,12 @@ from ._metrics import BridgeMetrics
 from ._settings import Settings
 from ._steps import Outcome, Steps
 from ._templates import (
-    WHATSAPP_WINDOW_SECONDS,
     ApiTemplate,
     TemplateCatalog,
     TemplateRefused,
     TemplatesUnavailable,
     customer_phone,
-    is_whatsapp,
+    outside_window,
     record_text,
 )
 
@@ -733,12 +732,9 @@ class ThreadActor(Actor[Entry, None]):
         return None
 
     def _outside_whatsapp_window(self) -> bool:
-        last = self._state.last_inbound_at
-        return (
-            is_whatsapp(self._key)
-            and last is not None
-            and time.time() - last > WHATSAPP_WINDOW_SECONDS
-        )
+        """WhatsApp refuses free-form messages: the customer's latest message is over 24 hours
+        old, or they never wrote (a conversation the send API started with a template)."""
+        return outside_window(self._key, self._state.last_inbound_at)
 
     # --- templates: the send API, re-engagement (actors/_templates.py) ------------------------
 

@@ -177,6 +177,8 @@ async def test_free_form_outside_the_window_is_refused_and_a_template_is_not(
     assert len(parts(stack)) == 1
     assert (await send(stack, template=ORDER_UPDATE)).status_code == 200
     await eventually(lambda: len(stack.sent()) == 1 and len(parts(stack)) == 2)
+    await trio.sleep(0.3)  # the webhook of our own part lands before the stack stops
+    await eventually(lambda: settled(stack))
 
 
 # --- re-engagement ------------------------------------------------------------------------------
@@ -328,3 +330,22 @@ async def test_a_crash_while_the_reengagement_template_is_sent_sends_nothing_twi
     assert "holds this reply" in notes[0]
     assert "may not have reached the customer" in notes[1]
     assert "delivered the 1 reply(ies)" in notes[2]
+
+
+async def test_a_reply_to_a_customer_who_never_wrote_waits_for_their_answer(
+    reengaging: Stack,
+) -> None:
+    """The send API started the conversation with a template and the customer has not answered
+    yet: WhatsApp would refuse free-form text, so a teammate's follow-up is held (behind the
+    re-engagement template) until they answer."""
+    stack = reengaging
+    assert (await send(stack, template=ORDER_UPDATE)).status_code == 200
+    await eventually(lambda: len(parts(stack)) == 2 and settled(stack))
+    conversation_id = str(stack.conversations()[0]["id"])
+    await stack.sandbox.intercom.teammates.reply(conversation_id, "Any questions?")
+    await eventually(lambda: len(notes(stack)) == 1 and settled(stack))
+    assert "holds this reply" in notes(stack)[0]
+    assert [m.template for m in stack.sent()] == ["order_update", "conversation_reopen"]
+    await stack.whatsapp(PHONE, "Yes: where is it now?")
+    await eventually(lambda: len(stack.sent()) == 3 and settled(stack))
+    assert stack.sent()[-1].text == "Ada Operator: Any questions?"
