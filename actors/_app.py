@@ -361,7 +361,9 @@ async def run_bridge(
     assert settings.intercom_access_token is not None
     async with (
         open_journal(settings) as journal,
-        httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as provider_http,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.channel_timeout_seconds, connect=5.0)
+        ) as provider_http,
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
             timeout=httpx.Timeout(settings.intercom_timeout_seconds, connect=5.0),
@@ -423,7 +425,7 @@ async def run_bridge(
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
-        gateway = Gateway(settings, provider_http)
+        gateway = Gateway(settings, provider_http, observe=metrics.observe_send)
         templates = TemplateCatalog(
             gateway.whatsapp,
             settings.whatsapp_business_account_id,
@@ -451,6 +453,7 @@ async def run_bridge(
             ownership=ownership,
             templates=templates,
         )
+        metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: ThreadActor(ctx, services),
             name="thread",

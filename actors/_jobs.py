@@ -16,6 +16,7 @@ from intercom import ConversationPart
 from ._templates import ApiTemplate
 
 __all__ = [
+    "RECENT_MESSAGES",
     "ApiSendJob",
     "HeldReply",
     "InboundJob",
@@ -130,6 +131,11 @@ class HeldReply(_Frozen):
     assignee_id: str | None = None
 
 
+RECENT_MESSAGES = 10
+"""Messages per thread whose short text the bridge remembers for quotes and reactions (kept
+in the thread's state, in memory while its actor lives: about 2 KB at most)."""
+
+
 class ThreadState(BaseModel):
     """What the bridge remembers of one thread between messages (journal state)."""
 
@@ -153,6 +159,22 @@ class ThreadState(BaseModel):
     (docs/architecture.md §5, effects in doubt)."""
     held: list[HeldReply] = []
     """Teammate replies held until the customer answers a re-engagement template, in order."""
+    recent: list[tuple[str, str]] = []
+    """The thread's latest messages in either direction, as (provider message id, short
+    text), oldest first, at most ``RECENT_MESSAGES``: what a customer's quote or reaction
+    refers to (erased with the thread's state)."""
+
+    def recall(self, message_id: str | None) -> str | None:
+        """The short text of a recent message of the thread, if it is remembered."""
+        if message_id is None:
+            return None
+        return next((text for known, text in reversed(self.recent) if known == message_id), None)
+
+    def remember(self, message_id: str, text: str) -> None:
+        """Keep ``message_id``'s short text, dropping the oldest beyond ``RECENT_MESSAGES``."""
+        if not text or self.recall(message_id) is not None:
+            return
+        self.recent = [*self.recent, (message_id, text)][-RECENT_MESSAGES:]
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

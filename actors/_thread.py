@@ -36,15 +36,20 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    MediaHostForbidden,
     MediaRef,
     MediaTooLarge,
+    MediaUnavailable,
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
     ThreadKey,
+    render_inbound,
+    shorten,
 )
 from intercom import (
     AttachmentFile,
@@ -314,6 +319,7 @@ class ThreadActor(Actor[Entry, None]):
         else:
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
+        self._state.remember(message.provider_message_id, _summary(message))
 
     async def _contact_gone(self, message: InboundMessage) -> None:
         await self._s.resolver.forget(message)
@@ -542,7 +548,7 @@ class ThreadActor(Actor[Entry, None]):
     async def _prepare(self, message: InboundMessage) -> tuple[str, list[AttachmentFile]]:
         """The message's text for Intercom and the files to upload (downloaded now)."""
         settings = self._s.settings
-        lines = [message.text] if message.text else []
+        lines = render_inbound(message, self._state.recall(message.reply_to))
         if message.location is not None:
             loc = message.location
             label = " ".join(part for part in (loc.name, loc.address) if part)
@@ -700,23 +706,41 @@ class ThreadActor(Actor[Entry, None]):
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        if text:
-            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
-        for index, attachment in enumerate(attachments):
-            media = OutboundMedia(
-                mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
-            )
-            pieces.append(
-                (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
-            )
+        media = [_outbound_media(attachment) for attachment in attachments]
+        caption = _caption(client, self._key, text, media)
+        if text and caption is None:
+            send = functools.partial(client.send_text, self._key, text)
+            pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
+        for index, item in enumerate(media):
+            send = functools.partial(client.send_media, self._key, item, caption=caption)
+            if caption is not None:
+                send = functools.partial(self._remembered, caption, send)
+            pieces.append((f"{prefix}media:{index}", send))
         for name, call in pieces:
             result = await steps.run(
-                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+                name,
+                functools.partial(self._deliver, call),
+                retryable=_SEND_RETRYABLE,
+                doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
+                if caption is not None:  # the text rode on the file that did not go: alone, then
+                    call = functools.partial(client.send_text, self._key, caption)
+                    await steps.run(
+                        f"{prefix}text",
+                        functools.partial(self._deliver, call),
+                        retryable=_SEND_RETRYABLE,
+                        doubtful=(SendInDoubt,),
+                    )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         return None
+
+    async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:
+        """Send, and remember the sent message's id and text (a customer may quote it)."""
+        message_id = await send()
+        self._state.remember(message_id, shorten(text))
+        return message_id
 
     async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
         """One provider send; why it was refused for good, or None."""
@@ -729,6 +753,8 @@ class ThreadActor(Actor[Entry, None]):
             return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
             return f"{channel} refused the message ({_reason(exc)})"
+        except (MediaUnavailable, MediaTooLarge, MediaHostForbidden) as exc:
+            return f"the attachment could not be fetched to upload it to {channel} ({exc})"
         return None
 
     def _outside_whatsapp_window(self) -> bool:
@@ -962,8 +988,9 @@ class _ContactGone(Exception):
 
 
 _SEND_RETRYABLE = (SendRateLimited, SendTransient)
-"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
-the step may be sent again in the same incarnation."""
+"""Provider errors after which the send did not happen: the step may be sent again in the same
+incarnation. Except :class:`SendInDoubt` (no answer in time: it may have been sent), which is
+not repeated."""
 _INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
 
@@ -978,10 +1005,39 @@ def _doubt_reason(steps: Steps, prefix: str = "") -> str | None:
     )
 
 
+def _outbound_media(attachment: OutboundAttachment) -> OutboundMedia:
+    return OutboundMedia(
+        mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+    )
+
+
+def _caption(
+    client: ChannelClient, key: ThreadKey, text: str | None, media: list[OutboundMedia]
+) -> str | None:
+    """The text as the caption of the only attachment, when the channel takes a caption that
+    long on that type of file (one message); None: the text goes first, on its own."""
+    if not text or len(media) != 1 or not client.caption_fits(key, media[0], text):
+        return None
+    return text
+
+
 def _same_text(stored: str, sent: str) -> bool:
     """Whether a part Intercom stored is the text the bridge sent (Intercom wraps it in HTML,
     which changes line breaks and spacing)."""
     return " ".join(stored.split()) == " ".join(sent.split())
+
+
+def _summary(message: InboundMessage) -> str:
+    """What a quote of ``message`` shows (nothing for reactions and unsupported types)."""
+    if message.text:
+        return shorten(message.text)
+    if message.attachments:
+        return f"[{message.attachments[0].kind.value}]"
+    if message.location is not None:
+        return "📍 location"
+    if message.contacts:
+        return shorten(f"👤 contact card: {message.contacts[0].name or ''}")
+    return ""
 
 
 def _files_caption(files: list[AttachmentFile]) -> str:

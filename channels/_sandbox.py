@@ -22,26 +22,36 @@ pending: ``SANDBOX_TEMPLATES``), refuses a template send whose name and language
 approved template (132001) or whose parameters do not match (132000), and refuses free-form
 messages to a customer whose latest message (:meth:`ProviderSandbox.customer_wrote`) is more
 than 24 hours old (131047 "Re-engagement message").
+
+A send naming a media URL (a Telegram ``photo``/``document``/… URL, a WhatsApp ``link``) makes
+the sandbox fetch that URL first, as the real provider does, and check what it finds: Telegram
+answers 400 to ``sendDocument`` by URL unless the file is a PDF, ZIP or GIF, WhatsApp to an
+``image`` that is not JPEG or PNG (or a ``sticker`` that is not WebP).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Literal
 
+import httpx
+import trio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import _sandbox_fakes as fakes
 from ._model import Channel
 from ._sandbox_http import (
     BodyTooLarge,
+    LinkedFile,
     Receive,
     Reply,
     Request,
     Scope,
     Send,
     read_request,
+    sniff_media_type,
     write_reply,
 )
 from ._sandbox_state import (
@@ -54,6 +64,9 @@ from ._sandbox_state import (
 )
 
 __all__ = ["ProviderSandbox"]
+
+_LINK_SECONDS: Final = 5.0
+_LINK_MAX_BYTES: Final = 20 * 1024 * 1024 + 1
 
 _Handler = Callable[[SandboxState, Request, list[str]], Reply]
 _PROVIDERS: Final[dict[str, _Handler]] = {
@@ -176,6 +189,10 @@ class ProviderSandbox:
         """Remove every scripted failure."""
         self._state.clear_failures()
 
+    def set_whatsapp_digest_encoding(self, encoding: Literal["base64", "hex"]) -> None:
+        """Answer the WhatsApp media lookup's ``sha256`` in ``encoding`` (default base64)."""
+        self._state.digest_encoding = encoding
+
     def break_media(
         self,
         media_id: str,
@@ -201,6 +218,10 @@ class ProviderSandbox:
         except BodyTooLarge:
             await write_reply(send, Reply.json(413, {"error": "request body too large"}))
             return
+        urls = fakes.linked_urls(self._state, request, request.segments())
+        if urls:  # the real provider fetches a send's media URL itself: so do we
+            linked = {url: await _fetch_linked(url) for url in urls}
+            request = dataclasses.replace(request, linked=linked)
         await write_reply(send, self._route(request))
 
     def _route(self, request: Request) -> Reply:
@@ -262,6 +283,29 @@ class ProviderSandbox:
             self.clear_failures()
             return Reply.json(200, {"ok": True})
         return Reply.json(404, {"error": "not found"})
+
+
+async def _fetch_linked(url: str) -> LinkedFile | None:
+    """GET a media URL a send names, as the provider would (no credentials; redirects
+    followed; at most ``_LINK_MAX_BYTES`` and ``_LINK_SECONDS``); None when that fails."""
+    with trio.move_on_after(_LINK_SECONDS):
+        try:
+            async with (
+                httpx.AsyncClient(timeout=_LINK_SECONDS, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if not response.is_success:
+                    return None
+                content = b""
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > _LINK_MAX_BYTES:
+                        break
+                declared = response.headers.get("content-type")
+                return LinkedFile(sniff_media_type(content, declared), len(content))
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+    return None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

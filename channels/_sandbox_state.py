@@ -11,7 +11,7 @@ import enum
 import hashlib
 import itertools
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +57,9 @@ class SandboxFailure(enum.StrEnum):
     SLOW_ANSWER = "slow_answer"
     """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
     out a byte every few seconds — a send whose outcome a crash would lose."""
+    LATE_ANSWER = "late_answer"
+    """WhatsApp only: the message is accepted (and recorded as sent) but answered only after
+    10 s — a send whose answer a client's timeout gives up on."""
 
 
 class MediaFault(enum.StrEnum):
@@ -72,6 +75,9 @@ class MediaFault(enum.StrEnum):
     """The bytes gzip-compressed with ``Content-Encoding: gzip`` (never asked for)."""
     DRIP = "drip"
     """200, then one byte every ``drip_seconds``."""
+    CORRUPT = "corrupt"
+    """200 with the bytes damaged on the way (same length, last byte changed): they no longer
+    match the WhatsApp lookup's ``sha256``."""
 
 
 class SentMessage(BaseModel):
@@ -145,7 +151,7 @@ class StoredMedia:
     content: bytes
     mime_type: str
     filename: str | None
-    sha256: str  # base64, as the Graph API reports it
+    sha256: str  # base64, as the Graph API reports it (see SandboxState.digest_encoding)
 
 
 @dataclass(slots=True)
@@ -174,6 +180,8 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.digest_encoding: Literal["base64", "hex"] = "base64"
+        """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
         self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
         self.template_fetches = 0
         self.last_inbound: dict[str, float] = {}
@@ -192,6 +200,12 @@ class SandboxState:
         digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
         self.media[media_id] = StoredMedia(content, mime_type, filename, digest)
         return media_id
+
+    def lookup_digest(self, media: StoredMedia) -> str:
+        """``sha256`` as the WhatsApp media lookup answers it, in ``digest_encoding``."""
+        if self.digest_encoding == "hex":
+            return base64.b64decode(media.sha256).hex()
+        return media.sha256
 
     def script(
         self,

@@ -11,6 +11,7 @@ otherwise.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -30,14 +31,17 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
-from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
+from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
 __all__ = [
+    "WHATSAPP_CAPTION_LIMIT",
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppTemplate",
     "classify_whatsapp_error",
+    "declared_digest",
     "template_message",
+    "whatsapp_media_kind",
 ]
 
 GRAPH_BASE_URL: Final = "https://graph.facebook.com/v21.0"
@@ -104,24 +108,39 @@ def classify_whatsapp_error(response: httpx.Response) -> ChannelError:
     return SendRejected(text, code=code, status=status)
 
 
+WHATSAPP_CAPTION_LIMIT: Final = 1024
 _SEND_KINDS: Final = {
-    MediaKind.IMAGE: "image",
-    MediaKind.STICKER: "image",
-    MediaKind.VIDEO: "video",
-    MediaKind.AUDIO: "audio",
-    MediaKind.VOICE: "audio",
-    MediaKind.DOCUMENT: "document",
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "sticker",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "video/3gp": "video",
+    "audio/aac": "audio",
+    "audio/amr": "audio",
+    "audio/mpeg": "audio",
+    "audio/mp4": "audio",
+    "audio/ogg": "audio",
 }
+"""The Cloud API's supported media types; anything else goes as a document."""
+_CAPTIONED: Final = frozenset({"image", "video", "document"})
+
+
+def whatsapp_media_kind(mime_type: str) -> str:
+    """The message type a file goes as (pure): ``image`` (JPEG, PNG only), ``sticker`` (WebP),
+    ``video`` (MP4, 3GPP), ``audio`` (AAC, AMR, MP3, M4A, OGG), else ``document``."""
+    return _SEND_KINDS.get(media_type(mime_type), "document")
 
 
 def media_message(
     to: str, media: OutboundMedia, media_id: str | None, caption: str | None
 ) -> dict[str, object]:
-    """The JSON body of a media send (pure). Audio takes no caption; documents keep a filename."""
-    kind = _SEND_KINDS[MediaKind.from_mime(media.mime_type)]
+    """The JSON body of a media send (pure). Only images, videos and documents take a caption;
+    documents keep a filename."""
+    kind = whatsapp_media_kind(media.mime_type)
     body: dict[str, object] = {"link": media.url} if media_id is None else {"id": media_id}
-    if caption and kind != "audio":
-        body["caption"] = caption[:1024]
+    if caption and kind in _CAPTIONED:
+        body["caption"] = caption
     if kind == "document" and media.filename:
         body["filename"] = media.filename
     return {
@@ -189,6 +208,25 @@ MAX_TEMPLATE_PAGES: Final = 50
 """Pages of 100 templates read at most (a WABA holds at most a few thousand templates)."""
 
 
+_HEX_DIGEST: Final = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def declared_digest(value: str) -> bytes | None:
+    """The SHA-256 a media lookup declares, read as hex or as base64 (standard or URL-safe,
+    padded or not): Meta documents neither, webhooks carry base64 and some clients see hex.
+    None when it is neither (then it cannot be checked; the file is kept)."""
+    text = value.strip()
+    if _HEX_DIGEST.match(text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == hashlib.sha256().digest_size else None
+
+
 class _MediaInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -218,7 +256,8 @@ class WhatsAppClient:
         Raises:
             MediaHostForbidden: the returned URL is outside the allow-list (not fetched).
             MediaTooLarge: ``file_size`` or the streamed body is over the cap.
-            MediaUnavailable: unknown/expired id or a sha256 mismatch.
+            MediaUnavailable: unknown/expired id, or the bytes differ from the declared
+                ``sha256`` (hex or base64) in two downloads.
             SendRateLimited, SendTransient, SendRejected: as classified.
         """
         if not _SAFE_ID.match(media.ref):
@@ -238,28 +277,38 @@ class WhatsAppClient:
             raise SendTransient("whatsapp media lookup returned an unreadable body") from exc
         if info.file_size is not None and info.file_size > max_bytes:
             raise MediaTooLarge(f"whatsapp media is {info.file_size} bytes, cap is {max_bytes}")
-        auth = dict.fromkeys(self._allowed, self._auth)
-        content, content_type = await fetch_capped(
-            self._http,
-            info.url,
-            allowed=self._allowed,
-            max_bytes=max_bytes,
-            what="whatsapp media download",
-            auth_for=auth,
-        )
-        if info.sha256 is not None:
-            digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
-            if digest != info.sha256:
-                raise MediaUnavailable("whatsapp media failed its sha256 check")
+        content, content_type = await self._fetch(info.url, max_bytes)
+        expected = None if info.sha256 is None else declared_digest(info.sha256)
+        if expected is not None and hashlib.sha256(content).digest() != expected:
+            # A download damaged on the way: fetch it once more before giving up on it.
+            content, content_type = await self._fetch(info.url, max_bytes)
+            if hashlib.sha256(content).digest() != expected:
+                raise MediaUnavailable("whatsapp media failed its sha256 check twice")
         return DownloadedMedia(
             content=content,
             mime_type=info.mime_type or media.mime_type or content_type,
             filename=media.filename,
         )
 
+    async def _fetch(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        return await fetch_capped(
+            self._http,
+            url,
+            allowed=self._allowed,
+            max_bytes=max_bytes,
+            what="whatsapp media download",
+            auth_for=dict.fromkeys(self._allowed, self._auth),
+        )
+
     async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
         """Send a text message from ``key.account`` to ``key.customer``; returns the wamid."""
         return await self._post_message(key, text_message(key.customer, text, reply_to))
+
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        """Whether ``caption`` can go with ``media``: an image, video or document, and at most
+        1,024 characters."""
+        kind = whatsapp_media_kind(media.mime_type)
+        return kind in _CAPTIONED and len(caption) <= WHATSAPP_CAPTION_LIMIT
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None

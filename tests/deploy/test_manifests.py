@@ -262,6 +262,10 @@ def test_dashboard_panels_are_well_formed_and_cover_the_issue() -> None:
         "threadline_supervisor_restarts_total",
         "threadline_dead_letters_total",
         "threadline_partitions_owned",
+        "histogram_quantile(0.99, sum by (le, route) (rate(threadline_ingress_request_duration",
+        "histogram_quantile(0.99, sum by (le, channel) (rate(threadline_channel_send_duration",
+        "process_resident_memory_bytes{",
+        "rate(process_cpu_seconds_total{",
     ):
         assert needed in exprs, needed
 
