@@ -270,6 +270,7 @@ def test_a_reengagement_template_needs_the_business_account() -> None:
         check_settings(settings)
 
 
+@pytest.mark.slow
 async def test_a_crash_while_the_reengagement_template_is_sent_sends_nothing_twice(
     tmp_path: Path,
 ) -> None:
