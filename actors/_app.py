@@ -67,6 +67,7 @@ from ._jobs import decode_job
 from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
+from ._templates import TemplateCatalog
 from ._thread import Services, ThreadActor, make_classifier
 
 __all__ = [
@@ -267,6 +268,13 @@ def check_settings(settings: Settings) -> None:
     problem = database_url_problem(settings.database_url)
     if problem is not None:
         raise ConfigurationError(f"{problem} ({_DATABASE})")
+    if settings.whatsapp_reengagement_template is not None and (
+        settings.whatsapp_business_account_id is None or settings.whatsapp_access_token is None
+    ):
+        raise ConfigurationError(
+            "a re-engagement template needs WhatsApp and its business account, to check it is"
+            " approved (THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)"
+        )
 
 
 def check_bindable(bind: str, setting: str) -> None:
@@ -417,11 +425,17 @@ async def run_bridge(
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
+        gateway = Gateway(settings, provider_http, observe=metrics.observe_send)
+        templates = TemplateCatalog(
+            gateway.whatsapp,
+            settings.whatsapp_business_account_id,
+            ttl=settings.whatsapp_template_cache_seconds,
+        )
         services = Services(
             settings=settings,
             journal=journal,
             intercom=intercom,
-            gateway=Gateway(settings, provider_http, observe=metrics.observe_send),
+            gateway=gateway,
             resolver=ContactResolver(
                 intercom,
                 journal,
@@ -433,6 +447,7 @@ async def run_bridge(
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
             ownership=ownership,
+            templates=templates,
         )
         metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
@@ -476,6 +491,7 @@ async def run_bridge(
             metrics=metrics,
             media=services.media,
             ready=not_ready,
+            templates=templates,
         )
         sources = metrics.sources
         sources.inflight = lambda: dispatcher.inflight

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -83,6 +83,9 @@ class Stack:
         webhook = whatsapp_webhook(
             SANDBOX_SECRETS.whatsapp_app_secret, SANDBOX_SECRETS.whatsapp_phone_number_id, messages
         )
+        for message in messages:  # the fake WhatsApp keeps the 24-hour window as Meta does
+            at = (message.sent_at or datetime.now(UTC)).timestamp()
+            self.sandbox.providers.customer_wrote(message.from_phone, at)
         return await self.post("/webhooks/whatsapp", webhook)
 
     async def sms(

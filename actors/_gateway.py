@@ -65,14 +65,17 @@ class Gateway:
         self, settings: Settings, http: httpx.AsyncClient, *, observe: SendObserver | None = None
     ) -> None:
         self._clients: dict[Channel, ChannelClient] = {}
+        self.whatsapp: WhatsAppClient | None = None
+        """The WhatsApp Cloud API client (templates), when configured."""
         if settings.whatsapp_access_token is not None:
-            self._clients[Channel.WHATSAPP] = WhatsAppClient(
+            self.whatsapp = WhatsAppClient(
                 http,
                 WhatsAppConfig(
                     access_token=settings.whatsapp_access_token,
                     base_url=settings.whatsapp_base_url,
                 ),
             )
+            self._clients[Channel.WHATSAPP] = self.whatsapp
         if settings.twilio_account_sid and settings.twilio_auth_token is not None:
             self._clients[Channel.TWILIO] = TwilioClient(
                 http,
@@ -141,6 +144,9 @@ class _Timed:
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
     ) -> str:
         return await self._timed(self._client.send_media(key, media, caption=caption))
+
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        return self._client.caption_fits(key, media, caption)
 
     async def _timed(self, call: Awaitable[str]) -> str:
         started = time.perf_counter()

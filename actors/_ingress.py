@@ -6,7 +6,9 @@ recognised as a duplicate, or as an event we do not bridge). The status table::
     200  journaled, duplicate, or ignored         401  bad or missing signature / token
     400  malformed payload (one-line reason)      413  body over the cap
     404  route of a channel that is not configured
-    503  + Retry-After: the journal cannot commit (providers retry)
+    422  send API: a template that is not approved, or free-form text outside WhatsApp's window
+    503  + Retry-After: the journal cannot commit (providers retry); the send API: WhatsApp's
+         template list cannot be fetched to check a template
 
 The ingress never waits on an actor: after the commit it wakes the dispatcher and answers.
 """
@@ -66,6 +68,16 @@ from ._jobs import (
 from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
 from ._settings import Settings
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    api_send_problem,
+    opens_thread,
+    outside_window,
+    render,
+)
 
 __all__ = ["Ingress"]
 
@@ -102,6 +114,7 @@ class _ApiMessage(BaseModel):
     attachments: list[_ApiAttachment] = Field(default_factory=list, max_length=10)
     admin_id: str | None = Field(default=None, max_length=64)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    template: ApiTemplate | None = None
 
 
 class Ingress:
@@ -114,6 +127,7 @@ class Ingress:
         metrics: request counters and commit latency.
         media: the store behind ``GET /media/<token>``.
         ready: None when the node serves, else why not in one line (for ``/readyz``).
+        templates: the WhatsApp Business Account's templates (the send API checks names).
     """
 
     def __init__(
@@ -125,8 +139,10 @@ class Ingress:
         metrics: BridgeMetrics,
         media: MediaStore,
         ready: Callable[[], str | None],
+        templates: TemplateCatalog | None = None,
     ) -> None:
         self._s = settings
+        self._templates = templates or TemplateCatalog(None, None)
         self._journal = journal
         self._wake = wake
         self._metrics = metrics
@@ -381,14 +397,44 @@ class Ingress:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return text_response(400, f"invalid message at {where}: {first['msg']}"[:300])
-        if not message.text and not message.attachments:
-            return text_response(400, "a message needs text or attachments")
+        refused = api_send_problem(
+            key, message.text, bool(message.attachments), message.template, self._s
+        )
+        if refused is not None:
+            return text_response(*refused)
         try:
             raw = await self._journal.get_state(thread_state_key(str(key)))
         except JournalUnavailable:
             return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
-        if raw is None or ThreadState.decode(raw).conversation_id is None:
-            return text_response(404, "no conversation with this customer on this channel yet")
+        state = ThreadState.decode(raw)
+        if state.conversation_id is None:
+            cannot = opens_thread(key, self._s)
+            if cannot is not None:
+                return text_response(*cannot)
+        if message.template is None and outside_window(key, state.last_inbound_at):
+            return text_response(
+                422,
+                "outside WhatsApp's 24-hour customer-service window (or the customer never"
+                " wrote): free-form messages are refused, send a template",
+            )
+        rendered: str | None = None
+        if message.template is not None and self._templates.enabled:
+            try:
+                rendered = render(
+                    await self._templates.approved(
+                        message.template.name, message.template.language.code
+                    ),
+                    message.template,
+                )
+            except TemplateRefused as exc:
+                return text_response(422, exc.reason[:300])
+            except TemplatesUnavailable as exc:
+                logger.warning("whatsapp templates unavailable, answering 503: %s", exc)
+                return text_response(
+                    503,
+                    "cannot check the template with WhatsApp right now, retry later",
+                    **{"retry-after": RETRY_AFTER_SECONDS},
+                )
         job = ApiSendJob(
             text=message.text,
             attachments=tuple(
@@ -397,6 +443,8 @@ class Ingress:
             ),
             admin_id=message.admin_id,
             received_at=time.time(),
+            template=message.template,
+            rendered=rendered,
         )
         dedupe = f"api:{message.idempotency_key or uuid.uuid4().hex}"
         failed = await self._journal_entries("api", [NewEntry(str(key), dedupe, encode_job(job))])

@@ -13,9 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from channels import InboundMessage
 from intercom import ConversationPart
 
+from ._templates import ApiTemplate
+
 __all__ = [
     "RECENT_MESSAGES",
     "ApiSendJob",
+    "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
@@ -96,6 +99,11 @@ class ApiSendJob(_Frozen):
     attachments: tuple[OutboundAttachment, ...] = ()
     admin_id: str | None = None
     received_at: float
+    template: ApiTemplate | None = None
+    """A WhatsApp template to send instead of text (checked against the account's approved
+    templates when journaled)."""
+    rendered: str | None = None
+    """The template's text as the customer reads it, when the account's templates are known."""
 
 
 Job = Annotated[InboundJob | ReplyJob | ApiSendJob, Field(discriminator="kind")]
@@ -110,6 +118,17 @@ def encode_job(job: InboundJob | ReplyJob | ApiSendJob) -> bytes:
 def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
     """The job in a journal payload (raises pydantic.ValidationError on a corrupt one)."""
     return _JOB.validate_json(payload)
+
+
+class HeldReply(_Frozen):
+    """A teammate's reply held while the customer's 24-hour WhatsApp window is closed: a
+    re-engagement template went out instead, and the reply follows the customer's answer."""
+
+    part_id: str
+    conversation_id: str
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    assignee_id: str | None = None
 
 
 RECENT_MESSAGES = 10
@@ -138,6 +157,8 @@ class ThreadState(BaseModel):
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
+    held: list[HeldReply] = []
+    """Teammate replies held until the customer answers a re-engagement template, in order."""
     recent: list[tuple[str, str]] = []
     """The thread's latest messages in either direction, as (provider message id, short
     text), oldest first, at most ``RECENT_MESSAGES``: what a customer's quote or reaction

@@ -187,7 +187,7 @@ class BridgeMetrics:
             self.dead_letters.labels(direction)
             for outcome in ("delivered", "dead_lettered", "skipped", "undeliverable"):
                 self.messages.labels(direction, outcome)
-        for reason in ("first_message", "buffer_expired", "conversation_gone"):
+        for reason in ("first_message", "buffer_expired", "conversation_gone", "api_send"):
             self.conversations_created.labels(reason)
         for endpoint in CLIENT_ENDPOINTS:
             self.intercom_duration.labels(endpoint)

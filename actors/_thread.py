@@ -23,7 +23,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 import httpx
@@ -79,6 +80,7 @@ from ._doubt import InDoubt
 from ._gateway import ChannelClient, Gateway
 from ._jobs import (
     ApiSendJob,
+    HeldReply,
     InboundJob,
     OutboundAttachment,
     ReplyJob,
@@ -94,12 +96,20 @@ from ._media import MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings
 from ._steps import Outcome, Steps
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    customer_phone,
+    outside_window,
+    record_text,
+)
 
 __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 
 logger = logging.getLogger("threadline.thread")
 
-WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
 CLOCK_SKEW: Final = 60.0
 """Seconds by which this host's clock and Intercom's may differ, when comparing times."""
 
@@ -140,6 +150,8 @@ class Services:
     release: Callable[[Entry], None]
     """Told when an entry is left for another node (its partition moved)."""
     ownership: Ownership
+    templates: TemplateCatalog = field(default_factory=lambda: TemplateCatalog(None, None))
+    """The WhatsApp Business Account's templates (re-engagement)."""
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -189,6 +201,7 @@ class ThreadActor(Actor[Entry, None]):
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
         self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
+        self._bridged: int | None = None  # the inbound entry whose message reached Intercom
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -225,7 +238,11 @@ class ThreadActor(Actor[Entry, None]):
         job = decode_job(entry.payload)
         with ownership.guard(entry.partition) as guard:
             if isinstance(job, InboundJob):
-                await self._inbound(entry, job.message)
+                if self._bridged != entry.id:  # a retry after a held reply failed: bridged once
+                    await self._inbound(entry, job.message)
+                    self._bridged = entry.id
+                if self._state.held:  # the customer answered a re-engagement template
+                    await self._deliver_held(entry)
                 direction, outcome = "inbound", "delivered"
             elif isinstance(job, ReplyJob):
                 direction = "outbound"
@@ -631,6 +648,9 @@ class ThreadActor(Actor[Entry, None]):
             teammate=job.admin_name or "Support", text=job.text
         )
         prefix = f"{job.part_id}:"
+        if self._reengagement_due():
+            await self._hold_reply(steps, job, text if job.text else "", prefix)
+            return
         failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
@@ -639,9 +659,14 @@ class ThreadActor(Actor[Entry, None]):
             await self._note(steps, job.conversation_id, job.assignee_id, why, prefix)
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
+        if self._state.conversation_id is None:
+            await self._start_conversation(entry, job)
         conversation_id = self._state.conversation_id
         steps = await self._steps_of(entry)
-        failure = await self._send(steps, job.text or None, job.attachments)
+        if job.template is not None:
+            failure = await self._send_template(steps, job.template, "template")
+        else:
+            failure = await self._send(steps, job.text or None, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
@@ -650,9 +675,10 @@ class ThreadActor(Actor[Entry, None]):
         admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
         if admin is not None:
             files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
-            await self._write_part(
-                steps, "record", conversation_id, admin, (job.text + files_text).strip(), "comment"
-            )
+            text = (job.text + files_text).strip()
+            if job.template is not None:
+                text = record_text(job.template, job.rendered)
+            await self._write_part(steps, "record", conversation_id, admin, text, "comment")
         doubt = _doubt_reason(steps)
         if doubt is not None:
             await self._note(steps, conversation_id, None, doubt)
@@ -732,11 +758,128 @@ class ThreadActor(Actor[Entry, None]):
         return None
 
     def _outside_whatsapp_window(self) -> bool:
-        is_whatsapp = self._key.channel is Channel.WHATSAPP or (
-            self._key.channel is Channel.TWILIO and self._key.customer.startswith("whatsapp:")
+        """WhatsApp refuses free-form messages: the customer's latest message is over 24 hours
+        old, or they never wrote (a conversation the send API started with a template)."""
+        return outside_window(self._key, self._state.last_inbound_at)
+
+    # --- templates: the send API, re-engagement (actors/_templates.py) ------------------------
+
+    async def _send_template(self, steps: Steps, template: ApiTemplate, step: str) -> str | None:
+        """Send a WhatsApp template as a recorded step; why it failed for good, or None."""
+        client = self._s.gateway.whatsapp
+        if self._key.channel is not Channel.WHATSAPP or client is None:
+            return "templates are sent on the whatsapp channel only"
+        call = functools.partial(
+            client.send_template, self._key, template.name, template.language.code,
+            template.payload_components(),
+        )  # fmt: skip
+        result = await steps.run(
+            step, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
         )
-        last = self._state.last_inbound_at
-        return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
+        if result.outcome is Outcome.FAILED:
+            return result.reason
+        self._s.metrics.channel_sends.labels(self._key.channel.value, "sent").inc()
+        return None
+
+    async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> None:
+        """The send API to a customer without a conversation: resolve (or create) the contact
+        and open the conversation as the inbound path does (recorded intents, exactly once);
+        the message sent is then recorded in it as the admin's reply."""
+        message = InboundMessage(
+            key=self._key,
+            provider_message_id=f"api:{entry.id}",
+            phone=customer_phone(self._key),
+            sent_at=datetime.fromtimestamp(job.received_at, UTC),
+        )
+        opening = (
+            f"[Threadline: conversation started by the team on {self._key.channel.value}; the"
+            " message sent to the customer follows]"
+        )
+        for _ in range(2):  # a second pass after re-resolving a deleted contact
+            if self._state.contact_id is None:
+                contact = await self._s.resolver.resolve(message)
+                self._state.contact_id, self._state.contact_role = contact.id, contact.role
+            try:
+                await self._open_conversation(entry, self._state.contact_id, opening, "api_send")
+                return
+            except _ContactGone:
+                await self._contact_gone(message)
+        raise IntercomNotFound(
+            "the contact vanished twice while starting a conversation", status=404
+        )
+
+    def _reengagement_due(self) -> bool:
+        """A teammate's reply must wait for a re-engagement template: WhatsApp Cloud API, the
+        window closed, a template configured (else the reply fails as before, with a note)."""
+        return (
+            self._key.channel is Channel.WHATSAPP
+            and self._s.settings.whatsapp_reengagement_template is not None
+            and (bool(self._state.held) or self._outside_whatsapp_window())
+        )
+
+    async def _hold_reply(self, steps: Steps, job: ReplyJob, text: str, prefix: str) -> None:
+        """Send the re-engagement template (once while replies are held) and hold the reply in
+        the thread's state until the customer answers; a note says so."""
+        settings = self._s.settings
+        name = settings.whatsapp_reengagement_template
+        assert name is not None
+        language = settings.whatsapp_reengagement_language
+        if not self._state.held:
+            why: str | None = None
+            try:
+                await self._s.templates.approved(name, language)
+            except TemplateRefused as exc:
+                why = f"the re-engagement template is not usable: {exc.reason}"
+            except TemplatesUnavailable as exc:
+                raise SendTransient(f"whatsapp templates unavailable: {exc}") from exc
+            template = ApiTemplate.model_validate({"name": name, "language": {"code": language}})
+            why = why or await self._send_template(steps, template, f"{prefix}reengage")
+            if why is not None:
+                self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
+                reason = f"outside WhatsApp's 24-hour customer-service window, and {why}"
+                await self._note(steps, job.conversation_id, job.assignee_id, reason, prefix)
+                return
+        if all(held.part_id != job.part_id for held in self._state.held):
+            self._state.held.append(
+                HeldReply(
+                    part_id=job.part_id, conversation_id=job.conversation_id, text=text,
+                    attachments=job.attachments, assignee_id=job.assignee_id,
+                )
+            )  # fmt: skip
+        admin = await self._assignee_or_default(job.conversation_id, job.assignee_id)
+        if admin is not None:
+            note = (
+                "The customer's 24-hour WhatsApp window has closed: Threadline sent the"
+                f" re-engagement template {name} ({language}) and holds this reply; it goes out"
+                " as soon as the customer answers."
+            )
+            await self._write_part(steps, f"{prefix}held", job.conversation_id, admin, note, "note")
+        doubt = _doubt_reason(steps, prefix)  # the template's send was cut off by a crash
+        if doubt is not None:
+            await self._note(steps, job.conversation_id, job.assignee_id, doubt, prefix)
+
+    async def _deliver_held(self, entry: Entry) -> None:
+        """The customer answered: send the replies held for them, in order, each piece a
+        recorded step of this inbound entry (a crash resends nothing), then say so."""
+        steps = await self._steps_of(entry)
+        held, delivered = list(self._state.held), 0
+        for reply in held:
+            prefix = f"held:{reply.part_id}:"
+            failure = await self._send(steps, reply.text or None, reply.attachments, prefix)
+            why = failure or _doubt_reason(steps, prefix)
+            if why is not None:
+                await self._note(steps, reply.conversation_id, reply.assignee_id, why, prefix)
+            else:
+                delivered += 1
+        last = held[-1]
+        admin = await self._assignee_or_default(last.conversation_id, last.assignee_id)
+        if admin is not None and delivered:
+            note = (
+                "The customer answered the re-engagement template: Threadline delivered the"
+                f" {delivered} reply(ies) held for them."
+            )
+            await self._write_part(steps, "held-sent", last.conversation_id, admin, note, "note")
+        self._state.held = []
 
     async def _note(
         self, steps: Steps, conversation_id: str, assignee: str | None, why: str, prefix: str = ""

@@ -114,6 +114,7 @@ from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 from ._whatsapp_api import WhatsAppClient as WhatsAppClient
 from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
+from ._whatsapp_api import WhatsAppTemplate as WhatsAppTemplate
 from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
 
 __all__ = [
@@ -158,6 +159,7 @@ __all__ = [
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppTemplate",
     "WhatsAppInbound",
     "check_json_strings",
     "classify_telegram_error",

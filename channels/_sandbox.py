@@ -15,6 +15,13 @@ Control and inspection over HTTP (JSON)::
     POST   /_sandbox/failures  {"channel","recipient","failure","times"?,"retry_after"?}
     DELETE /_sandbox/failures
     GET    /_sandbox/health
+    POST   /_sandbox/whatsapp/customer_wrote  {"wa_id", "at"}   (24-hour window; see below)
+
+The fake WhatsApp serves ``GET /{waba-id}/message_templates`` (some approved, some rejected or
+pending: ``SANDBOX_TEMPLATES``), refuses a template send whose name and language are not an
+approved template (132001) or whose parameters do not match (132000), and refuses free-form
+messages to a customer whose latest message (:meth:`ProviderSandbox.customer_wrote`) is more
+than 24 hours old (131047 "Re-engagement message").
 
 A send naming a media URL (a Telegram ``photo``/``document``/… URL, a WhatsApp ``link``) makes
 the sandbox fetch that URL first, as the real provider does, and check what it finds: Telegram
@@ -79,6 +86,13 @@ class _FailureScript(BaseModel):
     retry_after: int = 1
 
 
+class _CustomerWrote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wa_id: str
+    at: float
+
+
 class ProviderSandbox:
     """Fake WhatsApp Graph, Twilio and Telegram Bot APIs in one ASGI app (handles lifespan).
 
@@ -120,6 +134,7 @@ class ProviderSandbox:
         return {
             "THREADLINE_WHATSAPP_BASE_URL": f"{base}/whatsapp/v21.0",
             "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,
+            "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID": creds.whatsapp_business_account_id,
             "THREADLINE_TWILIO_BASE_URL": f"{base}/twilio",
             "THREADLINE_TWILIO_ACCOUNT_SID": creds.twilio_account_sid,
             "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
@@ -131,6 +146,23 @@ class ProviderSandbox:
         """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
         tail = self._state.sent[since:] if since >= 0 else self._state.sent
         return [m for m in tail if channel is None or m.channel is channel]
+
+    @property
+    def templates(self) -> list[dict[str, object]]:
+        """The sandbox WhatsApp Business Account's message templates (mutable)."""
+        return self._state.templates
+
+    @property
+    def template_fetches(self) -> int:
+        """Requests for the template list served so far (pages count one each)."""
+        return self._state.template_fetches
+
+    def customer_wrote(self, wa_id: str, at: float) -> None:
+        """Tell the fake WhatsApp that customer ``wa_id`` wrote at UNIX time ``at`` (the
+        webhook builders do not go through it): free-form sends to them are refused with
+        131047 once that is more than 24 hours ago. Customers it was never told about are not
+        checked (load tests send to thousands)."""
+        self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
 
     def clear_sent(self) -> None:
         """Forget recorded sends (``seq`` starts again at 1)."""
@@ -239,6 +271,13 @@ class ProviderSandbox:
                 times=script.times,
                 retry_after=script.retry_after,
             )
+            return Reply.json(200, {"ok": True})
+        if route == ("POST", "whatsapp/customer_wrote"):
+            try:
+                told = _CustomerWrote.model_validate_json(request.body)
+            except ValidationError:
+                return Reply.json(400, {"error": "expected wa_id, at"})
+            self.customer_wrote(told.wa_id, told.at)
             return Reply.json(200, {"ok": True})
         if route == ("DELETE", "failures"):
             self.clear_failures()

@@ -10,15 +10,18 @@ from __future__ import annotations
 import gzip
 import hmac
 import json
+import re
+import time
 from typing import Final
 
 from ._model import Channel, media_type
 from ._sandbox_http import Reply, Request, Upload, sniff_media_type
-from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
+from ._sandbox_state import WHATSAPP_WINDOW_SECONDS, MediaFault, SandboxFailure, SandboxState
 
 __all__ = ["linked_urls", "telegram", "twilio", "whatsapp"]
 
-_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
+_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker", "template")
+_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _WA_MEDIA_TYPES: Final = {
     "image": frozenset({"image/jpeg", "image/png"}),
     "sticker": frozenset({"image/webp"}),
@@ -121,6 +124,10 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _graph_error(404, 100, "Unknown media")
         return _media_bytes(state, request, parts[1], media.content, media.mime_type)
+    if len(parts) == 3 and parts[2] == "message_templates" and request.method == "GET":
+        if parts[1] != state.credentials.whatsapp_business_account_id:
+            return _graph_error(400, 100, "Unsupported get request. Object does not exist")
+        return _whatsapp_templates(state, request)
     if len(parts) == 2 and request.method == "GET":
         media = state.media.get(parts[1])
         if media is None:
@@ -167,6 +174,14 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     if script is not None and not slow and not late:
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
+    if kind == "template":
+        reply = _whatsapp_template_send(state, phone_number_id, to, payload, slow=slow)
+        if late and reply.status == 200:
+            reply.delay_seconds = 10.0
+        return reply
+    last = state.last_inbound.get(to)
+    if last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS:
+        return _graph_error(400, 131047, "Re-engagement message")
     media_id = payload.get("id")
     if kind == "text":
         text = payload.get("body")
@@ -215,6 +230,86 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         reply.drip_seconds = 5.0
     if late:
         reply.delay_seconds = 10.0
+    return reply
+
+
+def _whatsapp_templates(state: SandboxState, request: Request) -> Reply:
+    """``GET /{waba-id}/message_templates``: pages of ``limit`` (default 25), cursor ``after``."""
+    state.template_fetches += 1
+    limit = max(1, min(int(request.query.get("limit") or "25"), 100))
+    start = int(request.query.get("after") or "0")
+    page = state.templates[start : start + limit]
+    body: dict[str, object] = {"data": page}
+    end = start + len(page)
+    cursors = {"before": str(start), "after": str(end)}
+    body["paging"] = {"cursors": cursors}
+    if end < len(state.templates):
+        next_url = f"{request.base_url}{request.path}?limit={limit}&after={end}"
+        body["paging"] = {"cursors": cursors, "next": next_url}
+    return Reply.json(200, body)
+
+
+def _whatsapp_template_send(
+    state: SandboxState, phone_number_id: str, to: str, payload: dict[str, object], *, slow: bool
+) -> Reply:
+    name, language = payload.get("name"), payload.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    approved = next(
+        (
+            t for t in state.templates
+            if t["name"] == name and t["language"] == code and t["status"] == "APPROVED"
+        ),
+        None,
+    )  # fmt: skip
+    if approved is None:
+        return _graph_error(404, 132001, "Template name does not exist in the translation")
+    given = payload.get("components") or []
+    if not isinstance(given, list):
+        return _graph_error(400, 100, "Invalid parameter")
+    lines: list[str] = []
+    for component in approved["components"]:  # type: ignore[attr-defined]
+        text = component.get("text")
+        kind = str(component.get("type", "")).lower()
+        if kind not in ("header", "body", "footer") or not isinstance(text, str):
+            continue
+        wanted = {m.group(1) for m in _PLACEHOLDER.finditer(text)}
+        params = [
+            p for c in given if isinstance(c, dict) and c.get("type") == kind
+            for p in (c.get("parameters") or [])
+        ]  # fmt: skip
+        if len(params) != len(wanted):
+            return _graph_error(
+                400, 132000, "Number of parameters does not match the expected number of params"
+            )
+        values = {str(i + 1): p for i, p in enumerate(params)}
+        values.update({str(p["parameter_name"]): p for p in params if "parameter_name" in p})
+
+        def value(match: re.Match[str], values: dict[str, dict[str, object]] = values) -> str:
+            param = values.get(match.group(1), {})
+            shown = param.get("text")
+            return str(shown) if shown is not None else match.group(0)
+
+        lines.append(_PLACEHOLDER.sub(value, text))
+    message_id = f"wamid.SANDBOX{state.next_id():012d}"
+    state.record(
+        channel=Channel.WHATSAPP,
+        account=phone_number_id,
+        to=to,
+        message_id=message_id,
+        type="template",
+        text="\n".join(lines),
+        template=str(name),
+    )
+    reply = Reply.json(
+        200,
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id, "message_status": "accepted"}],
+        },
+    )
+    if slow:
+        reply.drip_seconds = 5.0
     return reply
 
 

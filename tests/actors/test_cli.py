@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,14 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     done = run("demo", "--threads", "30", "--messages", "4")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for step in range(1, 10):
+    for step in range(1, 11):
         assert f"\n{step}. " in "\n" + out, f"step {step} missing"
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
-    assert "conversations (buffer_expired) .. 1" in out
+    assert "template 'conversation_reopen' sent instead" in out
+    assert "the held reply went out: 'Grace Teammate: Yes, until March 2027.'" in out
+    # Step 3; and step 9's answer to the re-engagement template, 25 hours after the customer's
+    # last message, when the buffer counts the customer's silence only.
+    assert re.search(r"conversations \(buffer_expired\) \.\. [12]\n", out)
     assert "conversations (conversation_gone)  1" in out
 
 
