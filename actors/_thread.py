@@ -56,6 +56,7 @@ from intercom import (
     IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
+    is_teammate_message,
 )
 from runtime import (
     Actor,
@@ -610,8 +611,7 @@ class ThreadActor(Actor[Entry, None]):
         due = []
         for part in conversation.parts[start:position]:
             if (
-                part.author.type == "admin"
-                and part.part_type == "comment"
+                is_teammate_message(part)  # a comment, or a close/assign/… with a message
                 and not await self._is_own_part(part.id)
                 and not await self._was_sent(part.id)
             ):
