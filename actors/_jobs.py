@@ -121,6 +121,9 @@ class ThreadState(BaseModel):
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+    last_outbound_at: float | None = None
+    """UNIX time the bridge last sent the customer a message (a teammate's reply or a send-API
+    message): activity on the thread for the buffer, never for WhatsApp's window."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
     last_reply_part_id: str | None = None

@@ -308,7 +308,9 @@ class ThreadActor(Actor[Entry, None]):
         if self._state.conversation_id is None:
             return "first_message"
         buffer = self._s.settings.conversation_buffer_seconds
-        last = self._state.last_inbound_at
+        # Silence in both directions: the customer's last message or our last send to them.
+        state = self._state
+        last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
         if buffer > 0 and last is not None and sent_at - last > buffer:
             return "buffer_expired"
         return None
@@ -690,6 +692,7 @@ class ThreadActor(Actor[Entry, None]):
             if result.outcome is Outcome.FAILED:
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
 
     async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
