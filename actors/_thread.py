@@ -23,7 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
@@ -69,6 +69,7 @@ from runtime import (
     RetryPolicy,
 )
 
+from ._admins import AdminNames
 from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._doubt import InDoubt
@@ -136,6 +137,8 @@ class Services:
     release: Callable[[Entry], None]
     """Told when an entry is left for another node (its partition moved)."""
     ownership: Ownership
+    admin_names: AdminNames = field(default_factory=AdminNames)
+    """Teammates' names for signatures (fetched once, cached)."""
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -623,9 +626,11 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        text = self._s.settings.reply_format.format(
-            teammate=job.admin_name or "Support", text=job.text
-        )
+        teammate = await self._s.admin_names.signature(  # see actors/_admins.py for the order
+            self._s.intercom, job.admin_name, job.admin_id,
+            self._s.settings.intercom_default_admin_id,
+        )  # fmt: skip
+        text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
         prefix = f"{job.part_id}:"
         failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
         if failure is not None:
