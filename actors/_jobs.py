@@ -132,6 +132,9 @@ class ThreadState(BaseModel):
     opened_by_entry: int | None = None
     """The journal entry whose message opened the current conversation (its retries must not
     open another, nor send its text again)."""
+    opted_out: bool = False
+    """The customer opted out of SMS on this thread (replied STOP, or Twilio's ``OptOutType``
+    said so) and has not opted back in (START): nothing is sent to them."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""

@@ -301,6 +301,30 @@ class ThreadActor(Actor[Entry, None]):
         else:
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
+        if message.opt_out in ("stop", "start"):
+            await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
+
+    async def _opt_out_changed(self, entry: Entry, opted_out: bool, keyword: str) -> None:
+        """Record an SMS opt-out (or opt-in) and say so in the conversation, after the
+        customer's message itself. The note is best effort: the message is delivered already,
+        and a retry of the entry must not deliver it again."""
+        self._state.opted_out = opted_out
+        conversation_id = self._state.conversation_id
+        admin = conversation_id and await self._assignee_or_default(conversation_id, None)
+        if not conversation_id or not admin:
+            return
+        said = f'they replied "{keyword.strip()[:40]}"'
+        text = (
+            f"The customer opted out of SMS ({said}): Threadline sends them nothing on this"
+            " number until they reply START; replies leave a note instead."
+            if opted_out
+            else f"The customer opted back in to SMS ({said}): replies reach them again."
+        )
+        try:
+            steps = await self._steps_of(entry)
+            await self._write_part(steps, "opt-out-note", conversation_id, admin, text, "note")
+        except (IntercomError, JournalUnavailable) as exc:
+            logger.warning("thread %s: opt-out note not written: %s", self._key_text, exc)
 
     async def _contact_gone(self, message: InboundMessage) -> None:
         await self._s.resolver.forget(message)
@@ -678,6 +702,8 @@ class ThreadActor(Actor[Entry, None]):
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
+        if self._state.opted_out:
+            return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []

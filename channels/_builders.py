@@ -212,10 +212,13 @@ def twilio_message_webhook(
     media: Sequence[WebhookMedia] = (),
     message_sid: str | None = None,
     profile_name: str | None = None,
+    opt_out_type: str | None = None,
 ) -> SignedWebhook:
     """A signed Twilio inbound-message webhook for the public ``url`` Twilio posts to.
 
     ``to``/``from_`` carry Twilio's ``whatsapp:`` prefix for the WhatsApp sender.
+    ``opt_out_type`` (``STOP``/``START``/``HELP``) is the ``OptOutType`` field Twilio adds
+    when Advanced Opt-Out acted on the message.
     """
     sid = message_sid or ("MM" if media else "SM") + uuid.uuid4().hex
     pairs = [("SmsMessageSid", sid), ("NumMedia", str(len(media)))]
@@ -226,6 +229,8 @@ def twilio_message_webhook(
     pairs += [("From", from_), ("ApiVersion", "2010-04-01")]
     if profile_name is not None:
         pairs += [("ProfileName", profile_name), ("WaId", from_.rpartition(":")[2].lstrip("+"))]
+    if opt_out_type is not None:
+        pairs.append(("OptOutType", opt_out_type))
     return _twilio_signed(auth_token, url, pairs)
 
 

@@ -133,6 +133,9 @@ class InboundMessage(_Frozen):
     attachments: tuple[MediaRef, ...] = ()
     location: Location | None = None
     reply_to: str | None = None
+    opt_out: Literal["stop", "start", "help"] | None = None
+    """An SMS opt-out keyword the provider acted on: ``stop`` (the customer unsubscribed: the
+    provider refuses our messages to them), ``start`` (subscribed again), ``help``."""
 
 
 class DeliveryStatus(_Frozen):

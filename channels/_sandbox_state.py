@@ -16,6 +16,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._model import Channel
+from ._twilio import twilio_opt_out
 
 __all__ = [
     "SandboxCredentials",
@@ -126,6 +127,20 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
+        self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+
+    def receive_sms(
+        self, from_: str, to: str, body: str, opt_out_type: str | None = None
+    ) -> str | None:
+        """Apply Twilio's opt-out keywords to an inbound message (see ProviderSandbox)."""
+        action = twilio_opt_out(from_, body, opt_out_type)
+        pair = (from_, to.rpartition(":")[2])
+        if action == "stop":
+            self.opted_out.add(pair)
+        elif action == "start":
+            self.opted_out.discard(pair)
+        return action
 
     def next_id(self) -> int:
         return next(self._ids)
