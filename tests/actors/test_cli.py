@@ -29,6 +29,7 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     for step in range(1, 10):
         assert f"\n{step}. " in "\n" + out, f"step {step} missing"
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
+    assert "whatsapp: 'Grace Teammate: Closed — thanks, Ana!'" in out  # a close with a message
     assert "conversations (buffer_expired) .. 1" in out
     assert "conversations (conversation_gone)  1" in out
 
