@@ -310,8 +310,7 @@ class ThreadActor(Actor[Entry, None]):
         and a retry of the entry must not deliver it again."""
         self._state.opted_out = opted_out
         conversation_id = self._state.conversation_id
-        admin = conversation_id and await self._assignee_or_default(conversation_id, None)
-        if not conversation_id or not admin:
+        if conversation_id is None:
             return
         said = f'they replied "{keyword.strip()[:40]}"'
         text = (
@@ -321,6 +320,10 @@ class ThreadActor(Actor[Entry, None]):
             else f"The customer opted back in to SMS ({said}): replies reach them again."
         )
         try:
+            admin = await self._assignee_or_default(conversation_id, None)
+            if admin is None:
+                logger.warning("cannot leave a note: no assignee and no default admin configured")
+                return
             steps = await self._steps_of(entry)
             await self._write_part(steps, "opt-out-note", conversation_id, admin, text, "note")
         except (IntercomError, JournalUnavailable) as exc:
