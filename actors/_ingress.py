@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
     Channel,
+    Ignored,
     InboundMessage,
     ParsedEvent,
     PayloadInvalid,
@@ -196,11 +197,13 @@ class Ingress:
             self._metrics.journal_duplicates.labels(channel).inc(len(results) - fresh)
         return None
 
-    def _inbound_entries(self, events: list[ParsedEvent]) -> list[NewEntry]:
+    def _inbound_entries(self, channel: str, events: list[ParsedEvent]) -> list[NewEntry]:
         received = time.time()
         entries = []
         for event in events:
-            if isinstance(event, InboundMessage):
+            if isinstance(event, Ignored):
+                self._metrics.webhook_ignored.labels(channel, event.what).inc()
+            elif isinstance(event, InboundMessage):
                 key = event.key
                 job = InboundJob(message=event, received_at=received)
                 dedupe = f"{key.channel.value}:{key.account}:{event.provider_message_id}"
@@ -233,7 +236,7 @@ class Ingress:
             events = parse_whatsapp(request.body, max_bytes=self._s.max_body_bytes)
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("whatsapp", self._inbound_entries(events))
+        failed = await self._journal_entries("whatsapp", self._inbound_entries("whatsapp", events))
         return failed or text_response(200, "ok")
 
     # --- Twilio -------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ class Ingress:
             )
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("twilio", self._inbound_entries(events))
+        failed = await self._journal_entries("twilio", self._inbound_entries("twilio", events))
         return failed or Response(200, TWIML_EMPTY, "text/xml; charset=utf-8")
 
     # --- Telegram -----------------------------------------------------------------------------
@@ -276,10 +279,15 @@ class Ingress:
                 request.headers.get("x-telegram-bot-api-secret-token"), secret.get_secret_value()
             )
             _require_json(request)
-            events = parse_telegram(request.body, self._bot_id, max_bytes=self._s.max_body_bytes)
+            events = parse_telegram(
+                request.body,
+                self._bot_id,
+                max_bytes=self._s.max_body_bytes,
+                groups=self._s.telegram_groups,
+            )
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("telegram", self._inbound_entries(events))
+        failed = await self._journal_entries("telegram", self._inbound_entries("telegram", events))
         return failed or text_response(200, "ok")
 
     # --- Intercom -----------------------------------------------------------------------------

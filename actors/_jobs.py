@@ -14,6 +14,7 @@ from channels import InboundMessage
 from intercom import ConversationPart
 
 __all__ = [
+    "RECENT_MESSAGES",
     "ApiSendJob",
     "InboundJob",
     "Job",
@@ -111,6 +112,11 @@ def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
     return _JOB.validate_json(payload)
 
 
+RECENT_MESSAGES = 10
+"""Messages per thread whose short text the bridge remembers for quotes and reactions (kept
+in the thread's state, in memory while its actor lives: about 2 KB at most)."""
+
+
 class ThreadState(BaseModel):
     """What the bridge remembers of one thread between messages (journal state)."""
 
@@ -138,6 +144,22 @@ class ThreadState(BaseModel):
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
+    recent: list[tuple[str, str]] = []
+    """The thread's latest messages in either direction, as (provider message id, short
+    text), oldest first, at most ``RECENT_MESSAGES``: what a customer's quote or reaction
+    refers to (erased with the thread's state)."""
+
+    def recall(self, message_id: str | None) -> str | None:
+        """The short text of a recent message of the thread, if it is remembered."""
+        if message_id is None:
+            return None
+        return next((text for known, text in reversed(self.recent) if known == message_id), None)
+
+    def remember(self, message_id: str, text: str) -> None:
+        """Keep ``message_id``'s short text, dropping the oldest beyond ``RECENT_MESSAGES``."""
+        if not text or self.recall(message_id) is not None:
+            return
+        self.recent = [*self.recent, (message_id, text)][-RECENT_MESSAGES:]
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -68,6 +68,14 @@ class BridgeMetrics:
             ["channel"],
             registry=registry,
         )
+        self.webhook_ignored = Counter(
+            "threadline_webhook_events_ignored_total",
+            "Provider events acknowledged but not bridged, by channel and kind (group: a"
+            " Telegram group chat; update: an update kind not bridged; system: a chat event;"
+            " other).",
+            ["channel", "what"],
+            registry=registry,
+        )
         self.journal_commit = Histogram(
             "threadline_journal_commit_duration_seconds",
             "Seconds from asking the journal to append until the commit is durable.",

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_secret_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org"
+    telegram_groups: Literal["ignore", "per-member"] = "ignore"
+    """Messages from Telegram group, supergroup and channel chats: acknowledged and counted
+    (``ignore``), or bridged per member (``per-member``: one thread per sender, the group's
+    title noted in the message; replies go to the member's private chat with the bot)."""
 
     # --- operational knobs ----------------------------------------------------------------------
     api_token: SecretStr | None = None
@@ -108,6 +112,9 @@ class Settings(BaseSettings):
     intercom_version: str = "2.16"
     intercom_timeout_seconds: float = Field(default=20.0, gt=0)
     """A request to Intercom that takes longer fails as a timeout (and is retried)."""
+    channel_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A provider's answer to a send taking longer: the send is in doubt (it may have gone out)
+    and is not repeated; a note says so."""
     intercom_rate_limit_per_window: int = Field(default=1666, ge=1)
     """Requests per 10-second window this process may send (10,000/min spread over 6 windows)."""
     reply_format: str = "{teammate}: {text}"

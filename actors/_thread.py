@@ -40,10 +40,13 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
     ThreadKey,
+    render_inbound,
+    shorten,
 )
 from intercom import (
     AttachmentFile,
@@ -301,6 +304,7 @@ class ThreadActor(Actor[Entry, None]):
         else:
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
+        self._state.remember(message.provider_message_id, _summary(message))
         if message.opt_out in ("stop", "start"):
             await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
 
@@ -558,7 +562,7 @@ class ThreadActor(Actor[Entry, None]):
     async def _prepare(self, message: InboundMessage) -> tuple[str, list[AttachmentFile]]:
         """The message's text for Intercom and the files to upload (downloaded now)."""
         settings = self._s.settings
-        lines = [message.text] if message.text else []
+        lines = render_inbound(message, self._state.recall(message.reply_to))
         if message.location is not None:
             loc = message.location
             label = " ".join(part for part in (loc.name, loc.address) if part)
@@ -711,7 +715,8 @@ class ThreadActor(Actor[Entry, None]):
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if text:
-            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
+            send = functools.partial(client.send_text, self._key, text)
+            pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
         for index, attachment in enumerate(attachments):
             media = OutboundMedia(
                 mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
@@ -721,13 +726,22 @@ class ThreadActor(Actor[Entry, None]):
             )
         for name, call in pieces:
             result = await steps.run(
-                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+                name,
+                functools.partial(self._deliver, call),
+                retryable=_SEND_RETRYABLE,
+                doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
+
+    async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:
+        """Send, and remember the sent message's id and text (a customer may quote it)."""
+        message_id = await send()
+        self._state.remember(message_id, shorten(text))
+        return message_id
 
     async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
         """One provider send; why it was refused for good, or None."""
@@ -856,8 +870,9 @@ class _ContactGone(Exception):
 
 
 _SEND_RETRYABLE = (SendRateLimited, SendTransient)
-"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
-the step may be sent again in the same incarnation."""
+"""Provider errors after which the send did not happen: the step may be sent again in the same
+incarnation. Except :class:`SendInDoubt` (no answer in time: it may have been sent), which is
+not repeated."""
 _INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
 
@@ -876,6 +891,19 @@ def _same_text(stored: str, sent: str) -> bool:
     """Whether a part Intercom stored is the text the bridge sent (Intercom wraps it in HTML,
     which changes line breaks and spacing)."""
     return " ".join(stored.split()) == " ".join(sent.split())
+
+
+def _summary(message: InboundMessage) -> str:
+    """What a quote of ``message`` shows (nothing for reactions and unsupported types)."""
+    if message.text:
+        return shorten(message.text)
+    if message.attachments:
+        return f"[{message.attachments[0].kind.value}]"
+    if message.location is not None:
+        return "📍 location"
+    if message.contacts:
+        return shorten(f"👤 contact card: {message.contacts[0].name or ''}")
+    return ""
 
 
 def _files_caption(files: list[AttachmentFile]) -> str:

@@ -31,7 +31,8 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
                                                      params, X-Twilio-Signature, auth_token)
                              parse_twilio(body, received_at=now)  → reply <Response/> text/xml
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
-                             parse_telegram(body, telegram_bot_id(bot_token))
+                             parse_telegram(body, telegram_bot_id(bot_token),
+                                            groups=THREADLINE_TELEGRAM_GROUPS)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
@@ -40,15 +41,20 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
 Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
 ``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
 keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
-``telegram:{bot id}:{chat id}``. Telegram message ids are ``"{chat_id}:{message_id}"``.
+``telegram:{bot id}:{chat id}`` (a group member's, with ``groups="per-member"``:
+``telegram:{bot id}:{user id}``). Telegram message ids are ``"{chat_id}:{message_id}"``, an
+edit's ``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place
+that turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
 
 from ._builders import SignedWebhook as SignedWebhook
+from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
 from ._builders import telegram_message_webhook as telegram_message_webhook
+from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
 from ._builders import twilio_status_webhook as twilio_status_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
@@ -63,6 +69,7 @@ from ._errors import OutsideCustomerWindow as OutsideCustomerWindow
 from ._errors import PayloadInvalid as PayloadInvalid
 from ._errors import PayloadTooLarge as PayloadTooLarge
 from ._errors import RecipientUnavailable as RecipientUnavailable
+from ._errors import SendInDoubt as SendInDoubt
 from ._errors import SendRateLimited as SendRateLimited
 from ._errors import SendRejected as SendRejected
 from ._errors import SendTransient as SendTransient
@@ -78,7 +85,10 @@ from ._model import MediaKind as MediaKind
 from ._model import MediaRef as MediaRef
 from ._model import OutboundMedia as OutboundMedia
 from ._model import ParsedEvent as ParsedEvent
+from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
+from ._model import render_inbound as render_inbound
+from ._model import shorten as shorten
 from ._sandbox import ProviderSandbox as ProviderSandbox
 from ._sandbox_state import MediaFault as MediaFault
 from ._sandbox_state import SandboxCredentials as SandboxCredentials
@@ -128,10 +138,12 @@ __all__ = [
     "RecipientUnavailable",
     "SandboxCredentials",
     "SandboxFailure",
+    "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
     "SentMessage",
+    "SharedContact",
     "SignatureInvalid",
     "SignedWebhook",
     "StoredMedia",
@@ -140,6 +152,7 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "WebhookContact",
     "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
@@ -152,8 +165,11 @@ __all__ = [
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
+    "render_inbound",
+    "shorten",
     "telegram_bot_id",
     "telegram_message_webhook",
+    "telegram_update_webhook",
     "twilio_form_params",
     "twilio_message_webhook",
     "twilio_signature",

@@ -113,7 +113,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         return _graph_error(400, 100, "Invalid parameter")
     script = state.take_failure(Channel.WHATSAPP, to)
     slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
-    if script is not None and not slow:
+    late = script is not None and script.failure is SandboxFailure.LATE_ANSWER
+    if script is not None and not slow and not late:
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     media_id = payload.get("id")
@@ -153,6 +154,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     )
     if slow:
         reply.drip_seconds = 5.0
+    if late:
+        reply.delay_seconds = 10.0
     return reply
 
 

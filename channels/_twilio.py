@@ -260,15 +260,24 @@ def _message(sid: str, fields: Mapping[str, str], received_at: datetime) -> Inbo
             name=fields.get("Label") or None,
             address=fields.get("Address") or None,
         )
+    # A WhatsApp quick-reply button sends its label as ButtonText (and Body, usually).
+    text = fields.get("Body") or fields.get("ButtonText") or None
+    unsupported = None
+    if text is None and not attachments and location is None:
+        # Nothing Twilio gives us to carry (a WhatsApp type Twilio does not pass on, or an
+        # empty SMS): say so rather than add an empty part.
+        message_type = fields.get("MessageType") or "text"
+        unsupported = "" if message_type == "text" else message_type[:40]
     return InboundMessage(
         key=key,
         provider_message_id=sid,
         phone=_phone(sender),
         profile_name=fields.get("ProfileName") or None,
         sent_at=received_at,
-        text=fields.get("Body") or None,
+        text=text,
         attachments=tuple(attachments),
         location=location,
         reply_to=fields.get("OriginalRepliedMessageSid") or None,
+        unsupported=unsupported,
         opt_out=twilio_opt_out(sender, fields.get("Body"), fields.get("OptOutType")),
     )
