@@ -120,6 +120,7 @@ async def test_the_sandbox_twilio_refuses_an_opted_out_number_with_21610(stack: 
     assert response.status_code == 404  # no conversation yet: nothing sent either way
     await stack.sms(CUSTOMER, "hello again")  # not a keyword: still opted out at Twilio
     await eventually(lambda: len(stack.conversations()) == 1)
+    await eventually(lambda: stack.node.dispatcher.inflight == 0)  # the conversation is bridged
     await stack.sandbox.intercom.teammates.reply(str(stack.conversations()[0]["id"]), "Hi")
     await eventually(lambda: providers.refused() != [])
     assert providers.refused() == [("twilio", CUSTOMER, 21610)]
