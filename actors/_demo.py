@@ -136,6 +136,16 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     sent = stack.sent()[0]
     say(f"   → sent to {sent.to} on {sent.channel.value}: {sent.text!r} (the note stayed inside)")
 
+    say("5b. Grace closes the conversation with a message → Ana receives it too")
+    await intercom.teammates.close(
+        str(second["id"]), admin_id="991267602", body="Closed — thanks, Ana!"
+    )
+    await _until(lambda: len(stack.sent()) == 2, "the closing message on WhatsApp")
+    closing = stack.sent()[1]
+    if closing.text != "Grace Teammate: Closed — thanks, Ana!" or closing.to != ANA:
+        raise DemoFailed(f"unexpected closing message: {closing.text!r} to {closing.to}")
+    say(f"   → sent to {closing.to} on {closing.channel.value}: {closing.text!r}")
+
     say("6. A teammate deletes the conversation; Ana writes again → a new one, nothing lost")
     intercom.delete_conversation(str(second["id"]))
     await stack.whatsapp(

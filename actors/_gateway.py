@@ -145,9 +145,6 @@ class _Timed:
     ) -> str:
         return await self._timed(self._client.send_media(key, media, caption=caption))
 
-    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
-        return self._client.caption_fits(key, media, caption)
-
     async def _timed(self, call: Awaitable[str]) -> str:
         started = time.perf_counter()
         try:

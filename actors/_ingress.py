@@ -48,8 +48,8 @@ from intercom import (
     ConversationEvent,
     NotificationInvalid,
     WebhookSignatureInvalid,
-    new_admin_parts,
     parse_notification,
+    teammate_messages,
 )
 from intercom import verify_signature as verify_intercom_signature
 from runtime import Journal, JournalError, JournalUnavailable, NewEntry
@@ -323,10 +323,10 @@ class Ingress:
             return text_response(401, str(exc))
         except (NotificationInvalid, PayloadInvalid) as exc:
             return text_response(400, str(getattr(exc, "reason", exc)))
-        if not (
-            isinstance(notification, ConversationEvent)
-            and notification.topic == "conversation.admin.replied"
-        ):
+        if not isinstance(notification, ConversationEvent):
+            return text_response(200, "ignored")
+        messages = teammate_messages(notification)  # replies; close/assign/… with a message
+        if not messages:
             return text_response(200, "ignored")
         if notification.created_at is None:
             return text_response(400, "notification without created_at")
@@ -350,9 +350,7 @@ class Ingress:
             return text_response(200, "ignored: conversation not bridged")
         received = time.time()
         entries = []
-        for part in new_admin_parts(notification):
-            if part.part_type != "comment":
-                continue  # notes stay inside Intercom
+        for part in messages:  # notes stay inside Intercom
             job = reply_job(
                 conversation.id,
                 part,

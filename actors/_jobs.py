@@ -146,6 +146,9 @@ class ThreadState(BaseModel):
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+    last_outbound_at: float | None = None
+    """UNIX time the bridge last sent the customer a message (a teammate's reply or a send-API
+    message): activity on the thread for the buffer, never for WhatsApp's window."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
     last_reply_part_id: str | None = None
@@ -154,6 +157,9 @@ class ThreadState(BaseModel):
     opened_by_entry: int | None = None
     """The journal entry whose message opened the current conversation (its retries must not
     open another, nor send its text again)."""
+    opted_out: bool = False
+    """The customer opted out of SMS on this thread (replied STOP, or Twilio's ``OptOutType``
+    said so) and has not opted back in (START): nothing is sent to them."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""

@@ -62,6 +62,7 @@ from intercom import (
     IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
+    is_teammate_message,
 )
 from runtime import (
     Actor,
@@ -74,6 +75,7 @@ from runtime import (
     RetryPolicy,
 )
 
+from ._admins import AdminNames
 from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._doubt import InDoubt
@@ -152,6 +154,8 @@ class Services:
     ownership: Ownership
     templates: TemplateCatalog = field(default_factory=lambda: TemplateCatalog(None, None))
     """The WhatsApp Business Account's templates (re-engagement)."""
+    admin_names: AdminNames = field(default_factory=AdminNames)
+    """Teammates' names for signatures (fetched once, cached)."""
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -320,6 +324,33 @@ class ThreadActor(Actor[Entry, None]):
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
         self._state.remember(message.provider_message_id, _summary(message))
+        if message.opt_out in ("stop", "start"):
+            await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
+
+    async def _opt_out_changed(self, entry: Entry, opted_out: bool, keyword: str) -> None:
+        """Record an SMS opt-out (or opt-in) and say so in the conversation, after the
+        customer's message itself. The note is best effort: the message is delivered already,
+        and a retry of the entry must not deliver it again."""
+        self._state.opted_out = opted_out
+        conversation_id = self._state.conversation_id
+        if conversation_id is None:
+            return
+        said = f'they replied "{keyword.strip()[:40]}"'
+        text = (
+            f"The customer opted out of SMS ({said}): Threadline sends them nothing on this"
+            " number until they reply START; replies leave a note instead."
+            if opted_out
+            else f"The customer opted back in to SMS ({said}): replies reach them again."
+        )
+        try:
+            admin = await self._assignee_or_default(conversation_id, None)
+            if admin is None:
+                logger.warning("cannot leave a note: no assignee and no default admin configured")
+                return
+            steps = await self._steps_of(entry)
+            await self._write_part(steps, "opt-out-note", conversation_id, admin, text, "note")
+        except (IntercomError, JournalUnavailable) as exc:
+            logger.warning("thread %s: opt-out note not written: %s", self._key_text, exc)
 
     async def _contact_gone(self, message: InboundMessage) -> None:
         await self._s.resolver.forget(message)
@@ -330,7 +361,9 @@ class ThreadActor(Actor[Entry, None]):
         if self._state.conversation_id is None:
             return "first_message"
         buffer = self._s.settings.conversation_buffer_seconds
-        last = self._state.last_inbound_at
+        # Silence in both directions: the customer's last message or our last send to them.
+        state = self._state
+        last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
         if buffer > 0 and last is not None and sent_at - last > buffer:
             return "buffer_expired"
         return None
@@ -633,8 +666,7 @@ class ThreadActor(Actor[Entry, None]):
         due = []
         for part in conversation.parts[start:position]:
             if (
-                part.author.type == "admin"
-                and part.part_type == "comment"
+                is_teammate_message(part)  # a comment, or a close/assign/… with a message
                 and not await self._is_own_part(part.id)
                 and not await self._was_sent(part.id)
             ):
@@ -644,9 +676,11 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        text = self._s.settings.reply_format.format(
-            teammate=job.admin_name or "Support", text=job.text
-        )
+        teammate = await self._s.admin_names.signature(  # see actors/_admins.py for the order
+            self._s.intercom, job.admin_name, job.admin_id,
+            self._s.settings.intercom_default_admin_id,
+        )  # fmt: skip
+        text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
         prefix = f"{job.part_id}:"
         if self._reengagement_due():
             await self._hold_reply(steps, job, text if job.text else "", prefix)
@@ -703,6 +737,8 @@ class ThreadActor(Actor[Entry, None]):
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
+        if self._state.opted_out:
+            return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
@@ -734,6 +770,7 @@ class ThreadActor(Actor[Entry, None]):
                     )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
 
     async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:

@@ -142,6 +142,21 @@ class ProviderSandbox:
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         }
 
+    def receive_sms(
+        self, from_: str, to: str, body: str, *, opt_out_type: str | None = None
+    ) -> str | None:
+        """A customer's message reaching the sandbox Twilio number ``to`` (before its webhook
+        goes to the bridge). As the real Twilio does, an opt-out keyword (or ``OptOutType``
+        for Advanced Opt-Out's custom keywords) opts ``from_`` out of (or back in to) messages
+        from ``to``: sends to an opted-out customer are refused with error 21610. Returns
+        ``stop``, ``start``, ``help`` or None."""
+        return self._state.receive_sms(from_, to, body, opt_out_type)
+
+    def refused(self) -> list[tuple[str, str, int]]:
+        """Sends the fakes refused because of the recipient's own opt-out:
+        ``(channel, to, error code)``, oldest first."""
+        return list(self._state.refused)
+
     def sent(self, channel: Channel | None = None, *, since: int = 0) -> list[SentMessage]:
         """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
         tail = self._state.sent[since:] if since >= 0 else self._state.sent

@@ -377,6 +377,9 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         return _twilio_error(400, 21603, "A 'From' phone number is required")
     if not fields.get("Body") and not media_urls:
         return _twilio_error(400, 21602, "Message body is required")
+    if (to, sender.rpartition(":")[2]) in state.opted_out:
+        state.refused.append((Channel.TWILIO.value, to, 21610))
+        return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
     script = state.take_failure(Channel.TWILIO, to)
     if script is not None:
         status, code, message = _TW_FAILURES[script.failure]

@@ -16,6 +16,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._model import Channel
+from ._twilio import twilio_opt_out
 
 __all__ = [
     "SandboxCredentials",
@@ -188,6 +189,20 @@ class SandboxState:
         """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
         :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
         message is older than 24 hours are refused (131047), as the real API does."""
+        self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
+        self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+
+    def receive_sms(
+        self, from_: str, to: str, body: str, opt_out_type: str | None = None
+    ) -> str | None:
+        """Apply Twilio's opt-out keywords to an inbound message (see ProviderSandbox)."""
+        action = twilio_opt_out(from_, body, opt_out_type)
+        pair = (from_, to.rpartition(":")[2])
+        if action == "stop":
+            self.opted_out.add(pair)
+        elif action == "start":
+            self.opted_out.discard(pair)
+        return action
 
     def next_id(self) -> int:
         return next(self._ids)

@@ -35,6 +35,7 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     # Step 3; and step 9's answer to the re-engagement template, 25 hours after the customer's
     # last message, when the buffer counts the customer's silence only.
     assert re.search(r"conversations \(buffer_expired\) \.\. [12]\n", out)
+    assert "whatsapp: 'Grace Teammate: Closed — thanks, Ana!'" in out  # a close with a message
     assert "conversations (conversation_gone)  1" in out
 
 
