@@ -23,6 +23,7 @@ __all__ = [
     "SandboxState",
     "SentMessage",
     "StoredMedia",
+    "TelegramWebhook",
 ]
 
 SANDBOX_TWILIO_SID: Final = "AC" + "5a" * 16
@@ -40,6 +41,8 @@ class SandboxCredentials(BaseModel):
     twilio_account_sid: str = SANDBOX_TWILIO_SID
     twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105 - public fake
     telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
+    whatsapp_phone_number_ids: tuple[str, ...] = ("100000000000001",)
+    """The business phone numbers ``GET /{phone-number-id}`` knows (sends go from any id)."""
 
 
 class SandboxFailure(enum.StrEnum):
@@ -118,6 +121,16 @@ class _Script:
     succeed_first: int = 0
 
 
+@dataclass(slots=True)
+class TelegramWebhook:
+    """What ``setWebhook`` set and ``getWebhookInfo`` reports (the sandbox delivers nothing)."""
+
+    url: str = ""
+    secret_token: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
 class SandboxState:
     """The mutable state behind the fake APIs (one per sandbox app)."""
 
@@ -129,6 +142,7 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.telegram_webhook = TelegramWebhook()
 
     def next_id(self) -> int:
         return next(self._ids)
