@@ -88,7 +88,8 @@ class Router:
         body_timeout: seconds from the request head to the end of its body; a client still
             sending then is answered 408 and the connection closes (a per-read timeout alone
             lets a client dribble a byte at a time for ever).
-        on_response: called with (route name, status) for every answered request (metrics).
+        on_response: called with (route name, response) for every answered request (metrics,
+            logs).
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class Router:
         *,
         max_body_bytes: int,
         body_timeout: float = 15.0,
-        on_response: Callable[[str, int], None] | None = None,
+        on_response: Callable[[str, Response], None] | None = None,
     ) -> None:
         self._routes: dict[str, dict[str, tuple[str, Handler]]] = {}
         self._prefixes: list[tuple[str, str, str, Handler]] = []
@@ -122,7 +123,7 @@ class Router:
             return  # websockets are not served
         name, response = await self._dispatch(scope, receive)
         if self._on_response is not None:
-            self._on_response(name, response.status)
+            self._on_response(name, response)
         await _send(send, response)
 
     async def _dispatch(
