@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from actors._embedded import Stack
-from actors._logging import LogLimiter
+from actors._logging import LogLimiter, configure_logging, log_fields, thread_hash
 from actors._sandbox import SANDBOX_SECRETS
 from channels import WhatsAppInbound, telegram_message_webhook, whatsapp_webhook
 from tests.actors.processes import ServeProcess, serve_env
@@ -150,3 +150,24 @@ async def test_an_outage_logs_each_warning_once_not_every_poll(
     assert len(warnings) <= 12, by_message
     (commit,) = [e for e in warnings if e["message"].startswith("journal cannot commit, ans")]
     assert commit["channel"] == "telegram"
+
+
+def test_the_text_format_shows_the_fields_after_the_message() -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("text", "INFO")
+        record = logging.LogRecord(
+            "threadline.bridge", logging.ERROR, __file__, 1, "entry %d given up", (7,), None
+        )
+        for name, value in log_fields(key="whatsapp:100:15550001111", entry_id=7).items():
+            setattr(record, name, value)
+        line = root.handlers[0].format(record)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert line.endswith(
+        f"ERROR   threadline.bridge: entry 7 given up  entry_id=7 "
+        f"thread_hash={thread_hash('whatsapp:100:15550001111')} channel=whatsapp"
+    ), line
+    assert "15550001111" not in line
