@@ -15,6 +15,7 @@ from channels import (
     DownloadedMedia,
     MediaRef,
     OutboundMedia,
+    Span,
     TelegramClient,
     TelegramConfig,
     ThreadKey,
@@ -34,7 +35,9 @@ class ChannelClient(Protocol):
 
     async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia: ...
 
-    async def send_text(self, key: ThreadKey, text: str) -> str: ...
+    async def send_text(
+        self, key: ThreadKey, text: str, *, spans: tuple[Span, ...] = ()
+    ) -> str: ...
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None

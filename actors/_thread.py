@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,9 +35,11 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    InlineImage,
     MediaRef,
     MediaTooLarge,
     OutboundMedia,
+    OutgoingText,
     OutsideCustomerWindow,
     RecipientUnavailable,
     SendRateLimited,
@@ -87,6 +89,7 @@ from ._jobs import (
 )
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
+from ._outgoing import message_content, reply_content, send_steps
 from ._settings import Settings
 from ._steps import Outcome, Steps
 
@@ -621,11 +624,10 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        text = self._s.settings.reply_format.format(
-            teammate=job.admin_name or "Support", text=job.text
-        )
+        teammate = job.admin_name or "Support"
+        content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
         prefix = f"{job.part_id}:"
-        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
+        failure = await self._send(steps, content, job.attachments, prefix)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
         why = failure or _doubt_reason(steps, prefix)
@@ -635,7 +637,7 @@ class ThreadActor(Actor[Entry, None]):
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
         conversation_id = self._state.conversation_id
         steps = await self._steps_of(entry)
-        failure = await self._send(steps, job.text or None, job.attachments)
+        failure = await self._send(steps, message_content(self._key, job.text), job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
@@ -661,11 +663,12 @@ class ThreadActor(Actor[Entry, None]):
     async def _send(
         self,
         steps: Steps,
-        text: str | None,
+        content: Sequence[OutgoingText | InlineImage],
         attachments: tuple[OutboundAttachment, ...],
         prefix: str = "",
     ) -> str | None:
-        """Send to the customer, each piece a recorded step. Returns why it failed for good,
+        """Send to the customer, each piece a recorded step: ``content`` (text split to the
+        channel's limit, inline images) then the attachments. Returns why it failed for good,
         or None when it was sent (or is in doubt and not sent again)."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
@@ -673,9 +676,7 @@ class ThreadActor(Actor[Entry, None]):
             return f"the {channel.value} channel is not configured on the bridge"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
-        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        if text:
-            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
+        pieces = send_steps(client, self._key, content, prefix)
         for index, attachment in enumerate(attachments):
             media = OutboundMedia(
                 mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url

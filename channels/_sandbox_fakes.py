@@ -12,6 +12,7 @@ import hmac
 import json
 from typing import Final
 
+from ._markup import utf16_length
 from ._model import Channel, MediaKind
 from ._sandbox_http import Reply, Request, Upload
 from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
@@ -19,6 +20,11 @@ from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
 __all__ = ["telegram", "twilio", "whatsapp"]
 
 _KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
+# The providers' text limits, counted as they count them (README, "Replies"): a longer text is
+# refused, never cut, so a bridge that stops splitting fails a test.
+WHATSAPP_TEXT_LIMIT: Final = 4096  # characters (code points) of text.body
+TWILIO_BODY_LIMIT: Final = 1600  # characters of Body, as UTF-16 code units (UCS-2 for SMS)
+TELEGRAM_TEXT_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -121,6 +127,12 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         text = payload.get("body")
         if not isinstance(text, str) or not text:
             return _graph_error(400, 100, "Invalid parameter: text.body is required")
+        if len(text) > WHATSAPP_TEXT_LIMIT:
+            return _graph_error(
+                400,
+                100,
+                f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters long.",
+            )
     else:
         text = payload.get("caption")
         if media_id is None and not payload.get("link"):
@@ -220,6 +232,10 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         return _twilio_error(400, 21603, "A 'From' phone number is required")
     if not fields.get("Body") and not media_urls:
         return _twilio_error(400, 21602, "Message body is required")
+    if utf16_length(fields.get("Body", "")) > TWILIO_BODY_LIMIT:
+        return _twilio_error(
+            400, 21617, "The concatenated message body exceeds the 1600 character limit"
+        )
     script = state.take_failure(Channel.TWILIO, to)
     if script is not None:
         status, code, message = _TW_FAILURES[script.failure]
@@ -313,9 +329,19 @@ def _telegram_send(
     media_url: str | None = None
     mime: str | None = None
     filename: str | None = None
+    entities: list[dict[str, object]] = []
     if kind == "text":
-        if not fields.get("text"):
+        text = fields.get("text", "")
+        if not text.strip():
             return _tg_error(400, "Bad Request: message text is empty")
+        if fields.get("parse_mode"):
+            return _tg_error(400, "Bad Request: the sandbox takes entities, not a parse_mode")
+        if utf16_length(text) > TELEGRAM_TEXT_LIMIT:
+            return _tg_error(400, "Bad Request: message is too long")
+        parsed = _entities(fields.get("entities"), utf16_length(text))
+        if parsed is None:
+            return _tg_error(400, "Bad Request: can't parse entities")
+        entities = parsed
     elif upload is not None:
         mime = upload.content_type or "application/octet-stream"
         filename = upload.filename
@@ -349,9 +375,35 @@ def _telegram_send(
         mime_type=mime,
         filename=filename,
         reply_to=f"{chat}:{reply_to}" if reply_to is not None else None,
+        entities=tuple(entities),
     )
     result = {"message_id": message_id, "date": 0, "chat": {"id": int(chat), "type": "private"}}
     return Reply.json(200, {"ok": True, "result": result})
+
+
+_ENTITY_TYPES: Final = frozenset(
+    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link"}
+)
+
+
+def _entities(raw: str | None, units: int) -> list[dict[str, object]] | None:
+    """The ``entities`` of a sendMessage, checked as Telegram does (offsets and lengths in
+    UTF-16 code units within the text), or None when they cannot be parsed."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return None
+    if not isinstance(value, list):
+        return None
+    for entity in value:
+        if not isinstance(entity, dict) or entity.get("type") not in _ENTITY_TYPES:
+            return None
+        offset, length = entity.get("offset"), entity.get("length")
+        if not (isinstance(offset, int) and isinstance(length, int)):
+            return None
+        if offset < 0 or length <= 0 or offset + length > units:
+            return None
+    return value
 
 
 def _reply_to(parameters: str | None) -> int | None:

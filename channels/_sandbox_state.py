@@ -90,6 +90,8 @@ class SentMessage(BaseModel):
     mime_type: str | None = None
     filename: str | None = None
     reply_to: str | None = None
+    entities: tuple[dict[str, object], ...] = ()
+    """Telegram message entities sent with a text (UTF-16 offsets), as the Bot API takes them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,7 @@ class SandboxState:
                 del self._media_faults[media_id]
         return script
 
-    def record(self, **fields: str | None) -> SentMessage:
+    def record(self, **fields: object) -> SentMessage:
         message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
         self.sent.append(message)
         return message

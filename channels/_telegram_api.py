@@ -25,9 +25,10 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
+from ._markup import Span, utf16_length
 from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
 
-__all__ = ["TelegramClient", "TelegramConfig", "classify_telegram_error"]
+__all__ = ["TelegramClient", "TelegramConfig", "classify_telegram_error", "telegram_entities"]
 
 TELEGRAM_BASE_URL: Final = "https://api.telegram.org"
 _RECIPIENT_HINTS: Final = ("chat not found", "user not found", "blocked", "deactivated", "kicked")
@@ -76,6 +77,27 @@ def classify_telegram_error(response: httpx.Response) -> ChannelError:
     if status == 403 or (status == 400 and any(h in lowered for h in _RECIPIENT_HINTS)):
         return RecipientUnavailable(text, code=status, status=status)
     return SendRejected(text, code=status, status=status)
+
+
+def telegram_entities(text: str, spans: tuple[Span, ...]) -> list[dict[str, object]]:
+    """Bot API ``MessageEntity`` objects for ``spans`` (code point offsets into ``text``):
+    offsets and lengths in UTF-16 code units, as Telegram counts them (pure, linear)."""
+    positions = sorted({p for span in spans for p in (span.start, span.end)})
+    units: dict[int, int] = {}
+    count, index = 0, 0
+    for position in positions:
+        count += utf16_length(text[index:position])
+        index = position
+        units[position] = count
+    return [
+        {
+            "type": span.kind,
+            "offset": units[span.start],
+            "length": units[span.end] - units[span.start],
+        }
+        for span in spans
+        if span.end > span.start
+    ]
 
 
 class _Chat(BaseModel):
@@ -156,9 +178,21 @@ class TelegramClient:
             content=content, mime_type=media.mime_type or content_type, filename=media.filename
         )
 
-    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
-        """``sendMessage`` to chat ``key.customer``; returns ``"{chat_id}:{message_id}"``."""
-        body: dict[str, object] = {"chat_id": key.customer, "text": text[:4096]}
+    async def send_text(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        spans: tuple[Span, ...] = (),
+    ) -> str:
+        """``sendMessage`` to chat ``key.customer``, ``spans`` as bold/italic ``entities``
+        (UTF-16 offsets; never a parse mode, so nothing needs escaping). Returns
+        ``"{chat_id}:{message_id}"``. The text is sent whole: Telegram refuses one over 4,096
+        UTF-16 units (split it first, channels.compose)."""
+        body: dict[str, object] = {"chat_id": key.customer, "text": text}
+        if spans:
+            body["entities"] = telegram_entities(text, spans)
         if reply_to and (mid := reply_to.rpartition(":")[2]).isdecimal():
             body["reply_parameters"] = {"message_id": int(mid), "allow_sending_without_reply": True}
         request = self._http.build_request("POST", f"{self._api}/sendMessage", json=body)

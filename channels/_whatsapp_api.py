@@ -30,6 +30,7 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
+from ._markup import Span
 from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
 
 __all__ = ["WhatsAppClient", "WhatsAppConfig", "classify_whatsapp_error"]
@@ -209,8 +210,19 @@ class WhatsAppClient:
             filename=media.filename,
         )
 
-    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
-        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid."""
+    async def send_text(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        spans: tuple[Span, ...] = (),
+    ) -> str:
+        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid.
+        The Cloud API refuses a body over 4,096 characters (split it first, channels.compose).
+        Styles travel in the text (``*bold*``), so ``spans`` must be empty."""
+        if spans:
+            raise ValueError("whatsapp text carries its styles in the text, not as spans")
         return await self._post_message(key, text_message(key.customer, text, reply_to))
 
     async def send_media(

@@ -23,7 +23,15 @@ from intercom import Conversation, html_to_text
         ("<p>Hi</p>", "Hi"),
         ("<p>One</p><p>Two<br>Three</p>", "One\nTwo\nThree"),
         ("<p>Tom &amp; Jerry &lt;3</p>", "Tom & Jerry <3"),
-        ('<p><a href="https://x.example">link</a> here</p>', "link here"),
+        # Links keep their target, visibly (issue 17); a link reading as its URL shows it once.
+        ('<p><a href="https://x.example">link</a> here</p>', "link (https://x.example) here"),
+        ('<p><a href="https://x.example/a">https://x.example/a</a></p>', "https://x.example/a"),
+        ('<p><a href="mailto:a@x.example">a@x.example</a></p>', "a@x.example"),
+        ('<p><a href="https://x.example/?a=1&amp;b=2"></a></p>', "https://x.example/?a=1&b=2"),
+        (
+            "<p><a href='https://x.example'><b>bold</b> link</a>.</p>",
+            "bold link (https://x.example).",
+        ),
         ("<ul><li>a</li><li>b</li></ul>", "a\nb"),
         ("x < y and y > z", "x < y and y > z"),
     ],
