@@ -30,14 +30,14 @@ from intercom import RichBlock, RichImage, html_to_rich
 from ._gateway import ChannelClient
 from ._jobs import ReplyJob
 
-__all__ = ["message_content", "reply_content", "send_steps"]
+__all__ = ["message_content", "reply_blocks", "reply_content", "send_steps"]
 
 Content = Sequence[OutgoingText | InlineImage]
 _KINDS: dict[str, Literal["", "bullet", "ordered"]] = {"ul": "bullet", "ol": "ordered", "": ""}
 _MARKER = "\x00"
 
 
-def _blocks(body: str | None, text: str) -> list[TextBlock | InlineImage]:
+def reply_blocks(body: str | None, text: str) -> list[TextBlock | InlineImage]:
     """The neutral blocks of a reply: from its HTML body, or (a job journaled before the body
     was kept) its plain text."""
     if body is None:
@@ -63,7 +63,7 @@ def reply_content(
     """A teammate's reply as the channel sends it: ``reply_format`` frames its text (the
     signature counts toward the first piece), inline images where they stand."""
     text = job.text
-    blocks = _blocks(job.body, text)
+    blocks = reply_blocks(job.body, text)
     try:
         framed = reply_format.format(teammate=teammate.replace(_MARKER, ""), text=_MARKER)
     except (KeyError, IndexError, ValueError):
@@ -79,7 +79,7 @@ def reply_content(
 
 def message_content(key: ThreadKey, text: str | None) -> list[OutgoingText | InlineImage]:
     """A plain message (the send API) as the channel sends it: split, never truncated."""
-    return compose(key, _blocks(None, text or ""))
+    return compose(key, reply_blocks(None, text or ""))
 
 
 def _image_media(image: InlineImage) -> OutboundMedia:

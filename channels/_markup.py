@@ -196,7 +196,18 @@ def render_blocks(blocks: Sequence[TextBlock]) -> StyledText:
             add(f"{indent}{block.number}. ")
         for run in block.runs:
             add(run.text, run)
-    return _stripped(StyledText("".join(parts), tuple(spans)))
+    text = "".join(parts)
+    return _stripped(StyledText(text, tuple(_trimmed(text, span) for span in spans)))
+
+
+def _trimmed(text: str, span: Span) -> Span:
+    """The span without whitespace at its ends (a style never starts or ends on a space)."""
+    start, end = span.start, span.end
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Span(span.kind, start, end)
 
 
 def _add_span(spans: list[Span], span: Span) -> None:
@@ -220,7 +231,7 @@ def _stripped(styled: StyledText) -> StyledText:
         for s in styled.spans
         if min(s.end, end) > max(s.start, start)
     )
-    return StyledText(text[start:end], spans)
+    return StyledText(text[start:end], spans)  # (spans left empty by trimming are dropped)
 
 
 # --- splitting ---------------------------------------------------------------------------------
@@ -282,12 +293,15 @@ def _cut(text: str, start: int, fit: int) -> tuple[int, int]:
     window = fit
     if window < len(text) and text[window] in _BREAKS:
         window = _run_around(text, window, start)[1]  # a separator may run past the limit
+    half = start + (fit - start) // 2  # a better boundary is used only past half of what fits
     for mark in ("\n\n", "\n"):
         found = text.rfind(mark, start + 1, window)
         if found > start:
-            return _run_around(text, found, start)
+            before, after = _run_around(text, found, start)
+            if before >= half:
+                return before, after
     index = min(window, len(text)) - 1
-    while index > start:  # a sentence's end
+    while index > max(start, half - 1):  # a sentence's end
         if text[index] != " ":
             index -= 1
             continue
@@ -295,7 +309,7 @@ def _cut(text: str, start: int, fit: int) -> tuple[int, int]:
         end = before
         while end - 1 > start and text[end - 1] in _CLOSERS:
             end -= 1
-        if text[end - 1] in _SENTENCE_ENDS:
+        if before >= half and text[end - 1] in _SENTENCE_ENDS:
             return before, after
         index = before - 1
     found = text.rfind(" ", start + 1, window)
@@ -330,10 +344,12 @@ def split_text(
 
     The separator of the first piece is empty; every other one is either a run of spaces and
     newlines (where the text was split: not sent), or empty where a single word longer than
-    the limit was cut. A split is made at the last paragraph break (a blank line) that leaves
-    the piece within the limit, else the last line break, else the last sentence end (``.``,
-    ``!``, ``?``, ``…`` and closing quotes or brackets, then a space), else the last space,
-    else inside the word (never inside a character, nor between an emoji and its modifiers).
+    the limit was cut. Where the text does not fit, the piece ends at the last paragraph break
+    (a blank line) within the limit, else the last line break, else the last sentence end
+    (``.``, ``!``, ``?``, ``…`` and closing quotes or brackets, then a space) — each only when
+    it leaves the piece at least half as long as what fits, so pieces are not wasted — else
+    the last space, else inside the word (never inside a character, nor between an emoji and
+    its modifiers).
     """
     styled = _stripped(styled)
     text = styled.text

@@ -192,6 +192,7 @@ class _Builder:
         self._depth = 0
         self._opened = False  # the current block was opened by a tag (<p>, <li>, …)
         self._space = False  # a collapsed space is due before the next word
+        self._space_style = (0, 0)
         self.bold = 0
         self.italic = 0
         self._lists: list[list[int]] = []  # per open list: [kind (0 ul, 1 ol), counter]
@@ -219,12 +220,15 @@ class _Builder:
 
     def _words(self, text: str) -> None:
         for index, word in enumerate(_WHITESPACE.split(text)):
-            if index > 0:
-                self._space = True
+            if index > 0 and not self._space:
+                self._space = True  # in the style where it stands: "<b>a</b> b", "a <b>b</b>"
+                self._space_style = (self.bold, self.italic)
             if not word:
                 continue
             if self._space and not self._at_line_start():
+                style, (self.bold, self.italic) = (self.bold, self.italic), self._space_style
                 self._emit(" ")
+                self.bold, self.italic = style
             self._space = False
             self._emit(word)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intercom import Conversation, html_to_text
+from intercom import Conversation, RichBlock, RichImage, RichRun, html_to_rich, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,43 @@ HTMLISH = st.lists(st.one_of(MARKUP_PIECES, st.text(max_size=3)), max_size=30).m
 def test_html_to_text_accepts_any_string(body: str) -> None:
     text = html_to_text(body)
     assert text == body or ("\n\n" not in text and text == text.strip())
+
+
+@settings(max_examples=300)
+@given(st.one_of(HTMLISH, st.text()))
+def test_html_to_rich_accepts_any_string_and_agrees_with_html_to_text(body: str) -> None:
+    items = html_to_rich(body)
+    text = "\n".join(item.text for item in items if isinstance(item, RichBlock))
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    assert html_to_text(body) in (body, "\n".join(lines))  # a plain body is kept as it is
+
+
+def test_html_to_rich_keeps_styles_lists_links_and_images() -> None:
+    body = (
+        "<p>Hi <b>bold <i>both</i></b> <em>it</em>, see "
+        '<a href="https://track.example/123">here</a>.</p><p><br></p>'
+        '<ul><li><p>one</p></li><li>two<br>lines</li></ul><ol start="3"><li>x</li></ol>'
+        '<p><img src="https://img.example/a.png" alt="a  shot"></p><p>after</p>'
+    )
+    assert html_to_rich(body) == (
+        RichBlock(
+            (
+                RichRun("Hi "),
+                RichRun("bold ", bold=True),
+                RichRun("both", bold=True, italic=True),
+                RichRun(" "),
+                RichRun("it", italic=True),
+                RichRun(", see here (https://track.example/123)."),
+            )
+        ),
+        RichBlock(()),
+        RichBlock((RichRun("one"),), "ul", 1),
+        RichBlock((RichRun("two\nlines"),), "ul", 2),
+        RichBlock((RichRun("x"),), "ol", 3),
+        RichImage("https://img.example/a.png", "a shot"),
+        RichBlock((RichRun("after"),)),
+    )
+    assert html_to_rich("plain\n\ntext ") == (RichBlock((RichRun("plain\n\ntext "),)),)
 
 
 # Each about 1 MB. Before issue 15 the first took hours (a tag regex quadratic in the run of
