@@ -31,6 +31,9 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
     assert "conversations (buffer_expired) .. 1" in out
     assert "conversations (conversation_gone)  1" in out
+    # A teammate's link stays visible and a long SMS reply is split, not cut (issue 17).
+    assert "track it here (https://track.example/1042)." in out
+    assert "\n8b. " in out
 
 
 def test_version_and_help() -> None:
