@@ -267,8 +267,10 @@ class _Builder:
         it with nothing inside (``<p></p>``, ``<p><br></p>``): a blank line."""
         self.close_link()
         runs = [RichRun("".join(parts), bold, italic) for parts, bold, italic in self._runs]
-        while runs and not runs[0].text.strip("\n"):
-            runs.pop(0)
+        lead = 0
+        while lead < len(runs) and not runs[lead].text.strip("\n"):
+            lead += 1
+        del runs[:lead]  # once: popping from the front one by one would be quadratic
         while runs and not runs[-1].text.strip("\n"):
             runs.pop()
         if runs:

@@ -148,6 +148,13 @@ ADVERSARIAL = {
     "bare <": '"<p>" + "<" * 1_000_000',
     "open charrefs": '"<p>" + "&#" * 500_000',
     "long charref": '"<p>&#" + "9" * 1_000_000 + ";</p>"',
+    # The rich parse behind it (issue 17): styles, links, lists and images by the thousand
+    # (about 0.5 MB each: a tag costs more than a character, the time is linear all the same).
+    "styled line breaks": '"<p>" + "<b><br></b><i><br></i>" * 25_000',
+    "open links": '"<p>" + "<a href=\\"https://x.example/\\">" * 40_000',
+    "nested lists": '"<ol start=3><li>" * 40_000',
+    "images": '"<p>a<img src=\\"https://x.example/i.png\\">" * 30_000',
+    "one long link": '"<a href=\\"" + "h" * 1_000_000 + "\\">x</a>"',
 }
 _TIMED = """
 import json, sys, time
