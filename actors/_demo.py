@@ -168,6 +168,40 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await _until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
     bruno = stack.contacts()[1]
     say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
+    await _long_reply_with_a_link(stack, say)
+
+
+async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
+    say("8b. Grace answers the SMS with a link and a long explanation → split, never cut")
+    sms = next(c for c in stack.conversations() if c["parts"] and "6pm" in _bodies(c)[-1])
+    explanation = " ".join(
+        f"Step {n}: we check the parcel at the depot and update the tracking page."
+        for n in range(30)
+    )  # about 2,200 characters: more than one SMS holds (1,600)
+    body = (
+        '<p>Your parcel is <b>on its way</b>: <a href="https://track.example/1042">track it'
+        f" here</a>.</p><p>{explanation}</p>"
+    )
+    already = len(stack.sent())
+    await stack.sandbox.intercom.teammates.reply(str(sms["id"]), body, admin_id="991267602")
+    await _until(lambda: len(stack.sent()) >= already + 2, "the reply's SMS pieces")
+    await trio.sleep(0.3)
+    pieces = [m.text or "" for m in stack.sent()[already:]]
+    expected = (
+        "Grace Teammate: Your parcel is on its way: track it here (https://track.example/1042)."
+        f"\n{explanation}"
+    )
+    if any(len(p) > 1600 for p in pieces) or not expected.startswith(pieces[0]):
+        raise DemoFailed(f"the SMS pieces are not the reply split at 1,600: {pieces!r}")
+    if "".join(pieces).replace(" ", "").replace("\n", "") != expected.replace(" ", "").replace(
+        "\n", ""
+    ):
+        raise DemoFailed("the SMS pieces do not add up to the whole reply")
+    say(f"   → the link stays visible: {pieces[0].splitlines()[0]!r}")
+    say(
+        f"   → {len(pieces)} SMS of {', '.join(str(len(p)) for p in pieces)} characters"
+        " (Twilio takes 1,600), split at sentence ends, in order\n"
+    )
 
 
 async def _templates(stack: Stack, say: Callable[[str], None]) -> None:

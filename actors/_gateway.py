@@ -26,6 +26,7 @@ from channels import (
     SendRateLimited,
     SendRejected,
     SendTransient,
+    Span,
     TelegramClient,
     TelegramConfig,
     ThreadKey,
@@ -45,7 +46,9 @@ class ChannelClient(Protocol):
 
     async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia: ...
 
-    async def send_text(self, key: ThreadKey, text: str) -> str: ...
+    async def send_text(
+        self, key: ThreadKey, text: str, *, spans: tuple[Span, ...] = ()
+    ) -> str: ...
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
@@ -137,8 +140,8 @@ class _Timed:
     def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
         return self._client.caption_fits(key, media, caption)
 
-    async def send_text(self, key: ThreadKey, text: str) -> str:
-        return await self._timed(self._client.send_text(key, text))
+    async def send_text(self, key: ThreadKey, text: str, *, spans: tuple[Span, ...] = ()) -> str:
+        return await self._timed(self._client.send_text(key, text, spans=spans))
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None

@@ -65,6 +65,9 @@ class ReplyJob(_Frozen):
     admin_id: str | None = None
     admin_name: str | None = None
     text: str = ""
+    body: str | None = None
+    """The part's body as Intercom sent it (HTML): what is converted for the channel. None in
+    jobs journaled before it was kept; ``text`` is then sent as plain text."""
     attachments: tuple[OutboundAttachment, ...] = ()
     app_package_code: str | None = None
     assignee_id: str | None = None
@@ -81,6 +84,7 @@ def reply_job(
         admin_id=part.author.id,
         admin_name=part.author.name,
         text=part.text,
+        body=part.body,
         attachments=tuple(
             OutboundAttachment(url=a.url, mime_type=a.content_type, filename=a.name or None)
             for a in part.attachments

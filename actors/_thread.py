@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -36,11 +36,13 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    InlineImage,
     MediaHostForbidden,
     MediaRef,
     MediaTooLarge,
     MediaUnavailable,
     OutboundMedia,
+    OutgoingText,
     OutsideCustomerWindow,
     RecipientUnavailable,
     SendInDoubt,
@@ -98,6 +100,7 @@ from ._jobs import (
 from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
+from ._outgoing import message_content, reply_content, send_steps
 from ._settings import Settings
 from ._steps import Outcome, Steps
 from ._templates import (
@@ -716,12 +719,13 @@ class ThreadActor(Actor[Entry, None]):
             self._s.intercom, job.admin_name, job.admin_id,
             self._s.settings.intercom_default_admin_id,
         )  # fmt: skip
-        text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
         prefix = f"{job.part_id}:"
         if self._reengagement_due():
+            text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
             await self._hold_reply(steps, job, text if job.text else "", prefix)
             return
-        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
+        content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
+        failure = await self._send(steps, content, job.attachments, prefix)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
         why = failure or _doubt_reason(steps, prefix)
@@ -736,7 +740,8 @@ class ThreadActor(Actor[Entry, None]):
         if job.template is not None:
             failure = await self._send_template(steps, job.template, "template")
         else:
-            failure = await self._send(steps, job.text or None, job.attachments)
+            content = message_content(self._key, job.text)
+            failure = await self._send(steps, content, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
@@ -763,11 +768,12 @@ class ThreadActor(Actor[Entry, None]):
     async def _send(
         self,
         steps: Steps,
-        text: str | None,
+        content: Sequence[OutgoingText | InlineImage],
         attachments: tuple[OutboundAttachment, ...],
         prefix: str = "",
     ) -> str | None:
-        """Send to the customer, each piece a recorded step. Returns why it failed for good,
+        """Send to the customer, each piece a recorded step: ``content`` (text split to the
+        channel's limit, inline images) then the attachments. Returns why it failed for good,
         or None when it was sent (or is in doubt and not sent again)."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
@@ -777,14 +783,19 @@ class ThreadActor(Actor[Entry, None]):
             return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
-        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         media = [_outbound_media(attachment) for attachment in attachments]
-        caption = _caption(client, self._key, text, media)
-        if text and caption is None:
-            send = functools.partial(client.send_text, self._key, text)
-            pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
-        for index, item in enumerate(media):
-            send = functools.partial(client.send_media, self._key, item, caption=caption)
+        caption = _caption(client, self._key, content, media)
+        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if caption is None:
+            steps_of_content = send_steps(client, self._key, content, prefix)
+            for (name, call), item in zip(steps_of_content, content, strict=True):
+                if isinstance(item, OutgoingText):  # remembered: a customer may quote it
+                    call = functools.partial(self._remembered, item.text, call)
+                pieces.append((name, call))
+        for index, medium in enumerate(media):
+            send: Callable[[], Awaitable[object]] = functools.partial(
+                client.send_media, self._key, medium, caption=caption
+            )
             if caption is not None:
                 send = functools.partial(self._remembered, caption, send)
             pieces.append((f"{prefix}media:{index}", send))
@@ -799,7 +810,7 @@ class ThreadActor(Actor[Entry, None]):
                 if caption is not None:  # the text rode on the file that did not go: alone, then
                     call = functools.partial(client.send_text, self._key, caption)
                     await steps.run(
-                        f"{prefix}text",
+                        f"{prefix}text:0",
                         functools.partial(self._deliver, call),
                         retryable=_SEND_RETRYABLE,
                         doubtful=(SendInDoubt,),
@@ -809,10 +820,10 @@ class ThreadActor(Actor[Entry, None]):
         self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
 
-    async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:
+    async def _remembered(self, text: str, send: Callable[[], Awaitable[object]]) -> object:
         """Send, and remember the sent message's id and text (a customer may quote it)."""
         message_id = await send()
-        self._state.remember(message_id, shorten(text))
+        self._state.remember(str(message_id), shorten(text))
         return message_id
 
     async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
@@ -938,7 +949,8 @@ class ThreadActor(Actor[Entry, None]):
         held, delivered = list(self._state.held), 0
         for reply in held:
             prefix = f"held:{reply.part_id}:"
-            failure = await self._send(steps, reply.text or None, reply.attachments, prefix)
+            content = message_content(self._key, reply.text)
+            failure = await self._send(steps, content, reply.attachments, prefix)
             why = failure or _doubt_reason(steps, prefix)
             if why is not None:
                 await self._note(steps, reply.conversation_id, reply.assignee_id, why, prefix)
@@ -1088,13 +1100,20 @@ def _outbound_media(attachment: OutboundAttachment) -> OutboundMedia:
 
 
 def _caption(
-    client: ChannelClient, key: ThreadKey, text: str | None, media: list[OutboundMedia]
+    client: ChannelClient,
+    key: ThreadKey,
+    content: Sequence[OutgoingText | InlineImage],
+    media: list[OutboundMedia],
 ) -> str | None:
-    """The text as the caption of the only attachment, when the channel takes a caption that
-    long on that type of file (one message); None: the text goes first, on its own."""
-    if not text or len(media) != 1 or not client.caption_fits(key, media[0], text):
+    """The text as the caption of the only attachment, when it is one unstyled piece with no
+    inline image and the channel takes a caption that long on that type of file (one message);
+    None: the text goes first, on its own."""
+    if len(media) != 1 or len(content) != 1:
         return None
-    return text
+    (only,) = content
+    if not isinstance(only, OutgoingText) or only.spans or not only.text:
+        return None
+    return only.text if client.caption_fits(key, media[0], only.text) else None
 
 
 def _same_text(stored: str, sent: str) -> bool:

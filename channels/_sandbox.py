@@ -178,6 +178,7 @@ class ProviderSandbox:
         131047 once that is more than 24 hours ago. Customers it was never told about are not
         checked (load tests send to thousands)."""
         self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
+
     def telegram_webhook_failed(self, message: str, *, at: int) -> None:
         """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
         time), as Telegram does when the webhook URL did not answer 2xx."""

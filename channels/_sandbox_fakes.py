@@ -14,6 +14,7 @@ import re
 import time
 from typing import Final
 
+from ._markup import utf16_length
 from ._model import Channel, media_type
 from ._sandbox_http import Reply, Request, Upload, sniff_media_type
 from ._sandbox_state import WHATSAPP_WINDOW_SECONDS, MediaFault, SandboxFailure, SandboxState
@@ -41,6 +42,11 @@ files"."""
 _TG_URL_CAP: Final = {"photo": 5 * 1024 * 1024}
 _TG_URL_CAP_OTHER: Final = 20 * 1024 * 1024
 _TG_CAPTION_LIMIT: Final = 1024
+# The providers' text limits, counted as they count them (README, "Replies"): a longer text is
+# refused, never cut, so a bridge that stops splitting fails a test.
+WHATSAPP_TEXT_LIMIT: Final = 4096  # characters (code points) of text.body
+TWILIO_BODY_LIMIT: Final = 1600  # characters of Body, as UTF-16 code units (UCS-2 for SMS)
+TELEGRAM_TEXT_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 
 
 def _is_url(value: object) -> bool:
@@ -204,6 +210,12 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         text = payload.get("body")
         if not isinstance(text, str) or not text:
             return _graph_error(400, 100, "Invalid parameter: text.body is required")
+        if len(text) > WHATSAPP_TEXT_LIMIT:
+            return _graph_error(
+                400,
+                100,
+                f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters long.",
+            )
     else:
         text = payload.get("caption")
         if media_id is None and not payload.get("link"):
@@ -417,6 +429,10 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
     if (to, sender.rpartition(":")[2]) in state.opted_out:
         state.refused.append((Channel.TWILIO.value, to, 21610))
         return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+    if utf16_length(fields.get("Body", "")) > TWILIO_BODY_LIMIT:
+        return _twilio_error(
+            400, 21617, "The concatenated message body exceeds the 1600 character limit"
+        )
     script = state.take_failure(Channel.TWILIO, to)
     if script is not None:
         status, code, message = _TW_FAILURES[script.failure]
@@ -515,9 +531,19 @@ def _telegram_send(
     media_url: str | None = None
     mime: str | None = None
     filename: str | None = None
+    entities: list[dict[str, object]] = []
     if kind == "text":
-        if not fields.get("text"):
+        text = fields.get("text", "")
+        if not text.strip():
             return _tg_error(400, "Bad Request: message text is empty")
+        if fields.get("parse_mode"):
+            return _tg_error(400, "Bad Request: the sandbox takes entities, not a parse_mode")
+        if utf16_length(text) > TELEGRAM_TEXT_LIMIT:
+            return _tg_error(400, "Bad Request: message is too long")
+        parsed = _entities(fields.get("entities"), utf16_length(text))
+        if parsed is None:
+            return _tg_error(400, "Bad Request: can't parse entities")
+        entities = parsed
     elif upload is not None:
         mime = upload.content_type or "application/octet-stream"
         if kind == "image" and not sniff_media_type(upload.content, None).startswith("image/"):
@@ -569,9 +595,35 @@ def _telegram_send(
         mime_type=mime,
         filename=filename,
         reply_to=f"{chat}:{reply_to}" if reply_to is not None else None,
+        entities=tuple(entities),
     )
     result = {"message_id": message_id, "date": 0, "chat": {"id": int(chat), "type": "private"}}
     return Reply.json(200, {"ok": True, "result": result})
+
+
+_ENTITY_TYPES: Final = frozenset(
+    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link"}
+)
+
+
+def _entities(raw: str | None, units: int) -> list[dict[str, object]] | None:
+    """The ``entities`` of a sendMessage, checked as Telegram does (offsets and lengths in
+    UTF-16 code units within the text), or None when they cannot be parsed."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return None
+    if not isinstance(value, list):
+        return None
+    for entity in value:
+        if not isinstance(entity, dict) or entity.get("type") not in _ENTITY_TYPES:
+            return None
+        offset, length = entity.get("offset"), entity.get("length")
+        if not (isinstance(offset, int) and isinstance(length, int)):
+            return None
+        if offset < 0 or length <= 0 or offset + length > units:
+            return None
+    return value
 
 
 def _reply_to(parameters: str | None) -> int | None:

@@ -103,6 +103,8 @@ class SentMessage(BaseModel):
     reply_to: str | None = None
     template: str | None = None
     """A template send's name (``text`` then holds its rendered text)."""
+    entities: tuple[dict[str, object], ...] = ()
+    """Telegram message entities sent with a text (UTF-16 offsets), as the Bot API takes them."""
 
 
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
@@ -279,7 +281,7 @@ class SandboxState:
                 del self._media_faults[media_id]
         return script
 
-    def record(self, **fields: str | None) -> SentMessage:
+    def record(self, **fields: object) -> SentMessage:
         message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
         self.sent.append(message)
         return message

@@ -31,6 +31,7 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
+from ._markup import Span
 from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
 __all__ = [
@@ -300,8 +301,19 @@ class WhatsAppClient:
             auth_for=dict.fromkeys(self._allowed, self._auth),
         )
 
-    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
-        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid."""
+    async def send_text(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        spans: tuple[Span, ...] = (),
+    ) -> str:
+        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid.
+        The Cloud API refuses a body over 4,096 characters (split it first, channels.compose).
+        Styles travel in the text (``*bold*``), so ``spans`` must be empty."""
+        if spans:
+            raise ValueError("whatsapp text carries its styles in the text, not as spans")
         return await self._post_message(key, text_message(key.customer, text, reply_to))
 
     def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:

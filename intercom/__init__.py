@@ -58,6 +58,10 @@ from ._errors import IntercomUnavailable as IntercomUnavailable
 from ._errors import NotificationInvalid as NotificationInvalid
 from ._errors import WebhookError as WebhookError
 from ._errors import WebhookSignatureInvalid as WebhookSignatureInvalid
+from ._html import RichBlock as RichBlock
+from ._html import RichImage as RichImage
+from ._html import RichRun as RichRun
+from ._html import html_to_rich as html_to_rich
 from ._models import Admin as Admin
 from ._models import App as App
 from ._models import Attachment as Attachment
@@ -134,6 +138,9 @@ __all__ = [
     "REGION_BASE_URLS",
     "RateBudget",
     "RequestObserver",
+    "RichBlock",
+    "RichImage",
+    "RichRun",
     "SandboxAdmin",
     "SandboxApiError",
     "SandboxConfig",
@@ -146,6 +153,7 @@ __all__ = [
     "WebhookSignatureInvalid",
     "WindowClaim",
     "base_url_for_region",
+    "html_to_rich",
     "html_to_text",
     "is_own_part",
     "is_teammate_message",

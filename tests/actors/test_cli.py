@@ -37,6 +37,9 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert re.search(r"conversations \(buffer_expired\) \.\. [12]\n", out)
     assert "whatsapp: 'Grace Teammate: Closed — thanks, Ana!'" in out  # a close with a message
     assert "conversations (conversation_gone)  1" in out
+    # A teammate's link stays visible and a long SMS reply is split, not cut (issue 17).
+    assert "track it here (https://track.example/1042)." in out
+    assert "\n8b. " in out
 
 
 def test_version_and_help() -> None:
