@@ -22,7 +22,9 @@ from intercom import CLIENT_ENDPOINTS
 __all__ = ["BridgeMetrics", "GaugeSources"]
 
 CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
-DIRECTIONS = ("inbound", "outbound", "api")
+DIRECTIONS = ("inbound", "outbound", "api", "status")
+STATUS_CHANNELS = ("whatsapp", "twilio")
+STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "other")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -106,6 +108,20 @@ class BridgeMetrics:
             ["channel", "outcome"],
             registry=registry,
         )
+        self.delivery_statuses = Counter(
+            "threadline_delivery_statuses_total",
+            "Delivery receipts the providers reported for messages sent to customers, by channel"
+            " and status (redeliveries included).",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "threadline_delivery_failures_total",
+            "Messages a provider accepted and then failed to deliver, by channel and outcome"
+            " (noted: an internal note in the conversation; unknown: no record of the message).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "threadline_dead_letters_total",
             "Entries given up and kept as dead letters, by direction.",
@@ -143,6 +159,11 @@ class BridgeMetrics:
             self.dead_letters.labels(direction)
             for outcome in ("delivered", "dead_lettered", "skipped", "undeliverable"):
                 self.messages.labels(direction, outcome)
+        for channel in STATUS_CHANNELS:
+            for status in STATUSES:
+                self.delivery_statuses.labels(channel, status)
+            for outcome in ("noted", "unknown"):
+                self.delivery_failures.labels(channel, outcome)
         for reason in ("first_message", "buffer_expired", "conversation_gone"):
             self.conversations_created.labels(reason)
         for endpoint in CLIENT_ENDPOINTS:

@@ -18,6 +18,7 @@ completion, so a passivated or restarted actor resumes exactly where it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -77,16 +78,20 @@ from ._jobs import (
     InboundJob,
     OutboundAttachment,
     ReplyJob,
+    SentRecord,
+    StatusJob,
     ThreadState,
     conversation_index_key,
     decode_job,
     own_part_key,
     reply_job,
+    sent_message_key,
     sent_part_key,
     thread_state_key,
 )
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
+from ._receipts import describe_attachment, describe_text, failure_note, tracks_delivery
 from ._settings import Settings
 from ._steps import Outcome, Steps
 
@@ -226,6 +231,9 @@ class ThreadActor(Actor[Entry, None]):
                 direction = "outbound"
                 sent = await self._teammate_reply(entry, job)
                 outcome = "delivered" if sent else "skipped"
+            elif isinstance(job, StatusJob):
+                noted = await self._delivery_failed(entry, job)
+                direction, outcome = "status", "delivered" if noted else "skipped"
             else:
                 await self._api_send(entry, job)
                 direction, outcome = "api", "delivered"
@@ -625,7 +633,9 @@ class ThreadActor(Actor[Entry, None]):
             teammate=job.admin_name or "Support", text=job.text
         )
         prefix = f"{job.part_id}:"
-        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
+        failure = await self._send(
+            steps, text if job.text else None, job.attachments, prefix, job.conversation_id
+        )
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
         why = failure or _doubt_reason(steps, prefix)
@@ -664,9 +674,11 @@ class ThreadActor(Actor[Entry, None]):
         text: str | None,
         attachments: tuple[OutboundAttachment, ...],
         prefix: str = "",
+        conversation_id: str | None = None,
     ) -> str | None:
         """Send to the customer, each piece a recorded step. Returns why it failed for good,
-        or None when it was sent (or is in doubt and not sent again)."""
+        or None when it was sent (or is in doubt and not sent again). What each piece was is
+        remembered under its provider id, for a delivery failure reported later."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
         if client is None:
@@ -674,8 +686,10 @@ class ThreadActor(Actor[Entry, None]):
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        described: dict[str, str] = {}
         if text:
             pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
+            described[f"{prefix}text"] = describe_text(text)
         for index, attachment in enumerate(attachments):
             media = OutboundMedia(
                 mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
@@ -683,27 +697,68 @@ class ThreadActor(Actor[Entry, None]):
             pieces.append(
                 (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
             )
+            described[f"{prefix}media:{index}"] = describe_attachment(attachment)
+        conversation_id = conversation_id or self._state.conversation_id
         for name, call in pieces:
+            record = None
+            if conversation_id is not None and tracks_delivery(channel):
+                record = SentRecord(
+                    thread=self._key_text, conversation_id=conversation_id,
+                    part_id=prefix[:-1] or None, what=described.get(name, "a message"),
+                    sent_at=time.time(),
+                )  # fmt: skip
             result = await steps.run(
-                name, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+                name, functools.partial(self._deliver, call, record), retryable=_SEND_RETRYABLE
             )
             if result.outcome is Outcome.FAILED:
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         return None
 
-    async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
-        """One provider send; why it was refused for good, or None."""
+    async def _deliver(
+        self, call: Callable[[], Awaitable[object]], record: SentRecord | None = None
+    ) -> str | None:
+        """One provider send; why it was refused for good, or None. ``record`` is kept under
+        the provider's id for the message, committed with the entry."""
         channel = self._key.channel.value
         try:
-            await call()
+            provider_id = await call()
         except OutsideCustomerWindow:
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         except RecipientUnavailable as exc:
             return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
             return f"{channel} refused the message ({_reason(exc)})"
+        if record is not None and isinstance(provider_id, str):
+            # At once, for a status callback that names no thread and comes before the entry
+            # commits (best effort: the entry's commit carries it too).
+            sent = {sent_message_key(channel, provider_id): record.encode()}
+            self._extra_state.update(sent)
+            with contextlib.suppress(JournalUnavailable):
+                await self._s.journal.put_state(sent)
         return None
+
+    async def _delivery_failed(self, entry: Entry, job: StatusJob) -> bool:
+        """A message the provider accepted did not arrive: a note in its conversation, as the
+        assignee or the default operator. False when the bridge has no record of the message
+        (sent by someone else, or past the retention)."""
+        channel = self._key.channel.value
+        key = sent_message_key(channel, job.provider_message_id)
+        raw = await self._s.journal.get_state(key)
+        if raw is None:
+            self._s.metrics.delivery_failures.labels(channel, "unknown").inc()
+            return False
+        record = SentRecord.decode(raw)
+        admin = await self._assignee_or_default(record.conversation_id, None)
+        if admin is None:
+            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            return False
+        steps = await self._steps_of(entry)
+        note = failure_note(record, job)
+        await self._write_part(steps, "note", record.conversation_id, admin, note, "note")
+        self._extra_state[key] = None  # noted: a later report of it has nothing to add
+        self._s.metrics.delivery_failures.labels(channel, "noted").inc()
+        return True
 
     def _outside_whatsapp_window(self) -> bool:
         is_whatsapp = self._key.channel is Channel.WHATSAPP or (

@@ -11,10 +11,12 @@ import gzip
 import hmac
 import json
 from typing import Final
+from urllib.parse import urlsplit
 
+from ._builders import twilio_status_webhook, whatsapp_status_webhook
 from ._model import Channel, MediaKind
 from ._sandbox_http import Reply, Request, Upload
-from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
+from ._sandbox_state import MediaFault, PendingWebhook, SandboxFailure, SandboxState
 
 __all__ = ["telegram", "twilio", "whatsapp"]
 
@@ -57,6 +59,14 @@ _WA_FAILURES: Final = {
     SandboxFailure.OUTSIDE_WINDOW: (400, 131047, "Re-engagement message"),
     SandboxFailure.RATE_LIMITED: (429, 130429, "Rate limit hit"),
     SandboxFailure.SERVER_ERROR: (500, 131000, "Something went wrong"),
+}
+
+
+_WA_ERROR_TITLES: Final = {
+    131026: "Message undeliverable",
+    131049: "Meta chose not to deliver",
+    131047: "Re-engagement message",
+    130472: "User's number is part of an experiment",
 }
 
 
@@ -113,7 +123,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         return _graph_error(400, 100, "Invalid parameter")
     script = state.take_failure(Channel.WHATSAPP, to)
     slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
-    if script is not None and not slow:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not (slow or later):
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     media_id = payload.get("id")
@@ -143,6 +154,13 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
+    if later and script is not None and state.bridge_url and state.whatsapp_app_secret:
+        code = script.error_code or 131026
+        receipt = whatsapp_status_webhook(
+            state.whatsapp_app_secret, phone_number_id, to, message_id, "failed",
+            error_code=code, error_title=_WA_ERROR_TITLES.get(code, "Message failed to send"),
+        )  # fmt: skip
+        state.outbox.append(PendingWebhook("/webhooks/whatsapp", receipt.body, receipt.headers))
     reply = Reply.json(
         200,
         {
@@ -221,7 +239,8 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
     if not fields.get("Body") and not media_urls:
         return _twilio_error(400, 21602, "Message body is required")
     script = state.take_failure(Channel.TWILIO, to)
-    if script is not None:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not later:
         status, code, message = _TW_FAILURES[script.failure]
         return _twilio_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     sid = f"SM{state.next_id():032x}"
@@ -235,6 +254,20 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         media_url=media_urls[0] if media_urls else None,
     )
     account = state.credentials.twilio_account_sid
+    callback = fields.get("StatusCallback")
+    if later and script is not None and callback:
+        # Signed over the URL the send asked for; posted there, or to the same path on the
+        # bridge when one is configured (the sandbox cannot reach a public URL).
+        receipt = twilio_status_webhook(
+            state.credentials.twilio_auth_token, callback, account_sid=account, to=to,
+            from_=sender, message_sid=sid, status="undelivered",
+            error_code=script.error_code or 30003,
+        )  # fmt: skip
+        target = callback
+        if state.bridge_url:
+            split = urlsplit(callback)
+            target = split.path + (f"?{split.query}" if split.query else "")
+        state.outbox.append(PendingWebhook(target, receipt.body, receipt.headers))
     return Reply.json(
         201,
         {
