@@ -26,8 +26,10 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     done = run("demo", "--threads", "30", "--messages", "4")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for step in range(1, 10):
+    for step in range(1, 11):
         assert f"\n{step}. " in "\n" + out, f"step {step} missing"
+    assert "then reported it undelivered (error 30003: Unreachable destination handset)" in out
+    assert "delivery failures noted ...... 1" in out
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
     assert "conversations (buffer_expired) .. 1" in out
     assert "conversations (conversation_gone)  1" in out
