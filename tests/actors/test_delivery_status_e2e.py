@@ -8,19 +8,25 @@ bridge leaves one internal note in the conversation, however often the webhook c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import trio
 
 from actors._embedded import PUBLIC_URL, Stack
-from actors._sandbox import SANDBOX_SECRETS
+from actors._sandbox import SANDBOX_SECRETS, SandboxApp
 from channels import (
     Channel,
     SandboxFailure,
     twilio_status_webhook,
     whatsapp_status_webhook,
 )
+from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
+from tests.actors.customers import webhook
+from tests.actors.processes import ServeProcess, serve_env
 
 PHONE = "15550001111"
 SMS_PHONE = "+15550003333"
@@ -59,9 +65,9 @@ async def redeliver_posted(stack: Stack, times: int) -> None:
     posted = stack.sandbox.providers.posted_webhooks()
     assert posted
     for _ in range(times):
-        for webhook in posted:
-            path = webhook.url.removeprefix(str(stack.http.base_url).rstrip("/"))
-            response = await stack.http.post(path, content=webhook.body, headers=webhook.headers)
+        for hook in posted:
+            path = hook.url.removeprefix(str(stack.http.base_url).rstrip("/"))
+            response = await stack.http.post(path, content=hook.body, headers=hook.headers)
             assert response.status_code == 200, response.text
 
 
@@ -154,14 +160,14 @@ async def test_delivered_and_read_statuses_are_counted_and_leave_no_part(stack: 
     (sent,) = stack.sent()
     parts_before = part_count(stack)
     for status in ("sent", "delivered", "read"):
-        webhook = whatsapp_status_webhook(
+        receipt = whatsapp_status_webhook(
             SANDBOX_SECRETS.whatsapp_app_secret,
             SANDBOX_SECRETS.whatsapp_phone_number_id,
             PHONE,
             sent.message_id,
             status,
         )
-        assert (await stack.post("/webhooks/whatsapp", webhook)).status_code == 200
+        assert (await stack.post("/webhooks/whatsapp", receipt)).status_code == 200
     await trio.sleep(0.5)
     await eventually(lambda: idle(stack))
     assert part_count(stack) == parts_before
@@ -180,7 +186,7 @@ async def test_a_failure_of_an_unknown_message_is_acknowledged_and_only_counted(
     creds = stack.sandbox.providers.credentials
     url = f"{PUBLIC_URL}/webhooks/twilio"
     for to in (SMS_PHONE, "+15550009999"):  # a bridged customer, and someone else
-        webhook = twilio_status_webhook(
+        receipt = twilio_status_webhook(
             creds.twilio_auth_token,
             url,
             account_sid=creds.twilio_account_sid,
@@ -190,7 +196,7 @@ async def test_a_failure_of_an_unknown_message_is_acknowledged_and_only_counted(
             status="failed",
             error_code=30005,
         )
-        response = await stack.post("/webhooks/twilio", webhook)
+        response = await stack.post("/webhooks/twilio", receipt)
         assert response.status_code == 200, response.text
     await trio.sleep(0.5)
     await eventually(lambda: idle(stack))
@@ -200,3 +206,62 @@ async def test_a_failure_of_an_unknown_message_is_acknowledged_and_only_counted(
     assert metric(stack, "threadline_delivery_failures_total", outcome="unknown", **labels) == 2
     assert metric(stack, "threadline_delivery_failures_total", outcome="noted", **labels) == 0
     assert metric(stack, "threadline_delivery_statuses_total", status="failed", **labels) == 2
+
+
+@pytest.mark.slow
+async def test_a_crash_while_a_failure_is_being_noted_leaves_one_note(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The failed status is acknowledged (journaled), and the process is killed while the note
+    is on its way (Intercom holds the request): after the restart the note is written, once,
+    and the provider's redeliveries to the new process add nothing."""
+    sandbox = SandboxApp()
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
+        env = serve_env(address.url, database_url, tmp_path, retry_max_attempts="1000")
+        bridge = ServeProcess(env, tmp_path / "serve.log")
+        await bridge.start()
+        sandbox.intercom.configure(webhook_url=f"{bridge.url}/webhooks/intercom")
+        sandbox.providers.configure_webhooks(
+            bridge.url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+        )
+        async with httpx.AsyncClient(timeout=5) as client:
+            hook = webhook("crash-status", 1, 0)
+            posted = await client.post(
+                f"{bridge.url}/webhooks/whatsapp", content=hook.body, headers=hook.headers
+            )
+            assert posted.status_code == 200
+        await eventually(lambda: len(sandbox.intercom.conversations()) == 1)
+        await trio.sleep(0.5)  # the entry's completion (and the conversation index) committed
+        conversation_id = str(sandbox.intercom.conversations()[0]["id"])
+        customer = "18880000001"
+        sandbox.providers.fail(Channel.WHATSAPP, customer, SandboxFailure.FAILED_LATER, times=1)
+        # Sending the reply needs no Intercom call; noting its failure does: held open.
+        sandbox.intercom.configure(timeout_rate=1.0, timeout_hold_seconds=60)
+        await sandbox.intercom.teammates.reply(conversation_id, "one moment please")
+        await eventually(lambda: len(sandbox.providers.posted_webhooks()) == 1, seconds=20)
+        assert sandbox.providers.posted_webhooks()[0].status == 200  # durable: acknowledged
+        await eventually(lambda: sandbox.intercom.stats()["timeouts"] >= 1, seconds=20)
+        await bridge.kill()
+        sandbox.intercom.configure(timeout_rate=0.0)
+
+        def noted() -> list[dict[str, Any]]:
+            conversation = sandbox.intercom.conversations()[0]
+            return [p for p in conversation["parts"] if p["part_type"] == "note"]
+
+        await bridge.start()
+        await eventually(lambda: len(noted()) == 1, seconds=30)
+        (status,) = sandbox.providers.posted_webhooks()
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(2):
+                again = await client.post(
+                    f"{bridge.url}/webhooks/whatsapp", content=status.body, headers=status.headers
+                )
+                assert again.status_code == 200
+        await trio.sleep(1.5)
+        await bridge.stop()
+        nursery.cancel_scope.cancel()
+    assert len(sandbox.providers.sent()) == 1
+    (note,) = noted()
+    assert "one moment please" in note["body"]
+    assert "131026" in note["body"]
