@@ -353,7 +353,9 @@ async def run_bridge(
     assert settings.intercom_access_token is not None
     async with (
         open_journal(settings) as journal,
-        httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as provider_http,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.channel_timeout_seconds, connect=5.0)
+        ) as provider_http,
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
             timeout=httpx.Timeout(settings.intercom_timeout_seconds, connect=5.0),

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     intercom_version: str = "2.16"
     intercom_timeout_seconds: float = Field(default=20.0, gt=0)
     """A request to Intercom that takes longer fails as a timeout (and is retried)."""
+    channel_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A provider's answer to a send taking longer: the send is in doubt (it may have gone out)
+    and is not repeated; a note says so."""
     intercom_rate_limit_per_window: int = Field(default=1666, ge=1)
     """Requests per 10-second window this process may send (10,000/min spread over 6 windows)."""
     reply_format: str = "{teammate}: {text}"

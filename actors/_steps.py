@@ -6,13 +6,16 @@ Intercom. Each is a named *step*, and the journal keeps their states under ``ste
 until the entry is done::
 
     (none) ──commit "started"──► call ──► "done" │ "failed: <why>"
-                                   └─ 429 / 5xx / transport ─► retryable in this incarnation
+                                   ├─ 429 / 5xx / transport ─► retryable in this incarnation
+                                   └─ no answer in time ─► stays "started": in doubt
 
 A retry of the entry (after a later step failed) skips what is done. A step found "started"
 by a *new* incarnation (the process died, or the partition moved, between the call and its
 recorded outcome) is in doubt: a step that can be looked up (an Intercom part) is looked for
 and done again only when absent; one that cannot (a provider send: no provider offers a lookup)
-is not repeated, and the caller leaves a note that it may not have arrived. States are held in
+is not repeated, and the caller leaves a note that it may not have arrived. A send whose
+answer did not come in time (the provider may have acted on it) is left "started" the same way,
+so the entry's next attempt finds it in doubt. States are held in
 memory between commits; the "started" of each step carries the outcomes before it, and the
 entry's completion deletes the record.
 """
@@ -77,12 +80,15 @@ class Steps:
         effect: Callable[[], Awaitable[str | None]],
         *,
         retryable: tuple[type[Exception], ...],
+        doubtful: tuple[type[Exception], ...] = (),
         lookup: Callable[[float], Awaitable[bool]] | None = None,
     ) -> StepResult:
         """Run ``effect`` (which returns why it failed for good, or None) unless the step is
         done or in doubt. ``retryable`` errors mean the effect did not happen: the step is
-        recorded as not started again and may run again. ``lookup(started_at)`` tells whether
-        an effect in doubt, started at that UNIX time, happened."""
+        recorded as not started again and may run again. ``doubtful`` errors (checked first)
+        mean it may have happened: the step stays started, so the entry's next attempt finds
+        it in doubt, as after a crash. ``lookup(started_at)`` tells whether an effect in doubt,
+        started at that UNIX time, happened."""
         state = self._states.get(name)
         if state == _DONE:
             return StepResult(Outcome.DONE)
@@ -107,6 +113,8 @@ class Steps:
         self._states = started
         try:
             failure = await effect()
+        except doubtful:
+            raise
         except retryable:
             # It did not happen: say so durably too, so that a restart sends it rather than
             # doubting it (best effort: in this incarnation the set below is enough).

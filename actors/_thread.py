@@ -41,6 +41,7 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -708,7 +709,10 @@ class ThreadActor(Actor[Entry, None]):
                     sent_at=time.time(),
                 )  # fmt: skip
             result = await steps.run(
-                name, functools.partial(self._deliver, call, record), retryable=_SEND_RETRYABLE
+                name,
+                functools.partial(self._deliver, call, record),
+                retryable=_SEND_RETRYABLE,
+                doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
                 return result.reason
@@ -874,8 +878,9 @@ class _ContactGone(Exception):
 
 
 _SEND_RETRYABLE = (SendRateLimited, SendTransient)
-"""Provider errors after which the send did not happen (or, for a timeout, most likely not):
-the step may be sent again in the same incarnation."""
+"""Provider errors after which the send did not happen: the step may be sent again in the same
+incarnation. Except :class:`SendInDoubt` (no answer in time: it may have been sent), which is
+not repeated."""
 _INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
 

@@ -63,6 +63,7 @@ from ._errors import OutsideCustomerWindow as OutsideCustomerWindow
 from ._errors import PayloadInvalid as PayloadInvalid
 from ._errors import PayloadTooLarge as PayloadTooLarge
 from ._errors import RecipientUnavailable as RecipientUnavailable
+from ._errors import SendInDoubt as SendInDoubt
 from ._errors import SendRateLimited as SendRateLimited
 from ._errors import SendRejected as SendRejected
 from ._errors import SendTransient as SendTransient
@@ -128,6 +129,7 @@ __all__ = [
     "RecipientUnavailable",
     "SandboxCredentials",
     "SandboxFailure",
+    "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",

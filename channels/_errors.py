@@ -13,6 +13,7 @@ what is retried, these only say what happened::
     ChannelError(Exception)         .code (provider error code), .status (HTTP), both optional
       SendRateLimited               provider throttled us; .retry_after seconds when told
       SendTransient                 5xx, timeout or transport failure: worth retrying
+        SendInDoubt                 no answer in time: the provider may have acted (no resend)
       RecipientUnavailable          invalid, blocked, unsubscribed or unreachable recipient
       OutsideCustomerWindow         WhatsApp 24-hour window closed (131047, Twilio 63016)
       SendRejected                  any other refusal (4xx, bad credentials, bad request)
@@ -34,6 +35,7 @@ __all__ = [
     "PayloadInvalid",
     "PayloadTooLarge",
     "RecipientUnavailable",
+    "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
@@ -99,6 +101,12 @@ class SendRateLimited(ChannelError):
 
 class SendTransient(ChannelError):
     """A 5xx, timeout or transport failure: the same call may succeed later."""
+
+
+class SendInDoubt(SendTransient):
+    """The request went out but its answer did not come in time: the provider may have acted
+    on it. Safe to repeat for a read (a download); a send is not repeated (no provider offers
+    a lookup), its sender leaves a note instead."""
 
 
 class RecipientUnavailable(ChannelError):

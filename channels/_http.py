@@ -21,6 +21,7 @@ from ._errors import (
     MediaHostForbidden,
     MediaTooLarge,
     MediaUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -111,6 +112,8 @@ async def transport_errors(what: str) -> AsyncIterator[None]:
     Telegram puts the bot token in the path)."""
     try:
         yield
+    except httpx.ReadTimeout as exc:
+        raise SendInDoubt(f"{what}: timed out waiting for the answer") from exc
     except httpx.TimeoutException as exc:
         raise SendTransient(f"{what}: timed out") from exc
     except httpx.RequestError as exc:  # transport, decoding and redirect-loop failures

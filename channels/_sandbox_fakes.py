@@ -123,8 +123,9 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         return _graph_error(400, 100, "Invalid parameter")
     script = state.take_failure(Channel.WHATSAPP, to)
     slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
+    late = script is not None and script.failure is SandboxFailure.LATE_ANSWER
     later = script is not None and script.failure is SandboxFailure.FAILED_LATER
-    if script is not None and not (slow or later):
+    if script is not None and not (slow or late or later):
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     media_id = payload.get("id")
@@ -171,6 +172,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     )
     if slow:
         reply.drip_seconds = 5.0
+    if late:
+        reply.delay_seconds = 10.0
     return reply
 
 

@@ -111,6 +111,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drip_seconds: float = 0.0
     """When > 0, the body is sent one byte at a time with this pause after each."""
+    delay_seconds: float = 0.0
+    """Seconds before the answer starts (the request was acted on already)."""
 
     @classmethod
     def json(cls, status: int, data: object, **headers: str) -> Reply:
@@ -166,6 +168,8 @@ def _server_host(scope: Scope) -> str:
 
 
 async def write_reply(send: Send, reply: Reply) -> None:
+    if reply.delay_seconds > 0:
+        await trio.sleep(reply.delay_seconds)
     headers = [
         (b"content-type", reply.content_type.encode()),
         (b"content-length", str(len(reply.body)).encode()),

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import trio
 
-from actors._embedded import Stack
+from actors._embedded import Stack, open_stack
 from actors._sandbox import SandboxApp
 from channels import Channel, SandboxFailure
 from runtime import hypercorn_config, serve_asgi
@@ -70,6 +70,38 @@ async def test_a_429_on_the_second_piece_of_a_reply_does_not_resend_the_first(
     await eventually(lambda: stack.node.dispatcher.inflight == 0)
     await trio.sleep(0.3)
     assert [m.type for m in stack.sent()] == ["text", "image", "document"]
+
+
+async def test_a_send_whose_answer_times_out_is_not_repeated_and_leaves_a_note(
+    database_url: str, tmp_path: Path
+) -> None:
+    """WhatsApp accepts the text but answers after the bridge's 1-s provider timeout: the text
+    may have gone out (it did), so it is not sent again; the attachment after it is sent, and
+    a note says the text may not have reached the customer."""
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        shutdown_drain_seconds=2.0,
+        retry_base_seconds=0.05,
+        retry_cap_seconds=0.2,
+        channel_timeout_seconds=1.0,
+    ) as stack:
+        await stack.whatsapp(PHONE, "hello")
+        await eventually(lambda: settled(stack, 1))
+        conversation_id = str(only(stack)["id"])
+        stack.sandbox.providers.fail(Channel.WHATSAPP, PHONE, SandboxFailure.LATE_ANSWER, times=1)
+        await stack.sandbox.intercom.teammates.reply(
+            conversation_id, "one moment", attachments=FILES[:1]
+        )
+        await eventually(lambda: any(p["part_type"] == "note" for p in parts(only(stack))))
+        await eventually(lambda: stack.node.dispatcher.inflight == 0)
+        await trio.sleep(0.5)
+        sent = [(m.type, m.text) for m in stack.sent()]
+        assert [kind for kind, _ in sent] == ["text", "image"], sent
+        assert str(sent[0][1]).endswith("one moment")
+        notes = [p for p in parts(only(stack)) if p["part_type"] == "note"]
+        assert len(notes) == 1
+        assert "may not have reached the customer" in notes[0]["body"]
 
 
 async def test_a_crash_between_the_steps_of_a_reply_sends_nothing_twice_and_leaves_a_note(

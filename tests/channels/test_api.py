@@ -27,6 +27,7 @@ EXPECTED = [
     "RecipientUnavailable",
     "SandboxCredentials",
     "SandboxFailure",
+    "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
