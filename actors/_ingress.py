@@ -224,6 +224,10 @@ class Ingress:
             self._metrics.delivery_statuses.labels(channel.value, status_label(event.status)).inc()
             if event.status.lower() not in FAILED_STATUSES:
                 continue
+            if len(event.provider_message_id) > MAX_IDENTIFIER_CHARS // 2:
+                # Not an id the bridge was given: never a reason to refuse the whole batch.
+                self._metrics.delivery_failures.labels(channel.value, "unknown").inc()
+                continue
             raw = await self._journal.get_state(
                 sent_message_key(channel.value, event.provider_message_id)
             )

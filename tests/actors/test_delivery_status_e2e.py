@@ -265,3 +265,26 @@ async def test_a_crash_while_a_failure_is_being_noted_leaves_one_note(
     (note,) = noted()
     assert "one moment please" in note["body"]
     assert "131026" in note["body"]
+
+
+async def test_a_failure_with_an_id_the_bridge_never_hands_out_is_acknowledged(
+    stack: Stack,
+) -> None:
+    """An id far longer than any provider's (the journal's keys are bounded) is nobody's
+    message: acknowledged and counted, never a 400 that would refuse its whole batch."""
+    await conversation_with(stack, stack.whatsapp(PHONE, "hello"))
+    receipt = whatsapp_status_webhook(
+        SANDBOX_SECRETS.whatsapp_app_secret,
+        SANDBOX_SECRETS.whatsapp_phone_number_id,
+        PHONE,
+        "wamid." + "x" * 600,
+        "failed",
+        error_code=131026,
+    )
+    response = await stack.post("/webhooks/whatsapp", receipt)
+    assert response.status_code == 200, response.text
+    labels = {"channel": "whatsapp", "outcome": "unknown"}
+    assert metric(stack, "threadline_delivery_failures_total", **labels) == 1
+    await trio.sleep(0.3)
+    await eventually(lambda: idle(stack))
+    assert part_count(stack) == 1
