@@ -64,9 +64,10 @@ from ._gateway import Gateway
 from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
 from ._jobs import SENT_MESSAGE_PREFIX, decode_job
-from ._media import MediaStore
+from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
+from ._templates import TemplateCatalog
 from ._thread import Services, ThreadActor, make_classifier
 
 __all__ = [
@@ -267,6 +268,13 @@ def check_settings(settings: Settings) -> None:
     problem = database_url_problem(settings.database_url)
     if problem is not None:
         raise ConfigurationError(f"{problem} ({_DATABASE})")
+    if settings.whatsapp_reengagement_template is not None and (
+        settings.whatsapp_business_account_id is None or settings.whatsapp_access_token is None
+    ):
+        raise ConfigurationError(
+            "a re-engagement template needs WhatsApp and its business account, to check it is"
+            " approved (THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)"
+        )
 
 
 def check_bindable(bind: str, setting: str) -> None:
@@ -417,27 +425,31 @@ async def run_bridge(
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
+        gateway = Gateway(settings, provider_http, observe=metrics.observe_send)
+        templates = TemplateCatalog(
+            gateway.whatsapp,
+            settings.whatsapp_business_account_id,
+            ttl=settings.whatsapp_template_cache_seconds,
+        )
         services = Services(
             settings=settings,
             journal=journal,
             intercom=intercom,
-            gateway=Gateway(settings, provider_http),
+            gateway=gateway,
             resolver=ContactResolver(
                 intercom,
                 journal,
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
             ),
-            media=MediaStore(
-                settings.media_dir,
-                retention_seconds=settings.media_retention_seconds,
-                max_bytes=settings.media_max_bytes,
-            ),
+            media=_media_store(settings, journal),
             metrics=metrics,
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
             ownership=ownership,
+            templates=templates,
         )
+        metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: ThreadActor(ctx, services),
             name="thread",
@@ -479,6 +491,7 @@ async def run_bridge(
             metrics=metrics,
             media=services.media,
             ready=not_ready,
+            templates=templates,
         )
         sources = metrics.sources
         sources.inflight = lambda: dispatcher.inflight
@@ -658,6 +671,23 @@ def _relay_hints(
     return run
 
 
+def _media_store(settings: Settings, journal: Journal) -> MediaStore:
+    """``THREADLINE_MEDIA_STORE``: the journal's database (what every node sees), or a
+    directory (shared by the nodes only when it is shared storage)."""
+    if settings.media_store == "directory":
+        return DirectoryMediaStore(
+            settings.media_dir,
+            retention_seconds=settings.media_retention_seconds,
+            max_bytes=settings.media_max_bytes,
+        )
+    return JournalMediaStore(
+        journal,
+        retention_seconds=settings.media_retention_seconds,
+        max_bytes=settings.media_max_bytes,
+        legacy=settings.media_dir,
+    )
+
+
 def _housekeeping(
     journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
@@ -669,7 +699,7 @@ def _housekeeping(
                 next_sweep = time.time() + min(3600.0, settings.media_retention_seconds)
                 try:
                     await media.sweep()
-                except OSError as exc:
+                except (OSError, JournalError) as exc:
                     logger.warning("housekeeping: media sweep failed: %s", exc)
             try:
                 stats = await journal.statistics()

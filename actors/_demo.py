@@ -57,6 +57,7 @@ async def run_demo(
         retry_cap_seconds=1.0,
         conversation_gone_retries=1,
         shutdown_drain_seconds=5.0,
+        whatsapp_reengagement_template="conversation_reopen",
     ) as stack:
         say(f"Sandbox Intercom and providers at {stack.sandbox_url}")
         say(
@@ -66,6 +67,7 @@ async def run_demo(
         say(f"Journal: {workdir / 'threadline.db'}\n")
         try:
             await _scenario(stack, say)
+            await _templates(stack, say)
             report = await _load(stack, threads, messages, say)
         except DemoFailed as exc:
             say(f"\nDEMO FAILED: {exc}")
@@ -134,6 +136,16 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     sent = stack.sent()[0]
     say(f"   → sent to {sent.to} on {sent.channel.value}: {sent.text!r} (the note stayed inside)")
 
+    say("5b. Grace closes the conversation with a message → Ana receives it too")
+    await intercom.teammates.close(
+        str(second["id"]), admin_id="991267602", body="Closed — thanks, Ana!"
+    )
+    await _until(lambda: len(stack.sent()) == 2, "the closing message on WhatsApp")
+    closing = stack.sent()[1]
+    if closing.text != "Grace Teammate: Closed — thanks, Ana!" or closing.to != ANA:
+        raise DemoFailed(f"unexpected closing message: {closing.text!r} to {closing.to}")
+    say(f"   → sent to {closing.to} on {closing.channel.value}: {closing.text!r}")
+
     say("6. A teammate deletes the conversation; Ana writes again → a new one, nothing lost")
     intercom.delete_conversation(str(second["id"]))
     await stack.whatsapp(
@@ -184,6 +196,86 @@ async def _async_failure(stack: Stack, say: Callable[[str], None], conversation_
     if "30003" not in text or "We will call you" not in text or posted.status != 200:
         raise DemoFailed(f"unexpected delivery-failure note: {text!r}")
     say(f"   → internal note by admin {found['author_id']}: {text!r}\n")
+
+
+async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
+    intercom = stack.sandbox.intercom
+    carla, dan = "15550004444", "15550005555"
+
+    say("9. WhatsApp's 24-hour window: Carla last wrote 25 hours ago")
+    await stack.whatsapp(
+        carla,
+        "Is my warranty still valid?",
+        name="Carla",
+        sent_at=datetime.now(UTC) - timedelta(hours=25),
+    )
+    question = ["Is my warranty still valid?"]
+    await _until(
+        lambda: any(_bodies(c) == question for c in stack.conversations()), "Carla's conversation"
+    )
+    conversation = next(c for c in stack.conversations() if _bodies(c) == question)
+    before = len(stack.sent())
+    await intercom.teammates.reply(
+        str(conversation["id"]), "Yes, until March 2027.", admin_id="991267602"
+    )
+    await _until(
+        lambda: any("holds this reply" in b for b in _bodies(_find(stack, conversation["id"]))),
+        "the note about the held reply",
+    )
+    template = stack.sent()[before:]
+    if [(m.type, m.template) for m in template] != [("template", "conversation_reopen")]:
+        raise DemoFailed(f"expected the re-engagement template, sent {template}")
+    say(
+        f"   → outside the window: template {template[0].template!r} sent instead:"
+        f" {template[0].text!r}"
+    )
+    say("   → the reply is held; a note in the conversation says so")
+    await stack.whatsapp(carla, "Oh great, what did you find?")
+    await _until(lambda: len(stack.sent()) == before + 2, "the held reply after Carla's answer")
+    held = stack.sent()[-1]
+    if held.type != "text" or held.text != "Grace Teammate: Yes, until March 2027.":
+        raise DemoFailed(f"expected the held reply, sent {held}")
+    say(f"   → Carla answered; the held reply went out: {held.text!r}")
+
+    say("   The send API starts a conversation with Dan, a new customer, with a template")
+    response = await stack.http.post(
+        "/api/messages",
+        json={
+            "channel": "whatsapp", "account": "100000000000001", "customer": dan,
+            "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Dan"},
+                                                {"type": "text", "text": "#2001"}]}]},
+        },
+        headers={"authorization": "Bearer sandbox-api-token"},
+    )  # fmt: skip
+    if response.status_code != 200:
+        raise DemoFailed(f"the send API answered {response.status_code}: {response.text}")
+    await _until(
+        lambda: (
+            any(m.to == dan and m.type == "template" for m in stack.sent())
+            and any("#2001" in b for c in stack.conversations() for b in _bodies(c))
+        ),
+        "Dan's template and conversation",
+    )
+    dans = next(c for c in stack.conversations() if any("#2001" in b for b in _bodies(c)))
+    say(
+        f"   → template sent; conversation {dans['id']} opened for his new contact:"
+        f" {_bodies(dans)[-1]!r}"
+    )
+    free = await stack.http.post(
+        "/api/messages",
+        json={"channel": "whatsapp", "account": "100000000000001", "customer": "15550006666",
+              "text": "Hello!"},
+        headers={"authorization": "Bearer sandbox-api-token"},
+    )  # fmt: skip
+    if free.status_code != 422:
+        raise DemoFailed(f"free-form to a new WhatsApp customer answered {free.status_code}")
+    why = free.text.strip()
+    say(f"   → free-form text to a customer who never wrote: {free.status_code} ({why})\n")
+
+
+def _find(stack: Stack, conversation_id: object) -> dict[str, Any]:
+    return next(c for c in stack.conversations() if c["id"] == conversation_id)
 
 
 async def _load(

@@ -6,7 +6,9 @@ recognised as a duplicate, or as an event we do not bridge). The status table::
     200  journaled, duplicate, or ignored         401  bad or missing signature / token
     400  malformed payload (one-line reason)      413  body over the cap
     404  route of a channel that is not configured
-    503  + Retry-After: the journal cannot commit (providers retry)
+    422  send API: a template that is not approved, or free-form text outside WhatsApp's window
+    503  + Retry-After: the journal cannot commit (providers retry); the send API: WhatsApp's
+         template list cannot be fetched to check a template
 
 The ingress never waits on an actor: after the commit it wakes the dispatcher and answers.
 """
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from channels import (
     Channel,
     DeliveryStatus,
+    Ignored,
     InboundMessage,
     ParsedEvent,
     PayloadInvalid,
@@ -46,8 +49,8 @@ from intercom import (
     ConversationEvent,
     NotificationInvalid,
     WebhookSignatureInvalid,
-    new_admin_parts,
     parse_notification,
+    teammate_messages,
 )
 from intercom import verify_signature as verify_intercom_signature
 from runtime import Journal, JournalError, JournalUnavailable, NewEntry
@@ -70,6 +73,16 @@ from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
 from ._receipts import FAILED_STATUSES, status_label
 from ._settings import Settings
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    api_send_problem,
+    opens_thread,
+    outside_window,
+    render,
+)
 
 __all__ = ["Ingress"]
 
@@ -106,6 +119,7 @@ class _ApiMessage(BaseModel):
     attachments: list[_ApiAttachment] = Field(default_factory=list, max_length=10)
     admin_id: str | None = Field(default=None, max_length=64)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    template: ApiTemplate | None = None
 
 
 class Ingress:
@@ -118,6 +132,7 @@ class Ingress:
         metrics: request counters and commit latency.
         media: the store behind ``GET /media/<token>``.
         ready: None when the node serves, else why not in one line (for ``/readyz``).
+        templates: the WhatsApp Business Account's templates (the send API checks names).
     """
 
     def __init__(
@@ -129,8 +144,10 @@ class Ingress:
         metrics: BridgeMetrics,
         media: MediaStore,
         ready: Callable[[], str | None],
+        templates: TemplateCatalog | None = None,
     ) -> None:
         self._s = settings
+        self._templates = templates or TemplateCatalog(None, None)
         self._journal = journal
         self._wake = wake
         self._metrics = metrics
@@ -153,9 +170,10 @@ class Ingress:
         router.add_prefix("GET", "/media/", "media", self._media_file)
         self.app = router
 
-    def _count(self, route: str, status: int) -> None:
+    def _count(self, route: str, status: int, seconds: float) -> None:
         if route in WEBHOOK_ROUTES:
             self._metrics.webhook_requests.labels(route, str(status)).inc()
+        self._metrics.request_duration.labels(route, f"{status // 100}xx").observe(seconds)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -201,11 +219,13 @@ class Ingress:
             self._metrics.journal_duplicates.labels(channel).inc(len(results) - fresh)
         return None
 
-    def _inbound_entries(self, events: list[ParsedEvent]) -> list[NewEntry]:
+    def _inbound_entries(self, channel: str, events: list[ParsedEvent]) -> list[NewEntry]:
         received = time.time()
         entries = []
         for event in events:
-            if isinstance(event, InboundMessage):
+            if isinstance(event, Ignored):
+                self._metrics.webhook_ignored.labels(channel, event.what).inc()
+            elif isinstance(event, InboundMessage):
                 key = event.key
                 job = InboundJob(message=event, received_at=received)
                 dedupe = f"{key.channel.value}:{key.account}:{event.provider_message_id}"
@@ -251,7 +271,8 @@ class Ingress:
         return entries
 
     async def _event_entries(self, channel: Channel, events: list[ParsedEvent]) -> list[NewEntry]:
-        return [*self._inbound_entries(events), *await self._status_entries(channel, events)]
+        inbound = self._inbound_entries(channel.value, events)
+        return [*inbound, *await self._status_entries(channel, events)]
 
     # --- WhatsApp -----------------------------------------------------------------------------
 
@@ -330,10 +351,15 @@ class Ingress:
                 request.headers.get("x-telegram-bot-api-secret-token"), secret.get_secret_value()
             )
             _require_json(request)
-            events = parse_telegram(request.body, self._bot_id, max_bytes=self._s.max_body_bytes)
+            events = parse_telegram(
+                request.body,
+                self._bot_id,
+                max_bytes=self._s.max_body_bytes,
+                groups=self._s.telegram_groups,
+            )
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("telegram", self._inbound_entries(events))
+        failed = await self._journal_entries("telegram", self._inbound_entries("telegram", events))
         return failed or text_response(200, "ok")
 
     # --- Intercom -----------------------------------------------------------------------------
@@ -352,10 +378,10 @@ class Ingress:
             return text_response(401, str(exc))
         except (NotificationInvalid, PayloadInvalid) as exc:
             return text_response(400, str(getattr(exc, "reason", exc)))
-        if not (
-            isinstance(notification, ConversationEvent)
-            and notification.topic == "conversation.admin.replied"
-        ):
+        if not isinstance(notification, ConversationEvent):
+            return text_response(200, "ignored")
+        messages = teammate_messages(notification)  # replies; close/assign/… with a message
+        if not messages:
             return text_response(200, "ignored")
         if notification.created_at is None:
             return text_response(400, "notification without created_at")
@@ -379,9 +405,7 @@ class Ingress:
             return text_response(200, "ignored: conversation not bridged")
         received = time.time()
         entries = []
-        for part in new_admin_parts(notification):
-            if part.part_type != "comment":
-                continue  # notes stay inside Intercom
+        for part in messages:  # notes stay inside Intercom
             job = reply_job(
                 conversation.id,
                 part,
@@ -426,14 +450,44 @@ class Ingress:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return text_response(400, f"invalid message at {where}: {first['msg']}"[:300])
-        if not message.text and not message.attachments:
-            return text_response(400, "a message needs text or attachments")
+        refused = api_send_problem(
+            key, message.text, bool(message.attachments), message.template, self._s
+        )
+        if refused is not None:
+            return text_response(*refused)
         try:
             raw = await self._journal.get_state(thread_state_key(str(key)))
         except JournalUnavailable:
             return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
-        if raw is None or ThreadState.decode(raw).conversation_id is None:
-            return text_response(404, "no conversation with this customer on this channel yet")
+        state = ThreadState.decode(raw)
+        if state.conversation_id is None:
+            cannot = opens_thread(key, self._s)
+            if cannot is not None:
+                return text_response(*cannot)
+        if message.template is None and outside_window(key, state.last_inbound_at):
+            return text_response(
+                422,
+                "outside WhatsApp's 24-hour customer-service window (or the customer never"
+                " wrote): free-form messages are refused, send a template",
+            )
+        rendered: str | None = None
+        if message.template is not None and self._templates.enabled:
+            try:
+                rendered = render(
+                    await self._templates.approved(
+                        message.template.name, message.template.language.code
+                    ),
+                    message.template,
+                )
+            except TemplateRefused as exc:
+                return text_response(422, exc.reason[:300])
+            except TemplatesUnavailable as exc:
+                logger.warning("whatsapp templates unavailable, answering 503: %s", exc)
+                return text_response(
+                    503,
+                    "cannot check the template with WhatsApp right now, retry later",
+                    **{"retry-after": RETRY_AFTER_SECONDS},
+                )
         job = ApiSendJob(
             text=message.text,
             attachments=tuple(
@@ -442,6 +496,8 @@ class Ingress:
             ),
             admin_id=message.admin_id,
             received_at=time.time(),
+            template=message.template,
+            rendered=rendered,
         )
         dedupe = f"api:{message.idempotency_key or uuid.uuid4().hex}"
         failed = await self._journal_entries("api", [NewEntry(str(key), dedupe, encode_job(job))])
@@ -451,7 +507,10 @@ class Ingress:
 
     async def _media_file(self, request: Request) -> Response:
         token = request.path.removeprefix("/media/")
-        stored = await self._media.open(token)
+        try:
+            stored = await self._media.open(token)
+        except JournalUnavailable:  # the journal store's database: a passing outage
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
         if stored is None:
             return text_response(404, "not found")
         return Response(

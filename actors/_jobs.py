@@ -13,9 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from channels import InboundMessage
 from intercom import ConversationPart
 
+from ._templates import ApiTemplate
+
 __all__ = [
+    "RECENT_MESSAGES",
     "SENT_MESSAGE_PREFIX",
     "ApiSendJob",
+    "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
@@ -99,6 +103,11 @@ class ApiSendJob(_Frozen):
     attachments: tuple[OutboundAttachment, ...] = ()
     admin_id: str | None = None
     received_at: float
+    template: ApiTemplate | None = None
+    """A WhatsApp template to send instead of text (checked against the account's approved
+    templates when journaled)."""
+    rendered: str | None = None
+    """The template's text as the customer reads it, when the account's templates are known."""
 
 
 class StatusJob(_Frozen):
@@ -128,6 +137,22 @@ def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob | StatusJob
     return _JOB.validate_json(payload)
 
 
+class HeldReply(_Frozen):
+    """A teammate's reply held while the customer's 24-hour WhatsApp window is closed: a
+    re-engagement template went out instead, and the reply follows the customer's answer."""
+
+    part_id: str
+    conversation_id: str
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    assignee_id: str | None = None
+
+
+RECENT_MESSAGES = 10
+"""Messages per thread whose short text the bridge remembers for quotes and reactions (kept
+in the thread's state, in memory while its actor lives: about 2 KB at most)."""
+
+
 class ThreadState(BaseModel):
     """What the bridge remembers of one thread between messages (journal state)."""
 
@@ -138,6 +163,9 @@ class ThreadState(BaseModel):
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+    last_outbound_at: float | None = None
+    """UNIX time the bridge last sent the customer a message (a teammate's reply or a send-API
+    message): activity on the thread for the buffer, never for WhatsApp's window."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
     last_reply_part_id: str | None = None
@@ -146,9 +174,30 @@ class ThreadState(BaseModel):
     opened_by_entry: int | None = None
     """The journal entry whose message opened the current conversation (its retries must not
     open another, nor send its text again)."""
+    opted_out: bool = False
+    """The customer opted out of SMS on this thread (replied STOP, or Twilio's ``OptOutType``
+    said so) and has not opted back in (START): nothing is sent to them."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
+    held: list[HeldReply] = []
+    """Teammate replies held until the customer answers a re-engagement template, in order."""
+    recent: list[tuple[str, str]] = []
+    """The thread's latest messages in either direction, as (provider message id, short
+    text), oldest first, at most ``RECENT_MESSAGES``: what a customer's quote or reaction
+    refers to (erased with the thread's state)."""
+
+    def recall(self, message_id: str | None) -> str | None:
+        """The short text of a recent message of the thread, if it is remembered."""
+        if message_id is None:
+            return None
+        return next((text for known, text in reversed(self.recent) if known == message_id), None)
+
+    def remember(self, message_id: str, text: str) -> None:
+        """Keep ``message_id``'s short text, dropping the oldest beyond ``RECENT_MESSAGES``."""
+        if not text or self.recall(message_id) is not None:
+            return
+        self.recent = [*self.recent, (message_id, text)][-RECENT_MESSAGES:]
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

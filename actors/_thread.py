@@ -24,7 +24,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 import httpx
@@ -36,8 +37,10 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    MediaHostForbidden,
     MediaRef,
     MediaTooLarge,
+    MediaUnavailable,
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
@@ -46,6 +49,8 @@ from channels import (
     SendRejected,
     SendTransient,
     ThreadKey,
+    render_inbound,
+    shorten,
 )
 from intercom import (
     AttachmentFile,
@@ -58,6 +63,7 @@ from intercom import (
     IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
+    is_teammate_message,
 )
 from runtime import (
     Actor,
@@ -70,12 +76,14 @@ from runtime import (
     RetryPolicy,
 )
 
+from ._admins import AdminNames
 from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._doubt import InDoubt
 from ._gateway import ChannelClient, Gateway
 from ._jobs import (
     ApiSendJob,
+    HeldReply,
     InboundJob,
     OutboundAttachment,
     ReplyJob,
@@ -95,12 +103,20 @@ from ._metrics import BridgeMetrics
 from ._receipts import describe_attachment, describe_text, failure_note, tracks_delivery
 from ._settings import Settings
 from ._steps import Outcome, Steps
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    customer_phone,
+    outside_window,
+    record_text,
+)
 
 __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 
 logger = logging.getLogger("threadline.thread")
 
-WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
 CLOCK_SKEW: Final = 60.0
 """Seconds by which this host's clock and Intercom's may differ, when comparing times."""
 
@@ -141,6 +157,10 @@ class Services:
     release: Callable[[Entry], None]
     """Told when an entry is left for another node (its partition moved)."""
     ownership: Ownership
+    templates: TemplateCatalog = field(default_factory=lambda: TemplateCatalog(None, None))
+    """The WhatsApp Business Account's templates (re-engagement)."""
+    admin_names: AdminNames = field(default_factory=AdminNames)
+    """Teammates' names for signatures (fetched once, cached)."""
 
 
 def make_classifier(policy: RetryPolicy) -> Classifier:
@@ -190,6 +210,7 @@ class ThreadActor(Actor[Entry, None]):
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
         self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
+        self._bridged: int | None = None  # the inbound entry whose message reached Intercom
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -226,7 +247,11 @@ class ThreadActor(Actor[Entry, None]):
         job = decode_job(entry.payload)
         with ownership.guard(entry.partition) as guard:
             if isinstance(job, InboundJob):
-                await self._inbound(entry, job.message)
+                if self._bridged != entry.id:  # a retry after a held reply failed: bridged once
+                    await self._inbound(entry, job.message)
+                    self._bridged = entry.id
+                if self._state.held:  # the customer answered a re-engagement template
+                    await self._deliver_held(entry)
                 direction, outcome = "inbound", "delivered"
             elif isinstance(job, ReplyJob):
                 direction = "outbound"
@@ -306,6 +331,34 @@ class ThreadActor(Actor[Entry, None]):
         else:
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
+        self._state.remember(message.provider_message_id, _summary(message))
+        if message.opt_out in ("stop", "start"):
+            await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
+
+    async def _opt_out_changed(self, entry: Entry, opted_out: bool, keyword: str) -> None:
+        """Record an SMS opt-out (or opt-in) and say so in the conversation, after the
+        customer's message itself. The note is best effort: the message is delivered already,
+        and a retry of the entry must not deliver it again."""
+        self._state.opted_out = opted_out
+        conversation_id = self._state.conversation_id
+        if conversation_id is None:
+            return
+        said = f'they replied "{keyword.strip()[:40]}"'
+        text = (
+            f"The customer opted out of SMS ({said}): Threadline sends them nothing on this"
+            " number until they reply START; replies leave a note instead."
+            if opted_out
+            else f"The customer opted back in to SMS ({said}): replies reach them again."
+        )
+        try:
+            admin = await self._assignee_or_default(conversation_id, None)
+            if admin is None:
+                logger.warning("cannot leave a note: no assignee and no default admin configured")
+                return
+            steps = await self._steps_of(entry)
+            await self._write_part(steps, "opt-out-note", conversation_id, admin, text, "note")
+        except (IntercomError, JournalUnavailable) as exc:
+            logger.warning("thread %s: opt-out note not written: %s", self._key_text, exc)
 
     async def _contact_gone(self, message: InboundMessage) -> None:
         await self._s.resolver.forget(message)
@@ -316,7 +369,9 @@ class ThreadActor(Actor[Entry, None]):
         if self._state.conversation_id is None:
             return "first_message"
         buffer = self._s.settings.conversation_buffer_seconds
-        last = self._state.last_inbound_at
+        # Silence in both directions: the customer's last message or our last send to them.
+        state = self._state
+        last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
         if buffer > 0 and last is not None and sent_at - last > buffer:
             return "buffer_expired"
         return None
@@ -534,7 +589,7 @@ class ThreadActor(Actor[Entry, None]):
     async def _prepare(self, message: InboundMessage) -> tuple[str, list[AttachmentFile]]:
         """The message's text for Intercom and the files to upload (downloaded now)."""
         settings = self._s.settings
-        lines = [message.text] if message.text else []
+        lines = render_inbound(message, self._state.recall(message.reply_to))
         if message.location is not None:
             loc = message.location
             label = " ".join(part for part in (loc.name, loc.address) if part)
@@ -619,8 +674,7 @@ class ThreadActor(Actor[Entry, None]):
         due = []
         for part in conversation.parts[start:position]:
             if (
-                part.author.type == "admin"
-                and part.part_type == "comment"
+                is_teammate_message(part)  # a comment, or a close/assign/… with a message
                 and not await self._is_own_part(part.id)
                 and not await self._was_sent(part.id)
             ):
@@ -630,10 +684,15 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        text = self._s.settings.reply_format.format(
-            teammate=job.admin_name or "Support", text=job.text
-        )
+        teammate = await self._s.admin_names.signature(  # see actors/_admins.py for the order
+            self._s.intercom, job.admin_name, job.admin_id,
+            self._s.settings.intercom_default_admin_id,
+        )  # fmt: skip
+        text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
         prefix = f"{job.part_id}:"
+        if self._reengagement_due():
+            await self._hold_reply(steps, job, text if job.text else "", prefix)
+            return
         failure = await self._send(
             steps, text if job.text else None, job.attachments, prefix, job.conversation_id
         )
@@ -644,9 +703,14 @@ class ThreadActor(Actor[Entry, None]):
             await self._note(steps, job.conversation_id, job.assignee_id, why, prefix)
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
+        if self._state.conversation_id is None:
+            await self._start_conversation(entry, job)
         conversation_id = self._state.conversation_id
         steps = await self._steps_of(entry)
-        failure = await self._send(steps, job.text or None, job.attachments)
+        if job.template is not None:
+            failure = await self._send_template(steps, job.template, "template")
+        else:
+            failure = await self._send(steps, job.text or None, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
@@ -655,9 +719,10 @@ class ThreadActor(Actor[Entry, None]):
         admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
         if admin is not None:
             files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
-            await self._write_part(
-                steps, "record", conversation_id, admin, (job.text + files_text).strip(), "comment"
-            )
+            text = (job.text + files_text).strip()
+            if job.template is not None:
+                text = record_text(job.template, job.rendered)
+            await self._write_part(steps, "record", conversation_id, admin, text, "comment")
         doubt = _doubt_reason(steps)
         if doubt is not None:
             await self._note(steps, conversation_id, None, doubt)
@@ -684,40 +749,63 @@ class ThreadActor(Actor[Entry, None]):
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
+        if self._state.opted_out:
+            return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        described: dict[str, str] = {}
-        if text:
-            pieces.append((f"{prefix}text", functools.partial(client.send_text, self._key, text)))
+        media = [_outbound_media(attachment) for attachment in attachments]
+        caption = _caption(client, self._key, text, media)
+        described: dict[str, str] = {}  # what each piece is, for a failure reported later
+        if text and caption is None:
+            send = functools.partial(client.send_text, self._key, text)
+            pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
             described[f"{prefix}text"] = describe_text(text)
-        for index, attachment in enumerate(attachments):
-            media = OutboundMedia(
-                mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
-            )
-            pieces.append(
-                (f"{prefix}media:{index}", functools.partial(client.send_media, self._key, media))
-            )
-            described[f"{prefix}media:{index}"] = describe_attachment(attachment)
+        for index, item in enumerate(media):
+            send = functools.partial(client.send_media, self._key, item, caption=caption)
+            what = describe_attachment(attachments[index])
+            if caption is not None:
+                send = functools.partial(self._remembered, caption, send)
+                what += f" with the text {describe_text(caption)}"
+            pieces.append((f"{prefix}media:{index}", send))
+            described[f"{prefix}media:{index}"] = what
         conversation_id = conversation_id or self._state.conversation_id
+
+        def sent(name: str, what: str | None = None) -> SentRecord | None:
+            if conversation_id is None or not tracks_delivery(channel):
+                return None
+            return SentRecord(
+                thread=self._key_text, conversation_id=conversation_id,
+                part_id=prefix[:-1] or None, what=what or described.get(name, "a message"),
+                sent_at=time.time(),
+            )  # fmt: skip
+
         for name, call in pieces:
-            record = None
-            if conversation_id is not None and tracks_delivery(channel):
-                record = SentRecord(
-                    thread=self._key_text, conversation_id=conversation_id,
-                    part_id=prefix[:-1] or None, what=described.get(name, "a message"),
-                    sent_at=time.time(),
-                )  # fmt: skip
             result = await steps.run(
                 name,
-                functools.partial(self._deliver, call, record),
+                functools.partial(self._deliver, call, sent(name)),
                 retryable=_SEND_RETRYABLE,
                 doubtful=(SendInDoubt,),
             )
             if result.outcome is Outcome.FAILED:
+                if caption is not None:  # the text rode on the file that did not go: alone, then
+                    call = functools.partial(client.send_text, self._key, caption)
+                    await steps.run(
+                        f"{prefix}text",
+                        functools.partial(self._deliver, call, sent("", describe_text(caption))),
+                        retryable=_SEND_RETRYABLE,
+                        doubtful=(SendInDoubt,),
+                    )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
+
+    async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:
+        """Send, and remember the sent message's id and text (a customer may quote it)."""
+        message_id = await send()
+        self._state.remember(message_id, shorten(text))
+        return message_id
 
     async def _deliver(
         self, call: Callable[[], Awaitable[object]], record: SentRecord | None = None
@@ -733,6 +821,8 @@ class ThreadActor(Actor[Entry, None]):
             return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:
             return f"{channel} refused the message ({_reason(exc)})"
+        except (MediaUnavailable, MediaTooLarge, MediaHostForbidden) as exc:
+            return f"the attachment could not be fetched to upload it to {channel} ({exc})"
         if record is not None and isinstance(provider_id, str):
             # At once, for a status callback that names no thread and comes before the entry
             # commits (best effort: the entry's commit carries it too).
@@ -765,11 +855,130 @@ class ThreadActor(Actor[Entry, None]):
         return True
 
     def _outside_whatsapp_window(self) -> bool:
-        is_whatsapp = self._key.channel is Channel.WHATSAPP or (
-            self._key.channel is Channel.TWILIO and self._key.customer.startswith("whatsapp:")
+        """WhatsApp refuses free-form messages: the customer's latest message is over 24 hours
+        old, or they never wrote (a conversation the send API started with a template)."""
+        return outside_window(self._key, self._state.last_inbound_at)
+
+    # --- templates: the send API, re-engagement (actors/_templates.py) ------------------------
+
+    async def _send_template(self, steps: Steps, template: ApiTemplate, step: str) -> str | None:
+        """Send a WhatsApp template as a recorded step; why it failed for good, or None."""
+        client = self._s.gateway.whatsapp
+        if self._key.channel is not Channel.WHATSAPP or client is None:
+            return "templates are sent on the whatsapp channel only"
+        call = functools.partial(
+            client.send_template, self._key, template.name, template.language.code,
+            template.payload_components(),
+        )  # fmt: skip
+        result = await steps.run(
+            step, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
         )
-        last = self._state.last_inbound_at
-        return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
+        if result.outcome is Outcome.FAILED:
+            return result.reason
+        self._s.metrics.channel_sends.labels(self._key.channel.value, "sent").inc()
+        return None
+
+    async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> None:
+        """The send API to a customer without a conversation: resolve (or create) the contact
+        and open the conversation as the inbound path does (recorded intents, exactly once);
+        the message sent is then recorded in it as the admin's reply."""
+        message = InboundMessage(
+            key=self._key,
+            provider_message_id=f"api:{entry.id}",
+            phone=customer_phone(self._key),
+            sent_at=datetime.fromtimestamp(job.received_at, UTC),
+        )
+        opening = (
+            f"[Threadline: conversation started by the team on {self._key.channel.value}; the"
+            " message sent to the customer follows]"
+        )
+        for _ in range(2):  # a second pass after re-resolving a deleted contact
+            if self._state.contact_id is None:
+                contact = await self._s.resolver.resolve(message)
+                self._state.contact_id, self._state.contact_role = contact.id, contact.role
+            try:
+                await self._open_conversation(entry, self._state.contact_id, opening, "api_send")
+                return
+            except _ContactGone:
+                await self._contact_gone(message)
+        raise IntercomNotFound(
+            "the contact vanished twice while starting a conversation", status=404
+        )
+
+    def _reengagement_due(self) -> bool:
+        """A teammate's reply must wait for a re-engagement template: WhatsApp Cloud API, the
+        window closed, a template configured (else the reply fails as before, with a note)."""
+        return (
+            self._key.channel is Channel.WHATSAPP
+            and self._s.settings.whatsapp_reengagement_template is not None
+            and (bool(self._state.held) or self._outside_whatsapp_window())
+        )
+
+    async def _hold_reply(self, steps: Steps, job: ReplyJob, text: str, prefix: str) -> None:
+        """Send the re-engagement template (once while replies are held) and hold the reply in
+        the thread's state until the customer answers; a note says so."""
+        settings = self._s.settings
+        name = settings.whatsapp_reengagement_template
+        assert name is not None
+        language = settings.whatsapp_reengagement_language
+        if not self._state.held:
+            why: str | None = None
+            try:
+                await self._s.templates.approved(name, language)
+            except TemplateRefused as exc:
+                why = f"the re-engagement template is not usable: {exc.reason}"
+            except TemplatesUnavailable as exc:
+                raise SendTransient(f"whatsapp templates unavailable: {exc}") from exc
+            template = ApiTemplate.model_validate({"name": name, "language": {"code": language}})
+            why = why or await self._send_template(steps, template, f"{prefix}reengage")
+            if why is not None:
+                self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
+                reason = f"outside WhatsApp's 24-hour customer-service window, and {why}"
+                await self._note(steps, job.conversation_id, job.assignee_id, reason, prefix)
+                return
+        if all(held.part_id != job.part_id for held in self._state.held):
+            self._state.held.append(
+                HeldReply(
+                    part_id=job.part_id, conversation_id=job.conversation_id, text=text,
+                    attachments=job.attachments, assignee_id=job.assignee_id,
+                )
+            )  # fmt: skip
+        admin = await self._assignee_or_default(job.conversation_id, job.assignee_id)
+        if admin is not None:
+            note = (
+                "The customer's 24-hour WhatsApp window has closed: Threadline sent the"
+                f" re-engagement template {name} ({language}) and holds this reply; it goes out"
+                " as soon as the customer answers."
+            )
+            await self._write_part(steps, f"{prefix}held", job.conversation_id, admin, note, "note")
+        doubt = _doubt_reason(steps, prefix)  # the template's send was cut off by a crash
+        if doubt is not None:
+            await self._note(steps, job.conversation_id, job.assignee_id, doubt, prefix)
+
+    async def _deliver_held(self, entry: Entry) -> None:
+        """The customer answered: send the replies held for them, in order, each piece a
+        recorded step of this inbound entry (a crash resends nothing), then say so."""
+        steps = await self._steps_of(entry)
+        held, delivered = list(self._state.held), 0
+        for reply in held:
+            prefix = f"held:{reply.part_id}:"
+            failure = await self._send(
+                steps, reply.text or None, reply.attachments, prefix, reply.conversation_id
+            )
+            why = failure or _doubt_reason(steps, prefix)
+            if why is not None:
+                await self._note(steps, reply.conversation_id, reply.assignee_id, why, prefix)
+            else:
+                delivered += 1
+        last = held[-1]
+        admin = await self._assignee_or_default(last.conversation_id, last.assignee_id)
+        if admin is not None and delivered:
+            note = (
+                "The customer answered the re-engagement template: Threadline delivered the"
+                f" {delivered} reply(ies) held for them."
+            )
+            await self._write_part(steps, "held-sent", last.conversation_id, admin, note, "note")
+        self._state.held = []
 
     async def _note(
         self, steps: Steps, conversation_id: str, assignee: str | None, why: str, prefix: str = ""
@@ -895,10 +1104,39 @@ def _doubt_reason(steps: Steps, prefix: str = "") -> str | None:
     )
 
 
+def _outbound_media(attachment: OutboundAttachment) -> OutboundMedia:
+    return OutboundMedia(
+        mime_type=attachment.mime_type, filename=attachment.filename, url=attachment.url
+    )
+
+
+def _caption(
+    client: ChannelClient, key: ThreadKey, text: str | None, media: list[OutboundMedia]
+) -> str | None:
+    """The text as the caption of the only attachment, when the channel takes a caption that
+    long on that type of file (one message); None: the text goes first, on its own."""
+    if not text or len(media) != 1 or not client.caption_fits(key, media[0], text):
+        return None
+    return text
+
+
 def _same_text(stored: str, sent: str) -> bool:
     """Whether a part Intercom stored is the text the bridge sent (Intercom wraps it in HTML,
     which changes line breaks and spacing)."""
     return " ".join(stored.split()) == " ".join(sent.split())
+
+
+def _summary(message: InboundMessage) -> str:
+    """What a quote of ``message`` shows (nothing for reactions and unsupported types)."""
+    if message.text:
+        return shorten(message.text)
+    if message.attachments:
+        return f"[{message.attachments[0].kind.value}]"
+    if message.location is not None:
+        return "📍 location"
+    if message.contacts:
+        return shorten(f"👤 contact card: {message.contacts[0].name or ''}")
+    return ""
 
 
 def _files_caption(files: list[AttachmentFile]) -> str:

@@ -11,8 +11,9 @@ Layers, bottom up:
 - **Thin httpx edges**: :class:`WhatsAppClient`, :class:`TwilioClient`,
   :class:`TelegramClient`, each built from an injected ``httpx.AsyncClient`` and a frozen
   config (credentials as ``SecretStr``, base URL, explicit media-origin allow-list). Each has
-  ``download(media, max_bytes=…)``, ``send_text(key, text)`` and
-  ``send_media(key, media, caption=…)``. Give them their own client (timeouts set, no default
+  ``download(media, max_bytes=…)``, ``send_text(key, text)``,
+  ``send_media(key, media, caption=…)`` (the provider's method and type for the MIME type) and
+  ``caption_fits(key, media, caption)``. Give them their own client (timeouts set, no default
   auth headers — never the Intercom client). No retries and no sleeps inside: the caller's retry
   policy classifies :class:`SendRateLimited` / :class:`SendTransient` (retry) versus
   :class:`RecipientUnavailable` / :class:`OutsideCustomerWindow` / :class:`SendRejected` /
@@ -31,7 +32,8 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
                                                      params, X-Twilio-Signature, auth_token)
                              parse_twilio(body, received_at=now)  → reply <Response/> text/xml
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
-                             parse_telegram(body, telegram_bot_id(bot_token))
+                             parse_telegram(body, telegram_bot_id(bot_token),
+                                            groups=THREADLINE_TELEGRAM_GROUPS)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
@@ -40,15 +42,20 @@ Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
 Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
 ``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
 keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
-``telegram:{bot id}:{chat id}``. Telegram message ids are ``"{chat_id}:{message_id}"``.
+``telegram:{bot id}:{chat id}`` (a group member's, with ``groups="per-member"``:
+``telegram:{bot id}:{user id}``). Telegram message ids are ``"{chat_id}:{message_id}"``, an
+edit's ``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place
+that turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
 
 from ._builders import SignedWebhook as SignedWebhook
+from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
 from ._builders import telegram_message_webhook as telegram_message_webhook
+from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
 from ._builders import twilio_status_webhook as twilio_status_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
@@ -79,7 +86,10 @@ from ._model import MediaKind as MediaKind
 from ._model import MediaRef as MediaRef
 from ._model import OutboundMedia as OutboundMedia
 from ._model import ParsedEvent as ParsedEvent
+from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
+from ._model import render_inbound as render_inbound
+from ._model import shorten as shorten
 from ._sandbox import ProviderSandbox as ProviderSandbox
 from ._sandbox_state import MediaFault as MediaFault
 from ._sandbox_state import SandboxCredentials as SandboxCredentials
@@ -104,6 +114,7 @@ from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 from ._whatsapp_api import WhatsAppClient as WhatsAppClient
 from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
+from ._whatsapp_api import WhatsAppTemplate as WhatsAppTemplate
 from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
 
 __all__ = [
@@ -134,6 +145,7 @@ __all__ = [
     "SendRejected",
     "SendTransient",
     "SentMessage",
+    "SharedContact",
     "SignatureInvalid",
     "SignedWebhook",
     "StoredMedia",
@@ -142,10 +154,12 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "WebhookContact",
     "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppTemplate",
     "WhatsAppInbound",
     "check_json_strings",
     "classify_telegram_error",
@@ -154,8 +168,11 @@ __all__ = [
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
+    "render_inbound",
+    "shorten",
     "telegram_bot_id",
     "telegram_message_webhook",
+    "telegram_update_webhook",
     "twilio_form_params",
     "twilio_message_webhook",
     "twilio_signature",

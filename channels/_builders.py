@@ -24,9 +24,11 @@ from ._twilio import twilio_signature
 
 __all__ = [
     "SignedWebhook",
+    "WebhookContact",
     "WebhookMedia",
     "WhatsAppInbound",
     "telegram_message_webhook",
+    "telegram_update_webhook",
     "twilio_message_webhook",
     "twilio_status_webhook",
     "whatsapp_status_webhook",
@@ -63,8 +65,21 @@ class WebhookMedia:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookContact:
+    """A contact card a customer shares (WhatsApp ``contacts``, Telegram ``contact``)."""
+
+    first_name: str
+    last_name: str | None = None
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class WhatsAppInbound:
-    """One customer message in a WhatsApp webhook batch."""
+    """One customer message in a WhatsApp webhook batch: a text (or captioned ``media``), or
+    with ``reaction`` set a reaction to ``reply_to`` (``""`` removes it: the emoji field is
+    left out, as WhatsApp does), with ``contacts`` a contact-card message, or with
+    ``unsupported`` a message of that type as WhatsApp reports one it cannot carry."""
 
     from_phone: str  # wa_id, digits without "+"
     text: str | None = None
@@ -73,6 +88,9 @@ class WhatsAppInbound:
     name: str | None = None
     sent_at: datetime | None = None
     reply_to: str | None = None
+    reaction: str | None = None
+    contacts: tuple[WebhookContact, ...] = ()
+    unsupported: str | None = None
 
 
 def _unix(when: datetime | None) -> int:
@@ -105,8 +123,22 @@ def _whatsapp_message(message: WhatsAppInbound) -> dict[str, object]:
         "id": message.message_id,
         "timestamp": str(_unix(message.sent_at)),
     }
+    if message.reaction is not None:
+        reaction = {"message_id": message.reply_to or ""}
+        if message.reaction:
+            reaction["emoji"] = message.reaction
+        data.update(type="reaction", reaction=reaction)
+        return data
     if message.reply_to:
         data["context"] = {"from": "15550002222", "id": message.reply_to}
+    if message.contacts:
+        data.update(type="contacts", contacts=[_whatsapp_card(c) for c in message.contacts])
+        return data
+    if message.unsupported is not None:
+        title = "Message type unknown"
+        error = {"code": 131051, "title": title, "message": title}
+        data.update(type="unsupported", errors=[error], unsupported={"type": message.unsupported})
+        return data
     media = message.media
     if media is None:
         data.update(type="text", text={"body": message.text or ""})
@@ -125,6 +157,21 @@ def _whatsapp_message(message: WhatsAppInbound) -> dict[str, object]:
         payload["voice"] = media.voice
     data.update(type=kind, **{kind: payload})
     return data
+
+
+def _whatsapp_card(card: WebhookContact) -> dict[str, object]:
+    name: dict[str, str] = {"first_name": card.first_name}
+    if card.last_name:
+        name["last_name"] = card.last_name
+    name["formatted_name"] = " ".join(p for p in (card.first_name, card.last_name) if p)
+    return {
+        "name": name,
+        "phones": [
+            {"phone": phone, "wa_id": "".join(c for c in phone if c.isdigit()), "type": "CELL"}
+            for phone in card.phones
+        ],
+        "emails": [{"email": email, "type": "HOME"} for email in card.emails],
+    }
 
 
 def whatsapp_webhook(
@@ -212,10 +259,15 @@ def twilio_message_webhook(
     media: Sequence[WebhookMedia] = (),
     message_sid: str | None = None,
     profile_name: str | None = None,
+    extra: Sequence[tuple[str, str]] = (),
+    opt_out_type: str | None = None,
 ) -> SignedWebhook:
     """A signed Twilio inbound-message webhook for the public ``url`` Twilio posts to.
 
-    ``to``/``from_`` carry Twilio's ``whatsapp:`` prefix for the WhatsApp sender.
+    ``to``/``from_`` carry Twilio's ``whatsapp:`` prefix for the WhatsApp sender; ``extra``
+    adds parameters (``MessageType``, ``ButtonText``, ``Latitude``, …). ``opt_out_type``
+    (``STOP``/``START``/``HELP``) is the ``OptOutType`` field Twilio adds when Advanced
+    Opt-Out acted on the message.
     """
     sid = message_sid or ("MM" if media else "SM") + uuid.uuid4().hex
     pairs = [("SmsMessageSid", sid), ("NumMedia", str(len(media)))]
@@ -226,6 +278,9 @@ def twilio_message_webhook(
     pairs += [("From", from_), ("ApiVersion", "2010-04-01")]
     if profile_name is not None:
         pairs += [("ProfileName", profile_name), ("WaId", from_.rpartition(":")[2].lstrip("+"))]
+    pairs += list(extra)
+    if opt_out_type is not None:
+        pairs.append(("OptOutType", opt_out_type))
     return _twilio_signed(auth_token, url, pairs)
 
 
@@ -261,33 +316,75 @@ def telegram_message_webhook(
     last_name: str | None = "Customer",
     sent_at: datetime | None = None,
     reply_to: int | None = None,
+    reply_to_text: str | None = None,
+    edited_at: datetime | None = None,
+    contact: WebhookContact | None = None,
+    group_title: str | None = None,
+    sender_id: int | None = None,
+    content: dict[str, object] | None = None,
 ) -> SignedWebhook:
-    """A Telegram ``message`` update from a private chat, with the secret-token header.
+    """A Telegram ``message`` update, with the secret-token header: from a private chat, or
+    from the group ``chat_id`` titled ``group_title`` written by the user ``sender_id``.
 
-    With ``media``, ``text`` becomes the caption; images arrive as ``photo`` sizes.
+    With ``media``, ``text`` becomes the caption; images arrive as ``photo`` sizes. With
+    ``edited_at`` it is an ``edited_message`` update (``text`` the new text). ``reply_to``
+    quotes message ``reply_to`` of the chat (its text ``reply_to_text``, as Telegram includes
+    it); ``contact`` shares a contact card; ``content`` replaces the text by other message
+    fields (``{"poll": {...}}``, ``{"dice": {...}}``) the bridge cannot carry.
     """
-    user: dict[str, object] = {"id": chat_id, "is_bot": False, "first_name": first_name}
+    user: dict[str, object] = {
+        "id": sender_id if sender_id is not None else chat_id,
+        "is_bot": False,
+        "first_name": first_name,
+    }
     if last_name is not None:
         user["last_name"] = last_name
+    chat: dict[str, object] = {**user, "type": "private"}
+    if group_title is not None:
+        chat = {"id": chat_id, "title": group_title, "type": "supergroup"}
     message: dict[str, object] = {
         "message_id": message_id,
         "from": user,
-        "chat": {**user, "type": "private"},
+        "chat": chat,
         "date": _unix(sent_at),
     }
+    if edited_at is not None:
+        message["edit_date"] = _unix(edited_at)
     if reply_to is not None:
-        message["reply_to_message"] = {
-            "message_id": reply_to,
-            "date": _unix(sent_at),
-            "chat": message["chat"],
+        replied: dict[str, object] = {"message_id": reply_to, "date": _unix(sent_at), "chat": chat}
+        if reply_to_text is not None:
+            replied["text"] = reply_to_text
+        message["reply_to_message"] = replied
+    if contact is not None:
+        card: dict[str, object] = {
+            "phone_number": contact.phones[0] if contact.phones else "",
+            "first_name": contact.first_name,
         }
-    if media is None:
+        if contact.last_name:
+            card["last_name"] = contact.last_name
+        message["contact"] = card
+    elif content is not None:
+        message.update(content)
+    elif media is None:
         message["text"] = text or ""
     else:
         message.update(_telegram_media(media))
         if text:
             message["caption"] = text
-    update = {"update_id": update_id if update_id is not None else message_id, "message": message}
+    kind = "message" if edited_at is None else "edited_message"
+    update = {"update_id": update_id if update_id is not None else message_id, kind: message}
+    return _telegram_signed(secret_token, update)
+
+
+def telegram_update_webhook(
+    secret_token: str, update_id: int, kind: str, payload: dict[str, object]
+) -> SignedWebhook:
+    """A Telegram update of another ``kind`` (``callback_query``, ``my_chat_member``,
+    ``channel_post``, …) carrying ``payload``, with the secret-token header."""
+    return _telegram_signed(secret_token, {"update_id": update_id, kind: payload})
+
+
+def _telegram_signed(secret_token: str, update: dict[str, object]) -> SignedWebhook:
     body = json.dumps(update, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret_token}
     return SignedWebhook(body, headers, "application/json")

@@ -19,7 +19,10 @@ __all__ = [
     "MediaRef",
     "OutboundMedia",
     "ParsedEvent",
+    "SharedContact",
     "ThreadKey",
+    "media_type",
+    "render_inbound",
 ]
 
 
@@ -71,6 +74,11 @@ class ThreadKey(_Frozen):
         return cls(channel=Channel(channel), account=account, customer=customer)
 
 
+def media_type(mime_type: str | None) -> str:
+    """The bare ``type/subtype`` of a MIME type, lower-case, without parameters ("" if none)."""
+    return (mime_type or "").split(";", 1)[0].strip().lower()
+
+
 class MediaKind(enum.StrEnum):
     """What kind of attachment a media reference points to."""
 
@@ -113,6 +121,15 @@ class Location(_Frozen):
     url: str | None = None
 
 
+class SharedContact(_Frozen):
+    """A contact card the customer shared (WhatsApp ``contacts``, Telegram ``contact``)."""
+
+    name: str | None = None
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    company: str | None = None
+
+
 class InboundMessage(_Frozen):
     """One customer message, normalized.
 
@@ -121,6 +138,15 @@ class InboundMessage(_Frozen):
     ids are only unique per chat; ``update_id`` would also be stable but jumps after a week).
     ``text`` holds the body, or the caption for media. ``phone`` is E.164 when the channel
     identifies the customer by phone number, else None.
+
+    What is not plain content is kept apart and rendered by :func:`render_inbound`, the one
+    place that turns a message into the text Intercom shows: ``reply_to`` is the provider id of
+    the message quoted (or reacted to), ``quoted_text`` what that message said when the
+    provider tells (Telegram does), ``reaction`` the emoji of a reaction to ``reply_to`` (empty:
+    the reaction was removed), ``edited`` marks ``text`` as the new text of an earlier message,
+    ``contacts`` the shared contact cards, ``unsupported`` names a message type the bridge
+    cannot carry ("" for a message with no content at all), and ``group`` is the title of the
+    group chat a member wrote in.
     """
 
     kind: Literal["message"] = "message"
@@ -133,6 +159,15 @@ class InboundMessage(_Frozen):
     attachments: tuple[MediaRef, ...] = ()
     location: Location | None = None
     reply_to: str | None = None
+    quoted_text: str | None = None
+    reaction: str | None = None
+    edited: bool = False
+    contacts: tuple[SharedContact, ...] = ()
+    unsupported: str | None = None
+    group: str | None = None
+    opt_out: Literal["stop", "start", "help"] | None = None
+    """An SMS opt-out keyword the provider acted on: ``stop`` (the customer unsubscribed: the
+    provider refuses our messages to them), ``start`` (subscribed again), ``help``."""
 
 
 class DeliveryStatus(_Frozen):
@@ -152,10 +187,12 @@ class DeliveryStatus(_Frozen):
 
 
 class Ignored(_Frozen):
-    """An event we acknowledge but do not bridge; ``reason`` is one line."""
+    """An event we acknowledge but do not bridge; ``reason`` is one line. ``what`` is a short
+    fixed word per kind of event (a metric label: parsers only ever put constants in it)."""
 
     kind: Literal["ignored"] = "ignored"
     reason: str
+    what: str = "other"
 
 
 ParsedEvent = InboundMessage | DeliveryStatus | Ignored
@@ -183,3 +220,52 @@ class OutboundMedia(_Frozen):
     filename: str | None = None
     url: str | None = None
     content: bytes | None = None
+
+
+QUOTE_CHARS = 100
+"""How much of a quoted message a quote shows (longer texts end with "…")."""
+
+
+def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters with "…"."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _contact_line(card: SharedContact) -> str:
+    details = [*card.phones, *card.emails]
+    if card.company:
+        details.append(card.company)
+    name = card.name or "(no name)"
+    return f"👤 Contact card: {name}" + (f" — {', '.join(details)}" if details else "")
+
+
+def render_inbound(message: InboundMessage, known: str | None = None) -> list[str]:
+    """The lines Intercom shows for ``message`` (attachments and location aside).
+
+    ``known`` is the short text of the message ``reply_to`` names, when the bridge remembers it
+    (it bridged it, in either direction); the provider's own ``quoted_text`` comes first.
+    """
+    lines: list[str] = []
+    if message.group:
+        lines.append(f"(in the Telegram group “{shorten(message.group, 80)}”)")
+    quoted = message.quoted_text if message.quoted_text else known
+    if message.reaction is not None:
+        target = f"“{shorten(quoted)}”" if quoted else f"message {message.reply_to or '?'}"
+        if message.reaction:
+            lines.append(f"reacted {message.reaction} to: {target}")
+        else:
+            lines.append(f"removed their reaction to: {target}")
+    elif message.reply_to is not None or message.quoted_text:
+        if quoted:
+            lines.append(f"> {shorten(quoted)}")
+        else:
+            lines.append("(replying to an earlier message)")
+    if message.text:
+        lines.append(f"edited: {message.text}" if message.edited else message.text)
+    lines.extend(_contact_line(card) for card in message.contacts)
+    if message.unsupported == "":
+        lines.append("[empty message: no text or media]")
+    elif message.unsupported is not None:
+        lines.append(f"[unsupported message type: {message.unsupported}]")
+    return lines

@@ -18,6 +18,18 @@ Control and inspection over HTTP (JSON)::
     POST   /_sandbox/webhooks  {"bridge_url", "whatsapp_app_secret"?}   where status webhooks go
     GET    /_sandbox/webhooks  status webhooks posted to the bridge, with its answers
     GET    /_sandbox/health
+    POST   /_sandbox/whatsapp/customer_wrote  {"wa_id", "at"}   (24-hour window; see below)
+
+The fake WhatsApp serves ``GET /{waba-id}/message_templates`` (some approved, some rejected or
+pending: ``SANDBOX_TEMPLATES``), refuses a template send whose name and language are not an
+approved template (132001) or whose parameters do not match (132000), and refuses free-form
+messages to a customer whose latest message (:meth:`ProviderSandbox.customer_wrote`) is more
+than 24 hours old (131047 "Re-engagement message").
+
+A send naming a media URL (a Telegram ``photo``/``document``/… URL, a WhatsApp ``link``) makes
+the sandbox fetch that URL first, as the real provider does, and check what it finds: Telegram
+answers 400 to ``sendDocument`` by URL unless the file is a PDF, ZIP or GIF, WhatsApp to an
+``image`` that is not JPEG or PNG (or a ``sticker`` that is not WebP).
 
 Status webhooks (``failed_later``) are posted after the send's answer, by the request's own
 task, up to three times until the bridge answers 200 (the providers retry too).
@@ -25,9 +37,10 @@ task, up to three times until the bridge answers 200 (the providers retry too).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Literal
 
 import httpx
 import trio
@@ -37,12 +50,14 @@ from . import _sandbox_fakes as fakes
 from ._model import Channel
 from ._sandbox_http import (
     BodyTooLarge,
+    LinkedFile,
     Receive,
     Reply,
     Request,
     Scope,
     Send,
     read_request,
+    sniff_media_type,
     write_reply,
 )
 from ._sandbox_state import (
@@ -56,6 +71,9 @@ from ._sandbox_state import (
 )
 
 __all__ = ["ProviderSandbox"]
+
+_LINK_SECONDS: Final = 5.0
+_LINK_MAX_BYTES: Final = 20 * 1024 * 1024 + 1
 
 _Handler = Callable[[SandboxState, Request, list[str]], Reply]
 _PROVIDERS: Final[dict[str, _Handler]] = {
@@ -84,6 +102,13 @@ class _WebhookTarget(BaseModel):
 
 
 WEBHOOK_ATTEMPTS: Final = 3
+
+
+class _CustomerWrote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wa_id: str
+    at: float
 
 
 class ProviderSandbox:
@@ -127,6 +152,7 @@ class ProviderSandbox:
         return {
             "THREADLINE_WHATSAPP_BASE_URL": f"{base}/whatsapp/v21.0",
             "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,
+            "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID": creds.whatsapp_business_account_id,
             "THREADLINE_TWILIO_BASE_URL": f"{base}/twilio",
             "THREADLINE_TWILIO_ACCOUNT_SID": creds.twilio_account_sid,
             "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
@@ -134,10 +160,42 @@ class ProviderSandbox:
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         }
 
+    def receive_sms(
+        self, from_: str, to: str, body: str, *, opt_out_type: str | None = None
+    ) -> str | None:
+        """A customer's message reaching the sandbox Twilio number ``to`` (before its webhook
+        goes to the bridge). As the real Twilio does, an opt-out keyword (or ``OptOutType``
+        for Advanced Opt-Out's custom keywords) opts ``from_`` out of (or back in to) messages
+        from ``to``: sends to an opted-out customer are refused with error 21610. Returns
+        ``stop``, ``start``, ``help`` or None."""
+        return self._state.receive_sms(from_, to, body, opt_out_type)
+
+    def refused(self) -> list[tuple[str, str, int]]:
+        """Sends the fakes refused because of the recipient's own opt-out:
+        ``(channel, to, error code)``, oldest first."""
+        return list(self._state.refused)
+
     def sent(self, channel: Channel | None = None, *, since: int = 0) -> list[SentMessage]:
         """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
         tail = self._state.sent[since:] if since >= 0 else self._state.sent
         return [m for m in tail if channel is None or m.channel is channel]
+
+    @property
+    def templates(self) -> list[dict[str, object]]:
+        """The sandbox WhatsApp Business Account's message templates (mutable)."""
+        return self._state.templates
+
+    @property
+    def template_fetches(self) -> int:
+        """Requests for the template list served so far (pages count one each)."""
+        return self._state.template_fetches
+
+    def customer_wrote(self, wa_id: str, at: float) -> None:
+        """Tell the fake WhatsApp that customer ``wa_id`` wrote at UNIX time ``at`` (the
+        webhook builders do not go through it): free-form sends to them are refused with
+        131047 once that is more than 24 hours ago. Customers it was never told about are not
+        checked (load tests send to thousands)."""
+        self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
 
     def clear_sent(self) -> None:
         """Forget recorded sends (``seq`` starts again at 1)."""
@@ -177,6 +235,10 @@ class ProviderSandbox:
         """Remove every scripted failure."""
         self._state.clear_failures()
 
+    def set_whatsapp_digest_encoding(self, encoding: Literal["base64", "hex"]) -> None:
+        """Answer the WhatsApp media lookup's ``sha256`` in ``encoding`` (default base64)."""
+        self._state.digest_encoding = encoding
+
     def break_media(
         self,
         media_id: str,
@@ -202,6 +264,10 @@ class ProviderSandbox:
         except BodyTooLarge:
             await write_reply(send, Reply.json(413, {"error": "request body too large"}))
             return
+        urls = fakes.linked_urls(self._state, request, request.segments())
+        if urls:  # the real provider fetches a send's media URL itself: so do we
+            linked = {url: await _fetch_linked(url) for url in urls}
+            request = dataclasses.replace(request, linked=linked)
         await write_reply(send, self._route(request))
         if self._state.outbox:
             await self._post_webhooks()
@@ -300,10 +366,40 @@ class ProviderSandbox:
                 for w in self.posted_webhooks()
             ]
             return Reply(200, json.dumps(posted).encode())
+        if route == ("POST", "whatsapp/customer_wrote"):
+            try:
+                told = _CustomerWrote.model_validate_json(request.body)
+            except ValidationError:
+                return Reply.json(400, {"error": "expected wa_id, at"})
+            self.customer_wrote(told.wa_id, told.at)
+            return Reply.json(200, {"ok": True})
         if route == ("DELETE", "failures"):
             self.clear_failures()
             return Reply.json(200, {"ok": True})
         return Reply.json(404, {"error": "not found"})
+
+
+async def _fetch_linked(url: str) -> LinkedFile | None:
+    """GET a media URL a send names, as the provider would (no credentials; redirects
+    followed; at most ``_LINK_MAX_BYTES`` and ``_LINK_SECONDS``); None when that fails."""
+    with trio.move_on_after(_LINK_SECONDS):
+        try:
+            async with (
+                httpx.AsyncClient(timeout=_LINK_SECONDS, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if not response.is_success:
+                    return None
+                content = b""
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > _LINK_MAX_BYTES:
+                        break
+                declared = response.headers.get("content-type")
+                return LinkedFile(sniff_media_type(content, declared), len(content))
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+    return None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

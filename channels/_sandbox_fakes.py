@@ -10,17 +10,73 @@ from __future__ import annotations
 import gzip
 import hmac
 import json
+import re
+import time
 from typing import Final
 from urllib.parse import urlsplit
 
 from ._builders import twilio_status_webhook, whatsapp_status_webhook
-from ._model import Channel, MediaKind
-from ._sandbox_http import Reply, Request, Upload
-from ._sandbox_state import MediaFault, PendingWebhook, SandboxFailure, SandboxState
+from ._model import Channel, media_type
+from ._sandbox_http import Reply, Request, Upload, sniff_media_type
+from ._sandbox_state import (
+    WHATSAPP_WINDOW_SECONDS,
+    MediaFault,
+    PendingWebhook,
+    SandboxFailure,
+    SandboxState,
+)
 
-__all__ = ["telegram", "twilio", "whatsapp"]
+__all__ = ["linked_urls", "telegram", "twilio", "whatsapp"]
 
-_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
+_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker", "template")
+_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+_WA_MEDIA_TYPES: Final = {
+    "image": frozenset({"image/jpeg", "image/png"}),
+    "sticker": frozenset({"image/webp"}),
+}
+"""Message types whose media the Cloud API restricts, as checked here (image: JPEG and PNG only;
+sticker: WebP)."""
+_TG_METHODS: Final = {
+    "sendMessage": ("text", "text"),
+    "sendPhoto": ("image", "photo"),
+    "sendVideo": ("video", "video"),
+    "sendAudio": ("audio", "audio"),
+    "sendDocument": ("document", "document"),
+}
+_TG_URL_DOCUMENTS: Final = frozenset({"application/pdf", "application/zip", "image/gif"})
+"""The Bot API: "In sendDocument, sending by URL will currently only work for GIF, PDF and ZIP
+files"."""
+_TG_URL_CAP: Final = {"photo": 5 * 1024 * 1024}
+_TG_URL_CAP_OTHER: Final = 20 * 1024 * 1024
+_TG_CAPTION_LIMIT: Final = 1024
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+def linked_urls(state: SandboxState, request: Request, parts: list[str]) -> list[str]:
+    """The media URLs an authenticated send names, which the real provider fetches itself
+    (a Telegram file field, a WhatsApp media ``link``); ``parts`` is the whole path."""
+    if request.method != "POST" or len(parts) < 3:
+        return []
+    try:
+        if parts[0] == "telegram" and len(parts) == 3:
+            if not _same(parts[1], f"bot{state.credentials.telegram_bot_token}"):
+                return []
+            field = _TG_METHODS.get(parts[2], ("text", "text"))[1]
+            value = request.fields()[0].get(field) if field != "text" else None
+            return [value] if value is not None and _is_url(value) else []
+        if parts[0] == "whatsapp" and len(parts) == 4 and parts[3] == "messages":
+            if not _same(request.bearer(), state.credentials.whatsapp_access_token):
+                return []
+            body = json.loads(request.body)
+            payload = body.get(body.get("type")) if isinstance(body, dict) else None
+            link = payload.get("link") if isinstance(payload, dict) else None
+            return [link] if isinstance(link, str) and _is_url(link) else []
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return []
+    return []
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -43,6 +99,9 @@ def _media_bytes(
         return Reply(302, content_type="text/plain", headers={"Location": location})
     if script.fault is MediaFault.GZIP:
         return Reply(200, gzip.compress(content), content_type, {"Content-Encoding": "gzip"})
+    if script.fault is MediaFault.CORRUPT:
+        damaged = content[:-1] + bytes([(content[-1:] or b"\0")[0] ^ 0xFF])
+        return Reply.raw(damaged, content_type)
     return Reply(200, content, content_type, drip_seconds=script.drip_seconds)
 
 
@@ -81,6 +140,10 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _graph_error(404, 100, "Unknown media")
         return _media_bytes(state, request, parts[1], media.content, media.mime_type)
+    if len(parts) == 3 and parts[2] == "message_templates" and request.method == "GET":
+        if parts[1] != state.credentials.whatsapp_business_account_id:
+            return _graph_error(400, 100, "Unsupported get request. Object does not exist")
+        return _whatsapp_templates(state, request)
     if len(parts) == 2 and request.method == "GET":
         media = state.media.get(parts[1])
         if media is None:
@@ -91,7 +154,7 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
                 "messaging_product": "whatsapp",
                 "url": f"{request.base_url}/whatsapp/_media/{parts[1]}",
                 "mime_type": media.mime_type,
-                "sha256": media.sha256,
+                "sha256": state.lookup_digest(media),
                 "file_size": len(media.content),
                 "id": parts[1],
             },
@@ -128,6 +191,14 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     if script is not None and not (slow or late or later):
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
+    if kind == "template":
+        reply = _whatsapp_template_send(state, phone_number_id, to, payload, slow=slow)
+        if late and reply.status == 200:
+            reply.delay_seconds = 10.0
+        return reply
+    last = state.last_inbound.get(to)
+    if last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS:
+        return _graph_error(400, 131047, "Re-engagement message")
     media_id = payload.get("id")
     if kind == "text":
         text = payload.get("body")
@@ -139,8 +210,17 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
             return _graph_error(400, 100, "Invalid parameter: media id or link is required")
         if media_id is not None and media_id not in state.media:
             return _graph_error(400, 131053, "Media upload error")
-    message_id = f"wamid.SANDBOX{state.next_id():012d}"
     stored = state.media.get(str(media_id)) if media_id is not None else None
+    linked = request.linked.get(payload.get("link", "")) if stored is None else None
+    found = stored.mime_type if stored else linked.mime_type if linked else None
+    allowed = _WA_MEDIA_TYPES.get(kind)
+    if allowed is not None and found is not None and media_type(found) not in allowed:
+        # (A link that could not be fetched is accepted: the real API then fails it later.)
+        expected = ", ".join(sorted(allowed))
+        return _graph_error(
+            400, 131053, f"Media upload error: unsupported {kind} type {found} (use {expected})"
+        )
+    message_id = f"wamid.SANDBOX{state.next_id():012d}"
     context = body.get("context")
     state.record(
         channel=Channel.WHATSAPP,
@@ -151,7 +231,7 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         text=text,
         media_id=media_id,
         media_url=payload.get("link"),
-        mime_type=stored.mime_type if stored else None,
+        mime_type=found,
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
@@ -174,6 +254,86 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         reply.drip_seconds = 5.0
     if late:
         reply.delay_seconds = 10.0
+    return reply
+
+
+def _whatsapp_templates(state: SandboxState, request: Request) -> Reply:
+    """``GET /{waba-id}/message_templates``: pages of ``limit`` (default 25), cursor ``after``."""
+    state.template_fetches += 1
+    limit = max(1, min(int(request.query.get("limit") or "25"), 100))
+    start = int(request.query.get("after") or "0")
+    page = state.templates[start : start + limit]
+    body: dict[str, object] = {"data": page}
+    end = start + len(page)
+    cursors = {"before": str(start), "after": str(end)}
+    body["paging"] = {"cursors": cursors}
+    if end < len(state.templates):
+        next_url = f"{request.base_url}{request.path}?limit={limit}&after={end}"
+        body["paging"] = {"cursors": cursors, "next": next_url}
+    return Reply.json(200, body)
+
+
+def _whatsapp_template_send(
+    state: SandboxState, phone_number_id: str, to: str, payload: dict[str, object], *, slow: bool
+) -> Reply:
+    name, language = payload.get("name"), payload.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    approved = next(
+        (
+            t for t in state.templates
+            if t["name"] == name and t["language"] == code and t["status"] == "APPROVED"
+        ),
+        None,
+    )  # fmt: skip
+    if approved is None:
+        return _graph_error(404, 132001, "Template name does not exist in the translation")
+    given = payload.get("components") or []
+    if not isinstance(given, list):
+        return _graph_error(400, 100, "Invalid parameter")
+    lines: list[str] = []
+    for component in approved["components"]:  # type: ignore[attr-defined]
+        text = component.get("text")
+        kind = str(component.get("type", "")).lower()
+        if kind not in ("header", "body", "footer") or not isinstance(text, str):
+            continue
+        wanted = {m.group(1) for m in _PLACEHOLDER.finditer(text)}
+        params = [
+            p for c in given if isinstance(c, dict) and c.get("type") == kind
+            for p in (c.get("parameters") or [])
+        ]  # fmt: skip
+        if len(params) != len(wanted):
+            return _graph_error(
+                400, 132000, "Number of parameters does not match the expected number of params"
+            )
+        values = {str(i + 1): p for i, p in enumerate(params)}
+        values.update({str(p["parameter_name"]): p for p in params if "parameter_name" in p})
+
+        def value(match: re.Match[str], values: dict[str, dict[str, object]] = values) -> str:
+            param = values.get(match.group(1), {})
+            shown = param.get("text")
+            return str(shown) if shown is not None else match.group(0)
+
+        lines.append(_PLACEHOLDER.sub(value, text))
+    message_id = f"wamid.SANDBOX{state.next_id():012d}"
+    state.record(
+        channel=Channel.WHATSAPP,
+        account=phone_number_id,
+        to=to,
+        message_id=message_id,
+        type="template",
+        text="\n".join(lines),
+        template=str(name),
+    )
+    reply = Reply.json(
+        200,
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id, "message_status": "accepted"}],
+        },
+    )
+    if slow:
+        reply.drip_seconds = 5.0
     return reply
 
 
@@ -241,6 +401,9 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         return _twilio_error(400, 21603, "A 'From' phone number is required")
     if not fields.get("Body") and not media_urls:
         return _twilio_error(400, 21602, "Message body is required")
+    if (to, sender.rpartition(":")[2]) in state.opted_out:
+        state.refused.append((Channel.TWILIO.value, to, 21610))
+        return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
     script = state.take_failure(Channel.TWILIO, to)
     later = script is not None and script.failure is SandboxFailure.FAILED_LATER
     if script is not None and not later:
@@ -331,19 +494,22 @@ def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
             "file_path": f"media/{file_id}",
         }
         return Reply.json(200, {"ok": True, "result": result})
-    if method in ("sendMessage", "sendPhoto", "sendDocument"):
-        return _telegram_send(state, method, fields, files)
+    if method in _TG_METHODS:
+        return _telegram_send(state, request, method, fields, files)
     return _tg_error(404, "Not Found: method not found")
 
 
 def _telegram_send(
-    state: SandboxState, method: str, fields: dict[str, str], files: dict[str, Upload]
+    state: SandboxState,
+    request: Request,
+    method: str,
+    fields: dict[str, str],
+    files: dict[str, Upload],
 ) -> Reply:
     chat = fields.get("chat_id", "")
     if not chat.lstrip("-").isdecimal():
         return _tg_error(400, "Bad Request: chat not found")
-    kind = {"sendMessage": "text", "sendPhoto": "image", "sendDocument": "document"}[method]
-    field = {"text": "text", "image": "photo", "document": "document"}[kind]
+    kind, field = _TG_METHODS[method]
     upload = files.get(field)
     media_id: str | None = None
     media_url: str | None = None
@@ -354,12 +520,30 @@ def _telegram_send(
             return _tg_error(400, "Bad Request: message text is empty")
     elif upload is not None:
         mime = upload.content_type or "application/octet-stream"
+        if kind == "image" and not sniff_media_type(upload.content, None).startswith("image/"):
+            return _tg_error(400, "Bad Request: IMAGE_PROCESS_FAILED")
         filename = upload.filename
         media_id = state.add_media(upload.content, mime, filename)
-    elif fields.get(field):
+    elif _is_url(fields.get(field)):
         media_url = fields[field]
+        linked = request.linked.get(media_url)
+        if linked is None or linked.size > _TG_URL_CAP.get(field, _TG_URL_CAP_OTHER):
+            return _tg_error(400, "Bad Request: failed to get HTTP URL content")
+        if field == "document" and linked.mime_type not in _TG_URL_DOCUMENTS:
+            return _tg_error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if field == "photo" and not linked.mime_type.startswith("image/"):
+            return _tg_error(400, "Bad Request: wrong type of the web page content")
+        mime = linked.mime_type
+    elif fields.get(field):
+        if fields[field] not in state.media:  # a file_id
+            return _tg_error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        media_id = fields[field]
+        mime = state.media[media_id].mime_type
     else:
         return _tg_error(400, f"Bad Request: there is no {field} in the request")
+    caption = fields.get("caption", "")
+    if len(caption.encode("utf-16-le")) // 2 > _TG_CAPTION_LIMIT:
+        return _tg_error(400, "Bad Request: message caption is too long")
     script = state.take_failure(Channel.TELEGRAM, chat)
     if script is not None:
         if script.failure is SandboxFailure.RATE_LIMITED:
@@ -378,7 +562,7 @@ def _telegram_send(
         account=state.credentials.telegram_bot_token.partition(":")[0],
         to=chat,
         message_id=f"{chat}:{message_id}",
-        type=kind if kind != "image" else MediaKind.IMAGE.value,
+        type=kind,
         text=fields.get("text") if kind == "text" else fields.get("caption"),
         media_id=media_id,
         media_url=media_url,

@@ -14,7 +14,18 @@ from urllib.parse import parse_qsl
 
 import trio
 
-__all__ = ["Receive", "Reply", "Request", "Scope", "Send", "Upload", "read_request", "write_reply"]
+__all__ = [
+    "LinkedFile",
+    "Receive",
+    "Reply",
+    "Request",
+    "Scope",
+    "Send",
+    "Upload",
+    "read_request",
+    "sniff_media_type",
+    "write_reply",
+]
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -33,6 +44,38 @@ class Upload:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkedFile:
+    """What a fake provider found at a media URL a send gave it (fetched as the real one
+    would): its type (sniffed from the bytes, else the Content-Type) and size."""
+
+    mime_type: str
+    size: int
+
+
+_MAGIC: Final = (
+    (b"%PDF-", "application/pdf"),
+    (b"PK\x03\x04", "application/zip"),
+    (b"PK\x05\x06", "application/zip"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+
+
+def sniff_media_type(content: bytes, declared: str | None) -> str:
+    """The type of a file's bytes for the few formats the fakes check (PDF, ZIP, GIF, PNG,
+    JPEG, WebP), else its declared Content-Type (bare), else application/octet-stream."""
+    for magic, mime in _MAGIC:
+        if content.startswith(magic):
+            return mime
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    bare = (declared or "").split(";", 1)[0].strip().lower()
+    return bare or "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """One HTTP request to the sandbox, path relative to its mount."""
 
@@ -42,6 +85,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     base_url: str  # scheme://host[:port] + root_path, for absolute URLs we hand out
+    linked: Mapping[str, LinkedFile | None] = field(default_factory=dict)
+    """The media URLs of a send, fetched before it is handled (None: could not be fetched)."""
 
     def segments(self) -> list[str]:
         return [s for s in self.path.split("/") if s]

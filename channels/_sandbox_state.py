@@ -12,11 +12,12 @@ import hashlib
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._model import Channel
+from ._twilio import twilio_opt_out
 
 __all__ = [
     "PostedWebhook",
@@ -39,6 +40,7 @@ class SandboxCredentials(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     whatsapp_access_token: str = "sandbox-whatsapp-access-token"  # noqa: S105 - public fake
+    whatsapp_business_account_id: str = "200000000000001"
     twilio_account_sid: str = SANDBOX_TWILIO_SID
     twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105 - public fake
     telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
@@ -81,6 +83,9 @@ class MediaFault(enum.StrEnum):
     """The bytes gzip-compressed with ``Content-Encoding: gzip`` (never asked for)."""
     DRIP = "drip"
     """200, then one byte every ``drip_seconds``."""
+    CORRUPT = "corrupt"
+    """200 with the bytes damaged on the way (same length, last byte changed): they no longer
+    match the WhatsApp lookup's ``sha256``."""
 
 
 class SentMessage(BaseModel):
@@ -100,6 +105,53 @@ class SentMessage(BaseModel):
     mime_type: str | None = None
     filename: str | None = None
     reply_to: str | None = None
+    template: str | None = None
+    """A template send's name (``text`` then holds its rendered text)."""
+
+
+WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
+
+SANDBOX_TEMPLATES: Final[tuple[dict[str, object], ...]] = (
+    {
+        "name": "hello_world", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654487",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+            {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates"
+             " your ability to send a message notification from WhatsApp Business Platform's"
+             " Cloud API. Thank you for taking the time to test with us."},
+            {"type": "FOOTER", "text": "WhatsApp Business API Team"},
+        ],
+    },
+    {
+        "name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654488",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped."}],
+    },
+    {
+        "name": "order_update", "language": "pt_BR", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654489",
+        "components": [{"type": "BODY", "text": "Olá {{1}}, o seu pedido {{2}} foi enviado."}],
+    },
+    {
+        "name": "conversation_reopen", "language": "en_US", "status": "APPROVED",
+        "category": "UTILITY", "id": "1192339204654490",
+        "components": [{"type": "BODY", "text": "We have replied to your message. Answer this"
+                        " message to read our reply."}],
+    },
+    {
+        "name": "2023_april_promo", "language": "en_US", "status": "REJECTED",
+        "category": "MARKETING", "id": "920070352646140",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on! Use promo code"
+                        " {{2}} Get an extra 25% off every order above $350!"}],
+    },
+    {
+        "name": "spring_offer", "language": "en_US", "status": "PENDING",
+        "category": "MARKETING", "id": "920070352646141",
+        "components": [{"type": "BODY", "text": "Spring is here, {{1}}!"}],
+    },
+)  # fmt: skip
+"""The templates the sandbox WhatsApp Business Account serves: some approved, some not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +159,7 @@ class StoredMedia:
     content: bytes
     mime_type: str
     filename: str | None
-    sha256: str  # base64, as the Graph API reports it
+    sha256: str  # base64, as the Graph API reports it (see SandboxState.digest_encoding)
 
 
 @dataclass(slots=True)
@@ -165,6 +217,29 @@ class SandboxState:
         self.outbox: deque[PendingWebhook] = deque(maxlen=10_000)
         self.posted: list[PostedWebhook] = []
 
+        self.digest_encoding: Literal["base64", "hex"] = "base64"
+        """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
+        self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
+        self.template_fetches = 0
+        self.last_inbound: dict[str, float] = {}
+        """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
+        :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
+        message is older than 24 hours are refused (131047), as the real API does."""
+        self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
+        self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+
+    def receive_sms(
+        self, from_: str, to: str, body: str, opt_out_type: str | None = None
+    ) -> str | None:
+        """Apply Twilio's opt-out keywords to an inbound message (see ProviderSandbox)."""
+        action = twilio_opt_out(from_, body, opt_out_type)
+        pair = (from_, to.rpartition(":")[2])
+        if action == "stop":
+            self.opted_out.add(pair)
+        elif action == "start":
+            self.opted_out.discard(pair)
+        return action
+
     def next_id(self) -> int:
         return next(self._ids)
 
@@ -176,6 +251,12 @@ class SandboxState:
         digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
         self.media[media_id] = StoredMedia(content, mime_type, filename, digest)
         return media_id
+
+    def lookup_digest(self, media: StoredMedia) -> str:
+        """``sha256`` as the WhatsApp media lookup answers it, in ``digest_encoding``."""
+        if self.digest_encoding == "hex":
+            return base64.b64decode(media.sha256).hex()
+        return media.sha256
 
     def script(
         self,

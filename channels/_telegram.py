@@ -7,7 +7,7 @@ Telegram sends no delivery receipts, so only messages and explicit ignores come 
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,10 +29,15 @@ from ._model import (
     MediaKind,
     MediaRef,
     ParsedEvent,
+    SharedContact,
     ThreadKey,
 )
 
-__all__ = ["parse_telegram", "telegram_bot_id", "verify_telegram_secret"]
+__all__ = ["GroupPolicy", "parse_telegram", "telegram_bot_id", "verify_telegram_secret"]
+
+GroupPolicy = Literal["ignore", "per-member"]
+"""What to do with messages from group, supergroup and channel chats: acknowledge and count
+them (``ignore``), or bridge each member's messages as that member's thread (``per-member``)."""
 
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 
@@ -78,6 +83,7 @@ class _User(_In):
 class _Chat(_In):
     id: Int64
     type: str | None = None
+    title: str | None = None
 
 
 class _File(_In):
@@ -99,11 +105,25 @@ class _Venue(_In):
     address: str | None = None
 
 
+class _Contact(_In):
+    phone_number: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
 class _Replied(_In):
     message_id: Int64
+    text: str | None = None
+    caption: str | None = None
+
+
+class _Quote(_In):
+    text: str | None = None
 
 
 class _Message(_In):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     message_id: Int64
     date: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)]
     chat: _Chat
@@ -120,7 +140,10 @@ class _Message(_In):
     sticker: _File | None = None
     location: _Location | None = None
     venue: _Venue | None = None
+    contact: _Contact | None = None
     reply_to_message: _Replied | None = None
+    quote: _Quote | None = None
+    edit_date: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP)] | None = None
 
 
 class _Update(_In):
@@ -128,17 +151,40 @@ class _Update(_In):
 
     update_id: Int64
     message: _Message | None = None
+    edited_message: _Message | None = None
+
+
+_PRIVATE: Final = "private"
+_METADATA: Final = frozenset({
+    "entities", "caption_entities", "forward_origin", "forward_from", "forward_from_chat",
+    "forward_from_message_id", "forward_signature", "forward_sender_name", "forward_date",
+    "is_automatic_forward", "is_topic_message", "message_thread_id", "has_protected_content",
+    "has_media_spoiler", "show_caption_above_media", "reply_markup", "author_signature",
+    "sender_chat", "sender_boost_count", "sender_business_bot", "business_connection_id",
+    "via_bot", "media_group_id", "link_preview_options", "effect_id", "external_reply",
+    "is_from_offline", "paid_star_count", "reply_to_story", "chat_background_set",
+})  # fmt: skip
+"""Message fields that say something about a message, not what it is (for naming the type of
+a message the bridge cannot carry)."""
 
 
 def parse_telegram(
-    body: bytes, bot_id: str, *, max_bytes: int = MAX_WEBHOOK_BYTES
+    body: bytes,
+    bot_id: str,
+    *,
+    max_bytes: int = MAX_WEBHOOK_BYTES,
+    groups: GroupPolicy = "ignore",
 ) -> list[ParsedEvent]:
     """Parse one Telegram update into at most one event.
 
-    ``message`` updates become InboundMessage keyed by ``(telegram, bot_id, chat id)`` with
-    ``provider_message_id = "{chat_id}:{message_id}"`` (message ids are unique per chat only);
-    ``reply_to`` uses the same form. Other updates (edits, callback queries, membership changes,
-    channel posts) and messages without bridged content are Ignored with a reason.
+    ``message`` and ``edited_message`` updates from private chats become InboundMessage keyed
+    by ``(telegram, bot_id, chat id)`` with ``provider_message_id = "{chat_id}:{message_id}"``
+    (message ids are unique per chat only; an edit adds ``":edited:{edit_date}"``);
+    ``reply_to`` uses the same form. Messages from group, supergroup and channel chats are
+    Ignored (``what="group"``) unless ``groups="per-member"``: then each member is their own
+    thread (customer = the sender's user id) and the group's title goes with the message.
+    Other updates (callback queries, membership changes, channel posts) are Ignored with a
+    reason (``what="update"``).
 
     Raises:
         PayloadTooLarge: the body is over ``max_bytes``.
@@ -146,11 +192,33 @@ def parse_telegram(
     """
     check_size(body, max_bytes, "telegram")
     update = validate_json(_Update, body, "telegram")
-    if update.message is None:
+    msg = update.message or update.edited_message
+    if msg is None:
         extra = sorted((update.model_extra or {}).keys())
         what = ", ".join(k[:40] for k in extra[:3]) or "empty"
-        return [Ignored(reason=f"telegram update {update.update_id} ({what}) is not bridged")]
-    return [_message_event(update.message, bot_id)]
+        return [
+            Ignored(
+                reason=f"telegram update {update.update_id} ({what}) is not bridged", what="update"
+            )
+        ]
+    edited = update.message is None
+    customer = str(msg.chat.id)
+    group: str | None = None
+    if msg.chat.type != _PRIVATE:
+        kind = (msg.chat.type or "unknown")[:20]
+        sender = msg.from_
+        if groups != "per-member" or sender is None or sender.is_bot:
+            why = "bridged only per member" if groups == "per-member" else "not bridged"
+            return [
+                Ignored(
+                    reason=f"telegram {kind} chat {msg.chat.id}: message {msg.message_id}"
+                    f" {why} (THREADLINE_TELEGRAM_GROUPS={groups})",
+                    what="group",
+                )
+            ]
+        customer = str(sender.id)
+        group = msg.chat.title or f"{kind} {msg.chat.id}"
+    return [_message_event(msg, bot_id, customer=customer, edited=edited, group=group)]
 
 
 def _attachment(msg: _Message) -> MediaRef | None:
@@ -179,7 +247,15 @@ def _ref(kind: MediaKind, file: _File, *, mime: str | None) -> MediaRef:
     )
 
 
-def _message_event(msg: _Message, bot_id: str) -> ParsedEvent:
+def _unsupported(msg: _Message) -> str:
+    """The name of what a message holds that the bridge cannot carry (a poll, a dice, …)."""
+    kinds = sorted(k for k in (msg.model_extra or {}) if k not in _METADATA)
+    return kinds[0][:40] if kinds else "unknown"
+
+
+def _message_event(
+    msg: _Message, bot_id: str, *, customer: str, edited: bool, group: str | None
+) -> ParsedEvent:
     attachment = _attachment(msg)
     location = None
     if msg.venue is not None:
@@ -192,27 +268,42 @@ def _message_event(msg: _Message, bot_id: str) -> ParsedEvent:
     elif msg.location is not None:
         location = Location(latitude=msg.location.latitude, longitude=msg.location.longitude)
     text = msg.text if msg.text is not None else msg.caption
-    if text is None and attachment is None and location is None:
-        return Ignored(
-            reason=f"telegram message {msg.chat.id}:{msg.message_id} has no text, media or location"
-        )
+    contacts: tuple[SharedContact, ...] = ()
+    if msg.contact is not None:
+        card = msg.contact
+        card_name = " ".join(p for p in (card.first_name, card.last_name) if p)
+        phones = (card.phone_number,) if card.phone_number else ()
+        contacts = (SharedContact(name=card_name or None, phones=phones),)
+    unsupported = None
+    if not (text or attachment or location or contacts):
+        unsupported = _unsupported(msg)
     sender = msg.from_
-    name = None
+    name: str | None = None
     if sender is not None:
         name = " ".join(p for p in (sender.first_name, sender.last_name) if p) or sender.username
     chat = str(msg.chat.id)
+    message_id = f"{chat}:{msg.message_id}"
+    if edited:
+        message_id += f":edited:{msg.edit_date if msg.edit_date is not None else msg.date}"
+    replied = msg.reply_to_message
+    quoted = None
+    if msg.quote is not None and msg.quote.text:
+        quoted = msg.quote.text  # the part of the message the customer chose to quote
+    elif replied is not None:
+        quoted = replied.text or replied.caption
     return InboundMessage(
-        key=ThreadKey(channel=Channel.TELEGRAM, account=bot_id, customer=chat),
-        provider_message_id=f"{chat}:{msg.message_id}",
+        key=ThreadKey(channel=Channel.TELEGRAM, account=bot_id, customer=customer),
+        provider_message_id=message_id,
         phone=None,
         profile_name=name,
-        sent_at=timestamp(msg.date),
+        sent_at=timestamp(msg.edit_date if edited and msg.edit_date is not None else msg.date),
         text=text,
         attachments=(attachment,) if attachment is not None else (),
         location=location,
-        reply_to=(
-            f"{chat}:{msg.reply_to_message.message_id}"
-            if msg.reply_to_message is not None
-            else None
-        ),
+        reply_to=f"{chat}:{replied.message_id}" if replied is not None else None,
+        quoted_text=quoted or None,
+        edited=edited,
+        contacts=contacts,
+        unsupported=unsupported,
+        group=group,
     )

@@ -1,47 +1,101 @@
 """Telegram Bot API calls: pure error classification, and the thin :class:`TelegramClient` edge.
 
 Download is ``getFile(file_id)`` → ``file_path`` → ``GET {base}/file/bot{token}/{file_path}``.
-Sends use ``sendMessage``, and ``sendPhoto`` (images) or ``sendDocument`` (everything else);
-bytes are uploaded as multipart when given (up to 10 MB photos / 50 MB documents), otherwise
-Telegram fetches ``media.url`` itself. The token is part of every URL, so no URL ever appears
-in an exception message.
+Sends use ``sendMessage``, and by MIME type (:func:`telegram_send_method`) ``sendPhoto`` (JPEG,
+PNG), ``sendVideo`` (MP4), ``sendAudio`` (MP3, M4A) or ``sendDocument`` (everything else). Bytes
+are uploaded as multipart when given; otherwise Telegram fetches ``media.url`` itself where the
+Bot API takes a URL — every method but ``sendDocument``, which takes URLs only for PDF, ZIP and
+GIF ("In sendDocument, sending by URL will currently only work for GIF, PDF and ZIP files"). For
+any other document the client fetches the URL itself (one origin, capped in size and time) and
+uploads the bytes. The token is part of every URL, so no URL ever appears in an exception message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Final, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+import trio
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
-from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
+from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
+from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
-__all__ = ["TelegramClient", "TelegramConfig", "classify_telegram_error"]
+__all__ = [
+    "TELEGRAM_CAPTION_LIMIT",
+    "TelegramClient",
+    "TelegramConfig",
+    "classify_telegram_error",
+    "telegram_accepts_url",
+    "telegram_send_method",
+]
 
 TELEGRAM_BASE_URL: Final = "https://api.telegram.org"
+TELEGRAM_CAPTION_LIMIT: Final = 1024
+"""A caption's limit, in UTF-16 code units (Telegram counts its text lengths in them)."""
+_URL_REFUSALS: Final = re.compile(r"HTTP URL|web page content", re.IGNORECASE)
+"""What Telegram says when it could not use a file from its URL."""
+_PHOTOS: Final = frozenset({"image/jpeg", "image/png"})
+_VIDEOS: Final = frozenset({"video/mp4"})
+_AUDIOS: Final = frozenset({"audio/mpeg", "audio/mp3", "audio/mp4", "audio/m4a", "audio/x-m4a"})
+_URL_DOCUMENTS: Final = frozenset(
+    {"application/pdf", "application/zip", "application/x-zip-compressed", "image/gif"}
+)
+"""The only files ``sendDocument`` takes by URL."""
+
+
+def telegram_send_method(mime_type: str) -> tuple[str, str]:
+    """The Bot API method and its file field for a MIME type (pure)."""
+    kind = media_type(mime_type)
+    if kind in _PHOTOS:
+        return "sendPhoto", "photo"
+    if kind in _VIDEOS:
+        return "sendVideo", "video"
+    if kind in _AUDIOS:
+        return "sendAudio", "audio"
+    return "sendDocument", "document"
+
+
+def telegram_accepts_url(mime_type: str) -> bool:
+    """Whether Telegram fetches a file of this type by URL itself (pure)."""
+    method, _ = telegram_send_method(mime_type)
+    return method != "sendDocument" or media_type(mime_type) in _URL_DOCUMENTS
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, as Telegram counts text."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 _RECIPIENT_HINTS: Final = ("chat not found", "user not found", "blocked", "deactivated", "kicked")
 
 
 class TelegramConfig(BaseModel):
     """Bot token and endpoint. Media is only fetched from the base URL's origin (plus
-    ``media_origins`` when given)."""
+    ``media_origins`` when given).
+
+    A document Telegram does not take by URL is fetched from its URL (that URL's origin only,
+    at most ``upload_max_bytes``, within ``upload_fetch_seconds``) and uploaded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     bot_token: SecretStr
     base_url: str = TELEGRAM_BASE_URL
     media_origins: tuple[str, ...] = ()
+    upload_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    upload_fetch_seconds: float = Field(default=30.0, gt=0)
 
     def allowed_origins(self) -> frozenset[Origin]:
         return origins((self.base_url, *self.media_origins))
@@ -124,6 +178,7 @@ class TelegramClient:
         self._api = f"{base}/bot{token}"
         self._files = f"{base}/file/bot{token}"
         self._allowed = config.allowed_origins()
+        self._config = config
 
     async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia:
         """``getFile`` then the file bytes (≤ ``max_bytes``; ``file_size`` checked first).
@@ -164,25 +219,65 @@ class TelegramClient:
         request = self._http.build_request("POST", f"{self._api}/sendMessage", json=body)
         return await self._message_id(request, "telegram sendMessage")
 
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        """Whether ``caption`` can go with ``media`` (every send method takes one, up to 1,024
+        UTF-16 code units)."""
+        return utf16_length(caption) <= TELEGRAM_CAPTION_LIMIT
+
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
     ) -> str:
-        """``sendPhoto`` for images, ``sendDocument`` otherwise: uploads ``media.content`` when
-        given, else passes ``media.url``. Returns ``"{chat_id}:{message_id}"``."""
-        is_photo = MediaKind.from_mime(media.mime_type) is MediaKind.IMAGE
-        method, field = ("sendPhoto", "photo") if is_photo else ("sendDocument", "document")
+        """``sendPhoto``/``sendVideo``/``sendAudio``/``sendDocument`` by MIME type: uploads
+        ``media.content`` when given, passes ``media.url`` where Telegram takes a URL for the
+        type, and otherwise (or when Telegram could not use the URL) fetches the URL and uploads
+        its bytes. Returns
+        ``"{chat_id}:{message_id}"``.
+
+        Raises:
+            MediaUnavailable, MediaTooLarge, MediaHostForbidden: the file could not be fetched
+            for the upload; and the send's classified errors.
+        """
+        method, field = telegram_send_method(media.mime_type)
         fields = {"chat_id": key.customer}
         if caption:
-            fields["caption"] = caption[:1024]
+            fields["caption"] = caption
         url = f"{self._api}/{method}"
-        if media.content is not None:
-            upload = (media.filename or field, media.content, media.mime_type)
-            request = self._http.build_request("POST", url, data=fields, files={field: upload})
-        elif media.url is not None:
+        content = media.content
+        if content is None and media.url is not None and not telegram_accepts_url(media.mime_type):
+            content = await self._fetch_for_upload(media.url)
+        if content is None and media.url is not None:
             request = self._http.build_request("POST", url, json={**fields, field: media.url})
-        else:
+            try:
+                return await self._message_id(request, f"telegram {method}")
+            except SendRejected as exc:
+                # Telegram could not take the file from its URL (too large to fetch by URL:
+                # 5 MB photos, 20 MB others; or not what it expected): upload it instead.
+                if not _URL_REFUSALS.search(str(exc)):
+                    raise
+            content = await self._fetch_for_upload(media.url)
+        if content is None:
             raise SendRejected("telegram media send needs content or a url")
+        upload = (media.filename or field, content, media.mime_type)
+        request = self._http.build_request("POST", url, data=fields, files={field: upload})
         return await self._message_id(request, f"telegram {method}")
+
+    async def _fetch_for_upload(self, url: str) -> bytes:
+        """The file at ``url`` (its own origin only, no credentials, capped in size and time)."""
+        what = "attachment fetch for a telegram upload"
+        seconds = self._config.upload_fetch_seconds
+        with trio.move_on_after(seconds):
+            try:
+                content, _ = await fetch_capped(
+                    self._http,
+                    url,
+                    allowed=frozenset({origin_of(url)}),
+                    max_bytes=self._config.upload_max_bytes,
+                    what=what,
+                )
+            except SendInDoubt as exc:  # a read: nothing was sent yet, safe to repeat
+                raise SendTransient(str(exc)) from exc
+            return content
+        raise MediaUnavailable(f"{what}: timed out after {seconds:g} s")
 
     async def _message_id(self, request: httpx.Request, what: str) -> str:
         response = await send(self._http, request, what)

@@ -14,7 +14,7 @@ import math
 import mimetypes
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ._decode import MAX_WEBHOOK_BYTES, check_size, constant_time_equal, form_pairs, require_header
@@ -32,7 +32,9 @@ from ._model import (
 )
 
 __all__ = [
+    "OPT_OUT_KEYWORDS",
     "parse_twilio",
+    "twilio_opt_out",
     "twilio_form_params",
     "twilio_signature",
     "verify_twilio_signature",
@@ -41,6 +43,41 @@ __all__ = [
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _MAX_MEDIA: Final = 10
+
+#: Twilio's default SMS keywords (a message that is only the keyword, in any case, surrounding
+#: blanks ignored), by what Twilio does: ``stop`` opts the sender out of messages from the
+#: number (sends to them then fail with error 21610), ``start`` opts them back in, ``help``
+#: gets Twilio's help reply.
+OPT_OUT_KEYWORDS: Final = {
+    **dict.fromkeys(
+        ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"), "stop"
+    ),
+    **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
+    **dict.fromkeys(("HELP", "INFO"), "help"),
+}
+_OPT_OUT_TYPES: Final = {"STOP": "stop", "START": "start", "HELP": "help"}
+
+
+def twilio_opt_out(
+    sender: str, body: str | None, opt_out_type: str | None = None
+) -> Literal["stop", "start", "help"] | None:
+    """What Twilio did with an inbound message's opt-out keyword, if anything (pure).
+
+    ``OptOutType`` (``STOP``/``START``/``HELP``, sent with Advanced Opt-Out, custom keywords
+    included) decides when present; otherwise the body is matched against
+    :data:`OPT_OUT_KEYWORDS`, for SMS only (a ``whatsapp:`` sender has no keyword filtering).
+    """
+    if opt_out_type:
+        found = _OPT_OUT_TYPES.get(opt_out_type.strip().upper())
+    elif sender.startswith("whatsapp:") or not body:
+        return None
+    else:
+        found = OPT_OUT_KEYWORDS.get(body.strip().upper())
+    if found == "stop":
+        return "stop"
+    if found == "start":
+        return "start"
+    return "help" if found == "help" else None
 
 
 def twilio_form_params(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[tuple[str, str]]:
@@ -240,14 +277,24 @@ def _message(sid: str, fields: Mapping[str, str], received_at: datetime) -> Inbo
             name=fields.get("Label") or None,
             address=fields.get("Address") or None,
         )
+    # A WhatsApp quick-reply button sends its label as ButtonText (and Body, usually).
+    text = fields.get("Body") or fields.get("ButtonText") or None
+    unsupported = None
+    if text is None and not attachments and location is None:
+        # Nothing Twilio gives us to carry (a WhatsApp type Twilio does not pass on, or an
+        # empty SMS): say so rather than add an empty part.
+        message_type = fields.get("MessageType") or "text"
+        unsupported = "" if message_type == "text" else message_type[:40]
     return InboundMessage(
         key=key,
         provider_message_id=sid,
         phone=_phone(sender),
         profile_name=fields.get("ProfileName") or None,
         sent_at=received_at,
-        text=fields.get("Body") or None,
+        text=text,
         attachments=tuple(attachments),
         location=location,
         reply_to=fields.get("OriginalRepliedMessageSid") or None,
+        unsupported=unsupported,
+        opt_out=twilio_opt_out(sender, fields.get("Body"), fields.get("OptOutType")),
     )

@@ -25,11 +25,12 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey
+from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
 __all__ = ["TwilioClient", "TwilioConfig", "classify_twilio_error"]
 
 TWILIO_BASE_URL: Final = "https://api.twilio.com"
+TWILIO_BODY_LIMIT: Final = 1600
 _TWILIO_CDN_ORIGINS: Final = ("https://mms.twiliocdn.com", "https://s3-external-1.amazonaws.com")
 
 _WINDOW_CODES: Final = frozenset({63016})
@@ -155,6 +156,15 @@ class TwilioClient:
     async def send_text(self, key: ThreadKey, text: str) -> str:
         """Send an SMS / WhatsApp text to ``key.customer``; returns the MessageSid."""
         return await self._create(message_form(key, text, None, self._config.status_callback_url))
+
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        """Whether ``caption`` can be the ``Body`` beside ``media`` (up to 1,600 characters):
+        always on SMS/MMS; on WhatsApp only for images and videos (Twilio sets no caption on
+        WhatsApp documents or audio)."""
+        if len(caption) > TWILIO_BODY_LIMIT:
+            return False
+        major = media_type(media.mime_type).partition("/")[0]
+        return not key.customer.startswith("whatsapp:") or major in ("image", "video")
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None

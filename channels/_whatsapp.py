@@ -32,6 +32,7 @@ from ._model import (
     MediaKind,
     MediaRef,
     ParsedEvent,
+    SharedContact,
     ThreadKey,
 )
 
@@ -152,6 +153,41 @@ class _Error(_In):
     title: str | None = None
 
 
+class _Reaction(_In):
+    message_id: str | None = None
+    emoji: str | None = None  # absent or empty when the customer removed their reaction
+
+
+class _CardName(_In):
+    formatted_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class _CardPhone(_In):
+    phone: str | None = None
+    wa_id: str | None = None
+
+
+class _CardEmail(_In):
+    email: str | None = None
+
+
+class _CardOrg(_In):
+    company: str | None = None
+
+
+class _Card(_In):
+    name: _CardName | None = None
+    phones: list[_CardPhone] = []
+    emails: list[_CardEmail] = []
+    org: _CardOrg | None = None
+
+
+class _UnsupportedInfo(_In):
+    type: str | None = None
+
+
 class _Message(_In):
     id: str = Field(min_length=1)
     from_: str = Field(alias="from", min_length=1)
@@ -168,6 +204,9 @@ class _Message(_In):
     system: _System | None = None
     button: _Button | None = None
     interactive: _Interactive | None = None
+    reaction: _Reaction | None = None
+    contacts: list[_Card] = []
+    unsupported: _UnsupportedInfo | None = None
     errors: list[_Error] = []
 
 
@@ -208,9 +247,10 @@ class _Envelope(_In):
 def parse_whatsapp(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[ParsedEvent]:
     """Parse a WhatsApp Cloud API webhook body into normalized events, in payload order.
 
-    Messages become InboundMessage, ``statuses[]`` become DeliveryStatus, and everything we do
-    not bridge (reactions, system events, unsupported types, other fields) becomes Ignored
-    with a one-line reason.
+    Messages of every type become InboundMessage (reactions, contact cards and types the bridge
+    cannot carry included: :func:`render_inbound` says what they were), ``statuses[]`` become
+    DeliveryStatus, and what is not a customer's message (system events, other fields)
+    becomes Ignored with a one-line reason.
 
     Raises:
         PayloadTooLarge: the body is over ``max_bytes``.
@@ -277,12 +317,53 @@ _MEDIA_KINDS: Final = {
 }
 
 
+_NOT_MESSAGES: Final = frozenset({"system", "request_welcome"})
+"""Types that are events about the chat, not something the customer wrote."""
+
+
+def _card(card: _Card) -> SharedContact:
+    name = card.name
+    full = None
+    if name is not None:
+        full = name.formatted_name or " ".join(p for p in (name.first_name, name.last_name) if p)
+    phones = tuple(p.phone or f"+{p.wa_id}" for p in card.phones if p.phone or p.wa_id)
+    return SharedContact(
+        name=full or None,
+        phones=phones,
+        emails=tuple(e.email for e in card.emails if e.email),
+        company=card.org.company if card.org is not None else None,
+    )
+
+
+def _unsupported_name(msg: _Message) -> str:
+    """The type as WhatsApp names it, with its error's title and code when it gives them:
+    ``"poll_creation (Message type unknown, error 131051)"``."""
+    what = msg.type[:40] or "unknown"
+    if msg.type == "unsupported":
+        info = msg.unsupported
+        what = info.type[:40] if info is not None and info.type else "unknown"
+    if msg.type == "interactive" and msg.interactive is not None and msg.interactive.type:
+        what = f"interactive {msg.interactive.type[:40]}"
+    error = msg.errors[0] if msg.errors else None
+    if error is not None:
+        details = [(error.title or "")[:80]] if error.title else []
+        if error.code is not None:
+            details.append(f"error {error.code}")
+        if details:
+            what = f"{what} ({', '.join(details)})"
+    return what
+
+
 def _message_event(
     account: str, msg: _Message, names: Mapping[str | None, str | None]
 ) -> ParsedEvent:
     text: str | None = None
     attachments: tuple[MediaRef, ...] = ()
     location: Location | None = None
+    reply_to = msg.context.id if msg.context is not None else None
+    reaction: str | None = None
+    contacts: tuple[SharedContact, ...] = ()
+    unsupported: str | None = None
     if msg.type == "text" and msg.text is not None:
         text = msg.text.body
     elif msg.type in _MEDIA_KINDS and (media := getattr(msg, msg.type)) is not None:
@@ -309,13 +390,22 @@ def _message_event(
         )
     elif msg.type == "button" and msg.button is not None and msg.button.text:
         text = msg.button.text
-    elif msg.type == "interactive" and msg.interactive is not None:
-        reply = msg.interactive.button_reply or msg.interactive.list_reply
-        if reply is None or not reply.title:
-            return Ignored(reason=f"whatsapp interactive {msg.interactive.type!r} is not bridged")
+    elif (
+        msg.type == "interactive"
+        and msg.interactive is not None
+        and (reply := msg.interactive.button_reply or msg.interactive.list_reply) is not None
+        and reply.title
+    ):
         text = reply.title
-    else:
+    elif msg.type == "reaction" and msg.reaction is not None and msg.reaction.message_id:
+        reaction = msg.reaction.emoji or ""
+        reply_to = msg.reaction.message_id
+    elif msg.type == "contacts" and msg.contacts:
+        contacts = tuple(_card(card) for card in msg.contacts)
+    elif msg.type in _NOT_MESSAGES:
         return _ignored(msg)
+    else:
+        unsupported = _unsupported_name(msg)
     return InboundMessage(
         key=ThreadKey(channel=Channel.WHATSAPP, account=account, customer=msg.from_),
         provider_message_id=msg.id,
@@ -325,21 +415,22 @@ def _message_event(
         text=text,
         attachments=attachments,
         location=location,
-        reply_to=msg.context.id if msg.context is not None else None,
+        reply_to=reply_to,
+        reaction=reaction,
+        contacts=contacts,
+        unsupported=unsupported,
     )
 
 
 def _ignored(msg: _Message) -> Ignored:
-    if msg.type == "reaction":
-        return Ignored(reason=f"whatsapp reaction {msg.id} is not bridged")
     if msg.type == "system" and msg.system is not None:
         if msg.system.type == "user_changed_number":
             return Ignored(
                 reason=f"whatsapp system event: customer {msg.from_} changed number to "
-                f"{msg.system.wa_id}; the thread is not re-keyed automatically"
+                f"{msg.system.wa_id}; the thread is not re-keyed automatically",
+                what="system",
             )
-        return Ignored(reason=f"whatsapp system event {msg.system.type!r} is not bridged")
-    if msg.type == "unsupported":
-        code = msg.errors[0].code if msg.errors else None
-        return Ignored(reason=f"whatsapp unsupported message type (error {code})")
-    return Ignored(reason=f"whatsapp message type {msg.type[:40]!r} is not bridged")
+        return Ignored(
+            reason=f"whatsapp system event {msg.system.type!r} is not bridged", what="system"
+        )
+    return Ignored(reason=f"whatsapp event {msg.type[:40]!r} is not bridged", what="system")

@@ -11,6 +11,7 @@ otherwise.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -30,9 +31,18 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
-from ._model import DownloadedMedia, MediaKind, MediaRef, OutboundMedia, ThreadKey
+from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
-__all__ = ["WhatsAppClient", "WhatsAppConfig", "classify_whatsapp_error"]
+__all__ = [
+    "WHATSAPP_CAPTION_LIMIT",
+    "WhatsAppClient",
+    "WhatsAppConfig",
+    "WhatsAppTemplate",
+    "classify_whatsapp_error",
+    "declared_digest",
+    "template_message",
+    "whatsapp_media_kind",
+]
 
 GRAPH_BASE_URL: Final = "https://graph.facebook.com/v21.0"
 _META_MEDIA_ORIGIN: Final = "https://lookaside.fbsbx.com"
@@ -98,24 +108,39 @@ def classify_whatsapp_error(response: httpx.Response) -> ChannelError:
     return SendRejected(text, code=code, status=status)
 
 
+WHATSAPP_CAPTION_LIMIT: Final = 1024
 _SEND_KINDS: Final = {
-    MediaKind.IMAGE: "image",
-    MediaKind.STICKER: "image",
-    MediaKind.VIDEO: "video",
-    MediaKind.AUDIO: "audio",
-    MediaKind.VOICE: "audio",
-    MediaKind.DOCUMENT: "document",
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "sticker",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "video/3gp": "video",
+    "audio/aac": "audio",
+    "audio/amr": "audio",
+    "audio/mpeg": "audio",
+    "audio/mp4": "audio",
+    "audio/ogg": "audio",
 }
+"""The Cloud API's supported media types; anything else goes as a document."""
+_CAPTIONED: Final = frozenset({"image", "video", "document"})
+
+
+def whatsapp_media_kind(mime_type: str) -> str:
+    """The message type a file goes as (pure): ``image`` (JPEG, PNG only), ``sticker`` (WebP),
+    ``video`` (MP4, 3GPP), ``audio`` (AAC, AMR, MP3, M4A, OGG), else ``document``."""
+    return _SEND_KINDS.get(media_type(mime_type), "document")
 
 
 def media_message(
     to: str, media: OutboundMedia, media_id: str | None, caption: str | None
 ) -> dict[str, object]:
-    """The JSON body of a media send (pure). Audio takes no caption; documents keep a filename."""
-    kind = _SEND_KINDS[MediaKind.from_mime(media.mime_type)]
+    """The JSON body of a media send (pure). Only images, videos and documents take a caption;
+    documents keep a filename."""
+    kind = whatsapp_media_kind(media.mime_type)
     body: dict[str, object] = {"link": media.url} if media_id is None else {"id": media_id}
-    if caption and kind != "audio":
-        body["caption"] = caption[:1024]
+    if caption and kind in _CAPTIONED:
+        body["caption"] = caption
     if kind == "document" and media.filename:
         body["filename"] = media.filename
     return {
@@ -139,6 +164,67 @@ def text_message(to: str, text: str, reply_to: str | None) -> dict[str, object]:
     if reply_to:
         message["context"] = {"message_id": reply_to}
     return message
+
+
+def template_message(
+    to: str, name: str, language: str, components: list[dict[str, object]]
+) -> dict[str, object]:
+    """The JSON body of a template send (pure): ``type: "template"`` with the template's name,
+    its language code and the components' parameters, as the Cloud API takes them."""
+    template: dict[str, object] = {"name": name, "language": {"code": language}}
+    if components:
+        template["components"] = components
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": template,
+    }
+
+
+class WhatsAppTemplate(BaseModel):
+    """One message template of a WhatsApp Business Account
+    (``GET /{waba-id}/message_templates``): ``status`` is APPROVED, PENDING, REJECTED, …;
+    ``components`` as Meta returns them (``type`` HEADER/BODY/FOOTER/BUTTONS, ``text``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    language: str
+    status: str
+    category: str | None = None
+    components: tuple[dict[str, object], ...] = ()
+
+
+class _TemplatePage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data: list[WhatsAppTemplate]
+    paging: dict[str, object] | None = None
+
+
+MAX_TEMPLATE_PAGES: Final = 50
+"""Pages of 100 templates read at most (a WABA holds at most a few thousand templates)."""
+
+
+_HEX_DIGEST: Final = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def declared_digest(value: str) -> bytes | None:
+    """The SHA-256 a media lookup declares, read as hex or as base64 (standard or URL-safe,
+    padded or not): Meta documents neither, webhooks carry base64 and some clients see hex.
+    None when it is neither (then it cannot be checked; the file is kept)."""
+    text = value.strip()
+    if _HEX_DIGEST.match(text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == hashlib.sha256().digest_size else None
 
 
 class _MediaInfo(BaseModel):
@@ -170,7 +256,8 @@ class WhatsAppClient:
         Raises:
             MediaHostForbidden: the returned URL is outside the allow-list (not fetched).
             MediaTooLarge: ``file_size`` or the streamed body is over the cap.
-            MediaUnavailable: unknown/expired id or a sha256 mismatch.
+            MediaUnavailable: unknown/expired id, or the bytes differ from the declared
+                ``sha256`` (hex or base64) in two downloads.
             SendRateLimited, SendTransient, SendRejected: as classified.
         """
         if not _SAFE_ID.match(media.ref):
@@ -190,28 +277,38 @@ class WhatsAppClient:
             raise SendTransient("whatsapp media lookup returned an unreadable body") from exc
         if info.file_size is not None and info.file_size > max_bytes:
             raise MediaTooLarge(f"whatsapp media is {info.file_size} bytes, cap is {max_bytes}")
-        auth = dict.fromkeys(self._allowed, self._auth)
-        content, content_type = await fetch_capped(
-            self._http,
-            info.url,
-            allowed=self._allowed,
-            max_bytes=max_bytes,
-            what="whatsapp media download",
-            auth_for=auth,
-        )
-        if info.sha256 is not None:
-            digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
-            if digest != info.sha256:
-                raise MediaUnavailable("whatsapp media failed its sha256 check")
+        content, content_type = await self._fetch(info.url, max_bytes)
+        expected = None if info.sha256 is None else declared_digest(info.sha256)
+        if expected is not None and hashlib.sha256(content).digest() != expected:
+            # A download damaged on the way: fetch it once more before giving up on it.
+            content, content_type = await self._fetch(info.url, max_bytes)
+            if hashlib.sha256(content).digest() != expected:
+                raise MediaUnavailable("whatsapp media failed its sha256 check twice")
         return DownloadedMedia(
             content=content,
             mime_type=info.mime_type or media.mime_type or content_type,
             filename=media.filename,
         )
 
+    async def _fetch(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        return await fetch_capped(
+            self._http,
+            url,
+            allowed=self._allowed,
+            max_bytes=max_bytes,
+            what="whatsapp media download",
+            auth_for=dict.fromkeys(self._allowed, self._auth),
+        )
+
     async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
         """Send a text message from ``key.account`` to ``key.customer``; returns the wamid."""
         return await self._post_message(key, text_message(key.customer, text, reply_to))
+
+    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
+        """Whether ``caption`` can go with ``media``: an image, video or document, and at most
+        1,024 characters."""
+        kind = whatsapp_media_kind(media.mime_type)
+        return kind in _CAPTIONED and len(caption) <= WHATSAPP_CAPTION_LIMIT
 
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
@@ -224,6 +321,40 @@ class WhatsAppClient:
         if media.url is None:
             media_id = await self._upload(key, media)
         return await self._post_message(key, media_message(key.customer, media, media_id, caption))
+
+    async def send_template(
+        self, key: ThreadKey, name: str, language: str, components: list[dict[str, object]]
+    ) -> str:
+        """Send an approved message template (allowed outside the 24-hour window); returns the
+        wamid. An unknown name or language is refused by WhatsApp (132001, SendRejected)."""
+        return await self._post_message(
+            key, template_message(key.customer, name, language, components)
+        )
+
+    async def message_templates(self, waba_id: str) -> list[WhatsAppTemplate]:
+        """Every message template of the WhatsApp Business Account, all pages
+        (``GET /{waba-id}/message_templates``). Raises the classified ChannelError tree."""
+        if not _SAFE_ID.match(waba_id):
+            raise SendRejected("whatsapp business account id has unexpected characters")
+        params: dict[str, str] = {
+            "fields": "name,language,status,category,components",
+            "limit": "100",
+        }
+        templates: list[WhatsAppTemplate] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            request = self._http.build_request(
+                "GET", f"{self._base}/{waba_id}/message_templates", headers=self._auth,
+                params=params,
+            )  # fmt: skip
+            page = await self._call(request, _TemplatePage, "whatsapp message templates")
+            templates.extend(page.data)
+            paging = page.paging or {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not page.data or not paging.get("next") or not isinstance(after, str):
+                break
+            params = {**params, "after": after}
+        return templates
 
     async def _upload(self, key: ThreadKey, media: OutboundMedia) -> str:
         _check_account(key)

@@ -23,9 +23,9 @@ Webhooks::
 
     verify_signature(raw_body, headers.get("X-Hub-Signature"), client_secret)
     event = parse_notification(raw_body)    # ConversationEvent | ... | IgnoredEvent
-    if isinstance(event, ConversationEvent) and event.topic == "conversation.admin.replied":
-        for part in new_admin_parts(event):
-            if part.part_type == "comment" and not is_own_part(part, own_app_package_code=code):
+    if isinstance(event, ConversationEvent):
+        for part in teammate_messages(event):   # replies; close/assign/snooze/open with a body
+            if not is_own_part(part, own_app_package_code=code):
                 ...                                  # send part.text and part.attachments
 
 Sandbox::
@@ -83,15 +83,18 @@ from ._sandbox_teammates import TeammateAction as TeammateAction
 from ._sandbox_teammates import Teammates as Teammates
 from ._transport import PooledTransport as PooledTransport
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
+from ._webhooks import TEAMMATE_MESSAGE_TOPICS as TEAMMATE_MESSAGE_TOPICS
 from ._webhooks import ContactEvent as ContactEvent
 from ._webhooks import ConversationDeletedEvent as ConversationDeletedEvent
 from ._webhooks import ConversationEvent as ConversationEvent
 from ._webhooks import IgnoredEvent as IgnoredEvent
 from ._webhooks import Notification as Notification
 from ._webhooks import is_own_part as is_own_part
+from ._webhooks import is_teammate_message as is_teammate_message
 from ._webhooks import new_admin_parts as new_admin_parts
 from ._webhooks import parse_notification as parse_notification
 from ._webhooks import sign as sign
+from ._webhooks import teammate_messages as teammate_messages
 from ._webhooks import verify_signature as verify_signature
 
 __all__ = [
@@ -135,6 +138,7 @@ __all__ = [
     "SandboxApiError",
     "SandboxConfig",
     "SharedRateBudget",
+    "TEAMMATE_MESSAGE_TOPICS",
     "TeammateAction",
     "Teammates",
     "WebhookDelivery",
@@ -144,8 +148,10 @@ __all__ = [
     "base_url_for_region",
     "html_to_text",
     "is_own_part",
+    "is_teammate_message",
     "new_admin_parts",
     "parse_notification",
     "sign",
+    "teammate_messages",
     "verify_signature",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,12 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "then reported it undelivered (error 30003: Unreachable destination handset)" in out
     assert "delivery failures noted ...... 1" in out
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
-    assert "conversations (buffer_expired) .. 1" in out
+    assert "template 'conversation_reopen' sent instead" in out
+    assert "the held reply went out: 'Grace Teammate: Yes, until March 2027.'" in out
+    # Step 3; and step 9's answer to the re-engagement template, 25 hours after the customer's
+    # last message, when the buffer counts the customer's silence only.
+    assert re.search(r"conversations \(buffer_expired\) \.\. [12]\n", out)
+    assert "whatsapp: 'Grace Teammate: Closed — thanks, Ana!'" in out  # a close with a message
     assert "conversations (conversation_gone)  1" in out
 
 

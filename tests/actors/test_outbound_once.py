@@ -76,8 +76,9 @@ async def test_a_send_whose_answer_times_out_is_not_repeated_and_leaves_a_note(
     database_url: str, tmp_path: Path
 ) -> None:
     """WhatsApp accepts the text but answers after the bridge's 1-s provider timeout: the text
-    may have gone out (it did), so it is not sent again; the attachment after it is sent, and
-    a note says the text may not have reached the customer."""
+    may have gone out (it did), so it is not sent again; the attachments after it are sent
+    (two: one alone would carry the text as its caption), and a note says the text may not have
+    reached the customer."""
     async with open_stack(
         database_url=database_url,
         media_dir=str(tmp_path / "media"),
@@ -91,13 +92,13 @@ async def test_a_send_whose_answer_times_out_is_not_repeated_and_leaves_a_note(
         conversation_id = str(only(stack)["id"])
         stack.sandbox.providers.fail(Channel.WHATSAPP, PHONE, SandboxFailure.LATE_ANSWER, times=1)
         await stack.sandbox.intercom.teammates.reply(
-            conversation_id, "one moment", attachments=FILES[:1]
+            conversation_id, "one moment", attachments=FILES
         )
         await eventually(lambda: any(p["part_type"] == "note" for p in parts(only(stack))))
         await eventually(lambda: stack.node.dispatcher.inflight == 0)
         await trio.sleep(0.5)
         sent = [(m.type, m.text) for m in stack.sent()]
-        assert [kind for kind, _ in sent] == ["text", "image"], sent
+        assert [kind for kind, _ in sent] == ["text", "image", "document"], sent
         assert str(sent[0][1]).endswith("one moment")
         notes = [p for p in parts(only(stack)) if p["part_type"] == "note"]
         assert len(notes) == 1

@@ -121,6 +121,13 @@ def test_a_bad_log_level(tmp_path: Path) -> None:
     assert line.endswith("(THREADLINE_LOG_LEVEL)"), line
 
 
+def test_an_unknown_telegram_groups_policy(tmp_path: Path) -> None:
+    settings = {**base(tmp_path), "telegram_groups": "everyone"}
+    line = one_line(threadline("serve", cwd=tmp_path, **settings))
+    assert "'ignore' or 'per-member'" in line, line
+    assert line.endswith("(THREADLINE_TELEGRAM_GROUPS)"), line
+
+
 @pytest.mark.parametrize(
     "url",
     [

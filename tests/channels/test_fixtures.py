@@ -86,7 +86,7 @@ def tg_msg(chat: str, mid: int, date: int, name: str, **kw: object) -> InboundMe
             "provider_message_id": f"{chat}:{mid}",
             "profile_name": name,
             "sent_at": ts(date),
-            **kw,
+            **kw,  # may replace any of the above
         }
     )
 
@@ -201,14 +201,32 @@ WHATSAPP: dict[str, list[ParsedEvent]] = {
     "text_contacts_with_bsuid.json": [
         wa_msg(WA_2, "wamid.xyzxyz", 1697043223, "Test Name", text="Body Text")
     ],
-    "reaction.json": [Ignored(reason=f"whatsapp reaction {META_IMAGE_WAMID} is not bridged")],
+    "reaction.json": [
+        wa_msg(
+            WA_1,
+            META_IMAGE_WAMID,
+            1749419544,
+            "Sheena Nelson",
+            reaction="👍",
+            reply_to="wamid.HBgLMTU1NTAwMDExMTEVAgARGBI0RTJEOTc2ODVERUY5RDlGNkYA",
+        )
+    ],
     "system_user_changed_number.json": [
         Ignored(
             reason="whatsapp system event: customer 15550001111 changed number to 15550003333; "
-            "the thread is not re-keyed automatically"
+            "the thread is not re-keyed automatically",
+            what="system",
         )
     ],
-    "unsupported.json": [Ignored(reason="whatsapp unsupported message type (error 131051)")],
+    "unsupported.json": [
+        wa_msg(
+            WA_1,
+            "wamid.HBgLMTU1NTAwMDExMTEVAgASGBI5N0MwRjg0RTVBNUI1RDA2OTkA",
+            1750090702,
+            "Sheena Nelson",
+            unsupported="unknown (Message type unknown, error 131051)",
+        )
+    ],
     "status_sent.json": [
         DeliveryStatus(
             key=wa_key(WA_2), provider_message_id="wamid.xyzxyz", status="sent", at=ts(1698266945)
@@ -319,7 +337,15 @@ TWILIO: dict[str, list[ParsedEvent]] = {
 TELEGRAM: dict[str, list[ParsedEvent]] = {
     "text.json": [tg_msg("1111111", 1365, 1441645532, TG_NAME, text="/start")],
     "reply.json": [
-        tg_msg("1111111", 1365, 1441645532, TG_NAME, text="/start", reply_to="1111111:1334")
+        tg_msg(
+            "1111111",
+            1365,
+            1441645532,
+            TG_NAME,
+            text="/start",
+            reply_to="1111111:1334",
+            quoted_text="Original",
+        )
     ],
     "audio.json": [
         tg_msg(
@@ -404,10 +430,18 @@ TELEGRAM: dict[str, list[ParsedEvent]] = {
         )
     ],
     "edited_message.json": [
-        Ignored(reason="telegram update 10000 (edited_message) is not bridged")
+        tg_msg(
+            "1111111",
+            1365,
+            1441646600,
+            TG_NAME,
+            provider_message_id="1111111:1365:edited:1441646600",
+            text="Edited text",
+            edited=True,
+        )
     ],
     "callback_query.json": [
-        Ignored(reason="telegram update 10000 (callback_query) is not bridged")
+        Ignored(reason="telegram update 10000 (callback_query) is not bridged", what="update")
     ],
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import httpx
 import pytest
 import trio
@@ -22,6 +25,7 @@ from channels import (
     WhatsAppClient,
     WhatsAppConfig,
 )
+from channels._whatsapp_api import declared_digest
 
 from .conftest import Served, serve_elsewhere
 
@@ -271,3 +275,19 @@ async def test_telegram_unknown_file_and_wrong_token(
             image(file_id), max_bytes=10**6
         )
     assert "1:bad" not in str(caught.value)
+
+
+def test_the_declared_digest_is_read_as_hex_or_base64() -> None:
+    digest = hashlib.sha256(PNG).digest()
+    standard = base64.b64encode(digest).decode()
+    for written in (
+        digest.hex(),
+        digest.hex().upper(),
+        standard,
+        standard.rstrip("="),
+        base64.urlsafe_b64encode(digest).decode(),
+        f" {standard} ",
+    ):
+        assert declared_digest(written) == digest, written
+    for unreadable in ("", "not a digest", digest.hex()[:-2], base64.b64encode(b"short").decode()):
+        assert declared_digest(unreadable) is None, unreadable

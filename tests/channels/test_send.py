@@ -102,7 +102,8 @@ async def test_telegram_text_photo_upload_and_document_url(
     first = await client.send_text(TG_KEY, "hi", reply_to="1111111:1365")
     photo = OutboundMedia(mime_type="image/png", filename="p.png", content=PNG)
     second = await client.send_media(TG_KEY, photo, caption="a photo")
-    doc = OutboundMedia(mime_type="application/pdf", url="https://files.example/d.pdf")
+    pdf = served.sandbox.add_media(b"%PDF-1.4 " + b"d" * 100, "application/pdf", "d.pdf")
+    doc = OutboundMedia(mime_type="application/pdf", url=f"{served.url}/twilio/_cdn/{pdf}")
     third = await client.send_media(TG_KEY, doc)
     assert [first, second, third] == ["1111111:1", "1111111:2", "1111111:3"]
     text, pic, document = served.sandbox.sent(Channel.TELEGRAM)

@@ -48,6 +48,7 @@ def test_all_is_sorted_and_exact() -> None:
         "SandboxApiError",
         "SandboxConfig",
         "SharedRateBudget",
+        "TEAMMATE_MESSAGE_TOPICS",
         "TeammateAction",
         "Teammates",
         "WebhookDelivery",
@@ -57,9 +58,11 @@ def test_all_is_sorted_and_exact() -> None:
         "base_url_for_region",
         "html_to_text",
         "is_own_part",
+        "is_teammate_message",
         "new_admin_parts",
         "parse_notification",
         "sign",
+        "teammate_messages",
         "verify_signature",
     ]
 
