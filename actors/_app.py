@@ -17,7 +17,6 @@ not finished stay pending in the journal and are delivered after the next start.
 from __future__ import annotations
 
 import errno
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -64,6 +63,7 @@ from ._gateway import Gateway
 from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
 from ._jobs import SENT_MESSAGE_PREFIX, decode_job
+from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
@@ -414,9 +414,9 @@ async def run_bridge(
             direction = _direction(message)
             error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
             logger.error(
-                "entry %d of thread %s given up: %s", message.id, _hash(key), error,
-                extra={"entry_id": message.id, "thread_hash": _hash(key),
-                       "request_id": getattr(exc, "request_id", None)},
+                "entry %d of thread %s given up: %s", message.id, thread_hash(key), error,
+                extra=log_fields(key=key, entry_id=message.id,
+                                 request_id=getattr(exc, "request_id", None)),
             )  # fmt: skip
             buried = await journal.bury(message.id, error, fence=ownership.fence(message.partition))
             dispatcher.finished(message.id)
@@ -691,6 +691,8 @@ def _media_store(settings: Settings, journal: Journal) -> MediaStore:
 def _housekeeping(
     journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
+    repeats = LogLimiter()
+
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         next_prune = next_sweep = 0.0
@@ -722,7 +724,9 @@ def _housekeeping(
                     )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:
-                logger.warning("housekeeping: journal unavailable: %s", exc)
+                repeats.log(
+                    logger, logging.WARNING, "journal", "housekeeping: journal unavailable: %s", exc
+                )
             await trio.sleep(5.0)
 
     return run
@@ -733,8 +737,3 @@ def _direction(entry: Entry) -> str:
         return _DIRECTIONS[decode_job(entry.payload).kind]
     except ValueError:
         return "inbound"
-
-
-def _hash(key: str) -> str:
-    """A short stable hash of a thread key for logs (keys hold phone numbers)."""
-    return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()

@@ -89,8 +89,8 @@ class Router:
         body_timeout: seconds from the request head to the end of its body; a client still
             sending then is answered 408 and the connection closes (a per-read timeout alone
             lets a client dribble a byte at a time for ever).
-        on_response: called with (route name, status, seconds) for every answered request
-            (metrics); the seconds run from the request head until the answer is ready.
+        on_response: called with (route name, response, seconds) for every answered request
+            (metrics, logs); the seconds run from the request head until the answer is ready.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class Router:
         *,
         max_body_bytes: int,
         body_timeout: float = 15.0,
-        on_response: Callable[[str, int, float], None] | None = None,
+        on_response: Callable[[str, Response, float], None] | None = None,
     ) -> None:
         self._routes: dict[str, dict[str, tuple[str, Handler]]] = {}
         self._prefixes: list[tuple[str, str, str, Handler]] = []
@@ -125,7 +125,7 @@ class Router:
         started = time.perf_counter()
         name, response = await self._dispatch(scope, receive)
         if self._on_response is not None:
-            self._on_response(name, response.status, time.perf_counter() - started)
+            self._on_response(name, response, time.perf_counter() - started)
         await _send(send, response)
 
     async def _dispatch(

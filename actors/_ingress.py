@@ -69,6 +69,7 @@ from ._jobs import (
     sent_message_key,
     thread_state_key,
 )
+from ._logging import LogLimiter
 from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
 from ._receipts import FAILED_STATUSES, status_label
@@ -91,6 +92,7 @@ logger = logging.getLogger("threadline.ingress")
 TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 RETRY_AFTER_SECONDS = "5"
 WEBHOOK_ROUTES = frozenset({"whatsapp", "twilio", "telegram", "intercom", "api"})
+_CHANNELS = frozenset({"whatsapp", "twilio", "telegram", "intercom"})
 MAX_IDENTIFIER_CHARS = 512
 """Longest journal key or dedupe id the ingress writes. Both are made of caller-supplied ids
 (a phone, a message id, a notification id), a few dozen characters in practice; the bound keeps
@@ -154,10 +156,11 @@ class Ingress:
         self._media = media
         self._ready = ready
         self._bot_id = settings.telegram_bot_id
+        self._repeats = LogLimiter()
         router = Router(
             max_body_bytes=settings.max_body_bytes,
             body_timeout=settings.body_timeout_seconds,
-            on_response=self._count,
+            on_response=self._answered,
         )
         router.add("GET", "/healthz", "health", self._healthz)
         router.add("GET", "/readyz", "ready", self._readyz)
@@ -170,10 +173,24 @@ class Ingress:
         router.add_prefix("GET", "/media/", "media", self._media_file)
         self.app = router
 
-    def _count(self, route: str, status: int, seconds: float) -> None:
-        if route in WEBHOOK_ROUTES:
-            self._metrics.webhook_requests.labels(route, str(status)).inc()
+    def _answered(self, route: str, response: Response, seconds: float) -> None:
+        status = response.status
         self._metrics.request_duration.labels(route, f"{status // 100}xx").observe(seconds)
+        if route not in WEBHOOK_ROUTES:
+            return
+        self._metrics.webhook_requests.labels(route, str(status)).inc()
+        if 400 <= status < 500:
+            # Refused: a misconfigured provider (a wrong secret or URL) shows up here first.
+            # The reason is the one line the caller got; never a header, secret or signature.
+            reason = response.body.decode("utf-8", "replace").strip()[:200]
+            level = logging.WARNING if status in (401, 403) else logging.INFO
+            self._repeats.log(
+                logger, level, f"{route}:{status}", "%s webhook refused with %d: %s",
+                route, status, reason,
+                extra={"route": f"/webhooks/{route}" if route != "api" else "/api/messages",
+                       "status": status, "reason": reason,
+                       "channel": route if route in _CHANNELS else None},
+            )  # fmt: skip
 
     # --- health -------------------------------------------------------------------------------
 
@@ -201,7 +218,10 @@ class Ingress:
         try:
             results = await self._journal.append(entries)
         except JournalUnavailable as exc:
-            logger.warning("journal cannot commit, answering 503: %s", exc)
+            self._repeats.log(
+                logger, logging.WARNING, "journal",
+                "journal cannot commit, answering 503: %s", exc, extra={"channel": channel},
+            )  # fmt: skip
             return text_response(
                 503, "journal unavailable, retry later", **{"retry-after": RETRY_AFTER_SECONDS}
             )
@@ -393,6 +413,7 @@ class Ingress:
                 " ignored",
                 notification.id[:80],
                 notification.created_at,
+                extra={"channel": "intercom", "notification_id": notification.id[:80]},
             )
             self._metrics.journal_duplicates.labels("intercom").inc()
             return text_response(200, "ignored: notification older than the journal retention")

@@ -70,6 +70,7 @@ from runtime import (
     ActorContext,
     Classifier,
     Decision,
+    DecisionKind,
     Entry,
     Journal,
     JournalUnavailable,
@@ -98,6 +99,7 @@ from ._jobs import (
     sent_part_key,
     thread_state_key,
 )
+from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
 from ._receipts import describe_attachment, describe_text, failure_note, tracks_delivery
@@ -163,10 +165,30 @@ class Services:
     """Teammates' names for signatures (fetched once, cached)."""
 
 
-def make_classifier(policy: RetryPolicy) -> Classifier:
-    """The thread actors' ``classify(exc, attempt)``."""
+def make_classifier(policy: RetryPolicy, limiter: LogLimiter | None = None) -> Classifier:
+    """The thread actors' ``classify(exc, attempt)``. Transient failures (Intercom or a
+    provider down, 429s, the journal) are logged through ``limiter``: one warning per kind
+    every ``LOG_REPEAT_SECONDS``, with the count of those left out, however many threads
+    retry."""
+    limiter = limiter or LogLimiter()
 
     def classify(exc: Exception, attempt: int) -> Decision:
+        decision = _classify(exc, attempt)
+        if (
+            decision.kind is DecisionKind.RETRY
+            and decision.counts
+            and not isinstance(exc, OwnershipUncertain)
+        ):
+            status = getattr(exc, "status", None)
+            limiter.log(
+                logger, logging.WARNING, f"retry:{decision.reason}",
+                "delivery failed (%s%s); retrying with backoff",
+                decision.reason, f", status {status}" if status else "",
+                extra={"request_id": getattr(exc, "request_id", None)},
+            )  # fmt: skip
+        return decision
+
+    def _classify(exc: Exception, attempt: int) -> Decision:
         # Waits, not failures: they do not spend the retry budget of a later real failure.
         if isinstance(exc, DeliveryInDoubt):
             return Decision.wait(exc.seconds, "delivery in doubt")
@@ -272,6 +294,7 @@ class ThreadActor(Actor[Entry, None]):
             logger.warning(
                 "entry %d of partition %d: delivery cut off as the lease's validity ran out;"
                 " checking for it again in %.1f s", entry.id, entry.partition, margin,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
             )  # fmt: skip
             raise DeliveryInDoubt(entry.id, margin)
         self._in_doubt.pop(entry.id, None)
@@ -290,8 +313,9 @@ class ThreadActor(Actor[Entry, None]):
         if not committed:
             # Another node took the partition over while we worked: it owns the entry now.
             logger.warning(
-                "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition
-            )
+                "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
             self._tenure = -1  # our state may be stale: reload it if the partition comes back
             self._steps = None
             self._s.release(entry)
@@ -468,7 +492,8 @@ class ThreadActor(Actor[Entry, None]):
             if adopted is not None:
                 logger.info(
                     "thread %s: conversation %s was created before an interruption; using it",
-                    self._key_text, adopted.id,
+                    thread_hash(self._key_text), adopted.id,
+                    extra=log_fields(key=self._key_text, entry_id=entry.id),
                 )  # fmt: skip
                 opened_here = _same_text(adopted.source_text, first_body)
                 self._record_conversation(adopted.id, entry if opened_here else None)
@@ -502,7 +527,10 @@ class ThreadActor(Actor[Entry, None]):
         try:
             await self._save_state_early()
         except JournalUnavailable as exc:
-            logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
+            logger.warning(
+                "conversation %s not recorded early: %s", conversation_id, exc,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
         return conversation_id, None
 
     async def _adoptable(
@@ -565,7 +593,10 @@ class ThreadActor(Actor[Entry, None]):
         ):
             # The conversation was opened with this message (it is the source, not a part):
             # its creation was recorded, its entry's completion was not.
-            logger.info("entry %d opened its conversation before the restart", entry.id)
+            logger.info(
+                "entry %d opened its conversation before the restart", entry.id,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
             return True
         if known is not None:
             ids = [p.id for p in parts]
@@ -574,8 +605,9 @@ class ThreadActor(Actor[Entry, None]):
             if part.author.id == contact_id and _same_text(part.text, body):
                 self._state.last_part_id = part.id
                 logger.info(
-                    "entry %d was delivered before the restart; not sending again", entry.id
-                )
+                    "entry %d was delivered before the restart; not sending again", entry.id,
+                    extra=log_fields(key=self._key_text, entry_id=entry.id),
+                )  # fmt: skip
                 return True
         return False
 
@@ -616,7 +648,11 @@ class ThreadActor(Actor[Entry, None]):
                 try:
                     token = await self._s.media.save(media.content, mime, name)
                 except OSError as exc:
-                    logger.error("oversize attachment not stored: %s", exc)
+                    logger.error(
+                        "oversize attachment not stored: %s",
+                        exc,
+                        extra=log_fields(key=self._key_text),
+                    )
                     lines.append(f"[{name}: too large to attach and could not be kept]")
                     continue
                 url = f"{settings.public_url.rstrip('/')}/media/{token}"
@@ -986,7 +1022,10 @@ class ThreadActor(Actor[Entry, None]):
         """Leave an internal note saying why a message did not reach the customer."""
         admin = await self._assignee_or_default(conversation_id, assignee)
         if admin is None:
-            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            logger.warning(
+                "cannot leave a note: no assignee and no default admin configured",
+                extra=log_fields(key=self._key_text),
+            )
             return
         text = f"Threadline could not deliver this message to the customer: {why}."
         await self._write_part(steps, f"{prefix}note", conversation_id, admin, text, "note")

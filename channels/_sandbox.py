@@ -197,6 +197,12 @@ class ProviderSandbox:
         checked (load tests send to thousands)."""
         self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
 
+    def telegram_webhook_failed(self, message: str, *, at: int) -> None:
+        """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
+        time), as Telegram does when the webhook URL did not answer 2xx."""
+        hook = self._state.telegram_webhook
+        hook.last_error_date, hook.last_error_message = at, message
+
     def clear_sent(self) -> None:
         """Forget recorded sends (``seq`` starts again at 1)."""
         self._state.sent.clear()

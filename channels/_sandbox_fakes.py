@@ -144,8 +144,12 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if parts[1] != state.credentials.whatsapp_business_account_id:
             return _graph_error(400, 100, "Unsupported get request. Object does not exist")
         return _whatsapp_templates(state, request)
+    if parts[1:] == ["me"] and request.method == "GET":  # the token's (system) user
+        return Reply.json(200, {"id": "100000000000900", "name": "Threadline Sandbox"})
     if len(parts) == 2 and request.method == "GET":
         media = state.media.get(parts[1])
+        if media is None and parts[1] in state.credentials.whatsapp_phone_number_ids:
+            return Reply.json(200, _phone_number(parts[1]))
         if media is None:
             return _graph_error(400, 100, "Unsupported get request. Object does not exist")
         return Reply.json(
@@ -169,6 +173,19 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
     if len(parts) == 3 and parts[2] == "messages" and request.method == "POST":
         return _whatsapp_send(state, request, parts[1])
     return _graph_error(404, 100, "Unknown path components")
+
+
+def _phone_number(phone_number_id: str) -> dict[str, object]:
+    """``GET /{phone-number-id}`` as the Graph API answers it (default fields)."""
+    return {
+        "verified_name": "Threadline Sandbox",
+        "code_verification_status": "VERIFIED",
+        "display_phone_number": f"+1 555-{phone_number_id[-7:-4]}-{phone_number_id[-4:]}",
+        "quality_rating": "GREEN",
+        "platform_type": "CLOUD_API",
+        "throughput": {"level": "STANDARD"},
+        "id": phone_number_id,
+    }
 
 
 def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) -> Reply:
@@ -367,15 +384,20 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
         return _media_bytes(state, request, parts[1], media.content, media.mime_type)
-    if len(parts) < 4 or parts[:2] != ["2010-04-01", "Accounts"]:
+    if len(parts) < 3 or parts[:2] != ["2010-04-01", "Accounts"]:
         return _twilio_error(404, 20404, "The requested resource was not found")
+    account = parts[2].removesuffix(".json") if len(parts) == 3 else parts[2]
     auth = request.basic_auth()
     if auth is None or not (
         _same(auth[0], creds.twilio_account_sid)
         and _same(auth[1], creds.twilio_auth_token)
-        and parts[2] == creds.twilio_account_sid
+        and account == creds.twilio_account_sid
     ):
         return _twilio_error(401, 20003, "Authenticate")
+    if len(parts) == 3:  # the account resource, Accounts/{sid}.json
+        if request.method != "GET" or not parts[2].endswith(".json"):
+            return _twilio_error(404, 20404, "The requested resource was not found")
+        return Reply.json(200, _twilio_account(account))
     rest = parts[3:]
     if rest == ["Messages.json"] and request.method == "POST":
         return _twilio_send(state, request)
@@ -385,6 +407,21 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         location = f"{request.base_url}/twilio/_cdn/{rest[3]}"
         return Reply(307, content_type="text/plain", headers={"Location": location})
     return _twilio_error(404, 20404, "The requested resource was not found")
+
+
+def _twilio_account(sid: str) -> dict[str, object]:
+    return {
+        "sid": sid,
+        "owner_account_sid": sid,
+        "friendly_name": "Threadline Sandbox",
+        "status": "active",
+        "type": "Full",
+        "auth_token": "[redacted]",
+        "date_created": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "date_updated": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "uri": f"/2010-04-01/Accounts/{sid}.json",
+        "subresource_uris": {"messages": f"/2010-04-01/Accounts/{sid}/Messages.json"},
+    }
 
 
 def _twilio_send(state: SandboxState, request: Request) -> Reply:
@@ -496,6 +533,8 @@ def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         return Reply.json(200, {"ok": True, "result": result})
     if method in _TG_METHODS:
         return _telegram_send(state, request, method, fields, files)
+    if method in ("getMe", "getWebhookInfo", "setWebhook", "deleteWebhook"):
+        return _telegram_bot(state, method, fields)
     return _tg_error(404, "Not Found: method not found")
 
 
@@ -581,3 +620,48 @@ def _reply_to(parameters: str | None) -> int | None:
     except ValueError:
         return None
     return reply if isinstance(reply, int) else None
+
+
+def _telegram_bot(state: SandboxState, method: str, fields: dict[str, str]) -> Reply:
+    """``getMe`` and the webhook methods (the sandbox records the webhook, delivers nothing)."""
+    hook = state.telegram_webhook
+    if method == "getMe":
+        bot_id = int(state.credentials.telegram_bot_token.partition(":")[0])
+        me = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "Threadline Sandbox",
+            "username": "threadline_sandbox_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        return Reply.json(200, {"ok": True, "result": me})
+    if method == "getWebhookInfo":
+        info: dict[str, object] = {
+            "url": hook.url,
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
+        if hook.url:
+            info["max_connections"] = 40
+        if hook.last_error_date is not None:
+            info["last_error_date"] = hook.last_error_date
+            info["last_error_message"] = hook.last_error_message or ""
+        return Reply.json(200, {"ok": True, "result": info})
+    if method == "setWebhook":
+        url = fields.get("url")
+        if url is None:
+            return _tg_error(400, "Bad Request: url is required")
+        if url and not url.startswith("https://"):
+            return _tg_error(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = fields.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            return _tg_error(400, "Bad Request: secret token contains unallowed characters")
+        hook.url, hook.secret_token = url, secret
+        hook.last_error_date = hook.last_error_message = None
+        description = "Webhook was set" if url else "Webhook was deleted"
+        return Reply.json(200, {"ok": True, "result": True, "description": description})
+    hook.url, hook.secret_token = "", None  # deleteWebhook
+    hook.last_error_date = hook.last_error_message = None
+    return Reply.json(200, {"ok": True, "result": True, "description": "Webhook was deleted"})

@@ -26,6 +26,7 @@ __all__ = [
     "SandboxState",
     "SentMessage",
     "StoredMedia",
+    "TelegramWebhook",
 ]
 
 SANDBOX_TWILIO_SID: Final = "AC" + "5a" * 16
@@ -44,6 +45,8 @@ class SandboxCredentials(BaseModel):
     twilio_account_sid: str = SANDBOX_TWILIO_SID
     twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105 - public fake
     telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
+    whatsapp_phone_number_ids: tuple[str, ...] = ("100000000000001",)
+    """The business phone numbers ``GET /{phone-number-id}`` knows (sends go from any id)."""
 
 
 class SandboxFailure(enum.StrEnum):
@@ -199,6 +202,16 @@ class PostedWebhook(BaseModel):
     status: int | None
 
 
+@dataclass(slots=True)
+class TelegramWebhook:
+    """What ``setWebhook`` set and ``getWebhookInfo`` reports (the sandbox delivers nothing)."""
+
+    url: str = ""
+    secret_token: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
 class SandboxState:
     """The mutable state behind the fake APIs (one per sandbox app)."""
 
@@ -227,6 +240,7 @@ class SandboxState:
         message is older than 24 hours are refused (131047), as the real API does."""
         self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
         self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+        self.telegram_webhook = TelegramWebhook()
 
     def receive_sms(
         self, from_: str, to: str, body: str, opt_out_type: str | None = None

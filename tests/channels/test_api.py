@@ -47,6 +47,7 @@ EXPECTED = [
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "WhatsAppTemplate",
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
