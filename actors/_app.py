@@ -62,7 +62,7 @@ from ._dispatch import Dispatcher
 from ._gateway import Gateway
 from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
-from ._jobs import decode_job
+from ._jobs import SENT_MESSAGE_PREFIX, decode_job
 from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
@@ -82,7 +82,7 @@ __all__ = [
 
 logger = logging.getLogger("threadline.bridge")
 
-_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api"}
+_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api", "status": "status"}
 
 
 class StartupError(Exception):
@@ -716,6 +716,11 @@ def _housekeeping(
                     )
                     await journal.prune_dead(
                         dead_before=time.time() - settings.dead_letter_retention_seconds
+                    )
+                    # What was sent, for delivery failures: kept as long as their dedupe ids.
+                    await journal.prune_state(
+                        prefix=SENT_MESSAGE_PREFIX,
+                        updated_before=time.time() - settings.journal_retention_seconds,
                     )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:

@@ -55,7 +55,7 @@ from ._operator import (
     show_dead_letter,
     show_thread,
 )
-from ._sandbox import SandboxApp, sandbox_settings_env
+from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
 from ._settings import Settings
 from ._workers import run_workers
 
@@ -419,6 +419,10 @@ async def _check(settings: Settings, numbers: list[str], seconds: float) -> int:
 async def _sandbox(bind: str, webhook_url: str, bridge_url: str) -> None:
     app = SandboxApp()
     app.intercom.configure(webhook_url=webhook_url)
+    # Status webhooks (a send scripted to fail later) go to the bridge, as real providers post them.
+    app.providers.configure_webhooks(
+        bridge_url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+    )
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_signalled, stop)

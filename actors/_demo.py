@@ -16,7 +16,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from channels import WebhookMedia
+from channels import Channel, SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
 from ._loadgen import LoadPlan, LoadReport, Target, run_load
@@ -169,6 +169,7 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     bruno = stack.contacts()[1]
     say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
     await _long_reply_with_a_link(stack, say)
+    await _async_failure(stack, say, str(stack.conversations()[3]["id"]))
 
 
 async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
@@ -202,6 +203,32 @@ async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> N
         f"   → {len(pieces)} SMS of {', '.join(str(len(p)) for p in pieces)} characters"
         " (Twilio takes 1,600), split at sentence ends, in order\n"
     )
+
+
+async def _async_failure(stack: Stack, say: Callable[[str], None], conversation_id: str) -> None:
+    say("8c. A reply Twilio accepts but cannot deliver → a note says what did not arrive, and why")
+    providers = stack.sandbox.providers
+    providers.fail(Channel.TWILIO, "+15550001111", SandboxFailure.FAILED_LATER, times=1)
+    before = len(stack.sent())
+    await stack.sandbox.intercom.teammates.reply(
+        conversation_id, "We will call you at 6:30pm.", admin_id="991267603"
+    )
+
+    def note() -> dict[str, Any] | None:
+        (conversation,) = [c for c in stack.conversations() if str(c["id"]) == conversation_id]
+        found = [p for p in conversation["parts"] if p["part_type"] == "note"]
+        return found[0] if found else None
+
+    await _until(lambda: note() is not None, "the note about the undelivered SMS")
+    (sent,) = stack.sent()[before:]
+    (posted,) = providers.posted_webhooks()
+    say(f"   → Twilio accepted {sent.message_id} (201), then called back: undelivered, 30003")
+    found = note()
+    assert found is not None
+    text = " ".join(str(found["body"]).split())
+    if "30003" not in text or "We will call you" not in text or posted.status != 200:
+        raise DemoFailed(f"unexpected delivery-failure note: {text!r}")
+    say(f"   → internal note by admin {found['author_id']}: {text!r}\n")
 
 
 async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
@@ -348,6 +375,8 @@ def _summary(
         count = total("threadline_conversations_created_total", reason=reason)
         say(f"  conversations ({reason}) {'.' * (16 - len(reason))} {count}")
     say(f"  dead letters ................. {total('threadline_dead_letters_total')}")
+    failures = total("threadline_delivery_failures_total", outcome="noted")
+    say(f"  delivery failures noted ...... {failures}")
     say(f"  Intercom requests ............ {total('threadline_intercom_requests_total')}")
     say(f"\nMetrics: {stack.node.metrics.url}/metrics while the bridge runs (`threadline serve`")
     say(

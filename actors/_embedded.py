@@ -184,6 +184,9 @@ async def open_stack(
                 functools.partial(run_bridge, settings, stop=stop, registry=registry)
             )
             sandbox.intercom.configure(webhook_url=node.ingress.url + "/webhooks/intercom")
+            sandbox.providers.configure_webhooks(
+                node.ingress.url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+            )
             async with httpx.AsyncClient(base_url=node.ingress.url, timeout=30.0) as http:
                 try:
                     yield Stack(sandbox, address.url, node, http)

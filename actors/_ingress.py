@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
     Channel,
+    DeliveryStatus,
     Ignored,
     InboundMessage,
     ParsedEvent,
@@ -59,15 +60,19 @@ from ._jobs import (
     ApiSendJob,
     InboundJob,
     OutboundAttachment,
+    SentRecord,
+    StatusJob,
     ThreadState,
     conversation_index_key,
     encode_job,
     reply_job,
+    sent_message_key,
     thread_state_key,
 )
 from ._logging import LogLimiter
 from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
+from ._receipts import FAILED_STATUSES, status_label
 from ._settings import Settings
 from ._templates import (
     ApiTemplate,
@@ -247,6 +252,48 @@ class Ingress:
                 entries.append(NewEntry(str(key), dedupe, encode_job(job)))
         return entries
 
+    async def _status_entries(self, channel: Channel, events: list[ParsedEvent]) -> list[NewEntry]:
+        """Receipts for messages the bridge sent: each one counted; a failure of a message the
+        bridge remembers (or of a bridged thread, whose record may be committing still) is
+        journaled for the thread's actor to note, once per message; the rest acknowledged.
+        Raises JournalUnavailable."""
+        entries = []
+        for event in events:
+            if not isinstance(event, DeliveryStatus):
+                continue
+            self._metrics.delivery_statuses.labels(channel.value, status_label(event.status)).inc()
+            if event.status.lower() not in FAILED_STATUSES:
+                continue
+            if len(event.provider_message_id) > MAX_IDENTIFIER_CHARS // 2:
+                # Not an id the bridge was given: never a reason to refuse the whole batch.
+                self._metrics.delivery_failures.labels(channel.value, "unknown").inc()
+                continue
+            raw = await self._journal.get_state(
+                sent_message_key(channel.value, event.provider_message_id)
+            )
+            thread = _sent_thread(raw)
+            if thread is None and event.key is not None:
+                known = await self._journal.get_state(thread_state_key(str(event.key)))
+                thread = str(event.key) if known is not None else None
+            if thread is None:
+                self._metrics.delivery_failures.labels(channel.value, "unknown").inc()
+                continue
+            job = StatusJob(
+                provider_message_id=event.provider_message_id,
+                status=event.status,
+                error_code=event.error_code,
+                error_title=event.error_title,
+                received_at=time.time(),
+            )
+            # One note per message, however often (and as whichever failure) it is reported.
+            dedupe = f"status:{channel.value}:{event.provider_message_id}:failed"
+            entries.append(NewEntry(thread, dedupe, encode_job(job)))
+        return entries
+
+    async def _event_entries(self, channel: Channel, events: list[ParsedEvent]) -> list[NewEntry]:
+        inbound = self._inbound_entries(channel.value, events)
+        return [*inbound, *await self._status_entries(channel, events)]
+
     # --- WhatsApp -----------------------------------------------------------------------------
 
     async def _whatsapp_handshake(self, request: Request) -> Response:
@@ -273,7 +320,11 @@ class Ingress:
             events = parse_whatsapp(request.body, max_bytes=self._s.max_body_bytes)
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("whatsapp", self._inbound_entries("whatsapp", events))
+        try:
+            entries = await self._event_entries(Channel.WHATSAPP, events)
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        failed = await self._journal_entries("whatsapp", entries)
         return failed or text_response(200, "ok")
 
     # --- Twilio -------------------------------------------------------------------------------
@@ -302,7 +353,11 @@ class Ingress:
             )
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("twilio", self._inbound_entries("twilio", events))
+        try:
+            entries = await self._event_entries(Channel.TWILIO, events)
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        failed = await self._journal_entries("twilio", entries)
         return failed or Response(200, TWIML_EMPTY, "text/xml; charset=utf-8")
 
     # --- Telegram -----------------------------------------------------------------------------
@@ -502,6 +557,16 @@ def _rejected(exc: WebhookRejected) -> Response:
     """The one table from a refused webhook to its status (docs/architecture.md §4), with its
     reason."""
     return text_response(_REJECTION_STATUS.get(type(exc), 400), exc.reason)
+
+
+def _sent_thread(raw: bytes | None) -> str | None:
+    """The thread of a sent-message record (None: no record, or one that cannot be read)."""
+    if raw is None:
+        return None
+    try:
+        return SentRecord.decode(raw).thread
+    except ValidationError:
+        return None
 
 
 def _require_json(request: Request) -> None:

@@ -17,12 +17,15 @@ from ._templates import ApiTemplate
 
 __all__ = [
     "RECENT_MESSAGES",
+    "SENT_MESSAGE_PREFIX",
     "ApiSendJob",
     "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
     "ReplyJob",
+    "SentRecord",
+    "StatusJob",
     "ThreadState",
     "contact_intent_key",
     "conversation_index_key",
@@ -31,6 +34,7 @@ __all__ = [
     "identity_key",
     "own_part_key",
     "reply_job",
+    "sent_message_key",
     "sent_part_key",
     "thread_state_key",
 ]
@@ -110,16 +114,29 @@ class ApiSendJob(_Frozen):
     """The template's text as the customer reads it, when the account's templates are known."""
 
 
-Job = Annotated[InboundJob | ReplyJob | ApiSendJob, Field(discriminator="kind")]
-_JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob] = TypeAdapter(Job)
+class StatusJob(_Frozen):
+    """A provider's report that one of the messages the bridge sent failed after it was
+    accepted (WhatsApp ``failed``, Twilio ``failed``/``undelivered``): the thread's actor
+    leaves a note in the conversation the message belonged to."""
+
+    kind: Literal["status"] = "status"
+    provider_message_id: str
+    status: str
+    error_code: int | None = None
+    error_title: str | None = None
+    received_at: float
 
 
-def encode_job(job: InboundJob | ReplyJob | ApiSendJob) -> bytes:
+Job = Annotated[InboundJob | ReplyJob | ApiSendJob | StatusJob, Field(discriminator="kind")]
+_JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob | StatusJob] = TypeAdapter(Job)
+
+
+def encode_job(job: InboundJob | ReplyJob | ApiSendJob | StatusJob) -> bytes:
     """The journal payload of a job."""
     return job.model_dump_json(exclude_defaults=False).encode()
 
 
-def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
+def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob | StatusJob:
     """The job in a journal payload (raises pydantic.ValidationError on a corrupt one)."""
     return _JOB.validate_json(payload)
 
@@ -192,6 +209,37 @@ class ThreadState(BaseModel):
     @classmethod
     def decode(cls, raw: bytes | None) -> ThreadState:
         return cls() if raw is None else cls.model_validate_json(raw)
+
+
+class SentRecord(BaseModel):
+    """What the bridge remembers of one message it sent to a customer, under
+    :func:`sent_message_key`, so that a later delivery failure can say what did not arrive
+    and where. Kept as long as done entries (``THREADLINE_JOURNAL_RETENTION_SECONDS``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    thread: str
+    conversation_id: str
+    part_id: str | None = None
+    """The teammate's comment part it came from (None: the send API)."""
+    what: str
+    """A short description: the start of the text, or the attachment's name."""
+    sent_at: float
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SentRecord:
+        return cls.model_validate_json(raw)
+
+
+SENT_MESSAGE_PREFIX = "sent:"
+
+
+def sent_message_key(channel: str, provider_message_id: str) -> str:
+    """The journal state key of a message the bridge sent, by the provider's id for it."""
+    return f"{SENT_MESSAGE_PREFIX}{channel}:{provider_message_id}"
 
 
 def thread_state_key(key: str) -> str:

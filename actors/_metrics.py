@@ -35,7 +35,9 @@ __all__ = ["SEND_OUTCOMES", "BridgeMetrics", "GaugeSources"]
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
-DIRECTIONS = ("inbound", "outbound", "api")
+DIRECTIONS = ("inbound", "outbound", "api", "status")
+STATUS_CHANNELS = ("whatsapp", "twilio")
+STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "other")
 INGRESS_ROUTES = ("whatsapp", "twilio", "telegram", "intercom", "api", "media")
 """Routes whose request-duration series start at 0 (health, ready and unknown appear on use)."""
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
@@ -142,6 +144,20 @@ class BridgeMetrics:
             ["channel", "outcome"],
             registry=registry,
         )
+        self.delivery_statuses = Counter(
+            "threadline_delivery_statuses_total",
+            "Delivery receipts the providers reported for messages sent to customers, by channel"
+            " and status (redeliveries included).",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "threadline_delivery_failures_total",
+            "Messages a provider accepted and then failed to deliver, by channel and outcome"
+            " (noted: an internal note in the conversation; unknown: no record of the message).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
         self.send_duration = Histogram(
             "threadline_channel_send_duration_seconds",
             "Seconds one send call to a channel provider took (text or one attachment), by"
@@ -187,6 +203,11 @@ class BridgeMetrics:
             self.dead_letters.labels(direction)
             for outcome in ("delivered", "dead_lettered", "skipped", "undeliverable"):
                 self.messages.labels(direction, outcome)
+        for channel in STATUS_CHANNELS:
+            for status in STATUSES:
+                self.delivery_statuses.labels(channel, status)
+            for outcome in ("noted", "unknown"):
+                self.delivery_failures.labels(channel, outcome)
         for reason in ("first_message", "buffer_expired", "conversation_gone", "api_send"):
             self.conversations_created.labels(reason)
         for endpoint in CLIENT_ENDPOINTS:

@@ -18,6 +18,7 @@ completion, so a passivated or restarted actor resumes exactly where it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -89,11 +90,14 @@ from ._jobs import (
     InboundJob,
     OutboundAttachment,
     ReplyJob,
+    SentRecord,
+    StatusJob,
     ThreadState,
     conversation_index_key,
     decode_job,
     own_part_key,
     reply_job,
+    sent_message_key,
     sent_part_key,
     thread_state_key,
 )
@@ -101,6 +105,7 @@ from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
 from ._outgoing import message_content, reply_content, send_steps
+from ._receipts import describe_attachment, describe_text, failure_note, tracks_delivery
 from ._settings import Settings
 from ._steps import Outcome, Steps
 from ._templates import (
@@ -277,6 +282,9 @@ class ThreadActor(Actor[Entry, None]):
                 direction = "outbound"
                 sent = await self._teammate_reply(entry, job)
                 outcome = "delivered" if sent else "skipped"
+            elif isinstance(job, StatusJob):
+                noted = await self._delivery_failed(entry, job)
+                direction, outcome = "status", "delivered" if noted else "skipped"
             else:
                 await self._api_send(entry, job)
                 direction, outcome = "api", "delivered"
@@ -725,7 +733,7 @@ class ThreadActor(Actor[Entry, None]):
             await self._hold_reply(steps, job, text if job.text else "", prefix)
             return
         content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
-        failure = await self._send(steps, content, job.attachments, prefix)
+        failure = await self._send(steps, content, job.attachments, prefix, job.conversation_id)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
         why = failure or _doubt_reason(steps, prefix)
@@ -771,10 +779,12 @@ class ThreadActor(Actor[Entry, None]):
         content: Sequence[OutgoingText | InlineImage],
         attachments: tuple[OutboundAttachment, ...],
         prefix: str = "",
+        conversation_id: str | None = None,
     ) -> str | None:
         """Send to the customer, each piece a recorded step: ``content`` (text split to the
         channel's limit, inline images) then the attachments. Returns why it failed for good,
-        or None when it was sent (or is in doubt and not sent again)."""
+        or None when it was sent (or is in doubt and not sent again). What each piece was is
+        remembered under its provider id, for a delivery failure reported later."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
         if client is None:
@@ -786,23 +796,41 @@ class ThreadActor(Actor[Entry, None]):
         media = [_outbound_media(attachment) for attachment in attachments]
         caption = _caption(client, self._key, content, media)
         pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        described: dict[str, str] = {}  # what each piece is, for a failure reported later
         if caption is None:
             steps_of_content = send_steps(client, self._key, content, prefix)
             for (name, call), item in zip(steps_of_content, content, strict=True):
                 if isinstance(item, OutgoingText):  # remembered: a customer may quote it
                     call = functools.partial(self._remembered, item.text, call)
+                    described[name] = describe_text(item.text)
+                else:
+                    described[name] = f"the image {item.url}"
                 pieces.append((name, call))
         for index, medium in enumerate(media):
             send: Callable[[], Awaitable[object]] = functools.partial(
                 client.send_media, self._key, medium, caption=caption
             )
+            what = describe_attachment(attachments[index])
             if caption is not None:
                 send = functools.partial(self._remembered, caption, send)
+                what += f" with the text {describe_text(caption)}"
             pieces.append((f"{prefix}media:{index}", send))
+            described[f"{prefix}media:{index}"] = what
+        conversation_id = conversation_id or self._state.conversation_id
+
+        def sent(name: str, what: str | None = None) -> SentRecord | None:
+            if conversation_id is None or not tracks_delivery(channel):
+                return None
+            return SentRecord(
+                thread=self._key_text, conversation_id=conversation_id,
+                part_id=prefix[:-1] or None, what=what or described.get(name, "a message"),
+                sent_at=time.time(),
+            )  # fmt: skip
+
         for name, call in pieces:
             result = await steps.run(
                 name,
-                functools.partial(self._deliver, call),
+                functools.partial(self._deliver, call, sent(name)),
                 retryable=_SEND_RETRYABLE,
                 doubtful=(SendInDoubt,),
             )
@@ -811,7 +839,7 @@ class ThreadActor(Actor[Entry, None]):
                     call = functools.partial(client.send_text, self._key, caption)
                     await steps.run(
                         f"{prefix}text:0",
-                        functools.partial(self._deliver, call),
+                        functools.partial(self._deliver, call, sent("", describe_text(caption))),
                         retryable=_SEND_RETRYABLE,
                         doubtful=(SendInDoubt,),
                     )
@@ -826,11 +854,14 @@ class ThreadActor(Actor[Entry, None]):
         self._state.remember(str(message_id), shorten(text))
         return message_id
 
-    async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
-        """One provider send; why it was refused for good, or None."""
+    async def _deliver(
+        self, call: Callable[[], Awaitable[object]], record: SentRecord | None = None
+    ) -> str | None:
+        """One provider send; why it was refused for good, or None. ``record`` is kept under
+        the provider's id for the message, committed with the entry."""
         channel = self._key.channel.value
         try:
-            await call()
+            provider_id = await call()
         except OutsideCustomerWindow:
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         except RecipientUnavailable as exc:
@@ -839,7 +870,36 @@ class ThreadActor(Actor[Entry, None]):
             return f"{channel} refused the message ({_reason(exc)})"
         except (MediaUnavailable, MediaTooLarge, MediaHostForbidden) as exc:
             return f"the attachment could not be fetched to upload it to {channel} ({exc})"
+        if record is not None and isinstance(provider_id, str):
+            # At once, for a status callback that names no thread and comes before the entry
+            # commits (best effort: the entry's commit carries it too).
+            sent = {sent_message_key(channel, provider_id): record.encode()}
+            self._extra_state.update(sent)
+            with contextlib.suppress(JournalUnavailable):
+                await self._s.journal.put_state(sent)
         return None
+
+    async def _delivery_failed(self, entry: Entry, job: StatusJob) -> bool:
+        """A message the provider accepted did not arrive: a note in its conversation, as the
+        assignee or the default operator. False when the bridge has no record of the message
+        (sent by someone else, or past the retention)."""
+        channel = self._key.channel.value
+        key = sent_message_key(channel, job.provider_message_id)
+        raw = await self._s.journal.get_state(key)
+        if raw is None:
+            self._s.metrics.delivery_failures.labels(channel, "unknown").inc()
+            return False
+        record = SentRecord.decode(raw)
+        admin = await self._assignee_or_default(record.conversation_id, None)
+        if admin is None:
+            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            return False
+        steps = await self._steps_of(entry)
+        note = failure_note(record, job)
+        await self._write_part(steps, "note", record.conversation_id, admin, note, "note")
+        self._extra_state[key] = None  # noted: a later report of it has nothing to add
+        self._s.metrics.delivery_failures.labels(channel, "noted").inc()
+        return True
 
     def _outside_whatsapp_window(self) -> bool:
         """WhatsApp refuses free-form messages: the customer's latest message is over 24 hours
@@ -863,6 +923,7 @@ class ThreadActor(Actor[Entry, None]):
         if result.outcome is Outcome.FAILED:
             return result.reason
         self._s.metrics.channel_sends.labels(self._key.channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
 
     async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> None:
@@ -950,7 +1011,9 @@ class ThreadActor(Actor[Entry, None]):
         for reply in held:
             prefix = f"held:{reply.part_id}:"
             content = message_content(self._key, reply.text)
-            failure = await self._send(steps, content, reply.attachments, prefix)
+            failure = await self._send(
+                steps, content, reply.attachments, prefix, reply.conversation_id
+            )
             why = failure or _doubt_reason(steps, prefix)
             if why is not None:
                 await self._note(steps, reply.conversation_id, reply.assignee_id, why, prefix)

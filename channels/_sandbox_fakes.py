@@ -13,11 +13,19 @@ import json
 import re
 import time
 from typing import Final
+from urllib.parse import urlsplit
 
+from ._builders import twilio_status_webhook, whatsapp_status_webhook
 from ._markup import utf16_length
 from ._model import Channel, media_type
 from ._sandbox_http import Reply, Request, Upload, sniff_media_type
-from ._sandbox_state import WHATSAPP_WINDOW_SECONDS, MediaFault, SandboxFailure, SandboxState
+from ._sandbox_state import (
+    WHATSAPP_WINDOW_SECONDS,
+    MediaFault,
+    PendingWebhook,
+    SandboxFailure,
+    SandboxState,
+)
 
 __all__ = ["linked_urls", "telegram", "twilio", "whatsapp"]
 
@@ -119,6 +127,14 @@ _WA_FAILURES: Final = {
 }
 
 
+_WA_ERROR_TITLES: Final = {
+    131026: "Message undeliverable",
+    131049: "Meta chose not to deliver",
+    131047: "Re-engagement message",
+    130472: "User's number is part of an experiment",
+}
+
+
 def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
     """``/whatsapp/{version}/{media_id}``, ``/whatsapp/{version}/{phone_number_id}/messages``,
     ``/whatsapp/{version}/{phone_number_id}/media`` and the media bytes ``/whatsapp/_media/{id}``.
@@ -194,7 +210,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     script = state.take_failure(Channel.WHATSAPP, to)
     slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
     late = script is not None and script.failure is SandboxFailure.LATE_ANSWER
-    if script is not None and not slow and not late:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not (slow or late or later):
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     if kind == "template":
@@ -247,6 +264,13 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
+    if later and script is not None and state.bridge_url and state.whatsapp_app_secret:
+        code = script.error_code or 131026
+        receipt = whatsapp_status_webhook(
+            state.whatsapp_app_secret, phone_number_id, to, message_id, "failed",
+            error_code=code, error_title=_WA_ERROR_TITLES.get(code, "Message failed to send"),
+        )  # fmt: skip
+        state.outbox.append(PendingWebhook("/webhooks/whatsapp", receipt.body, receipt.headers))
     reply = Reply.json(
         200,
         {
@@ -434,7 +458,8 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
             400, 21617, "The concatenated message body exceeds the 1600 character limit"
         )
     script = state.take_failure(Channel.TWILIO, to)
-    if script is not None:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not later:
         status, code, message = _TW_FAILURES[script.failure]
         return _twilio_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     sid = f"SM{state.next_id():032x}"
@@ -448,6 +473,20 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         media_url=media_urls[0] if media_urls else None,
     )
     account = state.credentials.twilio_account_sid
+    callback = fields.get("StatusCallback")
+    if later and script is not None and callback:
+        # Signed over the URL the send asked for; posted there, or to the same path on the
+        # bridge when one is configured (the sandbox cannot reach a public URL).
+        receipt = twilio_status_webhook(
+            state.credentials.twilio_auth_token, callback, account_sid=account, to=to,
+            from_=sender, message_sid=sid, status="undelivered",
+            error_code=script.error_code or 30003,
+        )  # fmt: skip
+        target = callback
+        if state.bridge_url:
+            split = urlsplit(callback)
+            target = split.path + (f"?{split.query}" if split.query else "")
+        state.outbox.append(PendingWebhook(target, receipt.body, receipt.headers))
     return Reply.json(
         201,
         {

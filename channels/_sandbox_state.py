@@ -10,6 +10,7 @@ import base64
 import enum
 import hashlib
 import itertools
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -19,6 +20,7 @@ from ._model import Channel
 from ._twilio import twilio_opt_out
 
 __all__ = [
+    "PostedWebhook",
     "SandboxCredentials",
     "SandboxFailure",
     "SandboxState",
@@ -58,6 +60,11 @@ class SandboxFailure(enum.StrEnum):
     """HTTP 429 with Retry-After (Telegram: ``parameters.retry_after``)."""
     SERVER_ERROR = "server_error"
     """HTTP 5xx."""
+    FAILED_LATER = "failed_later"
+    """Accepted (recorded as sent, answered 200 with a message id), then reported failed by a
+    status webhook to the bridge, as the providers do: WhatsApp ``failed`` with error 131026,
+    Twilio ``undelivered`` with ``ErrorCode`` 30003 to the send's ``StatusCallback`` (another
+    code with ``error_code``). Telegram reports nothing after accepting: a plain success."""
     SLOW_ANSWER = "slow_answer"
     """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
     out a byte every few seconds — a send whose outcome a crash would lose."""
@@ -173,6 +180,28 @@ class _Script:
     remaining: int | None
     retry_after: int
     succeed_first: int = 0
+    error_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWebhook:
+    """A webhook a fake provider will post to the bridge: ``path`` on the bridge (under
+    :attr:`SandboxState.bridge_url`), or the absolute ``url`` the send asked for."""
+
+    target: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class PostedWebhook(BaseModel):
+    """A webhook the sandbox posted to the bridge, with the bridge's answer (None: no answer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    status: int | None
 
 
 @dataclass(slots=True)
@@ -196,6 +225,13 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.bridge_url: str | None = None
+        """Where the bridge's webhook routes are served (``…/webhooks/whatsapp`` under it)."""
+        self.whatsapp_app_secret: str | None = None
+        """Signs WhatsApp webhooks; without it (or ``bridge_url``) none are posted."""
+        self.outbox: deque[PendingWebhook] = deque(maxlen=10_000)
+        self.posted: list[PostedWebhook] = []
+
         self.digest_encoding: Literal["base64", "hex"] = "base64"
         """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
         self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
@@ -247,8 +283,11 @@ class SandboxState:
         times: int | None = None,
         retry_after: int = 1,
         after: int = 0,
+        error_code: int | None = None,
     ) -> None:
-        self._failures[(channel, recipient)] = _Script(failure, times, retry_after, after)
+        self._failures[(channel, recipient)] = _Script(
+            failure, times, retry_after, after, error_code
+        )
 
     def clear_failures(self) -> None:
         self._failures.clear()

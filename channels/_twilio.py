@@ -212,6 +212,23 @@ def _key(account_address: str, customer: str) -> ThreadKey | None:
     return ThreadKey(channel=Channel.TWILIO, account=account, customer=customer)
 
 
+_ERROR_TITLES: Final = {
+    21610: "Attempt to send to unsubscribed recipient",
+    30001: "Queue overflow",
+    30002: "Account suspended",
+    30003: "Unreachable destination handset",
+    30004: "Message blocked",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered by the carrier",
+    30008: "Unknown error",
+    30034: "Message from an unregistered number",
+    63016: "Outside the WhatsApp 24-hour window (a template is needed)",
+}
+"""Titles of Twilio's common delivery error codes: status callbacks carry ``ErrorCode`` but
+rarely ``ErrorMessage`` (https://www.twilio.com/docs/api/errors)."""
+
+
 def _status(sid: str, fields: Mapping[str, str]) -> DeliveryStatus:
     code_text = fields.get("ErrorCode", "")
     code = int(code_text) if code_text.isdecimal() and len(code_text) <= 9 else None
@@ -220,7 +237,7 @@ def _status(sid: str, fields: Mapping[str, str]) -> DeliveryStatus:
         provider_message_id=sid,
         status=fields["MessageStatus"] or "unknown",
         error_code=code,
-        error_title=fields.get("ErrorMessage") or None,
+        error_title=fields.get("ErrorMessage") or _ERROR_TITLES.get(code or 0),
         at=None,
     )
 

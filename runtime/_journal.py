@@ -238,6 +238,11 @@ class Journal(Protocol):
     async def prune_dead(self, *, dead_before: float) -> int:
         """Delete dead letters buried before ``dead_before`` (UNIX time); returns how many."""
 
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        """Delete the state items whose key starts with ``prefix`` (a non-empty literal, no
+        wildcards) and that were last written before ``updated_before`` (UNIX time); returns
+        how many. The retention of state that would otherwise grow forever."""
+
     # --- media: files linked from conversations ----------------------------------------------
 
     async def put_media(

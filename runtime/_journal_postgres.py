@@ -963,6 +963,20 @@ class PostgresJournal:
 
         return await self._call(delete, write=True, what="prune")
 
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        if not prefix:
+            raise ValueError("prune_state needs a non-empty prefix")
+
+        async def delete(conn: _Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM journal_state WHERE starts_with(key, $1) AND updated_at < $2",
+                prefix,
+                updated_before,
+            )
+            return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
+
+        return await self._call(delete, write=True, what="prune")
+
     # --- shared counters per time window (cluster mode) ---------------------------------------
 
     async def claim_window(

@@ -532,6 +532,22 @@ class SQLiteJournal:
 
         return await self._write(delete)
 
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        if not prefix:
+            raise ValueError("prune_state needs a non-empty prefix")
+        upper = _prefix_upper_bound(prefix)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            # The key range lets the primary key find the prefix; substr() is the test itself.
+            cursor = conn.execute(
+                "DELETE FROM journal_state WHERE key >= ? AND (? IS NULL OR key < ?)"
+                " AND substr(key, 1, ?) = ? AND updated_at < ?",
+                (prefix, upper, upper, len(prefix), prefix, updated_before),
+            )
+            return cursor.rowcount
+
+        return await self._write(delete)
+
     # --- media --------------------------------------------------------------------------------
 
     async def put_media(

@@ -358,6 +358,28 @@ async def test_prune_dead_forgets_old_dead_letters_only(journal: Journal) -> Non
     assert (await journal.statistics()).dead == 0
 
 
+async def test_prune_state_forgets_old_state_under_a_prefix_only(journal: Journal) -> None:
+    await journal.put_state({"sent:old": b"1", "sent%:old": b"1", "thread:old": b"1"})
+    await trio.sleep(0.05)
+    cutoff = time.time()
+    await trio.sleep(0.05)
+    await journal.put_state({"sent:new": b"2"})
+    await journal.append([entry("a", "1")])
+    assert await journal.prune_state(prefix="sent:", updated_before=0.0) == 0
+    assert await journal.prune_state(prefix="sent:", updated_before=cutoff) == 1
+    assert await journal.get_state("sent:old") is None
+    assert await journal.get_state("sent:new") == b"2"  # written after the cut-off
+    assert await journal.get_state("sent%:old") == b"1"  # wildcards are plain characters
+    assert await journal.get_state("thread:old") == b"1"  # another prefix
+    # Writing a key again renews it.
+    await journal.put_state({"sent:new": b"3"})
+    assert await journal.prune_state(prefix="sent:", updated_before=cutoff) == 0
+    assert await journal.get_state("sent:new") == b"3"
+    assert len(await journal.read_pending(after_id=0, limit=10)) == 1  # entries untouched
+    with pytest.raises(ValueError, match="prefix"):
+        await journal.prune_state(prefix="", updated_before=1e12)
+
+
 # --- media: files linked from conversations (issue 19) ----------------------------------------
 
 
