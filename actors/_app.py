@@ -17,7 +17,6 @@ not finished stay pending in the journal and are delivered after the next start.
 from __future__ import annotations
 
 import errno
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -63,10 +62,12 @@ from ._dispatch import Dispatcher
 from ._gateway import Gateway
 from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
-from ._jobs import decode_job
-from ._media import MediaStore
+from ._jobs import SENT_MESSAGE_PREFIX, decode_job
+from ._logging import LogLimiter, log_fields, thread_hash
+from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
+from ._templates import TemplateCatalog
 from ._thread import Services, ThreadActor, make_classifier
 
 __all__ = [
@@ -81,7 +82,7 @@ __all__ = [
 
 logger = logging.getLogger("threadline.bridge")
 
-_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api"}
+_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api", "status": "status"}
 
 
 class StartupError(Exception):
@@ -267,6 +268,13 @@ def check_settings(settings: Settings) -> None:
     problem = database_url_problem(settings.database_url)
     if problem is not None:
         raise ConfigurationError(f"{problem} ({_DATABASE})")
+    if settings.whatsapp_reengagement_template is not None and (
+        settings.whatsapp_business_account_id is None or settings.whatsapp_access_token is None
+    ):
+        raise ConfigurationError(
+            "a re-engagement template needs WhatsApp and its business account, to check it is"
+            " approved (THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)"
+        )
 
 
 def check_bindable(bind: str, setting: str) -> None:
@@ -406,9 +414,9 @@ async def run_bridge(
             direction = _direction(message)
             error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
             logger.error(
-                "entry %d of thread %s given up: %s", message.id, _hash(key), error,
-                extra={"entry_id": message.id, "thread_hash": _hash(key),
-                       "request_id": getattr(exc, "request_id", None)},
+                "entry %d of thread %s given up: %s", message.id, thread_hash(key), error,
+                extra=log_fields(key=key, entry_id=message.id,
+                                 request_id=getattr(exc, "request_id", None)),
             )  # fmt: skip
             buried = await journal.bury(message.id, error, fence=ownership.fence(message.partition))
             dispatcher.finished(message.id)
@@ -417,27 +425,31 @@ async def run_bridge(
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
+        gateway = Gateway(settings, provider_http, observe=metrics.observe_send)
+        templates = TemplateCatalog(
+            gateway.whatsapp,
+            settings.whatsapp_business_account_id,
+            ttl=settings.whatsapp_template_cache_seconds,
+        )
         services = Services(
             settings=settings,
             journal=journal,
             intercom=intercom,
-            gateway=Gateway(settings, provider_http),
+            gateway=gateway,
             resolver=ContactResolver(
                 intercom,
                 journal,
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
             ),
-            media=MediaStore(
-                settings.media_dir,
-                retention_seconds=settings.media_retention_seconds,
-                max_bytes=settings.media_max_bytes,
-            ),
+            media=_media_store(settings, journal),
             metrics=metrics,
             finish=finish,
             release=lambda entry: dispatcher.finished(entry.id),
             ownership=ownership,
+            templates=templates,
         )
+        metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: ThreadActor(ctx, services),
             name="thread",
@@ -479,6 +491,7 @@ async def run_bridge(
             metrics=metrics,
             media=services.media,
             ready=not_ready,
+            templates=templates,
         )
         sources = metrics.sources
         sources.inflight = lambda: dispatcher.inflight
@@ -658,9 +671,28 @@ def _relay_hints(
     return run
 
 
+def _media_store(settings: Settings, journal: Journal) -> MediaStore:
+    """``THREADLINE_MEDIA_STORE``: the journal's database (what every node sees), or a
+    directory (shared by the nodes only when it is shared storage)."""
+    if settings.media_store == "directory":
+        return DirectoryMediaStore(
+            settings.media_dir,
+            retention_seconds=settings.media_retention_seconds,
+            max_bytes=settings.media_max_bytes,
+        )
+    return JournalMediaStore(
+        journal,
+        retention_seconds=settings.media_retention_seconds,
+        max_bytes=settings.media_max_bytes,
+        legacy=settings.media_dir,
+    )
+
+
 def _housekeeping(
     journal: Journal, metrics: BridgeMetrics, settings: Settings, media: MediaStore
 ) -> Callable[..., Awaitable[None]]:
+    repeats = LogLimiter()
+
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         next_prune = next_sweep = 0.0
@@ -669,7 +701,7 @@ def _housekeeping(
                 next_sweep = time.time() + min(3600.0, settings.media_retention_seconds)
                 try:
                     await media.sweep()
-                except OSError as exc:
+                except (OSError, JournalError) as exc:
                     logger.warning("housekeeping: media sweep failed: %s", exc)
             try:
                 stats = await journal.statistics()
@@ -685,9 +717,16 @@ def _housekeeping(
                     await journal.prune_dead(
                         dead_before=time.time() - settings.dead_letter_retention_seconds
                     )
+                    # What was sent, for delivery failures: kept as long as their dedupe ids.
+                    await journal.prune_state(
+                        prefix=SENT_MESSAGE_PREFIX,
+                        updated_before=time.time() - settings.journal_retention_seconds,
+                    )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:
-                logger.warning("housekeeping: journal unavailable: %s", exc)
+                repeats.log(
+                    logger, logging.WARNING, "journal", "housekeeping: journal unavailable: %s", exc
+                )
             await trio.sleep(5.0)
 
     return run
@@ -698,8 +737,3 @@ def _direction(entry: Entry) -> str:
         return _DIRECTIONS[decode_job(entry.payload).kind]
     except ValueError:
         return "inbound"
-
-
-def _hash(key: str) -> str:
-    """A short stable hash of a thread key for logs (keys hold phone numbers)."""
-    return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()

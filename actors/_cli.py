@@ -1,6 +1,7 @@
 """The ``threadline`` command line (docs/architecture.md §4).
 
 - ``threadline serve``       run the bridge (``THREADLINE_*`` settings or ``.env``; flags win)
+- ``threadline check``       verify every configured credential against the real APIs
 - ``threadline sandbox``     run the sandbox Intercom and providers as a standalone server
 - ``threadline demo``        everything in one process: a scripted scenario and a short load
 - ``threadline loadtest``    ordered-delivery load test against a running or embedded bridge
@@ -39,6 +40,7 @@ from ._app import (
     open_journal,
     run_bridge,
 )
+from ._check import run_checks
 from ._demo import run_demo
 from ._logging import JsonFormatter, configure_logging
 from ._operator import (
@@ -53,7 +55,7 @@ from ._operator import (
     show_dead_letter,
     show_thread,
 )
-from ._sandbox import SandboxApp, sandbox_settings_env
+from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
 from ._settings import Settings
 from ._workers import run_workers
 
@@ -87,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="processes sharing the ingress port, as cluster nodes (PostgreSQL only)",
+    )
+
+    check = commands.add_parser(
+        "check",
+        help="verify every configured credential against the real APIs",
+        description="Load the settings as serve does and call each configured API once: "
+        "Intercom GET /me (and GET /admins/{id} for the default admin), WhatsApp GET /me "
+        "(and GET /{phone-number-id}), Twilio GET /2010-04-01/Accounts/{sid}.json, Telegram "
+        "getMe and getWebhookInfo. One line per check (ok, FAIL, warn, skip); exit 0 when "
+        "nothing failed, 1 when something did, 2 when the settings cannot run a bridge.",
+    )
+    check.add_argument(
+        "--whatsapp-phone-number-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="also check this WhatsApp business number (repeatable)",
+    )
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per check (%(default)s)"
     )
 
     sandbox = commands.add_parser("sandbox", help="run the sandbox Intercom and channel providers")
@@ -228,6 +250,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, state: dict[
             return 0
         trio.run(_serve, settings)
         return 0
+    if args.command == "check":
+        if not args.timeout > 0:
+            parser.error("--timeout must be a positive number of seconds")
+        settings = state["settings"] = _settings()
+        check_settings(settings)
+        return trio.run(_check, settings, args.whatsapp_phone_number_id, args.timeout)
     if args.command == "sandbox":
         configure_logging()
         check_bindable(args.bind, "--bind")
@@ -376,9 +404,25 @@ async def _serve_until_stopped(settings: Settings, stop: trio.Event) -> None:
     # run_bridge returned after draining; the signal task ended with the signal.
 
 
+CHECK_FAILED_EXIT_CODE = 1
+"""``threadline check``: at least one credential or webhook is wrong."""
+
+
+async def _check(settings: Settings, numbers: list[str], seconds: float) -> int:
+    results = await run_checks(settings, seconds_per_check=seconds, whatsapp_numbers=numbers)
+    for result in results:
+        print(result.line(settings), flush=True)  # noqa: T201 - CLI output
+    failed = sum(1 for r in results if r.status == "FAIL")
+    return CHECK_FAILED_EXIT_CODE if failed else 0
+
+
 async def _sandbox(bind: str, webhook_url: str, bridge_url: str) -> None:
     app = SandboxApp()
     app.intercom.configure(webhook_url=webhook_url)
+    # Status webhooks (a send scripted to fail later) go to the bridge, as real providers post them.
+    app.providers.configure_webhooks(
+        bridge_url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+    )
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_signalled, stop)

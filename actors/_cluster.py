@@ -29,6 +29,8 @@ import trio
 
 from runtime import Fence, JournalUnavailable, Lease
 
+from ._logging import LogLimiter
+
 __all__ = ["Cluster", "LeaseStore", "Ownership", "SingleNode"]
 
 logger = logging.getLogger("threadline.cluster")
@@ -153,6 +155,7 @@ class Cluster:
         self.nodes = 1
         self.unowned = 0
         """Partitions without a live lease at the last tick (before this node took any)."""
+        self._repeats = LogLimiter()
 
     # --- Ownership ------------------------------------------------------------------------
 
@@ -233,7 +236,10 @@ class Cluster:
         except JournalUnavailable as exc:
             # Keep what we hold: if others can reach the database, our leases expire there and
             # our fenced writes fail; if nobody can, nobody takes over.
-            logger.warning("cluster: journal unavailable, leases not renewed: %s", exc)
+            self._repeats.log(
+                logger, logging.WARNING, "journal",
+                "cluster: journal unavailable, leases not renewed: %s", exc,
+            )  # fmt: skip
 
     def _trust(self, partition: int, asked_at: float) -> None:
         """The lease was granted or renewed by a request sent at ``asked_at`` (monotonic): the

@@ -30,6 +30,7 @@ from runtime import Journal, JournalUnavailable
 
 from ._doubt import InDoubt, IntentRecord
 from ._jobs import contact_intent_key, identity_key
+from ._logging import thread_hash
 from ._metrics import BridgeMetrics
 
 __all__ = ["ContactResolver", "ResolvedContact", "identity_of"]
@@ -169,14 +170,16 @@ class ContactResolver:
         now = self._now()
         if now < settles_at:
             logger.info(
-                "contact of %s may have been created before an interruption; searching again",
-                identity,
-            )
+                "contact of identity %s may have been created before an interruption; "
+                "searching again", thread_hash(identity),
+                extra={"identity_hash": thread_hash(identity)},
+            )  # fmt: skip
             raise InDoubt(f"the contact of {identity}", min(settles_at - now, 5.0))
         logger.warning(
-            "contact of %s: creation was in doubt and search never showed it; creating it",
-            identity,
-        )
+            "contact of identity %s: creation was in doubt and search never showed it; "
+            "creating it", thread_hash(identity),
+            extra={"identity_hash": thread_hash(identity)},
+        )  # fmt: skip
 
     async def _ensure_attribute(self, name: str) -> None:
         if name not in self._attributes_ready:

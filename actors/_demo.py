@@ -16,7 +16,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from channels import WebhookMedia
+from channels import Channel, SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
 from ._loadgen import LoadPlan, LoadReport, Target, run_load
@@ -57,6 +57,7 @@ async def run_demo(
         retry_cap_seconds=1.0,
         conversation_gone_retries=1,
         shutdown_drain_seconds=5.0,
+        whatsapp_reengagement_template="conversation_reopen",
     ) as stack:
         say(f"Sandbox Intercom and providers at {stack.sandbox_url}")
         say(
@@ -66,6 +67,7 @@ async def run_demo(
         say(f"Journal: {workdir / 'threadline.db'}\n")
         try:
             await _scenario(stack, say)
+            await _templates(stack, say)
             report = await _load(stack, threads, messages, say)
         except DemoFailed as exc:
             say(f"\nDEMO FAILED: {exc}")
@@ -134,6 +136,16 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     sent = stack.sent()[0]
     say(f"   → sent to {sent.to} on {sent.channel.value}: {sent.text!r} (the note stayed inside)")
 
+    say("5b. Grace closes the conversation with a message → Ana receives it too")
+    await intercom.teammates.close(
+        str(second["id"]), admin_id="991267602", body="Closed — thanks, Ana!"
+    )
+    await _until(lambda: len(stack.sent()) == 2, "the closing message on WhatsApp")
+    closing = stack.sent()[1]
+    if closing.text != "Grace Teammate: Closed — thanks, Ana!" or closing.to != ANA:
+        raise DemoFailed(f"unexpected closing message: {closing.text!r} to {closing.to}")
+    say(f"   → sent to {closing.to} on {closing.channel.value}: {closing.text!r}")
+
     say("6. A teammate deletes the conversation; Ana writes again → a new one, nothing lost")
     intercom.delete_conversation(str(second["id"]))
     await stack.whatsapp(
@@ -156,12 +168,153 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await _until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
     bruno = stack.contacts()[1]
     say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
+    await _long_reply_with_a_link(stack, say)
+    await _async_failure(stack, say, str(stack.conversations()[3]["id"]))
+
+
+async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
+    say("8b. Grace answers the SMS with a link and a long explanation → split, never cut")
+    sms = next(c for c in stack.conversations() if c["parts"] and "6pm" in _bodies(c)[-1])
+    explanation = " ".join(
+        f"Step {n}: we check the parcel at the depot and update the tracking page."
+        for n in range(30)
+    )  # about 2,200 characters: more than one SMS holds (1,600)
+    body = (
+        '<p>Your parcel is <b>on its way</b>: <a href="https://track.example/1042">track it'
+        f" here</a>.</p><p>{explanation}</p>"
+    )
+    already = len(stack.sent())
+    await stack.sandbox.intercom.teammates.reply(str(sms["id"]), body, admin_id="991267602")
+    await _until(lambda: len(stack.sent()) >= already + 2, "the reply's SMS pieces")
+    await trio.sleep(0.3)
+    pieces = [m.text or "" for m in stack.sent()[already:]]
+    expected = (
+        "Grace Teammate: Your parcel is on its way: track it here (https://track.example/1042)."
+        f"\n{explanation}"
+    )
+    if any(len(p) > 1600 for p in pieces) or not expected.startswith(pieces[0]):
+        raise DemoFailed(f"the SMS pieces are not the reply split at 1,600: {pieces!r}")
+    if "".join(pieces).replace(" ", "").replace("\n", "") != expected.replace(" ", "").replace(
+        "\n", ""
+    ):
+        raise DemoFailed("the SMS pieces do not add up to the whole reply")
+    say(f"   → the link stays visible: {pieces[0].splitlines()[0]!r}")
+    say(
+        f"   → {len(pieces)} SMS of {', '.join(str(len(p)) for p in pieces)} characters"
+        " (Twilio takes 1,600), split at sentence ends, in order\n"
+    )
+
+
+async def _async_failure(stack: Stack, say: Callable[[str], None], conversation_id: str) -> None:
+    say("8c. A reply Twilio accepts but cannot deliver → a note says what did not arrive, and why")
+    providers = stack.sandbox.providers
+    providers.fail(Channel.TWILIO, "+15550001111", SandboxFailure.FAILED_LATER, times=1)
+    before = len(stack.sent())
+    await stack.sandbox.intercom.teammates.reply(
+        conversation_id, "We will call you at 6:30pm.", admin_id="991267603"
+    )
+
+    def note() -> dict[str, Any] | None:
+        (conversation,) = [c for c in stack.conversations() if str(c["id"]) == conversation_id]
+        found = [p for p in conversation["parts"] if p["part_type"] == "note"]
+        return found[0] if found else None
+
+    await _until(lambda: note() is not None, "the note about the undelivered SMS")
+    (sent,) = stack.sent()[before:]
+    (posted,) = providers.posted_webhooks()
+    say(f"   → Twilio accepted {sent.message_id} (201), then called back: undelivered, 30003")
+    found = note()
+    assert found is not None
+    text = " ".join(str(found["body"]).split())
+    if "30003" not in text or "We will call you" not in text or posted.status != 200:
+        raise DemoFailed(f"unexpected delivery-failure note: {text!r}")
+    say(f"   → internal note by admin {found['author_id']}: {text!r}\n")
+
+
+async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
+    intercom = stack.sandbox.intercom
+    carla, dan = "15550004444", "15550005555"
+
+    say("9. WhatsApp's 24-hour window: Carla last wrote 25 hours ago")
+    await stack.whatsapp(
+        carla,
+        "Is my warranty still valid?",
+        name="Carla",
+        sent_at=datetime.now(UTC) - timedelta(hours=25),
+    )
+    question = ["Is my warranty still valid?"]
+    await _until(
+        lambda: any(_bodies(c) == question for c in stack.conversations()), "Carla's conversation"
+    )
+    conversation = next(c for c in stack.conversations() if _bodies(c) == question)
+    before = len(stack.sent())
+    await intercom.teammates.reply(
+        str(conversation["id"]), "Yes, until March 2027.", admin_id="991267602"
+    )
+    await _until(
+        lambda: any("holds this reply" in b for b in _bodies(_find(stack, conversation["id"]))),
+        "the note about the held reply",
+    )
+    template = stack.sent()[before:]
+    if [(m.type, m.template) for m in template] != [("template", "conversation_reopen")]:
+        raise DemoFailed(f"expected the re-engagement template, sent {template}")
+    say(
+        f"   → outside the window: template {template[0].template!r} sent instead:"
+        f" {template[0].text!r}"
+    )
+    say("   → the reply is held; a note in the conversation says so")
+    await stack.whatsapp(carla, "Oh great, what did you find?")
+    await _until(lambda: len(stack.sent()) == before + 2, "the held reply after Carla's answer")
+    held = stack.sent()[-1]
+    if held.type != "text" or held.text != "Grace Teammate: Yes, until March 2027.":
+        raise DemoFailed(f"expected the held reply, sent {held}")
+    say(f"   → Carla answered; the held reply went out: {held.text!r}")
+
+    say("   The send API starts a conversation with Dan, a new customer, with a template")
+    response = await stack.http.post(
+        "/api/messages",
+        json={
+            "channel": "whatsapp", "account": "100000000000001", "customer": dan,
+            "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Dan"},
+                                                {"type": "text", "text": "#2001"}]}]},
+        },
+        headers={"authorization": "Bearer sandbox-api-token"},
+    )  # fmt: skip
+    if response.status_code != 200:
+        raise DemoFailed(f"the send API answered {response.status_code}: {response.text}")
+    await _until(
+        lambda: (
+            any(m.to == dan and m.type == "template" for m in stack.sent())
+            and any("#2001" in b for c in stack.conversations() for b in _bodies(c))
+        ),
+        "Dan's template and conversation",
+    )
+    dans = next(c for c in stack.conversations() if any("#2001" in b for b in _bodies(c)))
+    say(
+        f"   → template sent; conversation {dans['id']} opened for his new contact:"
+        f" {_bodies(dans)[-1]!r}"
+    )
+    free = await stack.http.post(
+        "/api/messages",
+        json={"channel": "whatsapp", "account": "100000000000001", "customer": "15550006666",
+              "text": "Hello!"},
+        headers={"authorization": "Bearer sandbox-api-token"},
+    )  # fmt: skip
+    if free.status_code != 422:
+        raise DemoFailed(f"free-form to a new WhatsApp customer answered {free.status_code}")
+    why = free.text.strip()
+    say(f"   → free-form text to a customer who never wrote: {free.status_code} ({why})\n")
+
+
+def _find(stack: Stack, conversation_id: object) -> dict[str, Any]:
+    return next(c for c in stack.conversations() if c["id"] == conversation_id)
 
 
 async def _load(
     stack: Stack, threads: int, messages: int, say: Callable[[str], None]
 ) -> LoadReport:
-    say(f"9. Ordered-delivery load: {threads} threads x {messages} messages over three channels")
+    say(f"10. Ordered-delivery load: {threads} threads x {messages} messages over three channels")
     intercom = stack.sandbox.intercom
     limit = stack.settings.intercom_rate_limit_per_window
     intercom.configure(rate_limit=limit, rate_window_seconds=10.0)
@@ -222,6 +375,8 @@ def _summary(
         count = total("threadline_conversations_created_total", reason=reason)
         say(f"  conversations ({reason}) {'.' * (16 - len(reason))} {count}")
     say(f"  dead letters ................. {total('threadline_dead_letters_total')}")
+    failures = total("threadline_delivery_failures_total", outcome="noted")
+    say(f"  delivery failures noted ...... {failures}")
     say(f"  Intercom requests ............ {total('threadline_intercom_requests_total')}")
     say(f"\nMetrics: {stack.node.metrics.url}/metrics while the bridge runs (`threadline serve`")
     say(

@@ -37,6 +37,8 @@ from runtime import (
     MailboxFull,
 )
 
+from ._logging import LogLimiter
+
 __all__ = ["Dispatcher"]
 
 logger = logging.getLogger("threadline.dispatch")
@@ -73,6 +75,7 @@ class Dispatcher:
         self._batch = batch
         self._top_up = top_up
         self._poll = poll_interval
+        self._repeats = LogLimiter()  # an outage would log every poll otherwise
         self._rescan_interval = rescan_interval
         self._wakeup = trio.Event()
         self._cursor = 0
@@ -161,7 +164,10 @@ class Dispatcher:
                         await self._rescan()
                         next_rescan = trio.current_time() + self._rescan_interval
                 except JournalUnavailable as exc:
-                    logger.warning("journal unavailable, dispatch paused: %s", exc)
+                    self._repeats.log(
+                        logger, logging.WARNING, "journal",
+                        "journal unavailable, dispatch paused: %s", exc,
+                    )  # fmt: skip
                     progressed = False
                 except ActorStopped:
                     return  # the actors are shutting down

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -83,6 +83,9 @@ class Stack:
         webhook = whatsapp_webhook(
             SANDBOX_SECRETS.whatsapp_app_secret, SANDBOX_SECRETS.whatsapp_phone_number_id, messages
         )
+        for message in messages:  # the fake WhatsApp keeps the 24-hour window as Meta does
+            at = (message.sent_at or datetime.now(UTC)).timestamp()
+            self.sandbox.providers.customer_wrote(message.from_phone, at)
         return await self.post("/webhooks/whatsapp", webhook)
 
     async def sms(
@@ -93,9 +96,16 @@ class Stack:
         media: Sequence[WebhookMedia] = (),
         message_sid: str | None = None,
         whatsapp: bool = False,
+        opt_out_type: str | None = None,
     ) -> httpx.Response:
-        """A customer's SMS (or Twilio-WhatsApp message) as Twilio would deliver it."""
+        """A customer's SMS (or Twilio-WhatsApp message) as Twilio would deliver it: the
+        sandbox Twilio receives it first (and applies the opt-out keywords, as Twilio does);
+        ``opt_out_type`` is Advanced Opt-Out's ``OptOutType`` field."""
         prefix = "whatsapp:" if whatsapp else ""
+        self.sandbox.providers.receive_sms(
+            prefix + from_phone, prefix + SANDBOX_SECRETS.twilio_number, body,
+            opt_out_type=opt_out_type,
+        )  # fmt: skip
         webhook = twilio_message_webhook(
             self.sandbox.providers.credentials.twilio_auth_token,
             f"{PUBLIC_URL}/webhooks/twilio",
@@ -105,6 +115,7 @@ class Stack:
             body=body,
             media=media,
             message_sid=message_sid or f"SM{next(self._ids):032d}",
+            opt_out_type=opt_out_type,
         )
         return await self.post("/webhooks/twilio", webhook)
 
@@ -173,6 +184,9 @@ async def open_stack(
                 functools.partial(run_bridge, settings, stop=stop, registry=registry)
             )
             sandbox.intercom.configure(webhook_url=node.ingress.url + "/webhooks/intercom")
+            sandbox.providers.configure_webhooks(
+                node.ingress.url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+            )
             async with httpx.AsyncClient(base_url=node.ingress.url, timeout=30.0) as http:
                 try:
                     yield Stack(sandbox, address.url, node, http)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -88,7 +89,8 @@ class Router:
         body_timeout: seconds from the request head to the end of its body; a client still
             sending then is answered 408 and the connection closes (a per-read timeout alone
             lets a client dribble a byte at a time for ever).
-        on_response: called with (route name, status) for every answered request (metrics).
+        on_response: called with (route name, response, seconds) for every answered request
+            (metrics, logs); the seconds run from the request head until the answer is ready.
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class Router:
         *,
         max_body_bytes: int,
         body_timeout: float = 15.0,
-        on_response: Callable[[str, int], None] | None = None,
+        on_response: Callable[[str, Response, float], None] | None = None,
     ) -> None:
         self._routes: dict[str, dict[str, tuple[str, Handler]]] = {}
         self._prefixes: list[tuple[str, str, str, Handler]] = []
@@ -120,9 +122,10 @@ class Router:
             return
         if scope["type"] != "http":
             return  # websockets are not served
+        started = time.perf_counter()
         name, response = await self._dispatch(scope, receive)
         if self._on_response is not None:
-            self._on_response(name, response.status)
+            self._on_response(name, response, time.perf_counter() - started)
         await _send(send, response)
 
     async def _dispatch(

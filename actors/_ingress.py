@@ -6,7 +6,9 @@ recognised as a duplicate, or as an event we do not bridge). The status table::
     200  journaled, duplicate, or ignored         401  bad or missing signature / token
     400  malformed payload (one-line reason)      413  body over the cap
     404  route of a channel that is not configured
-    503  + Retry-After: the journal cannot commit (providers retry)
+    422  send API: a template that is not approved, or free-form text outside WhatsApp's window
+    503  + Retry-After: the journal cannot commit (providers retry); the send API: WhatsApp's
+         template list cannot be fetched to check a template
 
 The ingress never waits on an actor: after the commit it wakes the dispatcher and answers.
 """
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
     Channel,
+    DeliveryStatus,
     Ignored,
     InboundMessage,
     ParsedEvent,
@@ -46,8 +49,8 @@ from intercom import (
     ConversationEvent,
     NotificationInvalid,
     WebhookSignatureInvalid,
-    new_admin_parts,
     parse_notification,
+    teammate_messages,
 )
 from intercom import verify_signature as verify_intercom_signature
 from runtime import Journal, JournalError, JournalUnavailable, NewEntry
@@ -57,15 +60,30 @@ from ._jobs import (
     ApiSendJob,
     InboundJob,
     OutboundAttachment,
+    SentRecord,
+    StatusJob,
     ThreadState,
     conversation_index_key,
     encode_job,
     reply_job,
+    sent_message_key,
     thread_state_key,
 )
+from ._logging import LogLimiter
 from ._media import MediaStore, content_disposition, safe_mime_type
 from ._metrics import BridgeMetrics
+from ._receipts import FAILED_STATUSES, status_label
 from ._settings import Settings
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    api_send_problem,
+    opens_thread,
+    outside_window,
+    render,
+)
 
 __all__ = ["Ingress"]
 
@@ -74,6 +92,7 @@ logger = logging.getLogger("threadline.ingress")
 TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 RETRY_AFTER_SECONDS = "5"
 WEBHOOK_ROUTES = frozenset({"whatsapp", "twilio", "telegram", "intercom", "api"})
+_CHANNELS = frozenset({"whatsapp", "twilio", "telegram", "intercom"})
 MAX_IDENTIFIER_CHARS = 512
 """Longest journal key or dedupe id the ingress writes. Both are made of caller-supplied ids
 (a phone, a message id, a notification id), a few dozen characters in practice; the bound keeps
@@ -102,6 +121,7 @@ class _ApiMessage(BaseModel):
     attachments: list[_ApiAttachment] = Field(default_factory=list, max_length=10)
     admin_id: str | None = Field(default=None, max_length=64)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    template: ApiTemplate | None = None
 
 
 class Ingress:
@@ -114,6 +134,7 @@ class Ingress:
         metrics: request counters and commit latency.
         media: the store behind ``GET /media/<token>``.
         ready: None when the node serves, else why not in one line (for ``/readyz``).
+        templates: the WhatsApp Business Account's templates (the send API checks names).
     """
 
     def __init__(
@@ -125,18 +146,21 @@ class Ingress:
         metrics: BridgeMetrics,
         media: MediaStore,
         ready: Callable[[], str | None],
+        templates: TemplateCatalog | None = None,
     ) -> None:
         self._s = settings
+        self._templates = templates or TemplateCatalog(None, None)
         self._journal = journal
         self._wake = wake
         self._metrics = metrics
         self._media = media
         self._ready = ready
         self._bot_id = settings.telegram_bot_id
+        self._repeats = LogLimiter()
         router = Router(
             max_body_bytes=settings.max_body_bytes,
             body_timeout=settings.body_timeout_seconds,
-            on_response=self._count,
+            on_response=self._answered,
         )
         router.add("GET", "/healthz", "health", self._healthz)
         router.add("GET", "/readyz", "ready", self._readyz)
@@ -149,9 +173,24 @@ class Ingress:
         router.add_prefix("GET", "/media/", "media", self._media_file)
         self.app = router
 
-    def _count(self, route: str, status: int) -> None:
-        if route in WEBHOOK_ROUTES:
-            self._metrics.webhook_requests.labels(route, str(status)).inc()
+    def _answered(self, route: str, response: Response, seconds: float) -> None:
+        status = response.status
+        self._metrics.request_duration.labels(route, f"{status // 100}xx").observe(seconds)
+        if route not in WEBHOOK_ROUTES:
+            return
+        self._metrics.webhook_requests.labels(route, str(status)).inc()
+        if 400 <= status < 500:
+            # Refused: a misconfigured provider (a wrong secret or URL) shows up here first.
+            # The reason is the one line the caller got; never a header, secret or signature.
+            reason = response.body.decode("utf-8", "replace").strip()[:200]
+            level = logging.WARNING if status in (401, 403) else logging.INFO
+            self._repeats.log(
+                logger, level, f"{route}:{status}", "%s webhook refused with %d: %s",
+                route, status, reason,
+                extra={"route": f"/webhooks/{route}" if route != "api" else "/api/messages",
+                       "status": status, "reason": reason,
+                       "channel": route if route in _CHANNELS else None},
+            )  # fmt: skip
 
     # --- health -------------------------------------------------------------------------------
 
@@ -179,7 +218,10 @@ class Ingress:
         try:
             results = await self._journal.append(entries)
         except JournalUnavailable as exc:
-            logger.warning("journal cannot commit, answering 503: %s", exc)
+            self._repeats.log(
+                logger, logging.WARNING, "journal",
+                "journal cannot commit, answering 503: %s", exc, extra={"channel": channel},
+            )  # fmt: skip
             return text_response(
                 503, "journal unavailable, retry later", **{"retry-after": RETRY_AFTER_SECONDS}
             )
@@ -210,6 +252,48 @@ class Ingress:
                 entries.append(NewEntry(str(key), dedupe, encode_job(job)))
         return entries
 
+    async def _status_entries(self, channel: Channel, events: list[ParsedEvent]) -> list[NewEntry]:
+        """Receipts for messages the bridge sent: each one counted; a failure of a message the
+        bridge remembers (or of a bridged thread, whose record may be committing still) is
+        journaled for the thread's actor to note, once per message; the rest acknowledged.
+        Raises JournalUnavailable."""
+        entries = []
+        for event in events:
+            if not isinstance(event, DeliveryStatus):
+                continue
+            self._metrics.delivery_statuses.labels(channel.value, status_label(event.status)).inc()
+            if event.status.lower() not in FAILED_STATUSES:
+                continue
+            if len(event.provider_message_id) > MAX_IDENTIFIER_CHARS // 2:
+                # Not an id the bridge was given: never a reason to refuse the whole batch.
+                self._metrics.delivery_failures.labels(channel.value, "unknown").inc()
+                continue
+            raw = await self._journal.get_state(
+                sent_message_key(channel.value, event.provider_message_id)
+            )
+            thread = _sent_thread(raw)
+            if thread is None and event.key is not None:
+                known = await self._journal.get_state(thread_state_key(str(event.key)))
+                thread = str(event.key) if known is not None else None
+            if thread is None:
+                self._metrics.delivery_failures.labels(channel.value, "unknown").inc()
+                continue
+            job = StatusJob(
+                provider_message_id=event.provider_message_id,
+                status=event.status,
+                error_code=event.error_code,
+                error_title=event.error_title,
+                received_at=time.time(),
+            )
+            # One note per message, however often (and as whichever failure) it is reported.
+            dedupe = f"status:{channel.value}:{event.provider_message_id}:failed"
+            entries.append(NewEntry(thread, dedupe, encode_job(job)))
+        return entries
+
+    async def _event_entries(self, channel: Channel, events: list[ParsedEvent]) -> list[NewEntry]:
+        inbound = self._inbound_entries(channel.value, events)
+        return [*inbound, *await self._status_entries(channel, events)]
+
     # --- WhatsApp -----------------------------------------------------------------------------
 
     async def _whatsapp_handshake(self, request: Request) -> Response:
@@ -236,7 +320,11 @@ class Ingress:
             events = parse_whatsapp(request.body, max_bytes=self._s.max_body_bytes)
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("whatsapp", self._inbound_entries("whatsapp", events))
+        try:
+            entries = await self._event_entries(Channel.WHATSAPP, events)
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        failed = await self._journal_entries("whatsapp", entries)
         return failed or text_response(200, "ok")
 
     # --- Twilio -------------------------------------------------------------------------------
@@ -265,7 +353,11 @@ class Ingress:
             )
         except WebhookRejected as exc:
             return _rejected(exc)
-        failed = await self._journal_entries("twilio", self._inbound_entries("twilio", events))
+        try:
+            entries = await self._event_entries(Channel.TWILIO, events)
+        except JournalUnavailable:
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
+        failed = await self._journal_entries("twilio", entries)
         return failed or Response(200, TWIML_EMPTY, "text/xml; charset=utf-8")
 
     # --- Telegram -----------------------------------------------------------------------------
@@ -306,10 +398,10 @@ class Ingress:
             return text_response(401, str(exc))
         except (NotificationInvalid, PayloadInvalid) as exc:
             return text_response(400, str(getattr(exc, "reason", exc)))
-        if not (
-            isinstance(notification, ConversationEvent)
-            and notification.topic == "conversation.admin.replied"
-        ):
+        if not isinstance(notification, ConversationEvent):
+            return text_response(200, "ignored")
+        messages = teammate_messages(notification)  # replies; close/assign/… with a message
+        if not messages:
             return text_response(200, "ignored")
         if notification.created_at is None:
             return text_response(400, "notification without created_at")
@@ -321,6 +413,7 @@ class Ingress:
                 " ignored",
                 notification.id[:80],
                 notification.created_at,
+                extra={"channel": "intercom", "notification_id": notification.id[:80]},
             )
             self._metrics.journal_duplicates.labels("intercom").inc()
             return text_response(200, "ignored: notification older than the journal retention")
@@ -333,9 +426,7 @@ class Ingress:
             return text_response(200, "ignored: conversation not bridged")
         received = time.time()
         entries = []
-        for part in new_admin_parts(notification):
-            if part.part_type != "comment":
-                continue  # notes stay inside Intercom
+        for part in messages:  # notes stay inside Intercom
             job = reply_job(
                 conversation.id,
                 part,
@@ -380,14 +471,44 @@ class Ingress:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return text_response(400, f"invalid message at {where}: {first['msg']}"[:300])
-        if not message.text and not message.attachments:
-            return text_response(400, "a message needs text or attachments")
+        refused = api_send_problem(
+            key, message.text, bool(message.attachments), message.template, self._s
+        )
+        if refused is not None:
+            return text_response(*refused)
         try:
             raw = await self._journal.get_state(thread_state_key(str(key)))
         except JournalUnavailable:
             return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
-        if raw is None or ThreadState.decode(raw).conversation_id is None:
-            return text_response(404, "no conversation with this customer on this channel yet")
+        state = ThreadState.decode(raw)
+        if state.conversation_id is None:
+            cannot = opens_thread(key, self._s)
+            if cannot is not None:
+                return text_response(*cannot)
+        if message.template is None and outside_window(key, state.last_inbound_at):
+            return text_response(
+                422,
+                "outside WhatsApp's 24-hour customer-service window (or the customer never"
+                " wrote): free-form messages are refused, send a template",
+            )
+        rendered: str | None = None
+        if message.template is not None and self._templates.enabled:
+            try:
+                rendered = render(
+                    await self._templates.approved(
+                        message.template.name, message.template.language.code
+                    ),
+                    message.template,
+                )
+            except TemplateRefused as exc:
+                return text_response(422, exc.reason[:300])
+            except TemplatesUnavailable as exc:
+                logger.warning("whatsapp templates unavailable, answering 503: %s", exc)
+                return text_response(
+                    503,
+                    "cannot check the template with WhatsApp right now, retry later",
+                    **{"retry-after": RETRY_AFTER_SECONDS},
+                )
         job = ApiSendJob(
             text=message.text,
             attachments=tuple(
@@ -396,6 +517,8 @@ class Ingress:
             ),
             admin_id=message.admin_id,
             received_at=time.time(),
+            template=message.template,
+            rendered=rendered,
         )
         dedupe = f"api:{message.idempotency_key or uuid.uuid4().hex}"
         failed = await self._journal_entries("api", [NewEntry(str(key), dedupe, encode_job(job))])
@@ -405,7 +528,10 @@ class Ingress:
 
     async def _media_file(self, request: Request) -> Response:
         token = request.path.removeprefix("/media/")
-        stored = await self._media.open(token)
+        try:
+            stored = await self._media.open(token)
+        except JournalUnavailable:  # the journal store's database: a passing outage
+            return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
         if stored is None:
             return text_response(404, "not found")
         return Response(
@@ -431,6 +557,16 @@ def _rejected(exc: WebhookRejected) -> Response:
     """The one table from a refused webhook to its status (docs/architecture.md §4), with its
     reason."""
     return text_response(_REJECTION_STATUS.get(type(exc), 400), exc.reason)
+
+
+def _sent_thread(raw: bytes | None) -> str | None:
+    """The thread of a sent-message record (None: no record, or one that cannot be read)."""
+    if raw is None:
+        return None
+    try:
+        return SentRecord.decode(raw).thread
+    except ValidationError:
+        return None
 
 
 def _require_json(request: Request) -> None:

@@ -13,13 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from channels import InboundMessage
 from intercom import ConversationPart
 
+from ._templates import ApiTemplate
+
 __all__ = [
     "RECENT_MESSAGES",
+    "SENT_MESSAGE_PREFIX",
     "ApiSendJob",
+    "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
     "ReplyJob",
+    "SentRecord",
+    "StatusJob",
     "ThreadState",
     "contact_intent_key",
     "conversation_index_key",
@@ -28,6 +34,7 @@ __all__ = [
     "identity_key",
     "own_part_key",
     "reply_job",
+    "sent_message_key",
     "sent_part_key",
     "thread_state_key",
 ]
@@ -62,6 +69,9 @@ class ReplyJob(_Frozen):
     admin_id: str | None = None
     admin_name: str | None = None
     text: str = ""
+    body: str | None = None
+    """The part's body as Intercom sent it (HTML): what is converted for the channel. None in
+    jobs journaled before it was kept; ``text`` is then sent as plain text."""
     attachments: tuple[OutboundAttachment, ...] = ()
     app_package_code: str | None = None
     assignee_id: str | None = None
@@ -78,6 +88,7 @@ def reply_job(
         admin_id=part.author.id,
         admin_name=part.author.name,
         text=part.text,
+        body=part.body,
         attachments=tuple(
             OutboundAttachment(url=a.url, mime_type=a.content_type, filename=a.name or None)
             for a in part.attachments
@@ -96,20 +107,49 @@ class ApiSendJob(_Frozen):
     attachments: tuple[OutboundAttachment, ...] = ()
     admin_id: str | None = None
     received_at: float
+    template: ApiTemplate | None = None
+    """A WhatsApp template to send instead of text (checked against the account's approved
+    templates when journaled)."""
+    rendered: str | None = None
+    """The template's text as the customer reads it, when the account's templates are known."""
 
 
-Job = Annotated[InboundJob | ReplyJob | ApiSendJob, Field(discriminator="kind")]
-_JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob] = TypeAdapter(Job)
+class StatusJob(_Frozen):
+    """A provider's report that one of the messages the bridge sent failed after it was
+    accepted (WhatsApp ``failed``, Twilio ``failed``/``undelivered``): the thread's actor
+    leaves a note in the conversation the message belonged to."""
+
+    kind: Literal["status"] = "status"
+    provider_message_id: str
+    status: str
+    error_code: int | None = None
+    error_title: str | None = None
+    received_at: float
 
 
-def encode_job(job: InboundJob | ReplyJob | ApiSendJob) -> bytes:
+Job = Annotated[InboundJob | ReplyJob | ApiSendJob | StatusJob, Field(discriminator="kind")]
+_JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob | StatusJob] = TypeAdapter(Job)
+
+
+def encode_job(job: InboundJob | ReplyJob | ApiSendJob | StatusJob) -> bytes:
     """The journal payload of a job."""
     return job.model_dump_json(exclude_defaults=False).encode()
 
 
-def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob:
+def decode_job(payload: bytes) -> InboundJob | ReplyJob | ApiSendJob | StatusJob:
     """The job in a journal payload (raises pydantic.ValidationError on a corrupt one)."""
     return _JOB.validate_json(payload)
+
+
+class HeldReply(_Frozen):
+    """A teammate's reply held while the customer's 24-hour WhatsApp window is closed: a
+    re-engagement template went out instead, and the reply follows the customer's answer."""
+
+    part_id: str
+    conversation_id: str
+    text: str = ""
+    attachments: tuple[OutboundAttachment, ...] = ()
+    assignee_id: str | None = None
 
 
 RECENT_MESSAGES = 10
@@ -127,6 +167,9 @@ class ThreadState(BaseModel):
     conversation_id: str | None = None
     last_inbound_at: float | None = None
     """UNIX time the customer's latest message was sent (buffer and 24-hour window)."""
+    last_outbound_at: float | None = None
+    """UNIX time the bridge last sent the customer a message (a teammate's reply or a send-API
+    message): activity on the thread for the buffer, never for WhatsApp's window."""
     last_part_id: str | None = None
     """The conversation part of the last message the bridge delivered (crash recovery)."""
     last_reply_part_id: str | None = None
@@ -135,9 +178,14 @@ class ThreadState(BaseModel):
     opened_by_entry: int | None = None
     """The journal entry whose message opened the current conversation (its retries must not
     open another, nor send its text again)."""
+    opted_out: bool = False
+    """The customer opted out of SMS on this thread (replied STOP, or Twilio's ``OptOutType``
+    said so) and has not opted back in (START): nothing is sent to them."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""
+    held: list[HeldReply] = []
+    """Teammate replies held until the customer answers a re-engagement template, in order."""
     recent: list[tuple[str, str]] = []
     """The thread's latest messages in either direction, as (provider message id, short
     text), oldest first, at most ``RECENT_MESSAGES``: what a customer's quote or reaction
@@ -161,6 +209,37 @@ class ThreadState(BaseModel):
     @classmethod
     def decode(cls, raw: bytes | None) -> ThreadState:
         return cls() if raw is None else cls.model_validate_json(raw)
+
+
+class SentRecord(BaseModel):
+    """What the bridge remembers of one message it sent to a customer, under
+    :func:`sent_message_key`, so that a later delivery failure can say what did not arrive
+    and where. Kept as long as done entries (``THREADLINE_JOURNAL_RETENTION_SECONDS``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    thread: str
+    conversation_id: str
+    part_id: str | None = None
+    """The teammate's comment part it came from (None: the send API)."""
+    what: str
+    """A short description: the start of the text, or the attachment's name."""
+    sent_at: float
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SentRecord:
+        return cls.model_validate_json(raw)
+
+
+SENT_MESSAGE_PREFIX = "sent:"
+
+
+def sent_message_key(channel: str, provider_message_id: str) -> str:
+    """The journal state key of a message the bridge sent, by the provider's id for it."""
+    return f"{SENT_MESSAGE_PREFIX}{channel}:{provider_message_id}"
 
 
 def thread_state_key(key: str) -> str:

@@ -1,8 +1,23 @@
-"""A small local store for attachments too large to upload into Intercom.
+"""Where attachments too large to upload into Intercom are kept.
 
 Intercom takes files inline (base64 ``attachment_files``) only up to a safe size; a larger file
-is kept here under an unguessable token and linked from the conversation, served by the bridge
-at ``{THREADLINE_PUBLIC_URL}/media/{token}``.
+is kept by the bridge under an unguessable token and linked from the conversation, served by
+the bridge at ``{THREADLINE_PUBLIC_URL}/media/{token}``.
+
+Two stores (``THREADLINE_MEDIA_STORE``), one behaviour:
+
+* :class:`JournalMediaStore` (the default) keeps files in the journal's database, so every node
+  sharing the journal serves every link, and files survive restarts and rescheduling.
+* :class:`DirectoryMediaStore` keeps them under ``THREADLINE_MEDIA_DIR``; with several nodes
+  that works only when the directory is storage they all share.
+
+The token is an HMAC of the content's hash, type and name under a random server-side key (the
+journal's state ``media:key``, or ``<dir>/.key``): the same file sent again gets the same token
+(and is stored once), and nobody without the key can derive a token, even from the file itself.
+Every save renews the file's time; it expires ``retention_seconds`` after that: an expired file
+answers as unknown at once and is deleted by the next sweep (after each save, and the bridge's
+housekeeping). With ``max_bytes``, the least recently stored contents are evicted first to keep
+the total under it (never the one just stored).
 
 Layout under the directory::
 
@@ -10,15 +25,9 @@ Layout under the directory::
     blobs/<sha256 hex>  each content once, however often it is sent
     <token>.json        {"mime_type", "filename", "sha256"}: one per (content, type, name)
 
-The token is an HMAC of the content's hash, type and name under the key: the same file sent
-again gets the same token (and nothing new on disk), and nobody without the key can derive a
-token, even from the file itself. Every save refreshes the modification times of its record and
-its blob; both expire ``retention_seconds`` after that (a blob's time is never older than any
-of its records', so a live record always has its blob). Expired files answer as unknown at once
-and are deleted by :meth:`MediaStore.sweep` (run after each save and by the bridge's
-housekeeping). With ``max_bytes``, the oldest blobs are evicted first to keep the total under
-it. Files of the earlier layout (``<token>`` beside ``<token>.json``) are still served and
-expire the same way.
+Files of the earlier directory layout (``<token>`` beside ``<token>.json``) are still served and
+expire the same way. The journal store also serves (and sweeps) what a directory store left in
+``THREADLINE_MEDIA_DIR``, so links sent before a switch keep working until they expire.
 """
 
 from __future__ import annotations
@@ -38,11 +47,21 @@ import urllib.parse
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
-__all__ = ["MediaStore", "StoredFile", "content_disposition", "safe_mime_type"]
+from runtime import Journal, JournalError, JournalUnavailable
+
+__all__ = [
+    "DirectoryMediaStore",
+    "JournalMediaStore",
+    "MediaNotStored",
+    "MediaStore",
+    "StoredFile",
+    "content_disposition",
+    "safe_mime_type",
+]
 
 logger = logging.getLogger("threadline.media")
 
@@ -54,6 +73,7 @@ _FALLBACK_SAFE: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$&'()+,-.=@[]^_`{}~"
 )
 _MAX_NAME: Final = 150
+_KEY_STATE: Final = "media:key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +85,127 @@ class StoredFile:
     filename: str
 
 
-class MediaStore:
+class MediaNotStored(OSError):
+    """A file the store cannot keep for good (not a passing outage): the message goes on with
+    a note instead of the link."""
+
+
+class MediaStore(Protocol):
+    """Keeps oversize files for their links (see the module's description)."""
+
+    async def save(self, content: bytes, mime_type: str, filename: str) -> str:
+        """Store ``content`` (once per content); returns its token. Sweeps afterwards.
+
+        Raises:
+            OSError: it could not be stored (:class:`MediaNotStored`: it never will be).
+            JournalUnavailable: the journal store's database is unreachable (worth a retry).
+        """
+        ...
+
+    async def open(self, token: str) -> StoredFile | None:
+        """The stored file for ``token``, or None: unknown, expired, evicted or malformed.
+
+        Raises:
+            JournalUnavailable: the journal store's database is unreachable.
+        """
+        ...
+
+    async def sweep(self) -> int:
+        """Delete expired files and, over ``max_bytes``, the least recently stored; returns how
+        many were deleted."""
+        ...
+
+
+def _token(key: bytes, digest: str, mime_type: str, filename: str) -> str:
+    record = json.dumps({"mime_type": mime_type, "filename": filename, "sha256": digest})
+    mac = hmac.new(key, record.encode(), hashlib.sha256).digest()
+    return urlsafe_b64encode(mac[:24]).decode()
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class JournalMediaStore:
+    """Files in the journal's database (``journal_media``), shared by every node on it; each
+    kept ``retention_seconds`` after it was last stored; ``max_bytes`` (0: no cap) bounds the
+    total, least recently stored evicted first. ``legacy`` (a directory store's directory)
+    is still read and swept, never written."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        retention_seconds: float = 30 * 86400.0,
+        max_bytes: int = 0,
+        legacy: str | Path | None = None,
+    ) -> None:
+        self._journal = journal
+        self._retention = retention_seconds
+        self._max_bytes = max_bytes
+        self._key: bytes | None = None
+        self._legacy = (
+            None
+            if legacy is None
+            else DirectoryMediaStore(legacy, retention_seconds=retention_seconds)
+        )
+
+    async def save(self, content: bytes, mime_type: str, filename: str) -> str:
+        digest = await trio.to_thread.run_sync(_sha256, content)  # 25 MiB: not on the loop
+        token = _token(await self._secret(), digest, mime_type, filename)
+        try:
+            await self._journal.put_media(
+                token, content, digest=digest, mime_type=mime_type, filename=filename
+            )
+        except JournalUnavailable:
+            raise
+        except JournalError as exc:
+            raise MediaNotStored(str(exc)) from exc
+        try:
+            await self._prune(keep=digest)
+        except JournalError as exc:  # stored; the next sweep deletes what is due
+            logger.warning("media store: sweep after a save failed: %s", exc)
+        return token
+
+    async def open(self, token: str) -> StoredFile | None:
+        if not _TOKEN.match(token):
+            return None
+        stored = await self._journal.get_media(token, stored_after=time.time() - self._retention)
+        if stored is not None:
+            return StoredFile(stored.content, stored.mime_type, stored.filename)
+        if self._legacy is not None:
+            return await self._legacy.open(token)
+        return None
+
+    async def sweep(self) -> int:
+        deleted = await self._prune(keep=None)
+        if self._legacy is not None:
+            deleted += await self._legacy.sweep()
+        return deleted
+
+    async def _prune(self, *, keep: str | None) -> int:
+        deleted = await self._journal.prune_media(
+            stored_before=time.time() - self._retention, max_bytes=self._max_bytes, keep=keep
+        )
+        if deleted:
+            logger.info("media store: %d expired or evicted files deleted", deleted)
+        return deleted
+
+    async def _secret(self) -> bytes:
+        """The HMAC key, one for every node on the journal (made by whoever comes first)."""
+        if self._key is None:
+            key = await self._journal.get_state(_KEY_STATE)
+            if key is None or len(key) < 32:
+                async with self._journal.lock(_KEY_STATE):
+                    key = await self._journal.get_state(_KEY_STATE)
+                    if key is None or len(key) < 32:
+                        key = secrets.token_bytes(32)
+                        await self._journal.put_state({_KEY_STATE: key})
+            self._key = key
+        return self._key
+
+
+class DirectoryMediaStore:
     """Files under ``directory``, deduplicated by content, each kept ``retention_seconds``
     after it was last stored; ``max_bytes`` (0: no cap) bounds the total, oldest evicted
     first."""
@@ -85,18 +225,14 @@ class MediaStore:
         self._lock = threading.Lock()  # saves and sweeps of this process, one at a time
 
     async def save(self, content: bytes, mime_type: str, filename: str) -> str:
-        """Store ``content`` (once per content); returns its token. Sweeps afterwards."""
         return await trio.to_thread.run_sync(self._save, content, mime_type, filename)
 
     async def open(self, token: str) -> StoredFile | None:
-        """The stored file for ``token``, or None: unknown, expired, evicted or malformed."""
         if not _TOKEN.match(token):
             return None
         return await trio.to_thread.run_sync(self._read, token)
 
     async def sweep(self) -> int:
-        """Delete expired files and, over ``max_bytes``, the oldest blobs; returns how many
-        files were deleted."""
         return await trio.to_thread.run_sync(self._sweep)
 
     # --- in a worker thread -------------------------------------------------------------------
@@ -106,10 +242,9 @@ class MediaStore:
             return self._save_locked(content, mime_type, filename)
 
     def _save_locked(self, content: bytes, mime_type: str, filename: str) -> str:
-        digest = hashlib.sha256(content).hexdigest()
+        digest = _sha256(content)
         record = json.dumps({"mime_type": mime_type, "filename": filename, "sha256": digest})
-        mac = hmac.new(self._secret(), record.encode(), hashlib.sha256).digest()
-        token = urlsafe_b64encode(mac[:24]).decode()
+        token = _token(self._secret(), digest, mime_type, filename)
         blob = self._blobs / digest
         self._blobs.mkdir(parents=True, exist_ok=True)
         try:

@@ -4,6 +4,11 @@ Counters and histograms are prometheus-client objects with pre-initialised label
 small closed sets: channel, direction, outcome, endpoint, code, reason). State gauges (journal
 backlog, rate budget, dispatcher) are read at scrape time by a collector, from values a
 background task refreshes, so a scrape never waits on the database.
+
+No ``*_created`` series: prometheus-client would export one per counter and histogram label set
+(a timestamp no rule or panel reads, doubling the series count), so this module turns them off
+for the process before any metric exists (:func:`prometheus_client.disable_created_metrics`,
+the code form of ``PROMETHEUS_DISABLE_CREATED_SERIES=True``); it holds for every registry.
 """
 
 from __future__ import annotations
@@ -13,16 +18,33 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from intercom import CLIENT_ENDPOINTS
 
-__all__ = ["BridgeMetrics", "GaugeSources"]
+__all__ = ["SEND_OUTCOMES", "BridgeMetrics", "GaugeSources"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
-DIRECTIONS = ("inbound", "outbound", "api")
+DIRECTIONS = ("inbound", "outbound", "api", "status")
+STATUS_CHANNELS = ("whatsapp", "twilio")
+STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "other")
+INGRESS_ROUTES = ("whatsapp", "twilio", "telegram", "intercom", "api", "media")
+"""Routes whose request-duration series start at 0 (health, ready and unknown appear on use)."""
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+SEND_OUTCOMES = ("sent", "rejected", "rate_limited", "transient", "in_doubt", "error")
+"""Outcomes of one provider send call (``threadline_channel_send_duration_seconds``)."""
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+SEND_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -54,6 +76,14 @@ class BridgeMetrics:
             "threadline_webhook_requests_total",
             "Ingress requests by route channel and HTTP status code.",
             ["channel", "code"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "threadline_ingress_request_duration_seconds",
+            "Ingress request time in seconds, from the request head until the answer is ready"
+            " (body read included), by route and status class.",
+            ["route", "status_class"],
+            buckets=REQUEST_BUCKETS,
             registry=registry,
         )
         self.journal_appends = Counter(
@@ -114,6 +144,28 @@ class BridgeMetrics:
             ["channel", "outcome"],
             registry=registry,
         )
+        self.delivery_statuses = Counter(
+            "threadline_delivery_statuses_total",
+            "Delivery receipts the providers reported for messages sent to customers, by channel"
+            " and status (redeliveries included).",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "threadline_delivery_failures_total",
+            "Messages a provider accepted and then failed to deliver, by channel and outcome"
+            " (noted: an internal note in the conversation; unknown: no record of the message).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.send_duration = Histogram(
+            "threadline_channel_send_duration_seconds",
+            "Seconds one send call to a channel provider took (text or one attachment), by"
+            " channel and outcome (sent, rejected, rate_limited, transient, in_doubt, error).",
+            ["channel", "outcome"],
+            buckets=SEND_BUCKETS,
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "threadline_dead_letters_total",
             "Entries given up and kept as dead letters, by direction.",
@@ -151,10 +203,33 @@ class BridgeMetrics:
             self.dead_letters.labels(direction)
             for outcome in ("delivered", "dead_lettered", "skipped", "undeliverable"):
                 self.messages.labels(direction, outcome)
-        for reason in ("first_message", "buffer_expired", "conversation_gone"):
+        for channel in STATUS_CHANNELS:
+            for status in STATUSES:
+                self.delivery_statuses.labels(channel, status)
+            for outcome in ("noted", "unknown"):
+                self.delivery_failures.labels(channel, outcome)
+        for reason in ("first_message", "buffer_expired", "conversation_gone", "api_send"):
             self.conversations_created.labels(reason)
         for endpoint in CLIENT_ENDPOINTS:
             self.intercom_duration.labels(endpoint)
+        for outcome in ("created", "existed"):
+            self.contacts_created.labels(outcome)
+        for route in INGRESS_ROUTES:
+            for status_class in STATUS_CLASSES:
+                self.request_duration.labels(route, status_class)
+
+    def add_channels(self, channels: Iterable[str]) -> None:
+        """Start the send series of the configured ``channels`` at 0 (the set is known only
+        once the credentials are read)."""
+        for channel in channels:
+            for outcome in ("sent", "undeliverable"):
+                self.channel_sends.labels(channel, outcome)
+            for outcome in SEND_OUTCOMES:
+                self.send_duration.labels(channel, outcome)
+
+    def observe_send(self, channel: str, outcome: str, seconds: float) -> None:
+        """The gateway's observer: one provider send call."""
+        self.send_duration.labels(channel, outcome).observe(seconds)
 
     def observe_intercom(self, endpoint: str, status: int | None, seconds: float) -> None:
         """The Intercom client's request observer."""

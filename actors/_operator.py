@@ -10,6 +10,8 @@ What one thread leaves in the journal (all of it erased by :func:`erase_thread`)
 - its state, ``thread:<key>`` (contact id, conversation id, last inbound time, last part);
 - the conversation index, ``conversation:<id>`` → the thread key, one per conversation the
   thread ever opened;
+- records of the messages sent to the customer, ``sent:<channel>:<provider id>`` (what each
+  was, for a delivery failure reported later);
 - identity mappings, ``identity:<identity>`` → the contact: the thread's own identity
   (``<channel>:<account>:<customer>``), the phone identities of its messages still journaled,
   and any mapping pointing at the thread's contact (a phone shared by the customer's threads
@@ -38,7 +40,9 @@ from channels import ThreadKey
 from runtime import DeadLetter, Entry, Erased, Journal
 
 from ._jobs import (
+    SENT_MESSAGE_PREFIX,
     InboundJob,
+    SentRecord,
     ThreadState,
     contact_intent_key,
     conversation_index_key,
@@ -260,11 +264,13 @@ class ErasePlan:
     """Conversation index keys pointing at the thread."""
     identities: list[str] = field(default_factory=list)
     """Identity mapping keys of the thread's customer."""
+    sent: list[str] = field(default_factory=list)
+    """Records of messages sent to the customer (what each was, for delivery failures)."""
 
     @property
     def state_keys(self) -> list[str]:
         own = [thread_state_key(self.key)] if self.state is not None else []
-        return [*own, *self.conversations, *self.identities]
+        return [*own, *self.conversations, *self.identities, *self.sent]
 
     @property
     def empty(self) -> bool:
@@ -318,6 +324,8 @@ async def plan_erase(journal: Journal, key: ThreadKey) -> ErasePlan:
         intent = contact_intent_key(name.removeprefix("identity:"))
         if await journal.get_state(intent) is not None:
             identities.append(intent)
+    sent = [name for name, value in await _pages(journal, SENT_MESSAGE_PREFIX)
+            if _sent_thread(value) == text]  # fmt: skip
     return ErasePlan(
         key=text,
         state=state,
@@ -325,7 +333,15 @@ async def plan_erase(journal: Journal, key: ThreadKey) -> ErasePlan:
         dead=len(dead),
         conversations=conversations,
         identities=identities,
+        sent=sent,
     )
+
+
+def _sent_thread(raw: bytes) -> str | None:
+    try:
+        return SentRecord.decode(raw).thread
+    except ValidationError:
+        return None
 
 
 def _contact_of(raw: bytes) -> str | None:
@@ -349,6 +365,7 @@ def describe_plan(plan: ErasePlan, say: Callable[[str], None]) -> None:
     say(f"  thread state: {thread_state_key(plan.key) if plan.state is not None else 'none'}")
     say(f"  conversation index: {', '.join(plan.conversations) or 'none'}")
     say(f"  identity mappings: {', '.join(plan.identities) or 'none'}")
+    say(f"  sent-message records: {len(plan.sent)}")
 
 
 def describe_untouched(

@@ -94,6 +94,7 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_WHATSAPP_VERIFY_TOKEN": s.whatsapp_verify_token,
         "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,
         "THREADLINE_WHATSAPP_BASE_URL": f"{base}/whatsapp/v21.0",
+        "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID": creds.whatsapp_business_account_id,
         "THREADLINE_TWILIO_ACCOUNT_SID": creds.twilio_account_sid,
         "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
         "THREADLINE_TWILIO_BASE_URL": f"{base}/twilio",

@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_access_token: SecretStr | None = None
     whatsapp_base_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_business_account_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    """The WhatsApp Business Account (WABA) whose approved message templates the send API's
+    and the re-engagement templates are checked against."""
+    whatsapp_reengagement_template: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,512}$")
+    """The approved template sent when a teammate replies outside the 24-hour window (the
+    reply is then held until the customer answers); unset: the reply is not sent, a note says
+    why."""
+    whatsapp_reengagement_language: str = Field(
+        default="en_US", pattern=r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$"
+    )
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_base_url: str = "https://api.twilio.com"
@@ -116,7 +126,10 @@ class Settings(BaseSettings):
     """A provider's answer to a send taking longer: the send is in doubt (it may have gone out)
     and is not repeated; a note says so."""
     intercom_rate_limit_per_window: int = Field(default=1666, ge=1)
-    """Requests per 10-second window this process may send (10,000/min spread over 6 windows)."""
+    """Requests per 10-second window (10,000/min spread over 6 windows): the whole app's budget,
+    shared by every node on PostgreSQL (a counter per window in the journal), not per process."""
+    whatsapp_template_cache_seconds: float = Field(default=600.0, ge=0)
+    """How long the WABA's template list is kept before it is fetched again."""
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -128,7 +141,11 @@ class Settings(BaseSettings):
     intercom_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     """Larger files are linked (served by the bridge under /media/) with a note, not uploaded."""
     max_attachments_per_message: int = Field(default=10, ge=1, le=10)
+    media_store: Literal["journal", "directory"] = "journal"
+    """Where linked oversize files are kept: in the journal's database (every node serves every
+    link), or under ``media_dir`` (with several nodes, only if it is storage they share)."""
     media_dir: str = "./threadline-media"
+    """The ``directory`` store's files; the ``journal`` store still serves what is left here."""
     media_retention_seconds: float = Field(default=30 * 86400.0, gt=0)
     """Linked oversize files are deleted this long after they were last stored."""
     media_max_bytes: int = Field(default=10 * 1024**3, ge=0)

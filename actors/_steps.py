@@ -89,7 +89,7 @@ class Steps:
         mean it may have happened: the step stays started, so the entry's next attempt finds
         it in doubt, as after a crash. ``lookup(started_at)`` tells whether an effect in doubt,
         started at that UNIX time, happened."""
-        state = self._states.get(name)
+        state = self._states.get(name, self._states.get(_legacy_name(name) or name))
         if state == _DONE:
             return StepResult(Outcome.DONE)
         if state is not None and state.startswith(_FAILED):
@@ -128,6 +128,15 @@ class Steps:
             return StepResult(Outcome.FAILED, failure)
         self._states[name] = _DONE
         return StepResult(Outcome.DONE)
+
+
+def _legacy_name(name: str) -> str | None:
+    """The step an older version recorded for ``name``: before texts were split, the whole
+    text was one step, ``{prefix}text``, which now stands for every ``{prefix}text:{i}``."""
+    stem, colon, index = name.rpartition(":")
+    if colon and index.isdecimal() and (stem == "text" or stem.endswith(":text")):
+        return stem
+    return None
 
 
 def _started_at(state: str) -> float:

@@ -18,12 +18,14 @@ completion, so a passivated or restarted actor resumes exactly where it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 import httpx
@@ -35,11 +37,13 @@ from channels import (
     ChannelError,
     DownloadedMedia,
     InboundMessage,
+    InlineImage,
     MediaHostForbidden,
     MediaRef,
     MediaTooLarge,
     MediaUnavailable,
     OutboundMedia,
+    OutgoingText,
     OutsideCustomerWindow,
     RecipientUnavailable,
     SendInDoubt,
@@ -61,45 +65,63 @@ from intercom import (
     IntercomRejected,
     IntercomTransportError,
     IntercomUnavailable,
+    is_teammate_message,
 )
 from runtime import (
     Actor,
     ActorContext,
     Classifier,
     Decision,
+    DecisionKind,
     Entry,
     Journal,
     JournalUnavailable,
     RetryPolicy,
 )
 
+from ._admins import AdminNames
 from ._cluster import Ownership
 from ._contacts import ContactResolver
 from ._doubt import InDoubt
 from ._gateway import ChannelClient, Gateway
 from ._jobs import (
     ApiSendJob,
+    HeldReply,
     InboundJob,
     OutboundAttachment,
     ReplyJob,
+    SentRecord,
+    StatusJob,
     ThreadState,
     conversation_index_key,
     decode_job,
     own_part_key,
     reply_job,
+    sent_message_key,
     sent_part_key,
     thread_state_key,
 )
+from ._logging import LogLimiter, log_fields, thread_hash
 from ._media import MediaStore
 from ._metrics import BridgeMetrics
+from ._outgoing import message_content, reply_content, send_steps
+from ._receipts import describe_attachment, describe_text, failure_note, tracks_delivery
 from ._settings import Settings
 from ._steps import Outcome, Steps
+from ._templates import (
+    ApiTemplate,
+    TemplateCatalog,
+    TemplateRefused,
+    TemplatesUnavailable,
+    customer_phone,
+    outside_window,
+    record_text,
+)
 
 __all__ = ["ConversationGone", "Services", "ThreadActor", "make_classifier"]
 
 logger = logging.getLogger("threadline.thread")
 
-WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
 CLOCK_SKEW: Final = 60.0
 """Seconds by which this host's clock and Intercom's may differ, when comparing times."""
 
@@ -140,12 +162,36 @@ class Services:
     release: Callable[[Entry], None]
     """Told when an entry is left for another node (its partition moved)."""
     ownership: Ownership
+    templates: TemplateCatalog = field(default_factory=lambda: TemplateCatalog(None, None))
+    """The WhatsApp Business Account's templates (re-engagement)."""
+    admin_names: AdminNames = field(default_factory=AdminNames)
+    """Teammates' names for signatures (fetched once, cached)."""
 
 
-def make_classifier(policy: RetryPolicy) -> Classifier:
-    """The thread actors' ``classify(exc, attempt)``."""
+def make_classifier(policy: RetryPolicy, limiter: LogLimiter | None = None) -> Classifier:
+    """The thread actors' ``classify(exc, attempt)``. Transient failures (Intercom or a
+    provider down, 429s, the journal) are logged through ``limiter``: one warning per kind
+    every ``LOG_REPEAT_SECONDS``, with the count of those left out, however many threads
+    retry."""
+    limiter = limiter or LogLimiter()
 
     def classify(exc: Exception, attempt: int) -> Decision:
+        decision = _classify(exc, attempt)
+        if (
+            decision.kind is DecisionKind.RETRY
+            and decision.counts
+            and not isinstance(exc, OwnershipUncertain)
+        ):
+            status = getattr(exc, "status", None)
+            limiter.log(
+                logger, logging.WARNING, f"retry:{decision.reason}",
+                "delivery failed (%s%s); retrying with backoff",
+                decision.reason, f", status {status}" if status else "",
+                extra={"request_id": getattr(exc, "request_id", None)},
+            )  # fmt: skip
+        return decision
+
+    def _classify(exc: Exception, attempt: int) -> Decision:
         # Waits, not failures: they do not spend the retry budget of a later real failure.
         if isinstance(exc, DeliveryInDoubt):
             return Decision.wait(exc.seconds, "delivery in doubt")
@@ -189,6 +235,7 @@ class ThreadActor(Actor[Entry, None]):
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
         self._in_doubt: dict[int, float] = {}  # entry id -> when (Trio clock) it has settled
         self._steps: Steps | None = None  # the recorded steps of the outbound entry at hand
+        self._bridged: int | None = None  # the inbound entry whose message reached Intercom
 
     async def _load_state(self, tenure: int | None) -> None:
         raw = await self._s.journal.get_state(thread_state_key(self._key_text))
@@ -225,12 +272,19 @@ class ThreadActor(Actor[Entry, None]):
         job = decode_job(entry.payload)
         with ownership.guard(entry.partition) as guard:
             if isinstance(job, InboundJob):
-                await self._inbound(entry, job.message)
+                if self._bridged != entry.id:  # a retry after a held reply failed: bridged once
+                    await self._inbound(entry, job.message)
+                    self._bridged = entry.id
+                if self._state.held:  # the customer answered a re-engagement template
+                    await self._deliver_held(entry)
                 direction, outcome = "inbound", "delivered"
             elif isinstance(job, ReplyJob):
                 direction = "outbound"
                 sent = await self._teammate_reply(entry, job)
                 outcome = "delivered" if sent else "skipped"
+            elif isinstance(job, StatusJob):
+                noted = await self._delivery_failed(entry, job)
+                direction, outcome = "status", "delivered" if noted else "skipped"
             else:
                 await self._api_send(entry, job)
                 direction, outcome = "api", "delivered"
@@ -243,6 +297,7 @@ class ThreadActor(Actor[Entry, None]):
             logger.warning(
                 "entry %d of partition %d: delivery cut off as the lease's validity ran out;"
                 " checking for it again in %.1f s", entry.id, entry.partition, margin,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
             )  # fmt: skip
             raise DeliveryInDoubt(entry.id, margin)
         self._in_doubt.pop(entry.id, None)
@@ -261,8 +316,9 @@ class ThreadActor(Actor[Entry, None]):
         if not committed:
             # Another node took the partition over while we worked: it owns the entry now.
             logger.warning(
-                "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition
-            )
+                "entry %d: partition %d moved; left to its new owner", entry.id, entry.partition,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
             self._tenure = -1  # our state may be stale: reload it if the partition comes back
             self._steps = None
             self._s.release(entry)
@@ -303,6 +359,33 @@ class ThreadActor(Actor[Entry, None]):
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
         self._state.remember(message.provider_message_id, _summary(message))
+        if message.opt_out in ("stop", "start"):
+            await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
+
+    async def _opt_out_changed(self, entry: Entry, opted_out: bool, keyword: str) -> None:
+        """Record an SMS opt-out (or opt-in) and say so in the conversation, after the
+        customer's message itself. The note is best effort: the message is delivered already,
+        and a retry of the entry must not deliver it again."""
+        self._state.opted_out = opted_out
+        conversation_id = self._state.conversation_id
+        if conversation_id is None:
+            return
+        said = f'they replied "{keyword.strip()[:40]}"'
+        text = (
+            f"The customer opted out of SMS ({said}): Threadline sends them nothing on this"
+            " number until they reply START; replies leave a note instead."
+            if opted_out
+            else f"The customer opted back in to SMS ({said}): replies reach them again."
+        )
+        try:
+            admin = await self._assignee_or_default(conversation_id, None)
+            if admin is None:
+                logger.warning("cannot leave a note: no assignee and no default admin configured")
+                return
+            steps = await self._steps_of(entry)
+            await self._write_part(steps, "opt-out-note", conversation_id, admin, text, "note")
+        except (IntercomError, JournalUnavailable) as exc:
+            logger.warning("thread %s: opt-out note not written: %s", self._key_text, exc)
 
     async def _contact_gone(self, message: InboundMessage) -> None:
         await self._s.resolver.forget(message)
@@ -313,7 +396,9 @@ class ThreadActor(Actor[Entry, None]):
         if self._state.conversation_id is None:
             return "first_message"
         buffer = self._s.settings.conversation_buffer_seconds
-        last = self._state.last_inbound_at
+        # Silence in both directions: the customer's last message or our last send to them.
+        state = self._state
+        last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
         if buffer > 0 and last is not None and sent_at - last > buffer:
             return "buffer_expired"
         return None
@@ -410,7 +495,8 @@ class ThreadActor(Actor[Entry, None]):
             if adopted is not None:
                 logger.info(
                     "thread %s: conversation %s was created before an interruption; using it",
-                    self._key_text, adopted.id,
+                    thread_hash(self._key_text), adopted.id,
+                    extra=log_fields(key=self._key_text, entry_id=entry.id),
                 )  # fmt: skip
                 opened_here = _same_text(adopted.source_text, first_body)
                 self._record_conversation(adopted.id, entry if opened_here else None)
@@ -444,7 +530,10 @@ class ThreadActor(Actor[Entry, None]):
         try:
             await self._save_state_early()
         except JournalUnavailable as exc:
-            logger.warning("conversation %s not recorded early: %s", conversation_id, exc)
+            logger.warning(
+                "conversation %s not recorded early: %s", conversation_id, exc,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
         return conversation_id, None
 
     async def _adoptable(
@@ -507,7 +596,10 @@ class ThreadActor(Actor[Entry, None]):
         ):
             # The conversation was opened with this message (it is the source, not a part):
             # its creation was recorded, its entry's completion was not.
-            logger.info("entry %d opened its conversation before the restart", entry.id)
+            logger.info(
+                "entry %d opened its conversation before the restart", entry.id,
+                extra=log_fields(key=self._key_text, entry_id=entry.id),
+            )  # fmt: skip
             return True
         if known is not None:
             ids = [p.id for p in parts]
@@ -516,8 +608,9 @@ class ThreadActor(Actor[Entry, None]):
             if part.author.id == contact_id and _same_text(part.text, body):
                 self._state.last_part_id = part.id
                 logger.info(
-                    "entry %d was delivered before the restart; not sending again", entry.id
-                )
+                    "entry %d was delivered before the restart; not sending again", entry.id,
+                    extra=log_fields(key=self._key_text, entry_id=entry.id),
+                )  # fmt: skip
                 return True
         return False
 
@@ -558,7 +651,11 @@ class ThreadActor(Actor[Entry, None]):
                 try:
                     token = await self._s.media.save(media.content, mime, name)
                 except OSError as exc:
-                    logger.error("oversize attachment not stored: %s", exc)
+                    logger.error(
+                        "oversize attachment not stored: %s",
+                        exc,
+                        extra=log_fields(key=self._key_text),
+                    )
                     lines.append(f"[{name}: too large to attach and could not be kept]")
                     continue
                 url = f"{settings.public_url.rstrip('/')}/media/{token}"
@@ -616,8 +713,7 @@ class ThreadActor(Actor[Entry, None]):
         due = []
         for part in conversation.parts[start:position]:
             if (
-                part.author.type == "admin"
-                and part.part_type == "comment"
+                is_teammate_message(part)  # a comment, or a close/assign/… with a message
                 and not await self._is_own_part(part.id)
                 and not await self._was_sent(part.id)
             ):
@@ -627,11 +723,17 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        text = self._s.settings.reply_format.format(
-            teammate=job.admin_name or "Support", text=job.text
-        )
+        teammate = await self._s.admin_names.signature(  # see actors/_admins.py for the order
+            self._s.intercom, job.admin_name, job.admin_id,
+            self._s.settings.intercom_default_admin_id,
+        )  # fmt: skip
         prefix = f"{job.part_id}:"
-        failure = await self._send(steps, text if job.text else None, job.attachments, prefix)
+        if self._reengagement_due():
+            text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
+            await self._hold_reply(steps, job, text if job.text else "", prefix)
+            return
+        content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
+        failure = await self._send(steps, content, job.attachments, prefix, job.conversation_id)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
         why = failure or _doubt_reason(steps, prefix)
@@ -639,9 +741,15 @@ class ThreadActor(Actor[Entry, None]):
             await self._note(steps, job.conversation_id, job.assignee_id, why, prefix)
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
+        if self._state.conversation_id is None:
+            await self._start_conversation(entry, job)
         conversation_id = self._state.conversation_id
         steps = await self._steps_of(entry)
-        failure = await self._send(steps, job.text or None, job.attachments)
+        if job.template is not None:
+            failure = await self._send_template(steps, job.template, "template")
+        else:
+            content = message_content(self._key, job.text)
+            failure = await self._send(steps, content, job.attachments)
         if conversation_id is None:
             return
         if failure is not None:
@@ -650,9 +758,10 @@ class ThreadActor(Actor[Entry, None]):
         admin = job.admin_id or await self._assignee_or_default(conversation_id, None)
         if admin is not None:
             files_text = "".join(f"\n📎 {a.filename or a.url}" for a in job.attachments)
-            await self._write_part(
-                steps, "record", conversation_id, admin, (job.text + files_text).strip(), "comment"
-            )
+            text = (job.text + files_text).strip()
+            if job.template is not None:
+                text = record_text(job.template, job.rendered)
+            await self._write_part(steps, "record", conversation_id, admin, text, "comment")
         doubt = _doubt_reason(steps)
         if doubt is not None:
             await self._note(steps, conversation_id, None, doubt)
@@ -667,33 +776,61 @@ class ThreadActor(Actor[Entry, None]):
     async def _send(
         self,
         steps: Steps,
-        text: str | None,
+        content: Sequence[OutgoingText | InlineImage],
         attachments: tuple[OutboundAttachment, ...],
         prefix: str = "",
+        conversation_id: str | None = None,
     ) -> str | None:
-        """Send to the customer, each piece a recorded step. Returns why it failed for good,
-        or None when it was sent (or is in doubt and not sent again)."""
+        """Send to the customer, each piece a recorded step: ``content`` (text split to the
+        channel's limit, inline images) then the attachments. Returns why it failed for good,
+        or None when it was sent (or is in doubt and not sent again). What each piece was is
+        remembered under its provider id, for a delivery failure reported later."""
         channel = self._key.channel
         client = self._s.gateway.client(channel)
         if client is None:
             return f"the {channel.value} channel is not configured on the bridge"
+        if self._state.opted_out:
+            return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
-        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         media = [_outbound_media(attachment) for attachment in attachments]
-        caption = _caption(client, self._key, text, media)
-        if text and caption is None:
-            send = functools.partial(client.send_text, self._key, text)
-            pieces.append((f"{prefix}text", functools.partial(self._remembered, text, send)))
-        for index, item in enumerate(media):
-            send = functools.partial(client.send_media, self._key, item, caption=caption)
+        caption = _caption(client, self._key, content, media)
+        pieces: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        described: dict[str, str] = {}  # what each piece is, for a failure reported later
+        if caption is None:
+            steps_of_content = send_steps(client, self._key, content, prefix)
+            for (name, call), item in zip(steps_of_content, content, strict=True):
+                if isinstance(item, OutgoingText):  # remembered: a customer may quote it
+                    call = functools.partial(self._remembered, item.text, call)
+                    described[name] = describe_text(item.text)
+                else:
+                    described[name] = f"the image {item.url}"
+                pieces.append((name, call))
+        for index, medium in enumerate(media):
+            send: Callable[[], Awaitable[object]] = functools.partial(
+                client.send_media, self._key, medium, caption=caption
+            )
+            what = describe_attachment(attachments[index])
             if caption is not None:
                 send = functools.partial(self._remembered, caption, send)
+                what += f" with the text {describe_text(caption)}"
             pieces.append((f"{prefix}media:{index}", send))
+            described[f"{prefix}media:{index}"] = what
+        conversation_id = conversation_id or self._state.conversation_id
+
+        def sent(name: str, what: str | None = None) -> SentRecord | None:
+            if conversation_id is None or not tracks_delivery(channel):
+                return None
+            return SentRecord(
+                thread=self._key_text, conversation_id=conversation_id,
+                part_id=prefix[:-1] or None, what=what or described.get(name, "a message"),
+                sent_at=time.time(),
+            )  # fmt: skip
+
         for name, call in pieces:
             result = await steps.run(
                 name,
-                functools.partial(self._deliver, call),
+                functools.partial(self._deliver, call, sent(name)),
                 retryable=_SEND_RETRYABLE,
                 doubtful=(SendInDoubt,),
             )
@@ -701,26 +838,30 @@ class ThreadActor(Actor[Entry, None]):
                 if caption is not None:  # the text rode on the file that did not go: alone, then
                     call = functools.partial(client.send_text, self._key, caption)
                     await steps.run(
-                        f"{prefix}text",
-                        functools.partial(self._deliver, call),
+                        f"{prefix}text:0",
+                        functools.partial(self._deliver, call, sent("", describe_text(caption))),
                         retryable=_SEND_RETRYABLE,
                         doubtful=(SendInDoubt,),
                     )
                 return result.reason
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
 
-    async def _remembered(self, text: str, send: Callable[[], Awaitable[str]]) -> str:
+    async def _remembered(self, text: str, send: Callable[[], Awaitable[object]]) -> object:
         """Send, and remember the sent message's id and text (a customer may quote it)."""
         message_id = await send()
-        self._state.remember(message_id, shorten(text))
+        self._state.remember(str(message_id), shorten(text))
         return message_id
 
-    async def _deliver(self, call: Callable[[], Awaitable[object]]) -> str | None:
-        """One provider send; why it was refused for good, or None."""
+    async def _deliver(
+        self, call: Callable[[], Awaitable[object]], record: SentRecord | None = None
+    ) -> str | None:
+        """One provider send; why it was refused for good, or None. ``record`` is kept under
+        the provider's id for the message, committed with the entry."""
         channel = self._key.channel.value
         try:
-            await call()
+            provider_id = await call()
         except OutsideCustomerWindow:
             return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
         except RecipientUnavailable as exc:
@@ -729,14 +870,164 @@ class ThreadActor(Actor[Entry, None]):
             return f"{channel} refused the message ({_reason(exc)})"
         except (MediaUnavailable, MediaTooLarge, MediaHostForbidden) as exc:
             return f"the attachment could not be fetched to upload it to {channel} ({exc})"
+        if record is not None and isinstance(provider_id, str):
+            # At once, for a status callback that names no thread and comes before the entry
+            # commits (best effort: the entry's commit carries it too).
+            sent = {sent_message_key(channel, provider_id): record.encode()}
+            self._extra_state.update(sent)
+            with contextlib.suppress(JournalUnavailable):
+                await self._s.journal.put_state(sent)
         return None
 
+    async def _delivery_failed(self, entry: Entry, job: StatusJob) -> bool:
+        """A message the provider accepted did not arrive: a note in its conversation, as the
+        assignee or the default operator. False when the bridge has no record of the message
+        (sent by someone else, or past the retention)."""
+        channel = self._key.channel.value
+        key = sent_message_key(channel, job.provider_message_id)
+        raw = await self._s.journal.get_state(key)
+        if raw is None:
+            self._s.metrics.delivery_failures.labels(channel, "unknown").inc()
+            return False
+        record = SentRecord.decode(raw)
+        admin = await self._assignee_or_default(record.conversation_id, None)
+        if admin is None:
+            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            return False
+        steps = await self._steps_of(entry)
+        note = failure_note(record, job)
+        await self._write_part(steps, "note", record.conversation_id, admin, note, "note")
+        self._extra_state[key] = None  # noted: a later report of it has nothing to add
+        self._s.metrics.delivery_failures.labels(channel, "noted").inc()
+        return True
+
     def _outside_whatsapp_window(self) -> bool:
-        is_whatsapp = self._key.channel is Channel.WHATSAPP or (
-            self._key.channel is Channel.TWILIO and self._key.customer.startswith("whatsapp:")
+        """WhatsApp refuses free-form messages: the customer's latest message is over 24 hours
+        old, or they never wrote (a conversation the send API started with a template)."""
+        return outside_window(self._key, self._state.last_inbound_at)
+
+    # --- templates: the send API, re-engagement (actors/_templates.py) ------------------------
+
+    async def _send_template(self, steps: Steps, template: ApiTemplate, step: str) -> str | None:
+        """Send a WhatsApp template as a recorded step; why it failed for good, or None."""
+        client = self._s.gateway.whatsapp
+        if self._key.channel is not Channel.WHATSAPP or client is None:
+            return "templates are sent on the whatsapp channel only"
+        call = functools.partial(
+            client.send_template, self._key, template.name, template.language.code,
+            template.payload_components(),
+        )  # fmt: skip
+        result = await steps.run(
+            step, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
         )
-        last = self._state.last_inbound_at
-        return is_whatsapp and last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS
+        if result.outcome is Outcome.FAILED:
+            return result.reason
+        self._s.metrics.channel_sends.labels(self._key.channel.value, "sent").inc()
+        self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
+        return None
+
+    async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> None:
+        """The send API to a customer without a conversation: resolve (or create) the contact
+        and open the conversation as the inbound path does (recorded intents, exactly once);
+        the message sent is then recorded in it as the admin's reply."""
+        message = InboundMessage(
+            key=self._key,
+            provider_message_id=f"api:{entry.id}",
+            phone=customer_phone(self._key),
+            sent_at=datetime.fromtimestamp(job.received_at, UTC),
+        )
+        opening = (
+            f"[Threadline: conversation started by the team on {self._key.channel.value}; the"
+            " message sent to the customer follows]"
+        )
+        for _ in range(2):  # a second pass after re-resolving a deleted contact
+            if self._state.contact_id is None:
+                contact = await self._s.resolver.resolve(message)
+                self._state.contact_id, self._state.contact_role = contact.id, contact.role
+            try:
+                await self._open_conversation(entry, self._state.contact_id, opening, "api_send")
+                return
+            except _ContactGone:
+                await self._contact_gone(message)
+        raise IntercomNotFound(
+            "the contact vanished twice while starting a conversation", status=404
+        )
+
+    def _reengagement_due(self) -> bool:
+        """A teammate's reply must wait for a re-engagement template: WhatsApp Cloud API, the
+        window closed, a template configured (else the reply fails as before, with a note)."""
+        return (
+            self._key.channel is Channel.WHATSAPP
+            and self._s.settings.whatsapp_reengagement_template is not None
+            and (bool(self._state.held) or self._outside_whatsapp_window())
+        )
+
+    async def _hold_reply(self, steps: Steps, job: ReplyJob, text: str, prefix: str) -> None:
+        """Send the re-engagement template (once while replies are held) and hold the reply in
+        the thread's state until the customer answers; a note says so."""
+        settings = self._s.settings
+        name = settings.whatsapp_reengagement_template
+        assert name is not None
+        language = settings.whatsapp_reengagement_language
+        if not self._state.held:
+            why: str | None = None
+            try:
+                await self._s.templates.approved(name, language)
+            except TemplateRefused as exc:
+                why = f"the re-engagement template is not usable: {exc.reason}"
+            except TemplatesUnavailable as exc:
+                raise SendTransient(f"whatsapp templates unavailable: {exc}") from exc
+            template = ApiTemplate.model_validate({"name": name, "language": {"code": language}})
+            why = why or await self._send_template(steps, template, f"{prefix}reengage")
+            if why is not None:
+                self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
+                reason = f"outside WhatsApp's 24-hour customer-service window, and {why}"
+                await self._note(steps, job.conversation_id, job.assignee_id, reason, prefix)
+                return
+        if all(held.part_id != job.part_id for held in self._state.held):
+            self._state.held.append(
+                HeldReply(
+                    part_id=job.part_id, conversation_id=job.conversation_id, text=text,
+                    attachments=job.attachments, assignee_id=job.assignee_id,
+                )
+            )  # fmt: skip
+        admin = await self._assignee_or_default(job.conversation_id, job.assignee_id)
+        if admin is not None:
+            note = (
+                "The customer's 24-hour WhatsApp window has closed: Threadline sent the"
+                f" re-engagement template {name} ({language}) and holds this reply; it goes out"
+                " as soon as the customer answers."
+            )
+            await self._write_part(steps, f"{prefix}held", job.conversation_id, admin, note, "note")
+        doubt = _doubt_reason(steps, prefix)  # the template's send was cut off by a crash
+        if doubt is not None:
+            await self._note(steps, job.conversation_id, job.assignee_id, doubt, prefix)
+
+    async def _deliver_held(self, entry: Entry) -> None:
+        """The customer answered: send the replies held for them, in order, each piece a
+        recorded step of this inbound entry (a crash resends nothing), then say so."""
+        steps = await self._steps_of(entry)
+        held, delivered = list(self._state.held), 0
+        for reply in held:
+            prefix = f"held:{reply.part_id}:"
+            content = message_content(self._key, reply.text)
+            failure = await self._send(
+                steps, content, reply.attachments, prefix, reply.conversation_id
+            )
+            why = failure or _doubt_reason(steps, prefix)
+            if why is not None:
+                await self._note(steps, reply.conversation_id, reply.assignee_id, why, prefix)
+            else:
+                delivered += 1
+        last = held[-1]
+        admin = await self._assignee_or_default(last.conversation_id, last.assignee_id)
+        if admin is not None and delivered:
+            note = (
+                "The customer answered the re-engagement template: Threadline delivered the"
+                f" {delivered} reply(ies) held for them."
+            )
+            await self._write_part(steps, "held-sent", last.conversation_id, admin, note, "note")
+        self._state.held = []
 
     async def _note(
         self, steps: Steps, conversation_id: str, assignee: str | None, why: str, prefix: str = ""
@@ -744,7 +1035,10 @@ class ThreadActor(Actor[Entry, None]):
         """Leave an internal note saying why a message did not reach the customer."""
         admin = await self._assignee_or_default(conversation_id, assignee)
         if admin is None:
-            logger.warning("cannot leave a note: no assignee and no default admin configured")
+            logger.warning(
+                "cannot leave a note: no assignee and no default admin configured",
+                extra=log_fields(key=self._key_text),
+            )
             return
         text = f"Threadline could not deliver this message to the customer: {why}."
         await self._write_part(steps, f"{prefix}note", conversation_id, admin, text, "note")
@@ -869,13 +1163,20 @@ def _outbound_media(attachment: OutboundAttachment) -> OutboundMedia:
 
 
 def _caption(
-    client: ChannelClient, key: ThreadKey, text: str | None, media: list[OutboundMedia]
+    client: ChannelClient,
+    key: ThreadKey,
+    content: Sequence[OutgoingText | InlineImage],
+    media: list[OutboundMedia],
 ) -> str | None:
-    """The text as the caption of the only attachment, when the channel takes a caption that
-    long on that type of file (one message); None: the text goes first, on its own."""
-    if not text or len(media) != 1 or not client.caption_fits(key, media[0], text):
+    """The text as the caption of the only attachment, when it is one unstyled piece with no
+    inline image and the channel takes a caption that long on that type of file (one message);
+    None: the text goes first, on its own."""
+    if len(media) != 1 or len(content) != 1:
         return None
-    return text
+    (only,) = content
+    if not isinstance(only, OutgoingText) or only.spans or not only.text:
+        return None
+    return only.text if client.caption_fits(key, media[0], only.text) else None
 
 
 def _same_text(stored: str, sent: str) -> bool:

@@ -106,7 +106,7 @@ async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
     from prometheus_client import CollectorRegistry
 
     from actors._ingress import Ingress
-    from actors._media import MediaStore
+    from actors._media import DirectoryMediaStore
     from actors._metrics import BridgeMetrics
     from actors._settings import Settings
     from runtime import freeze_startup_heap, hypercorn_config, open_sqlite_journal, serve_asgi
@@ -144,7 +144,7 @@ async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
                 journal,
                 wake=lambda: None,
                 metrics=BridgeMetrics(CollectorRegistry()),
-                media=MediaStore(workdir / "media"),
+                media=DirectoryMediaStore(workdir / "media"),
                 ready=lambda: None,
             )
             await nursery.start(serve_asgi, ingress.app, config)

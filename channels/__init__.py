@@ -18,6 +18,10 @@ Layers, bottom up:
   policy classifies :class:`SendRateLimited` / :class:`SendTransient` (retry) versus
   :class:`RecipientUnavailable` / :class:`OutsideCustomerWindow` / :class:`SendRejected` /
   :class:`MediaUnavailable` / :class:`MediaTooLarge` / :class:`MediaHostForbidden` (give up).
+- **Outgoing text** (pure): :func:`compose` turns neutral :class:`TextBlock` /
+  :class:`InlineImage` data into each channel's markup (WhatsApp ``*bold*``/``_italic_``,
+  Telegram entities, plain SMS), split at the provider's limit as it counts it
+  (:func:`text_limit`, :func:`split_text`); the clients never truncate.
 - **Sandbox and builders** (product code for the demo, load test and tests):
   :class:`ProviderSandbox` is one ASGI app serving fake Graph, Twilio and Bot APIs; the
   ``*_webhook`` builders produce correctly signed provider webhooks.
@@ -76,6 +80,22 @@ from ._errors import SendRejected as SendRejected
 from ._errors import SendTransient as SendTransient
 from ._errors import SignatureInvalid as SignatureInvalid
 from ._errors import WebhookRejected as WebhookRejected
+from ._markup import InlineImage as InlineImage
+from ._markup import OutgoingText as OutgoingText
+from ._markup import Span as Span
+from ._markup import StyledText as StyledText
+from ._markup import TextBlock as TextBlock
+from ._markup import TextFormat as TextFormat
+from ._markup import TextLimit as TextLimit
+from ._markup import TextRun as TextRun
+from ._markup import compose as compose
+from ._markup import encode_text as encode_text
+from ._markup import provider_length as provider_length
+from ._markup import render_blocks as render_blocks
+from ._markup import split_text as split_text
+from ._markup import text_format as text_format
+from ._markup import text_limit as text_limit
+from ._markup import utf16_length as utf16_length
 from ._model import Channel as Channel
 from ._model import DeliveryStatus as DeliveryStatus
 from ._model import DownloadedMedia as DownloadedMedia
@@ -102,6 +122,7 @@ from ._telegram import verify_telegram_secret as verify_telegram_secret
 from ._telegram_api import TelegramClient as TelegramClient
 from ._telegram_api import TelegramConfig as TelegramConfig
 from ._telegram_api import classify_telegram_error as classify_telegram_error
+from ._telegram_api import telegram_entities as telegram_entities
 from ._twilio import parse_twilio as parse_twilio
 from ._twilio import twilio_form_params as twilio_form_params
 from ._twilio import twilio_signature as twilio_signature
@@ -114,6 +135,7 @@ from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 from ._whatsapp_api import WhatsAppClient as WhatsAppClient
 from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
+from ._whatsapp_api import WhatsAppTemplate as WhatsAppTemplate
 from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
 
 __all__ = [
@@ -123,6 +145,7 @@ __all__ = [
     "DownloadedMedia",
     "Ignored",
     "InboundMessage",
+    "InlineImage",
     "Location",
     "MediaFault",
     "MediaHostForbidden",
@@ -131,6 +154,7 @@ __all__ = [
     "MediaTooLarge",
     "MediaUnavailable",
     "OutboundMedia",
+    "OutgoingText",
     "OutsideCustomerWindow",
     "ParsedEvent",
     "PayloadInvalid",
@@ -147,9 +171,15 @@ __all__ = [
     "SharedContact",
     "SignatureInvalid",
     "SignedWebhook",
+    "Span",
     "StoredMedia",
+    "StyledText",
     "TelegramClient",
     "TelegramConfig",
+    "TextBlock",
+    "TextFormat",
+    "TextLimit",
+    "TextRun",
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
@@ -159,22 +189,32 @@ __all__ = [
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "WhatsAppTemplate",
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
+    "compose",
+    "encode_text",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
+    "provider_length",
+    "render_blocks",
     "render_inbound",
     "shorten",
+    "split_text",
     "telegram_bot_id",
+    "telegram_entities",
     "telegram_message_webhook",
     "telegram_update_webhook",
+    "text_format",
+    "text_limit",
     "twilio_form_params",
     "twilio_message_webhook",
     "twilio_signature",
     "twilio_status_webhook",
+    "utf16_length",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",

@@ -260,11 +260,14 @@ def twilio_message_webhook(
     message_sid: str | None = None,
     profile_name: str | None = None,
     extra: Sequence[tuple[str, str]] = (),
+    opt_out_type: str | None = None,
 ) -> SignedWebhook:
     """A signed Twilio inbound-message webhook for the public ``url`` Twilio posts to.
 
     ``to``/``from_`` carry Twilio's ``whatsapp:`` prefix for the WhatsApp sender; ``extra``
-    adds parameters (``MessageType``, ``ButtonText``, ``Latitude``, …).
+    adds parameters (``MessageType``, ``ButtonText``, ``Latitude``, …). ``opt_out_type``
+    (``STOP``/``START``/``HELP``) is the ``OptOutType`` field Twilio adds when Advanced
+    Opt-Out acted on the message.
     """
     sid = message_sid or ("MM" if media else "SM") + uuid.uuid4().hex
     pairs = [("SmsMessageSid", sid), ("NumMedia", str(len(media)))]
@@ -276,6 +279,8 @@ def twilio_message_webhook(
     if profile_name is not None:
         pairs += [("ProfileName", profile_name), ("WaId", from_.rpartition(":")[2].lstrip("+"))]
     pairs += list(extra)
+    if opt_out_type is not None:
+        pairs.append(("OptOutType", opt_out_type))
     return _twilio_signed(auth_token, url, pairs)
 
 

@@ -165,6 +165,9 @@ class InboundMessage(_Frozen):
     contacts: tuple[SharedContact, ...] = ()
     unsupported: str | None = None
     group: str | None = None
+    opt_out: Literal["stop", "start", "help"] | None = None
+    """An SMS opt-out keyword the provider acted on: ``stop`` (the customer unsubscribed: the
+    provider refuses our messages to them), ``start`` (subscribed again), ``help``."""
 
 
 class DeliveryStatus(_Frozen):

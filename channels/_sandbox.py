@@ -12,14 +12,27 @@ Control and inspection over HTTP (JSON)::
     POST   /_sandbox/media?mime_type=…&filename=…   body = bytes → {"id", "twilio_media_path"}
     GET    /_sandbox/sent[?channel=…&since=N]       recorded sends, oldest first (seq > since)
     DELETE /_sandbox/sent
-    POST   /_sandbox/failures  {"channel","recipient","failure","times"?,"retry_after"?}
+    POST   /_sandbox/failures  {"channel","recipient","failure","times"?,"retry_after"?,
+                                "error_code"?}
     DELETE /_sandbox/failures
+    POST   /_sandbox/webhooks  {"bridge_url", "whatsapp_app_secret"?}   where status webhooks go
+    GET    /_sandbox/webhooks  status webhooks posted to the bridge, with its answers
     GET    /_sandbox/health
+    POST   /_sandbox/whatsapp/customer_wrote  {"wa_id", "at"}   (24-hour window; see below)
+
+The fake WhatsApp serves ``GET /{waba-id}/message_templates`` (some approved, some rejected or
+pending: ``SANDBOX_TEMPLATES``), refuses a template send whose name and language are not an
+approved template (132001) or whose parameters do not match (132000), and refuses free-form
+messages to a customer whose latest message (:meth:`ProviderSandbox.customer_wrote`) is more
+than 24 hours old (131047 "Re-engagement message").
 
 A send naming a media URL (a Telegram ``photo``/``document``/… URL, a WhatsApp ``link``) makes
 the sandbox fetch that URL first, as the real provider does, and check what it finds: Telegram
 answers 400 to ``sendDocument`` by URL unless the file is a PDF, ZIP or GIF, WhatsApp to an
 ``image`` that is not JPEG or PNG (or a ``sticker`` that is not WebP).
+
+Status webhooks (``failed_later``) are posted after the send's answer, by the request's own
+task, up to three times until the bridge answers 200 (the providers retry too).
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from ._sandbox_http import (
 )
 from ._sandbox_state import (
     MediaFault,
+    PostedWebhook,
     SandboxCredentials,
     SandboxFailure,
     SandboxState,
@@ -77,6 +91,24 @@ class _FailureScript(BaseModel):
     failure: SandboxFailure
     times: int | None = None
     retry_after: int = 1
+    error_code: int | None = None
+
+
+class _WebhookTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bridge_url: str
+    whatsapp_app_secret: str | None = None
+
+
+WEBHOOK_ATTEMPTS: Final = 3
+
+
+class _CustomerWrote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wa_id: str
+    at: float
 
 
 class ProviderSandbox:
@@ -120,6 +152,7 @@ class ProviderSandbox:
         return {
             "THREADLINE_WHATSAPP_BASE_URL": f"{base}/whatsapp/v21.0",
             "THREADLINE_WHATSAPP_ACCESS_TOKEN": creds.whatsapp_access_token,
+            "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID": creds.whatsapp_business_account_id,
             "THREADLINE_TWILIO_BASE_URL": f"{base}/twilio",
             "THREADLINE_TWILIO_ACCOUNT_SID": creds.twilio_account_sid,
             "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
@@ -127,10 +160,48 @@ class ProviderSandbox:
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         }
 
+    def receive_sms(
+        self, from_: str, to: str, body: str, *, opt_out_type: str | None = None
+    ) -> str | None:
+        """A customer's message reaching the sandbox Twilio number ``to`` (before its webhook
+        goes to the bridge). As the real Twilio does, an opt-out keyword (or ``OptOutType``
+        for Advanced Opt-Out's custom keywords) opts ``from_`` out of (or back in to) messages
+        from ``to``: sends to an opted-out customer are refused with error 21610. Returns
+        ``stop``, ``start``, ``help`` or None."""
+        return self._state.receive_sms(from_, to, body, opt_out_type)
+
+    def refused(self) -> list[tuple[str, str, int]]:
+        """Sends the fakes refused because of the recipient's own opt-out:
+        ``(channel, to, error code)``, oldest first."""
+        return list(self._state.refused)
+
     def sent(self, channel: Channel | None = None, *, since: int = 0) -> list[SentMessage]:
         """Accepted sends with ``seq > since``, oldest first, optionally for one channel."""
         tail = self._state.sent[since:] if since >= 0 else self._state.sent
         return [m for m in tail if channel is None or m.channel is channel]
+
+    @property
+    def templates(self) -> list[dict[str, object]]:
+        """The sandbox WhatsApp Business Account's message templates (mutable)."""
+        return self._state.templates
+
+    @property
+    def template_fetches(self) -> int:
+        """Requests for the template list served so far (pages count one each)."""
+        return self._state.template_fetches
+
+    def customer_wrote(self, wa_id: str, at: float) -> None:
+        """Tell the fake WhatsApp that customer ``wa_id`` wrote at UNIX time ``at`` (the
+        webhook builders do not go through it): free-form sends to them are refused with
+        131047 once that is more than 24 hours ago. Customers it was never told about are not
+        checked (load tests send to thousands)."""
+        self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
+
+    def telegram_webhook_failed(self, message: str, *, at: int) -> None:
+        """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
+        time), as Telegram does when the webhook URL did not answer 2xx."""
+        hook = self._state.telegram_webhook
+        hook.last_error_date, hook.last_error_message = at, message
 
     def clear_sent(self) -> None:
         """Forget recorded sends (``seq`` starts again at 1)."""
@@ -145,13 +216,26 @@ class ProviderSandbox:
         times: int | None = None,
         retry_after: int = 1,
         after: int = 0,
+        error_code: int | None = None,
     ) -> None:
         """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
         prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared), once
-        ``after`` more sends have succeeded."""
+        ``after`` more sends have succeeded. ``error_code`` is the code a ``failed_later``
+        status reports."""
         self._state.script(
-            channel, recipient, failure, times=times, retry_after=retry_after, after=after
-        )
+            channel, recipient, failure, times=times, retry_after=retry_after, after=after,
+            error_code=error_code,
+        )  # fmt: skip
+
+    def configure_webhooks(self, bridge_url: str, *, whatsapp_app_secret: str | None) -> None:
+        """Post status webhooks to the bridge served at ``bridge_url`` (its ``/webhooks/…``
+        routes), WhatsApp's signed with ``whatsapp_app_secret`` (the Meta app's secret)."""
+        self._state.bridge_url = bridge_url.rstrip("/")
+        self._state.whatsapp_app_secret = whatsapp_app_secret
+
+    def posted_webhooks(self) -> list[PostedWebhook]:
+        """Status webhooks posted to the bridge so far, oldest first."""
+        return list(self._state.posted)
 
     def clear_failures(self) -> None:
         """Remove every scripted failure."""
@@ -191,6 +275,38 @@ class ProviderSandbox:
             linked = {url: await _fetch_linked(url) for url in urls}
             request = dataclasses.replace(request, linked=linked)
         await write_reply(send, self._route(request))
+        if self._state.outbox:
+            await self._post_webhooks()
+
+    async def _post_webhooks(self) -> None:
+        """Post the queued status webhooks, each until the bridge answers 200 (at most
+        :data:`WEBHOOK_ATTEMPTS` times)."""
+        state = self._state
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            while state.outbox:
+                webhook = state.outbox.popleft()
+                url = webhook.target
+                if state.bridge_url and url.startswith("/"):
+                    url = state.bridge_url + url
+                status: int | None = None
+                for attempt in range(WEBHOOK_ATTEMPTS):
+                    if attempt:
+                        await trio.sleep(0.5 * attempt)
+                    try:
+                        response = await http.post(
+                            url, content=webhook.body, headers=webhook.headers
+                        )
+                    except httpx.HTTPError:
+                        status = None
+                        continue
+                    status = response.status_code
+                    if status == 200:
+                        break
+                state.posted.append(
+                    PostedWebhook(
+                        url=url, body=webhook.body, headers=webhook.headers, status=status
+                    )
+                )
 
     def _route(self, request: Request) -> Reply:
         segments = request.segments()
@@ -238,7 +354,30 @@ class ProviderSandbox:
                 script.failure,
                 times=script.times,
                 retry_after=script.retry_after,
+                error_code=script.error_code,
             )
+            return Reply.json(200, {"ok": True})
+        if route == ("POST", "webhooks"):
+            try:
+                target = _WebhookTarget.model_validate_json(request.body)
+            except ValidationError:
+                return Reply.json(400, {"error": "expected bridge_url, whatsapp_app_secret"})
+            self.configure_webhooks(
+                target.bridge_url, whatsapp_app_secret=target.whatsapp_app_secret
+            )
+            return Reply.json(200, {"ok": True})
+        if route == ("GET", "webhooks"):
+            posted = [
+                {"url": w.url, "body": w.body.decode("utf-8", "replace"), "status": w.status}
+                for w in self.posted_webhooks()
+            ]
+            return Reply(200, json.dumps(posted).encode())
+        if route == ("POST", "whatsapp/customer_wrote"):
+            try:
+                told = _CustomerWrote.model_validate_json(request.body)
+            except ValidationError:
+                return Reply.json(400, {"error": "expected wa_id, at"})
+            self.customer_wrote(told.wa_id, told.at)
             return Reply.json(200, {"ok": True})
         if route == ("DELETE", "failures"):
             self.clear_failures()

@@ -10,15 +10,27 @@ from __future__ import annotations
 import gzip
 import hmac
 import json
+import re
+import time
 from typing import Final
+from urllib.parse import urlsplit
 
+from ._builders import twilio_status_webhook, whatsapp_status_webhook
+from ._markup import utf16_length
 from ._model import Channel, media_type
 from ._sandbox_http import Reply, Request, Upload, sniff_media_type
-from ._sandbox_state import MediaFault, SandboxFailure, SandboxState
+from ._sandbox_state import (
+    WHATSAPP_WINDOW_SECONDS,
+    MediaFault,
+    PendingWebhook,
+    SandboxFailure,
+    SandboxState,
+)
 
 __all__ = ["linked_urls", "telegram", "twilio", "whatsapp"]
 
-_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker")
+_KINDS: Final = ("text", "image", "video", "audio", "document", "sticker", "template")
+_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _WA_MEDIA_TYPES: Final = {
     "image": frozenset({"image/jpeg", "image/png"}),
     "sticker": frozenset({"image/webp"}),
@@ -38,6 +50,11 @@ files"."""
 _TG_URL_CAP: Final = {"photo": 5 * 1024 * 1024}
 _TG_URL_CAP_OTHER: Final = 20 * 1024 * 1024
 _TG_CAPTION_LIMIT: Final = 1024
+# The providers' text limits, counted as they count them (README, "Replies"): a longer text is
+# refused, never cut, so a bridge that stops splitting fails a test.
+WHATSAPP_TEXT_LIMIT: Final = 4096  # characters (code points) of text.body
+TWILIO_BODY_LIMIT: Final = 1600  # characters of Body, as UTF-16 code units (UCS-2 for SMS)
+TELEGRAM_TEXT_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 
 
 def _is_url(value: object) -> bool:
@@ -110,6 +127,14 @@ _WA_FAILURES: Final = {
 }
 
 
+_WA_ERROR_TITLES: Final = {
+    131026: "Message undeliverable",
+    131049: "Meta chose not to deliver",
+    131047: "Re-engagement message",
+    130472: "User's number is part of an experiment",
+}
+
+
 def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
     """``/whatsapp/{version}/{media_id}``, ``/whatsapp/{version}/{phone_number_id}/messages``,
     ``/whatsapp/{version}/{phone_number_id}/media`` and the media bytes ``/whatsapp/_media/{id}``.
@@ -121,8 +146,16 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _graph_error(404, 100, "Unknown media")
         return _media_bytes(state, request, parts[1], media.content, media.mime_type)
+    if len(parts) == 3 and parts[2] == "message_templates" and request.method == "GET":
+        if parts[1] != state.credentials.whatsapp_business_account_id:
+            return _graph_error(400, 100, "Unsupported get request. Object does not exist")
+        return _whatsapp_templates(state, request)
+    if parts[1:] == ["me"] and request.method == "GET":  # the token's (system) user
+        return Reply.json(200, {"id": "100000000000900", "name": "Threadline Sandbox"})
     if len(parts) == 2 and request.method == "GET":
         media = state.media.get(parts[1])
+        if media is None and parts[1] in state.credentials.whatsapp_phone_number_ids:
+            return Reply.json(200, _phone_number(parts[1]))
         if media is None:
             return _graph_error(400, 100, "Unsupported get request. Object does not exist")
         return Reply.json(
@@ -148,6 +181,19 @@ def whatsapp(state: SandboxState, request: Request, parts: list[str]) -> Reply:
     return _graph_error(404, 100, "Unknown path components")
 
 
+def _phone_number(phone_number_id: str) -> dict[str, object]:
+    """``GET /{phone-number-id}`` as the Graph API answers it (default fields)."""
+    return {
+        "verified_name": "Threadline Sandbox",
+        "code_verification_status": "VERIFIED",
+        "display_phone_number": f"+1 555-{phone_number_id[-7:-4]}-{phone_number_id[-4:]}",
+        "quality_rating": "GREEN",
+        "platform_type": "CLOUD_API",
+        "throughput": {"level": "STANDARD"},
+        "id": phone_number_id,
+    }
+
+
 def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) -> Reply:
     try:
         body = json.loads(request.body)
@@ -164,14 +210,29 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
     script = state.take_failure(Channel.WHATSAPP, to)
     slow = script is not None and script.failure is SandboxFailure.SLOW_ANSWER
     late = script is not None and script.failure is SandboxFailure.LATE_ANSWER
-    if script is not None and not slow and not late:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not (slow or late or later):
         status, code, message = _WA_FAILURES[script.failure]
         return _graph_error(status, code, message, **{"Retry-After": str(script.retry_after)})
+    if kind == "template":
+        reply = _whatsapp_template_send(state, phone_number_id, to, payload, slow=slow)
+        if late and reply.status == 200:
+            reply.delay_seconds = 10.0
+        return reply
+    last = state.last_inbound.get(to)
+    if last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS:
+        return _graph_error(400, 131047, "Re-engagement message")
     media_id = payload.get("id")
     if kind == "text":
         text = payload.get("body")
         if not isinstance(text, str) or not text:
             return _graph_error(400, 100, "Invalid parameter: text.body is required")
+        if len(text) > WHATSAPP_TEXT_LIMIT:
+            return _graph_error(
+                400,
+                100,
+                f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters long.",
+            )
     else:
         text = payload.get("caption")
         if media_id is None and not payload.get("link"):
@@ -203,6 +264,13 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
+    if later and script is not None and state.bridge_url and state.whatsapp_app_secret:
+        code = script.error_code or 131026
+        receipt = whatsapp_status_webhook(
+            state.whatsapp_app_secret, phone_number_id, to, message_id, "failed",
+            error_code=code, error_title=_WA_ERROR_TITLES.get(code, "Message failed to send"),
+        )  # fmt: skip
+        state.outbox.append(PendingWebhook("/webhooks/whatsapp", receipt.body, receipt.headers))
     reply = Reply.json(
         200,
         {
@@ -215,6 +283,86 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         reply.drip_seconds = 5.0
     if late:
         reply.delay_seconds = 10.0
+    return reply
+
+
+def _whatsapp_templates(state: SandboxState, request: Request) -> Reply:
+    """``GET /{waba-id}/message_templates``: pages of ``limit`` (default 25), cursor ``after``."""
+    state.template_fetches += 1
+    limit = max(1, min(int(request.query.get("limit") or "25"), 100))
+    start = int(request.query.get("after") or "0")
+    page = state.templates[start : start + limit]
+    body: dict[str, object] = {"data": page}
+    end = start + len(page)
+    cursors = {"before": str(start), "after": str(end)}
+    body["paging"] = {"cursors": cursors}
+    if end < len(state.templates):
+        next_url = f"{request.base_url}{request.path}?limit={limit}&after={end}"
+        body["paging"] = {"cursors": cursors, "next": next_url}
+    return Reply.json(200, body)
+
+
+def _whatsapp_template_send(
+    state: SandboxState, phone_number_id: str, to: str, payload: dict[str, object], *, slow: bool
+) -> Reply:
+    name, language = payload.get("name"), payload.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    approved = next(
+        (
+            t for t in state.templates
+            if t["name"] == name and t["language"] == code and t["status"] == "APPROVED"
+        ),
+        None,
+    )  # fmt: skip
+    if approved is None:
+        return _graph_error(404, 132001, "Template name does not exist in the translation")
+    given = payload.get("components") or []
+    if not isinstance(given, list):
+        return _graph_error(400, 100, "Invalid parameter")
+    lines: list[str] = []
+    for component in approved["components"]:  # type: ignore[attr-defined]
+        text = component.get("text")
+        kind = str(component.get("type", "")).lower()
+        if kind not in ("header", "body", "footer") or not isinstance(text, str):
+            continue
+        wanted = {m.group(1) for m in _PLACEHOLDER.finditer(text)}
+        params = [
+            p for c in given if isinstance(c, dict) and c.get("type") == kind
+            for p in (c.get("parameters") or [])
+        ]  # fmt: skip
+        if len(params) != len(wanted):
+            return _graph_error(
+                400, 132000, "Number of parameters does not match the expected number of params"
+            )
+        values = {str(i + 1): p for i, p in enumerate(params)}
+        values.update({str(p["parameter_name"]): p for p in params if "parameter_name" in p})
+
+        def value(match: re.Match[str], values: dict[str, dict[str, object]] = values) -> str:
+            param = values.get(match.group(1), {})
+            shown = param.get("text")
+            return str(shown) if shown is not None else match.group(0)
+
+        lines.append(_PLACEHOLDER.sub(value, text))
+    message_id = f"wamid.SANDBOX{state.next_id():012d}"
+    state.record(
+        channel=Channel.WHATSAPP,
+        account=phone_number_id,
+        to=to,
+        message_id=message_id,
+        type="template",
+        text="\n".join(lines),
+        template=str(name),
+    )
+    reply = Reply.json(
+        200,
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id, "message_status": "accepted"}],
+        },
+    )
+    if slow:
+        reply.drip_seconds = 5.0
     return reply
 
 
@@ -248,15 +396,20 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         if media is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
         return _media_bytes(state, request, parts[1], media.content, media.mime_type)
-    if len(parts) < 4 or parts[:2] != ["2010-04-01", "Accounts"]:
+    if len(parts) < 3 or parts[:2] != ["2010-04-01", "Accounts"]:
         return _twilio_error(404, 20404, "The requested resource was not found")
+    account = parts[2].removesuffix(".json") if len(parts) == 3 else parts[2]
     auth = request.basic_auth()
     if auth is None or not (
         _same(auth[0], creds.twilio_account_sid)
         and _same(auth[1], creds.twilio_auth_token)
-        and parts[2] == creds.twilio_account_sid
+        and account == creds.twilio_account_sid
     ):
         return _twilio_error(401, 20003, "Authenticate")
+    if len(parts) == 3:  # the account resource, Accounts/{sid}.json
+        if request.method != "GET" or not parts[2].endswith(".json"):
+            return _twilio_error(404, 20404, "The requested resource was not found")
+        return Reply.json(200, _twilio_account(account))
     rest = parts[3:]
     if rest == ["Messages.json"] and request.method == "POST":
         return _twilio_send(state, request)
@@ -266,6 +419,21 @@ def twilio(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         location = f"{request.base_url}/twilio/_cdn/{rest[3]}"
         return Reply(307, content_type="text/plain", headers={"Location": location})
     return _twilio_error(404, 20404, "The requested resource was not found")
+
+
+def _twilio_account(sid: str) -> dict[str, object]:
+    return {
+        "sid": sid,
+        "owner_account_sid": sid,
+        "friendly_name": "Threadline Sandbox",
+        "status": "active",
+        "type": "Full",
+        "auth_token": "[redacted]",
+        "date_created": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "date_updated": "Thu, 01 Jan 2026 00:00:00 +0000",
+        "uri": f"/2010-04-01/Accounts/{sid}.json",
+        "subresource_uris": {"messages": f"/2010-04-01/Accounts/{sid}/Messages.json"},
+    }
 
 
 def _twilio_send(state: SandboxState, request: Request) -> Reply:
@@ -282,8 +450,16 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         return _twilio_error(400, 21603, "A 'From' phone number is required")
     if not fields.get("Body") and not media_urls:
         return _twilio_error(400, 21602, "Message body is required")
+    if (to, sender.rpartition(":")[2]) in state.opted_out:
+        state.refused.append((Channel.TWILIO.value, to, 21610))
+        return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+    if utf16_length(fields.get("Body", "")) > TWILIO_BODY_LIMIT:
+        return _twilio_error(
+            400, 21617, "The concatenated message body exceeds the 1600 character limit"
+        )
     script = state.take_failure(Channel.TWILIO, to)
-    if script is not None:
+    later = script is not None and script.failure is SandboxFailure.FAILED_LATER
+    if script is not None and not later:
         status, code, message = _TW_FAILURES[script.failure]
         return _twilio_error(status, code, message, **{"Retry-After": str(script.retry_after)})
     sid = f"SM{state.next_id():032x}"
@@ -297,6 +473,20 @@ def _twilio_send(state: SandboxState, request: Request) -> Reply:
         media_url=media_urls[0] if media_urls else None,
     )
     account = state.credentials.twilio_account_sid
+    callback = fields.get("StatusCallback")
+    if later and script is not None and callback:
+        # Signed over the URL the send asked for; posted there, or to the same path on the
+        # bridge when one is configured (the sandbox cannot reach a public URL).
+        receipt = twilio_status_webhook(
+            state.credentials.twilio_auth_token, callback, account_sid=account, to=to,
+            from_=sender, message_sid=sid, status="undelivered",
+            error_code=script.error_code or 30003,
+        )  # fmt: skip
+        target = callback
+        if state.bridge_url:
+            split = urlsplit(callback)
+            target = split.path + (f"?{split.query}" if split.query else "")
+        state.outbox.append(PendingWebhook(target, receipt.body, receipt.headers))
     return Reply.json(
         201,
         {
@@ -359,6 +549,8 @@ def telegram(state: SandboxState, request: Request, parts: list[str]) -> Reply:
         return Reply.json(200, {"ok": True, "result": result})
     if method in _TG_METHODS:
         return _telegram_send(state, request, method, fields, files)
+    if method in ("getMe", "getWebhookInfo", "setWebhook", "deleteWebhook"):
+        return _telegram_bot(state, method, fields)
     return _tg_error(404, "Not Found: method not found")
 
 
@@ -378,9 +570,19 @@ def _telegram_send(
     media_url: str | None = None
     mime: str | None = None
     filename: str | None = None
+    entities: list[dict[str, object]] = []
     if kind == "text":
-        if not fields.get("text"):
+        text = fields.get("text", "")
+        if not text.strip():
             return _tg_error(400, "Bad Request: message text is empty")
+        if fields.get("parse_mode"):
+            return _tg_error(400, "Bad Request: the sandbox takes entities, not a parse_mode")
+        if utf16_length(text) > TELEGRAM_TEXT_LIMIT:
+            return _tg_error(400, "Bad Request: message is too long")
+        parsed = _entities(fields.get("entities"), utf16_length(text))
+        if parsed is None:
+            return _tg_error(400, "Bad Request: can't parse entities")
+        entities = parsed
     elif upload is not None:
         mime = upload.content_type or "application/octet-stream"
         if kind == "image" and not sniff_media_type(upload.content, None).startswith("image/"):
@@ -432,9 +634,35 @@ def _telegram_send(
         mime_type=mime,
         filename=filename,
         reply_to=f"{chat}:{reply_to}" if reply_to is not None else None,
+        entities=tuple(entities),
     )
     result = {"message_id": message_id, "date": 0, "chat": {"id": int(chat), "type": "private"}}
     return Reply.json(200, {"ok": True, "result": result})
+
+
+_ENTITY_TYPES: Final = frozenset(
+    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link"}
+)
+
+
+def _entities(raw: str | None, units: int) -> list[dict[str, object]] | None:
+    """The ``entities`` of a sendMessage, checked as Telegram does (offsets and lengths in
+    UTF-16 code units within the text), or None when they cannot be parsed."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return None
+    if not isinstance(value, list):
+        return None
+    for entity in value:
+        if not isinstance(entity, dict) or entity.get("type") not in _ENTITY_TYPES:
+            return None
+        offset, length = entity.get("offset"), entity.get("length")
+        if not (isinstance(offset, int) and isinstance(length, int)):
+            return None
+        if offset < 0 or length <= 0 or offset + length > units:
+            return None
+    return value
 
 
 def _reply_to(parameters: str | None) -> int | None:
@@ -444,3 +672,48 @@ def _reply_to(parameters: str | None) -> int | None:
     except ValueError:
         return None
     return reply if isinstance(reply, int) else None
+
+
+def _telegram_bot(state: SandboxState, method: str, fields: dict[str, str]) -> Reply:
+    """``getMe`` and the webhook methods (the sandbox records the webhook, delivers nothing)."""
+    hook = state.telegram_webhook
+    if method == "getMe":
+        bot_id = int(state.credentials.telegram_bot_token.partition(":")[0])
+        me = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "Threadline Sandbox",
+            "username": "threadline_sandbox_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        return Reply.json(200, {"ok": True, "result": me})
+    if method == "getWebhookInfo":
+        info: dict[str, object] = {
+            "url": hook.url,
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
+        if hook.url:
+            info["max_connections"] = 40
+        if hook.last_error_date is not None:
+            info["last_error_date"] = hook.last_error_date
+            info["last_error_message"] = hook.last_error_message or ""
+        return Reply.json(200, {"ok": True, "result": info})
+    if method == "setWebhook":
+        url = fields.get("url")
+        if url is None:
+            return _tg_error(400, "Bad Request: url is required")
+        if url and not url.startswith("https://"):
+            return _tg_error(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = fields.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            return _tg_error(400, "Bad Request: secret token contains unallowed characters")
+        hook.url, hook.secret_token = url, secret
+        hook.last_error_date = hook.last_error_message = None
+        description = "Webhook was set" if url else "Webhook was deleted"
+        return Reply.json(200, {"ok": True, "result": True, "description": description})
+    hook.url, hook.secret_token = "", None  # deleteWebhook
+    hook.last_error_date = hook.last_error_message = None
+    return Reply.json(200, {"ok": True, "result": True, "description": "Webhook was deleted"})

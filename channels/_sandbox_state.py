@@ -10,19 +10,23 @@ import base64
 import enum
 import hashlib
 import itertools
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._model import Channel
+from ._twilio import twilio_opt_out
 
 __all__ = [
+    "PostedWebhook",
     "SandboxCredentials",
     "SandboxFailure",
     "SandboxState",
     "SentMessage",
     "StoredMedia",
+    "TelegramWebhook",
 ]
 
 SANDBOX_TWILIO_SID: Final = "AC" + "5a" * 16
@@ -37,9 +41,12 @@ class SandboxCredentials(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     whatsapp_access_token: str = "sandbox-whatsapp-access-token"  # noqa: S105 - public fake
+    whatsapp_business_account_id: str = "200000000000001"
     twilio_account_sid: str = SANDBOX_TWILIO_SID
     twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105 - public fake
     telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
+    whatsapp_phone_number_ids: tuple[str, ...] = ("100000000000001",)
+    """The business phone numbers ``GET /{phone-number-id}`` knows (sends go from any id)."""
 
 
 class SandboxFailure(enum.StrEnum):
@@ -53,6 +60,11 @@ class SandboxFailure(enum.StrEnum):
     """HTTP 429 with Retry-After (Telegram: ``parameters.retry_after``)."""
     SERVER_ERROR = "server_error"
     """HTTP 5xx."""
+    FAILED_LATER = "failed_later"
+    """Accepted (recorded as sent, answered 200 with a message id), then reported failed by a
+    status webhook to the bridge, as the providers do: WhatsApp ``failed`` with error 131026,
+    Twilio ``undelivered`` with ``ErrorCode`` 30003 to the send's ``StatusCallback`` (another
+    code with ``error_code``). Telegram reports nothing after accepting: a plain success."""
     SLOW_ANSWER = "slow_answer"
     """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
     out a byte every few seconds — a send whose outcome a crash would lose."""
@@ -96,6 +108,55 @@ class SentMessage(BaseModel):
     mime_type: str | None = None
     filename: str | None = None
     reply_to: str | None = None
+    template: str | None = None
+    """A template send's name (``text`` then holds its rendered text)."""
+    entities: tuple[dict[str, object], ...] = ()
+    """Telegram message entities sent with a text (UTF-16 offsets), as the Bot API takes them."""
+
+
+WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
+
+SANDBOX_TEMPLATES: Final[tuple[dict[str, object], ...]] = (
+    {
+        "name": "hello_world", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654487",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+            {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates"
+             " your ability to send a message notification from WhatsApp Business Platform's"
+             " Cloud API. Thank you for taking the time to test with us."},
+            {"type": "FOOTER", "text": "WhatsApp Business API Team"},
+        ],
+    },
+    {
+        "name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654488",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped."}],
+    },
+    {
+        "name": "order_update", "language": "pt_BR", "status": "APPROVED", "category": "UTILITY",
+        "id": "1192339204654489",
+        "components": [{"type": "BODY", "text": "Olá {{1}}, o seu pedido {{2}} foi enviado."}],
+    },
+    {
+        "name": "conversation_reopen", "language": "en_US", "status": "APPROVED",
+        "category": "UTILITY", "id": "1192339204654490",
+        "components": [{"type": "BODY", "text": "We have replied to your message. Answer this"
+                        " message to read our reply."}],
+    },
+    {
+        "name": "2023_april_promo", "language": "en_US", "status": "REJECTED",
+        "category": "MARKETING", "id": "920070352646140",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on! Use promo code"
+                        " {{2}} Get an extra 25% off every order above $350!"}],
+    },
+    {
+        "name": "spring_offer", "language": "en_US", "status": "PENDING",
+        "category": "MARKETING", "id": "920070352646141",
+        "components": [{"type": "BODY", "text": "Spring is here, {{1}}!"}],
+    },
+)  # fmt: skip
+"""The templates the sandbox WhatsApp Business Account serves: some approved, some not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +180,38 @@ class _Script:
     remaining: int | None
     retry_after: int
     succeed_first: int = 0
+    error_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWebhook:
+    """A webhook a fake provider will post to the bridge: ``path`` on the bridge (under
+    :attr:`SandboxState.bridge_url`), or the absolute ``url`` the send asked for."""
+
+    target: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class PostedWebhook(BaseModel):
+    """A webhook the sandbox posted to the bridge, with the bridge's answer (None: no answer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    status: int | None
+
+
+@dataclass(slots=True)
+class TelegramWebhook:
+    """What ``setWebhook`` set and ``getWebhookInfo`` reports (the sandbox delivers nothing)."""
+
+    url: str = ""
+    secret_token: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
 
 
 class SandboxState:
@@ -132,8 +225,36 @@ class SandboxState:
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
+        self.bridge_url: str | None = None
+        """Where the bridge's webhook routes are served (``…/webhooks/whatsapp`` under it)."""
+        self.whatsapp_app_secret: str | None = None
+        """Signs WhatsApp webhooks; without it (or ``bridge_url``) none are posted."""
+        self.outbox: deque[PendingWebhook] = deque(maxlen=10_000)
+        self.posted: list[PostedWebhook] = []
+
         self.digest_encoding: Literal["base64", "hex"] = "base64"
         """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
+        self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
+        self.template_fetches = 0
+        self.last_inbound: dict[str, float] = {}
+        """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
+        :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
+        message is older than 24 hours are refused (131047), as the real API does."""
+        self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
+        self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+        self.telegram_webhook = TelegramWebhook()
+
+    def receive_sms(
+        self, from_: str, to: str, body: str, opt_out_type: str | None = None
+    ) -> str | None:
+        """Apply Twilio's opt-out keywords to an inbound message (see ProviderSandbox)."""
+        action = twilio_opt_out(from_, body, opt_out_type)
+        pair = (from_, to.rpartition(":")[2])
+        if action == "stop":
+            self.opted_out.add(pair)
+        elif action == "start":
+            self.opted_out.discard(pair)
+        return action
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -162,8 +283,11 @@ class SandboxState:
         times: int | None = None,
         retry_after: int = 1,
         after: int = 0,
+        error_code: int | None = None,
     ) -> None:
-        self._failures[(channel, recipient)] = _Script(failure, times, retry_after, after)
+        self._failures[(channel, recipient)] = _Script(
+            failure, times, retry_after, after, error_code
+        )
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -196,7 +320,7 @@ class SandboxState:
                 del self._media_faults[media_id]
         return script
 
-    def record(self, **fields: str | None) -> SentMessage:
+    def record(self, **fields: object) -> SentMessage:
         message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
         self.sent.append(message)
         return message

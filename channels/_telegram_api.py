@@ -31,6 +31,7 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
+from ._markup import Span, utf16_length
 from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "TelegramConfig",
     "classify_telegram_error",
     "telegram_accepts_url",
+    "telegram_entities",
     "telegram_send_method",
 ]
 
@@ -72,11 +74,6 @@ def telegram_accepts_url(mime_type: str) -> bool:
     """Whether Telegram fetches a file of this type by URL itself (pure)."""
     method, _ = telegram_send_method(mime_type)
     return method != "sendDocument" or media_type(mime_type) in _URL_DOCUMENTS
-
-
-def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units, as Telegram counts text."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 _RECIPIENT_HINTS: Final = ("chat not found", "user not found", "blocked", "deactivated", "kicked")
@@ -130,6 +127,27 @@ def classify_telegram_error(response: httpx.Response) -> ChannelError:
     if status == 403 or (status == 400 and any(h in lowered for h in _RECIPIENT_HINTS)):
         return RecipientUnavailable(text, code=status, status=status)
     return SendRejected(text, code=status, status=status)
+
+
+def telegram_entities(text: str, spans: tuple[Span, ...]) -> list[dict[str, object]]:
+    """Bot API ``MessageEntity`` objects for ``spans`` (code point offsets into ``text``):
+    offsets and lengths in UTF-16 code units, as Telegram counts them (pure, linear)."""
+    positions = sorted({p for span in spans for p in (span.start, span.end)})
+    units: dict[int, int] = {}
+    count, index = 0, 0
+    for position in positions:
+        count += utf16_length(text[index:position])
+        index = position
+        units[position] = count
+    return [
+        {
+            "type": span.kind,
+            "offset": units[span.start],
+            "length": units[span.end] - units[span.start],
+        }
+        for span in spans
+        if span.end > span.start
+    ]
 
 
 class _Chat(BaseModel):
@@ -211,9 +229,21 @@ class TelegramClient:
             content=content, mime_type=media.mime_type or content_type, filename=media.filename
         )
 
-    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
-        """``sendMessage`` to chat ``key.customer``; returns ``"{chat_id}:{message_id}"``."""
-        body: dict[str, object] = {"chat_id": key.customer, "text": text[:4096]}
+    async def send_text(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        spans: tuple[Span, ...] = (),
+    ) -> str:
+        """``sendMessage`` to chat ``key.customer``, ``spans`` as bold/italic ``entities``
+        (UTF-16 offsets; never a parse mode, so nothing needs escaping). Returns
+        ``"{chat_id}:{message_id}"``. The text is sent whole: Telegram refuses one over 4,096
+        UTF-16 units (split it first, channels.compose)."""
+        body: dict[str, object] = {"chat_id": key.customer, "text": text}
+        if spans:
+            body["entities"] = telegram_entities(text, spans)
         if reply_to and (mid := reply_to.rpartition(":")[2]).isdecimal():
             body["reply_parameters"] = {"message_id": int(mid), "allow_sending_without_reply": True}
         request = self._http.build_request("POST", f"{self._api}/sendMessage", json=body)

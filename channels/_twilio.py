@@ -14,7 +14,7 @@ import math
 import mimetypes
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ._decode import MAX_WEBHOOK_BYTES, check_size, constant_time_equal, form_pairs, require_header
@@ -32,7 +32,9 @@ from ._model import (
 )
 
 __all__ = [
+    "OPT_OUT_KEYWORDS",
     "parse_twilio",
+    "twilio_opt_out",
     "twilio_form_params",
     "twilio_signature",
     "verify_twilio_signature",
@@ -41,6 +43,41 @@ __all__ = [
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _MAX_MEDIA: Final = 10
+
+#: Twilio's default SMS keywords (a message that is only the keyword, in any case, surrounding
+#: blanks ignored), by what Twilio does: ``stop`` opts the sender out of messages from the
+#: number (sends to them then fail with error 21610), ``start`` opts them back in, ``help``
+#: gets Twilio's help reply.
+OPT_OUT_KEYWORDS: Final = {
+    **dict.fromkeys(
+        ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"), "stop"
+    ),
+    **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
+    **dict.fromkeys(("HELP", "INFO"), "help"),
+}
+_OPT_OUT_TYPES: Final = {"STOP": "stop", "START": "start", "HELP": "help"}
+
+
+def twilio_opt_out(
+    sender: str, body: str | None, opt_out_type: str | None = None
+) -> Literal["stop", "start", "help"] | None:
+    """What Twilio did with an inbound message's opt-out keyword, if anything (pure).
+
+    ``OptOutType`` (``STOP``/``START``/``HELP``, sent with Advanced Opt-Out, custom keywords
+    included) decides when present; otherwise the body is matched against
+    :data:`OPT_OUT_KEYWORDS`, for SMS only (a ``whatsapp:`` sender has no keyword filtering).
+    """
+    if opt_out_type:
+        found = _OPT_OUT_TYPES.get(opt_out_type.strip().upper())
+    elif sender.startswith("whatsapp:") or not body:
+        return None
+    else:
+        found = OPT_OUT_KEYWORDS.get(body.strip().upper())
+    if found == "stop":
+        return "stop"
+    if found == "start":
+        return "start"
+    return "help" if found == "help" else None
 
 
 def twilio_form_params(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[tuple[str, str]]:
@@ -175,6 +212,23 @@ def _key(account_address: str, customer: str) -> ThreadKey | None:
     return ThreadKey(channel=Channel.TWILIO, account=account, customer=customer)
 
 
+_ERROR_TITLES: Final = {
+    21610: "Attempt to send to unsubscribed recipient",
+    30001: "Queue overflow",
+    30002: "Account suspended",
+    30003: "Unreachable destination handset",
+    30004: "Message blocked",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered by the carrier",
+    30008: "Unknown error",
+    30034: "Message from an unregistered number",
+    63016: "Outside the WhatsApp 24-hour window (a template is needed)",
+}
+"""Titles of Twilio's common delivery error codes: status callbacks carry ``ErrorCode`` but
+rarely ``ErrorMessage`` (https://www.twilio.com/docs/api/errors)."""
+
+
 def _status(sid: str, fields: Mapping[str, str]) -> DeliveryStatus:
     code_text = fields.get("ErrorCode", "")
     code = int(code_text) if code_text.isdecimal() and len(code_text) <= 9 else None
@@ -183,7 +237,7 @@ def _status(sid: str, fields: Mapping[str, str]) -> DeliveryStatus:
         provider_message_id=sid,
         status=fields["MessageStatus"] or "unknown",
         error_code=code,
-        error_title=fields.get("ErrorMessage") or None,
+        error_title=fields.get("ErrorMessage") or _ERROR_TITLES.get(code or 0),
         at=None,
     )
 
@@ -242,4 +296,5 @@ def _message(sid: str, fields: Mapping[str, str], received_at: datetime) -> Inbo
         location=location,
         reply_to=fields.get("OriginalRepliedMessageSid") or None,
         unsupported=unsupported,
+        opt_out=twilio_opt_out(sender, fields.get("Body"), fields.get("OptOutType")),
     )

@@ -31,14 +31,17 @@ from ._errors import (
     SendTransient,
 )
 from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
+from ._markup import Span
 from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 
 __all__ = [
     "WHATSAPP_CAPTION_LIMIT",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppTemplate",
     "classify_whatsapp_error",
     "declared_digest",
+    "template_message",
     "whatsapp_media_kind",
 ]
 
@@ -164,6 +167,48 @@ def text_message(to: str, text: str, reply_to: str | None) -> dict[str, object]:
     return message
 
 
+def template_message(
+    to: str, name: str, language: str, components: list[dict[str, object]]
+) -> dict[str, object]:
+    """The JSON body of a template send (pure): ``type: "template"`` with the template's name,
+    its language code and the components' parameters, as the Cloud API takes them."""
+    template: dict[str, object] = {"name": name, "language": {"code": language}}
+    if components:
+        template["components"] = components
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": template,
+    }
+
+
+class WhatsAppTemplate(BaseModel):
+    """One message template of a WhatsApp Business Account
+    (``GET /{waba-id}/message_templates``): ``status`` is APPROVED, PENDING, REJECTED, …;
+    ``components`` as Meta returns them (``type`` HEADER/BODY/FOOTER/BUTTONS, ``text``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    language: str
+    status: str
+    category: str | None = None
+    components: tuple[dict[str, object], ...] = ()
+
+
+class _TemplatePage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data: list[WhatsAppTemplate]
+    paging: dict[str, object] | None = None
+
+
+MAX_TEMPLATE_PAGES: Final = 50
+"""Pages of 100 templates read at most (a WABA holds at most a few thousand templates)."""
+
+
 _HEX_DIGEST: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -256,8 +301,19 @@ class WhatsAppClient:
             auth_for=dict.fromkeys(self._allowed, self._auth),
         )
 
-    async def send_text(self, key: ThreadKey, text: str, *, reply_to: str | None = None) -> str:
-        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid."""
+    async def send_text(
+        self,
+        key: ThreadKey,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        spans: tuple[Span, ...] = (),
+    ) -> str:
+        """Send a text message from ``key.account`` to ``key.customer``; returns the wamid.
+        The Cloud API refuses a body over 4,096 characters (split it first, channels.compose).
+        Styles travel in the text (``*bold*``), so ``spans`` must be empty."""
+        if spans:
+            raise ValueError("whatsapp text carries its styles in the text, not as spans")
         return await self._post_message(key, text_message(key.customer, text, reply_to))
 
     def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool:
@@ -277,6 +333,40 @@ class WhatsAppClient:
         if media.url is None:
             media_id = await self._upload(key, media)
         return await self._post_message(key, media_message(key.customer, media, media_id, caption))
+
+    async def send_template(
+        self, key: ThreadKey, name: str, language: str, components: list[dict[str, object]]
+    ) -> str:
+        """Send an approved message template (allowed outside the 24-hour window); returns the
+        wamid. An unknown name or language is refused by WhatsApp (132001, SendRejected)."""
+        return await self._post_message(
+            key, template_message(key.customer, name, language, components)
+        )
+
+    async def message_templates(self, waba_id: str) -> list[WhatsAppTemplate]:
+        """Every message template of the WhatsApp Business Account, all pages
+        (``GET /{waba-id}/message_templates``). Raises the classified ChannelError tree."""
+        if not _SAFE_ID.match(waba_id):
+            raise SendRejected("whatsapp business account id has unexpected characters")
+        params: dict[str, str] = {
+            "fields": "name,language,status,category,components",
+            "limit": "100",
+        }
+        templates: list[WhatsAppTemplate] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            request = self._http.build_request(
+                "GET", f"{self._base}/{waba_id}/message_templates", headers=self._auth,
+                params=params,
+            )  # fmt: skip
+            page = await self._call(request, _TemplatePage, "whatsapp message templates")
+            templates.extend(page.data)
+            paging = page.paging or {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not page.data or not paging.get("next") or not isinstance(after, str):
+                break
+            params = {**params, "after": after}
+        return templates
 
     async def _upload(self, key: ThreadKey, media: OutboundMedia) -> str:
         _check_account(key)

@@ -23,9 +23,9 @@ Webhooks::
 
     verify_signature(raw_body, headers.get("X-Hub-Signature"), client_secret)
     event = parse_notification(raw_body)    # ConversationEvent | ... | IgnoredEvent
-    if isinstance(event, ConversationEvent) and event.topic == "conversation.admin.replied":
-        for part in new_admin_parts(event):
-            if part.part_type == "comment" and not is_own_part(part, own_app_package_code=code):
+    if isinstance(event, ConversationEvent):
+        for part in teammate_messages(event):   # replies; close/assign/snooze/open with a body
+            if not is_own_part(part, own_app_package_code=code):
                 ...                                  # send part.text and part.attachments
 
 Sandbox::
@@ -58,6 +58,10 @@ from ._errors import IntercomUnavailable as IntercomUnavailable
 from ._errors import NotificationInvalid as NotificationInvalid
 from ._errors import WebhookError as WebhookError
 from ._errors import WebhookSignatureInvalid as WebhookSignatureInvalid
+from ._html import RichBlock as RichBlock
+from ._html import RichImage as RichImage
+from ._html import RichRun as RichRun
+from ._html import html_to_rich as html_to_rich
 from ._models import Admin as Admin
 from ._models import App as App
 from ._models import Attachment as Attachment
@@ -83,15 +87,18 @@ from ._sandbox_teammates import TeammateAction as TeammateAction
 from ._sandbox_teammates import Teammates as Teammates
 from ._transport import PooledTransport as PooledTransport
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
+from ._webhooks import TEAMMATE_MESSAGE_TOPICS as TEAMMATE_MESSAGE_TOPICS
 from ._webhooks import ContactEvent as ContactEvent
 from ._webhooks import ConversationDeletedEvent as ConversationDeletedEvent
 from ._webhooks import ConversationEvent as ConversationEvent
 from ._webhooks import IgnoredEvent as IgnoredEvent
 from ._webhooks import Notification as Notification
 from ._webhooks import is_own_part as is_own_part
+from ._webhooks import is_teammate_message as is_teammate_message
 from ._webhooks import new_admin_parts as new_admin_parts
 from ._webhooks import parse_notification as parse_notification
 from ._webhooks import sign as sign
+from ._webhooks import teammate_messages as teammate_messages
 from ._webhooks import verify_signature as verify_signature
 
 __all__ = [
@@ -131,10 +138,14 @@ __all__ = [
     "REGION_BASE_URLS",
     "RateBudget",
     "RequestObserver",
+    "RichBlock",
+    "RichImage",
+    "RichRun",
     "SandboxAdmin",
     "SandboxApiError",
     "SandboxConfig",
     "SharedRateBudget",
+    "TEAMMATE_MESSAGE_TOPICS",
     "TeammateAction",
     "Teammates",
     "WebhookDelivery",
@@ -142,10 +153,13 @@ __all__ = [
     "WebhookSignatureInvalid",
     "WindowClaim",
     "base_url_for_region",
+    "html_to_rich",
     "html_to_text",
     "is_own_part",
+    "is_teammate_message",
     "new_admin_parts",
     "parse_notification",
     "sign",
+    "teammate_messages",
     "verify_signature",
 ]

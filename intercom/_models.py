@@ -7,11 +7,11 @@ breaks parsing. Version differences are normalised here: an unassigned conversat
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._html import html_to_text
 
 __all__ = [
     "Admin",
@@ -32,111 +32,6 @@ __all__ = [
 class _Model(BaseModel):
     # Ids are strings in the spec, yet some of Intercom's own examples send numbers.
     model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
-
-
-# html_to_text is fed bodies from signed webhooks, so it is total (it accepts any string) and
-# linear: each pattern below is a character class, a literal or bounded, it is matched or searched
-# forward from a position that only grows, and an unclosed construct runs to the end of the
-# body instead of being retried from the next "<". (The stdlib's HTMLParser is neither: it raises
-# on "<![foo[" and goes quadratic on unclosed tags in Python 3.11.)
-_TAG_START = re.compile(r"</?[A-Za-z]")
-_MARKUP = re.compile(r"<[A-Za-z/!?]")
-_LETTER = re.compile(r"[A-Za-z]")
-_TAG_NAME = re.compile(r"[^\t\n\f\r />]*")
-_NOT_GT_OR_EQ = re.compile(r"[^>=]*")
-_SPACE = re.compile(r"[\t\n\f\r ]*")
-_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")  # html's
-_BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr"})
-
-
-def _skip(pattern: re.Pattern[str], text: str, i: int) -> int:
-    """The end of ``pattern``'s match at ``i`` (the patterns given always match)."""
-    match = pattern.match(text, i)
-    assert match is not None
-    return match.end()
-
-
-def _decode_charref(match: re.Match[str]) -> str:
-    ref = match.group(1)
-    if ref[0] != "#":
-        return html.unescape(match.group(0))  # named: looked up, never re-scanned
-    hexadecimal = ref[1] in "xX"
-    digits = ref[2 if hexadecimal else 1 :].rstrip(";").lstrip("0") or "0"
-    # More digits than any code point has: html.unescape would give U+FFFD, or raise
-    # ValueError past Python's 4300-digit limit on int().
-    if len(digits) > (6 if hexadecimal else 7):
-        return "\ufffd"
-    return html.unescape(f"&#{'x' if hexadecimal else ''}{digits};")
-
-
-def _tag_end(body: str, i: int) -> int:
-    """Just past the ``>`` that closes a tag whose attributes start at ``i`` (a quoted value
-    may hold ``>``), or -1 when the tag is never closed."""
-    while True:
-        i = _skip(_NOT_GT_OR_EQ, body, i)
-        if i == len(body):
-            return -1
-        if body[i] == ">":
-            return i + 1
-        i = _skip(_SPACE, body, i + 1)  # past "="
-        if body[i : i + 1] in ("'", '"'):
-            i = body.find(body[i], i + 1)
-            if i < 0:
-                return -1
-            i += 1
-
-
-def _markup_end(body: str, start: int) -> tuple[int, str]:
-    """Where the markup at ``start`` (a ``<`` that _MARKUP matched) ends (``len(body)`` if it
-    is never closed), and the text it stands for: a newline for ``<br>`` and after a block
-    element, else nothing. Comments, ``<!…>`` (``<![CDATA[…]]>`` among them), ``<?…>`` and
-    ``</…>`` not naming a tag are dropped up to their ``>``, as a browser drops them."""
-    end = len(body)
-    after = body[start + 1]
-    if body.startswith("!--", start + 1):
-        for abrupt in (">", "->"):  # "<!-->" and "<!--->" are empty comments
-            if body.startswith(abrupt, start + 4):
-                return start + 4 + len(abrupt), ""
-        close = body.find("-->", start + 4)
-        return (end if close < 0 else close + 3), ""
-    closing = after == "/"
-    if after in "!?" or (closing and _LETTER.match(body, start + 2) is None):
-        close = body.find(">", start + 2)
-        return (end if close < 0 else close + 1), ""
-    name_start = start + 2 if closing else start + 1
-    name_end = _skip(_TAG_NAME, body, name_start)
-    tag_end = _tag_end(body, name_end)
-    if tag_end < 0:
-        return end, ""
-    name = body[name_start:name_end].lower()
-    self_closing = body[tag_end - 2] == "/"
-    if name == "br" or (name in _BLOCK_TAGS and (closing or self_closing)):
-        return tag_end, "\n"
-    return tag_end, ""
-
-
-def html_to_text(body: str | None) -> str:
-    """Plain text of a part body: unchanged when it is already plain (webhooks since 2.15),
-    tags stripped and entities decoded when it is HTML (the REST API's default).
-
-    Total and linear in the body's length, whatever the body (see _markup_end)."""
-    if not body:
-        return ""
-    first_tag = _TAG_START.search(body)
-    if first_tag is None or body.rfind(">") < first_tag.start():
-        return body
-    chunks: list[str] = []
-    i = 0
-    while i < len(body):
-        markup = _MARKUP.search(body, i)
-        text_end = len(body) if markup is None else markup.start()
-        chunks.append(_CHARREF.sub(_decode_charref, body[i:text_end]))
-        if markup is None:
-            break
-        i, text = _markup_end(body, text_end)
-        chunks.append(text)
-    lines = [line.strip() for line in "".join(chunks).split("\n")]
-    return "\n".join(line for line in lines if line)
 
 
 def _id_or_none(value: object) -> str | None:

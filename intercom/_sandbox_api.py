@@ -261,8 +261,14 @@ def reply(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
 def manage(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
     body = _object(call)
     kind = body.get("message_type")
-    check(kind in ("close", "open", "assignment"), "message_type must be close/open/assignment")
+    check(
+        kind in ("close", "open", "snoozed", "assignment"),
+        "message_type must be close/open/snoozed/assignment",
+    )
     check(isinstance(body.get("body"), str | None), "body must be a string")
+    until = body.get("snoozed_until")
+    if kind == "snoozed":
+        check(type(until) is int, "snoozed_until is required (a UNIX time)")
     core.state.live_conversation(p["id"])
     assignee = body.get("assignee_id")
     conversation, part, _topic = core.admin_action(
@@ -272,6 +278,7 @@ def manage(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
         body.get("body"),
         via_api=True,
         assignee_id=None if assignee is None else str(assignee),
+        snoozed_until=until if kind == "snoozed" else None,
     )
     return _conversation(core, call, conversation.id, [part])
 

@@ -73,8 +73,10 @@ class SandboxConfig(BaseModel):
             "conversation.admin.replied",
             "conversation.admin.noted",
             "conversation.admin.assigned",
+            "conversation.admin.open.assigned",
             "conversation.admin.closed",
             "conversation.admin.opened",
+            "conversation.admin.snoozed",
             "conversation.deleted",
             "contact.merged",
         }

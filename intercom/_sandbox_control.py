@@ -14,13 +14,13 @@ POST     /_sandbox/conversations/{id}/delete         delete it (API calls then g
 GET      /_sandbox/parts?since=N&limit=M             parts created since cursor N, next cursor
 GET      /_sandbox/webhooks                          webhook deliveries, oldest first
 POST     /_sandbox/contacts/merge                    ``{"from": id, "into": id}``
-POST     /_sandbox/teammates/{action}                reply, note, assign, close, open
+POST     /_sandbox/teammates/{action}                reply, note, assign, close, open, snooze
 GET      /_sandbox/files/{id}                        an uploaded attachment's bytes
 =======  ==========================================  =========================================
 
-Teammate bodies: ``{"conversation_id", "body"?, "admin_id"?, "assignee_id"?,
-"attachments"?: [{"name", "content_type", "data": base64}]}``; the answer holds the new part
-and the webhook delivery (status) once it has been delivered.
+Teammate bodies: ``{"conversation_id", "body"?, "admin_id"?, "assignee_id"?, "snoozed_until"?
+(snooze: required), "attachments"?: [{"name", "content_type", "data": base64}]}``; the answer
+holds the new part and the webhook delivery (status) once it has been delivered.
 """
 
 from __future__ import annotations
@@ -88,15 +88,25 @@ async def _teammate(sandbox: IntercomSandbox, action: str, body: dict[str, Any])
         done = await team.reply(conversation_id, str(text), admin_id=admin_id, attachments=files)
     elif action == "note":
         done = await team.note(conversation_id, str(text), admin_id=admin_id)
+    elif text is not None and not isinstance(text, str):
+        return _fail(400, "body must be a string")
     elif action == "assign":
         assignee = body.get("assignee_id")
         done = await team.assign(
-            conversation_id, None if assignee is None else str(assignee), admin_id=admin_id
+            conversation_id,
+            None if assignee is None else str(assignee),
+            admin_id=admin_id,
+            body=text,
         )
     elif action == "close":
         done = await team.close(conversation_id, admin_id=admin_id, body=text)
     elif action == "open":
-        done = await team.open(conversation_id, admin_id=admin_id)
+        done = await team.open(conversation_id, admin_id=admin_id, body=text)
+    elif action == "snooze":
+        until = body.get("snoozed_until")
+        if type(until) is not int:
+            return _fail(400, "snoozed_until is required (a UNIX time)")
+        done = await team.snooze(conversation_id, until, admin_id=admin_id, body=text)
     else:
         return _fail(404, f"unknown teammate action {action!r}")
     return Reply(200, _action_json(done))

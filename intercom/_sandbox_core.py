@@ -204,23 +204,35 @@ class SandboxCore:
         files: list[StoredAttachment] | None = None,
         via_api: bool,
         assignee_id: str | None = None,
+        snoozed_until: int | None = None,
     ) -> tuple[StoredConversation, StoredPart, str]:
-        """An admin's comment, note, close, open or assignment; returns the webhook topic."""
+        """An admin's comment, note, close, open, snooze or assignment, each with an optional
+        message (``body``) as Intercom takes it; returns the webhook topic. Assigning a
+        conversation that is not open reopens it (part ``assign_and_reopen``, topic
+        ``conversation.admin.open.assigned``)."""
         conversation = self.state.live_conversation(conversation_id)
         admin = self.admin(admin_id)
+        if part_type == "assignment" and conversation.state != "open":
+            part_type = "assign_and_reopen"
         topic = {
             "comment": "conversation.admin.replied",
             "note": "conversation.admin.noted",
             "close": "conversation.admin.closed",
             "open": "conversation.admin.opened",
+            "snoozed": "conversation.admin.snoozed",
             "assignment": "conversation.admin.assigned",
+            "assign_and_reopen": "conversation.admin.open.assigned",
         }[part_type]
-        if part_type == "assignment":
+        if part_type in ("assignment", "assign_and_reopen"):
             if assignee_id not in (None, "", "0"):
                 self.admin(assignee_id)
             conversation.admin_assignee_id = assignee_id if assignee_id not in ("", "0") else None
-        elif part_type in ("close", "open"):
+        if part_type in ("close", "open", "assign_and_reopen"):
             conversation.state = "closed" if part_type == "close" else "open"
+            conversation.snoozed_until = None
+        elif part_type == "snoozed":
+            conversation.state = "snoozed"
+            conversation.snoozed_until = snoozed_until
         part = self.state.new_part(
             conversation.id,
             self.now(),
@@ -229,7 +241,7 @@ class SandboxCore:
             author=("admin", admin.id, admin.name),
             attachments=files,
             app_package_code=self.config.app_package_code if via_api else None,
-            assigned_to=conversation.admin_assignee_id if part_type == "assignment" else None,
+            assigned_to=conversation.admin_assignee_id if "assign" in part_type else None,
         )
         self.state.append(conversation, part)
         if via_api:

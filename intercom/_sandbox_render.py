@@ -133,8 +133,8 @@ def conversation_json(
         "created_at": int(conversation.created_at),
         "updated_at": int(conversation.updated_at),
         "waiting_since": None,
-        "snoozed_until": None,
-        "open": conversation.state == "open",
+        "snoozed_until": conversation.snoozed_until,
+        "open": conversation.state != "closed",  # a snoozed conversation is open
         "state": conversation.state,
         "read": False,
         "priority": "none" if _at_least_2_16(version) else "not_priority",

@@ -90,7 +90,8 @@ class StoredConversation:
     created_at: float
     updated_at: float
     source: StoredPart
-    state: str = "open"
+    state: str = "open"  # open, closed or snoozed
+    snoozed_until: int | None = None
     admin_assignee_id: str | None = None
     parts: list[StoredPart] = field(default_factory=list)
     deleted: bool = False

@@ -1,6 +1,7 @@
 """Scripted teammates and webhook delivery for the sandbox.
 
-A teammate action (reply, note, assign, close, open) changes the conversation exactly as the
+A teammate action (reply, note, assign, close, open, snooze; the last four optionally with a
+message to the customer, as in Intercom) changes the conversation exactly as the
 Intercom inbox would (no ``app_package_code``: a human wrote it) and then delivers the
 ``notification_event`` Intercom would send, signed with ``X-Hub-Signature``, to the configured
 URL, awaiting the answer. Changes made through the API (the bridge's own admin replies, and
@@ -131,6 +132,7 @@ class Teammates:
         admin_id: str | None,
         attachments: Sequence[tuple[str, str, bytes]] = (),
         assignee_id: str | None = None,
+        snoozed_until: int | None = None,
     ) -> TeammateAction:
         core = self._core
         conversation = core.state.live_conversation(conversation_id)
@@ -148,6 +150,7 @@ class Teammates:
             files=files,
             via_api=False,
             assignee_id=assignee_id,
+            snoozed_until=snoozed_until,
         )
         delivery = None
         if core.config.webhook_url is not None and topic in core.config.webhook_topics:
@@ -177,19 +180,42 @@ class Teammates:
         return await self._act(conversation_id, "note", body, admin_id=admin_id)
 
     async def assign(
-        self, conversation_id: str, assignee_id: str | None, *, admin_id: str | None = None
+        self,
+        conversation_id: str,
+        assignee_id: str | None,
+        *,
+        admin_id: str | None = None,
+        body: str | None = None,
     ) -> TeammateAction:
-        """Assign to ``assignee_id`` (None unassigns): ``conversation.admin.assigned``."""
+        """Assign to ``assignee_id`` (None unassigns), optionally with a message to the
+        customer: ``conversation.admin.assigned`` (``conversation.admin.open.assigned`` and
+        part ``assign_and_reopen`` when it reopens a closed or snoozed conversation)."""
         return await self._act(
-            conversation_id, "assignment", None, admin_id=admin_id, assignee_id=assignee_id or "0"
+            conversation_id, "assignment", body, admin_id=admin_id, assignee_id=assignee_id or "0"
         )
 
     async def close(
         self, conversation_id: str, *, admin_id: str | None = None, body: str | None = None
     ) -> TeammateAction:
-        """Close the conversation (``conversation.admin.closed``)."""
+        """Close the conversation, optionally with a message (``conversation.admin.closed``)."""
         return await self._act(conversation_id, "close", body, admin_id=admin_id)
 
-    async def open(self, conversation_id: str, *, admin_id: str | None = None) -> TeammateAction:
-        """Reopen the conversation (``conversation.admin.opened``)."""
-        return await self._act(conversation_id, "open", None, admin_id=admin_id)
+    async def open(
+        self, conversation_id: str, *, admin_id: str | None = None, body: str | None = None
+    ) -> TeammateAction:
+        """Reopen the conversation, optionally with a message (``conversation.admin.opened``)."""
+        return await self._act(conversation_id, "open", body, admin_id=admin_id)
+
+    async def snooze(
+        self,
+        conversation_id: str,
+        until: int,
+        *,
+        admin_id: str | None = None,
+        body: str | None = None,
+    ) -> TeammateAction:
+        """Snooze the conversation until the UNIX time ``until``, optionally with a message
+        (part ``snoozed``, ``conversation.admin.snoozed``)."""
+        return await self._act(
+            conversation_id, "snoozed", body, admin_id=admin_id, snoozed_until=until
+        )

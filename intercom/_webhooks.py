@@ -25,15 +25,18 @@ from ._models import Contact, Conversation, ConversationPart
 __all__ = [
     "CONVERSATION_TOPICS",
     "MAX_STRING_CHARS",
+    "TEAMMATE_MESSAGE_TOPICS",
     "ContactEvent",
     "ConversationDeletedEvent",
     "ConversationEvent",
     "IgnoredEvent",
     "Notification",
     "is_own_part",
+    "is_teammate_message",
     "new_admin_parts",
     "parse_notification",
     "sign",
+    "teammate_messages",
     "verify_signature",
 ]
 
@@ -54,6 +57,20 @@ CONVERSATION_TOPICS = frozenset(
     }
 )
 _DELETED_TOPIC = "conversation.deleted"
+
+#: Topics whose admin parts may hold a message for the customer: a reply, and a close, an
+#: assignment, a snooze or an opening written with a message (Intercom's manage endpoint and
+#: the inbox both take an optional ``body`` with each).
+TEAMMATE_MESSAGE_TOPICS = frozenset(
+    {
+        "conversation.admin.replied",
+        "conversation.admin.closed",
+        "conversation.admin.assigned",
+        "conversation.admin.open.assigned",
+        "conversation.admin.opened",
+        "conversation.admin.snoozed",
+    }
+)
 
 MAX_STRING_CHARS: Final = 65_536
 """Longest string accepted anywhere in a notification (a part's HTML body is a few KiB)."""
@@ -229,6 +246,31 @@ def new_admin_parts(event: ConversationEvent) -> list[ConversationPart]:
         for part in event.conversation.parts
         if part.author.type == "admin" and part.part_type in _MESSAGE_PART_TYPES
     ]
+
+
+#: Part types of a teammate's state change that carry a message when they have a body.
+_ACTION_PART_TYPES = frozenset({"close", "open", "assignment", "assign_and_reopen", "snoozed"})
+
+
+def is_teammate_message(part: ConversationPart) -> bool:
+    """Whether ``part`` is a teammate's message to the customer: a comment, or a close,
+    (re)assignment, snooze or opening written with a message. Such a part with an empty body
+    and no attachment (a plain close) is not; notes never are."""
+    if part.author.type != "admin":
+        return False
+    if part.part_type == "comment":
+        return True
+    if part.part_type not in _ACTION_PART_TYPES:
+        return False
+    return bool(part.text.strip()) or bool(part.attachments)
+
+
+def teammate_messages(event: ConversationEvent) -> list[ConversationPart]:
+    """The teammate messages to the customer in this event (see :func:`is_teammate_message`),
+    oldest first; none unless the topic is one of :data:`TEAMMATE_MESSAGE_TOPICS`."""
+    if event.topic not in TEAMMATE_MESSAGE_TOPICS:
+        return []
+    return [part for part in event.conversation.parts if is_teammate_message(part)]
 
 
 def is_own_part(

@@ -29,6 +29,7 @@ from ._journal import Journal as Journal
 from ._journal import JournalStatistics as JournalStatistics
 from ._journal import Lease as Lease
 from ._journal import NewEntry as NewEntry
+from ._journal import StoredMedia as StoredMedia
 from ._journal import partition_of as partition_of
 from ._journal_postgres import AppendedHint as AppendedHint
 from ._journal_postgres import PostgresJournal as PostgresJournal
@@ -99,6 +100,7 @@ __all__ = [
     "RuntimeMetrics",
     "SQLiteJournal",
     "ShutdownReport",
+    "StoredMedia",
     "Supervisor",
     "Timer",
     "crash_always",

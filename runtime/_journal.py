@@ -6,7 +6,9 @@ as *done* or *dead* (a dead letter, which an operator can replay). Entries carry
 (ordering holds per key, by ascending id), a dedupe id (an entry whose dedupe id is already
 journaled is not appended again), and an opaque payload. Keys hash into a fixed number of
 partitions so that a cluster can split the work. Beside the entries the journal keeps a small
-key/value state (bytes), written atomically with the entry that changed it.
+key/value state (bytes), written atomically with the entry that changed it, and media: files
+linked from conversations (stored once per content, found by a token), so that every node
+sharing the journal can serve them.
 
 Backends: SQLite (embedded, group-committed) and PostgreSQL (through asyncpg). Both pass one
 contract test suite. The runtime's public names stay backend-neutral; the SQL lives in the
@@ -33,6 +35,7 @@ __all__ = [
     "JournalStatistics",
     "Lease",
     "NewEntry",
+    "StoredMedia",
     "partition_of",
 ]
 
@@ -135,6 +138,17 @@ class Fence:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """A file kept by :meth:`Journal.put_media`, read whole (files are bounded by the caller)."""
+
+    content: bytes
+    mime_type: str
+    filename: str
+    stored_at: float
+    """UNIX time of the token's latest :meth:`Journal.put_media`."""
+
+
 class Journal(Protocol):
     """What the bridge needs from durable storage. Every method may raise
     :class:`JournalUnavailable` when the backend cannot be reached or cannot commit."""
@@ -223,3 +237,29 @@ class Journal(Protocol):
 
     async def prune_dead(self, *, dead_before: float) -> int:
         """Delete dead letters buried before ``dead_before`` (UNIX time); returns how many."""
+
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        """Delete the state items whose key starts with ``prefix`` (a non-empty literal, no
+        wildcards) and that were last written before ``updated_before`` (UNIX time); returns
+        how many. The retention of state that would otherwise grow forever."""
+
+    # --- media: files linked from conversations ----------------------------------------------
+
+    async def put_media(
+        self, token: str, content: bytes, *, digest: str, mime_type: str, filename: str
+    ) -> None:
+        """Keep ``content`` under its ``digest`` (once: content stored already is not sent
+        again) and ``token`` naming it with a type and a file name, in one commit; both are
+        stamped now (a renewal when they were stored before). ``digest`` identifies the
+        content (say its SHA-256); the caller vouches for it."""
+
+    async def get_media(self, token: str, *, stored_after: float) -> StoredMedia | None:
+        """The file under ``token``, or None: unknown, or last stored before ``stored_after``."""
+
+    async def prune_media(
+        self, *, stored_before: float, max_bytes: int = 0, keep: str | None = None
+    ) -> int:
+        """Delete tokens and contents last stored before ``stored_before`` (UNIX time); then,
+        while ``max_bytes`` > 0 and the contents add up to more, the least recently stored
+        contents (with their tokens), never the content of digest ``keep``. Returns how many
+        tokens and contents were deleted."""

@@ -56,6 +56,7 @@ from ._journal import (
     JournalStatistics,
     Lease,
     NewEntry,
+    StoredMedia,
     partition_of,
 )
 from ._locks import NamedLocks
@@ -68,7 +69,9 @@ _Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 logger = logging.getLogger("threadline.runtime.journal")
 
 NOTIFY_CHANNEL = "threadline_journal"
-_SCHEMA_VERSION = 1
+# 1: entries, state, leases, meta, windows. 2: media (journal_media, journal_media_links), added
+# in place by _migrate on a journal of version 1.
+_SCHEMA_VERSION = 2
 # Advisory lock keys (per database): one for schema set-up, one that orders appends.
 _SCHEMA_LOCK = 0x7468_726C_0000_0001
 _APPEND_LOCK = 0x7468_726C_0000_0002
@@ -112,6 +115,21 @@ CREATE TABLE IF NOT EXISTS journal_windows (
     used    INTEGER NOT NULL,
     granted INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal_media (
+    digest    TEXT             PRIMARY KEY,
+    size      BIGINT           NOT NULL,
+    stored_at DOUBLE PRECISION NOT NULL,
+    content   BYTEA            NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_media_stored ON journal_media (stored_at);
+CREATE TABLE IF NOT EXISTS journal_media_links (
+    token     TEXT             PRIMARY KEY,
+    digest    TEXT             NOT NULL REFERENCES journal_media (digest) ON DELETE CASCADE,
+    mime_type TEXT             NOT NULL,
+    filename  TEXT             NOT NULL,
+    stored_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_media_links_digest ON journal_media_links (digest);
 """
 _COLUMNS = "id, key, partition, dedupe_id, payload, created_at, status"
 _INSERT = (
@@ -359,6 +377,14 @@ class PostgresJournal:
                     name,
                     str(value),
                 )
+            # A journal of an earlier version has just got what it lacked (never a downgrade:
+            # a newer one stays as it is, and is refused below).
+            await conn.execute(
+                "UPDATE journal_meta SET value = $1 WHERE name = 'schema_version'"
+                " AND value::int < $2",
+                str(_SCHEMA_VERSION),
+                _SCHEMA_VERSION,
+            )
             rows: dict[str, str] = {
                 row[0]: row[1] for row in await conn.fetch("SELECT name, value FROM journal_meta")
             }
@@ -972,6 +998,20 @@ class PostgresJournal:
 
         return await self._call(delete, write=True, what="prune")
 
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        if not prefix:
+            raise ValueError("prune_state needs a non-empty prefix")
+
+        async def delete(conn: _Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM journal_state WHERE starts_with(key, $1) AND updated_at < $2",
+                prefix,
+                updated_before,
+            )
+            return int(status.rsplit(" ", 1)[1])  # "DELETE <count>"
+
+        return await self._call(delete, write=True, what="prune")
+
     # --- shared counters per time window (cluster mode) ---------------------------------------
 
     async def claim_window(
@@ -992,6 +1032,111 @@ class PostgresJournal:
             return granted
 
         return await self._call(take, write=True, what="window claim", transaction=False)
+
+    # --- media --------------------------------------------------------------------------------
+
+    async def put_media(
+        self, token: str, content: bytes, *, digest: str, mime_type: str, filename: str
+    ) -> None:
+        now = self._now()
+
+        async def store(conn: _Conn) -> None:
+            # The content crosses the wire only when it is not stored yet.
+            renewed = await conn.execute(
+                "UPDATE journal_media SET stored_at = GREATEST(stored_at, $2) WHERE digest = $1",
+                digest,
+                now,
+            )
+            if renewed == "UPDATE 0":
+                await conn.execute(
+                    "INSERT INTO journal_media (digest, size, stored_at, content)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE"
+                    " SET stored_at = GREATEST(journal_media.stored_at, excluded.stored_at)",
+                    digest,
+                    len(content),
+                    now,
+                    content,
+                )
+            await conn.execute(
+                "INSERT INTO journal_media_links (token, digest, mime_type, filename, stored_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token) DO UPDATE SET"
+                " digest = excluded.digest, mime_type = excluded.mime_type,"
+                " filename = excluded.filename,"
+                " stored_at = GREATEST(journal_media_links.stored_at, excluded.stored_at)",
+                token,
+                digest,
+                mime_type,
+                filename,
+                now,
+            )
+
+        try:
+            await self._call(store, write=True, what="media write")
+        except JournalUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, Exception) and _is_permanent(cause):  # say a NUL in the name
+                raise _media_error(cause) from cause
+            raise
+        except (ValueError, TypeError) as exc:  # a value asyncpg cannot encode
+            raise _media_error(exc) from exc
+
+    async def get_media(self, token: str, *, stored_after: float) -> StoredMedia | None:
+        async def query(conn: _Conn) -> StoredMedia | None:
+            row = await conn.fetchrow(
+                "SELECT m.content, l.mime_type, l.filename, l.stored_at"
+                " FROM journal_media_links AS l JOIN journal_media AS m USING (digest)"
+                " WHERE l.token = $1 AND l.stored_at >= $2",
+                token,
+                stored_after,
+            )
+            return None if row is None else StoredMedia(row[0], row[1], row[2], row[3])
+
+        return await self._call(query, write=False, what="media read", transaction=False)
+
+    async def prune_media(
+        self, *, stored_before: float, max_bytes: int = 0, keep: str | None = None
+    ) -> int:
+        async def delete(conn: _Conn) -> int:
+            links = await conn.execute(
+                "DELETE FROM journal_media_links WHERE stored_at < $1", stored_before
+            )
+            expired = await conn.fetch(
+                "SELECT digest FROM journal_media WHERE stored_at < $1", stored_before
+            )
+            deleted = _count(links) + await _delete_media(conn, [row[0] for row in expired])
+            if max_bytes > 0:
+                # Newest first, as long as they fit; the rest (the oldest) go.
+                over = await conn.fetch(
+                    "SELECT digest FROM (SELECT digest, sum(size) OVER"
+                    " (ORDER BY stored_at DESC, digest DESC) AS newer FROM journal_media) AS t"
+                    " WHERE newer > $1 AND digest IS DISTINCT FROM $2",
+                    max_bytes,
+                    keep,
+                )
+                deleted += await _delete_media(conn, [row[0] for row in over])
+            return deleted
+
+        return await self._call(delete, write=True, what="media prune")
+
+
+def _media_error(exc: Exception) -> JournalError:
+    return JournalError(f"PostgreSQL cannot store this media: {type(exc).__name__}: {exc}"[:500])
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3``."""
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def _delete_media(conn: _Conn, digests: list[str]) -> int:
+    """Delete these contents and their tokens; returns how many rows went."""
+    if not digests:
+        return 0
+    links = await conn.execute(
+        "DELETE FROM journal_media_links WHERE digest = ANY($1::text[])", digests
+    )
+    media = await conn.execute("DELETE FROM journal_media WHERE digest = ANY($1::text[])", digests)
+    return _count(links) + _count(media)
 
 
 _Row: TypeAlias = tuple[str, int, str, bytes, float]

@@ -39,6 +39,7 @@ from ._journal import (
     Fence,
     JournalStatistics,
     NewEntry,
+    StoredMedia,
     partition_of,
 )
 from ._locks import NamedLocks
@@ -69,8 +70,24 @@ CREATE TABLE IF NOT EXISTS journal_state (
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal_media (
+    digest    TEXT    PRIMARY KEY,
+    size      INTEGER NOT NULL,
+    stored_at REAL    NOT NULL,
+    content   BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_media_stored ON journal_media (stored_at);
+CREATE TABLE IF NOT EXISTS journal_media_links (
+    token     TEXT PRIMARY KEY,
+    digest    TEXT NOT NULL REFERENCES journal_media (digest) ON DELETE CASCADE,
+    mime_type TEXT NOT NULL,
+    filename  TEXT NOT NULL,
+    stored_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS journal_media_links_digest ON journal_media_links (digest);
 """
-_SCHEMA_VERSION = "1"
+# 1: entries, state, meta. 2: media (journal_media, journal_media_links), added in place.
+_SCHEMA_VERSION = "2"
 _COLUMNS = "id, key, partition, dedupe_id, payload, created_at, status"
 
 
@@ -157,6 +174,7 @@ class SQLiteJournal:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")  # a media content's tokens go with it
         if read_only:
             conn.execute("PRAGMA query_only = 1")
         else:
@@ -165,6 +183,13 @@ class SQLiteJournal:
                 "INSERT INTO journal_meta (name, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (name) DO NOTHING",
                 (_SCHEMA_VERSION,),
+            )
+            # A journal of an earlier version has just got the tables it lacked (never a
+            # downgrade: a newer version stays as it is).
+            conn.execute(
+                "UPDATE journal_meta SET value = ? WHERE name = 'schema_version'"
+                " AND CAST(value AS INTEGER) < CAST(? AS INTEGER)",
+                (_SCHEMA_VERSION, _SCHEMA_VERSION),
             )
             stored = conn.execute(
                 "SELECT value FROM journal_meta WHERE name = 'partitions'"
@@ -506,6 +531,102 @@ class SQLiteJournal:
             return cursor.rowcount
 
         return await self._write(delete)
+
+    async def prune_state(self, *, prefix: str, updated_before: float) -> int:
+        if not prefix:
+            raise ValueError("prune_state needs a non-empty prefix")
+        upper = _prefix_upper_bound(prefix)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            # The key range lets the primary key find the prefix; substr() is the test itself.
+            cursor = conn.execute(
+                "DELETE FROM journal_state WHERE key >= ? AND (? IS NULL OR key < ?)"
+                " AND substr(key, 1, ?) = ? AND updated_at < ?",
+                (prefix, upper, upper, len(prefix), prefix, updated_before),
+            )
+            return cursor.rowcount
+
+        return await self._write(delete)
+
+    # --- media --------------------------------------------------------------------------------
+
+    async def put_media(
+        self, token: str, content: bytes, *, digest: str, mime_type: str, filename: str
+    ) -> None:
+        now = self._now()
+
+        def store(conn: sqlite3.Connection) -> None:
+            renewed = conn.execute(
+                "UPDATE journal_media SET stored_at = max(stored_at, ?) WHERE digest = ?",
+                (now, digest),
+            ).rowcount
+            if not renewed:
+                conn.execute(
+                    "INSERT INTO journal_media (digest, size, stored_at, content)"
+                    " VALUES (?, ?, ?, ?)",
+                    (digest, len(content), now, content),
+                )
+            conn.execute(
+                "INSERT INTO journal_media_links (token, digest, mime_type, filename, stored_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (token) DO UPDATE SET"
+                " digest = excluded.digest, mime_type = excluded.mime_type,"
+                " filename = excluded.filename, stored_at = max(stored_at, excluded.stored_at)",
+                (token, digest, mime_type, filename, now),
+            )
+
+        await self._write(store)
+
+    async def get_media(self, token: str, *, stored_after: float) -> StoredMedia | None:
+        def query(conn: sqlite3.Connection) -> StoredMedia | None:
+            row = conn.execute(
+                "SELECT m.content, l.mime_type, l.filename, l.stored_at"
+                " FROM journal_media_links AS l JOIN journal_media AS m USING (digest)"
+                " WHERE l.token = ? AND l.stored_at >= ?",
+                (token, stored_after),
+            ).fetchone()
+            return None if row is None else StoredMedia(bytes(row[0]), row[1], row[2], row[3])
+
+        return await self._read(query)
+
+    async def prune_media(
+        self, *, stored_before: float, max_bytes: int = 0, keep: str | None = None
+    ) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute(
+                "DELETE FROM journal_media_links WHERE stored_at < ?", (stored_before,)
+            ).rowcount
+            deleted += _delete_media(
+                conn,
+                [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT digest FROM journal_media WHERE stored_at < ?", (stored_before,)
+                    )
+                ],
+            )
+            if max_bytes > 0:
+                # Newest first, as long as they fit; the rest (the oldest) go.
+                over = conn.execute(
+                    "SELECT digest FROM (SELECT digest, sum(size) OVER"
+                    " (ORDER BY stored_at DESC, digest DESC) AS newer FROM journal_media)"
+                    " WHERE newer > ? AND digest IS NOT ?",
+                    (max_bytes, keep),
+                ).fetchall()
+                deleted += _delete_media(conn, [row[0] for row in over])
+            return deleted
+
+        return await self._write(delete)
+
+
+def _delete_media(conn: sqlite3.Connection, digests: list[str]) -> int:
+    """Delete these contents and their tokens; returns how many rows went."""
+    deleted = 0
+    for digest in digests:
+        deleted += conn.execute(
+            "DELETE FROM journal_media_links WHERE digest = ?", (digest,)
+        ).rowcount
+        deleted += conn.execute("DELETE FROM journal_media WHERE digest = ?", (digest,)).rowcount
+    return deleted
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:

@@ -26,11 +26,22 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     done = run("demo", "--threads", "30", "--messages", "4")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for step in range(1, 10):
+    for step in range(1, 11):
         assert f"\n{step}. " in "\n" + out, f"step {step} missing"
+    assert "then reported it undelivered (error 30003: Unreachable destination handset)" in out
+    assert "delivery failures noted ...... 1" in out
     assert "PASS: sent 120, acknowledged 120, delivered 120, lost 0, duplicated 0" in out
-    assert "conversations (buffer_expired) .. 1" in out
+    assert "template 'conversation_reopen' sent instead" in out
+    assert "the held reply went out: 'Grace Teammate: Yes, until March 2027.'" in out
+    # Step 3 only: Carla's answer to the re-engagement template (step 9) comes 25 hours after
+    # her last message but right after the template, and the buffer counts both directions.
+    assert "conversations (buffer_expired) .. 1\n" in out
+    assert "whatsapp: 'Grace Teammate: Closed — thanks, Ana!'" in out  # a close with a message
     assert "conversations (conversation_gone)  1" in out
+    # A teammate's link stays visible and a long SMS reply is split, not cut (issue 17).
+    assert "track it here (https://track.example/1042)." in out
+    assert "\n8b. " in out
+    assert "\n8c. " in out  # a delivery failure reported later leaves a note
 
 
 def test_version_and_help() -> None:

@@ -255,6 +255,10 @@ API_TEMPLATES: list[dict[str, Any]] = [
      "customer": WA_ID, "text": "", "admin_id": "991267601",
      "attachments": [{"url": "https://example.com/a.pdf", "mime_type": "application/pdf",
                       "filename": "a.pdf"}]},
+    {"channel": "whatsapp", "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
+     "customer": WA_ID, "template": {"name": "order_update", "language": {"code": "en_US"},
+     "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"},
+                                                    {"type": "text", "text": "#1"}]}]}},
 ]  # fmt: skip
 
 

@@ -162,15 +162,25 @@ async def test_health_and_readiness(stack: Stack) -> None:
     assert (await stack.http.get("/readyz")).status_code == 200
 
 
-async def test_send_api_needs_a_known_thread(stack: Stack) -> None:
-    response = await stack.http.post(
-        "/api/messages",
-        content=json.dumps(
-            {"channel": "telegram", "account": "7000000001", "customer": "42", "text": "hi"}
-        ),
-        headers={**JSON, "authorization": "Bearer sandbox-api-token"},
-    )
-    assert response.status_code == 404
+async def test_send_api_starts_a_thread_only_with_a_customer_id_it_can_reach(
+    stack: Stack,
+) -> None:
+    """A customer without a conversation gets one (tests/actors/test_templates_e2e.py), but
+    only by a phone number (WhatsApp, SMS) or a Telegram chat id: anything else is 400."""
+    for channel, account, customer in [
+        ("telegram", "7000000001", "@someone"),
+        ("whatsapp", "100000000000001", "not-a-number"),
+        ("twilio", "+15550002222", "15550001111"),  # E.164 needs its "+"
+    ]:
+        response = await stack.http.post(
+            "/api/messages",
+            content=json.dumps(
+                {"channel": channel, "account": account, "customer": customer, "text": "hi"}
+            ),
+            headers={**JSON, "authorization": "Bearer sandbox-api-token"},
+        )
+        assert response.status_code == 400, response.text
+        assert "customer id" in response.text
     await nothing_journaled(stack)
 
 

@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors._embedded import open_stack
-from actors._media import MediaStore, content_disposition, safe_mime_type
+from actors._media import (
+    DirectoryMediaStore,
+    JournalMediaStore,
+    MediaNotStored,
+    content_disposition,
+    safe_mime_type,
+)
+from runtime import open_sqlite_journal
 
 
 def age(path: Path, seconds: float) -> None:
@@ -34,7 +41,7 @@ def blobs(directory: Path) -> list[Path]:
 async def test_one_copy_per_content_and_one_token_per_content_type_and_name(
     tmp_path: Path,
 ) -> None:
-    store = MediaStore(tmp_path)
+    store = DirectoryMediaStore(tmp_path)
     first = await store.save(b"a" * 5000, "video/mp4", "clip.mp4")
     assert await store.save(b"a" * 5000, "video/mp4", "clip.mp4") == first
     other_name = await store.save(b"a" * 5000, "video/mp4", "other.mp4")
@@ -46,16 +53,16 @@ async def test_one_copy_per_content_and_one_token_per_content_type_and_name(
 
 
 async def test_tokens_depend_on_the_server_key(tmp_path: Path) -> None:
-    a = await MediaStore(tmp_path / "a").save(b"same", "image/png", "x.png")
-    b = await MediaStore(tmp_path / "b").save(b"same", "image/png", "x.png")
+    a = await DirectoryMediaStore(tmp_path / "a").save(b"same", "image/png", "x.png")
+    b = await DirectoryMediaStore(tmp_path / "b").save(b"same", "image/png", "x.png")
     assert a != b
     assert (tmp_path / "a" / ".key").stat().st_mode & 0o077 == 0
     # Another store on the same directory (a restart) keeps the key and so the token.
-    assert await MediaStore(tmp_path / "a").save(b"same", "image/png", "x.png") == a
+    assert await DirectoryMediaStore(tmp_path / "a").save(b"same", "image/png", "x.png") == a
 
 
 async def test_expired_files_are_not_served_and_are_swept(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path, retention_seconds=60)
+    store = DirectoryMediaStore(tmp_path, retention_seconds=60)
     token = await store.save(b"old" * 2000, "video/mp4", "old.mp4")
     for path in [tmp_path / f"{token}.json", *blobs(tmp_path)]:
         age(path, 120)
@@ -66,7 +73,7 @@ async def test_expired_files_are_not_served_and_are_swept(tmp_path: Path) -> Non
 
 
 async def test_sending_a_file_again_renews_its_retention(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path, retention_seconds=60)
+    store = DirectoryMediaStore(tmp_path, retention_seconds=60)
     token = await store.save(b"again" * 2000, "video/mp4", "v.mp4")
     for path in [tmp_path / f"{token}.json", *blobs(tmp_path)]:
         age(path, 50)
@@ -77,7 +84,7 @@ async def test_sending_a_file_again_renews_its_retention(tmp_path: Path) -> None
 
 
 async def test_over_the_size_cap_the_oldest_are_evicted_first(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path, max_bytes=3 * 1000)
+    store = DirectoryMediaStore(tmp_path, max_bytes=3 * 1000)
     tokens = []
     for i in range(4):
         tokens.append(await store.save(bytes([i]) * 1000, "video/mp4", f"{i}.mp4"))
@@ -90,13 +97,13 @@ async def test_over_the_size_cap_the_oldest_are_evicted_first(tmp_path: Path) ->
 
 
 async def test_a_single_file_over_the_cap_is_still_kept(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path, max_bytes=100)
+    store = DirectoryMediaStore(tmp_path, max_bytes=100)
     token = await store.save(b"b" * 1000, "video/mp4", "big.mp4")
     assert await store.open(token) is not None
 
 
 async def test_files_of_the_earlier_layout_are_served_and_expire(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path, retention_seconds=60)
+    store = DirectoryMediaStore(tmp_path, retention_seconds=60)
     token = "L" * 32
     (tmp_path / token).write_bytes(b"legacy")
     record = json.dumps({"mime_type": "image/png", "filename": "l.png"})
@@ -124,13 +131,13 @@ async def test_files_of_the_earlier_layout_are_served_and_expire(tmp_path: Path)
     ],
 )
 async def test_unknown_or_malformed_tokens_are_not_found(tmp_path: Path, token: str) -> None:
-    store = MediaStore(tmp_path)
+    store = DirectoryMediaStore(tmp_path)
     await store.save(b"x" * 100, "image/png", "x.png")
     assert await store.open(token) is None
 
 
 async def test_a_record_pointing_outside_the_store_is_not_found(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path)
+    store = DirectoryMediaStore(tmp_path)
     token = "R" * 32
     escape = "../.key"  # deliberate-escape: a hostile record
     record = {"mime_type": "image/png", "filename": "r.png", "sha256": escape}
@@ -138,6 +145,37 @@ async def test_a_record_pointing_outside_the_store_is_not_found(tmp_path: Path) 
     assert await store.open(token) is None
     (tmp_path / f"{token}.json").write_text("[not, json")
     assert await store.open(token) is None
+
+
+async def test_journal_stores_on_one_journal_share_the_key_and_so_the_tokens(
+    tmp_path: Path,
+) -> None:
+    """Two nodes on one journal: a token made by one is served by the other (issue 19)."""
+    async with open_sqlite_journal(tmp_path / "journal.db") as journal:
+        one, other = JournalMediaStore(journal), JournalMediaStore(journal)
+        token = await one.save(b"shared" * 1000, "video/mp4", "s.mp4")
+        stored = await other.open(token)
+        assert stored is not None
+        assert (stored.content, stored.mime_type, stored.filename) == (
+            b"shared" * 1000,
+            "video/mp4",
+            "s.mp4",
+        )
+        assert await other.save(b"shared" * 1000, "video/mp4", "s.mp4") == token
+        assert await other.open("../" + token) is None  # deliberate-escape: a hostile token
+    async with open_sqlite_journal(tmp_path / "other.db") as journal:  # another key
+        assert await JournalMediaStore(journal).save(b"shared" * 1000, "video/mp4", "s.mp4") != (
+            token
+        )
+
+
+async def test_a_file_the_journal_cannot_hold_is_refused_for_good(tmp_path: Path) -> None:
+    async with open_sqlite_journal(tmp_path / "journal.db") as journal:
+        store = JournalMediaStore(journal)
+        with pytest.raises(MediaNotStored):  # an OSError: the message goes on with a note
+            await store.save(b"x" * 100, "video/mp4", "bad\ud800.mp4")
+        token = await store.save(b"x" * 100, "video/mp4", "good.mp4")
+        assert await store.open(token) is not None
 
 
 @given(st.text(max_size=300))

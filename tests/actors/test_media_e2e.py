@@ -1,10 +1,11 @@
 """Attachments end to end (issue 15): a failed or slow download never costs the message's text,
 and the oversize-media store keeps one copy per content, for a bounded time, and serves any
-stored name safely. A bridge with the sandboxes, SQLite (the media path does not touch the
-journal's backend)."""
+stored name safely. A bridge with the sandboxes, SQLite; the store tests run with both media
+stores (the journal's database, and a directory; issue 19)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +43,20 @@ async def dead_letters(s: Stack) -> int:
 def stored_blobs(media_dir: Path) -> list[Path]:
     """Every file of the media store holding content (not its small name/type records)."""
     return [p for p in media_dir.rglob("*") if p.is_file() and p.stat().st_size >= 4096]
+
+
+def stored_contents(tmp_path: Path, store: str) -> int:
+    """How many contents the bridge's media store holds (in a directory, or in the journal)."""
+    if store == "directory":
+        return len(stored_blobs(tmp_path / "media"))
+    with sqlite3.connect(tmp_path / "db") as conn:
+        (count,) = conn.execute("SELECT count(*) FROM journal_media").fetchone()
+    conn.close()
+    assert not stored_blobs(tmp_path / "media")  # nothing went to the directory
+    return int(count)
+
+
+STORES = pytest.mark.parametrize("store", ["journal", "directory"])
 
 
 # --- finding 7: one failed attachment never dead-letters the text ----------------------------
@@ -116,24 +131,26 @@ def links(s: Stack) -> list[str]:
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 20_000
 
 
-async def test_the_same_file_sent_forty_times_is_stored_once(tmp_path: Path) -> None:
-    async with bridge(tmp_path, intercom_max_attachment_bytes=4096) as s:
+@STORES
+async def test_the_same_file_sent_forty_times_is_stored_once(tmp_path: Path, store: str) -> None:
+    async with bridge(tmp_path, intercom_max_attachment_bytes=4096, media_store=store) as s:
         for _ in range(40):
             media_id = s.sandbox.providers.add_media(VIDEO, "video/mp4")
             media = WebhookMedia(ref=media_id, mime_type="video/mp4")
             assert (await s.whatsapp(PHONE, media=media)).status_code == 200
         await eventually(lambda: part_count(s) == 40, seconds=30)
         assert len(set(links(s))) == 1
-        assert len(stored_blobs(tmp_path / "media")) == 1
+        assert stored_contents(tmp_path, store) == 1
         served = await s.http.get(links(s)[0])
         assert served.status_code == 200
         assert served.content == VIDEO
 
 
+@STORES
 async def test_a_filename_with_control_characters_is_served_with_a_safe_header(
-    tmp_path: Path,
+    tmp_path: Path, store: str
 ) -> None:
-    async with bridge(tmp_path, intercom_max_attachment_bytes=4096) as s:
+    async with bridge(tmp_path, intercom_max_attachment_bytes=4096, media_store=store) as s:
         # (A NUL is refused at the edge now: tests/actors/test_media.py covers stored names
         # holding one.)
         name = 'inv\r\nSet-Cookie: a=b\x7f\u202e"oice\\ ñ.pdf'
@@ -154,9 +171,10 @@ async def test_a_filename_with_control_characters_is_served_with_a_safe_header(
         assert served.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_stored_media_expires_after_the_retention(tmp_path: Path) -> None:
+@STORES
+async def test_stored_media_expires_after_the_retention(tmp_path: Path, store: str) -> None:
     async with bridge(
-        tmp_path, intercom_max_attachment_bytes=4096, media_retention_seconds=1.0
+        tmp_path, intercom_max_attachment_bytes=4096, media_retention_seconds=1.0, media_store=store
     ) as s:
         media_id = s.sandbox.providers.add_media(VIDEO, "video/mp4")
         await s.whatsapp(PHONE, media=WebhookMedia(ref=media_id, mime_type="video/mp4"))
@@ -169,18 +187,19 @@ async def test_stored_media_expires_after_the_retention(tmp_path: Path) -> None:
         other = s.sandbox.providers.add_media(VIDEO + b"2", "video/mp4")
         await s.whatsapp(PHONE, media=WebhookMedia(ref=other, mime_type="video/mp4"))
         await eventually(lambda: part_count(s) == 2)
-        assert len(stored_blobs(tmp_path / "media")) == 1
+        assert stored_contents(tmp_path, store) == 1
         assert (await s.http.get(links(s)[1])).status_code == 200
         assert (await s.http.get(link)).status_code == 404
 
 
-async def test_housekeeping_sweeps_expired_media_off_the_disk(tmp_path: Path) -> None:
+@STORES
+async def test_housekeeping_sweeps_expired_media_away(tmp_path: Path, store: str) -> None:
     async with bridge(
-        tmp_path, intercom_max_attachment_bytes=4096, media_retention_seconds=1.0
+        tmp_path, intercom_max_attachment_bytes=4096, media_retention_seconds=1.0, media_store=store
     ) as s:
         media_id = s.sandbox.providers.add_media(VIDEO, "video/mp4")
         await s.whatsapp(PHONE, media=WebhookMedia(ref=media_id, mime_type="video/mp4"))
         await eventually(lambda: part_count(s) == 1)
-        assert len(stored_blobs(tmp_path / "media")) == 1
+        assert stored_contents(tmp_path, store) == 1
         # No further save: the bridge's housekeeping (every 5 s) deletes it on its own.
-        await eventually(lambda: not stored_blobs(tmp_path / "media"), seconds=12)
+        await eventually(lambda: stored_contents(tmp_path, store) == 0, seconds=12)

@@ -18,7 +18,13 @@ import trio
 
 from actors._app import open_journal
 from actors._embedded import open_stack
-from actors._jobs import conversation_index_key, identity_key, thread_state_key
+from actors._jobs import (
+    SentRecord,
+    conversation_index_key,
+    identity_key,
+    sent_message_key,
+    thread_state_key,
+)
 from actors._sandbox import SANDBOX_SECRETS
 from actors._settings import Settings
 from runtime import Entry, NewEntry, PostgresJournal, SQLiteJournal
@@ -167,6 +173,12 @@ async def test_erase_deletes_one_customer_and_leaves_the_others(journaled: Journ
     bob_index = conversation_index_key(bob_state["conversation_id"])
     assert await state(j.url, alice_index) == j.alice.encode()
     assert await state(j.url, identity_key(f"phone:+{ALICE}")) is not None
+    sent = {
+        thread: sent_message_key("whatsapp", f"wamid.{thread[-4:]}") for thread in (j.alice, j.bob)
+    }
+    for thread, key in sent.items():
+        record = SentRecord(thread=thread, conversation_id="1", what="“hi”", sent_at=time.time())
+        await _put_state(j.url, {key: record.encode()}, at=time.time())
     before = await entries(j.url)
     bob_entries = [e.id for e in before if e.key == j.bob]
     assert len([e for e in before if e.key == j.alice]) == 3
@@ -174,21 +186,24 @@ async def test_erase_deletes_one_customer_and_leaves_the_others(journaled: Journ
     declined = cli("erase", "whatsapp", ACCOUNT, ALICE, *url_args(j), stdin="n\n")
     assert declined.returncode == 1
     assert "1 pending, 1 dead" in declined.stdout
+    assert "sent-message records: 1" in declined.stdout
     assert "nothing erased" in declined.stdout
     assert await entries(j.url) == before
 
     erased = cli("erase", "whatsapp", ACCOUNT, ALICE, "--yes", *url_args(j))
     assert erased.returncode == 0, erased.stderr
     assert "journal entries: 1 pending, 1 done, 1 dead" in erased.stdout
-    assert "state keys: 3" in erased.stdout
+    assert "state keys: 4" in erased.stdout
     assert "not touched: Intercom" in erased.stdout
     assert "THREADLINE_MEDIA_RETENTION_SECONDS" in erased.stdout
 
     after = await entries(j.url)
     assert [e.id for e in after] == bob_entries  # Alice's entries gone, Bob's kept
-    for gone in (thread_state_key(j.alice), alice_index, identity_key(f"phone:+{ALICE}")):
+    alice_gone = (thread_state_key(j.alice), alice_index, identity_key(f"phone:+{ALICE}"))
+    for gone in (*alice_gone, sent[j.alice]):
         assert await state(j.url, gone) is None, gone
-    for kept in (thread_state_key(j.bob), bob_index, identity_key(f"phone:+{BOB}")):
+    bob_kept = (thread_state_key(j.bob), bob_index, identity_key(f"phone:+{BOB}"))
+    for kept in (*bob_kept, sent[j.bob]):
         assert await state(j.url, kept) is not None, kept
     assert cli("threads", "show", "whatsapp", ACCOUNT, ALICE, *url_args(j)).returncode == 1
     assert cli("threads", "show", "whatsapp", ACCOUNT, BOB, *url_args(j)).returncode == 0
@@ -261,3 +276,40 @@ async def _dead_letter(url: str, *, died: float, dedupe: str) -> int:
         await journal.bury(appended.id, "given up long ago")
         nursery.cancel_scope.cancel()
     return int(appended.id)
+
+
+async def test_housekeeping_prunes_sent_message_records_past_the_journal_retention(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What the bridge remembers of a sent message (for a delivery failure reported later) is
+    kept as long as done entries (THREADLINE_JOURNAL_RETENTION_SECONDS), then deleted."""
+    day = 86400.0
+    record = SentRecord(thread=f"whatsapp:{ACCOUNT}:1", conversation_id="1", what="“hi”",
+                        sent_at=time.time()).encode()  # fmt: skip
+    old, young = sent_message_key("whatsapp", "wamid.old"), sent_message_key("twilio", "SMyoung")
+    await _put_state(database_url, {old: record, "thread:x": b"{}"}, at=time.time() - 3 * day)
+    await _put_state(database_url, {young: record}, at=time.time() - 1 * day)
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        journal_retention_seconds=2 * day,
+    ) as s:
+        with trio.fail_after(15):
+            while await s.node.journal.get_state(old) is not None:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        assert await s.node.journal.get_state(young) == record
+        assert await s.node.journal.get_state("thread:x") == b"{}"  # other state: kept
+
+
+async def _put_state(url: str, state: dict[str, bytes | None], *, at: float) -> None:
+    """Write journal state as if at ``at`` (the journal's wall clock set)."""
+    clock = lambda: at  # noqa: E731 - a fixed wall clock
+    journal: Any = (
+        SQLiteJournal(url.removeprefix("sqlite:///"), wall_clock=clock)
+        if url.startswith("sqlite:///")
+        else PostgresJournal(url, wall_clock=clock)
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        await journal.put_state(state)
+        nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -257,3 +258,43 @@ def test_telegram_builder_parse_round_trip(text: str, chat: int, mid: int) -> No
     [event] = parse_telegram(hook.body, "7000000001")
     assert isinstance(event, InboundMessage)
     assert (event.text, event.provider_message_id) == (text, f"{chat}:{mid}")
+
+
+@pytest.mark.parametrize(
+    ("sender", "body", "opt_out_type", "expected"),
+    [
+        ("+15550001111", "STOP", None, "stop"),
+        ("+15550001111", "  unsubscribe\n", None, "stop"),
+        ("+15550001111", "StopAll", None, "stop"),
+        ("+15550001111", "cancel", None, "stop"),
+        ("+15550001111", "END", None, "stop"),
+        ("+15550001111", "quit", None, "stop"),
+        ("+15550001111", "start", None, "start"),
+        ("+15550001111", "Yes", None, "start"),
+        ("+15550001111", "UNSTOP", None, "start"),
+        ("+15550001111", "help", None, "help"),
+        ("+15550001111", "INFO", None, "help"),
+        ("+15550001111", "please stop", None, None),  # only a whole-message keyword counts
+        ("+15550001111", "ARRET", "STOP", "stop"),  # Advanced Opt-Out's custom keyword
+        ("+15550001111", "stop", "HELP", "help"),  # OptOutType decides
+        ("whatsapp:+15550001111", "STOP", None, None),  # no keyword filtering on WhatsApp
+        ("whatsapp:+15550001111", "basta", "STOP", "stop"),
+    ],
+)
+def test_twilio_opt_out_keywords_and_opt_out_type(
+    sender: str, body: str, opt_out_type: str | None, expected: str | None
+) -> None:
+    prefix = "whatsapp:" if sender.startswith("whatsapp:") else ""
+    hook = twilio_message_webhook(
+        "tok",
+        PUBLIC,
+        account_sid="AC1",
+        to=f"{prefix}+15550002222",
+        from_=sender,
+        body=body,
+        opt_out_type=opt_out_type,
+    )
+    [event] = parse_twilio(hook.body, received_at=AT)
+    assert isinstance(event, InboundMessage)
+    assert event.opt_out == expected
+    assert event.text == body  # the message itself is bridged as written

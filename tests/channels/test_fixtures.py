@@ -315,6 +315,7 @@ TWILIO: dict[str, list[ParsedEvent]] = {
             provider_message_id="SMe287d7109a5a925f182f0e07fe5b223b",
             status="failed",
             error_code=21610,
+            error_title="Attempt to send to unsubscribed recipient",
         )
     ],
     "whatsapp_status_sent": [

@@ -50,6 +50,21 @@ def test_a_dead_letter_is_logged_with_entry_thread_hash_and_intercom_request_id(
     assert len(dead["thread_hash"]) == 12
     assert dead["thread_hash"] in dead["message"]
     assert dead["request_id"]  # the sandbox's 5xx body carries one, as Intercom's does
+    assert dead["channel"] == "whatsapp"
+
+
+def test_the_intercom_outage_and_the_bad_signature_are_logged_once_each(
+    live_run: LiveRun,
+) -> None:
+    logged = events(live_run)
+    retries = [e for e in logged if e["message"].startswith("delivery failed (intercom")]
+    assert len(retries) == 1, [e["message"] for e in retries]  # not one per attempt
+    assert retries[0]["level"] == "warning"
+    (refused,) = [e for e in logged if "webhook refused" in e["message"]]
+    assert refused["level"] == "warning"
+    assert refused["route"] == "/webhooks/whatsapp"
+    assert refused["status"] == 401
+    assert refused["reason"] == "X-Hub-Signature-256 does not match the body"
 
 
 def test_no_secret_phone_number_or_message_body_is_logged(live_run: LiveRun) -> None:

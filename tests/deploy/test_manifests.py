@@ -262,6 +262,10 @@ def test_dashboard_panels_are_well_formed_and_cover_the_issue() -> None:
         "threadline_supervisor_restarts_total",
         "threadline_dead_letters_total",
         "threadline_partitions_owned",
+        "histogram_quantile(0.99, sum by (le, route) (rate(threadline_ingress_request_duration",
+        "histogram_quantile(0.99, sum by (le, channel) (rate(threadline_channel_send_duration",
+        "process_resident_memory_bytes{",
+        "rate(process_cpu_seconds_total{",
     ):
         assert needed in exprs, needed
 
@@ -328,8 +332,14 @@ def test_kubernetes_deployment_probes_drains_and_references() -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
     sources = {s.get("configMapRef", s.get("secretRef"))["name"] for s in container["envFrom"]}
     assert sources == {docs["ConfigMap"]["metadata"]["name"], docs["Secret"]["metadata"]["name"]}
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert settings.media_dir in mounts  # the root filesystem is read-only
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    if deployment["spec"]["replicas"] > 1:  # every replica must serve every /media/ link
+        assert settings.media_store == "journal"
+    if settings.media_store == "directory":  # the root filesystem is read-only
+        assert "emptyDir" not in volumes[mounts[settings.media_dir]]  # shared storage only
+    else:
+        assert settings.media_dir not in mounts  # nothing to mount: media is in the database
     labels = pod["metadata"]["labels"]
     for selector in (
         deployment["spec"]["selector"]["matchLabels"],

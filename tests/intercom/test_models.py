@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intercom import Conversation, html_to_text
+from intercom import Conversation, RichBlock, RichImage, RichRun, html_to_rich, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,15 @@ from intercom import Conversation, html_to_text
         ("<p>Hi</p>", "Hi"),
         ("<p>One</p><p>Two<br>Three</p>", "One\nTwo\nThree"),
         ("<p>Tom &amp; Jerry &lt;3</p>", "Tom & Jerry <3"),
-        ('<p><a href="https://x.example">link</a> here</p>', "link here"),
+        # Links keep their target, visibly (issue 17); a link reading as its URL shows it once.
+        ('<p><a href="https://x.example">link</a> here</p>', "link (https://x.example) here"),
+        ('<p><a href="https://x.example/a">https://x.example/a</a></p>', "https://x.example/a"),
+        ('<p><a href="mailto:a@x.example">a@x.example</a></p>', "a@x.example"),
+        ('<p><a href="https://x.example/?a=1&amp;b=2"></a></p>', "https://x.example/?a=1&b=2"),
+        (
+            "<p><a href='https://x.example'><b>bold</b> link</a>.</p>",
+            "bold link (https://x.example).",
+        ),
         ("<ul><li>a</li><li>b</li></ul>", "a\nb"),
         ("x < y and y > z", "x < y and y > z"),
     ],
@@ -90,6 +98,43 @@ def test_html_to_text_accepts_any_string(body: str) -> None:
     assert text == body or ("\n\n" not in text and text == text.strip())
 
 
+@settings(max_examples=300)
+@given(st.one_of(HTMLISH, st.text()))
+def test_html_to_rich_accepts_any_string_and_agrees_with_html_to_text(body: str) -> None:
+    items = html_to_rich(body)
+    text = "\n".join(item.text for item in items if isinstance(item, RichBlock))
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    assert html_to_text(body) in (body, "\n".join(lines))  # a plain body is kept as it is
+
+
+def test_html_to_rich_keeps_styles_lists_links_and_images() -> None:
+    body = (
+        "<p>Hi <b>bold <i>both</i></b> <em>it</em>, see "
+        '<a href="https://track.example/123">here</a>.</p><p><br></p>'
+        '<ul><li><p>one</p></li><li>two<br>lines</li></ul><ol start="3"><li>x</li></ol>'
+        '<p><img src="https://img.example/a.png" alt="a  shot"></p><p>after</p>'
+    )
+    assert html_to_rich(body) == (
+        RichBlock(
+            (
+                RichRun("Hi "),
+                RichRun("bold ", bold=True),
+                RichRun("both", bold=True, italic=True),
+                RichRun(" "),
+                RichRun("it", italic=True),
+                RichRun(", see here (https://track.example/123)."),
+            )
+        ),
+        RichBlock(()),
+        RichBlock((RichRun("one"),), "ul", 1),
+        RichBlock((RichRun("two\nlines"),), "ul", 2),
+        RichBlock((RichRun("x"),), "ol", 3),
+        RichImage("https://img.example/a.png", "a shot"),
+        RichBlock((RichRun("after"),)),
+    )
+    assert html_to_rich("plain\n\ntext ") == (RichBlock((RichRun("plain\n\ntext "),)),)
+
+
 # Each about 1 MB. Before issue 15 the first took hours (a tag regex quadratic in the run of
 # "<a"), the others minutes in html.parser, or raised; now each takes milliseconds.
 ADVERSARIAL = {
@@ -103,6 +148,13 @@ ADVERSARIAL = {
     "bare <": '"<p>" + "<" * 1_000_000',
     "open charrefs": '"<p>" + "&#" * 500_000',
     "long charref": '"<p>&#" + "9" * 1_000_000 + ";</p>"',
+    # The rich parse behind it (issue 17): styles, links, lists and images by the thousand
+    # (about 0.5 MB each: a tag costs more than a character, the time is linear all the same).
+    "styled line breaks": '"<p>" + "<b><br></b><i><br></i>" * 25_000',
+    "open links": '"<p>" + "<a href=\\"https://x.example/\\">" * 40_000',
+    "nested lists": '"<ol start=3><li>" * 40_000',
+    "images": '"<p>a<img src=\\"https://x.example/i.png\\">" * 30_000',
+    "one long link": '"<a href=\\"" + "h" * 1_000_000 + "\\">x</a>"',
 }
 _TIMED = """
 import json, sys, time

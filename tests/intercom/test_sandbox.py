@@ -22,6 +22,7 @@ from intercom import (
     is_own_part,
     new_admin_parts,
     parse_notification,
+    teammate_messages,
     verify_signature,
 )
 from runtime import hypercorn_config, serve_asgi
@@ -290,6 +291,61 @@ async def test_teammate_control_endpoints_deliver_webhooks(
     assert [d["topic"] for d in deliveries] == [topic for _, _, topic in steps]
 
 
+async def test_teammates_close_assign_snooze_and_open_with_a_message(
+    http: httpx.AsyncClient, client: IntercomClient, sink: Sink, spec: Spec
+) -> None:
+    """As in Intercom, each state change may carry a message for the customer; assigning a
+    closed conversation reopens it (``assign_and_reopen``, ``conversation.admin.open.assigned``)."""
+    _, conversation_id = await _conversation(client)
+    steps: list[tuple[str, dict[str, object], str]] = [
+        ("assign", {"assignee_id": "991267602", "body": "Over to Grace"}, "assignment"),
+        ("snooze", {"snoozed_until": 1893456000, "body": "Back tomorrow"}, "snoozed"),
+        ("open", {"body": "Reopened"}, "open"),
+        ("close", {"body": "Closed, thanks!"}, "close"),
+        ("assign", {"assignee_id": "991267603", "body": "Linus now"}, "assign_and_reopen"),
+        ("close", {}, "close"),
+    ]
+    states = []
+    for action, extra, part_type in steps:
+        answer = await http.post(
+            f"/_sandbox/teammates/{action}", json={"conversation_id": conversation_id, **extra}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["part"]["part_type"] == part_type
+        states.append((await http.get(f"/_sandbox/conversations/{conversation_id}")).json())
+    assert [s["state"] for s in states] == ["open", "snoozed", "open", "closed", "open", "closed"]
+    topics, messages = [], []
+    for body, _signature in sink.received:
+        spec.validate_notification(body)
+        event = parse_notification(body)
+        assert isinstance(event, ConversationEvent)
+        topics.append(event.topic)
+        messages += [part.text for part in teammate_messages(event)]
+    assert topics == [
+        "conversation.admin.assigned",
+        "conversation.admin.snoozed",
+        "conversation.admin.opened",
+        "conversation.admin.closed",
+        "conversation.admin.open.assigned",
+        "conversation.admin.closed",
+    ]
+    assert messages == [
+        "Over to Grace",
+        "Back tomorrow",
+        "Reopened",
+        "Closed, thanks!",
+        "Linus now",
+    ]
+    no_time = await http.post(
+        "/_sandbox/teammates/snooze", json={"conversation_id": conversation_id}
+    )
+    assert no_time.status_code == 400
+    not_text = await http.post(
+        "/_sandbox/teammates/close", json={"conversation_id": conversation_id, "body": 5}
+    )
+    assert not_text.status_code == 400
+
+
 async def test_teammate_control_errors(http: httpx.AsyncClient, client: IntercomClient) -> None:
     _, conversation_id = await _conversation(client)
     missing = await http.post("/_sandbox/teammates/reply", json={"body": "x"})
@@ -387,6 +443,12 @@ async def test_manage_parts_admins_and_merge_over_the_api(
     part = assigned.json()["conversation_parts"]["conversation_parts"][0]
     assert part["assigned_to"] == {"type": "admin", "id": "991267603"}
     assert part["app_package_code"] == "threadline-sandbox"
+    snoozed = await http.post(
+        url,
+        headers=HEADERS,
+        json={"message_type": "snoozed", "admin_id": "991267601", "snoozed_until": 1893456000},
+    )
+    assert (snoozed.json()["state"], snoozed.json()["snoozed_until"]) == ("snoozed", 1893456000)
     opened = await http.post(
         url, headers=HEADERS, json={"message_type": "open", "admin_id": "991267601"}
     )
@@ -406,7 +468,7 @@ async def test_manage_parts_admins_and_merge_over_the_api(
     gone = await http.get(f"/contacts/{contact_id}", headers=HEADERS)
     assert gone.status_code == 410
     assert gone.headers["Link"] == f'</contacts/{user.contact.id}>; rel="canonical"'
-    assert spec_log.responses == spec_log.requests == 11
+    assert spec_log.responses == spec_log.requests == 12
 
 
 async def test_refusals_are_error_lists(sandbox_url: str, spec: Spec) -> None:

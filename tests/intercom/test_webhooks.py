@@ -21,6 +21,7 @@ from intercom import (
     new_admin_parts,
     parse_notification,
     sign,
+    teammate_messages,
     verify_signature,
 )
 
@@ -267,3 +268,30 @@ def test_untrusted_shapes_and_strings_are_notification_invalid(body: bytes) -> N
     # Issue 15: a 100k-deep body raised RecursionError; a lone surrogate reached the journal.
     with pytest.raises(NotificationInvalid):
         parse_notification(body)
+
+
+@pytest.mark.parametrize(
+    ("topic", "part_type", "body", "author", "sent"),
+    [
+        ("conversation.admin.replied", "comment", "<p>Hi</p>", "admin", True),
+        ("conversation.admin.closed", "close", "<p>Goodbye :)</p>", "admin", True),
+        ("conversation.admin.closed", "close", None, "admin", False),  # a plain close
+        ("conversation.admin.closed", "close", "<p> </p>", "admin", False),
+        ("conversation.admin.assigned", "assignment", "Over to Linus", "admin", True),
+        ("conversation.admin.open.assigned", "assign_and_reopen", "Back on it", "admin", True),
+        ("conversation.admin.snoozed", "snoozed", "Back in an hour", "admin", True),
+        ("conversation.admin.opened", "open", "Reopened: news", "admin", True),
+        ("conversation.user.replied", "open", "<p>Thanks again :)</p>", "user", False),
+        ("conversation.admin.noted", "note", "internal", "admin", False),
+        ("conversation.admin.replied", "note", "internal", "admin", False),
+        ("conversation.operator.replied", "comment", "a bot", "bot", False),
+    ],
+)
+def test_teammate_messages_are_comments_and_state_changes_written_with_a_message(
+    topic: str, part_type: str, body: str | None, author: str, sent: bool
+) -> None:
+    author_json = {"type": author, "id": "7", "name": "A"}
+    part = _part(part_type=part_type, body=body, author=author_json, attachments=[])
+    event = parse_notification(_notification(topic, _conversation(part)))
+    assert isinstance(event, ConversationEvent)
+    assert [p.id for p in teammate_messages(event)] == (["9001"] if sent else [])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -354,3 +356,96 @@ async def test_prune_dead_forgets_old_dead_letters_only(journal: Journal) -> Non
     assert await journal.get(a2.id) is not None  # done: the other retention's business
     assert await journal.get(a3.id) is not None  # pending
     assert (await journal.statistics()).dead == 0
+
+
+async def test_prune_state_forgets_old_state_under_a_prefix_only(journal: Journal) -> None:
+    await journal.put_state({"sent:old": b"1", "sent%:old": b"1", "thread:old": b"1"})
+    await trio.sleep(0.05)
+    cutoff = time.time()
+    await trio.sleep(0.05)
+    await journal.put_state({"sent:new": b"2"})
+    await journal.append([entry("a", "1")])
+    assert await journal.prune_state(prefix="sent:", updated_before=0.0) == 0
+    assert await journal.prune_state(prefix="sent:", updated_before=cutoff) == 1
+    assert await journal.get_state("sent:old") is None
+    assert await journal.get_state("sent:new") == b"2"  # written after the cut-off
+    assert await journal.get_state("sent%:old") == b"1"  # wildcards are plain characters
+    assert await journal.get_state("thread:old") == b"1"  # another prefix
+    # Writing a key again renews it.
+    await journal.put_state({"sent:new": b"3"})
+    assert await journal.prune_state(prefix="sent:", updated_before=cutoff) == 0
+    assert await journal.get_state("sent:new") == b"3"
+    assert len(await journal.read_pending(after_id=0, limit=10)) == 1  # entries untouched
+    with pytest.raises(ValueError, match="prefix"):
+        await journal.prune_state(prefix="", updated_before=1e12)
+
+
+# --- media: files linked from conversations (issue 19) ----------------------------------------
+
+
+async def put(journal: Journal, token: str, content: bytes, name: str = "f.bin") -> None:
+    digest = hashlib.sha256(content).hexdigest()
+    await journal.put_media(token, content, digest=digest, mime_type="video/mp4", filename=name)
+    await trio.sleep(0.01)  # the next one is stored strictly later
+
+
+async def test_media_is_kept_once_per_content_and_read_by_token(journal: Journal) -> None:
+    before = time.time()
+    await put(journal, "t1", b"x" * 1000, "one.mp4")
+    await put(journal, "t2", b"x" * 1000, "two.mp4")
+    one = await journal.get_media("t1", stored_after=0.0)
+    two = await journal.get_media("t2", stored_after=0.0)
+    assert one is not None
+    assert two is not None
+    assert (one.content, one.mime_type, one.filename) == (b"x" * 1000, "video/mp4", "one.mp4")
+    assert (two.content, two.filename) == (b"x" * 1000, "two.mp4")
+    assert before <= one.stored_at <= time.time()
+    assert await journal.get_media("t3", stored_after=0.0) is None
+    # One content under two tokens counts once against the cap.
+    assert await journal.prune_media(stored_before=0.0, max_bytes=1000) == 0
+    assert await journal.get_media("t1", stored_after=0.0) is not None
+
+
+async def test_media_expires_and_storing_again_renews_it(journal: Journal) -> None:
+    await put(journal, "old", b"o" * 100)
+    await put(journal, "kept", b"k" * 100)
+    stored = await journal.get_media("kept", stored_after=0.0)
+    assert stored is not None
+    assert await journal.get_media("kept", stored_after=stored.stored_at + 1) is None
+    cutoff = time.time()
+    await put(journal, "kept", b"k" * 100)  # stored again: renewed
+    renewed = await journal.get_media("kept", stored_after=cutoff)
+    assert renewed is not None
+    assert renewed.content == b"k" * 100
+    assert await journal.prune_media(stored_before=cutoff) == 2  # "old": its token and content
+    assert await journal.get_media("old", stored_after=0.0) is None
+    assert await journal.get_media("kept", stored_after=0.0) is not None
+    assert await journal.prune_media(stored_before=cutoff) == 0
+
+
+async def test_media_over_the_cap_goes_oldest_first_but_never_the_kept_one(
+    journal: Journal,
+) -> None:
+    for i in range(4):
+        await put(journal, f"t{i}", bytes([i]) * 1000)
+    assert await journal.prune_media(stored_before=0.0, max_bytes=3000) == 2
+    assert await journal.get_media("t0", stored_after=0.0) is None
+    for i in (1, 2, 3):
+        assert await journal.get_media(f"t{i}", stored_after=0.0) is not None
+    # A single content over the cap stays when it is the one just stored.
+    big = b"b" * 5000
+    await put(journal, "big", big)
+    keep = hashlib.sha256(big).hexdigest()
+    assert await journal.prune_media(stored_before=0.0, max_bytes=100, keep=keep) == 6
+    assert await journal.get_media("big", stored_after=0.0) is not None
+    assert await journal.prune_media(stored_before=0.0, max_bytes=100) == 2
+    assert await journal.get_media("big", stored_after=0.0) is None
+
+
+async def test_media_that_cannot_be_stored_is_a_permanent_error(journal: Journal) -> None:
+    with pytest.raises(JournalError) as failed:
+        await put(journal, "bad", b"z" * 10, "name\ud800.mp4")
+    assert not isinstance(failed.value, JournalUnavailable)
+    assert await journal.get_media("bad", stored_after=0.0) is None
+    await put(journal, "good", b"z" * 10)  # the journal goes on
+    assert await journal.get_media("good", stored_after=0.0) is not None

@@ -145,6 +145,42 @@ async def test_reopening_keeps_entries_and_refuses_another_partition_count(
             pass  # pragma: no cover - refused at start
 
 
+async def test_a_journal_of_schema_version_1_gets_the_media_tables_and_keeps_its_entries(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    async with open_postgres_journal(url) as journal:
+        await journal.append([entry("a", "1")])
+    # What a journal written by the previous version looks like: no media tables, version 1.
+    await trio.to_thread.run_sync(
+        postgres_server.psql_command,
+        "DROP TABLE journal_media_links; DROP TABLE journal_media;"
+        " UPDATE journal_meta SET value = '1' WHERE name = 'schema_version'",
+        database(url),
+    )
+    async with open_postgres_journal(url) as journal:
+        assert [e.dedupe_id for e in await journal.read_pending(after_id=0, limit=10)] == ["1"]
+        await journal.put_media("tok", b"m" * 100, digest="d", mime_type="a/b", filename="f")
+        stored = await journal.get_media("tok", stored_after=0.0)
+        assert stored is not None
+        assert stored.content == b"m" * 100
+    await trio.to_thread.run_sync(
+        postgres_server.psql_command,
+        "DO $$ BEGIN IF (SELECT value FROM journal_meta WHERE name = 'schema_version') <> '2'"
+        " THEN RAISE EXCEPTION 'not migrated'; END IF; END $$",
+        database(url),
+    )
+    # A journal of a newer version than this program's is refused, as before.
+    await trio.to_thread.run_sync(
+        postgres_server.psql_command,
+        "UPDATE journal_meta SET value = '3' WHERE name = 'schema_version'",
+        database(url),
+    )
+    with pytest.raises(JournalError, match="version 3 is newer"):
+        async with open_postgres_journal(url):
+            pass  # pragma: no cover - refused at start
+
+
 async def test_an_unreachable_database_at_start_is_journal_unavailable() -> None:
     url = "postgresql://postgres@127.0.0.1:1/none"
     with trio.fail_after(5), pytest.raises(JournalUnavailable):

@@ -1,0 +1,338 @@
+"""``threadline check``: verify every configured credential against the real APIs.
+
+One line per check, ``ok``, ``FAIL``, ``warn`` or ``skip``, then the exit status: 0 when nothing
+failed, 1 when something did (a configuration error, found before anything is called, is the
+usual one-line start-up failure and exit 2). Each check has a time limit. What is verified:
+
+- Intercom: ``GET /me`` (the token; the workspace it belongs to) and, with
+  ``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``, ``GET /admins/{id}`` (that teammate exists).
+- WhatsApp: ``GET /me`` (the access token) and ``GET /{phone-number-id}`` for each number
+  given with ``--whatsapp-phone-number-id`` (the bridge learns its numbers from the webhooks,
+  so no setting names them).
+- Twilio: ``GET /2010-04-01/Accounts/{sid}.json`` (account SID and auth token; the account is
+  active).
+- Telegram: ``getMe`` (the bot token) and ``getWebhookInfo`` (the webhook is set to
+  ``THREADLINE_PUBLIC_URL`` + ``/webhooks/telegram`` and reports no recent failed delivery).
+
+Webhook secrets (Intercom's client secret, Meta's app secret and verify token, Telegram's
+secret token) cannot be checked from this side: the line says whether each is set. No line
+ever holds a secret's value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import httpx
+import trio
+
+from ._app import mask_secrets
+from ._logging import redact
+from ._settings import Settings
+
+__all__ = ["CheckResult", "run_checks"]
+
+Status = Literal["ok", "FAIL", "warn", "skip"]
+
+TELEGRAM_PATH = "/webhooks/telegram"
+"""The bridge's Telegram route (README "Routes and status codes")."""
+RECENT_ERROR_SECONDS = 3600.0
+"""A failed webhook delivery Telegram reports from less than this long ago fails the check."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check."""
+
+    status: Status
+    name: str
+    detail: str
+
+    def line(self, settings: Settings) -> str:
+        """``ok   intercom: …``: one line, secrets masked."""
+        text = f"{self.status:<4} {self.name}: {' '.join(self.detail.split())}"
+        return redact(mask_secrets(text, settings))
+
+
+class _Failed(Exception):
+    """A check's one-line failure."""
+
+
+def _api_error(response: httpx.Response) -> str:
+    """The provider's own error code or message from an error body, for the line."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    if isinstance(body.get("errors"), list) and body["errors"]:  # Intercom's error.list
+        first = body["errors"][0]
+        if isinstance(first, dict):
+            return str(first.get("code") or first.get("message") or "")
+    error = body.get("error")
+    if isinstance(error, dict):  # the Graph API
+        return str(error.get("code") or error.get("message") or "")
+    if "code" in body:  # Twilio
+        return str(body["code"])
+    if "description" in body:  # the Bot API
+        return str(body["description"])
+    return ""
+
+
+def _rejected(response: httpx.Response, what: str) -> _Failed:
+    code = _api_error(response)
+    why = f"{response.status_code}{f', {code}' if code else ''}"
+    if response.status_code in (401, 403):
+        return _Failed(f"{what} rejected ({why})")
+    return _Failed(f"{what}: answered {why}")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise _Failed(f"answered {response.status_code} with a body that is not JSON") from None
+    if not isinstance(body, dict):
+        raise _Failed(f"answered {response.status_code} with unexpected JSON")
+    return body
+
+
+def _join(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
+async def _intercom(http: httpx.AsyncClient, s: Settings) -> str:
+    assert s.intercom_access_token is not None  # check_settings requires it
+    headers = {
+        "Authorization": f"Bearer {s.intercom_access_token.get_secret_value()}",
+        "Intercom-Version": s.intercom_version,
+        "Accept": "application/json",
+    }
+    response = await http.get(_join(s.intercom_base_url, "/me"), headers=headers)
+    if response.status_code != 200:
+        raise _rejected(response, "token")
+    me = _json(response)
+    app = me.get("app") if isinstance(me.get("app"), dict) else {}
+    assert isinstance(app, dict)
+    said = [f'workspace "{app.get("name", "?")}" ({app.get("id_code", "?")})']
+    said.append(f"token of {me.get('name') or me.get('id')}")
+    admin = s.intercom_default_admin_id
+    if admin is None:
+        said.append("no default admin set (THREADLINE_INTERCOM_DEFAULT_ADMIN_ID)")
+    else:
+        path = f"/admins/{quote(admin, safe='')}"
+        found = await http.get(_join(s.intercom_base_url, path), headers=headers)
+        if found.status_code in (400, 404):
+            raise _Failed(
+                f"{said[0]}, but admin {admin} not found: list the teammates with GET /admins "
+                "(THREADLINE_INTERCOM_DEFAULT_ADMIN_ID)"
+            )
+        if found.status_code != 200:
+            raise _rejected(found, f"GET /admins/{admin}")
+        said.append(f"admin {admin} found ({_json(found).get('name', '?')})")
+    if s.intercom_client_secret is None:
+        said.append(
+            "webhooks off: no THREADLINE_INTERCOM_CLIENT_SECRET, teammates' replies stay in "
+            "Intercom"
+        )
+    return ", ".join(said)
+
+
+async def _whatsapp(http: httpx.AsyncClient, s: Settings) -> str:
+    if s.whatsapp_access_token is None:
+        raise _Failed("THREADLINE_WHATSAPP_ACCESS_TOKEN is not set: replies cannot be sent")
+    response = await http.get(_join(s.whatsapp_base_url, "/me"), headers=_graph(s))
+    if response.status_code != 200:
+        raise _rejected(response, "token")
+    me = _json(response)
+    said = [f"token of {me.get('name') or '?'} ({me.get('id', '?')})"]
+    if s.whatsapp_app_secret is None or s.whatsapp_verify_token is None:
+        said.append(
+            "webhooks off: THREADLINE_WHATSAPP_APP_SECRET and _VERIFY_TOKEN are both needed"
+        )
+    return ", ".join(said)
+
+
+def _graph(s: Settings) -> dict[str, str]:
+    assert s.whatsapp_access_token is not None
+    return {"Authorization": f"Bearer {s.whatsapp_access_token.get_secret_value()}"}
+
+
+def _whatsapp_number(number: str) -> Callable[[httpx.AsyncClient, Settings], Awaitable[str]]:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        if s.whatsapp_access_token is None:
+            raise _Failed("THREADLINE_WHATSAPP_ACCESS_TOKEN is not set")
+        url = _join(s.whatsapp_base_url, quote(number, safe=""))
+        response = await http.get(url, headers=_graph(s))
+        if response.status_code in (400, 404):
+            code = _api_error(response)
+            raise _Failed(
+                f"not a phone number this token can see ({response.status_code}, {code}): "
+                "copy the phone number id from WhatsApp > API Setup in the Meta app"
+            )
+        if response.status_code != 200:
+            raise _rejected(response, "token")
+        found = _json(response)
+        return (
+            f"{found.get('display_phone_number', '?')} "
+            f'("{found.get("verified_name", "?")}", quality {found.get("quality_rating", "?")})'
+        )
+
+    return check
+
+
+async def _twilio(http: httpx.AsyncClient, s: Settings) -> str:
+    sid = s.twilio_account_sid
+    if sid is None or s.twilio_auth_token is None:
+        missing = "ACCOUNT_SID" if sid is None else "AUTH_TOKEN"
+        raise _Failed(f"THREADLINE_TWILIO_{missing} is not set: Twilio needs both")
+    url = _join(s.twilio_base_url, f"/2010-04-01/Accounts/{quote(sid, safe='')}.json")
+    response = await http.get(url, auth=(sid, s.twilio_auth_token.get_secret_value()))
+    if response.status_code != 200:
+        raise _rejected(response, "account SID or auth token")
+    account = _json(response)
+    name, status = account.get("friendly_name", "?"), account.get("status", "?")
+    if status != "active":
+        raise _Failed(f'account "{name}" is {status}, not active')
+    return f'account "{name}" ({status}, {account.get("type", "?")})'
+
+
+def _bot_url(s: Settings, method: str) -> str:
+    assert s.telegram_bot_token is not None
+    return _join(s.telegram_base_url, f"/bot{s.telegram_bot_token.get_secret_value()}/{method}")
+
+
+async def _telegram(http: httpx.AsyncClient, s: Settings) -> str:
+    if s.telegram_bot_token is None:
+        raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set: replies cannot be sent")
+    response = await http.get(_bot_url(s, "getMe"))
+    if response.status_code != 200:
+        raise _rejected(response, "bot token")
+    bot = _json(response).get("result")
+    if not isinstance(bot, dict):
+        raise _Failed("getMe answered without a result")
+    return f"bot @{bot.get('username', '?')} ({bot.get('id', '?')})"
+
+
+async def _telegram_webhook(http: httpx.AsyncClient, s: Settings) -> str:
+    expected = s.public_url.rstrip("/") + TELEGRAM_PATH
+    if s.telegram_secret_token is None:
+        raise _Failed(
+            "THREADLINE_TELEGRAM_SECRET_TOKEN is not set: the bridge refuses Telegram's webhooks"
+        )
+    if s.telegram_bot_token is None:
+        raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set")
+    response = await http.get(_bot_url(s, "getWebhookInfo"))
+    if response.status_code != 200:
+        raise _rejected(response, "bot token")
+    info = _json(response).get("result")
+    if not isinstance(info, dict):
+        raise _Failed("getWebhookInfo answered without a result")
+    url = info.get("url") or ""
+    if not url:
+        raise _Failed(
+            f"no webhook set: call setWebhook with url={expected} and secret_token="
+            "<THREADLINE_TELEGRAM_SECRET_TOKEN>"
+        )
+    if url != expected:
+        raise _Failed(
+            f"the webhook is {url}, not {expected} (THREADLINE_PUBLIC_URL): call setWebhook again"
+        )
+    said = [url]
+    pending = info.get("pending_update_count") or 0
+    if pending:
+        said.append(f"{pending} updates waiting")
+    error_at, error = info.get("last_error_date"), info.get("last_error_message")
+    if isinstance(error_at, int | float) and error:
+        age = max(0.0, time.time() - error_at)
+        if age < RECENT_ERROR_SECONDS:
+            raise _Failed(f"{url}: Telegram's last delivery failed {age / 60:.0f} min ago: {error}")
+        said.append(f"last failed delivery {age / 3600:.0f} h ago: {error}")
+    return ", ".join(said)
+
+
+# --- running them --------------------------------------------------------------------------------
+
+Check = Callable[[httpx.AsyncClient, Settings], Awaitable[str]]
+
+
+def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> list[tuple[str, Check | None, str]]:
+    """(name, check or None to skip, the skip reason) in the order printed."""
+    whatsapp = any(
+        v is not None
+        for v in (s.whatsapp_access_token, s.whatsapp_app_secret, s.whatsapp_verify_token)
+    )
+    twilio = s.twilio_account_sid is not None or s.twilio_auth_token is not None
+    telegram = s.telegram_bot_token is not None or s.telegram_secret_token is not None
+    off = "not configured"
+    plan: list[tuple[str, Check | None, str]] = [("intercom", _intercom, "")]
+    plan.append(("whatsapp", _whatsapp if whatsapp else None, off))
+    plan.extend((f"whatsapp number {n}", _whatsapp_number(n), "") for n in whatsapp_numbers)
+    plan.append(("twilio", _twilio if twilio else None, off))
+    plan.append(("telegram", _telegram if telegram else None, off))
+    plan.append(("telegram webhook", _telegram_webhook if telegram else None, off))
+    return plan
+
+
+def _public_url(s: Settings) -> CheckResult:
+    parts = urlsplit(s.public_url)
+    host = parts.hostname or ""
+    if parts.scheme != "https":
+        return CheckResult(
+            "warn",
+            "public url",
+            f"{s.public_url} is not HTTPS: Meta and Telegram call only HTTPS URLs "
+            "(THREADLINE_PUBLIC_URL)",
+        )
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local"):
+        return CheckResult(
+            "warn", "public url", f"{s.public_url} is not reachable from the internet"
+        )
+    return CheckResult("ok", "public url", s.public_url)
+
+
+async def run_checks(
+    settings: Settings,
+    *,
+    seconds_per_check: float,
+    whatsapp_numbers: Sequence[str] = (),
+) -> list[CheckResult]:
+    """Run every check at once, each within ``seconds_per_check``; results in a fixed order."""
+    timeout = seconds_per_check
+    plan = _plan(settings, whatsapp_numbers)
+    results: list[CheckResult | None] = [None] * len(plan)
+
+    async def one(index: int, name: str, check: Check, http: httpx.AsyncClient) -> None:
+        status: Status = "FAIL"
+        with trio.move_on_after(timeout):
+            try:
+                detail = await check(http, settings)
+                status = "ok"
+            except _Failed as exc:
+                detail = str(exc)
+            except httpx.TimeoutException:
+                detail = f"no answer within {timeout:g} s"
+            except httpx.HTTPError as exc:
+                detail = f"cannot reach it: {type(exc).__name__}: {exc}"
+            results[index] = CheckResult(status, name, detail)
+            return
+        results[index] = CheckResult("FAIL", name, f"no answer within {timeout:g} s")
+
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False) as http,
+        trio.open_nursery() as nursery,
+    ):
+        for index, (name, check, why) in enumerate(plan):
+            if check is None:
+                results[index] = CheckResult("skip", name, why)
+            else:
+                nursery.start_soon(one, index, name, check, http)
+    return [_public_url(settings), *(r for r in results if r is not None)]

@@ -1,0 +1,302 @@
+"""WhatsApp message templates: the send API's ``template`` field, the WhatsApp Business
+Account's approved templates (fetched and cached), rendering, and the re-engagement texts.
+
+WhatsApp refuses free-form messages to a customer whose latest message is more than 24 hours
+old (error 131047); an approved template may always be sent. The send API takes a template in
+the Cloud API's own shape::
+
+    {"name": "order_update", "language": {"code": "en_US"},
+     "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}, …]}]}
+
+Names are checked against ``GET /{waba-id}/message_templates`` (status ``APPROVED``, in the
+requested language), kept for ``THREADLINE_WHATSAPP_TEMPLATE_CACHE_SECONDS``; the rendered text
+(header, body and footer with the parameters filled in) is what the Intercom record shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Final, Literal
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels import Channel, ChannelError, ThreadKey, WhatsAppClient, WhatsAppTemplate
+
+from ._settings import Settings
+
+__all__ = [
+    "WHATSAPP_WINDOW_SECONDS",
+    "ApiTemplate",
+    "TemplateCatalog",
+    "TemplateRefused",
+    "TemplatesUnavailable",
+    "api_send_problem",
+    "customer_phone",
+    "is_whatsapp",
+    "opens_thread",
+    "outside_window",
+    "record_text",
+    "render",
+]
+
+logger = logging.getLogger("threadline.templates")
+
+_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
+_NEW_CUSTOMER: Final = {
+    Channel.WHATSAPP: re.compile(r"[0-9]{6,15}"),
+    Channel.TWILIO: re.compile(r"(whatsapp:)?\+[0-9]{6,15}"),
+    Channel.TELEGRAM: re.compile(r"[0-9]{1,20}"),
+}
+"""Customer ids the send API may open a thread with: a phone number (wa_id, E.164) or a
+Telegram private chat id."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TemplateLanguage(_Strict):
+    code: str = Field(pattern=r"^[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
+    policy: Literal["deterministic"] | None = None
+
+
+class TemplateParameter(BaseModel):
+    """One parameter of a component. ``type`` names the value's field (``text``, ``currency``,
+    ``date_time``, ``image``, ``document``, ``video``, ``payload``, ``action``, …), passed to
+    WhatsApp as given; a ``text`` parameter must carry ``text``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str = Field(pattern=r"^[a-z_]{1,32}$")
+    text: str | None = Field(default=None, max_length=1024)
+    parameter_name: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,64}$")
+
+    def shown(self) -> str | None:
+        """The value as the customer reads it, when it can be told here."""
+        if self.text is not None:
+            return self.text
+        extra = self.model_extra or {}
+        value = extra.get(self.type)
+        if isinstance(value, dict):
+            fallback = value.get("fallback_value")
+            return fallback if isinstance(fallback, str) else None
+        if isinstance(value, str):
+            return value
+        return None
+
+
+class TemplateComponent(_Strict):
+    type: Literal["header", "body", "footer", "button"]
+    sub_type: str | None = Field(default=None, max_length=32)
+    index: int | str | None = None
+    parameters: tuple[TemplateParameter, ...] = Field(default=(), max_length=100)
+
+
+class ApiTemplate(_Strict):
+    """The send API's ``template``: the Cloud API's template object."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: TemplateLanguage
+    components: tuple[TemplateComponent, ...] = Field(default=(), max_length=20)
+
+    def payload_components(self) -> list[dict[str, object]]:
+        """The components as the Cloud API takes them."""
+        return [c.model_dump(mode="json", exclude_none=True) for c in self.components]
+
+    def check_parameters(self) -> str | None:
+        """Why the parameters are malformed, or None."""
+        for component in self.components:
+            for parameter in component.parameters:
+                if parameter.type == "text" and parameter.text is None:
+                    return f"a text parameter of the {component.type} has no text"
+                extra = parameter.model_extra or {}
+                if parameter.type != "text" and parameter.type not in extra:
+                    kind = parameter.type
+                    return f"a {kind} parameter of the {component.type} has no {kind!r} value"
+        return None
+
+
+class TemplateRefused(Exception):
+    """The template cannot be sent as asked (unknown, not approved, wrong parameters)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TemplatesUnavailable(Exception):
+    """The account's templates could not be fetched (and none are cached)."""
+
+
+def render(template: WhatsAppTemplate, request: ApiTemplate) -> str:
+    """The text the customer reads: header, body and footer with the parameters filled in.
+
+    Raises:
+        TemplateRefused: the header's or body's parameters do not match the template's.
+    """
+    lines = []
+    for component in template.components:
+        kind = str(component.get("type", "")).lower()
+        text = component.get("text")
+        if kind not in ("header", "body", "footer") or not isinstance(text, str):
+            continue
+        wanted = {m.group(1) for m in _PLACEHOLDER.finditer(text)}
+        given = [p for c in request.components if c.type == kind for p in c.parameters]
+        if len(given) != len(wanted):
+            raise TemplateRefused(
+                f"template {request.name!r} ({request.language.code}) takes {len(wanted)}"
+                f" {kind} parameter(s), {len(given)} given"
+            )
+        values = {str(i + 1): p for i, p in enumerate(given)}
+        values.update({p.parameter_name: p for p in given if p.parameter_name})
+
+        def fill(match: re.Match[str], values: dict[str, TemplateParameter] = values) -> str:
+            parameter = values.get(match.group(1))
+            shown = parameter.shown() if parameter is not None else None
+            return shown if shown is not None else match.group(0)
+
+        lines.append(_PLACEHOLDER.sub(fill, text))
+    return "\n".join(lines)
+
+
+def record_text(template: ApiTemplate, rendered: str | None) -> str:
+    """How a template send reads in the Intercom conversation."""
+    head = f"[WhatsApp template {template.name} ({template.language.code})]"
+    if rendered:
+        return f"{head}\n{rendered}"
+    values = [p.shown() or p.type for c in template.components for p in c.parameters]
+    return f"{head} {', '.join(values)}".strip()
+
+
+class TemplateCatalog:
+    """The WhatsApp Business Account's templates, fetched on demand and kept ``ttl`` seconds.
+
+    Concurrent lookups share one fetch; when a refresh fails the previous list is used (and
+    the failure logged); with none, :class:`TemplatesUnavailable`.
+    """
+
+    def __init__(
+        self, client: WhatsAppClient | None, waba_id: str | None, *, ttl: float = 600.0
+    ) -> None:
+        self._client = client
+        self._waba = waba_id
+        self._ttl = ttl
+        self._templates: list[WhatsAppTemplate] | None = None
+        self._fetched_at = -float("inf")
+        self._lock = trio.Lock()
+        self.fetches = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether templates can be checked (WhatsApp and the WABA id are configured)."""
+        return self._client is not None and self._waba is not None
+
+    async def approved(self, name: str, language: str) -> WhatsAppTemplate:
+        """The approved template ``name`` in ``language``.
+
+        Raises:
+            TemplateRefused: no such template, or not approved in that language.
+            TemplatesUnavailable: the list could not be fetched and none is cached.
+        """
+        templates = await self._current()
+        same_name = [t for t in templates if t.name == name]
+        for template in same_name:
+            if template.language == language and template.status == "APPROVED":
+                return template
+        if not same_name:
+            raise TemplateRefused(
+                f"template {name!r} is not a template of the WhatsApp Business Account"
+            )
+        approved = sorted(t.language for t in same_name if t.status == "APPROVED")
+        if approved:
+            raise TemplateRefused(
+                f"template {name!r} is not approved in {language}"
+                f" (approved in {', '.join(approved)})"
+            )
+        statuses = sorted({t.status for t in same_name})
+        raise TemplateRefused(f"template {name!r} is not approved (status {', '.join(statuses)})")
+
+    async def _current(self) -> list[WhatsAppTemplate]:
+        async with self._lock:
+            if self._templates is not None and time.monotonic() - self._fetched_at < self._ttl:
+                return self._templates
+            if self._client is None or self._waba is None:
+                raise TemplatesUnavailable("THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID is not set")
+            try:
+                self.fetches += 1
+                with trio.fail_after(30):
+                    fetched = await self._client.message_templates(self._waba)
+            except (ChannelError, trio.TooSlowError) as exc:
+                if self._templates is None:
+                    raise TemplatesUnavailable(str(exc)[:200]) from exc
+                logger.warning("whatsapp templates not refreshed, using the last list: %s", exc)
+                self._fetched_at = time.monotonic() - self._ttl + min(self._ttl, 30.0)
+                return self._templates
+            self._templates, self._fetched_at = fetched, time.monotonic()
+            return fetched
+
+
+# --- the send API's checks and the 24-hour window ----------------------------------------------
+
+
+def is_whatsapp(key: ThreadKey) -> bool:
+    """Whether the thread is on WhatsApp (Cloud API, or through Twilio)."""
+    return key.channel is Channel.WHATSAPP or (
+        key.channel is Channel.TWILIO and key.customer.startswith("whatsapp:")
+    )
+
+
+def outside_window(key: ThreadKey, last_inbound_at: float | None) -> bool:
+    """Whether WhatsApp refuses free-form messages to this customer: on WhatsApp, and their
+    latest message is more than 24 hours old, or they never wrote."""
+    if not is_whatsapp(key):
+        return False
+    return last_inbound_at is None or time.time() - last_inbound_at > WHATSAPP_WINDOW_SECONDS
+
+
+def api_send_problem(
+    key: ThreadKey, text: str, attachments: bool, template: ApiTemplate | None, settings: Settings
+) -> tuple[int, str] | None:
+    """The status and reason refusing a send API message before the journal is read, or None."""
+    if template is None:
+        if not text and not attachments:
+            return 400, "a message needs text, attachments or a template"
+        return None
+    if text or attachments:
+        return 400, "a message is either a template or text and attachments, not both"
+    if key.channel is not Channel.WHATSAPP:
+        return 400, "templates are sent on the whatsapp channel (WhatsApp Cloud API) only"
+    if settings.whatsapp_access_token is None:
+        return 404, "whatsapp is not configured"
+    problem = template.check_parameters()
+    return None if problem is None else (400, f"invalid template: {problem}"[:300])
+
+
+def opens_thread(key: ThreadKey, settings: Settings) -> tuple[int, str] | None:
+    """Why the send API may not start a conversation with this customer (none exists yet):
+    the status and reason, or None when it may."""
+    configured = {
+        Channel.WHATSAPP: settings.whatsapp_access_token is not None,
+        Channel.TWILIO: settings.twilio_account_sid is not None
+        and settings.twilio_auth_token is not None,
+        Channel.TELEGRAM: settings.telegram_bot_token is not None,
+    }[key.channel]
+    if not configured:
+        return 404, f"{key.channel.value} is not configured"
+    if _NEW_CUSTOMER[key.channel].fullmatch(key.customer) is None:
+        return 400, f"not a {key.channel.value} customer id to start a conversation with"
+    return None
+
+
+def customer_phone(key: ThreadKey) -> str | None:
+    """The customer's E.164 phone, as the inbound path identifies them by, or None."""
+    if key.channel is Channel.WHATSAPP:
+        return f"+{key.customer}" if key.customer.isdecimal() and key.customer.isascii() else None
+    if key.channel is Channel.TWILIO:
+        number = key.customer.removeprefix("whatsapp:")
+        return number if _NEW_CUSTOMER[Channel.TWILIO].fullmatch(number) else None
+    return None
