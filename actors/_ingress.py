@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import trio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import (
@@ -65,6 +66,7 @@ from ._jobs import (
     ThreadState,
     conversation_index_key,
     encode_job,
+    opening_key,
     reply_job,
     sent_message_key,
     thread_state_key,
@@ -98,6 +100,10 @@ MAX_IDENTIFIER_CHARS = 512
 (a phone, a message id, a notification id), a few dozen characters in practice; the bound keeps
 them well inside PostgreSQL's B-tree entry limit (about 2,700 bytes)."""
 CLOCK_SKEW_SECONDS = 300.0
+OPENING_WAIT_SECONDS = 3.0
+"""How long a teammate's reply to a conversation not bridged (yet) waits for its index when a
+thread is opening a conversation for its contact at that moment (Intercom answered the create,
+the bridge has not recorded the id yet: milliseconds, unless the journal is slow)."""
 """How far Intercom's clock may run ahead of ours when judging a notification's age."""
 
 
@@ -420,6 +426,20 @@ class Ingress:
         conversation = notification.conversation
         try:
             key = await self._journal.get_state(conversation_index_key(conversation.id))
+            if key is None and await self._opening(conversation.contact_ids):
+                key = await self._index_once_recorded(conversation.id)
+                if key is None:
+                    logger.warning(
+                        "intercom reply to conversation %s: its contact's conversation is"
+                        " being opened and was not recorded within %.0f s; answering 503",
+                        conversation.id[:80], OPENING_WAIT_SECONDS,
+                        extra={"channel": "intercom"},
+                    )  # fmt: skip
+                    return text_response(
+                        503,
+                        "conversation being opened by the bridge; try again",
+                        **{"retry-after": RETRY_AFTER_SECONDS},
+                    )
         except JournalUnavailable:
             return text_response(503, "journal unavailable", **{"retry-after": RETRY_AFTER_SECONDS})
         if key is None:
@@ -437,6 +457,31 @@ class Ingress:
             entries.append(NewEntry(key.decode(), dedupe, encode_job(job)))
         failed = await self._journal_entries("intercom", entries)
         return failed or text_response(200, "ok")
+
+    async def _opening(self, contact_ids: Sequence[str]) -> bool:
+        """Whether a thread is opening a conversation for one of these contacts right now (an
+        intent younger than the search settle time: an older one was cut off by a crash)."""
+        for contact_id in contact_ids[:5]:
+            raw = await self._journal.get_state(opening_key(contact_id))
+            if raw is None:
+                continue
+            try:
+                since = float(raw.decode())
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if time.time() - since < self._s.intercom_search_settle_seconds:
+                return True
+        return False
+
+    async def _index_once_recorded(self, conversation_id: str) -> bytes | None:
+        """The conversation's thread once its opener records it, within OPENING_WAIT_SECONDS."""
+        deadline = trio.current_time() + OPENING_WAIT_SECONDS
+        while trio.current_time() < deadline:
+            await trio.sleep(0.05)
+            key = await self._journal.get_state(conversation_index_key(conversation_id))
+            if key is not None:
+                return key
+        return None
 
     def _older_than_retention(self, created_at: int) -> bool:
         """Whether a notification created at ``created_at`` (Intercom's clock) may be past its

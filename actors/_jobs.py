@@ -29,6 +29,7 @@ __all__ = [
     "ThreadState",
     "contact_intent_key",
     "conversation_index_key",
+    "opening_key",
     "decode_job",
     "encode_job",
     "identity_key",
@@ -250,6 +251,13 @@ def thread_state_key(key: str) -> str:
 def conversation_index_key(conversation_id: str) -> str:
     """The journal state key mapping an Intercom conversation back to its thread."""
     return f"conversation:{conversation_id}"
+
+
+def opening_key(contact_id: str) -> str:
+    """The journal state key saying a thread is opening a conversation for this contact (its
+    value: the UNIX time the intent was committed), from its intent until its id is recorded:
+    a teammate's reply notified in between is not taken for another conversation's."""
+    return f"opening:{contact_id}"
 
 
 def identity_key(identity: str) -> str:

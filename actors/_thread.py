@@ -95,6 +95,7 @@ from ._jobs import (
     ThreadState,
     conversation_index_key,
     decode_job,
+    opening_key,
     own_part_key,
     reply_job,
     sent_message_key,
@@ -500,6 +501,7 @@ class ThreadActor(Actor[Entry, None]):
                 )  # fmt: skip
                 opened_here = _same_text(adopted.source_text, first_body)
                 self._record_conversation(adopted.id, entry if opened_here else None)
+                self._extra_state[opening_key(contact_id)] = None
                 await self._save_state_early()
                 return adopted.id, adopted
             settles_at = (
@@ -510,7 +512,12 @@ class ThreadActor(Actor[Entry, None]):
                 raise InDoubt(f"the conversation of {self._key_text}", min(settles_at - now, 5.0))
         # In memory only once durable: a failed write leaves no intent to doubt.
         intent = state.model_copy(update={"conversation_intent_at": time.time()})
-        await self._s.journal.put_state({thread_state_key(self._key_text): intent.encode()})
+        await self._s.journal.put_state(
+            {
+                thread_state_key(self._key_text): intent.encode(),
+                opening_key(contact_id): f"{intent.conversation_intent_at:.3f}".encode(),
+            }
+        )
         state.conversation_intent_at = intent.conversation_intent_at
         try:
             conversation_id = await intercom.create_conversation(
@@ -524,6 +531,7 @@ class ThreadActor(Actor[Entry, None]):
             raise
         self._s.metrics.conversations_created.labels(reason).inc()
         self._record_conversation(conversation_id, entry)
+        self._extra_state[opening_key(contact_id)] = None  # recorded with the index
         # Record the new conversation at once, so that a crash before the entry's commit
         # replies in it instead of opening another one. Should this write fail, the commit
         # writes it too; a crash before either leaves the intent, which finds it.

@@ -291,6 +291,8 @@ class IntercomSandbox:
             result = handler(core, Call(version, url_base, query, body), params)
         except SandboxApiError as exc:
             return Reply(exc.status, self._error(exc.code, exc.message), dict(exc.headers))
+        if core.config.answer_delay_seconds:
+            await trio.sleep(core.config.answer_delay_seconds)
         return Reply(200, result)
 
 

@@ -114,3 +114,24 @@ async def test_a_close_message_whose_webhook_is_missed_goes_out_before_the_next_
         "Grace Teammate: Closing, bye!",
         "Grace Teammate: Oh, one last thing",
     ]
+
+
+async def test_a_reply_notified_before_the_bridge_recorded_the_new_conversation_is_sent(
+    stack: Stack,
+) -> None:
+    """Intercom created the conversation but its answer to the bridge is still on its way
+    when a teammate (or a workflow) replies in it: the reply's webhook finds no index yet. The
+    thread's opening marker makes the ingress wait for the index instead of ignoring the reply
+    as one to a conversation the bridge does not bridge."""
+    stack.sandbox.intercom.configure(answer_delay_seconds=1.0)
+    await stack.whatsapp(PHONE, "hello?")  # acknowledged once journaled
+    await eventually(lambda: len(stack.conversations()) == 1, seconds=20)
+    conversation_id = str(_only(stack)["id"])
+    replied = await stack.sandbox.intercom.teammates.reply(
+        conversation_id, "Hi! How can we help?", admin_id=GRACE
+    )
+    assert replied.delivery is not None
+    assert replied.delivery.status == 200, replied.delivery
+    stack.sandbox.intercom.configure(answer_delay_seconds=0.0)
+    await eventually(lambda: len(stack.sent()) == 1, seconds=20)
+    assert _texts(stack) == ["Grace Teammate: Hi! How can we help?"]
