@@ -925,8 +925,19 @@ class ThreadActor(Actor[Entry, None]):
             client.send_template, self._key, template.name, template.language.code,
             template.payload_components(),
         )  # fmt: skip
+        conversation_id = self._state.conversation_id
+        record = None  # kept under the wamid: a later "failed" status leaves a note
+        if conversation_id is not None:
+            record = SentRecord(
+                thread=self._key_text, conversation_id=conversation_id,
+                what=f"the WhatsApp template {template.name} ({template.language.code})",
+                sent_at=time.time(),
+            )  # fmt: skip
         result = await steps.run(
-            step, functools.partial(self._deliver, call), retryable=_SEND_RETRYABLE
+            step,
+            functools.partial(self._deliver, call, record),
+            retryable=_SEND_RETRYABLE,
+            doubtful=(SendInDoubt,),  # no answer in time: it may have gone out, not resent
         )
         if result.outcome is Outcome.FAILED:
             return result.reason

@@ -218,6 +218,10 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         reply = _whatsapp_template_send(state, phone_number_id, to, payload, slow=slow)
         if late and reply.status == 200:
             reply.delay_seconds = 10.0
+        if later and script is not None and reply.status == 200:
+            _whatsapp_fails_later(
+                state, phone_number_id, to, state.sent[-1].message_id, script.error_code
+            )
         return reply
     last = state.last_inbound.get(to)
     if last is not None and time.time() - last > WHATSAPP_WINDOW_SECONDS:
@@ -264,13 +268,8 @@ def _whatsapp_send(state: SandboxState, request: Request, phone_number_id: str) 
         filename=payload.get("filename"),
         reply_to=context.get("message_id") if isinstance(context, dict) else None,
     )
-    if later and script is not None and state.bridge_url and state.whatsapp_app_secret:
-        code = script.error_code or 131026
-        receipt = whatsapp_status_webhook(
-            state.whatsapp_app_secret, phone_number_id, to, message_id, "failed",
-            error_code=code, error_title=_WA_ERROR_TITLES.get(code, "Message failed to send"),
-        )  # fmt: skip
-        state.outbox.append(PendingWebhook("/webhooks/whatsapp", receipt.body, receipt.headers))
+    if later and script is not None:
+        _whatsapp_fails_later(state, phone_number_id, to, message_id, script.error_code)
     reply = Reply.json(
         200,
         {
@@ -300,6 +299,20 @@ def _whatsapp_templates(state: SandboxState, request: Request) -> Reply:
         next_url = f"{request.base_url}{request.path}?limit={limit}&after={end}"
         body["paging"] = {"cursors": cursors, "next": next_url}
     return Reply.json(200, body)
+
+
+def _whatsapp_fails_later(
+    state: SandboxState, phone_number_id: str, to: str, message_id: str, error_code: int | None
+) -> None:
+    """Queue the signed ``failed`` status a send accepted now is reported with later."""
+    if not (state.bridge_url and state.whatsapp_app_secret):
+        return
+    code = error_code or 131026
+    receipt = whatsapp_status_webhook(
+        state.whatsapp_app_secret, phone_number_id, to, message_id, "failed",
+        error_code=code, error_title=_WA_ERROR_TITLES.get(code, "Message failed to send"),
+    )  # fmt: skip
+    state.outbox.append(PendingWebhook("/webhooks/whatsapp", receipt.body, receipt.headers))
 
 
 def _whatsapp_template_send(

@@ -153,6 +153,25 @@ async def test_a_send_api_message_that_fails_later_is_noted_too(stack: Stack) ->
     assert "the attachment “invoice-7.pdf”" in body
 
 
+async def test_a_template_that_fails_later_is_noted_too(stack: Stack) -> None:
+    await conversation_with(stack, stack.whatsapp(PHONE, "hello"))
+    stack.sandbox.providers.fail(Channel.WHATSAPP, PHONE, SandboxFailure.FAILED_LATER, times=1)
+    response = await stack.http.post(
+        "/api/messages",
+        json={
+            "channel": "whatsapp",
+            "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
+            "customer": PHONE,
+            "template": {"name": "hello_world", "language": {"code": "en_US"}},
+        },
+        headers={"authorization": "Bearer sandbox-api-token"},
+    )
+    assert response.status_code == 200, response.text
+    await eventually(lambda: len(notes(stack)) == 1 and idle(stack))
+    body = " ".join(str(notes(stack)[0]["body"]).split())
+    assert "the WhatsApp template hello_world (en_US)" in body
+
+
 async def test_delivered_and_read_statuses_are_counted_and_leave_no_part(stack: Stack) -> None:
     conversation_id = await conversation_with(stack, stack.whatsapp(PHONE, "hello"))
     await stack.sandbox.intercom.teammates.reply(conversation_id, "Thanks!")
