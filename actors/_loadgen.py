@@ -215,7 +215,7 @@ class LoadReport:
             reasons.append(f"{self.sent - self.acknowledged} sent but never acknowledged")
         p99 = self.latency_ms.get("p99", 0.0)
         if self.max_p99_ms is not None and p99 > self.max_p99_ms:
-            reasons.append(f"latency p99 {p99} ms above the threshold {self.max_p99_ms} ms")
+            reasons.append(f"latency p99 {p99} ms above the threshold {self.max_p99_ms:g} ms")
         return reasons
 
     @property
