@@ -592,6 +592,11 @@ def _loadtest_parser(commands: Any) -> None:  # noqa: ANN401 - argparse's privat
         metavar="NAME=VALUE",
         help="any other sandbox switch (JSON value), e.g. swap_next_parts=1",
     )
+    load.add_argument(
+        "--max-p99-ms",
+        type=float,
+        help="FAIL (exit 1) when the latency p99 (send → Intercom) exceeds this many ms",
+    )
     load.add_argument("--json", action="store_true", help="last line of stdout: a JSON report")
     load.add_argument("--report", help="write a self-contained HTML report to this file")
     load.add_argument(
@@ -620,6 +625,9 @@ def _loadtest_command(args: argparse.Namespace) -> int:
     channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
     if not channels or set(channels) - {"whatsapp", "twilio", "telegram"}:
         print(f"threadline loadtest: unknown channel in {args.channels!r}", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.max_p99_ms is not None and not args.max_p99_ms > 0:
+        print("threadline loadtest: --max-p99-ms must be above 0", file=sys.stderr)  # noqa: T201
         return 2
     plan = LoadPlan(
         threads=args.threads,
@@ -652,6 +660,7 @@ def _loadtest_command(args: argparse.Namespace) -> int:
         json=args.json,
         report=Path(args.report) if args.report else None,
         progress=args.progress,
+        max_p99_ms=args.max_p99_ms,
     )
     configure_logging("text", "WARNING")
     return trio.run(run_loadtest, options)

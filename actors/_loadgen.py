@@ -8,10 +8,15 @@ message ``seq`` of thread ``t`` is due at ``start + (seq * threads + t) / rate``
 earlier ones were delivered. The checker reads every part the sandbox Intercom created, in
 creation order, and proves per thread: nothing lost, nothing doubled, nothing out of order.
 
-Latency is measured from the acknowledgement (the sender's wall clock when the 200 arrived) to
-the part's ``created_at`` in the sandbox (the sandbox's wall clock: the same machine), so the
-polling interval of the checker does not blur it. A part can be created before its 200 reaches
-the sender (the bridge answers after the commit and delivers at once); such latencies count as 0.
+Latency is measured from the provider-side send time (the sender's wall clock when it built the
+customer's message and first posted it: the instant WhatsApp's ``timestamp`` and Telegram's
+``date`` carry, to the second) to the part's ``created_at`` in the sandbox (the sandbox's wall
+clock: the same machine), so neither the polling interval of the checker nor the moment the
+acknowledgement came back blurs it. A negative latency would mean the clocks disagree: it is
+kept as measured, counted (:attr:`LoadReport.negative_latencies`) and reported, never clamped.
+
+The timeline's bucket adapts to the run's length (:func:`bucket_for`): 100 ms for a run of a
+few seconds, up to minutes for hours, so that a plot has about 30 to 120 points.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import random
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -41,7 +48,16 @@ from intercom import PooledTransport
 
 from ._sandbox import SANDBOX_SECRETS
 
-__all__ = ["LoadMedia", "LoadPlan", "LoadProgress", "LoadReport", "PartsFeed", "Target", "run_load"]
+__all__ = [
+    "LoadMedia",
+    "LoadPlan",
+    "LoadProgress",
+    "LoadReport",
+    "PartsFeed",
+    "Target",
+    "bucket_for",
+    "run_load",
+]
 
 _MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
 CHANNELS = ("whatsapp", "twilio", "telegram")
@@ -101,6 +117,21 @@ class LoadMedia:
     mime_type: str = "image/png"
 
 
+_PROGRESS_WINDOW_S = 5.0
+"""The live display's rate and p99 cover the last this many seconds."""
+_BUCKETS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+_MAX_POINTS = 120
+
+
+def bucket_for(duration_s: float) -> float:
+    """The timeline's bucket for a run this long: the smallest that keeps it to 120 points
+    (100 ms at least: a run of 3 s gets 30 points, one of 10 min 5-s buckets)."""
+    for bucket in _BUCKETS_S:
+        if duration_s / bucket <= _MAX_POINTS:
+            return bucket
+    return 3600.0
+
+
 PartsFeed = Callable[[int], Awaitable[tuple[list[dict[str, Any]], int]]]
 """``feed(cursor) -> (parts created since cursor, next cursor)`` from the sandbox Intercom."""
 
@@ -127,6 +158,12 @@ class LoadProgress:
     delivered: int
     duplicated: int
     sending: bool
+    rate_per_s: float | None = None
+    """Messages delivered per second over the last few seconds (None: too early to tell)."""
+    eta_s: float | None = None
+    """Seconds until every planned message is delivered at that rate (None: unknown)."""
+    p99_ms: float | None = None
+    """p99 latency (send → Intercom) of the messages delivered in the last few seconds."""
 
 
 @dataclass
@@ -153,22 +190,43 @@ class LoadReport:
     dead_letters: int | None = None
     """Entries the bridge dead-lettered during the run (None: unknown)."""
     timeline: list[dict[str, float]] = field(default_factory=list)
-    """Per second since the start: acknowledged, delivered, latency p50/p99 in ms."""
+    """Per bucket since the start (``t``: its start in seconds): acknowledged, delivered,
+    latency p50/p99 in ms."""
+    bucket_s: float = 1.0
+    """The timeline's bucket in seconds (:func:`bucket_for` the run's duration)."""
     latencies: list[float] = field(default_factory=list)
+    negative_latencies: int = 0
+    """Parts whose ``created_at`` precedes their send time: a clock bug, counted, not hidden."""
+    max_p99_ms: float | None = None
+    """The verdict's latency threshold (``--max-p99-ms``); None: latency does not fail a run."""
     notes: list[str] = field(default_factory=list)
 
     @property
+    def failures(self) -> list[str]:
+        """Why the verdict is FAIL (empty: PASS)."""
+        reasons = []
+        if self.lost:
+            reasons.append(f"{self.lost} lost")
+        if self.duplicated:
+            reasons.append(f"{self.duplicated} duplicated")
+        if self.out_of_order:
+            reasons.append(f"{self.out_of_order} out of order")
+        if self.acknowledged != self.sent:
+            reasons.append(f"{self.sent - self.acknowledged} sent but never acknowledged")
+        p99 = self.latency_ms.get("p99", 0.0)
+        if self.max_p99_ms is not None and p99 > self.max_p99_ms:
+            reasons.append(f"latency p99 {p99} ms above the threshold {self.max_p99_ms:g} ms")
+        return reasons
+
+    @property
     def passed(self) -> bool:
-        return (
-            self.lost == 0
-            and self.duplicated == 0
-            and self.out_of_order == 0
-            and self.acknowledged == self.sent
-        )
+        return not self.failures
 
     def as_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "failures": self.failures,
+            "max_p99_ms": self.max_p99_ms,
             "sent": self.sent,
             "acknowledged": self.acknowledged,
             "refused": self.refused,
@@ -184,6 +242,8 @@ class LoadReport:
             "retries": self.retries,
             "dead_letters": self.dead_letters,
             "ingress_retries": self.ingress_retries,
+            "negative_latencies": self.negative_latencies,
+            "bucket_s": self.bucket_s,
             "notes": self.notes,
         }
 
@@ -195,6 +255,8 @@ class _Run:
         self.media = media
         self.run_id = secrets.token_hex(4)
         self.acked_at: dict[tuple[int, int], float] = {}  # wall clock, as the sandbox's
+        self.sent_at: dict[tuple[int, int], float] = {}  # the provider's send time (wall clock)
+        self.recent: deque[tuple[float, float]] = deque()  # (seen at, latency ms), for progress
         self.ack_latency: list[float] = []
         self.seen: dict[tuple[int, int], float] = {}  # the part's created_at
         self.order: dict[int, list[int]] = {}
@@ -206,7 +268,9 @@ class _Run:
         self.limiter = trio.CapacityLimiter(plan.concurrency)
         self.deadline = math.inf
 
-    def webhook(self, thread: int, seq: int) -> tuple[str, SignedWebhook]:
+    def webhook(self, thread: int, seq: int, sent_at: float) -> tuple[str, SignedWebhook]:
+        """The customer's message as its provider posts it, sent at ``sent_at`` (wall clock)."""
+        when = datetime.fromtimestamp(sent_at, UTC)
         channel = self.plan.channels[thread % len(self.plan.channels)]
         text = f"[lt {self.run_id}:{thread}:{seq}] message {seq} of thread {thread}"
         with_media = self.media is not None and self.rng.random() < self.plan.attachment_share
@@ -218,6 +282,7 @@ class _Run:
                 media=None if media is None else WebhookMedia(media.media_id, media.mime_type),
                 message_id=f"wamid.lt{self.run_id}{thread:07d}{seq:06d}",
                 name=f"Load {thread}",
+                sent_at=when,
             )
             body = whatsapp_webhook(
                 SANDBOX_SECRETS.whatsapp_app_secret,
@@ -244,6 +309,7 @@ class _Run:
             media=None if media is None else WebhookMedia(media.media_id, media.mime_type),
             update_id=None,
             first_name=f"Load{thread}",
+            sent_at=when,
         )
 
     def may_send(self) -> bool:
@@ -260,7 +326,8 @@ class _Run:
                 await trio.sleep_until(due)
             if not self.may_send():
                 return
-            path, webhook = self.webhook(thread, seq)
+            self.sent_at[(thread, seq)] = wall = time.time()
+            path, webhook = self.webhook(thread, seq, wall)
             self.sent += 1
             sent_at = time.monotonic()
             if not await self._post(http, thread, path, webhook):
@@ -312,7 +379,9 @@ class _Run:
                 self.duplicates += 1
                 continue
             created = part.get("created_at")
-            self.seen[key] = float(created) if isinstance(created, int | float) else now
+            self.seen[key] = seen = float(created) if isinstance(created, int | float) else now
+            if key in self.sent_at:
+                self.recent.append((seen, (seen - self.sent_at[key]) * 1000))
             self.order.setdefault(key[0], []).append(key[1])
         return ours
 
@@ -342,14 +411,42 @@ async def run_load(
     if plan.duration_s is not None:
         run.deadline = started + plan.duration_s
 
+    planned = plan.threads * plan.messages_per_thread
+    planned = planned if plan.total is None else min(planned, plan.total)
+    history: deque[tuple[float, int]] = deque()  # (elapsed, delivered) over the window
+
     def snapshot() -> LoadProgress:
+        elapsed = trio.current_time() - started
+        delivered = len(run.seen)
+        sending = not sending_done.is_set()
+        history.append((elapsed, delivered))
+        while len(history) > 2 and elapsed - history[1][0] >= _PROGRESS_WINDOW_S:
+            history.popleft()
+        rate = eta = None
+        span = elapsed - history[0][0]
+        if span >= 1.0:
+            rate = (delivered - history[0][1]) / span
+            remaining = (planned if sending else len(run.acked_at)) - delivered
+            if remaining <= 0:
+                eta = 0.0
+            elif rate > 0:
+                eta = remaining / rate
+            if sending and plan.duration_s is not None:
+                eta = max(0.0, plan.duration_s - elapsed) if eta is None else eta
+        horizon = time.time() - _PROGRESS_WINDOW_S
+        while run.recent and run.recent[0][0] < horizon:
+            run.recent.popleft()
+        p99 = percentiles([ms for _, ms in run.recent])["p99"] if run.recent else None
         return LoadProgress(
-            elapsed_s=trio.current_time() - started,
+            elapsed_s=elapsed,
             sent=run.sent,
             acknowledged=len(run.acked_at),
-            delivered=len(run.seen),
+            delivered=delivered,
             duplicated=run.duplicates,
-            sending=not sending_done.is_set(),
+            sending=sending,
+            rate_per_s=rate,
+            eta_s=eta,
+            p99_ms=p99,
         )
 
     async def watch() -> None:
@@ -415,36 +512,44 @@ def _report(run: _Run, started: float) -> LoadReport:
     last = max(run.seen.values(), default=started)
     report.duration_s = max(1e-9, last - started)
     report.throughput_per_s = report.delivered / report.duration_s
+    # From the provider's send time (never the acknowledgement), as measured: not clamped.
     report.latencies = [
-        max(0.0, (seen - run.acked_at[key]) * 1000)
+        (seen - run.sent_at[key]) * 1000
         for key, seen in run.seen.items()
-        if key in run.acked_at
+        if key in run.acked_at and key in run.sent_at
     ]
+    report.negative_latencies = sum(1 for ms in report.latencies if ms < 0)
+    if report.negative_latencies:
+        report.notes.append(
+            f"{report.negative_latencies} parts were created in Intercom before their message "
+            "was sent: the sender's and the sandbox's clocks disagree (latencies kept as measured)"
+        )
     report.latency_ms = percentiles(report.latencies)
     report.ack_latency_ms = percentiles(run.ack_latency)
-    report.timeline = _timeline(run, started)
+    report.bucket_s = bucket_for(report.duration_s)
+    report.timeline = _timeline(run, started, report.bucket_s)
     return report
 
 
-def _timeline(run: _Run, started: float) -> list[dict[str, float]]:
+def _timeline(run: _Run, started: float, bucket: float) -> list[dict[str, float]]:
+    def index(at: float) -> int:
+        return max(0, int((at - started) / bucket))
+
     acks: dict[int, int] = {}
     for acked in run.acked_at.values():
-        second = max(0, int(acked - started))
-        acks[second] = acks.get(second, 0) + 1
+        acks[index(acked)] = acks.get(index(acked), 0) + 1
     latencies: dict[int, list[float]] = {}
     for key, seen in run.seen.items():
-        if key in run.acked_at:
-            second = max(0, int(seen - started))
-            latency = max(0.0, (seen - run.acked_at[key]) * 1000)
-            latencies.setdefault(second, []).append(latency)
+        if key in run.acked_at and key in run.sent_at:
+            latencies.setdefault(index(seen), []).append((seen - run.sent_at[key]) * 1000)
     rows = []
-    for second in range(max([*acks, *latencies], default=-1) + 1):
-        values = latencies.get(second, [])
+    for i in range(max([*acks, *latencies], default=-1) + 1):
+        values = latencies.get(i, [])
         marks = percentiles(values)
         rows.append(
             {
-                "second": float(second),
-                "acknowledged": float(acks.get(second, 0)),
+                "t": round(i * bucket, 3),
+                "acknowledged": float(acks.get(i, 0)),
                 "delivered": float(len(values)),
                 "p50_ms": marks["p50"],
                 "p99_ms": marks["p99"],

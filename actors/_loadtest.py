@@ -15,19 +15,25 @@ applies the faults to the sandbox Intercom (and restores its previous switches a
 reads the bridge's retry and dead-letter counters (embedded: its Prometheus registry; remote:
 its ``/metrics`` when ``--metrics`` is given, otherwise they are reported as unknown), shows
 progress (rich on a terminal, plain lines otherwise), prints the report (``--json``: one
-object as the last line of standard output) and writes the HTML report. Exit status 0 when
-nothing was lost, doubled or reordered, 1 otherwise.
+object as the last line of standard output) and writes the HTML report with what describes
+the run (the bridge's version, the settings that matter, the host, the start time and the
+thresholds). Exit status 0 when nothing was lost, doubled or reordered and the latency p99 is
+within ``--max-p99-ms`` (when given), 1 otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -97,6 +103,8 @@ class LoadtestOptions:
     report: Path | None = None
     progress: str = "auto"
     """``auto`` (rich on a terminal, plain lines otherwise), ``rich``, ``plain`` or ``off``."""
+    max_p99_ms: float | None = None
+    """The verdict FAILs when the latency p99 (send → Intercom) exceeds this; None: no limit."""
 
 
 class SandboxControl:
@@ -162,6 +170,39 @@ def bridge_counters(families: Any) -> dict[str, int]:  # noqa: ANN401 - metric f
     }
 
 
+def bridge_version(families: Any) -> str | None:  # noqa: ANN401 - metric families
+    """``version (commit)`` from the bridge's ``threadline_build_info``; None when absent."""
+    for family in families:
+        for sample in family.samples:
+            if sample.name == "threadline_build_info":
+                commit = sample.labels.get("commit") or ""
+                found = str(sample.labels.get("version") or "unknown")
+                return f"{found} ({commit})" if commit and commit != "unknown" else found
+    return None
+
+
+def _own_version() -> str:
+    try:
+        return version("threadline")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+def _store(database_url: str | None) -> str:
+    scheme = (database_url or "sqlite://").split(":", 1)[0].split("+", 1)[0]
+    return "postgresql" if scheme in ("postgres", "postgresql") else scheme
+
+
+def host_info() -> dict[str, Any]:
+    """The machine the load generator ran on."""
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+    }
+
+
 @dataclass
 class _Target:
     target: Target
@@ -169,6 +210,8 @@ class _Target:
     feed: PartsFeed
     twilio_base: str
     read_counters: Callable[[], Awaitable[dict[str, int]]] | None = None
+    read_version: Callable[[], Awaitable[str | None]] | None = None
+    store: str = "unknown"
     mode: str = "embedded"
     notes: list[str] = field(default_factory=list)
 
@@ -195,6 +238,9 @@ async def _embedded(options: LoadtestOptions) -> AsyncIterator[_Target]:
         async def read() -> dict[str, int]:
             return bridge_counters(registry.collect())
 
+        async def read_version() -> str | None:
+            return bridge_version(registry.collect())
+
         creds = stack.sandbox.providers.credentials
         yield _Target(
             target=Target(
@@ -207,6 +253,8 @@ async def _embedded(options: LoadtestOptions) -> AsyncIterator[_Target]:
             feed=feed,
             twilio_base=stack.settings.twilio_base_url,
             read_counters=read,
+            read_version=read_version,
+            store=_store(database_url),
             mode="embedded",
         )
 
@@ -224,17 +272,23 @@ async def _remote(options: LoadtestOptions) -> AsyncIterator[_Target]:
         httpx.AsyncClient(timeout=10.0, headers=headers) as metrics_http,
     ):
         control = SandboxControl(http)
-        read = None
+        read = read_version = None
         notes = []
         if options.metrics:
             url = options.metrics.rstrip("/")
             url = url if url.endswith("/metrics") else url + "/metrics"
 
-            async def read() -> dict[str, int]:
+            async def scrape() -> str:
                 response = await metrics_http.get(url)
                 if response.status_code != 200:
                     raise LoadtestError(f"GET {url}: {response.status_code}")
-                return bridge_counters(text_string_to_metric_families(response.text))
+                return response.text
+
+            async def read() -> dict[str, int]:
+                return bridge_counters(text_string_to_metric_families(await scrape()))
+
+            async def read_version() -> str | None:
+                return bridge_version(text_string_to_metric_families(await scrape()))
 
         else:
             notes.append("retries and dead_letters are unknown: pass --metrics URL to read them")
@@ -250,6 +304,8 @@ async def _remote(options: LoadtestOptions) -> AsyncIterator[_Target]:
             feed=control.parts_since,
             twilio_base=options.sandbox.rstrip("/") + "/twilio",
             read_counters=read,
+            read_version=read_version,
+            store="unknown (a remote bridge's own setting)",
             mode="remote",
             notes=notes,
         )
@@ -322,6 +378,8 @@ async def execute(
             report.retries = after["retries"] - counters_before["retries"]
             report.dead_letters = after["dead_letters"] - counters_before["dead_letters"]
         report.notes.extend(where.notes)
+        report.max_p99_ms = options.max_p99_ms
+        found = await where.read_version() if where.read_version is not None else None
         if options.faults.delete_conversations:
             report.notes.append(
                 f"deleted {deleted[0]} of {options.faults.delete_conversations} conversations"
@@ -329,6 +387,16 @@ async def execute(
         meta = {
             "mode": where.mode,
             "target": where.target.bridge_url,
+            "bridge_version": found or "unknown (pass --metrics URL to read it)",
+            "loadtest_version": _own_version(),
+            "store": where.store,
+            "host": host_info(),
+            "thresholds": {
+                "lost": 0,
+                "duplicated": 0,
+                "out_of_order": 0,
+                "max_p99_ms": options.max_p99_ms,
+            },
             "plan": {
                 "threads": options.plan.threads,
                 "messages_per_thread": options.plan.messages_per_thread,
@@ -349,6 +417,21 @@ async def execute(
 # --- presentation -----------------------------------------------------------------------------
 
 
+def _rate(p: LoadProgress) -> str:
+    return "-" if p.rate_per_s is None else f"{p.rate_per_s:.1f} msg/s"
+
+
+def _eta(p: LoadProgress) -> str:
+    if p.eta_s is None:
+        return "-"
+    seconds = round(p.eta_s)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _p99(p: LoadProgress) -> str:
+    return "-" if p.p99_ms is None else f"{p.p99_ms:.0f} ms"
+
+
 def _plain_progress(err: TextIO) -> Callable[[LoadProgress], None]:
     last = [-1.0]
 
@@ -359,7 +442,8 @@ def _plain_progress(err: TextIO) -> Callable[[LoadProgress], None]:
         phase = "sending" if p.sending else "draining"
         print(
             f"[{p.elapsed_s:6.1f}s] {phase}: sent {p.sent}, acknowledged {p.acknowledged}, "
-            f"delivered {p.delivered}, duplicated {p.duplicated}",
+            f"delivered {p.delivered}, duplicated {p.duplicated}; rate {_rate(p)}, "
+            f"ETA {_eta(p)}, p99 {_p99(p)}",
             file=err,
             flush=True,
         )
@@ -387,7 +471,8 @@ class _RichProgress:
         from rich.table import Table
 
         table = Table(title="threadline loadtest", show_header=True, expand=False)
-        for column in ("elapsed", "phase", "sent", "acknowledged", "delivered", "duplicated"):
+        columns = ("elapsed", "phase", "sent", "acknowledged", "delivered", "duplicated")
+        for column in (*columns, "rate", "ETA", "p99 (5 s)"):
             table.add_column(column, justify="right")
         sent = f"{p.sent}" if self._total is None else f"{p.sent}/{self._total}"
         table.add_row(
@@ -397,6 +482,9 @@ class _RichProgress:
             str(p.acknowledged),
             str(p.delivered),
             str(p.duplicated),
+            _rate(p),
+            _eta(p),
+            _p99(p),
         )
         self._live.update(table)
 
@@ -408,15 +496,19 @@ def summary_lines(report: LoadReport, meta: dict[str, Any]) -> list[str]:
     def unknown(value: int | None) -> str:
         return "unknown" if value is None else str(value)
 
-    verdict = "PASS" if report.passed else "FAIL"
+    verdict = "PASS" if report.passed else "FAIL: " + ", ".join(report.failures)
+    limit = "none" if report.max_p99_ms is None else f"{report.max_p99_ms:g} ms"
     return [
         f"{verdict} ({meta['mode']} bridge at {meta['target']})",
+        f"  bridge {meta['bridge_version']}, store {meta['store']}, host "
+        f"{meta['host']['hostname']} ({meta['host']['cpu_count']} CPUs); thresholds: 0 lost, "
+        f"0 duplicated, 0 out of order, latency p99 {limit}",
         f"  sent {report.sent}, acknowledged {report.acknowledged}, delivered "
         f"{report.delivered}, lost {report.lost}, duplicated {report.duplicated}, "
         f"out of order {report.out_of_order}",
         f"  throughput {report.throughput_per_s:.1f} messages/s over {report.duration_s:.1f} s",
-        f"  acknowledgement → Intercom latency ms: p50 {lat['p50']}, p90 {lat['p90']}, "
-        f"p99 {lat['p99']}, max {lat['max']}",
+        f"  send → Intercom latency ms: p50 {lat['p50']}, p90 {lat['p90']}, "
+        f"p99 {lat['p99']}, max {lat['max']}; negative (clock bug) {report.negative_latencies}",
         f"  ingress acknowledgement latency ms: p50 {ack['p50']}, p90 {ack['p90']}, "
         f"p99 {ack['p99']}, max {ack['max']}",
         f"  Intercom requests {meta['intercom_requests']}, answered 429: "
@@ -452,6 +544,7 @@ async def run_loadtest(
         options.report.write_text(render_html(report, meta), encoding="utf-8")
         print(f"  report written to {options.report}", file=out)
     if options.json:
-        print(json.dumps(report.as_json() | {"mode": meta["mode"]}), file=out)
+        described = {k: meta[k] for k in ("mode", "bridge_version", "store", "host", "thresholds")}
+        print(json.dumps(report.as_json() | described | {"started_at": started}), file=out)
     out.flush()
     return 0 if report.passed else 1

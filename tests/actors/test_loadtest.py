@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from actors._loadgen import LoadPlan
+from actors._loadgen import LoadPlan, Target, _report, _Run
 from actors._loadtest import Faults, LoadtestOptions, run_loadtest
 from actors._sandbox import sandbox_settings_env
 from tests.postgres import free_port
@@ -199,3 +200,57 @@ async def test_remote_run_against_serve_and_sandbox(remote: Remote) -> None:
     assert data["out_of_order"] == 1
     assert data["retries"] is None  # no --metrics: unknown, and said so
     assert "unknown" in out
+
+
+async def test_live_lines_show_rate_eta_and_p99_and_the_p99_threshold_fails_the_run() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    options = LoadtestOptions(
+        plan=LoadPlan(threads=10, messages_per_thread=10, rate=40.0),  # 2.5 s of sending
+        json=True,
+        progress="plain",
+        max_p99_ms=0.001,  # no bridge delivers in a microsecond
+    )
+    code = await run_loadtest(options, out=out, err=err)
+    data = last_json(out.getvalue())
+    assert code == 1, out.getvalue() + err.getvalue()
+    assert (data["lost"], data["duplicated"], data["out_of_order"]) == (0, 0, 0)
+    assert data["failures"] == [
+        f"latency p99 {data['latency_ms']['p99']} ms above the threshold 0.001 ms"
+    ]
+    assert data["thresholds"]["max_p99_ms"] == 0.001
+    assert data["bridge_version"] != "unknown"
+    assert data["host"]["cpu_count"] >= 1
+    assert out.getvalue().startswith("FAIL: latency p99")
+    lines = err.getvalue().splitlines()
+    assert any(re.search(r"rate \d+\.\d msg/s, ETA \d+s, p99 \d+ ms$", line) for line in lines), (
+        lines
+    )
+    assert data["latency_ms"]["p50"] > 0  # from the send time: never 0 on a real path
+    assert data["negative_latencies"] == 0
+
+
+async def test_max_p99_must_be_positive() -> None:
+    code, _, err = await loadtest("--max-p99-ms", "-5")
+    assert code == 2
+    assert "--max-p99-ms must be above 0" in err
+
+
+def test_latency_runs_from_the_send_time_and_negatives_are_counted() -> None:
+    run = _Run(LoadPlan(threads=3, messages_per_thread=1), Target("http://b", "http://b", "t", "s"),
+               None)  # fmt: skip
+    start = 1_000.0
+    # Thread 0: sent at +0, part created at +0.050 (while the acknowledgement was on its way
+    # back), acknowledged at +0.080. Thread 1: sent +0, acked +0.010, created +0.030.
+    # Thread 2: a part created before its message was sent: a clock bug, kept and counted.
+    for thread, (sent, acked, created) in enumerate(
+        [(0.0, 0.080, 0.050), (0.0, 0.010, 0.030), (0.5, 0.52, 0.49)]
+    ):
+        run.sent_at[(thread, 0)] = start + sent
+        run.acked_at[(thread, 0)] = start + acked
+        run.seen[(thread, 0)] = start + created
+    report = _report(run, start)
+    assert sorted(round(ms, 3) for ms in report.latencies) == [-10.0, 30.0, 50.0]
+    assert report.negative_latencies == 1
+    assert any("clocks disagree" in note for note in report.notes)
+    assert report.bucket_s == 0.1
+    assert [row["t"] for row in report.timeline] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
