@@ -149,8 +149,13 @@ class HeldReply(_Frozen):
     part_id: str
     conversation_id: str
     text: str = ""
+    """The reply as plain text, signed (what a reply held by an older version carries)."""
     attachments: tuple[OutboundAttachment, ...] = ()
     assignee_id: str | None = None
+    reply: ReplyJob | None = None
+    """The reply itself (its HTML body: inline images, markup), sent as it would have been."""
+    teammate: str | None = None
+    """The signature fixed when it was held."""
 
 
 RECENT_MESSAGES = 10

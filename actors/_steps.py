@@ -33,7 +33,7 @@ from runtime import Journal, JournalUnavailable
 
 __all__ = ["Outcome", "StepResult", "Steps", "steps_key"]
 
-_STARTED, _DONE, _DOUBT, _FAILED = "started", "done", "doubt", "failed: "
+_STARTED, _DONE, _DOUBT, _FAILED, _MEMO = "started", "done", "doubt", "failed: ", "memo: "
 
 
 def steps_key(entry_id: int) -> str:
@@ -74,6 +74,23 @@ class Steps:
         recorded = json.loads(raw) if raw is not None else {}
         return cls(journal, entry_id, recorded if isinstance(recorded, dict) else {})
 
+    def memo(self, name: str) -> str | None:
+        """A value the entry fixed on an earlier attempt (see :meth:`set_memo`), or None."""
+        return _memo_of(self._states.get(name))
+
+    def set_memo(self, name: str, value: str) -> None:
+        """Fix a value for the entry's later attempts (e.g. the signature a reply is sent
+        with, so that a retry splits and captions it as the first attempt did). Kept with the
+        next step's record: until a step starts nothing was sent, so nothing depends on it."""
+        self._states[name] = _MEMO + value
+
+    def touched(self, prefix: str) -> bool:
+        """Whether any step named with ``prefix`` has started, in this or an earlier attempt."""
+        return any(
+            name.startswith(prefix) and not state.startswith(_MEMO)
+            for name, state in self._states.items()
+        )
+
     async def run(
         self,
         name: str,
@@ -111,6 +128,9 @@ class Steps:
         started = {**self._states, name: f"{_STARTED}@{time.time():.3f}"}
         await self._journal.put_state({self.key: json.dumps(started).encode()})
         self._states = started
+        # This run's outcome alone decides now: an earlier retryable failure of the step must
+        # not make a later attempt take a send cut off in doubt for one that never happened.
+        self._retryable.discard(name)
         try:
             failure = await effect()
         except doubtful:
@@ -137,6 +157,10 @@ def _legacy_name(name: str) -> str | None:
     if colon and index.isdecimal() and (stem == "text" or stem.endswith(":text")):
         return stem
     return None
+
+
+def _memo_of(state: str | None) -> str | None:
+    return state.removeprefix(_MEMO) if state is not None and state.startswith(_MEMO) else None
 
 
 def _started_at(state: str) -> float:

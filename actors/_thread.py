@@ -198,6 +198,10 @@ def make_classifier(policy: RetryPolicy, limiter: LogLimiter | None = None) -> C
             return Decision.wait(exc.seconds, "delivery in doubt")
         if isinstance(exc, InDoubt):
             return Decision.wait(exc.seconds, "creation in doubt")
+        if isinstance(exc, SendInDoubt):
+            # Not a failure to count: the next attempt finds the send in doubt, leaves the
+            # note and goes on (a last counted attempt would bury the entry without it).
+            return Decision.wait(0.1, "send in doubt")
         if isinstance(exc, OwnershipUncertain):
             # Counted, so the pause grows to a second: thousands of live actors polling every
             # 0.1 s starved the very lease renewal they wait for.
@@ -243,6 +247,7 @@ class ThreadActor(Actor[Entry, None]):
         self._state = ThreadState.decode(raw)
         self._tenure = tenure
         self._steps = None  # recorded steps may have moved on elsewhere: read them again
+        self._bridged = None  # and the state read may predate it: bridge (or find) it again
 
     async def handle(self, message: Entry) -> None:
         entry = message
@@ -731,14 +736,22 @@ class ThreadActor(Actor[Entry, None]):
         return [*due, job]
 
     async def _send_reply(self, steps: Steps, job: ReplyJob) -> None:
-        teammate = await self._s.admin_names.signature(  # see actors/_admins.py for the order
-            self._s.intercom, job.admin_name, job.admin_id,
-            self._s.settings.intercom_default_admin_id,
-        )  # fmt: skip
         prefix = f"{job.part_id}:"
-        if self._reengagement_due():
+        # The signature is fixed on the first attempt: a retry must split the text and choose
+        # a caption exactly as the attempt that sent the first pieces did.
+        teammate = steps.memo(f"{prefix}signature")
+        if teammate is None:
+            teammate = await self._s.admin_names.signature(  # actors/_admins.py: the order
+                self._s.intercom, job.admin_name, job.admin_id,
+                self._s.settings.intercom_default_admin_id,
+            )  # fmt: skip
+            steps.set_memo(f"{prefix}signature", teammate)
+        # Held only when none of it went out yet: a retry that crossed the window's end after
+        # sending some pieces does not hold (and later resend) what the customer has.
+        sent_some = any(steps.touched(prefix + kind) for kind in ("text", "inline:", "media:"))
+        if self._reengagement_due() and not sent_some:
             text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
-            await self._hold_reply(steps, job, text if job.text else "", prefix)
+            await self._hold_reply(steps, job, text if job.text else "", prefix, teammate)
             return
         content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
         failure = await self._send(steps, content, job.attachments, prefix, job.conversation_id)
@@ -916,7 +929,9 @@ class ThreadActor(Actor[Entry, None]):
 
     # --- templates: the send API, re-engagement (actors/_templates.py) ------------------------
 
-    async def _send_template(self, steps: Steps, template: ApiTemplate, step: str) -> str | None:
+    async def _send_template(
+        self, steps: Steps, template: ApiTemplate, step: str, conversation_id: str | None = None
+    ) -> str | None:
         """Send a WhatsApp template as a recorded step; why it failed for good, or None."""
         client = self._s.gateway.whatsapp
         if self._key.channel is not Channel.WHATSAPP or client is None:
@@ -925,7 +940,7 @@ class ThreadActor(Actor[Entry, None]):
             client.send_template, self._key, template.name, template.language.code,
             template.payload_components(),
         )  # fmt: skip
-        conversation_id = self._state.conversation_id
+        conversation_id = conversation_id or self._state.conversation_id
         record = None  # kept under the wamid: a later "failed" status leaves a note
         if conversation_id is not None:
             record = SentRecord(
@@ -981,7 +996,9 @@ class ThreadActor(Actor[Entry, None]):
             and (bool(self._state.held) or self._outside_whatsapp_window())
         )
 
-    async def _hold_reply(self, steps: Steps, job: ReplyJob, text: str, prefix: str) -> None:
+    async def _hold_reply(
+        self, steps: Steps, job: ReplyJob, text: str, prefix: str, teammate: str
+    ) -> None:
         """Send the re-engagement template (once while replies are held) and hold the reply in
         the thread's state until the customer answers; a note says so."""
         settings = self._s.settings
@@ -997,7 +1014,9 @@ class ThreadActor(Actor[Entry, None]):
             except TemplatesUnavailable as exc:
                 raise SendTransient(f"whatsapp templates unavailable: {exc}") from exc
             template = ApiTemplate.model_validate({"name": name, "language": {"code": language}})
-            why = why or await self._send_template(steps, template, f"{prefix}reengage")
+            why = why or await self._send_template(
+                steps, template, f"{prefix}reengage", job.conversation_id
+            )
             if why is not None:
                 self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
                 reason = f"outside WhatsApp's 24-hour customer-service window, and {why}"
@@ -1007,7 +1026,8 @@ class ThreadActor(Actor[Entry, None]):
             self._state.held.append(
                 HeldReply(
                     part_id=job.part_id, conversation_id=job.conversation_id, text=text,
-                    attachments=job.attachments, assignee_id=job.assignee_id,
+                    attachments=job.attachments, assignee_id=job.assignee_id, reply=job,
+                    teammate=teammate,
                 )
             )  # fmt: skip
         admin = await self._assignee_or_default(job.conversation_id, job.assignee_id)
@@ -1029,7 +1049,13 @@ class ThreadActor(Actor[Entry, None]):
         held, delivered = list(self._state.held), 0
         for reply in held:
             prefix = f"held:{reply.part_id}:"
-            content = message_content(self._key, reply.text)
+            if reply.reply is not None and reply.teammate is not None:
+                reply_format = self._s.settings.reply_format
+                content = reply_content(self._key, reply_format, reply.teammate, reply.reply)
+            else:  # held by an older version: its plain text
+                content = message_content(self._key, reply.text)
+            if not content and not reply.attachments:
+                continue  # nothing to send (an empty reply)
             failure = await self._send(
                 steps, content, reply.attachments, prefix, reply.conversation_id
             )

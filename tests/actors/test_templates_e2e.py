@@ -231,6 +231,26 @@ async def test_a_reply_outside_the_window_sends_the_template_and_follows_the_ans
     assert [m.type for m in stack.sent()] == ["template", "text", "text", "text"]
 
 
+async def test_a_held_reply_keeps_its_markup_and_inline_image(reengaging: Stack) -> None:
+    """A reply held outside the window goes out as it would have: bold as WhatsApp markup, a
+    pasted image as media — not flattened to plain text, the image lost."""
+    stack = reengaging
+    conversation_id = await conversation_with(stack, datetime.now(UTC) - timedelta(hours=25))
+    image = "https://downloads.intercomcdn.example/i/o/1/label.png"
+    await stack.sandbox.intercom.teammates.reply(
+        conversation_id,
+        f'<p>Your <b>label</b> is ready:</p><p><img src="{image}"></p>',
+        admin_id="991267602",
+    )
+    await eventually(lambda: len(notes(stack)) == 1 and settled(stack))
+    await stack.whatsapp(PHONE, "Great, send it")
+    await eventually(lambda: len(stack.sent()) == 3 and len(notes(stack)) == 2)
+    assert [(m.type, m.text or m.media_url) for m in stack.sent()[1:]] == [
+        ("text", "Grace Teammate: Your *label* is ready:"),
+        ("image", image),
+    ]
+
+
 async def test_a_reply_outside_the_window_without_a_template_leaves_a_note(stack: Stack) -> None:
     conversation_id = await conversation_with(stack, datetime.now(UTC) - timedelta(hours=25))
     await stack.sandbox.intercom.teammates.reply(conversation_id, "Hello?")
