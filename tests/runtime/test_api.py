@@ -47,6 +47,7 @@ def test_all_is_sorted_and_exact() -> None:
         "RuntimeMetrics",
         "SQLiteJournal",
         "ShutdownReport",
+        "StoredMedia",
         "Supervisor",
         "Timer",
         "crash_always",
