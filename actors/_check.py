@@ -210,15 +210,21 @@ def _bot_url(s: Settings, method: str) -> str:
     return _join(s.telegram_base_url, f"/bot{s.telegram_bot_token.get_secret_value()}/{method}")
 
 
+async def _bot_result(http: httpx.AsyncClient, s: Settings, method: str) -> dict[str, Any]:
+    """A Bot API method's ``result`` object, or why the check failed."""
+    response = await http.get(_bot_url(s, method))
+    if response.status_code != 200:
+        raise _rejected(response, "bot token")
+    result = _json(response).get("result")
+    if not isinstance(result, dict):
+        raise _Failed(f"{method} answered without a result")
+    return result
+
+
 async def _telegram(http: httpx.AsyncClient, s: Settings) -> str:
     if s.telegram_bot_token is None:
         raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set: replies cannot be sent")
-    response = await http.get(_bot_url(s, "getMe"))
-    if response.status_code != 200:
-        raise _rejected(response, "bot token")
-    bot = _json(response).get("result")
-    if not isinstance(bot, dict):
-        raise _Failed("getMe answered without a result")
+    bot = await _bot_result(http, s, "getMe")
     return f"bot @{bot.get('username', '?')} ({bot.get('id', '?')})"
 
 
@@ -230,12 +236,7 @@ async def _telegram_webhook(http: httpx.AsyncClient, s: Settings) -> str:
         )
     if s.telegram_bot_token is None:
         raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set")
-    response = await http.get(_bot_url(s, "getWebhookInfo"))
-    if response.status_code != 200:
-        raise _rejected(response, "bot token")
-    info = _json(response).get("result")
-    if not isinstance(info, dict):
-        raise _Failed("getWebhookInfo answered without a result")
+    info = await _bot_result(http, s, "getWebhookInfo")
     url = info.get("url") or ""
     if not url:
         raise _Failed(
