@@ -46,21 +46,24 @@ from runtime import (
     JournalUnavailable,
     KeyedActors,
     PostgresJournal,
+    Request,
+    Response,
     RestartIntensity,
     RetryPolicy,
+    Router,
     RuntimeMetrics,
     Supervisor,
     hypercorn_config,
     open_postgres_journal,
     open_sqlite_journal,
     serve_asgi,
+    text_response,
 )
 
 from ._cluster import Cluster, Ownership, SingleNode
 from ._contacts import ContactResolver
 from ._dispatch import Dispatcher
 from ._gateway import Gateway
-from ._http import Request, Response, Router, text_response
 from ._ingress import Ingress
 from ._jobs import SENT_MESSAGE_PREFIX, decode_job
 from ._logging import LogLimiter, log_fields, thread_hash

@@ -54,9 +54,18 @@ from intercom import (
     teammate_messages,
 )
 from intercom import verify_signature as verify_intercom_signature
-from runtime import Journal, JournalError, JournalUnavailable, NewEntry
+from runtime import (
+    Journal,
+    JournalError,
+    JournalUnavailable,
+    NewEntry,
+    Request,
+    Response,
+    Router,
+    json_response,
+    text_response,
+)
 
-from ._http import Request, Response, Router, json_response, text_response
 from ._jobs import (
     ApiSendJob,
     InboundJob,

@@ -13,6 +13,13 @@ from ._actor import Actor as Actor
 from ._actor import ActorContext as ActorContext
 from ._actor import ActorRef as ActorRef
 from ._actor import Timer as Timer
+from ._asgi import BodyTooLarge as BodyTooLarge
+from ._asgi import Handler as Handler
+from ._asgi import Request as Request
+from ._asgi import Response as Response
+from ._asgi import Router as Router
+from ._asgi import json_response as json_response
+from ._asgi import text_response as text_response
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
 from ._errors import JournalError as JournalError
@@ -70,6 +77,7 @@ __all__ = [
     "Appended",
     "AppendedHint",
     "AtCapacity",
+    "BodyTooLarge",
     "BoundAddress",
     "ChildSpec",
     "Classifier",
@@ -82,6 +90,7 @@ __all__ = [
     "FastHistogram",
     "Fence",
     "GiveUpHook",
+    "Handler",
     "Journal",
     "JournalError",
     "JournalStatistics",
@@ -94,9 +103,12 @@ __all__ = [
     "MailboxStatistics",
     "NewEntry",
     "PostgresJournal",
+    "Request",
+    "Response",
     "RestartIntensity",
     "RestartLimitExceeded",
     "RetryPolicy",
+    "Router",
     "RuntimeMetrics",
     "SQLiteJournal",
     "ShutdownReport",
@@ -106,9 +118,11 @@ __all__ = [
     "crash_always",
     "freeze_startup_heap",
     "hypercorn_config",
+    "json_response",
     "open_keyed_actors",
     "open_postgres_journal",
     "open_sqlite_journal",
     "partition_of",
     "serve_asgi",
+    "text_response",
 ]

@@ -1,4 +1,4 @@
-"""A minimal ASGI layer for the ingress: read a capped body, route, answer.
+"""A minimal ASGI toolkit: read a capped body, route, answer.
 
 Deliberately small: the ingress has a handful of fixed routes, and owning this layer keeps the
 hot path free of framework overhead and every status code decided in one place.
@@ -23,9 +23,17 @@ from hypercorn.typing import (
     Scope,
 )
 
-__all__ = ["BodyTooLarge", "Request", "Response", "Router", "json_response", "text_response"]
+__all__ = [
+    "BodyTooLarge",
+    "Handler",
+    "Request",
+    "Response",
+    "Router",
+    "json_response",
+    "text_response",
+]
 
-logger = logging.getLogger("threadline.ingress")
+logger = logging.getLogger("threadline.http")
 
 
 class BodyTooLarge(Exception):
