@@ -50,6 +50,9 @@ class Request:
     headers: Mapping[str, str]
     """Lower-cased names; repeated headers joined with ", "."""
     body: bytes
+    root_path: str = ""
+    """Where the app is mounted (ASGI ``root_path``); ``path`` is as the server gave it."""
+    scheme: str = "http"
 
     def query(self) -> list[tuple[str, str]]:
         """The query parameters, in order."""
@@ -90,7 +93,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Router:
-    """Exact-path routing by (method, path) plus prefix routes; an ASGI app.
+    """Exact-path routing by (method, path) plus prefix routes and an optional fallback; an
+    ASGI app.
 
     Args:
         max_body_bytes: larger bodies are refused with 413 before a handler runs.
@@ -110,6 +114,7 @@ class Router:
     ) -> None:
         self._routes: dict[str, dict[str, tuple[str, Handler]]] = {}
         self._prefixes: list[tuple[str, str, str, Handler]] = []
+        self._fallback: tuple[str, Handler] | None = None
         self._max = max_body_bytes
         self._body_timeout = body_timeout
         self._on_response = on_response
@@ -121,6 +126,11 @@ class Router:
     def add_prefix(self, method: str, prefix: str, name: str, handler: Handler) -> None:
         """Route every path under ``prefix`` (for ``/media/<token>``)."""
         self._prefixes.append((method, prefix, name, handler))
+
+    def add_fallback(self, name: str, handler: Handler) -> None:
+        """Route every request whose path no other route knows, whatever its method (a fake
+        API that answers unknown paths in its own shape); without one they are answered 404."""
+        self._fallback = (name, handler)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -151,6 +161,8 @@ class Router:
         # connection: say so, as the 413 does, or a keep-alive client's next request meets a
         # closed socket instead of an answer.
         unread = {"connection": "close"} if _has_body(scope) else {}
+        if methods is None and self._fallback is not None:
+            methods = {method: self._fallback}
         if methods is None:
             return "unknown", text_response(404, "not found", **unread)
         route = methods.get(method)
@@ -174,7 +186,15 @@ class Router:
             key = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        request = Request(method, path, scope["query_string"], headers, body)
+        request = Request(
+            method,
+            path,
+            scope["query_string"],
+            headers,
+            body,
+            scope.get("root_path", ""),
+            scope.get("scheme", "http"),
+        )
         try:
             return name, await handler(request)
         except Exception:  # the last line of defence: a bug of ours, never the caller's fault
