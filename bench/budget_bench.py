@@ -38,12 +38,11 @@ sys.path.insert(0, str(ROOT))
 from intercom import (  # noqa: E402
     IntercomClient,
     IntercomRateLimited,
-    IntercomSandbox,
     RateBudget,
-    SandboxConfig,
     SharedRateBudget,
     WindowClaim,
 )
+from intercom.sandbox import IntercomSandbox, SandboxConfig  # noqa: E402
 from runtime import (  # noqa: E402
     PostgresJournal,
     hypercorn_config,

@@ -1,10 +1,9 @@
-"""The Intercom side of Threadline: API client, webhooks, and the Intercom sandbox.
+"""The Intercom side of Threadline: API client and webhooks.
 
 Layers: ``_requests`` builds requests and ``_responses`` classifies and parses answers, both
 pure; :class:`IntercomClient` is the one awaiting edge (build, send, parse), throttled by a
 process-wide :class:`RateBudget`. ``_webhooks`` verifies and parses ``notification_event``
-bodies, also pure. :class:`IntercomSandbox` is a stateful ASGI app speaking the subset of the
-API the bridge uses, with Intercom's awkward behaviour switchable.
+bodies, also pure.
 
 Client::
 
@@ -28,16 +27,11 @@ Webhooks::
             if not is_own_part(part, own_app_package_code=code):
                 ...                                  # send part.text and part.attachments
 
-Sandbox::
+The Intercom sandbox (a fake workspace for tests, the demo and the load test) lives in the
+subpackage :mod:`intercom.sandbox`, which no product module imports.
 
-    sandbox = IntercomSandbox(access_tokens=["t"], config=SandboxConfig(webhook_url=url))
-    addr = await nursery.start(serve_asgi, sandbox.app, hypercorn_config("127.0.0.1:0"))
-
-Its lifespan runs the webhook outbox and the auto-replies (``run_background``). Mounted
-under a prefix, the router strips the prefix from ``path`` and sets ``root_path``. Control
-and inspection live under ``/_sandbox/``.
-
-This package imports none of the other Threadline packages (an import-linter contract).
+Its product modules import none of the other Threadline packages, and never the sandbox; the
+sandbox uses ``runtime``'s ASGI toolkit (import-linter contracts).
 """
 
 from ._budget import RateBudget as RateBudget
@@ -78,13 +72,6 @@ from ._requests import REGION_BASE_URLS as REGION_BASE_URLS
 from ._requests import ApiTarget as ApiTarget
 from ._requests import AttachmentFile as AttachmentFile
 from ._requests import base_url_for_region as base_url_for_region
-from ._sandbox import IntercomSandbox as IntercomSandbox
-from ._sandbox_config import SandboxAdmin as SandboxAdmin
-from ._sandbox_config import SandboxConfig as SandboxConfig
-from ._sandbox_core import WebhookDelivery as WebhookDelivery
-from ._sandbox_state import SandboxApiError as SandboxApiError
-from ._sandbox_teammates import TeammateAction as TeammateAction
-from ._sandbox_teammates import Teammates as Teammates
 from ._transport import PooledTransport as PooledTransport
 from ._webhooks import CONVERSATION_TOPICS as CONVERSATION_TOPICS
 from ._webhooks import TEAMMATE_MESSAGE_TOPICS as TEAMMATE_MESSAGE_TOPICS
@@ -126,7 +113,6 @@ __all__ = [
     "IntercomNotFound",
     "IntercomRateLimited",
     "IntercomRejected",
-    "IntercomSandbox",
     "IntercomTimeout",
     "IntercomTransportError",
     "IntercomUnavailable",
@@ -141,14 +127,8 @@ __all__ = [
     "RichBlock",
     "RichImage",
     "RichRun",
-    "SandboxAdmin",
-    "SandboxApiError",
-    "SandboxConfig",
     "SharedRateBudget",
     "TEAMMATE_MESSAGE_TOPICS",
-    "TeammateAction",
-    "Teammates",
-    "WebhookDelivery",
     "WebhookError",
     "WebhookSignatureInvalid",
     "WindowClaim",

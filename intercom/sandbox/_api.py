@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._sandbox_core import SandboxCore, check
-from ._sandbox_render import admin_json, contact_json, conversation_json, message_json
-from ._sandbox_search import search_contacts, search_conversations
-from ._sandbox_state import SandboxApiError, StoredAttachment, StoredContact, StoredPart, not_found
+from ._core import SandboxCore, check
+from ._render import admin_json, contact_json, conversation_json, message_json
+from ._search import search_contacts, search_conversations
+from ._state import SandboxApiError, StoredAttachment, StoredContact, StoredPart, not_found
 
 __all__ = ["Call", "Reply", "Route", "match_route"]
 

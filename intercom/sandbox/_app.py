@@ -5,6 +5,8 @@ Serve it with any ASGI server (Hypercorn's Trio worker in Threadline), mount it 
 prefix (routes use ``scope["path"]``; absolute URLs use ``root_path``), or call its
 in-process methods directly. It handles the ``lifespan`` scope: on startup it runs the
 webhook outbox and the scripted auto-replies (:meth:`IntercomSandbox.run_background`).
+HTTP goes through ``runtime``'s ASGI toolkit: a :class:`runtime.Router` whose fallback takes
+every path, so that unknown ones are answered in Intercom's shape.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from ._sandbox_api import Call, Reply, Route, match_route
-from ._sandbox_config import SandboxAdmin, SandboxConfig, decide_fault
-from ._sandbox_control import control
-from ._sandbox_core import DEFAULT_ADMINS, SandboxCore
-from ._sandbox_render import conversation_view, error_json, part_view
-from ._sandbox_state import SandboxApiError
-from ._sandbox_teammates import Teammates
+from runtime import Request, Response, Router
+
+from ._api import Call, Reply, Route, match_route
+from ._config import SandboxAdmin, SandboxConfig, decide_fault
+from ._control import control
+from ._core import DEFAULT_ADMINS, SandboxCore
+from ._render import conversation_view, error_json, part_view
+from ._state import SandboxApiError
+from ._teammates import Teammates
 
 __all__ = ["IntercomSandbox"]
 
@@ -49,7 +53,7 @@ class IntercomSandbox:
     In-process: :attr:`config` (assign fields, validated), :attr:`teammates`,
     :meth:`contacts`, :meth:`conversations`, :meth:`conversation`, :meth:`parts_since`,
     :meth:`stats`, :meth:`delete_conversation`, :meth:`merge_contacts`, :meth:`reset`.
-    Over HTTP, the same under ``/_sandbox/`` (see ``_sandbox_control``).
+    Over HTTP, the same under ``/_sandbox/`` (see ``_control``).
     """
 
     def __init__(
@@ -72,6 +76,8 @@ class IntercomSandbox:
         self._authorizations = frozenset(f"Bearer {t}" for t in access_tokens)
         self.teammates = Teammates(self.core)
         self._background_running = False
+        self._router = Router(max_body_bytes=_MAX_BODY)
+        self._router.add_fallback("intercom", self._http)
 
     # --- in-process API ---------------------------------------------------------------------
 
@@ -176,7 +182,7 @@ class IntercomSandbox:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._router(scope, receive, send)
 
     async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         message = await receive()
@@ -189,26 +195,22 @@ class IntercomSandbox:
             nursery.cancel_scope.cancel()
         await send({"type": "lifespan.shutdown.complete"})
 
-    async def _http(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        path = scope["path"]
-        root = scope.get("root_path", "")
+    async def _http(self, request: Request) -> Response:
+        path = request.path
+        root = request.root_path
         if root and (path == root or path.startswith(root + "/")):
             path = path[len(root) :] or "/"
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        url_base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}{root}"
+        headers = dict(request.headers)
+        url_base = f"{request.scheme}://{headers.get('host', 'localhost')}{root}"
         if not self.teammates.url_base:
             self.teammates.url_base = url_base
-        body, too_large = await _read_body(receive)
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-        if too_large:
-            reply = Reply(413, self._error("request_too_large", "Request body is too large"))
-        elif path.startswith("/_sandbox/"):
-            reply = await control(self, scope["method"], path, query, body)
+        body = request.body
+        query = dict(parse_qsl(request.query_string.decode("latin-1")))
+        if path.startswith("/_sandbox/"):
+            reply = await control(self, request.method, path, query, body)
         else:
-            reply = await self._api(scope["method"], path, headers, query, body, url_base)
-        await _respond(send, reply)
+            reply = await self._api(request.method, path, headers, query, body, url_base)
+        return _response(reply)
 
     def _error(self, code: str, message: str) -> dict[str, Any]:
         return error_json(code, message, self.core.request_id())
@@ -296,32 +298,11 @@ class IntercomSandbox:
         return Reply(200, result)
 
 
-async def _read_body(receive: ASGIReceiveCallable) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        if message["type"] != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= _MAX_BODY:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), size > _MAX_BODY
-
-
-async def _respond(send: ASGISendCallable, reply: Reply) -> None:
+def _response(reply: Reply) -> Response:
+    """The toolkit's response for a reply: JSON, or bytes with the reply's content type."""
+    headers = {k.lower(): v for k, v in reply.headers.items()}
     if isinstance(reply.body, bytes):
-        payload = reply.body
-        content_type = reply.headers.pop("Content-Type", "application/octet-stream")
-    else:
-        payload = json.dumps(reply.body, separators=(",", ":")).encode()
-        content_type = "application/json; charset=utf-8"
-    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(payload))]
-    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in reply.headers.items())
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload, "more_body": False})
+        content_type = headers.pop("content-type", "application/octet-stream")
+        return Response(reply.status, reply.body, content_type, headers)
+    payload = json.dumps(reply.body, separators=(",", ":")).encode()
+    return Response(reply.status, payload, "application/json; charset=utf-8", headers)

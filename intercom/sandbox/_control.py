@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ._sandbox_api import Reply
-from ._sandbox_state import SandboxApiError
-from ._sandbox_teammates import TeammateAction
+from ._api import Reply
+from ._state import SandboxApiError
+from ._teammates import TeammateAction
 
 if TYPE_CHECKING:
-    from ._sandbox import IntercomSandbox
+    from ._app import IntercomSandbox
 
 __all__ = ["control"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import trio
 
-from ._sandbox_config import RateLimiter, SandboxAdmin, SandboxConfig
-from ._sandbox_render import contact_json, conversation_json, notification_json
-from ._sandbox_state import (
+from ._config import RateLimiter, SandboxAdmin, SandboxConfig
+from ._render import contact_json, conversation_json, notification_json
+from ._state import (
     SandboxState,
     StoredAttachment,
     StoredContact,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._sandbox_config import SandboxAdmin
-from ._sandbox_state import (
+from ._config import SandboxAdmin
+from ._state import (
     StoredAttachment,
     StoredContact,
     StoredConversation,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ._sandbox_state import (
+from ._state import (
     SandboxApiError,
     SandboxState,
     StoredContact,

@@ -21,10 +21,11 @@ from typing import Any
 import httpx
 import trio
 
-from ._sandbox_core import SandboxCore, WebhookDelivery
-from ._sandbox_render import part_view
-from ._sandbox_state import SandboxApiError, StoredAttachment
-from ._webhooks import sign
+from intercom import sign
+
+from ._core import SandboxCore, WebhookDelivery
+from ._render import part_view
+from ._state import SandboxApiError, StoredAttachment
 
 __all__ = ["TeammateAction", "Teammates"]
 

@@ -8,7 +8,7 @@ import httpx
 import trio
 
 from actors._embedded import Stack, open_stack
-from intercom import SandboxAdmin
+from intercom.sandbox import SandboxAdmin
 from tests.actors.conftest import eventually
 
 PHONE = "15550001111"

@@ -13,7 +13,8 @@ import pytest
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from intercom import IntercomClient, IntercomSandbox, SandboxConfig
+from intercom import IntercomClient
+from intercom.sandbox import IntercomSandbox, SandboxConfig
 from runtime import hypercorn_config, serve_asgi
 
 from .spec import Spec

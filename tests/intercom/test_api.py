@@ -1,8 +1,10 @@
-"""Pins the intercom package's public API: a change here is a deliberate change of the contract."""
+"""Pins the public API of intercom and intercom.sandbox: a change here is a deliberate change of
+the contract."""
 
 from __future__ import annotations
 
 import intercom
+import intercom.sandbox
 
 
 def test_all_is_sorted_and_exact() -> None:
@@ -32,7 +34,6 @@ def test_all_is_sorted_and_exact() -> None:
         "IntercomNotFound",
         "IntercomRateLimited",
         "IntercomRejected",
-        "IntercomSandbox",
         "IntercomTimeout",
         "IntercomTransportError",
         "IntercomUnavailable",
@@ -47,14 +48,8 @@ def test_all_is_sorted_and_exact() -> None:
         "RichBlock",
         "RichImage",
         "RichRun",
-        "SandboxAdmin",
-        "SandboxApiError",
-        "SandboxConfig",
         "SharedRateBudget",
         "TEAMMATE_MESSAGE_TOPICS",
-        "TeammateAction",
-        "Teammates",
-        "WebhookDelivery",
         "WebhookError",
         "WebhookSignatureInvalid",
         "WindowClaim",
@@ -84,3 +79,24 @@ def test_client_endpoints_are_the_ones_the_client_reports() -> None:
 
     reported = set(re.findall(r'_send\(\s*"([a-z_]+)"', inspect.getsource(_client)))
     assert reported == set(intercom.CLIENT_ENDPOINTS)
+
+
+def test_sandbox_all_is_sorted_and_exact() -> None:
+    assert intercom.sandbox.__all__ == sorted(intercom.sandbox.__all__)
+    assert intercom.sandbox.__all__ == [
+        "IntercomSandbox",
+        "SandboxAdmin",
+        "SandboxApiError",
+        "SandboxConfig",
+        "SandboxState",
+        "TeammateAction",
+        "Teammates",
+        "WebhookDelivery",
+        "search_contacts",
+    ]
+    for name in intercom.sandbox.__all__:
+        assert getattr(intercom.sandbox, name) is not None, name
+
+
+def test_the_product_face_exports_no_sandbox_name() -> None:
+    assert not set(intercom.__all__) & set(intercom.sandbox.__all__)

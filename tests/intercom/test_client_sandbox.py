@@ -14,10 +14,10 @@ from intercom import (
     IntercomNotFound,
     IntercomRateLimited,
     IntercomRejected,
-    IntercomSandbox,
     IntercomTimeout,
     IntercomUnavailable,
 )
+from intercom.sandbox import IntercomSandbox
 
 from .conftest import TOKEN, SpecLog
 

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intercom import RateBudget
-from intercom._sandbox_search import search_contacts
-from intercom._sandbox_state import SandboxState
+from intercom.sandbox import SandboxState, search_contacts
 
 
 @given(

@@ -15,7 +15,8 @@ import pytest
 import trio
 import trio.testing
 
-from intercom import IntercomClient, IntercomRateLimited, IntercomSandbox, RateBudget, SandboxConfig
+from intercom import IntercomClient, IntercomRateLimited, RateBudget
+from intercom.sandbox import IntercomSandbox, SandboxConfig
 from runtime import hypercorn_config, serve_asgi
 
 from .conftest import TOKEN, asgi_transport

@@ -16,15 +16,13 @@ from intercom import (
     ContactEvent,
     ConversationEvent,
     IntercomClient,
-    IntercomSandbox,
-    SandboxApiError,
-    SandboxConfig,
     is_own_part,
     new_admin_parts,
     parse_notification,
     teammate_messages,
     verify_signature,
 )
+from intercom.sandbox import IntercomSandbox, SandboxApiError, SandboxConfig
 from runtime import hypercorn_config, serve_asgi
 
 from .conftest import SECRET, TOKEN, Sink, SpecLog

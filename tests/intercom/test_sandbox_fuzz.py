@@ -10,7 +10,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intercom import IntercomSandbox
+from intercom.sandbox import IntercomSandbox
 
 from .conftest import TOKEN, asgi_transport
 

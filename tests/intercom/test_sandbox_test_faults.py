@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from intercom import IntercomClient, IntercomSandbox, SandboxConfig
+from intercom import IntercomClient
+from intercom.sandbox import IntercomSandbox, SandboxConfig
 
 
 async def _conversation(client: IntercomClient) -> tuple[str, str]:

@@ -9,7 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from intercom import IntercomClient, IntercomRateLimited, IntercomSandbox, SandboxConfig
+from intercom import IntercomClient, IntercomRateLimited
+from intercom.sandbox import IntercomSandbox, SandboxConfig
 
 from .conftest import TOKEN, asgi_transport
 

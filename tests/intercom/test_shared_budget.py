@@ -12,15 +12,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import trio
 
-from intercom import (
-    IntercomClient,
-    IntercomRateLimited,
-    IntercomSandbox,
-    RateBudget,
-    SandboxConfig,
-    SharedRateBudget,
-    WindowClaim,
-)
+from intercom import IntercomClient, IntercomRateLimited, RateBudget, SharedRateBudget, WindowClaim
+from intercom.sandbox import IntercomSandbox, SandboxConfig
 from runtime import PostgresJournal, hypercorn_config, open_postgres_journal, serve_asgi
 from tests.postgres import PostgresServer
 

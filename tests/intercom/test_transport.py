@@ -6,7 +6,8 @@ import httpx
 import pytest
 import trio
 
-from intercom import IntercomClient, IntercomSandbox, PooledTransport
+from intercom import IntercomClient, PooledTransport
+from intercom.sandbox import IntercomSandbox
 
 
 async def test_pooled_transport_serves_concurrent_requests(
