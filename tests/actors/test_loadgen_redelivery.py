@@ -10,10 +10,9 @@ import time
 from typing import Any
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from actors._loadgen import LoadPlan, Target, run_load
-from runtime import hypercorn_config, serve_asgi
+from runtime import Request, Response, Router, hypercorn_config, serve_asgi
 from tests.postgres import free_port
 
 _MARK = re.compile(rb"\[lt [0-9a-f]+:\d+:\d+\]")
@@ -28,36 +27,17 @@ class FlakyBridge:
         self.status = status
         self.calls = 0
         self.parts: list[dict[str, Any]] = []
+        self.app = Router(max_body_bytes=1024 * 1024)
+        self.app.add_fallback("webhook", self._answer)
 
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message["body"]
-            if not message["more_body"]:
-                break
+    async def _answer(self, request: Request) -> Response:
         self.calls += 1
         status = self.status if self.calls <= self.fail_first else 200
         if status == 200:
-            mark = _MARK.search(body)
+            mark = _MARK.search(request.body)
             assert mark is not None
             self.parts.append({"body": mark.group().decode(), "created_at": time.time()})
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return Response(status)
 
     async def feed(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
         return self.parts[cursor:], len(self.parts)
@@ -73,7 +53,7 @@ PLAN = LoadPlan(threads=3, messages_per_thread=3, channels=("whatsapp",), drain_
 async def test_redelivers_after_a_500_until_acknowledged() -> None:
     bridge = FlakyBridge(fail_first=5, status=500)
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, bridge, hypercorn_config("127.0.0.1:0"))
+        address = await nursery.start(serve_asgi, bridge.app, hypercorn_config("127.0.0.1:0"))
         with trio.fail_after(30):
             report = await run_load(
                 LoadPlan(**{**PLAN.__dict__, "redeliver_seconds": 20.0}),
@@ -89,7 +69,7 @@ async def test_redelivers_after_a_500_until_acknowledged() -> None:
 async def test_without_redelivery_a_500_is_refused_for_good() -> None:
     bridge = FlakyBridge(fail_first=1, status=500)
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, bridge, hypercorn_config("127.0.0.1:0"))
+        address = await nursery.start(serve_asgi, bridge.app, hypercorn_config("127.0.0.1:0"))
         with trio.fail_after(30):
             report = await run_load(PLAN, target(address.url), bridge.feed)
         nursery.cancel_scope.cancel()
@@ -101,7 +81,7 @@ async def test_a_dead_node_is_passed_over_for_the_next_one() -> None:
     bridge = FlakyBridge(fail_first=0, status=200)
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, bridge, hypercorn_config("127.0.0.1:0"))
+        address = await nursery.start(serve_asgi, bridge.app, hypercorn_config("127.0.0.1:0"))
         with trio.fail_after(30):
             report = await run_load(
                 LoadPlan(**{**PLAN.__dict__, "redeliver_seconds": 20.0}),

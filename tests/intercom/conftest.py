@@ -15,7 +15,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 from intercom import IntercomClient
 from intercom.sandbox import IntercomSandbox, SandboxConfig
-from runtime import hypercorn_config, serve_asgi
+from runtime import Request, Response, Router, hypercorn_config, serve_asgi
 
 from .spec import Spec
 
@@ -120,47 +120,30 @@ class Sink:
     received: list[tuple[bytes, str | None]] = field(default_factory=list)
     status: int = 200
     _arrived: trio.Event = field(default_factory=trio.Event)
+    app: Router = field(init=False, repr=False)
+    """The ASGI app to serve (runtime's toolkit): every request is a webhook."""
 
     async def wait_for(self, count: int) -> None:
         """Wait until ``count`` webhooks have arrived (callers bound it with fail_after)."""
         while len(self.received) < count:
             await self._arrived.wait()
 
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message["body"]
-            if not message["more_body"]:
-                break
-        headers = dict(scope["headers"])
-        signature = headers.get(b"x-hub-signature")
-        self.received.append((body, None if signature is None else signature.decode()))
+    def __post_init__(self) -> None:
+        self.app = Router(max_body_bytes=16 * 1024 * 1024)
+        self.app.add_fallback("webhook", self._receive)
+
+    async def _receive(self, request: Request) -> Response:
+        self.received.append((request.body, request.headers.get("x-hub-signature")))
         self._arrived.set()
         self._arrived = trio.Event()
-        await send({"type": "http.response.start", "status": self.status, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return Response(self.status)
 
 
 @pytest.fixture
 async def sink(nursery: trio.Nursery, sandbox: IntercomSandbox) -> Sink:
     """A webhook receiver, already configured as the sandbox's webhook target."""
     receiver = Sink()
-    address = await nursery.start(serve_asgi, receiver, hypercorn_config("127.0.0.1:0"))
+    address = await nursery.start(serve_asgi, receiver.app, hypercorn_config("127.0.0.1:0"))
     receiver.url = f"{address.url}/webhooks/intercom"
     sandbox.config.webhook_url = receiver.url
     return receiver

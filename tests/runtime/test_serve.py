@@ -3,29 +3,16 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPResponseStartEvent, Scope
 
-from runtime import BoundAddress, hypercorn_config, serve_asgi
+from runtime import BoundAddress, Request, Response, Router, hypercorn_config, serve_asgi
 
 
-async def hello(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = f"hello {scope['path']}".encode()
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [],
-        "trailers": False,
-    }
-    await send(start)
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+async def _hello(request: Request) -> Response:
+    return Response(200, f"hello {request.path}".encode())
+
+
+hello = Router(max_body_bytes=1024)
+hello.add_fallback("hello", _hello)
 
 
 async def test_serves_on_port_zero_and_reports_the_bound_address() -> None:
@@ -95,6 +82,24 @@ async def test_every_closed_connection_gives_its_slot_back() -> None:
             for i in range(8):  # a new connection each time, eight times the cap
                 async with httpx.AsyncClient(base_url=addr.url) as client:
                     assert (await client.get(f"/{i}")).status_code == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_router_fallback_takes_every_path_no_route_knows() -> None:
+    async def where(request: Request) -> Response:
+        return Response(200, f"{request.scheme} {request.root_path} {request.path}".encode())
+
+    router = Router(max_body_bytes=1024)
+    router.add("GET", "/known", "known", _hello)
+    router.add_fallback("other", where)
+    config = hypercorn_config("127.0.0.1:0", root_path="/mnt")
+    async with trio.open_nursery() as nursery:
+        addr: BoundAddress = await nursery.start(serve_asgi, router, config)
+        async with httpx.AsyncClient(base_url=addr.url) as client:
+            assert (await client.get("/known")).text == "hello /known"
+            assert (await client.post("/known")).status_code == 405  # a known path's methods
+            answer = await client.delete("/mnt/else?x=1")
+        assert (answer.status_code, answer.text) == (200, "http /mnt /mnt/else")
         nursery.cancel_scope.cancel()
 
 
