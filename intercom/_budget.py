@@ -144,21 +144,10 @@ class RateBudget:
                 since may be missing from it; without a ticket every request still in flight
                 is assumed missing (which under-uses the window by the concurrency).
         """
-        self._in_flight = max(0, self._in_flight - 1)
-        if status == 429:
-            self.rate_limited += 1
-        limit = _number(headers, "x-ratelimit-limit")
-        if limit is not None and limit >= 1:
-            # Only ever lowers the configured per-window limit: Intercom's header may state
-            # the per-minute figure while it enforces a sixth of it per 10-second window.
-            self.limit = min(self._configured_limit, int(limit))
-        remaining = _number(headers, "x-ratelimit-remaining")
-        reset = _number(headers, "x-ratelimit-reset")
+        remaining, reset, wait = self._landed(headers, status)
         now = trio.current_time()
         if reset is None:
-            if status == 429:
-                retry_after = _number(headers, "retry-after")
-                wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
+            if wait is not None:
                 self._remaining = 0
                 self._window_end = now + wait  # Intercom knows its window better than we do
                 self._synced = True
@@ -185,6 +174,28 @@ class RateBudget:
             # allow for ours not yet counted as well.
             self._remaining = max(0, left - unseen)
         # else: news about a window that has already ended; ignore it
+
+    def _landed(
+        self, headers: Mapping[str, str], status: int | None
+    ) -> tuple[float | None, float | None, float | None]:
+        """Count a response as landed (and a 429 as rate limited) and adopt a lower
+        ``X-RateLimit-Limit``; return ``Remaining``, ``Reset`` and, for a 429 without ``Reset``,
+        the seconds to wait (``Retry-After``, else a window; None otherwise)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        if status == 429:
+            self.rate_limited += 1
+        limit = _number(headers, "x-ratelimit-limit")
+        if limit is not None and limit >= 1:
+            # Only ever lowers the configured per-window limit: Intercom's header may state
+            # the per-minute figure while it enforces a sixth of it per 10-second window.
+            self.limit = min(self._configured_limit, int(limit))
+        remaining = _number(headers, "x-ratelimit-remaining")
+        reset = _number(headers, "x-ratelimit-reset")
+        wait = None
+        if reset is None and status == 429:
+            retry_after = _number(headers, "retry-after")
+            wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
+        return remaining, reset, wait
 
     def observe_rate_limited(self, retry_after: float) -> None:
         """Empty the budget for ``retry_after`` seconds (a 429 without usable headers)."""
@@ -356,19 +367,10 @@ class SharedRateBudget(RateBudget):
     ) -> None:
         """Note a response: a lower ``Remaining`` than ours raises the shared count at the next
         claim; a 429 or ``Remaining: 0`` spends the window for everyone."""
-        self._in_flight = max(0, self._in_flight - 1)
-        if status == 429:
-            self.rate_limited += 1
-        limit = _number(headers, "x-ratelimit-limit")
-        if limit is not None and limit >= 1:
-            self.limit = min(self._configured_limit, int(limit))
-        remaining = _number(headers, "x-ratelimit-remaining")
-        reset = _number(headers, "x-ratelimit-reset")
+        remaining, reset, wait = self._landed(headers, status)
         wall = self._wall_clock()
         if reset is None:
-            if status == 429:
-                retry_after = _number(headers, "retry-after")
-                wait = self.window_seconds if retry_after is None else max(0.0, retry_after)
+            if wait is not None:
                 self._blocked_until = max(self._blocked_until, wall + wait)
             return
         self._offset = reset % self.window_seconds

@@ -212,6 +212,23 @@ def _files(files: Iterable[AttachmentFile]) -> list[dict[str, str]]:
     ]
 
 
+def _reply(
+    target: ApiTarget,
+    conversation_id: str,
+    payload: dict[str, Any],
+    attachment_urls: Sequence[str],
+    attachment_files: Sequence[AttachmentFile],
+) -> httpx.Request:
+    """``POST /conversations/{id}/reply`` with ``payload`` and the attachments, if any."""
+    if attachment_urls:
+        payload["attachment_urls"] = list(attachment_urls)
+    if attachment_files:
+        payload["attachment_files"] = _files(attachment_files)
+    return target.request(
+        "POST", f"/conversations/{_segment(conversation_id)}/reply", json_body=payload
+    )
+
+
 def build_reply_as_contact(
     target: ApiTarget,
     conversation_id: str,
@@ -228,13 +245,7 @@ def build_reply_as_contact(
         "intercom_user_id": contact_id,
         "body": body,
     }
-    if attachment_urls:
-        payload["attachment_urls"] = list(attachment_urls)
-    if attachment_files:
-        payload["attachment_files"] = _files(attachment_files)
-    return target.request(
-        "POST", f"/conversations/{_segment(conversation_id)}/reply", json_body=payload
-    )
+    return _reply(target, conversation_id, payload, attachment_urls, attachment_files)
 
 
 def build_reply_as_admin(
@@ -256,13 +267,7 @@ def build_reply_as_admin(
         "admin_id": admin_id,
         "body": body,
     }
-    if attachment_urls:
-        payload["attachment_urls"] = list(attachment_urls)
-    if attachment_files:
-        payload["attachment_files"] = _files(attachment_files)
-    return target.request(
-        "POST", f"/conversations/{_segment(conversation_id)}/reply", json_body=payload
-    )
+    return _reply(target, conversation_id, payload, attachment_urls, attachment_files)
 
 
 def build_get_conversation(target: ApiTarget, conversation_id: str) -> httpx.Request:
