@@ -36,7 +36,7 @@ __all__ = ["IntercomSandbox"]
 _VERSIONS = frozenset(
     [f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)] + ["Preview", "Unstable"]
 )
-_MAX_BODY = 64 * 1024 * 1024
+_MAX_BODY = 64 * 1024 * 1024  # the toolkit answers larger bodies 413 before a handler runs
 
 
 class IntercomSandbox:
