@@ -16,7 +16,8 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from channels import Channel, SandboxFailure, WebhookMedia
+from channels import Channel
+from channels.sandbox import SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
 from ._loadgen import LoadPlan, LoadReport, Target, run_load

@@ -18,7 +18,7 @@ import httpx
 import trio
 from prometheus_client import CollectorRegistry
 
-from channels import (
+from channels.sandbox import (
     SentMessage,
     SignedWebhook,
     WebhookMedia,

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import trio
 
-from channels import (
+from channels.sandbox import (
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,

@@ -42,7 +42,7 @@ import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from channels import SandboxCredentials
+from channels.sandbox import SandboxCredentials
 
 from ._embedded import PUBLIC_URL, open_stack
 from ._loadgen import LoadMedia, LoadPlan, LoadProgress, LoadReport, PartsFeed, Target, run_load

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from channels import ProviderSandbox, SandboxCredentials
+from channels.sandbox import ProviderSandbox, SandboxCredentials
 from intercom.sandbox import IntercomSandbox, SandboxConfig
 
 __all__ = ["SANDBOX_SECRETS", "SandboxApp", "SandboxSecrets", "sandbox_settings_env"]

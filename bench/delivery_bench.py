@@ -55,7 +55,8 @@ from actors._jobs import (  # noqa: E402
     thread_state_key,
 )
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
-from channels import InboundMessage, WhatsAppInbound, parse_whatsapp, whatsapp_webhook  # noqa: E402
+from channels import InboundMessage, parse_whatsapp  # noqa: E402
+from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom._transport import PooledTransport  # noqa: E402
 from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
 

@@ -41,7 +41,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from channels import WhatsAppInbound, whatsapp_webhook  # noqa: E402 - after the path setup
+from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402 - after the path setup
 
 SECRET = "bench-whatsapp-app-secret"  # noqa: S105 - a benchmark fixture
 PHONE_ID = "100000000000001"

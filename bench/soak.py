@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from actors._embedded import PUBLIC_URL  # noqa: E402 - after the path setup
 from actors._loadgen import CHANNELS, LoadPlan, LoadProgress, LoadReport, Target, run_load  # noqa: E402
 from actors._sandbox import sandbox_settings_env  # noqa: E402
-from channels import SandboxCredentials  # noqa: E402
+from channels.sandbox import SandboxCredentials  # noqa: E402
 
 _MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
 READY_SECONDS = 120.0

@@ -22,9 +22,10 @@ Layers, bottom up:
   :class:`InlineImage` data into each channel's markup (WhatsApp ``*bold*``/``_italic_``,
   Telegram entities, plain SMS), split at the provider's limit as it counts it
   (:func:`text_limit`, :func:`split_text`); the clients never truncate.
-- **Sandbox and builders** (product code for the demo, load test and tests):
-  :class:`ProviderSandbox` is one ASGI app serving fake Graph, Twilio and Bot APIs; the
-  ``*_webhook`` builders produce correctly signed provider webhooks.
+- **Sandbox and builders** live in :mod:`channels.sandbox` (for the demo, load test and tests;
+  no module here imports it): :class:`~channels.sandbox.ProviderSandbox` is one ASGI app
+  serving fake Graph, Twilio and Bot APIs; the ``*_webhook`` builders produce correctly signed
+  provider webhooks.
 
 Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
 
@@ -54,17 +55,6 @@ that turns a parsed message (reaction, contact card, quote, edit, unsupported ty
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
 
-from ._builders import SignedWebhook as SignedWebhook
-from ._builders import WebhookContact as WebhookContact
-from ._builders import WebhookMedia as WebhookMedia
-from ._builders import WhatsAppInbound as WhatsAppInbound
-from ._builders import telegram_message_webhook as telegram_message_webhook
-from ._builders import telegram_update_webhook as telegram_update_webhook
-from ._builders import twilio_message_webhook as twilio_message_webhook
-from ._builders import twilio_status_webhook as twilio_status_webhook
-from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
-from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
-from ._builders import whatsapp_webhook as whatsapp_webhook
 from ._decode import check_json_strings as check_json_strings
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
@@ -110,12 +100,6 @@ from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
 from ._model import render_inbound as render_inbound
 from ._model import shorten as shorten
-from ._sandbox import ProviderSandbox as ProviderSandbox
-from ._sandbox_state import MediaFault as MediaFault
-from ._sandbox_state import SandboxCredentials as SandboxCredentials
-from ._sandbox_state import SandboxFailure as SandboxFailure
-from ._sandbox_state import SentMessage as SentMessage
-from ._sandbox_state import StoredMedia as StoredMedia
 from ._telegram import parse_telegram as parse_telegram
 from ._telegram import telegram_bot_id as telegram_bot_id
 from ._telegram import verify_telegram_secret as verify_telegram_secret
@@ -147,7 +131,6 @@ __all__ = [
     "InboundMessage",
     "InlineImage",
     "Location",
-    "MediaFault",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",
@@ -159,20 +142,14 @@ __all__ = [
     "ParsedEvent",
     "PayloadInvalid",
     "PayloadTooLarge",
-    "ProviderSandbox",
     "RecipientUnavailable",
-    "SandboxCredentials",
-    "SandboxFailure",
     "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
-    "SentMessage",
     "SharedContact",
     "SignatureInvalid",
-    "SignedWebhook",
     "Span",
-    "StoredMedia",
     "StyledText",
     "TelegramClient",
     "TelegramConfig",
@@ -183,12 +160,9 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
-    "WebhookContact",
-    "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
-    "WhatsAppInbound",
     "WhatsAppTemplate",
     "check_json_strings",
     "classify_telegram_error",
@@ -206,20 +180,13 @@ __all__ = [
     "split_text",
     "telegram_bot_id",
     "telegram_entities",
-    "telegram_message_webhook",
-    "telegram_update_webhook",
     "text_format",
     "text_limit",
     "twilio_form_params",
-    "twilio_message_webhook",
     "twilio_signature",
-    "twilio_status_webhook",
     "utf16_length",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
-    "whatsapp_status_webhook",
-    "whatsapp_text_webhook",
-    "whatsapp_webhook",
 ]

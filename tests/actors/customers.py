@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from actors._sandbox import SANDBOX_SECRETS
-from channels import SignedWebhook, WhatsAppInbound, whatsapp_webhook
+from channels.sandbox import SignedWebhook, WhatsAppInbound, whatsapp_webhook
 
 
 def text(thread: int, seq: int) -> str:

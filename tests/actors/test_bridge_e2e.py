@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from actors._embedded import PUBLIC_URL, Stack, open_stack
-from channels import Channel, SandboxFailure, WebhookMedia, WhatsAppInbound
+from channels import Channel
+from channels.sandbox import SandboxFailure, WebhookMedia, WhatsAppInbound
 from tests.actors.conftest import eventually
 
 PHONE = "15550001111"

@@ -17,12 +17,8 @@ import trio
 
 from actors._embedded import PUBLIC_URL, Stack
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp
-from channels import (
-    Channel,
-    SandboxFailure,
-    twilio_status_webhook,
-    whatsapp_status_webhook,
-)
+from channels import Channel
+from channels.sandbox import SandboxFailure, twilio_status_webhook, whatsapp_status_webhook
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.customers import webhook

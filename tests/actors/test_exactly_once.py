@@ -15,7 +15,12 @@ import trio
 
 from actors._embedded import PUBLIC_URL
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp
-from channels import SignedWebhook, WhatsAppInbound, twilio_message_webhook, whatsapp_webhook
+from channels.sandbox import (
+    SignedWebhook,
+    WhatsAppInbound,
+    twilio_message_webhook,
+    whatsapp_webhook,
+)
 from runtime import hypercorn_config, open_postgres_journal, partition_of, serve_asgi
 from tests.actors.customers import (
     Customers,

@@ -47,12 +47,12 @@ from hypothesis import strategies as st
 
 from actors._embedded import PUBLIC_URL
 from actors._sandbox import SANDBOX_SECRETS
-from channels import (
+from channels import twilio_signature
+from channels.sandbox import (
     SandboxCredentials,
     WhatsAppInbound,
     telegram_message_webhook,
     twilio_message_webhook,
-    twilio_signature,
     whatsapp_webhook,
 )
 from intercom import sign as intercom_sign

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from actors._embedded import PUBLIC_URL, Stack, open_stack
 from actors._jobs import RECENT_MESSAGES
 from actors._sandbox import SANDBOX_SECRETS
-from channels import (
+from channels.sandbox import (
     SignedWebhook,
     WebhookContact,
     WhatsAppInbound,

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from actors._embedded import PUBLIC_URL, Stack, open_stack
-from channels import MediaFault, WebhookMedia
+from channels.sandbox import MediaFault, WebhookMedia
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import bodies, only, part_count
 

@@ -15,7 +15,7 @@ import trio
 
 from actors._embedded import PUBLIC_URL, Stack, open_stack
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp
-from channels import WebhookMedia, WhatsAppInbound, whatsapp_webhook
+from channels.sandbox import WebhookMedia, WhatsAppInbound, whatsapp_webhook
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.processes import ServeProcess, serve_env

@@ -28,8 +28,8 @@ from actors._jobs import (
 )
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp
 from actors._settings import Settings
-from channels import InboundMessage, WhatsAppInbound, parse_whatsapp, whatsapp_webhook
-from channels._builders import SignedWebhook
+from channels import InboundMessage, parse_whatsapp
+from channels.sandbox import SignedWebhook, WhatsAppInbound, whatsapp_webhook
 from runtime import NewEntry, PostgresJournal, SQLiteJournal, hypercorn_config, serve_asgi
 from tests.actors.processes import ServeProcess, serve_env
 

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors._embedded import Stack, open_stack
 from actors._metrics import SEND_OUTCOMES
-from channels import Channel, SandboxFailure
+from channels import Channel
+from channels.sandbox import SandboxFailure
 from tests.actors.conftest import eventually
 
 TOKEN = "metrics-scrape-test-token"

@@ -11,7 +11,8 @@ from pathlib import Path
 import trio
 
 from actors._embedded import Stack, open_stack
-from channels import Channel, SentMessage
+from channels import Channel
+from channels.sandbox import SentMessage
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import only, parts, settled
 

@@ -12,7 +12,8 @@ import trio
 
 from actors._embedded import Stack, open_stack
 from actors._sandbox import SandboxApp
-from channels import Channel, SandboxFailure
+from channels import Channel
+from channels.sandbox import SandboxFailure
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.customers import webhook

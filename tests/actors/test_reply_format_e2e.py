@@ -11,7 +11,8 @@ import trio
 
 from actors._embedded import Stack
 from actors._sandbox import SANDBOX_SECRETS
-from channels import Channel, SandboxFailure, SentMessage
+from channels import Channel
+from channels.sandbox import SandboxFailure, SentMessage
 from tests.actors.conftest import eventually
 
 PHONE = "15550002222"

@@ -15,8 +15,7 @@ from actors._app import open_journal
 from actors._embedded import PUBLIC_URL
 from actors._sandbox import SANDBOX_SECRETS
 from actors._settings import Settings
-from channels import twilio_message_webhook
-from channels._sandbox_state import SandboxCredentials
+from channels.sandbox import SandboxCredentials, twilio_message_webhook
 from tests.actors.processes import ServeProcess, serve_env
 from tests.postgres import free_port
 

@@ -18,7 +18,8 @@ from actors._app import ConfigurationError, check_settings
 from actors._embedded import Stack, open_stack
 from actors._sandbox import SANDBOX_SECRETS, SandboxApp
 from actors._settings import Settings
-from channels import Channel, SandboxFailure, WhatsAppInbound, whatsapp_webhook
+from channels import Channel
+from channels.sandbox import SandboxFailure, WhatsAppInbound, whatsapp_webhook
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.processes import ServeProcess, serve_env

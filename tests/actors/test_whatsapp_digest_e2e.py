@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors._embedded import Stack
-from channels import MediaFault, WebhookMedia
+from channels.sandbox import MediaFault, WebhookMedia
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import only, part_count, parts
 from tests.actors.test_media_e2e import PNG, bridge

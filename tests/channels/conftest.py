@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from channels import ProviderSandbox
+from channels.sandbox import ProviderSandbox
 from runtime import hypercorn_config, serve_asgi
 
 TESTS_ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,10 @@
-"""Pins the public API of channels: a change here is a deliberate change of the contract."""
+"""Pins the public API of channels and channels.sandbox: a change here is a deliberate change of
+the contract."""
 
 from __future__ import annotations
 
 import channels
+import channels.sandbox
 
 EXPECTED = [
     "Channel",
@@ -13,7 +15,6 @@ EXPECTED = [
     "InboundMessage",
     "InlineImage",
     "Location",
-    "MediaFault",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",
@@ -25,20 +26,14 @@ EXPECTED = [
     "ParsedEvent",
     "PayloadInvalid",
     "PayloadTooLarge",
-    "ProviderSandbox",
     "RecipientUnavailable",
-    "SandboxCredentials",
-    "SandboxFailure",
     "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
     "SendTransient",
-    "SentMessage",
     "SharedContact",
     "SignatureInvalid",
-    "SignedWebhook",
     "Span",
-    "StoredMedia",
     "StyledText",
     "TelegramClient",
     "TelegramConfig",
@@ -49,12 +44,9 @@ EXPECTED = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
-    "WebhookContact",
-    "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
-    "WhatsAppInbound",
     "WhatsAppTemplate",
     "check_json_strings",
     "classify_telegram_error",
@@ -72,22 +64,15 @@ EXPECTED = [
     "split_text",
     "telegram_bot_id",
     "telegram_entities",
-    "telegram_message_webhook",
-    "telegram_update_webhook",
     "text_format",
     "text_limit",
     "twilio_form_params",
-    "twilio_message_webhook",
     "twilio_signature",
-    "twilio_status_webhook",
     "utf16_length",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
-    "whatsapp_status_webhook",
-    "whatsapp_text_webhook",
-    "whatsapp_webhook",
 ]
 
 
@@ -99,3 +84,38 @@ def test_all_is_sorted_and_exact() -> None:
 def test_every_exported_name_exists() -> None:
     for name in channels.__all__:
         assert getattr(channels, name) is not None, name
+
+
+SANDBOX = [
+    "MediaFault",
+    "ProviderSandbox",
+    "SandboxCredentials",
+    "SandboxFailure",
+    "SentMessage",
+    "SignedWebhook",
+    "StoredMedia",
+    "WebhookContact",
+    "WebhookMedia",
+    "WhatsAppInbound",
+    "telegram_message_webhook",
+    "telegram_update_webhook",
+    "twilio_message_webhook",
+    "twilio_status_webhook",
+    "whatsapp_status_webhook",
+    "whatsapp_text_webhook",
+    "whatsapp_webhook",
+]
+
+
+def test_sandbox_all_is_sorted_and_exact() -> None:
+    assert channels.sandbox.__all__ == sorted(channels.sandbox.__all__)
+    assert channels.sandbox.__all__ == SANDBOX
+
+
+def test_every_sandbox_name_exists() -> None:
+    for name in channels.sandbox.__all__:
+        assert getattr(channels.sandbox, name) is not None, name
+
+
+def test_the_product_face_exports_no_fake() -> None:
+    assert not set(channels.__all__) & set(SANDBOX)

@@ -11,8 +11,8 @@ from channels import (
     parse_telegram,
     parse_whatsapp,
     render_inbound,
-    telegram_update_webhook,
 )
+from channels.sandbox import telegram_update_webhook
 
 BOT = "7000000001"
 

@@ -16,8 +16,6 @@ from channels import (
     DeliveryStatus,
     MediaKind,
     MediaRef,
-    ProviderSandbox,
-    SandboxFailure,
     SendRateLimited,
     ThreadKey,
     TwilioClient,
@@ -30,6 +28,7 @@ from channels import (
     verify_twilio_signature,
     verify_whatsapp_signature,
 )
+from channels.sandbox import ProviderSandbox, SandboxFailure
 from runtime import hypercorn_config, serve_asgi
 
 from .conftest import Served

@@ -12,7 +12,6 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
-    SandboxFailure,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -22,6 +21,7 @@ from channels import (
     TwilioClient,
     WhatsAppClient,
 )
+from channels.sandbox import SandboxFailure
 
 from .conftest import Served
 from .test_media import PNG, telegram, twilio, whatsapp

@@ -22,7 +22,7 @@ import pytest
 from actors._embedded import open_stack
 from actors._logging import JsonFormatter, configure_logging
 from actors._sandbox import SANDBOX_SECRETS
-from channels import telegram_message_webhook
+from channels.sandbox import telegram_message_webhook
 from tests.deploy.conftest import BODIES, PHONES, LiveRun
 
 

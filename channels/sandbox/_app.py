@@ -46,9 +46,10 @@ import httpx
 import trio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import _sandbox_fakes as fakes
-from ._model import Channel
-from ._sandbox_http import (
+from channels import Channel
+
+from . import _fakes as fakes
+from ._http import (
     BodyTooLarge,
     LinkedFile,
     Receive,
@@ -60,7 +61,7 @@ from ._sandbox_http import (
     sniff_media_type,
     write_reply,
 )
-from ._sandbox_state import (
+from ._state import (
     MediaFault,
     PostedWebhook,
     SandboxCredentials,

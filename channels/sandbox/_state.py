@@ -16,8 +16,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._model import Channel
-from ._twilio import twilio_opt_out
+from channels import Channel
+from channels._twilio import twilio_opt_out
 
 __all__ = [
     "PostedWebhook",

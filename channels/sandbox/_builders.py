@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from ._model import MediaKind
-from ._twilio import twilio_signature
+from channels import MediaKind, twilio_signature
 
 __all__ = [
     "SignedWebhook",

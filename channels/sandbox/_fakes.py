@@ -15,11 +15,12 @@ import time
 from typing import Final
 from urllib.parse import urlsplit
 
+from channels import Channel, utf16_length
+from channels._model import media_type
+
 from ._builders import twilio_status_webhook, whatsapp_status_webhook
-from ._markup import utf16_length
-from ._model import Channel, media_type
-from ._sandbox_http import Reply, Request, Upload, sniff_media_type
-from ._sandbox_state import (
+from ._http import Reply, Request, Upload, sniff_media_type
+from ._state import (
     WHATSAPP_WINDOW_SECONDS,
     MediaFault,
     PendingWebhook,
