@@ -72,6 +72,9 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    drip_seconds: float = 0.0
+    """When > 0, the body goes out a byte at a time with this pause after each (the sandboxes'
+    slow servers)."""
 
 
 def text_response(status: int, text: str, **headers: str) -> Response:
@@ -251,12 +254,27 @@ async def _send(send: ASGISendCallable, response: Response) -> None:
         "trailers": False,
     }
     await send(start)
+    if response.drip_seconds > 0:
+        await _drip(send, response)
+        return
     body: HTTPResponseBodyEvent = {
         "type": "http.response.body",
         "body": response.body,
         "more_body": False,
     }
     await send(body)
+
+
+async def _drip(send: ASGISendCallable, response: Response) -> None:
+    for i in range(len(response.body)):
+        chunk: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": response.body[i : i + 1],
+            "more_body": True,
+        }
+        await send(chunk)
+        await trio.sleep(response.drip_seconds)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _lifespan(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

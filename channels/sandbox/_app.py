@@ -37,31 +37,20 @@ task, up to three times until the bridge answers 200 (the providers retry too).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal
 
 import httpx
 import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels import Channel
+from runtime import Request, Response, Router, json_response
 
-from . import _fakes as fakes
-from ._http import (
-    BodyTooLarge,
-    LinkedFile,
-    Receive,
-    Reply,
-    Request,
-    Scope,
-    Send,
-    read_request,
-    sniff_media_type,
-    write_reply,
-)
+from ._http import MAX_BODY, LinkedFile, query_params, relative, sniff_media_type
 from ._state import (
+    FailureScript,
     MediaFault,
     PostedWebhook,
     SandboxCredentials,
@@ -70,18 +59,27 @@ from ._state import (
     SentMessage,
     StoredMedia,
 )
+from ._telegram import telegram, telegram_links
+from ._twilio import twilio
+from ._whatsapp import whatsapp, whatsapp_links
 
 __all__ = ["ProviderSandbox"]
 
 _LINK_SECONDS: Final = 5.0
 _LINK_MAX_BYTES: Final = 20 * 1024 * 1024 + 1
+_BODY_SECONDS: Final = 60.0
+"""How long a request's body may take to arrive (a 64 MiB media upload on loopback)."""
 
-_Handler = Callable[[SandboxState, Request, list[str]], Reply]
-_PROVIDERS: Final[dict[str, _Handler]] = {
-    "whatsapp": fakes.whatsapp,
-    "twilio": fakes.twilio,
-    "telegram": fakes.telegram,
+_Fake = Callable[
+    [SandboxState, Request, list[str], Mapping[str, LinkedFile | None]], Awaitable[Response]
+]
+_PROVIDERS: Final[dict[str, _Fake]] = {
+    "whatsapp": whatsapp,
+    "twilio": twilio,
+    "telegram": telegram,
 }
+_LINKS: Final = {"whatsapp": whatsapp_links, "telegram": telegram_links}
+"""The providers that fetch the media URLs a send names, and how to find them."""
 
 
 class _FailureScript(BaseModel):
@@ -123,6 +121,8 @@ class ProviderSandbox:
     def __init__(self, credentials: SandboxCredentials | None = None) -> None:
         self.credentials = credentials or SandboxCredentials()
         self._state = SandboxState(self.credentials)
+        self._router = Router(max_body_bytes=MAX_BODY, body_timeout=_BODY_SECONDS)
+        self._router.add_fallback("sandbox", self._handle)
 
     # --- in-process control and inspection ----------------------------------------------
 
@@ -223,10 +223,8 @@ class ProviderSandbox:
         prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared), once
         ``after`` more sends have succeeded. ``error_code`` is the code a ``failed_later``
         status reports."""
-        self._state.script(
-            channel, recipient, failure, times=times, retry_after=retry_after, after=after,
-            error_code=error_code,
-        )  # fmt: skip
+        script = FailureScript(failure, times, retry_after, after, error_code)
+        self._state.script(channel, recipient, script)
 
     def configure_webhooks(self, bridge_url: str, *, whatsapp_app_secret: str | None) -> None:
         """Post status webhooks to the bridge served at ``bridge_url`` (its ``/webhooks/…``
@@ -260,24 +258,31 @@ class ProviderSandbox:
 
     # --- ASGI ----------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        try:
-            request = await read_request(scope, receive)
-        except BodyTooLarge:
-            await write_reply(send, Reply.json(413, {"error": "request body too large"}))
-            return
-        urls = fakes.linked_urls(self._state, request, request.segments())
-        if urls:  # the real provider fetches a send's media URL itself: so do we
-            linked = {url: await _fetch_linked(url) for url in urls}
-            request = dataclasses.replace(request, linked=linked)
-        await write_reply(send, self._route(request))
-        if self._state.outbox:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        await self._router(scope, receive, send)
+        if scope["type"] == "http" and self._state.outbox:
             await self._post_webhooks()
+
+    async def _handle(self, request: Request) -> Response:
+        request = relative(request)
+        segments = [s for s in request.path.split("/") if s]
+        if not segments:
+            return json_response(404, {"error": "not found"})
+        head, rest = segments[0], segments[1:]
+        try:
+            if head == "_sandbox":
+                return self._control(request, rest)
+            handler = _PROVIDERS.get(head)
+            if handler is None:
+                return json_response(404, {"error": "not found"})
+            urls = _linked_urls(self._state, request, head, rest)
+            # the real provider fetches a send's media URL itself: so do we
+            linked = {url: await _fetch_linked(url) for url in urls}
+            return await handler(self._state, request, rest, linked)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return json_response(400, {"error": f"bad request: {type(exc).__name__}"})
 
     async def _post_webhooks(self) -> None:
         """Post the queued status webhooks, each until the bridge answers 200 (at most
@@ -309,46 +314,33 @@ class ProviderSandbox:
                     )
                 )
 
-    def _route(self, request: Request) -> Reply:
-        segments = request.segments()
-        if not segments:
-            return Reply.json(404, {"error": "not found"})
-        head, rest = segments[0], segments[1:]
-        try:
-            if head == "_sandbox":
-                return self._control(request, rest)
-            handler = _PROVIDERS.get(head)
-            if handler is None:
-                return Reply.json(404, {"error": "not found"})
-            return handler(self._state, request, rest)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return Reply.json(400, {"error": f"bad request: {type(exc).__name__}"})
-
-    def _control(self, request: Request, rest: list[str]) -> Reply:
+    def _control(self, request: Request, rest: list[str]) -> Response:
         route = (request.method, "/".join(rest))
         if route == ("GET", "health"):
-            return Reply.json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if route == ("POST", "media"):
-            mime = request.query.get("mime_type") or request.headers.get("content-type")
+            query = query_params(request)
+            mime = query.get("mime_type") or request.headers.get("content-type")
             media_id = self.add_media(
-                request.body, mime or "application/octet-stream", request.query.get("filename")
+                request.body, mime or "application/octet-stream", query.get("filename")
             )
-            return Reply.json(
+            return json_response(
                 200, {"id": media_id, "twilio_media_path": self.twilio_media_path(media_id)}
             )
         if route == ("GET", "sent"):
-            channel = request.query.get("channel")
-            since = request.query.get("since", "0")
+            query = query_params(request)
+            channel = query.get("channel")
+            since = query.get("since", "0")
             sent = self.sent(Channel(channel) if channel else None, since=int(since))
-            return Reply(200, json.dumps([m.model_dump(mode="json") for m in sent]).encode())
+            return json_response(200, [m.model_dump(mode="json") for m in sent])
         if route == ("DELETE", "sent"):
             self.clear_sent()
-            return Reply.json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if route == ("POST", "failures"):
             try:
                 script = _FailureScript.model_validate_json(request.body)
             except ValidationError:
-                return Reply.json(400, {"error": "expected channel, recipient, failure"})
+                return json_response(400, {"error": "expected channel, recipient, failure"})
             self.fail(
                 script.channel,
                 script.recipient,
@@ -357,33 +349,45 @@ class ProviderSandbox:
                 retry_after=script.retry_after,
                 error_code=script.error_code,
             )
-            return Reply.json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if route == ("POST", "webhooks"):
             try:
                 target = _WebhookTarget.model_validate_json(request.body)
             except ValidationError:
-                return Reply.json(400, {"error": "expected bridge_url, whatsapp_app_secret"})
+                return json_response(400, {"error": "expected bridge_url, whatsapp_app_secret"})
             self.configure_webhooks(
                 target.bridge_url, whatsapp_app_secret=target.whatsapp_app_secret
             )
-            return Reply.json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if route == ("GET", "webhooks"):
             posted = [
                 {"url": w.url, "body": w.body.decode("utf-8", "replace"), "status": w.status}
                 for w in self.posted_webhooks()
             ]
-            return Reply(200, json.dumps(posted).encode())
+            return json_response(200, posted)
         if route == ("POST", "whatsapp/customer_wrote"):
             try:
                 told = _CustomerWrote.model_validate_json(request.body)
             except ValidationError:
-                return Reply.json(400, {"error": "expected wa_id, at"})
+                return json_response(400, {"error": "expected wa_id, at"})
             self.customer_wrote(told.wa_id, told.at)
-            return Reply.json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if route == ("DELETE", "failures"):
             self.clear_failures()
-            return Reply.json(200, {"ok": True})
-        return Reply.json(404, {"error": "not found"})
+            return json_response(200, {"ok": True})
+        return json_response(404, {"error": "not found"})
+
+
+def _linked_urls(state: SandboxState, request: Request, head: str, rest: list[str]) -> list[str]:
+    """The media URLs an authenticated send names, which the real provider fetches itself
+    (a Telegram file field, a WhatsApp media ``link``)."""
+    find = _LINKS.get(head)
+    if request.method != "POST" or find is None:
+        return []
+    try:
+        return find(state, request, rest)
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return []
 
 
 async def _fetch_linked(url: str) -> LinkedFile | None:
@@ -407,13 +411,3 @@ async def _fetch_linked(url: str) -> LinkedFile | None:
         except (httpx.HTTPError, httpx.InvalidURL):
             return None
     return None
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -1,35 +1,43 @@
-"""Minimal ASGI plumbing for the sandbox providers: read a request, decode its body, reply."""
+"""What the fake providers read off a :class:`runtime.Request`: body fields (JSON, form,
+multipart with its files), credentials, the base URL for links, and the media a send links to.
+
+The HTTP layer itself (body limits, routing, answers) is :mod:`runtime`'s.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import email.parser
 import email.policy
+import gzip
+import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 from urllib.parse import parse_qsl
 
-import trio
+from runtime import Request, Response
+
+from ._state import MediaFault, SandboxState
 
 __all__ = [
     "LinkedFile",
-    "Receive",
-    "Reply",
-    "Request",
-    "Scope",
-    "Send",
+    "MAX_BODY",
     "Upload",
-    "read_request",
+    "base_url",
+    "basic_auth",
+    "bearer",
+    "body_fields",
+    "form_pairs",
+    "is_url",
+    "media_bytes",
+    "query_params",
+    "relative",
+    "same",
     "sniff_media_type",
-    "write_reply",
 ]
-
-Scope = Mapping[str, Any]
-Receive = Callable[[], Awaitable[Any]]
-Send = Callable[[Any], Awaitable[None]]
 
 MAX_BODY: Final = 64 * 1024 * 1024
 
@@ -75,156 +83,114 @@ def sniff_media_type(content: bytes, declared: str | None) -> str:
     return bare or "application/octet-stream"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One HTTP request to the sandbox, path relative to its mount."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    base_url: str  # scheme://host[:port] + root_path, for absolute URLs we hand out
-    linked: Mapping[str, LinkedFile | None] = field(default_factory=dict)
-    """The media URLs of a send, fetched before it is handled (None: could not be fetched)."""
-
-    def segments(self) -> list[str]:
-        return [s for s in self.path.split("/") if s]
-
-    def fields(self) -> tuple[dict[str, str], dict[str, Upload]]:
-        """Body fields from JSON, form or multipart (files separately), merged over the query.
-
-        Raises:
-            ValueError: an unreadable body.
-        """
-        values = dict(self.query)
-        files: dict[str, Upload] = {}
-        ctype = self.headers.get("content-type", "")
-        if not self.body:
-            return values, files
-        if ctype.startswith("application/json"):
-            data = json.loads(self.body)
-            if not isinstance(data, dict):
-                raise ValueError("JSON body is not an object")
-            values.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()})
-        elif ctype.startswith("multipart/form-data"):
-            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + self.body
-            )
-            if not message.is_multipart():
-                raise ValueError("malformed multipart body")
-            for part in message.iter_parts():
-                name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True)
-                if not isinstance(name, str) or not isinstance(payload, bytes):
-                    continue
-                filename = part.get_filename()
-                if filename is None:
-                    values[name] = payload.decode("utf-8")
-                else:
-                    files[name] = Upload(filename, part.get_content_type(), payload)
-        else:
-            text = self.body.decode("utf-8")
-            values.update(parse_qsl(text, keep_blank_values=True))
-        return values, files
-
-    def form_pairs(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True)
-
-    def basic_auth(self) -> tuple[str, str] | None:
-        scheme, _, encoded = self.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return (user, password) if sep else None
-
-    def bearer(self) -> str | None:
-        scheme, _, token = self.headers.get("authorization", "").partition(" ")
-        return token if scheme.lower() == "bearer" else None
-
-
-@dataclass(slots=True)
-class Reply:
-    """An HTTP response to write."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    drip_seconds: float = 0.0
-    """When > 0, the body is sent one byte at a time with this pause after each."""
-    delay_seconds: float = 0.0
-    """Seconds before the answer starts (the request was acted on already)."""
-
-    @classmethod
-    def json(cls, status: int, data: object, **headers: str) -> Reply:
-        return cls(status, json.dumps(data).encode(), headers=dict(headers))
-
-    @classmethod
-    def raw(cls, content: bytes, content_type: str) -> Reply:
-        return cls(200, content, content_type)
-
-
-class BodyTooLarge(Exception):
-    """The request body is over MAX_BODY."""
-
-
-async def read_request(scope: Scope, receive: Receive) -> Request:
-    """Read the whole request body (up to MAX_BODY) and describe the request."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    root = str(scope.get("root_path", ""))
-    path = str(scope["path"])
+def relative(request: Request) -> Request:
+    """The request with its path relative to the sandbox's mount (routers differ on whether
+    ``path`` keeps the mount prefix in ``root_path``)."""
+    root, path = request.root_path, request.path
     if root and path.startswith(root):
-        path = path[len(root) :]  # routers differ on whether path keeps the mount prefix
-    query = dict(parse_qsl(bytes(scope.get("query_string", b"")).decode("latin-1")))
-    host = headers.get("host") or _server_host(scope)
-    return Request(
-        method=str(scope["method"]).upper(),
-        path=path or "/",
-        query=query,
-        headers=headers,
-        body=b"".join(chunks),
-        base_url=f"{scope.get('scheme', 'http')}://{host}{root}",
-    )
+        path = path[len(root) :]
+    return dataclasses.replace(request, path=path or "/")
 
 
-def _server_host(scope: Scope) -> str:
-    server = scope.get("server")
-    if not server:
-        return "localhost"
-    host, port = server
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+def base_url(request: Request) -> str:
+    """``scheme://host[:port]`` + ``root_path``, for the absolute URLs the fakes hand out."""
+    host = request.headers.get("host") or "localhost"
+    return f"{request.scheme}://{host}{request.root_path}"
 
 
-async def write_reply(send: Send, reply: Reply) -> None:
-    if reply.delay_seconds > 0:
-        await trio.sleep(reply.delay_seconds)
-    headers = [
-        (b"content-type", reply.content_type.encode()),
-        (b"content-length", str(len(reply.body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in reply.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    body = reply.body
-    if reply.drip_seconds > 0:
-        for i in range(len(body)):
-            await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": True})
-            await trio.sleep(reply.drip_seconds)
-        body = b""
-    await send({"type": "http.response.body", "body": body})
+def query_params(request: Request) -> dict[str, str]:
+    """The query parameters (blank ones left out; a repeated one: the last)."""
+    return dict(parse_qsl(request.query_string.decode("latin-1")))
+
+
+def body_fields(request: Request) -> tuple[dict[str, str], dict[str, Upload]]:
+    """Body fields from JSON, form or multipart (files separately), merged over the query.
+
+    Raises:
+        ValueError: an unreadable body.
+    """
+    values = query_params(request)
+    files: dict[str, Upload] = {}
+    ctype = request.headers.get("content-type", "")
+    if not request.body:
+        return values, files
+    if ctype.startswith("application/json"):
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("JSON body is not an object")
+        values.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()})
+    elif ctype.startswith("multipart/form-data"):
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + request.body
+        )
+        if not message.is_multipart():
+            raise ValueError("malformed multipart body")
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if not isinstance(name, str) or not isinstance(payload, bytes):
+                continue
+            filename = part.get_filename()
+            if filename is None:
+                values[name] = payload.decode("utf-8")
+            else:
+                files[name] = Upload(filename, part.get_content_type(), payload)
+    else:
+        text = request.body.decode("utf-8")
+        values.update(parse_qsl(text, keep_blank_values=True))
+    return values, files
+
+
+def form_pairs(request: Request) -> list[tuple[str, str]]:
+    """A form body's fields in order (repeats kept: Twilio's ``MediaUrl``)."""
+    return parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
+
+
+def basic_auth(request: Request) -> tuple[str, str] | None:
+    """The (user, password) of a Basic ``Authorization``, or None."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def bearer(request: Request) -> str | None:
+    """The token of a Bearer ``Authorization``, or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+def same(given: str | None, expected: str) -> bool:
+    """Whether a presented credential is the expected one (constant time)."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def is_url(value: object) -> bool:
+    """Whether a send's media field is a URL (else a file id)."""
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+def media_bytes(
+    state: SandboxState, request: Request, media_id: str, content: bytes, content_type: str
+) -> Response:
+    """A media download, or the fault scripted for it (:meth:`ProviderSandbox.break_media`)."""
+    script = state.take_media_fault(media_id)
+    if script is None:
+        return Response(200, content, content_type)
+    if script.fault is MediaFault.FORBIDDEN:
+        return Response(403, b"forbidden", "text/plain")
+    if script.fault is MediaFault.SERVER_ERROR:
+        return Response(503, b"unavailable", "text/plain")
+    if script.fault is MediaFault.REDIRECT_LOOP:
+        location = base_url(request) + request.path
+        return Response(302, b"", "text/plain", {"location": location})
+    if script.fault is MediaFault.GZIP:
+        return Response(200, gzip.compress(content), content_type, {"content-encoding": "gzip"})
+    if script.fault is MediaFault.CORRUPT:
+        damaged = content[:-1] + bytes([(content[-1:] or b"\0")[0] ^ 0xFF])
+        return Response(200, damaged, content_type)
+    return Response(200, content, content_type, drip_seconds=script.drip_seconds)

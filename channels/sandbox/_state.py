@@ -20,6 +20,9 @@ from channels import Channel
 from channels._twilio import twilio_opt_out
 
 __all__ = [
+    "FailureScript",
+    "MediaFault",
+    "PendingWebhook",
     "PostedWebhook",
     "SandboxCredentials",
     "SandboxFailure",
@@ -27,6 +30,7 @@ __all__ = [
     "SentMessage",
     "StoredMedia",
     "TelegramWebhook",
+    "WHATSAPP_WINDOW_SECONDS",
 ]
 
 SANDBOX_TWILIO_SID: Final = "AC" + "5a" * 16
@@ -175,7 +179,9 @@ class MediaScript:
 
 
 @dataclass(slots=True)
-class _Script:
+class FailureScript:
+    """How a recipient's sends fail (see :meth:`ProviderSandbox.fail`)."""
+
     failure: SandboxFailure
     remaining: int | None
     retry_after: int
@@ -221,7 +227,7 @@ class SandboxState:
         self.credentials = credentials
         self.media: dict[str, StoredMedia] = {}
         self.sent: list[SentMessage] = []
-        self._failures: dict[tuple[Channel, str], _Script] = {}
+        self._failures: dict[tuple[Channel, str], FailureScript] = {}
         self._media_faults: dict[str, MediaScript] = {}
         self._ids = itertools.count(1)
         self._chat_ids: dict[str, itertools.count[int]] = {}
@@ -274,25 +280,13 @@ class SandboxState:
             return base64.b64decode(media.sha256).hex()
         return media.sha256
 
-    def script(
-        self,
-        channel: Channel,
-        recipient: str,
-        failure: SandboxFailure,
-        *,
-        times: int | None = None,
-        retry_after: int = 1,
-        after: int = 0,
-        error_code: int | None = None,
-    ) -> None:
-        self._failures[(channel, recipient)] = _Script(
-            failure, times, retry_after, after, error_code
-        )
+    def script(self, channel: Channel, recipient: str, script: FailureScript) -> None:
+        self._failures[(channel, recipient)] = script
 
     def clear_failures(self) -> None:
         self._failures.clear()
 
-    def take_failure(self, channel: Channel, recipient: str) -> _Script | None:
+    def take_failure(self, channel: Channel, recipient: str) -> FailureScript | None:
         """The scripted failure for this recipient, counting down ``times``."""
         script = self._failures.get((channel, recipient))
         if script is None:

@@ -95,7 +95,7 @@ def mounted(prefix: str, app: ProviderSandbox) -> Callable[[Scope, Receive, Send
             path = str(scope["path"])
             assert path.startswith(prefix)
             scope = {**scope, "path": path[len(prefix) :], "root_path": prefix}
-        await app(scope, receive, send)
+        await app(scope, receive, send)  # type: ignore[arg-type]  # an ASGI scope
 
     return router
 
