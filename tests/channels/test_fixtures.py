@@ -91,6 +91,11 @@ def tg_msg(chat: str, mid: int, date: int, name: str, **kw: object) -> InboundMe
     )
 
 
+def tg_sample(**kw: object) -> InboundMessage:
+    """The message most Bot API samples share (chat 1111111, message 1365), with ``kw``."""
+    return tg_msg("1111111", 1365, 1441645532, TG_NAME, **kw)
+
+
 META_IMAGE_WAMID = "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
 TG_NAME = "Test Firstname Test Lastname"
 TG_FILE = "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"
@@ -335,46 +340,30 @@ TWILIO: dict[str, list[ParsedEvent]] = {
 }
 
 TELEGRAM: dict[str, list[ParsedEvent]] = {
-    "text.json": [tg_msg("1111111", 1365, 1441645532, TG_NAME, text="/start")],
+    "text.json": [tg_sample(text="/start")],
     "reply.json": [
-        tg_msg(
-            "1111111",
-            1365,
-            1441645532,
-            TG_NAME,
+        tg_sample(
             text="/start",
             reply_to="1111111:1334",
             quoted_text="Original",
         )
     ],
     "audio.json": [
-        tg_msg(
-            "1111111",
-            1365,
-            1441645532,
-            TG_NAME,
+        tg_sample(
             attachments=(
                 MediaRef(kind=MediaKind.AUDIO, ref=TG_FILE, mime_type="audio/mpeg", size=3897500),
             ),
         )
     ],
     "voice.json": [
-        tg_msg(
-            "1111111",
-            1365,
-            1441645532,
-            TG_NAME,
+        tg_sample(
             attachments=(
                 MediaRef(kind=MediaKind.VOICE, ref=TG_FILE, mime_type="audio/ogg", size=23000),
             ),
         )
     ],
     "document.json": [
-        tg_msg(
-            "1111111",
-            1365,
-            1441645532,
-            TG_NAME,
+        tg_sample(
             attachments=(
                 MediaRef(
                     kind=MediaKind.DOCUMENT,
