@@ -82,7 +82,7 @@ _LINKS: Final = {"whatsapp": whatsapp_links, "telegram": telegram_links}
 """The providers that fetch the media URLs a send names, and how to find them."""
 
 
-class _FailureScript(BaseModel):
+class _FailureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
@@ -338,7 +338,7 @@ class ProviderSandbox:
             return json_response(200, {"ok": True})
         if route == ("POST", "failures"):
             try:
-                script = _FailureScript.model_validate_json(request.body)
+                script = _FailureRequest.model_validate_json(request.body)
             except ValidationError:
                 return json_response(400, {"error": "expected channel, recipient, failure"})
             self.fail(

@@ -1,5 +1,6 @@
-"""What the fake providers read off a :class:`runtime.Request`: body fields (JSON, form,
-multipart with its files), credentials, the base URL for links, and the media a send links to.
+"""What the fake providers read off a :class:`runtime.Request` (body fields from JSON, form or
+multipart with its files; credentials; the base URL for links; the media a send links to), and
+a media download answered with its scripted fault.
 
 The HTTP layer itself (body limits, routing, answers) is :mod:`runtime`'s.
 """
