@@ -56,9 +56,15 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors._embedded import PUBLIC_URL  # noqa: E402 - after the path setup
-from actors._loadgen import CHANNELS, LoadPlan, LoadProgress, LoadReport, Target, run_load  # noqa: E402
-from actors._sandbox import sandbox_settings_env  # noqa: E402
+from actors.tools import (  # noqa: E402 - after the path setup
+    PUBLIC_URL,
+    LoadPlan,
+    LoadProgress,
+    LoadReport,
+    Target,
+    run_load,
+    sandbox_settings_env,
+)
 from channels import SandboxCredentials  # noqa: E402
 
 _MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
@@ -455,7 +461,6 @@ async def _run(
         # the margin lets a thread held up by a kill (redelivering) still send its last one.
         duration_s=o.messages / o.rate + 60.0,
         rate=o.rate,
-        channels=CHANNELS,
         concurrency=o.concurrency,
         drain_seconds=max(120.0, 3 * o.settle + 2 * o.lease),
         seed=o.seed,

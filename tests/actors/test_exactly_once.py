@@ -13,8 +13,7 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, SandboxApp
 from channels import SignedWebhook, WhatsAppInbound, twilio_message_webhook, whatsapp_webhook
 from runtime import hypercorn_config, open_postgres_journal, partition_of, serve_asgi
 from tests.actors.customers import (

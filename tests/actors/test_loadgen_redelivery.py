@@ -12,7 +12,7 @@ from typing import Any
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from actors._loadgen import LoadPlan, Target, run_load
+from actors.tools import LoadPlan, Target, run_load
 from runtime import hypercorn_config, serve_asgi
 from tests.postgres import free_port
 

@@ -18,9 +18,15 @@ import httpx
 import pytest
 import trio
 
-from actors._loadgen import LoadPlan, Target, _report, _Run
-from actors._loadtest import Faults, LoadtestOptions, run_loadtest
-from actors._sandbox import sandbox_settings_env
+from actors.tools import (
+    Faults,
+    LoadPlan,
+    LoadtestOptions,
+    Target,
+    run_loadtest,
+    sandbox_settings_env,
+)
+from actors.tools._loadgen import _report, _Run
 from tests.postgres import free_port
 
 THREADLINE = [sys.executable, "-m", "actors"]

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from channels import ThreadKey
 from runtime import freeze_startup_heap, hypercorn_config, serve_asgi
 
-from ._app import (
+from .._app import (
     ConfigurationError,
     StartupError,
     check_bindable,
@@ -40,9 +40,11 @@ from ._app import (
     open_journal,
     run_bridge,
 )
+from .._logging import JsonFormatter, configure_logging
+from .._settings import Settings
+from .._workers import run_workers
 from ._check import run_checks
 from ._demo import run_demo
-from ._logging import JsonFormatter, configure_logging
 from ._operator import (
     JournalMissing,
     check_journal_file,
@@ -56,8 +58,6 @@ from ._operator import (
     show_thread,
 )
 from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
-from ._settings import Settings
-from ._workers import run_workers
 
 __all__ = ["build_parser", "main"]
 
@@ -166,7 +166,7 @@ def _operator_parsers(
     commands: Any,  # noqa: ANN401 - argparse's private subparsers type
     database: argparse.ArgumentParser,
 ) -> None:
-    """``threads show`` and ``erase`` (actors._operator)."""
+    """``threads show`` and ``erase`` (actors.tools._operator)."""
     channels = ("whatsapp", "twilio", "telegram")
     threads = commands.add_parser("threads", help="inspect one customer thread")
     threads.add_argument("--database-url", help="sqlite:///path or postgresql://…")
@@ -443,7 +443,7 @@ async def _demo(threads: int, messages: int, keep_running: bool) -> int:
     return await run_demo(threads=threads, messages=messages, keep_running=keep_running, say=say)
 
 
-# --- operator commands: deadletters, threads show, erase (actors._operator) ---------------------
+# --- operator commands: deadletters, threads show, erase (actors.tools._operator) -------------
 
 
 def _operator_command(args: argparse.Namespace) -> int:
@@ -536,7 +536,7 @@ async def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
-# --- threadline loadtest (the driver is actors._loadtest) -------------------------------------
+# --- threadline loadtest (the driver is actors.tools._loadtest) -------------------------------
 
 
 def _loadtest_parser(commands: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type

@@ -10,7 +10,7 @@
                                                    │ deleted conversations, test faults)
                                        control ────┘ /intercom/_sandbox/config
 
-The generator and the checker are :mod:`actors._loadgen`. This module sets up the target,
+The generator and the checker are :mod:`actors.tools._loadgen`. This module sets up the target,
 applies the faults to the sandbox Intercom (and restores its previous switches afterwards),
 reads the bridge's retry and dead-letter counters (embedded: its Prometheus registry; remote:
 its ``/metrics`` when ``--metrics`` is given, otherwise they are reported as unknown), shows
