@@ -19,14 +19,17 @@ from ._demo import run_demo as run_demo
 from ._embedded import PUBLIC_URL as PUBLIC_URL
 from ._embedded import Stack as Stack
 from ._embedded import open_stack as open_stack
+from ._loadcheck import LoadLedger as LoadLedger
+from ._loadcheck import LoadReport as LoadReport
+from ._loadcheck import bucket_for as bucket_for
+from ._loadcheck import count_out_of_order as count_out_of_order
+from ._loadcheck import percentiles as percentiles
+from ._loadcheck import read_mark as read_mark
 from ._loadgen import LoadMedia as LoadMedia
 from ._loadgen import LoadPlan as LoadPlan
 from ._loadgen import LoadProgress as LoadProgress
-from ._loadgen import LoadReport as LoadReport
 from ._loadgen import PartsFeed as PartsFeed
 from ._loadgen import Target as Target
-from ._loadgen import bucket_for as bucket_for
-from ._loadgen import percentiles as percentiles
 from ._loadgen import run_load as run_load
 from ._sandbox import SANDBOX_SECRETS as SANDBOX_SECRETS
 from ._sandbox import SandboxApp as SandboxApp
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckResult",
     "Faults",
+    "LoadLedger",
     "LoadMedia",
     "LoadPlan",
     "LoadProgress",
@@ -57,9 +61,11 @@ __all__ = [
     "Target",
     "bucket_for",
     "build_parser",
+    "count_out_of_order",
     "main",
     "open_stack",
     "percentiles",
+    "read_mark",
     "render_html",
     "run_checks",
     "run_demo",

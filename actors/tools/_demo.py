@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from channels import Channel, SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
-from ._loadgen import LoadPlan, LoadReport, Target, run_load
+from ._loadcheck import LoadReport
+from ._loadgen import LoadPlan, Target, run_load
 
 __all__ = ["run_demo"]
 

@@ -45,7 +45,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from channels import SandboxCredentials
 
 from ._embedded import PUBLIC_URL, open_stack
-from ._loadgen import LoadMedia, LoadPlan, LoadProgress, LoadReport, PartsFeed, Target, run_load
+from ._loadcheck import LoadReport
+from ._loadgen import LoadMedia, LoadPlan, LoadProgress, PartsFeed, Target, run_load
 from ._loadtest_report import render_html
 
 __all__ = ["Faults", "LoadtestOptions", "run_loadtest"]
