@@ -54,7 +54,7 @@ from actors._jobs import (  # noqa: E402
     encode_job,
     thread_state_key,
 )
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
+from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom._transport import PooledTransport  # noqa: E402
@@ -588,7 +588,7 @@ def scenario_recovery(tmp: Path, quick: bool, rounds: int) -> dict[str, Any]:
 def _python_start() -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-c", "import actors._cli"], check=True, cwd=ROOT
+        ["taskset", "-c", "0", sys.executable, "-c", "import actors.tools"], check=True, cwd=ROOT
     )
     return time.perf_counter() - started
 
@@ -671,7 +671,7 @@ def main() -> None:
         print(
             f"  recovery with {c['pending']:,} pending entries: /readyz 200 after "
             f"{c['ready_s']:.2f} s, first delivery after {c['first_delivery_s']:.2f} s "
-            f"(bare `import actors._cli` takes {c['bare_python_start_s']:.2f} s)"
+            f"(bare `import actors.tools` takes {c['bare_python_start_s']:.2f} s)"
         )
         print(f"  target recovery: {c['ready_s']:.2f} s (<= 2) "
               f"{'ok' if c['ready_s'] <= 2 else 'MISSED'}")  # fmt: skip

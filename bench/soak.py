@@ -33,12 +33,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import itertools
 import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -56,12 +54,19 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors._embedded import PUBLIC_URL  # noqa: E402 - after the path setup
-from actors._loadgen import CHANNELS, LoadPlan, LoadProgress, LoadReport, Target, run_load  # noqa: E402
-from actors._sandbox import sandbox_settings_env  # noqa: E402
+from actors.tools import (  # noqa: E402 - after the path setup
+    PUBLIC_URL,
+    LoadPlan,
+    LoadProgress,
+    LoadReport,
+    Target,
+    count_out_of_order,
+    read_mark,
+    run_load,
+    sandbox_settings_env,
+)
 from channels.sandbox import SandboxCredentials  # noqa: E402
 
-_MARK = re.compile(r"\[lt ([0-9a-f]+):(\d+):(\d+)\]")
 READY_SECONDS = 120.0
 STOP_SECONDS = 30.0
 
@@ -346,18 +351,17 @@ def check_contacts(
         contact_id = str(conversation["contact_id"])
         per_contact[contact_id] = per_contact.get(contact_id, 0) + 1
         for part in conversation["parts"]:
-            match = _MARK.search(str(part.get("body") or ""))
-            if match is None:
+            found = read_mark(part.get("body"))
+            if found is None:
                 continue
-            thread, seq = int(match.group(2)), int(match.group(3))
+            _, thread, seq = found
             thread_conversations.setdefault(thread, set()).add(str(conversation["id"]))
             thread_seqs.setdefault(thread, []).append(seq)
     duplicates = {k: v for k, v in by_identity.items() if len(v) > 1}
     split = {c: n for c, n in per_contact.items() if n > 1}
     split_threads = sorted(t for t, c in thread_conversations.items() if len(c) > 1)
     doubled = sum(len(s) - len(set(s)) for s in thread_seqs.values())
-    reordered = sum(sum(1 for a, b in itertools.pairwise(s) if b < a)
-                    for s in thread_seqs.values())  # fmt: skip
+    reordered = sum(count_out_of_order(s) for s in thread_seqs.values())
     return {
         "customers_with_contact": len(by_identity),
         "customers_expected": customers,
@@ -455,7 +459,6 @@ async def _run(
         # the margin lets a thread held up by a kill (redelivering) still send its last one.
         duration_s=o.messages / o.rate + 60.0,
         rate=o.rate,
-        channels=CHANNELS,
         concurrency=o.concurrency,
         drain_seconds=max(120.0, 3 * o.settle + 2 * o.lease),
         seed=o.seed,

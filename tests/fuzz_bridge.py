@@ -42,7 +42,7 @@ import asyncpg
 import httpx
 import trio
 
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import SANDBOX_SECRETS, SandboxApp
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.processes import serve_env

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors.tools import Stack, open_stack
 from tests.actors.processes import kill_leftovers
 from tests.postgres import PostgresServer
 

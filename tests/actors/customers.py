@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import trio
 
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import SANDBOX_SECRETS
 from channels.sandbox import SignedWebhook, WhatsAppInbound, whatsapp_webhook
 
 

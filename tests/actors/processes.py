@@ -9,8 +9,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from actors._embedded import PUBLIC_URL
-from actors._sandbox import sandbox_settings_env
+from actors.tools import PUBLIC_URL, sandbox_settings_env
 from tests.postgres import free_port
 
 

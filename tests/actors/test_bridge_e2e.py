@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from actors._embedded import PUBLIC_URL, Stack, open_stack
+from actors.tools import PUBLIC_URL, Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure, WebhookMedia, WhatsAppInbound
 from tests.actors.conftest import eventually

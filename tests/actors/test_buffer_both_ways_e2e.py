@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors._embedded import Stack, open_stack
 from actors._jobs import ThreadState
+from actors.tools import Stack, open_stack
 from tests.actors.conftest import eventually
 
 PHONE = "15550001111"

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import trio
 
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
+from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
 from runtime import hypercorn_config, serve_asgi
 
 PUBLIC_URL = "https://bridge.example"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import trio
 
-from actors._sandbox import SandboxApp
+from actors.tools import SandboxApp
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.customers import Customers, delivered
 from tests.actors.processes import ServeProcess, serve_env

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors._sandbox import SandboxApp
+from actors.tools import SandboxApp
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.customers import Customers, all_delivered, assert_exactly_once_in_order
 from tests.actors.processes import ServeProcess, serve_env

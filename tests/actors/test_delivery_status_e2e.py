@@ -15,8 +15,7 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL, Stack
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, SandboxApp, Stack
 from channels import Channel
 from channels.sandbox import SandboxFailure, twilio_status_webhook, whatsapp_status_webhook
 from runtime import hypercorn_config, serve_asgi

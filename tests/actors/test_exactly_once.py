@@ -13,8 +13,7 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, SandboxApp
 from channels.sandbox import (
     SignedWebhook,
     WhatsAppInbound,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors.tools import Stack, open_stack
 from runtime import NewEntry
 from tests.actors.conftest import eventually
 from tests.actors.customers import Customers, all_delivered, assert_exactly_once_in_order

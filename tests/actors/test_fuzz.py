@@ -45,8 +45,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors._embedded import PUBLIC_URL
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS
 from channels import twilio_signature
 from channels.sandbox import (
     SandboxCredentials,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import trio
 
-from actors._embedded import Stack
+from actors.tools import Stack
 from channels import Channel
 from tests.actors.conftest import eventually
 

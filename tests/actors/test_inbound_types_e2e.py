@@ -14,9 +14,8 @@ import pytest
 import trio
 from prometheus_client import CollectorRegistry
 
-from actors._embedded import PUBLIC_URL, Stack, open_stack
 from actors._jobs import RECENT_MESSAGES
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, Stack, open_stack
 from channels.sandbox import (
     SignedWebhook,
     WebhookContact,

@@ -12,8 +12,7 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL, Stack
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, Stack
 from channels import twilio_signature
 from tests.quirks import HTTPX_3686
 
@@ -185,7 +184,7 @@ async def test_send_api_starts_a_thread_only_with_a_customer_id_it_can_reach(
 
 
 async def test_channels_without_credentials_answer_404(database_url: str) -> None:
-    from actors._embedded import open_stack
+    from actors.tools import open_stack
 
     async with open_stack(
         database_url=database_url, telegram_bot_token=None, telegram_secret_token=None

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from actors._embedded import Stack
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import SANDBOX_SECRETS, SandboxApp, Stack
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.processes import ServeProcess, serve_env

@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from actors._loadgen import LoadPlan, Target, run_load
+from actors.tools import LoadPlan, Target, run_load
 from runtime import Request, Response, Router, hypercorn_config, serve_asgi
 from tests.postgres import free_port
 

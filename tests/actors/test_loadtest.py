@@ -18,9 +18,14 @@ import httpx
 import pytest
 import trio
 
-from actors._loadgen import LoadPlan, Target, _report, _Run
-from actors._loadtest import Faults, LoadtestOptions, run_loadtest
-from actors._sandbox import sandbox_settings_env
+from actors.tools import (
+    Faults,
+    LoadLedger,
+    LoadPlan,
+    LoadtestOptions,
+    run_loadtest,
+    sandbox_settings_env,
+)
 from tests.postgres import free_port
 
 THREADLINE = [sys.executable, "-m", "actors"]
@@ -66,11 +71,18 @@ async def test_embedded_run_passes_with_json_and_html_report(tmp_path: Path) -> 
     assert "Latency distribution" in page
 
 
-async def test_dropped_part_fails_the_run() -> None:
+@pytest.mark.parametrize(
+    ("fault", "counts"),
+    [("drop_next_parts", (1, 0, 0)), ("swap_next_parts", (0, 0, 1))],
+    ids=["dropped", "reordered"],
+)
+async def test_a_dropped_or_reordered_part_fails_the_run(
+    fault: str, counts: tuple[int, int, int]
+) -> None:
     out = io.StringIO()
     options = LoadtestOptions(
         plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=8.0),
-        faults=Faults(extra={"drop_next_parts": 1}),
+        faults=Faults(extra={fault: 1}),
         json=True,
         progress="off",
     )
@@ -78,23 +90,8 @@ async def test_dropped_part_fails_the_run() -> None:
     data = last_json(out.getvalue())
     assert code == 1
     assert data["passed"] is False
-    assert data["lost"] == 1
-    assert data["out_of_order"] == 0
+    assert (data["lost"], data["duplicated"], data["out_of_order"]) == counts
     assert "FAIL" in out.getvalue()
-
-
-async def test_reordered_parts_fail_the_run() -> None:
-    out = io.StringIO()
-    options = LoadtestOptions(
-        plan=LoadPlan(threads=6, messages_per_thread=4, drain_seconds=8.0),
-        faults=Faults(extra={"swap_next_parts": 1}),
-        json=True,
-        progress="off",
-    )
-    code = await run_loadtest(options, out=out, err=io.StringIO())
-    data = last_json(out.getvalue())
-    assert code == 1
-    assert (data["lost"], data["duplicated"], data["out_of_order"]) == (0, 0, 1)
 
 
 async def test_faults_are_survived_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,8 +233,7 @@ async def test_max_p99_must_be_positive() -> None:
 
 
 def test_latency_runs_from_the_send_time_and_negatives_are_counted() -> None:
-    run = _Run(LoadPlan(threads=3, messages_per_thread=1), Target("http://b", "http://b", "t", "s"),
-               None)  # fmt: skip
+    run = LoadLedger()
     start = 1_000.0
     # Thread 0: sent at +0, part created at +0.050 (while the acknowledgement was on its way
     # back), acknowledged at +0.080. Thread 1: sent +0, acked +0.010, created +0.030.
@@ -248,7 +244,7 @@ def test_latency_runs_from_the_send_time_and_negatives_are_counted() -> None:
         run.sent_at[(thread, 0)] = start + sent
         run.acked_at[(thread, 0)] = start + acked
         run.seen[(thread, 0)] = start + created
-    report = _report(run, start)
+    report = run.report(start)
     assert sorted(round(ms, 3) for ms in report.latencies) == [-10.0, 30.0, 50.0]
     assert report.negative_latencies == 1
     assert any("clocks disagree" in note for note in report.notes)

@@ -20,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from actors._loadgen import LoadReport, bucket_for, percentiles
-from actors._loadtest import summary_lines
-from actors._loadtest_report import render_html
+from actors.tools import LoadReport, bucket_for, percentiles, render_html, summary_lines
 
 Pixel = tuple[int, int, int]
 

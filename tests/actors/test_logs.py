@@ -15,9 +15,8 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import Stack
 from actors._logging import LogLimiter, configure_logging, log_fields, thread_hash
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import SANDBOX_SECRETS, Stack
 from channels.sandbox import WhatsAppInbound, telegram_message_webhook, whatsapp_webhook
 from tests.actors.processes import ServeProcess, serve_env
 from tests.postgres import PostgresServer, throwaway_server

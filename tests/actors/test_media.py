@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors._embedded import open_stack
 from actors._media import (
     DirectoryMediaStore,
     JournalMediaStore,
@@ -21,6 +20,7 @@ from actors._media import (
     content_disposition,
     safe_mime_type,
 )
+from actors.tools import open_stack
 from runtime import open_sqlite_journal
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL, Stack, open_stack
+from actors.tools import PUBLIC_URL, Stack, open_stack
 from channels.sandbox import MediaFault, WebhookMedia
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import bodies, only, part_count

@@ -13,8 +13,7 @@ import httpx
 import pytest
 import trio
 
-from actors._embedded import PUBLIC_URL, Stack, open_stack
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, SandboxApp, Stack, open_stack
 from channels.sandbox import WebhookMedia, WhatsAppInbound, whatsapp_webhook
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually

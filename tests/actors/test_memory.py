@@ -26,8 +26,8 @@ from actors._jobs import (
     encode_job,
     thread_state_key,
 )
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
 from actors._settings import Settings
+from actors.tools import SANDBOX_SECRETS, SandboxApp
 from channels import InboundMessage, parse_whatsapp
 from channels.sandbox import SignedWebhook, WhatsAppInbound, whatsapp_webhook
 from runtime import NewEntry, PostgresJournal, SQLiteJournal, hypercorn_config, serve_asgi

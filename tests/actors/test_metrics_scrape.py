@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors._embedded import Stack, open_stack
 from actors._metrics import SEND_OUTCOMES
+from actors.tools import Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure
 from tests.actors.conftest import eventually

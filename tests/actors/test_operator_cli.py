@@ -17,7 +17,6 @@ import pytest
 import trio
 
 from actors._app import open_journal
-from actors._embedded import open_stack
 from actors._jobs import (
     SentRecord,
     conversation_index_key,
@@ -25,8 +24,8 @@ from actors._jobs import (
     sent_message_key,
     thread_state_key,
 )
-from actors._sandbox import SANDBOX_SECRETS
 from actors._settings import Settings
+from actors.tools import SANDBOX_SECRETS, open_stack
 from runtime import Entry, NewEntry, PostgresJournal, SQLiteJournal
 from tests.actors.conftest import eventually
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors.tools import Stack, open_stack
 from channels import Channel
 from channels.sandbox import SentMessage
 from tests.actors.conftest import eventually

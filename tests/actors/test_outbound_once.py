@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import trio
 
-from actors._embedded import Stack, open_stack
-from actors._sandbox import SandboxApp
+from actors.tools import SandboxApp, Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure
 from runtime import hypercorn_config, serve_asgi

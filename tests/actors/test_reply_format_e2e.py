@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import trio
 
-from actors._embedded import Stack
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import SANDBOX_SECRETS, Stack
 from channels import Channel
 from channels.sandbox import SandboxFailure, SentMessage
 from tests.actors.conftest import eventually

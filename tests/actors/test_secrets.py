@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from actors._app import ConfigurationError, check_settings
-from actors._embedded import open_stack
-from actors._sandbox import sandbox_settings_env
 from actors._settings import Settings
+from actors.tools import open_stack, sandbox_settings_env
 from tests.postgres import free_port
 from tests.provider_secrets import REAL_LOOKING
 

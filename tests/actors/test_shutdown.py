@@ -12,9 +12,8 @@ import pytest
 import trio
 
 from actors._app import open_journal
-from actors._embedded import PUBLIC_URL
-from actors._sandbox import SANDBOX_SECRETS
 from actors._settings import Settings
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS
 from channels.sandbox import SandboxCredentials, twilio_message_webhook
 from tests.actors.processes import ServeProcess, serve_env
 from tests.postgres import free_port

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors.tools import Stack, open_stack
 from intercom.sandbox import SandboxAdmin
 from tests.actors.conftest import eventually
 

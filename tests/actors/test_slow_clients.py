@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors._embedded import Stack, open_stack
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import SANDBOX_SECRETS, Stack, open_stack
 from tests.actors.conftest import eventually
 
 BODY_TIMEOUT = 1.0

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from actors._embedded import Stack, open_stack
+from actors.tools import Stack, open_stack
 from tests.actors.conftest import eventually
 
 CUSTOMER = "+15550001111"

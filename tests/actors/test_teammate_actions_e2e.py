@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from actors._embedded import Stack
+from actors.tools import Stack
 from channels import Channel
 from tests.actors.conftest import eventually
 

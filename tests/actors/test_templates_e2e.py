@@ -15,9 +15,8 @@ import trio
 from pydantic import SecretStr
 
 from actors._app import ConfigurationError, check_settings
-from actors._embedded import Stack, open_stack
-from actors._sandbox import SANDBOX_SECRETS, SandboxApp
 from actors._settings import Settings
+from actors.tools import SANDBOX_SECRETS, SandboxApp, Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure, WhatsAppInbound, whatsapp_webhook
 from runtime import hypercorn_config, serve_asgi

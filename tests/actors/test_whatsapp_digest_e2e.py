@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors._embedded import Stack
+from actors.tools import Stack
 from channels.sandbox import MediaFault, WebhookMedia
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import only, part_count, parts

@@ -18,9 +18,9 @@ import pytest
 import trio
 from pydantic import SecretStr
 
-from actors._sandbox import SandboxApp
 from actors._settings import Settings
 from actors._workers import worker_environment
+from actors.tools import SandboxApp
 from runtime import hypercorn_config, open_postgres_journal, serve_asgi
 from tests.actors.customers import Customers, all_delivered, assert_exactly_once_in_order
 from tests.actors.processes import serve_env

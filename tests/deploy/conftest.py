@@ -27,9 +27,8 @@ import pytest
 import trio
 import yaml
 
-from actors._embedded import Stack, open_stack
 from actors._logging import configure_logging
-from actors._sandbox import SANDBOX_SECRETS, sandbox_settings_env
+from actors.tools import SANDBOX_SECRETS, Stack, open_stack, sandbox_settings_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from actors._cli import build_parser
 from actors._settings import Settings
+from actors.tools import build_parser
 from intercom import CONVERSATION_TOPICS, TEAMMATE_MESSAGE_TOPICS
 from tests.deploy.conftest import REPO
 

@@ -19,9 +19,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from actors._embedded import open_stack
 from actors._logging import JsonFormatter, configure_logging
-from actors._sandbox import SANDBOX_SECRETS
+from actors.tools import SANDBOX_SECRETS, open_stack
 from channels.sandbox import telegram_message_webhook
 from tests.deploy.conftest import BODIES, PHONES, LiveRun
 

@@ -22,9 +22,8 @@ import trio
 import yaml
 
 from actors._app import ConfigurationError, check_settings
-from actors._embedded import open_stack
-from actors._sandbox import sandbox_settings_env
 from actors._settings import Settings
+from actors.tools import open_stack, sandbox_settings_env
 from tests.deploy.conftest import DEPLOY, REPO, load_yaml, run_tool
 from tests.provider_secrets import REAL_LOOKING
 

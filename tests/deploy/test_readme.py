@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from actors._embedded import open_stack
+from actors.tools import open_stack
 from tests.actors.conftest import eventually
 from tests.deploy.conftest import DEPLOY, REPO, load_yaml
 

@@ -29,9 +29,9 @@ from channels.sandbox import (
 )
 from runtime import BoundAddress, hypercorn_config, serve_asgi
 
-from ._app import Node, run_bridge
+from .._app import Node, run_bridge
+from .._settings import Settings
 from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
-from ._settings import Settings
 
 __all__ = ["Stack", "open_stack"]
 

@@ -30,9 +30,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 import trio
 
-from ._app import mask_secrets
-from ._logging import redact
-from ._settings import Settings
+from .._app import mask_secrets
+from .._logging import redact
+from .._settings import Settings
 
 __all__ = ["CheckResult", "run_checks"]
 

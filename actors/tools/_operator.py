@@ -1,8 +1,8 @@
 """Operator tools behind the CLI: look at one thread, one dead letter, and erase a customer.
 
 ``threadline threads show``, ``threadline deadletters show|list`` and ``threadline erase`` (see
-``_cli.py`` for the parsers). Everything here reads and writes the journal only: Intercom and
-the providers are never called.
+``_cli_operator.py`` for the parsers). Everything here reads and writes the journal only:
+Intercom and the providers are never called.
 
 What one thread leaves in the journal (all of it erased by :func:`erase_thread`):
 
@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from channels import ThreadKey
 from runtime import DeadLetter, Entry, Erased, Journal
 
-from ._jobs import (
+from .._jobs import (
     SENT_MESSAGE_PREFIX,
     InboundJob,
     SentRecord,

@@ -10,15 +10,16 @@
                                                    │ deleted conversations, test faults)
                                        control ────┘ /intercom/_sandbox/config
 
-The generator and the checker are :mod:`actors._loadgen`. This module sets up the target,
-applies the faults to the sandbox Intercom (and restores its previous switches afterwards),
-reads the bridge's retry and dead-letter counters (embedded: its Prometheus registry; remote:
-its ``/metrics`` when ``--metrics`` is given, otherwise they are reported as unknown), shows
-progress (rich on a terminal, plain lines otherwise), prints the report (``--json``: one
-object as the last line of standard output) and writes the HTML report with what describes
-the run (the bridge's version, the settings that matter, the host, the start time and the
-thresholds). Exit status 0 when nothing was lost, doubled or reordered and the latency p99 is
-within ``--max-p99-ms`` (when given), 1 otherwise.
+The generator and the checker are :mod:`actors.tools._loadgen` and
+:mod:`actors.tools._loadcheck`; the target (embedded or remote: the sandbox's control API and
+the bridge's counters) is :mod:`actors.tools._loadtest_target`. This module applies the faults
+to the sandbox Intercom (and restores its previous switches afterwards), reads the bridge's
+retry and dead-letter counters before and after the run (unknown for a remote bridge without
+``--metrics``), shows progress (rich on a terminal, plain lines otherwise), prints the report
+(``--json``: one object as the last line of standard output) and writes the HTML report with
+what describes the run (the bridge's version, the settings that matter, the host, the start
+time and the thresholds). Exit status 0 when nothing was lost, doubled or reordered and the
+latency p99 is within ``--max-p99-ms`` (when given), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -28,25 +29,20 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 import trio
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
-from channels.sandbox import SandboxCredentials
-
-from ._embedded import PUBLIC_URL, open_stack
-from ._loadgen import LoadMedia, LoadPlan, LoadProgress, LoadReport, PartsFeed, Target, run_load
+from .._metrics import _version as package_version
+from ._loadcheck import LoadReport
+from ._loadgen import LoadMedia, LoadPlan, LoadProgress, run_load
 from ._loadtest_report import render_html
+from ._loadtest_target import LoadtestError, SandboxControl, open_target
 
 __all__ = ["Faults", "LoadtestOptions", "run_loadtest"]
 
@@ -107,92 +103,6 @@ class LoadtestOptions:
     """The verdict FAILs when the latency p99 (send → Intercom) exceeds this; None: no limit."""
 
 
-class SandboxControl:
-    """The sandbox's control and inspection API over HTTP (``threadline sandbox``'s root URL)."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401 - JSON
-        response = await self._http.request(method, path, **kwargs)
-        if response.status_code != 200:
-            raise LoadtestError(f"sandbox {method} {path}: {response.status_code} {response.text}")
-        return response.json()
-
-    async def config(self) -> dict[str, Any]:
-        return dict(await self._call("GET", "/intercom/_sandbox/config"))
-
-    async def configure(self, changes: dict[str, Any]) -> None:
-        if changes:
-            await self._call("POST", "/intercom/_sandbox/config", json=changes)
-
-    async def stats(self) -> dict[str, Any]:
-        return dict(await self._call("GET", "/intercom/_sandbox/stats"))
-
-    async def delete_conversation(self, conversation_id: str) -> None:
-        await self._call("POST", f"/intercom/_sandbox/conversations/{conversation_id}/delete")
-
-    async def add_media(self, content: bytes, mime_type: str, filename: str) -> tuple[str, str]:
-        """Register an image with the providers; (media id, Twilio media path)."""
-        got = await self._call(
-            "POST",
-            "/_sandbox/media",
-            params={"mime_type": mime_type, "filename": filename},
-            content=content,
-        )
-        return str(got["id"]), str(got["twilio_media_path"])
-
-    async def parts_since(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
-        got = await self._call(
-            "GET", "/intercom/_sandbox/parts", params={"since": cursor, "limit": 5000}
-        )
-        return list(got["parts"]), int(got["next"])
-
-
-class LoadtestError(Exception):
-    """The load test could not run (an unreachable or misbehaving target or sandbox)."""
-
-
-def _sum_samples(families: Any, name: str, **labels: str) -> float:  # noqa: ANN401 - iterable
-    total = 0.0
-    for family in families:
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
-def bridge_counters(families: Any) -> dict[str, int]:  # noqa: ANN401 - metric families
-    """The bridge counters the report needs, from Prometheus metric families."""
-    return {
-        "retries": int(_sum_samples(families, "threadline_retry_attempts_total")),
-        "dead_letters": int(_sum_samples(families, "threadline_dead_letters_total")),
-    }
-
-
-def bridge_version(families: Any) -> str | None:  # noqa: ANN401 - metric families
-    """``version (commit)`` from the bridge's ``threadline_build_info``; None when absent."""
-    for family in families:
-        for sample in family.samples:
-            if sample.name == "threadline_build_info":
-                commit = sample.labels.get("commit") or ""
-                found = str(sample.labels.get("version") or "unknown")
-                return f"{found} ({commit})" if commit and commit != "unknown" else found
-    return None
-
-
-def _own_version() -> str:
-    try:
-        return version("threadline")
-    except PackageNotFoundError:  # running from a source tree without installing
-        return "0+unknown"
-
-
-def _store(database_url: str | None) -> str:
-    scheme = (database_url or "sqlite://").split(":", 1)[0].split("+", 1)[0]
-    return "postgresql" if scheme in ("postgres", "postgresql") else scheme
-
-
 def host_info() -> dict[str, Any]:
     """The machine the load generator ran on."""
     return {
@@ -201,114 +111,6 @@ def host_info() -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
     }
-
-
-@dataclass
-class _Target:
-    target: Target
-    control: SandboxControl
-    feed: PartsFeed
-    twilio_base: str
-    read_counters: Callable[[], Awaitable[dict[str, int]]] | None = None
-    read_version: Callable[[], Awaitable[str | None]] | None = None
-    store: str = "unknown"
-    mode: str = "embedded"
-    notes: list[str] = field(default_factory=list)
-
-
-@asynccontextmanager
-async def _embedded(options: LoadtestOptions) -> AsyncIterator[_Target]:
-    workdir = Path(tempfile.mkdtemp(prefix="threadline-loadtest-"))
-    registry = CollectorRegistry()
-    database_url = options.database_url or f"sqlite:///{workdir / 'threadline.db'}"
-    async with (
-        open_stack(
-            database_url=database_url,
-            registry=registry,
-            media_dir=str(workdir / "media"),
-            shutdown_drain_seconds=5.0,
-        ) as stack,
-        httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30.0) as http,
-    ):
-        intercom = stack.sandbox.intercom
-
-        async def feed(cursor: int) -> tuple[list[dict[str, Any]], int]:
-            return intercom.parts_since(cursor)
-
-        async def read() -> dict[str, int]:
-            return bridge_counters(registry.collect())
-
-        async def read_version() -> str | None:
-            return bridge_version(registry.collect())
-
-        creds = stack.sandbox.providers.credentials
-        yield _Target(
-            target=Target(
-                stack.node.ingress.url,
-                PUBLIC_URL,
-                creds.twilio_auth_token,
-                creds.twilio_account_sid,
-            ),
-            control=SandboxControl(http),
-            feed=feed,
-            twilio_base=stack.settings.twilio_base_url,
-            read_counters=read,
-            read_version=read_version,
-            store=_store(database_url),
-            mode="embedded",
-        )
-
-
-@asynccontextmanager
-async def _remote(options: LoadtestOptions) -> AsyncIterator[_Target]:
-    assert options.target is not None
-    if options.sandbox is None:
-        raise LoadtestError("--target needs --sandbox: the checker reads the sandbox Intercom")
-    headers = {}
-    if options.metrics_token:
-        headers["authorization"] = f"Bearer {options.metrics_token}"
-    async with (
-        httpx.AsyncClient(base_url=options.sandbox, timeout=30.0) as http,
-        httpx.AsyncClient(timeout=10.0, headers=headers) as metrics_http,
-    ):
-        control = SandboxControl(http)
-        read = read_version = None
-        notes = []
-        if options.metrics:
-            url = options.metrics.rstrip("/")
-            url = url if url.endswith("/metrics") else url + "/metrics"
-
-            async def scrape() -> str:
-                response = await metrics_http.get(url)
-                if response.status_code != 200:
-                    raise LoadtestError(f"GET {url}: {response.status_code}")
-                return response.text
-
-            async def read() -> dict[str, int]:
-                return bridge_counters(text_string_to_metric_families(await scrape()))
-
-            async def read_version() -> str | None:
-                return bridge_version(text_string_to_metric_families(await scrape()))
-
-        else:
-            notes.append("retries and dead_letters are unknown: pass --metrics URL to read them")
-        creds = SandboxCredentials()
-        yield _Target(
-            target=Target(
-                options.target,
-                options.public_url or options.target,
-                creds.twilio_auth_token,
-                creds.twilio_account_sid,
-            ),
-            control=control,
-            feed=control.parts_since,
-            twilio_base=options.sandbox.rstrip("/") + "/twilio",
-            read_counters=read,
-            read_version=read_version,
-            store="unknown (a remote bridge's own setting)",
-            mode="remote",
-            notes=notes,
-        )
 
 
 async def _delete_conversations(
@@ -328,8 +130,7 @@ async def execute(
     options: LoadtestOptions, progress: Callable[[LoadProgress], None] | None
 ) -> tuple[LoadReport, dict[str, Any]]:
     """Run the load test; returns the report and what describes the run (mode, plan, faults)."""
-    opener = _embedded if options.target is None else _remote
-    async with opener(options) as where:
+    async with open_target(options) as where:
         control = where.control
         before_config = await control.config()
         changes = options.faults.sandbox_changes()
@@ -388,7 +189,7 @@ async def execute(
             "mode": where.mode,
             "target": where.target.bridge_url,
             "bridge_version": found or "unknown (pass --metrics URL to read it)",
-            "loadtest_version": _own_version(),
+            "loadtest_version": package_version(),
             "store": where.store,
             "host": host_info(),
             "thresholds": {

@@ -20,7 +20,8 @@ from channels import Channel
 from channels.sandbox import SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
-from ._loadgen import LoadPlan, LoadReport, Target, run_load
+from ._loadcheck import LoadReport
+from ._loadgen import LoadPlan, Target, run_load
 
 __all__ = ["run_demo"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ._loadgen import LoadReport
+from ._loadcheck import LoadReport
 
 __all__ = ["render_html"]
 
