@@ -44,8 +44,8 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 import asyncpg
 import trio
 
-from ._errors import JournalError, JournalUnavailable
-from ._journal import (
+from .._errors import JournalError, JournalUnavailable
+from .._journal import (
     DEFAULT_PARTITIONS,
     Appended,
     DeadLetter,
@@ -59,7 +59,7 @@ from ._journal import (
     StoredMedia,
     partition_of,
 )
-from ._locks import NamedLocks
+from .._locks import NamedLocks
 
 __all__ = ["AppendedHint", "PostgresJournal", "open_postgres_journal"]
 
