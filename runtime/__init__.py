@@ -26,6 +26,7 @@ from ._errors import JournalError as JournalError
 from ._errors import JournalUnavailable as JournalUnavailable
 from ._errors import MailboxFull as MailboxFull
 from ._errors import RestartLimitExceeded as RestartLimitExceeded
+from ._incarnations import GiveUpHook as GiveUpHook
 from ._journal import Appended as Appended
 from ._journal import DeadLetter as DeadLetter
 from ._journal import Entry as Entry
@@ -39,7 +40,6 @@ from ._journal import NewEntry as NewEntry
 from ._journal import StoredMedia as StoredMedia
 from ._journal import partition_of as partition_of
 from ._keyed import AtCapacity as AtCapacity
-from ._keyed import GiveUpHook as GiveUpHook
 from ._keyed import KeyedActors as KeyedActors
 from ._keyed import KeyedStatistics as KeyedStatistics
 from ._keyed import ShutdownReport as ShutdownReport

@@ -189,13 +189,9 @@ class PostgresEntries(PostgresBridge):
         return await self._call(query, write=False, what="read")
 
     async def prune(self, *, done_before: float) -> int:
-        async def delete(conn: Conn) -> int:
-            status = await conn.execute(
-                "DELETE FROM journal_entries WHERE status = 1 AND finished_at < $1", done_before
-            )
-            return count(status)
-
-        return await self._call(delete, write=True, what="prune")
+        return await self._prune(
+            "DELETE FROM journal_entries WHERE status = 1 AND finished_at < $1", done_before
+        )
 
     async def dead_letter(self, entry_id: int) -> DeadLetter | None:
         async def query(conn: Conn) -> DeadLetter | None:
@@ -264,25 +260,24 @@ class PostgresEntries(PostgresBridge):
         return await self._call(delete, write=True, what="erase")
 
     async def prune_dead(self, *, dead_before: float) -> int:
-        async def delete(conn: Conn) -> int:
-            status = await conn.execute(
-                "DELETE FROM journal_entries WHERE status = 2 AND finished_at < $1", dead_before
-            )
-            return count(status)
-
-        return await self._call(delete, write=True, what="prune")
+        return await self._prune(
+            "DELETE FROM journal_entries WHERE status = 2 AND finished_at < $1", dead_before
+        )
 
     async def prune_state(self, *, prefix: str, updated_before: float) -> int:
         if not prefix:
             raise ValueError("prune_state needs a non-empty prefix")
+        return await self._prune(
+            "DELETE FROM journal_state WHERE starts_with(key, $1) AND updated_at < $2",
+            prefix,
+            updated_before,
+        )
+
+    async def _prune(self, sql: str, *args: object) -> int:
+        """Run one DELETE statement; returns how many rows went."""
 
         async def delete(conn: Conn) -> int:
-            status = await conn.execute(
-                "DELETE FROM journal_state WHERE starts_with(key, $1) AND updated_at < $2",
-                prefix,
-                updated_before,
-            )
-            return count(status)
+            return count(await conn.execute(sql, *args))
 
         return await self._call(delete, write=True, what="prune")
 

@@ -51,15 +51,8 @@ class AdvisoryLocks:
 
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
-        """A session advisory lock keyed by a 64-bit hash of ``name``: other processes wait
-        for it, and it ends with the session if this process dies.
-
-        All of this process's locks live on one dedicated connection (a session holds any
-        number of advisory locks), so holding them costs no pooled connection: the bodies'
-        own journal calls and the lease renewals never wait behind lock holders. Waiters of
-        this process queue on a local lock first (advisory locks are re-entrant per session);
-        the one at the front polls ``pg_try_advisory_lock``, so waiting stays cancellable. If
-        the dedicated connection is lost, its locks go with it; the next lock reconnects."""
+        """Hold the advisory lock of ``name`` (see :meth:`PostgresJournal.lock`): a local lock
+        first, then ``pg_try_advisory_lock`` polled on the lock connection."""
         digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
         key = int.from_bytes(digest, "big", signed=True)
         async with self._locks.hold(name):

@@ -230,13 +230,9 @@ class SQLiteJournal(SQLiteMedia):
         return self._locks.hold(name)
 
     async def prune(self, *, done_before: float) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "DELETE FROM journal_entries WHERE status = 1 AND finished_at < ?", (done_before,)
-            )
-            return cursor.rowcount
-
-        return await self._write(delete)
+        return await self._prune(
+            "DELETE FROM journal_entries WHERE status = 1 AND finished_at < ?", (done_before,)
+        )
 
     # --- operator tools -----------------------------------------------------------------------
 
@@ -302,29 +298,24 @@ class SQLiteJournal(SQLiteMedia):
         return await self._write(delete)
 
     async def prune_dead(self, *, dead_before: float) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "DELETE FROM journal_entries WHERE status = 2 AND finished_at < ?", (dead_before,)
-            )
-            return cursor.rowcount
-
-        return await self._write(delete)
+        return await self._prune(
+            "DELETE FROM journal_entries WHERE status = 2 AND finished_at < ?", (dead_before,)
+        )
 
     async def prune_state(self, *, prefix: str, updated_before: float) -> int:
         if not prefix:
             raise ValueError("prune_state needs a non-empty prefix")
         upper = _prefix_upper_bound(prefix)
+        # The key range lets the primary key find the prefix; substr() is the test itself.
+        return await self._prune(
+            "DELETE FROM journal_state WHERE key >= ? AND (? IS NULL OR key < ?)"
+            " AND substr(key, 1, ?) = ? AND updated_at < ?",
+            (prefix, upper, upper, len(prefix), prefix, updated_before),
+        )
 
-        def delete(conn: sqlite3.Connection) -> int:
-            # The key range lets the primary key find the prefix; substr() is the test itself.
-            cursor = conn.execute(
-                "DELETE FROM journal_state WHERE key >= ? AND (? IS NULL OR key < ?)"
-                " AND substr(key, 1, ?) = ? AND updated_at < ?",
-                (prefix, upper, upper, len(prefix), prefix, updated_before),
-            )
-            return cursor.rowcount
-
-        return await self._write(delete)
+    async def _prune(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run one DELETE statement; returns how many rows went."""
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount)
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
