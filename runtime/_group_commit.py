@@ -7,7 +7,8 @@ therefore share one fsync (SQLite) or one round trip (PostgreSQL), and a caller 
 once its write is durable.
 
 The backend's ``commit`` answers each write of the batch (:meth:`Pending.succeed` or
-:meth:`Pending.fail`) and returns whether the transaction committed. Whatever happens besides, no
+:meth:`Pending.fail`) and returns whether the batch counts in ``commits`` and ``writes`` (SQLite:
+when its transaction committed; PostgreSQL: whenever it was answered). Whatever happens besides, no
 caller is left waiting: a failure ``commit`` did not answer (a bug) is logged and answered with
 ``describe(exc)``; a writer stopped mid-batch answers :class:`JournalUnavailable`; writes still
 queued when the journal stops are answered by :meth:`GroupCommit.fail_queued`.
@@ -86,8 +87,8 @@ class GroupCommit(Generic[P]):
         describe: Callable[[Exception], JournalError],
     ) -> None:
         """Commit batches until cancelled. ``commit`` answers every write of its batch and
-        returns whether the transaction committed; ``describe`` turns a failure it let escape
-        into the error its callers get."""
+        returns whether the batch counts as committed; ``describe`` turns a failure it let
+        escape into the error its callers get."""
         while True:
             batch = [await self._receive.receive()]
             while len(batch) < self._max_batch:
