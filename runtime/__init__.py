@@ -26,6 +26,7 @@ from ._errors import JournalError as JournalError
 from ._errors import JournalUnavailable as JournalUnavailable
 from ._errors import MailboxFull as MailboxFull
 from ._errors import RestartLimitExceeded as RestartLimitExceeded
+from ._incarnations import GiveUpHook as GiveUpHook
 from ._journal import Appended as Appended
 from ._journal import DeadLetter as DeadLetter
 from ._journal import Entry as Entry
@@ -38,13 +39,7 @@ from ._journal import Lease as Lease
 from ._journal import NewEntry as NewEntry
 from ._journal import StoredMedia as StoredMedia
 from ._journal import partition_of as partition_of
-from ._journal_postgres import AppendedHint as AppendedHint
-from ._journal_postgres import PostgresJournal as PostgresJournal
-from ._journal_postgres import open_postgres_journal as open_postgres_journal
-from ._journal_sqlite import SQLiteJournal as SQLiteJournal
-from ._journal_sqlite import open_sqlite_journal as open_sqlite_journal
 from ._keyed import AtCapacity as AtCapacity
-from ._keyed import GiveUpHook as GiveUpHook
 from ._keyed import KeyedActors as KeyedActors
 from ._keyed import KeyedStatistics as KeyedStatistics
 from ._keyed import ShutdownReport as ShutdownReport
@@ -54,6 +49,9 @@ from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._metrics import ActorStats as ActorStats
 from ._metrics import FastHistogram as FastHistogram
 from ._metrics import RuntimeMetrics as RuntimeMetrics
+from ._postgres import AppendedHint as AppendedHint
+from ._postgres import PostgresJournal as PostgresJournal
+from ._postgres import open_postgres_journal as open_postgres_journal
 from ._retry import Classifier as Classifier
 from ._retry import Decision as Decision
 from ._retry import DecisionKind as DecisionKind
@@ -63,6 +61,8 @@ from ._serve import BoundAddress as BoundAddress
 from ._serve import freeze_startup_heap as freeze_startup_heap
 from ._serve import hypercorn_config as hypercorn_config
 from ._serve import serve_asgi as serve_asgi
+from ._sqlite import SQLiteJournal as SQLiteJournal
+from ._sqlite import open_sqlite_journal as open_sqlite_journal
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import RestartIntensity as RestartIntensity
 from ._supervisor import Supervisor as Supervisor
