@@ -66,6 +66,7 @@ from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
 from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
 from ._builders import whatsapp_webhook as whatsapp_webhook
 from ._decode import check_json_strings as check_json_strings
+from ._decode import require_json as require_json
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -80,22 +81,12 @@ from ._errors import SendRejected as SendRejected
 from ._errors import SendTransient as SendTransient
 from ._errors import SignatureInvalid as SignatureInvalid
 from ._errors import WebhookRejected as WebhookRejected
-from ._markup import InlineImage as InlineImage
-from ._markup import OutgoingText as OutgoingText
-from ._markup import Span as Span
-from ._markup import StyledText as StyledText
-from ._markup import TextBlock as TextBlock
-from ._markup import TextFormat as TextFormat
-from ._markup import TextLimit as TextLimit
-from ._markup import TextRun as TextRun
 from ._markup import compose as compose
 from ._markup import encode_text as encode_text
 from ._markup import provider_length as provider_length
-from ._markup import render_blocks as render_blocks
 from ._markup import split_text as split_text
 from ._markup import text_format as text_format
 from ._markup import text_limit as text_limit
-from ._markup import utf16_length as utf16_length
 from ._model import Channel as Channel
 from ._model import DeliveryStatus as DeliveryStatus
 from ._model import DownloadedMedia as DownloadedMedia
@@ -110,37 +101,59 @@ from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
 from ._model import render_inbound as render_inbound
 from ._model import shorten as shorten
+from ._registry import CHANNELS as CHANNELS
+from ._registry import channel_spec as channel_spec
 from ._sandbox import ProviderSandbox as ProviderSandbox
 from ._sandbox_state import MediaFault as MediaFault
 from ._sandbox_state import SandboxCredentials as SandboxCredentials
 from ._sandbox_state import SandboxFailure as SandboxFailure
 from ._sandbox_state import SentMessage as SentMessage
 from ._sandbox_state import StoredMedia as StoredMedia
-from ._telegram import parse_telegram as parse_telegram
-from ._telegram import telegram_bot_id as telegram_bot_id
-from ._telegram import verify_telegram_secret as verify_telegram_secret
-from ._telegram_api import TelegramClient as TelegramClient
-from ._telegram_api import TelegramConfig as TelegramConfig
-from ._telegram_api import classify_telegram_error as classify_telegram_error
-from ._telegram_api import telegram_entities as telegram_entities
-from ._twilio import parse_twilio as parse_twilio
-from ._twilio import twilio_form_params as twilio_form_params
-from ._twilio import twilio_signature as twilio_signature
-from ._twilio import verify_twilio_signature as verify_twilio_signature
-from ._twilio_api import TwilioClient as TwilioClient
-from ._twilio_api import TwilioConfig as TwilioConfig
-from ._twilio_api import classify_twilio_error as classify_twilio_error
-from ._whatsapp import parse_whatsapp as parse_whatsapp
-from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
-from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
-from ._whatsapp_api import WhatsAppClient as WhatsAppClient
-from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
-from ._whatsapp_api import WhatsAppTemplate as WhatsAppTemplate
-from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
+from ._spec import ChannelClient as ChannelClient
+from ._spec import ChannelSpec as ChannelSpec
+from ._spec import Webhook as Webhook
+from ._spec import webhook_path as webhook_path
+from ._text import InlineImage as InlineImage
+from ._text import OutgoingText as OutgoingText
+from ._text import Span as Span
+from ._text import StyledText as StyledText
+from ._text import TextBlock as TextBlock
+from ._text import TextFormat as TextFormat
+from ._text import TextLimit as TextLimit
+from ._text import TextRun as TextRun
+from ._text import render_blocks as render_blocks
+from ._text import utf16_length as utf16_length
+from .telegram import TelegramClient as TelegramClient
+from .telegram import TelegramConfig as TelegramConfig
+from .telegram import TelegramSettings as TelegramSettings
+from .telegram import classify_telegram_error as classify_telegram_error
+from .telegram import parse_telegram as parse_telegram
+from .telegram import telegram_bot_id as telegram_bot_id
+from .telegram import telegram_entities as telegram_entities
+from .telegram import verify_telegram_secret as verify_telegram_secret
+from .twilio import TwilioClient as TwilioClient
+from .twilio import TwilioConfig as TwilioConfig
+from .twilio import TwilioSettings as TwilioSettings
+from .twilio import classify_twilio_error as classify_twilio_error
+from .twilio import parse_twilio as parse_twilio
+from .twilio import twilio_form_params as twilio_form_params
+from .twilio import twilio_signature as twilio_signature
+from .twilio import verify_twilio_signature as verify_twilio_signature
+from .whatsapp import WhatsAppClient as WhatsAppClient
+from .whatsapp import WhatsAppConfig as WhatsAppConfig
+from .whatsapp import WhatsAppSettings as WhatsAppSettings
+from .whatsapp import WhatsAppTemplate as WhatsAppTemplate
+from .whatsapp import classify_whatsapp_error as classify_whatsapp_error
+from .whatsapp import parse_whatsapp as parse_whatsapp
+from .whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
+from .whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 
 __all__ = [
+    "CHANNELS",
     "Channel",
+    "ChannelClient",
     "ChannelError",
+    "ChannelSpec",
     "DeliveryStatus",
     "DownloadedMedia",
     "Ignored",
@@ -176,6 +189,7 @@ __all__ = [
     "StyledText",
     "TelegramClient",
     "TelegramConfig",
+    "TelegramSettings",
     "TextBlock",
     "TextFormat",
     "TextLimit",
@@ -183,13 +197,17 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "TwilioSettings",
+    "Webhook",
     "WebhookContact",
     "WebhookMedia",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
     "WhatsAppInbound",
+    "WhatsAppSettings",
     "WhatsAppTemplate",
+    "channel_spec",
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
@@ -202,6 +220,7 @@ __all__ = [
     "provider_length",
     "render_blocks",
     "render_inbound",
+    "require_json",
     "shorten",
     "split_text",
     "telegram_bot_id",
@@ -219,6 +238,7 @@ __all__ = [
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
+    "webhook_path",
     "whatsapp_status_webhook",
     "whatsapp_text_webhook",
     "whatsapp_webhook",

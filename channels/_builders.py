@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from ._model import MediaKind
-from ._twilio import twilio_signature
+from .twilio import twilio_signature
 
 __all__ = [
     "SignedWebhook",

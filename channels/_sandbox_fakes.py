@@ -16,7 +16,6 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from ._builders import twilio_status_webhook, whatsapp_status_webhook
-from ._markup import utf16_length
 from ._model import Channel, media_type
 from ._sandbox_http import Reply, Request, Upload, sniff_media_type
 from ._sandbox_state import (
@@ -26,6 +25,7 @@ from ._sandbox_state import (
     SandboxFailure,
     SandboxState,
 )
+from ._text import utf16_length
 
 __all__ = ["linked_urls", "telegram", "twilio", "whatsapp"]
 

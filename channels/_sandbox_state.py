@@ -17,7 +17,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._model import Channel
-from ._twilio import twilio_opt_out
+from .twilio import twilio_opt_out
 
 __all__ = [
     "PostedWebhook",

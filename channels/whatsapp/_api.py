@@ -20,7 +20,7 @@ from typing import Annotated, Final, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ._errors import (
+from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
@@ -30,9 +30,9 @@ from ._errors import (
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
-from ._markup import Span
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origins, retry_after_seconds, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span
 
 __all__ = [
     "WHATSAPP_CAPTION_LIMIT",

@@ -20,7 +20,7 @@ import httpx
 import trio
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ._errors import (
+from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
@@ -30,9 +30,9 @@ from ._errors import (
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
-from ._markup import Span, utf16_length
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span, utf16_length
 
 __all__ = [
     "TELEGRAM_CAPTION_LIMIT",

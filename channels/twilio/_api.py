@@ -16,7 +16,7 @@ from typing import Final
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from ._errors import (
+from .._errors import (
     ChannelError,
     OutsideCustomerWindow,
     RecipientUnavailable,
@@ -24,9 +24,9 @@ from ._errors import (
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
-from ._markup import Span
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span
 
 __all__ = ["TwilioClient", "TwilioConfig", "classify_twilio_error"]
 
