@@ -23,9 +23,14 @@ from typing import Final, Literal
 import trio
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels import Channel, ChannelError, ThreadKey, WhatsAppClient, WhatsAppTemplate
-
-from ._settings import Settings
+from channels import (
+    Channel,
+    ChannelError,
+    ThreadKey,
+    WhatsAppClient,
+    WhatsAppTemplate,
+    channel_spec,
+)
 
 __all__ = [
     "WHATSAPP_WINDOW_SECONDS",
@@ -244,10 +249,9 @@ class TemplateCatalog:
 
 
 def is_whatsapp(key: ThreadKey) -> bool:
-    """Whether the thread is on WhatsApp (Cloud API, or through Twilio)."""
-    return key.channel is Channel.WHATSAPP or (
-        key.channel is Channel.TWILIO and key.customer.startswith("whatsapp:")
-    )
+    """Whether the thread is on WhatsApp (Cloud API, or through Twilio): its channel's registry
+    entry says WhatsApp's 24-hour window rules it."""
+    return channel_spec(key.channel).windowed(key)
 
 
 def outside_window(key: ThreadKey, last_inbound_at: float | None) -> bool:
@@ -259,7 +263,11 @@ def outside_window(key: ThreadKey, last_inbound_at: float | None) -> bool:
 
 
 def api_send_problem(
-    key: ThreadKey, text: str, attachments: bool, template: ApiTemplate | None, settings: Settings
+    key: ThreadKey,
+    text: str,
+    attachments: bool,
+    template: ApiTemplate | None,
+    sendable: frozenset[Channel],
 ) -> tuple[int, str] | None:
     """The status and reason refusing a send API message before the journal is read, or None."""
     if template is None:
@@ -270,22 +278,17 @@ def api_send_problem(
         return 400, "a message is either a template or text and attachments, not both"
     if key.channel is not Channel.WHATSAPP:
         return 400, "templates are sent on the whatsapp channel (WhatsApp Cloud API) only"
-    if settings.whatsapp_access_token is None:
+    if Channel.WHATSAPP not in sendable:
         return 404, "whatsapp is not configured"
     problem = template.check_parameters()
     return None if problem is None else (400, f"invalid template: {problem}"[:300])
 
 
-def opens_thread(key: ThreadKey, settings: Settings) -> tuple[int, str] | None:
+def opens_thread(key: ThreadKey, sendable: frozenset[Channel]) -> tuple[int, str] | None:
     """Why the send API may not start a conversation with this customer (none exists yet):
-    the status and reason, or None when it may."""
-    configured = {
-        Channel.WHATSAPP: settings.whatsapp_access_token is not None,
-        Channel.TWILIO: settings.twilio_account_sid is not None
-        and settings.twilio_auth_token is not None,
-        Channel.TELEGRAM: settings.telegram_bot_token is not None,
-    }[key.channel]
-    if not configured:
+    the status and reason, or None when it may. ``sendable``: the channels whose registry
+    entry says they can send with the settings given (``ChannelSpec.sends``)."""
+    if key.channel not in sendable:
         return 404, f"{key.channel.value} is not configured"
     if _NEW_CUSTOMER[key.channel].fullmatch(key.customer) is None:
         return 400, f"not a {key.channel.value} customer id to start a conversation with"

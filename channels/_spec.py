@@ -51,12 +51,14 @@ class Webhook(Generic[S]):
     ``accept`` verifies and parses a request (raising :class:`~channels.WebhookRejected`);
     ``handshake`` answers the ``GET`` verification with the challenge, None when the view
     lacks what it needs (404), raising :class:`~channels.SignatureInvalid` (403) or
-    :class:`~channels.PayloadInvalid` (400). ``ok`` is the 200 answer's body and content type.
+    :class:`~channels.PayloadInvalid` (400).
     """
 
     accept: Callable[[Request, S, int], list[ParsedEvent]]
     """(request, settings view, max body bytes) → the parsed events, in payload order."""
-    ok: tuple[bytes, str] = (b"ok", "text/plain; charset=utf-8")
+    reply: tuple[bytes, str] | None = None
+    """The 200 answer's body and content type where the provider expects one (Twilio's
+    TwiML); None: a plain ``ok``."""
     handshake: Callable[[Mapping[str, str], S], str | None] | None = None
 
 

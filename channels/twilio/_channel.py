@@ -83,7 +83,7 @@ def is_whatsapp_customer(key: ThreadKey) -> bool:
 
 TWILIO: ChannelSpec[TwilioSettings] = ChannelSpec(
     channel=Channel.TWILIO,
-    webhook=Webhook(accept=_accept, ok=(TWIML_EMPTY, "text/xml; charset=utf-8")),
+    webhook=Webhook(accept=_accept, reply=(TWIML_EMPTY, "text/xml; charset=utf-8")),
     receives=_configured,
     sends=_configured,
     client=_client,
