@@ -1,5 +1,13 @@
 """Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
 
+One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/`` — holds its webhook side
+(``_webhook.py``), its API side (``_api.py``) and its registry entry (``_channel.py``: the
+settings view and the :class:`ChannelSpec`); the shared pieces (the model, the text model and
+its splitting, decoding, the httpx edge, the error ladder, the errors) stay at this level.
+:data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
+rules from: its route, whether it receives and sends with its settings view, its webhook's
+verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
+
 Layers, bottom up:
 
 - **Pure, sans-io** functions per provider: ``verify_*`` (signature / secret / handshake,
@@ -26,7 +34,8 @@ Layers, bottom up:
   :class:`ProviderSandbox` is one ASGI app serving fake Graph, Twilio and Bot APIs; the
   ``*_webhook`` builders produce correctly signed provider webhooks.
 
-Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
+Ingress wiring (one row per route, each a channel's ``ChannelSpec.webhook``; every
+rejection's ``reason`` is one line)::
 
     GET  /webhooks/whatsapp  verify_whatsapp_handshake(query, verify_token) → 200 text/plain
     POST /webhooks/whatsapp  verify_whatsapp_signature(body, X-Hub-Signature-256, app_secret)
