@@ -51,13 +51,6 @@ logger = logging.getLogger("threadline.templates")
 
 _PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
-_NEW_CUSTOMER: Final = {
-    Channel.WHATSAPP: re.compile(r"[0-9]{6,15}"),
-    Channel.TWILIO: re.compile(r"(whatsapp:)?\+[0-9]{6,15}"),
-    Channel.TELEGRAM: re.compile(r"[0-9]{1,20}"),
-}
-"""Customer ids the send API may open a thread with: a phone number (wa_id, E.164) or a
-Telegram private chat id."""
 
 
 class _Strict(BaseModel):
@@ -276,7 +269,7 @@ def api_send_problem(
         return None
     if text or attachments:
         return 400, "a message is either a template or text and attachments, not both"
-    if key.channel is not Channel.WHATSAPP:
+    if not channel_spec(key.channel).templates:
         return 400, "templates are sent on the whatsapp channel (WhatsApp Cloud API) only"
     if Channel.WHATSAPP not in sendable:
         return 404, "whatsapp is not configured"
@@ -290,16 +283,11 @@ def opens_thread(key: ThreadKey, sendable: frozenset[Channel]) -> tuple[int, str
     entry says they can send with the settings given (``ChannelSpec.sends``)."""
     if key.channel not in sendable:
         return 404, f"{key.channel.value} is not configured"
-    if _NEW_CUSTOMER[key.channel].fullmatch(key.customer) is None:
+    if channel_spec(key.channel).new_customer.fullmatch(key.customer) is None:
         return 400, f"not a {key.channel.value} customer id to start a conversation with"
     return None
 
 
 def customer_phone(key: ThreadKey) -> str | None:
     """The customer's E.164 phone, as the inbound path identifies them by, or None."""
-    if key.channel is Channel.WHATSAPP:
-        return f"+{key.customer}" if key.customer.isdecimal() and key.customer.isascii() else None
-    if key.channel is Channel.TWILIO:
-        number = key.customer.removeprefix("whatsapp:")
-        return number if _NEW_CUSTOMER[Channel.TWILIO].fullmatch(number) else None
-    return None
+    return channel_spec(key.channel).phone(key)

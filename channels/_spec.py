@@ -12,6 +12,7 @@ the application builds the view from its own settings, and the spec's rules take
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -88,6 +89,13 @@ class ChannelSpec(Generic[S]):
     """Whether WhatsApp's 24-hour customer-service window rules the thread."""
     receipts: bool
     """Whether the provider reports delivery after accepting a send."""
+    new_customer: re.Pattern[str]
+    """Customer ids a thread may be opened with from our side (the send API): a phone number
+    (wa_id, E.164) or a Telegram private chat id."""
+    phone: Callable[[ThreadKey], str | None]
+    """The customer's E.164 phone, as the inbound path identifies them by, or None."""
+    templates: bool = False
+    """Whether WhatsApp message templates are sent on this channel (the Cloud API's only)."""
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
@@ -84,5 +85,7 @@ TELEGRAM: ChannelSpec[TelegramSettings] = ChannelSpec(
     text_format=lambda key: TextFormat.TELEGRAM,
     windowed=lambda key: False,
     receipts=False,
+    new_customer=re.compile(r"[0-9]{1,20}"),
+    phone=lambda key: None,
 )
 """Telegram: styles as message entities, no window, no delivery receipts."""

@@ -3,6 +3,7 @@ registry entry."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -81,6 +82,14 @@ def is_whatsapp_customer(key: ThreadKey) -> bool:
     return key.customer.startswith("whatsapp:")
 
 
+_NEW_CUSTOMER = re.compile(r"(whatsapp:)?\+[0-9]{6,15}")
+
+
+def _phone(key: ThreadKey) -> str | None:
+    number = key.customer.removeprefix("whatsapp:")
+    return number if _NEW_CUSTOMER.fullmatch(number) else None
+
+
 TWILIO: ChannelSpec[TwilioSettings] = ChannelSpec(
     channel=Channel.TWILIO,
     webhook=Webhook(accept=_accept, reply=(TWIML_EMPTY, "text/xml; charset=utf-8")),
@@ -92,5 +101,7 @@ TWILIO: ChannelSpec[TwilioSettings] = ChannelSpec(
     text_format=lambda key: TextFormat.WHATSAPP if is_whatsapp_customer(key) else TextFormat.PLAIN,
     windowed=is_whatsapp_customer,
     receipts=True,
+    new_customer=_NEW_CUSTOMER,
+    phone=_phone,
 )
 """Twilio: plain SMS (WhatsApp's markup and window for ``whatsapp:`` customers), receipts."""

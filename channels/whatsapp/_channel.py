@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 from runtime import Request
 
 from .._decode import require_json
-from .._model import Channel, ParsedEvent
+from .._model import Channel, ParsedEvent, ThreadKey
 from .._spec import ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
 from ._api import GRAPH_BASE_URL, WhatsAppClient, WhatsAppConfig
@@ -65,6 +66,10 @@ def _client(http: httpx.AsyncClient, s: WhatsAppSettings) -> WhatsAppClient:
     return WhatsAppClient(http, WhatsAppConfig(access_token=s.access_token, base_url=s.base_url))
 
 
+def _phone(key: ThreadKey) -> str | None:
+    return f"+{key.customer}" if key.customer.isdecimal() and key.customer.isascii() else None
+
+
 WHATSAPP: ChannelSpec[WhatsAppSettings] = ChannelSpec(
     channel=Channel.WHATSAPP,
     webhook=Webhook(accept=_accept, handshake=_handshake),
@@ -76,5 +81,8 @@ WHATSAPP: ChannelSpec[WhatsAppSettings] = ChannelSpec(
     text_format=lambda key: TextFormat.WHATSAPP,
     windowed=lambda key: True,
     receipts=True,
+    new_customer=re.compile(r"[0-9]{6,15}"),
+    phone=_phone,
+    templates=True,
 )
 """WhatsApp Cloud API: ``*bold*``/``_italic_`` markup, the 24-hour window, receipts."""
