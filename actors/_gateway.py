@@ -49,11 +49,11 @@ class Gateway:
     def __init__(
         self, settings: Settings, http: httpx.AsyncClient, *, observe: SendObserver | None = None
     ) -> None:
-        self._clients: dict[Channel, ChannelClient] = {
-            channel: spec.client(http, settings.channel(channel))
-            for channel, spec in CHANNELS.items()
-            if spec.sends(settings.channel(channel))
-        }
+        self._clients: dict[Channel, ChannelClient] = {}
+        for channel, spec in CHANNELS.items():
+            view = settings.channel(channel)
+            if spec.sends(view):
+                self._clients[channel] = spec.client(http, view)
         whatsapp = self._clients.get(Channel.WHATSAPP)
         self.whatsapp = whatsapp if isinstance(whatsapp, WhatsAppClient) else None
         """The WhatsApp Cloud API client (templates), when configured."""
