@@ -1,4 +1,6 @@
-"""The bridge's view of the channel providers: one client per configured channel.
+"""The bridge's view of the channel providers: one client per configured channel, built by
+each channel's registry entry (``channels.CHANNELS``: ``sends`` and ``client``) from its
+settings view.
 
 A channel without credentials has no client: its webhook route answers 404 and nothing is sent
 to it. All clients share one ``httpx.AsyncClient`` owned by the composition root.
@@ -11,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 import httpx
 
 from channels import (
+    CHANNELS,
     Channel,
+    ChannelClient,
     DownloadedMedia,
     MediaRef,
     OutboundMedia,
@@ -27,34 +30,13 @@ from channels import (
     SendRejected,
     SendTransient,
     Span,
-    TelegramClient,
-    TelegramConfig,
     ThreadKey,
-    TwilioClient,
-    TwilioConfig,
     WhatsAppClient,
-    WhatsAppConfig,
 )
 
 from ._settings import Settings
 
 __all__ = ["ChannelClient", "Gateway"]
-
-
-class ChannelClient(Protocol):
-    """What the thread actor needs from a provider client."""
-
-    async def download(self, media: MediaRef, *, max_bytes: int) -> DownloadedMedia: ...
-
-    async def send_text(
-        self, key: ThreadKey, text: str, *, spans: tuple[Span, ...] = ()
-    ) -> str: ...
-
-    async def send_media(
-        self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
-    ) -> str: ...
-
-    def caption_fits(self, key: ThreadKey, media: OutboundMedia, caption: str) -> bool: ...
 
 
 SendObserver = Callable[[str, str, float], None]
@@ -68,39 +50,13 @@ class Gateway:
         self, settings: Settings, http: httpx.AsyncClient, *, observe: SendObserver | None = None
     ) -> None:
         self._clients: dict[Channel, ChannelClient] = {}
-        self.whatsapp: WhatsAppClient | None = None
+        for channel, spec in CHANNELS.items():
+            view = settings.channel(channel)
+            if spec.sends(view):
+                self._clients[channel] = spec.client(http, view)
+        whatsapp = self._clients.get(Channel.WHATSAPP)
+        self.whatsapp = whatsapp if isinstance(whatsapp, WhatsAppClient) else None
         """The WhatsApp Cloud API client (templates), when configured."""
-        if settings.whatsapp_access_token is not None:
-            self.whatsapp = WhatsAppClient(
-                http,
-                WhatsAppConfig(
-                    access_token=settings.whatsapp_access_token,
-                    base_url=settings.whatsapp_base_url,
-                ),
-            )
-            self._clients[Channel.WHATSAPP] = self.whatsapp
-        if settings.twilio_account_sid and settings.twilio_auth_token is not None:
-            self._clients[Channel.TWILIO] = TwilioClient(
-                http,
-                TwilioConfig(
-                    account_sid=settings.twilio_account_sid,
-                    auth_token=settings.twilio_auth_token,
-                    base_url=settings.twilio_base_url,
-                    status_callback_url=settings.public_url.rstrip("/") + "/webhooks/twilio",
-                ),
-            )
-        if settings.telegram_bot_token is not None:
-            self._clients[Channel.TELEGRAM] = TelegramClient(
-                http,
-                TelegramConfig(
-                    bot_token=settings.telegram_bot_token,
-                    base_url=settings.telegram_base_url,
-                    # A document Telegram does not take by URL is fetched and uploaded: within
-                    # the limits of a download from a provider.
-                    upload_max_bytes=settings.max_media_bytes,
-                    upload_fetch_seconds=settings.media_download_timeout_seconds,
-                ),
-            )
         if observe is not None:
             self._clients = {c: _Timed(c.value, k, observe) for c, k in self._clients.items()}
 

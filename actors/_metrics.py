@@ -28,17 +28,21 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from channels import CHANNELS as REGISTRY
 from intercom import CLIENT_ENDPOINTS
 
 __all__ = ["SEND_OUTCOMES", "BridgeMetrics", "GaugeSources"]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
-CHANNELS = ("whatsapp", "twilio", "telegram", "intercom", "api")
+WEBHOOK_ROUTES = (*(channel.value for channel in REGISTRY), "intercom", "api")
+"""The routes taking webhooks (and the send API) by name, each also a ``channel`` label: every
+channel of the registry, Intercom's webhook and the send API."""
+CHANNELS = WEBHOOK_ROUTES
 DIRECTIONS = ("inbound", "outbound", "api", "status")
-STATUS_CHANNELS = ("whatsapp", "twilio")
+STATUS_CHANNELS = tuple(channel.value for channel, spec in REGISTRY.items() if spec.receipts)
 STATUSES = ("sent", "delivered", "read", "failed", "undelivered", "other")
-INGRESS_ROUTES = ("whatsapp", "twilio", "telegram", "intercom", "api", "media")
+INGRESS_ROUTES = (*WEBHOOK_ROUTES, "media")
 """Routes whose request-duration series start at 0 (health, ready and unknown appear on use)."""
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 SEND_OUTCOMES = ("sent", "rejected", "rate_limited", "transient", "in_doubt", "error")

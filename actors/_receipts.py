@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
-from channels import Channel, ThreadKey
+from channels import Channel, ThreadKey, channel_spec
 
 from ._jobs import OutboundAttachment, SentRecord, StatusJob
 from ._metrics import STATUSES
@@ -49,7 +49,7 @@ def status_label(status: str) -> str:
 
 def tracks_delivery(channel: Channel) -> bool:
     """Whether the channel reports delivery after accepting a send (Telegram does not)."""
-    return channel in (Channel.WHATSAPP, Channel.TWILIO)
+    return channel_spec(channel).receipts
 
 
 def describe_text(text: str) -> str:

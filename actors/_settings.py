@@ -12,11 +12,13 @@ to start), never a silently disabled channel nor a route that accepts the empty 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from channels import Channel, TelegramSettings, TwilioSettings, WhatsAppSettings
 
 __all__ = ["MIN_SECRET_LENGTH", "Settings", "is_placeholder", "parse_bind"]
 
@@ -247,12 +249,49 @@ class Settings(BaseSettings):
             problems.append("THREADLINE_DATABASE_URL's password is a placeholder: set the real one")
         return problems
 
+    # --- per-channel views: what each channel's registry entry is given ---------------------
+
     @property
-    def telegram_bot_id(self) -> str | None:
-        """The bot's numeric id: the part of the token before the colon."""
-        if self.telegram_bot_token is None:
-            return None
-        return self.telegram_bot_token.get_secret_value().split(":", 1)[0]
+    def whatsapp(self) -> WhatsAppSettings:
+        """The ``THREADLINE_WHATSAPP_*`` settings."""
+        return WhatsAppSettings(
+            app_secret=self.whatsapp_app_secret,
+            verify_token=self.whatsapp_verify_token,
+            access_token=self.whatsapp_access_token,
+            base_url=self.whatsapp_base_url,
+            business_account_id=self.whatsapp_business_account_id,
+            reengagement_template=self.whatsapp_reengagement_template,
+            reengagement_language=self.whatsapp_reengagement_language,
+            template_cache_seconds=self.whatsapp_template_cache_seconds,
+        )
+
+    @property
+    def twilio(self) -> TwilioSettings:
+        """The ``THREADLINE_TWILIO_*`` settings, with the public URL Twilio signs."""
+        return TwilioSettings(
+            account_sid=self.twilio_account_sid,
+            auth_token=self.twilio_auth_token,
+            base_url=self.twilio_base_url,
+            public_url=self.public_url,
+        )
+
+    @property
+    def telegram(self) -> TelegramSettings:
+        """The ``THREADLINE_TELEGRAM_*`` settings; a document the bot uploads is fetched
+        within the limits of a download from a provider."""
+        return TelegramSettings(
+            bot_token=self.telegram_bot_token,
+            secret_token=self.telegram_secret_token,
+            base_url=self.telegram_base_url,
+            groups=self.telegram_groups,
+            upload_max_bytes=self.max_media_bytes,
+            upload_fetch_seconds=self.media_download_timeout_seconds,
+        )
+
+    def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
+        """The settings view of ``channel`` (the property named after it), as its registry
+        entry (``ChannelSpec``) takes it."""
+        return getattr(self, channel.value)
 
     @property
     def sqlite_path(self) -> str | None:

@@ -23,9 +23,14 @@ from typing import Final, Literal
 import trio
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels import Channel, ChannelError, ThreadKey, WhatsAppClient, WhatsAppTemplate
-
-from ._settings import Settings
+from channels import (
+    Channel,
+    ChannelError,
+    ThreadKey,
+    WhatsAppClient,
+    WhatsAppTemplate,
+    channel_spec,
+)
 
 __all__ = [
     "WHATSAPP_WINDOW_SECONDS",
@@ -46,13 +51,6 @@ logger = logging.getLogger("threadline.templates")
 
 _PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
-_NEW_CUSTOMER: Final = {
-    Channel.WHATSAPP: re.compile(r"[0-9]{6,15}"),
-    Channel.TWILIO: re.compile(r"(whatsapp:)?\+[0-9]{6,15}"),
-    Channel.TELEGRAM: re.compile(r"[0-9]{1,20}"),
-}
-"""Customer ids the send API may open a thread with: a phone number (wa_id, E.164) or a
-Telegram private chat id."""
 
 
 class _Strict(BaseModel):
@@ -244,10 +242,9 @@ class TemplateCatalog:
 
 
 def is_whatsapp(key: ThreadKey) -> bool:
-    """Whether the thread is on WhatsApp (Cloud API, or through Twilio)."""
-    return key.channel is Channel.WHATSAPP or (
-        key.channel is Channel.TWILIO and key.customer.startswith("whatsapp:")
-    )
+    """Whether the thread is on WhatsApp (Cloud API, or through Twilio): its channel's registry
+    entry says WhatsApp's 24-hour window rules it."""
+    return channel_spec(key.channel).windowed(key)
 
 
 def outside_window(key: ThreadKey, last_inbound_at: float | None) -> bool:
@@ -259,7 +256,11 @@ def outside_window(key: ThreadKey, last_inbound_at: float | None) -> bool:
 
 
 def api_send_problem(
-    key: ThreadKey, text: str, attachments: bool, template: ApiTemplate | None, settings: Settings
+    key: ThreadKey,
+    text: str,
+    attachments: bool,
+    template: ApiTemplate | None,
+    sendable: frozenset[Channel],
 ) -> tuple[int, str] | None:
     """The status and reason refusing a send API message before the journal is read, or None."""
     if template is None:
@@ -268,35 +269,25 @@ def api_send_problem(
         return None
     if text or attachments:
         return 400, "a message is either a template or text and attachments, not both"
-    if key.channel is not Channel.WHATSAPP:
+    if not channel_spec(key.channel).templates:
         return 400, "templates are sent on the whatsapp channel (WhatsApp Cloud API) only"
-    if settings.whatsapp_access_token is None:
+    if Channel.WHATSAPP not in sendable:
         return 404, "whatsapp is not configured"
     problem = template.check_parameters()
     return None if problem is None else (400, f"invalid template: {problem}"[:300])
 
 
-def opens_thread(key: ThreadKey, settings: Settings) -> tuple[int, str] | None:
+def opens_thread(key: ThreadKey, sendable: frozenset[Channel]) -> tuple[int, str] | None:
     """Why the send API may not start a conversation with this customer (none exists yet):
-    the status and reason, or None when it may."""
-    configured = {
-        Channel.WHATSAPP: settings.whatsapp_access_token is not None,
-        Channel.TWILIO: settings.twilio_account_sid is not None
-        and settings.twilio_auth_token is not None,
-        Channel.TELEGRAM: settings.telegram_bot_token is not None,
-    }[key.channel]
-    if not configured:
+    the status and reason, or None when it may. ``sendable``: the channels whose registry
+    entry says they can send with the settings given (``ChannelSpec.sends``)."""
+    if key.channel not in sendable:
         return 404, f"{key.channel.value} is not configured"
-    if _NEW_CUSTOMER[key.channel].fullmatch(key.customer) is None:
+    if channel_spec(key.channel).new_customer.fullmatch(key.customer) is None:
         return 400, f"not a {key.channel.value} customer id to start a conversation with"
     return None
 
 
 def customer_phone(key: ThreadKey) -> str | None:
     """The customer's E.164 phone, as the inbound path identifies them by, or None."""
-    if key.channel is Channel.WHATSAPP:
-        return f"+{key.customer}" if key.customer.isdecimal() and key.customer.isascii() else None
-    if key.channel is Channel.TWILIO:
-        number = key.customer.removeprefix("whatsapp:")
-        return number if _NEW_CUSTOMER[Channel.TWILIO].fullmatch(number) else None
-    return None
+    return channel_spec(key.channel).phone(key)

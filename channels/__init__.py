@@ -1,5 +1,13 @@
 """Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
 
+One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/`` — holds its webhook side
+(``_webhook.py``), its API side (``_api.py``) and its registry entry (``_channel.py``: the
+settings view and the :class:`ChannelSpec`); the shared pieces (the model, the text model and
+its splitting, decoding, the httpx edge, the error ladder, the errors) stay at this level.
+:data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
+rules from: its route, whether it receives and sends with its settings view, its webhook's
+verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
+
 Layers, bottom up:
 
 - **Pure, sans-io** functions per provider: ``verify_*`` (signature / secret / handshake,
@@ -27,7 +35,8 @@ Layers, bottom up:
   serving fake Graph, Twilio and Bot APIs; the ``*_webhook`` builders produce correctly signed
   provider webhooks.
 
-Ingress wiring (one row per route; every rejection's ``reason`` is one line)::
+Ingress wiring (one row per route, each a channel's ``ChannelSpec.webhook``; every
+rejection's ``reason`` is one line)::
 
     GET  /webhooks/whatsapp  verify_whatsapp_handshake(query, verify_token) → 200 text/plain
     POST /webhooks/whatsapp  verify_whatsapp_signature(body, X-Hub-Signature-256, app_secret)
@@ -56,6 +65,7 @@ Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import
 """
 
 from ._decode import check_json_strings as check_json_strings
+from ._decode import require_json as require_json
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -70,22 +80,12 @@ from ._errors import SendRejected as SendRejected
 from ._errors import SendTransient as SendTransient
 from ._errors import SignatureInvalid as SignatureInvalid
 from ._errors import WebhookRejected as WebhookRejected
-from ._markup import InlineImage as InlineImage
-from ._markup import OutgoingText as OutgoingText
-from ._markup import Span as Span
-from ._markup import StyledText as StyledText
-from ._markup import TextBlock as TextBlock
-from ._markup import TextFormat as TextFormat
-from ._markup import TextLimit as TextLimit
-from ._markup import TextRun as TextRun
 from ._markup import compose as compose
 from ._markup import encode_text as encode_text
 from ._markup import provider_length as provider_length
-from ._markup import render_blocks as render_blocks
 from ._markup import split_text as split_text
 from ._markup import text_format as text_format
 from ._markup import text_limit as text_limit
-from ._markup import utf16_length as utf16_length
 from ._model import Channel as Channel
 from ._model import DeliveryStatus as DeliveryStatus
 from ._model import DownloadedMedia as DownloadedMedia
@@ -100,31 +100,53 @@ from ._model import SharedContact as SharedContact
 from ._model import ThreadKey as ThreadKey
 from ._model import render_inbound as render_inbound
 from ._model import shorten as shorten
-from ._telegram import parse_telegram as parse_telegram
-from ._telegram import telegram_bot_id as telegram_bot_id
-from ._telegram import verify_telegram_secret as verify_telegram_secret
-from ._telegram_api import TelegramClient as TelegramClient
-from ._telegram_api import TelegramConfig as TelegramConfig
-from ._telegram_api import classify_telegram_error as classify_telegram_error
-from ._telegram_api import telegram_entities as telegram_entities
-from ._twilio import parse_twilio as parse_twilio
-from ._twilio import twilio_form_params as twilio_form_params
-from ._twilio import twilio_signature as twilio_signature
-from ._twilio import verify_twilio_signature as verify_twilio_signature
-from ._twilio_api import TwilioClient as TwilioClient
-from ._twilio_api import TwilioConfig as TwilioConfig
-from ._twilio_api import classify_twilio_error as classify_twilio_error
-from ._whatsapp import parse_whatsapp as parse_whatsapp
-from ._whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
-from ._whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
-from ._whatsapp_api import WhatsAppClient as WhatsAppClient
-from ._whatsapp_api import WhatsAppConfig as WhatsAppConfig
-from ._whatsapp_api import WhatsAppTemplate as WhatsAppTemplate
-from ._whatsapp_api import classify_whatsapp_error as classify_whatsapp_error
+from ._registry import CHANNELS as CHANNELS
+from ._registry import channel_spec as channel_spec
+from ._spec import ChannelClient as ChannelClient
+from ._spec import ChannelSpec as ChannelSpec
+from ._spec import Webhook as Webhook
+from ._spec import webhook_path as webhook_path
+from ._text import InlineImage as InlineImage
+from ._text import OutgoingText as OutgoingText
+from ._text import Span as Span
+from ._text import StyledText as StyledText
+from ._text import TextBlock as TextBlock
+from ._text import TextFormat as TextFormat
+from ._text import TextLimit as TextLimit
+from ._text import TextRun as TextRun
+from ._text import render_blocks as render_blocks
+from ._text import utf16_length as utf16_length
+from .telegram import TelegramClient as TelegramClient
+from .telegram import TelegramConfig as TelegramConfig
+from .telegram import TelegramSettings as TelegramSettings
+from .telegram import classify_telegram_error as classify_telegram_error
+from .telegram import parse_telegram as parse_telegram
+from .telegram import telegram_bot_id as telegram_bot_id
+from .telegram import telegram_entities as telegram_entities
+from .telegram import verify_telegram_secret as verify_telegram_secret
+from .twilio import TwilioClient as TwilioClient
+from .twilio import TwilioConfig as TwilioConfig
+from .twilio import TwilioSettings as TwilioSettings
+from .twilio import classify_twilio_error as classify_twilio_error
+from .twilio import parse_twilio as parse_twilio
+from .twilio import twilio_form_params as twilio_form_params
+from .twilio import twilio_signature as twilio_signature
+from .twilio import verify_twilio_signature as verify_twilio_signature
+from .whatsapp import WhatsAppClient as WhatsAppClient
+from .whatsapp import WhatsAppConfig as WhatsAppConfig
+from .whatsapp import WhatsAppSettings as WhatsAppSettings
+from .whatsapp import WhatsAppTemplate as WhatsAppTemplate
+from .whatsapp import classify_whatsapp_error as classify_whatsapp_error
+from .whatsapp import parse_whatsapp as parse_whatsapp
+from .whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
+from .whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 
 __all__ = [
+    "CHANNELS",
     "Channel",
+    "ChannelClient",
     "ChannelError",
+    "ChannelSpec",
     "DeliveryStatus",
     "DownloadedMedia",
     "Ignored",
@@ -153,6 +175,7 @@ __all__ = [
     "StyledText",
     "TelegramClient",
     "TelegramConfig",
+    "TelegramSettings",
     "TextBlock",
     "TextFormat",
     "TextLimit",
@@ -160,10 +183,14 @@ __all__ = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "TwilioSettings",
+    "Webhook",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppSettings",
     "WhatsAppTemplate",
+    "channel_spec",
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
@@ -176,6 +203,7 @@ __all__ = [
     "provider_length",
     "render_blocks",
     "render_inbound",
+    "require_json",
     "shorten",
     "split_text",
     "telegram_bot_id",
@@ -189,4 +217,5 @@ __all__ = [
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
+    "webhook_path",
 ]

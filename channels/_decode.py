@@ -32,6 +32,7 @@ __all__ = [
     "constant_time_equal",
     "form_pairs",
     "require_header",
+    "require_json",
     "timestamp",
     "validate_json",
 ]
@@ -168,3 +169,9 @@ def require_header(value: str | None, name: str) -> str:
     if value is None or not value:
         raise SignatureInvalid(f"missing {name} header")
     return value
+
+
+def require_json(content_type: str) -> None:
+    """Refuse a body whose media type (without parameters) is not ``application/json``."""
+    if content_type != "application/json":
+        raise PayloadInvalid(f"expected application/json, got {content_type or 'none'}")

@@ -1,237 +1,73 @@
-"""Outgoing text per channel: markup, limits and splitting (pure, sans-io).
+"""Outgoing text per channel: limits, splitting and markup (pure, sans-io).
 
-The caller describes a message as neutral data: :class:`TextBlock` paragraphs and list items
-made of :class:`TextRun` runs (bold, italic), and :class:`InlineImage` images, in order.
-:func:`compose` turns it into what a channel sends, in order: :class:`OutgoingText` pieces, each
-within the channel's limit as the provider counts it, and the images.
+:func:`compose` turns a message described as neutral data (``channels/_text.py``:
+:class:`TextBlock` paragraphs and list items, :class:`InlineImage` images, in order) into what a
+channel sends, in order: :class:`OutgoingText` pieces, each within the channel's limit as the
+provider counts it, and the images.
 
-Per channel (:func:`text_format`):
+Per channel (:func:`text_format`, from the channel's registry entry):
 
-- **WhatsApp** (Cloud API, and Twilio's WhatsApp senders): ``*bold*``, ``_italic_``.
+- **WhatsApp** (Cloud API, and Twilio's WhatsApp senders): ``*bold*``, ``_italic_``
+  (``channels/whatsapp/_markup.py``).
 - **Telegram**: the text plain, bold and italic as message entities (``OutgoingText.spans``;
   the client sends them as ``entities`` with UTF-16 offsets), so nothing needs escaping.
 - **SMS** (Twilio): plain text.
 
-Everywhere: list items read ``• item`` or ``1. item`` (indented two spaces per nesting level),
-paragraphs and items one per line, a blank line where the teammate left one.
-
-Limits (:func:`text_limit`): Twilio 1,600 characters counted as UTF-16 code units (how an SMS
-is encoded; an emoji counts 2), Telegram 4,096 UTF-16 code units of the text after entity
-parsing (our text is sent as is, with entities), WhatsApp 4,096 characters (code points), its
-``*``/``_`` markers included. A longer text is split (:func:`split_text`), never truncated.
+Limits (:func:`text_limit`, each channel's ``ChannelSpec.text_limit``): Twilio 1,600
+characters counted as UTF-16 code units (how an SMS is encoded; an emoji counts 2), Telegram
+4,096 UTF-16 code units of the text after entity parsing (our text is sent as is, with
+entities), WhatsApp 4,096 characters (code points), its ``*``/``_`` markers included. A longer
+text is split (:func:`split_text`), never truncated.
 """
 
 from __future__ import annotations
 
-import enum
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from ._model import Channel, ThreadKey
+from ._registry import channel_spec
+from ._text import (
+    KINDS,
+    InlineImage,
+    OutgoingText,
+    Span,
+    SpanKind,
+    StyledText,
+    TextBlock,
+    TextFormat,
+    TextLimit,
+    render_blocks,
+    stripped,
+    styled_flags,
+    utf16_length,
+)
+from .whatsapp._markup import MARKERS, whatsapp_markup
 
 __all__ = [
-    "InlineImage",
-    "OutgoingText",
-    "Span",
-    "StyledText",
-    "TextBlock",
-    "TextFormat",
-    "TextLimit",
-    "TextRun",
     "compose",
     "encode_text",
     "provider_length",
-    "render_blocks",
     "split_text",
     "text_format",
     "text_limit",
-    "utf16_length",
 ]
-
-SpanKind = Literal["bold", "italic"]
-
-
-@dataclass(frozen=True, slots=True)
-class TextRun:
-    """Text in one style (``\\n`` inside is a line break)."""
-
-    text: str
-    bold: bool = False
-    italic: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TextBlock:
-    """A paragraph, or a list item (``list_kind`` "bullet" or "ordered" with its ``number``,
-    nested ``depth`` levels deep). A block without runs is a blank line."""
-
-    runs: tuple[TextRun, ...]
-    list_kind: Literal["", "bullet", "ordered"] = ""
-    number: int = 0
-    depth: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class InlineImage:
-    """An image inside the message, sent as media where it stands."""
-
-    url: str
-    alt: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A style over ``text[start:end]`` (code point offsets)."""
-
-    kind: SpanKind
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
-class StyledText:
-    """Text with its styles, before a channel's markup."""
-
-    text: str
-    spans: tuple[Span, ...] = ()
-
-    def framed(self, before: str, after: str) -> StyledText:
-        """``before + text + after`` (a signature), the styles moved along."""
-        shift = len(before)
-        spans = tuple(Span(s.kind, s.start + shift, s.end + shift) for s in self.spans)
-        return StyledText(before + self.text + after, spans)
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingText:
-    """One text message as the channel's client sends it: ``text`` carries the markup
-    (WhatsApp), ``spans`` the styles sent beside it (Telegram entities; empty elsewhere)."""
-
-    text: str
-    spans: tuple[Span, ...] = ()
-
-
-class TextFormat(enum.Enum):
-    PLAIN = "plain"
-    WHATSAPP = "whatsapp"
-    TELEGRAM = "telegram"
-
-
-@dataclass(frozen=True, slots=True)
-class TextLimit:
-    """A provider's text limit: ``units`` per message, counted in UTF-16 code units when
-    ``utf16`` (else code points)."""
-
-    units: int
-    utf16: bool
-
-
-_LIMITS: Final = {
-    Channel.TWILIO: TextLimit(1600, utf16=True),
-    Channel.TELEGRAM: TextLimit(4096, utf16=True),
-    Channel.WHATSAPP: TextLimit(4096, utf16=False),
-}
-_MARKERS: Final[dict[SpanKind, str]] = {"bold": "*", "italic": "_"}
-_KINDS: Final[tuple[SpanKind, ...]] = ("bold", "italic")
 
 
 def text_format(key: ThreadKey) -> TextFormat:
     """How text is marked up for the customer of ``key``."""
-    if key.channel is Channel.TELEGRAM:
-        return TextFormat.TELEGRAM
-    if key.channel is Channel.WHATSAPP or key.customer.startswith("whatsapp:"):
-        return TextFormat.WHATSAPP
-    return TextFormat.PLAIN
+    return channel_spec(key.channel).text_format(key)
 
 
 def text_limit(channel: Channel) -> TextLimit:
     """The provider's limit on one text message."""
-    return _LIMITS[channel]
-
-
-def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units (an astral character counts 2)."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    return channel_spec(channel).text_limit
 
 
 def provider_length(channel: Channel, text: str) -> int:
     """``text``'s length as ``channel``'s provider counts it against :func:`text_limit`."""
-    return utf16_length(text) if _LIMITS[channel].utf16 else len(text)
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-def render_blocks(blocks: Sequence[TextBlock]) -> StyledText:
-    """The text of consecutive blocks: one line each (list items with their marker), a blank
-    line for blank blocks between others, surrounding whitespace stripped."""
-    parts: list[str] = []
-    spans: list[Span] = []
-    length = 0
-    blank = False
-
-    def add(text: str, run: TextRun | None = None) -> None:
-        nonlocal length
-        if run is not None and text:
-            styles: tuple[tuple[SpanKind, bool], ...] = (("bold", run.bold), ("italic", run.italic))
-            for kind, on in styles:
-                if on:
-                    _add_span(spans, Span(kind, length, length + len(text)))
-        parts.append(text)
-        length += len(text)
-
-    for block in blocks:
-        if not block.runs or not any(run.text.strip() for run in block.runs):
-            blank = True
-            continue
-        if length:
-            add("\n\n" if blank else "\n")
-        blank = False
-        indent = "  " * block.depth
-        if block.list_kind == "bullet":
-            add(f"{indent}• ")
-        elif block.list_kind == "ordered":
-            add(f"{indent}{block.number}. ")
-        for run in block.runs:
-            add(run.text, run)
-    text = "".join(parts)
-    return _stripped(StyledText(text, tuple(_trimmed(text, span) for span in spans)))
-
-
-def _trimmed(text: str, span: Span) -> Span:
-    """The span without whitespace at its ends (a style never starts or ends on a space)."""
-    start, end = span.start, span.end
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return Span(span.kind, start, end)
-
-
-def _add_span(spans: list[Span], span: Span) -> None:
-    """Append, merging with an adjacent span of the same kind."""
-    for index in range(len(spans) - 1, max(len(spans) - 3, -1), -1):
-        last = spans[index]
-        if last.kind == span.kind and last.end == span.start:
-            spans[index] = Span(span.kind, last.start, span.end)
-            return
-    spans.append(span)
-
-
-def _stripped(styled: StyledText) -> StyledText:
-    text = styled.text
-    start = len(text) - len(text.lstrip())
-    end = len(text.rstrip())
-    if start >= end:
-        return StyledText("")
-    spans = tuple(
-        Span(s.kind, max(s.start, start) - start, min(s.end, end) - start)
-        for s in styled.spans
-        if min(s.end, end) > max(s.start, start)
-    )
-    return StyledText(text[start:end], spans)  # (spans left empty by trimming are dropped)
+    return utf16_length(text) if text_limit(channel).utf16 else len(text)
 
 
 # --- splitting ---------------------------------------------------------------------------------
@@ -241,18 +77,6 @@ _SENTENCE_ENDS: Final = frozenset(
 )  # ellipsis, CJK full stop, full-width ! ?
 _CLOSERS: Final = frozenset("\"')]}\u00bb\u201d\u2019")  # closing guillemet and curly quotes
 _BREAKS: Final = " \n"
-
-
-def _styled_flags(styled: StyledText) -> dict[SpanKind, bytearray]:
-    """Per character, whether each style covers it (line breaks never: markup stops at them)."""
-    flags = {kind: bytearray(len(styled.text)) for kind in _KINDS}
-    for span in styled.spans:
-        flags[span.kind][span.start : span.end] = b"\x01" * (span.end - span.start)
-    for index, char in enumerate(styled.text):
-        if char == "\n":
-            for kind in _KINDS:
-                flags[kind][index] = 0
-    return flags
 
 
 def _max_end(
@@ -265,10 +89,10 @@ def _max_end(
     while index < len(text):
         cost = 2 if limit.utf16 and ord(text[index]) > 0xFFFF else 1
         if flags is not None:
-            for kind in _KINDS:
+            for kind in KINDS:
                 mine = flags[kind]
                 if mine[index] and (index == start or not mine[index - 1]):
-                    cost += 2 * len(_MARKERS[kind])
+                    cost += 2 * len(MARKERS[kind])
         if used + cost > limit.units:
             break
         used += cost
@@ -351,12 +175,12 @@ def split_text(
     the last space, else inside the word (never inside a character, nor between an emoji and
     its modifiers).
     """
-    styled = _stripped(styled)
+    styled = stripped(styled)
     text = styled.text
     if not text:
         return []
-    limit = _LIMITS[channel]
-    flags = _styled_flags(styled) if text_fmt is TextFormat.WHATSAPP else None
+    limit = text_limit(channel)
+    flags = styled_flags(styled) if text_fmt is TextFormat.WHATSAPP else None
     cuts: list[tuple[int, int, int]] = []  # (separator start, piece start, piece end)
     start, separator = 0, 0
     while start < len(text):
@@ -390,43 +214,7 @@ def encode_text(piece: StyledText, text_fmt: TextFormat) -> OutgoingText:
         return OutgoingText(piece.text, piece.spans)
     if text_fmt is TextFormat.PLAIN or not piece.spans:
         return OutgoingText(piece.text)
-    return OutgoingText(_whatsapp_markup(piece))
-
-
-def _whatsapp_markup(piece: StyledText) -> str:
-    """``*bold*`` and ``_italic_`` around each styled stretch of a line, the markers against
-    its first and last visible characters (WhatsApp ignores ``* bold *``)."""
-    text = piece.text
-    flags = _styled_flags(piece)
-    opens: dict[int, list[tuple[int, str]]] = {}
-    closes: dict[int, list[tuple[int, str]]] = {}
-    for kind in _KINDS:
-        mine = flags[kind]
-        index = 0
-        while index < len(text):
-            if not mine[index]:
-                index += 1
-                continue
-            end = index
-            while end < len(text) and mine[end]:
-                end += 1
-            first, last = index, end
-            while first < last and text[first].isspace():
-                first += 1
-            while last > first and text[last - 1].isspace():
-                last -= 1
-            if first < last:
-                opens.setdefault(first, []).append((last, _MARKERS[kind]))
-                closes.setdefault(last, []).append((first, _MARKERS[kind]))
-            index = end
-    out: list[str] = []
-    for index in range(len(text) + 1):
-        # Closing first, the innermost (latest opened) first; opening the outermost first.
-        out.extend(marker for _, marker in sorted(closes.get(index, ()), reverse=True))
-        out.extend(marker for _, marker in sorted(opens.get(index, ()), reverse=True))
-        if index < len(text):
-            out.append(text[index])
-    return "".join(out)
+    return OutgoingText(whatsapp_markup(piece))
 
 
 def compose(

@@ -30,6 +30,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import trio
 
+from channels import Channel, webhook_path
+
 from .._app import mask_secrets
 from .._logging import redact
 from .._settings import Settings
@@ -38,7 +40,7 @@ __all__ = ["CheckResult", "run_checks"]
 
 Status = Literal["ok", "FAIL", "warn", "skip"]
 
-TELEGRAM_PATH = "/webhooks/telegram"
+TELEGRAM_PATH = webhook_path(Channel.TELEGRAM)
 """The bridge's Telegram route (README "Routes and status codes")."""
 RECENT_ERROR_SECONDS = 3600.0
 """A failed webhook delivery Telegram reports from less than this long ago fails the check."""

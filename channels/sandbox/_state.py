@@ -17,7 +17,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels import Channel
-from channels._twilio import twilio_opt_out
+from channels.twilio import twilio_opt_out
 
 __all__ = [
     "FailureScript",

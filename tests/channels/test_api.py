@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import channels
 import channels.sandbox
+import channels.telegram
+import channels.twilio
+import channels.whatsapp
 
 EXPECTED = [
+    "CHANNELS",
     "Channel",
+    "ChannelClient",
     "ChannelError",
+    "ChannelSpec",
     "DeliveryStatus",
     "DownloadedMedia",
     "Ignored",
@@ -37,6 +43,7 @@ EXPECTED = [
     "StyledText",
     "TelegramClient",
     "TelegramConfig",
+    "TelegramSettings",
     "TextBlock",
     "TextFormat",
     "TextLimit",
@@ -44,10 +51,14 @@ EXPECTED = [
     "ThreadKey",
     "TwilioClient",
     "TwilioConfig",
+    "TwilioSettings",
+    "Webhook",
     "WebhookRejected",
     "WhatsAppClient",
     "WhatsAppConfig",
+    "WhatsAppSettings",
     "WhatsAppTemplate",
+    "channel_spec",
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
@@ -60,6 +71,7 @@ EXPECTED = [
     "provider_length",
     "render_blocks",
     "render_inbound",
+    "require_json",
     "shorten",
     "split_text",
     "telegram_bot_id",
@@ -73,6 +85,7 @@ EXPECTED = [
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
+    "webhook_path",
 ]
 
 
@@ -119,3 +132,62 @@ def test_every_sandbox_name_exists() -> None:
 
 def test_the_product_face_exports_no_fake() -> None:
     assert not set(channels.__all__) & set(SANDBOX)
+
+
+PROVIDER_FACES = {
+    channels.whatsapp: [
+        "WHATSAPP",
+        "WhatsAppClient",
+        "WhatsAppConfig",
+        "WhatsAppSettings",
+        "WhatsAppTemplate",
+        "classify_whatsapp_error",
+        "declared_digest",
+        "media_message",
+        "parse_whatsapp",
+        "text_message",
+        "verify_whatsapp_handshake",
+        "verify_whatsapp_signature",
+        "whatsapp_markup",
+    ],
+    channels.twilio: [
+        "TWILIO",
+        "TwilioClient",
+        "TwilioConfig",
+        "TwilioSettings",
+        "classify_twilio_error",
+        "message_form",
+        "parse_twilio",
+        "twilio_form_params",
+        "twilio_opt_out",
+        "twilio_signature",
+        "verify_twilio_signature",
+    ],
+    channels.telegram: [
+        "GroupPolicy",
+        "TELEGRAM",
+        "TelegramClient",
+        "TelegramConfig",
+        "TelegramSettings",
+        "classify_telegram_error",
+        "parse_telegram",
+        "telegram_bot_id",
+        "telegram_entities",
+        "verify_telegram_secret",
+    ],
+}
+
+
+def test_provider_faces_are_sorted_and_exact() -> None:
+    for face, expected in PROVIDER_FACES.items():
+        assert face.__all__ == sorted(face.__all__), face.__name__
+        assert face.__all__ == expected, face.__name__
+        for name in face.__all__:
+            assert getattr(face, name) is not None, name
+
+
+def test_the_registry_has_every_channel_once() -> None:
+    assert list(channels.CHANNELS) == list(channels.Channel)
+    for channel, spec in channels.CHANNELS.items():
+        assert spec.channel is channel
+        assert spec.route == f"/webhooks/{channel.value}"

@@ -25,7 +25,7 @@ from channels import (
     WhatsAppClient,
     WhatsAppConfig,
 )
-from channels._whatsapp_api import declared_digest
+from channels.whatsapp import declared_digest
 
 from .conftest import Served, serve_elsewhere
 

@@ -13,8 +13,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from channels import Channel, OutboundMedia, ThreadKey
-from channels._twilio_api import message_form
-from channels._whatsapp_api import media_message, text_message
+from channels.twilio import message_form
+from channels.whatsapp import media_message, text_message
 
 from .conftest import specs_dir
 

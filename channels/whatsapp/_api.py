@@ -20,19 +20,17 @@ from typing import Annotated, Final, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ._errors import (
+from .._classify import ErrorCodes, classify_error
+from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
-    OutsideCustomerWindow,
-    RecipientUnavailable,
-    SendRateLimited,
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origins, retry_after_seconds, send
-from ._markup import Span
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origins, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span
 
 __all__ = [
     "WHATSAPP_CAPTION_LIMIT",
@@ -49,10 +47,12 @@ GRAPH_BASE_URL: Final = "https://graph.facebook.com/v21.0"
 _META_MEDIA_ORIGIN: Final = "https://lookaside.fbsbx.com"
 _SAFE_ID: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
-_WINDOW_CODES: Final = frozenset({131047})
-_RATE_CODES: Final = frozenset({4, 80007, 130429, 131048, 131056})
-_RECIPIENT_CODES: Final = frozenset({131026, 131030, 131021, 131045, 131050})
-_TRANSIENT_CODES: Final = frozenset({1, 2, 131000, 131016, 133004})
+_CODES: Final = ErrorCodes(
+    window=frozenset({131047}),
+    rate=frozenset({4, 80007, 130429, 131048, 131056}),
+    recipient=frozenset({131026, 131030, 131021, 131045, 131050}),
+    transient=frozenset({1, 2, 131000, 131016, 133004}),
+)
 
 
 class WhatsAppConfig(BaseModel):
@@ -93,20 +93,8 @@ def classify_whatsapp_error(response: httpx.Response) -> ChannelError:
     SendRateLimited; 131026/131030/131021/131045/131050 → RecipientUnavailable; 5xx or
     131000/131016/133004/1/2 → SendTransient; anything else → SendRejected.
     """
-    status = response.status_code
     code, message = _graph_error(response.content)
-    text = f"whatsapp HTTP {status}" + (f" error {code}" if code is not None else "")
-    text += f": {message}" if message else ""
-    if code in _WINDOW_CODES:
-        return OutsideCustomerWindow(text, code=code, status=status)
-    if code in _RATE_CODES or status == 429:
-        retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        return SendRateLimited(text, code=code, status=status, retry_after=retry_after)
-    if code in _RECIPIENT_CODES:
-        return RecipientUnavailable(text, code=code, status=status)
-    if status >= 500 or code in _TRANSIENT_CODES:
-        return SendTransient(text, code=code, status=status)
-    return SendRejected(text, code=code, status=status)
+    return classify_error("whatsapp", response, code, message, _CODES)
 
 
 WHATSAPP_CAPTION_LIMIT: Final = 1024

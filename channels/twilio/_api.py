@@ -16,17 +16,15 @@ from typing import Final
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from ._errors import (
+from .._classify import ErrorCodes, classify_error
+from .._errors import (
     ChannelError,
-    OutsideCustomerWindow,
-    RecipientUnavailable,
-    SendRateLimited,
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
-from ._markup import Span
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origin_of, origins, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span
 
 __all__ = ["TwilioClient", "TwilioConfig", "classify_twilio_error"]
 
@@ -34,10 +32,12 @@ TWILIO_BASE_URL: Final = "https://api.twilio.com"
 TWILIO_BODY_LIMIT: Final = 1600
 _TWILIO_CDN_ORIGINS: Final = ("https://mms.twiliocdn.com", "https://s3-external-1.amazonaws.com")
 
-_WINDOW_CODES: Final = frozenset({63016})
-_RATE_CODES: Final = frozenset({20429, 63018, 14107})
-_RECIPIENT_CODES: Final = frozenset(
-    {21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 63003, 63024}
+_CODES: Final = ErrorCodes(
+    window=frozenset({63016}),
+    rate=frozenset({20429, 63018, 14107}),
+    recipient=frozenset(
+        {21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 63003, 63024}
+    ),
 )
 
 
@@ -75,7 +75,6 @@ def classify_twilio_error(response: httpx.Response) -> ChannelError:
     21211/21610/21614/21408/21612/63003/63024/3000x → RecipientUnavailable; 5xx →
     SendTransient; anything else → SendRejected.
     """
-    status = response.status_code
     code: int | None = None
     message = ""
     try:
@@ -86,18 +85,7 @@ def classify_twilio_error(response: httpx.Response) -> ChannelError:
             message = str(data.get("message", ""))[:200]
     except (ValueError, RecursionError):
         pass
-    text = f"twilio HTTP {status}" + (f" error {code}" if code is not None else "")
-    text += f": {message}" if message else ""
-    if code in _WINDOW_CODES:
-        return OutsideCustomerWindow(text, code=code, status=status)
-    if code in _RATE_CODES or status == 429:
-        retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        return SendRateLimited(text, code=code, status=status, retry_after=retry_after)
-    if code in _RECIPIENT_CODES:
-        return RecipientUnavailable(text, code=code, status=status)
-    if status >= 500:
-        return SendTransient(text, code=code, status=status)
-    return SendRejected(text, code=code, status=status)
+    return classify_error("twilio", response, code, message, _CODES)
 
 
 def message_form(

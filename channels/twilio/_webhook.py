@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Final, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ._decode import MAX_WEBHOOK_BYTES, check_size, constant_time_equal, form_pairs, require_header
-from ._errors import PayloadInvalid, SignatureInvalid
-from ._model import (
+from .._decode import MAX_WEBHOOK_BYTES, check_size, constant_time_equal, form_pairs, require_header
+from .._errors import PayloadInvalid, SignatureInvalid
+from .._model import (
     Channel,
     DeliveryStatus,
     Ignored,

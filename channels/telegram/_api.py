@@ -20,19 +20,18 @@ import httpx
 import trio
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ._errors import (
+from .._classify import ErrorCodes, classify_error
+from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
-    RecipientUnavailable,
     SendInDoubt,
-    SendRateLimited,
     SendRejected,
     SendTransient,
 )
-from ._http import Origin, fetch_capped, origin_of, origins, retry_after_seconds, send
-from ._markup import Span, utf16_length
-from ._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._http import Origin, fetch_capped, origin_of, origins, send
+from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
+from .._text import Span, utf16_length
 
 __all__ = [
     "TELEGRAM_CAPTION_LIMIT",
@@ -77,6 +76,8 @@ def telegram_accepts_url(mime_type: str) -> bool:
 
 
 _RECIPIENT_HINTS: Final = ("chat not found", "user not found", "blocked", "deactivated", "kicked")
+_CODES: Final = ErrorCodes()
+"""The Bot API's codes are HTTP statuses: 429 and 5xx need no table."""
 
 
 class TelegramConfig(BaseModel):
@@ -116,17 +117,12 @@ def classify_telegram_error(response: httpx.Response) -> ChannelError:
                 retry_after = float(params["retry_after"])
     except (ValueError, RecursionError):
         pass
-    text = f"telegram HTTP {status}" + (f": {description}" if description else "")
-    if status == 429:
-        if retry_after is None:
-            retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        return SendRateLimited(text, code=status, status=status, retry_after=retry_after)
-    if status >= 500:
-        return SendTransient(text, code=status, status=status)
     lowered = description.lower()
-    if status == 403 or (status == 400 and any(h in lowered for h in _RECIPIENT_HINTS)):
-        return RecipientUnavailable(text, code=status, status=status)
-    return SendRejected(text, code=status, status=status)
+    recipient = status == 403 or (status == 400 and any(h in lowered for h in _RECIPIENT_HINTS))
+    return classify_error(
+        "telegram", response, status, description, _CODES,
+        recipient=recipient, retry_after=retry_after, code_in_text=False,
+    )  # fmt: skip
 
 
 def telegram_entities(text: str, spans: tuple[Span, ...]) -> list[dict[str, object]]:

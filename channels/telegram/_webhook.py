@@ -11,7 +11,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._decode import (
+from .._decode import (
     MAX_TIMESTAMP,
     MAX_WEBHOOK_BYTES,
     check_size,
@@ -20,8 +20,8 @@ from ._decode import (
     timestamp,
     validate_json,
 )
-from ._errors import SignatureInvalid
-from ._model import (
+from .._errors import SignatureInvalid
+from .._model import (
     Channel,
     Ignored,
     InboundMessage,

@@ -1,0 +1,88 @@
+"""WhatsApp Cloud API as a channel: its settings view and its registry entry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+from pydantic import SecretStr
+
+from runtime import Request
+
+from .._decode import require_json
+from .._model import Channel, ParsedEvent, ThreadKey
+from .._spec import ChannelSpec, Webhook
+from .._text import TextFormat, TextLimit
+from ._api import GRAPH_BASE_URL, WhatsAppClient, WhatsAppConfig
+from ._webhook import parse_whatsapp, verify_whatsapp_handshake, verify_whatsapp_signature
+
+__all__ = ["WHATSAPP", "WhatsAppSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppSettings:
+    """What the WhatsApp channel is configured with (``THREADLINE_WHATSAPP_*``)."""
+
+    app_secret: SecretStr | None = None
+    """The Meta app's secret: verifies the webhooks' ``X-Hub-Signature-256``."""
+    verify_token: SecretStr | None = None
+    """Answers Meta's ``GET`` verification handshake."""
+    access_token: SecretStr | None = None
+    """Sends, downloads media and reads the templates."""
+    base_url: str = GRAPH_BASE_URL
+    business_account_id: str | None = None
+    reengagement_template: str | None = None
+    reengagement_language: str = "en_US"
+    template_cache_seconds: float = 600.0
+
+
+def _receives(s: WhatsAppSettings) -> bool:
+    return s.app_secret is not None
+
+
+def _sends(s: WhatsAppSettings) -> bool:
+    return s.access_token is not None
+
+
+def _accept(request: Request, s: WhatsAppSettings, max_bytes: int) -> list[ParsedEvent]:
+    assert s.app_secret is not None  # _receives
+    verify_whatsapp_signature(
+        request.body, request.headers.get("x-hub-signature-256"), s.app_secret.get_secret_value()
+    )
+    require_json(request.content_type)
+    return parse_whatsapp(request.body, max_bytes=max_bytes)
+
+
+def _handshake(query: Mapping[str, str], s: WhatsAppSettings) -> str | None:
+    if s.verify_token is None:
+        return None
+    return verify_whatsapp_handshake(query, s.verify_token.get_secret_value())
+
+
+def _client(http: httpx.AsyncClient, s: WhatsAppSettings) -> WhatsAppClient:
+    assert s.access_token is not None  # _sends
+    return WhatsAppClient(http, WhatsAppConfig(access_token=s.access_token, base_url=s.base_url))
+
+
+def _phone(key: ThreadKey) -> str | None:
+    return f"+{key.customer}" if key.customer.isdecimal() and key.customer.isascii() else None
+
+
+WHATSAPP: ChannelSpec[WhatsAppSettings] = ChannelSpec(
+    channel=Channel.WHATSAPP,
+    webhook=Webhook(accept=_accept, handshake=_handshake),
+    receives=_receives,
+    sends=_sends,
+    client=_client,
+    # 4,096 characters (code points), its ``*``/``_`` markers included.
+    text_limit=TextLimit(4096, utf16=False),
+    text_format=lambda key: TextFormat.WHATSAPP,
+    windowed=lambda key: True,
+    receipts=True,
+    new_customer=re.compile(r"[0-9]{6,15}"),
+    phone=_phone,
+    templates=True,
+)
+"""WhatsApp Cloud API: ``*bold*``/``_italic_`` markup, the 24-hour window, receipts."""
