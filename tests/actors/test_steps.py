@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors._steps import Outcome, Steps
+from actors.delivery import Outcome, Steps
 from channels import SendInDoubt, SendTransient
 from runtime import open_sqlite_journal
 
