@@ -19,14 +19,10 @@ from channels import (
     SendTransient,
     render_inbound,
 )
-from intercom import (
-    AttachmentFile,
-)
+from intercom import AttachmentFile
 
 from .._gateway import ChannelClient
-from .._jobs import (
-    ThreadState,
-)
+from .._jobs import ThreadState
 from .._logging import log_fields
 from .._settings import Settings
 from ._base import Services

@@ -8,11 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
-from channels import (
-    SendRateLimited,
-    SendTransient,
-    ThreadKey,
-)
+from channels import SendRateLimited, SendTransient, ThreadKey
 from intercom import (
     IntercomClient,
     IntercomNotFound,
@@ -21,25 +17,17 @@ from intercom import (
     IntercomTransportError,
     IntercomUnavailable,
 )
-from runtime import (
-    Journal,
-)
+from runtime import Journal
 
 from .._admins import AdminNames
 from .._contacts import ContactResolver
 from .._gateway import Gateway
-from .._jobs import (
-    ThreadState,
-    own_part_key,
-)
+from .._jobs import ThreadState, own_part_key
 from .._logging import log_fields
 from .._media import MediaStore
 from .._metrics import BridgeMetrics
 from .._settings import Settings
-from .._templates import (
-    TemplateCatalog,
-    outside_window,
-)
+from .._templates import TemplateCatalog, outside_window
 from ..delivery import Steps, Work
 
 __all__ = [

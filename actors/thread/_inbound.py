@@ -14,10 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
-from channels import (
-    InboundMessage,
-    shorten,
-)
+from channels import InboundMessage, shorten
 from intercom import (
     AttachmentFile,
     Conversation,
@@ -28,27 +25,13 @@ from intercom import (
     IntercomRejected,
     IntercomTransportError,
 )
-from runtime import (
-    Entry,
-    JournalUnavailable,
-)
+from runtime import Entry, JournalUnavailable
 
-from .._jobs import (
-    conversation_index_key,
-    opening_key,
-    thread_state_key,
-)
+from .._jobs import conversation_index_key, opening_key, thread_state_key
 from .._logging import log_fields, thread_hash
 from ..delivery import InDoubt
 from ._attachments import prepare
-from ._base import (
-    CLOCK_SKEW,
-    OUTCOME_UNKNOWN,
-    ContactGone,
-    ConversationGone,
-    ThreadBase,
-    same_text,
-)
+from ._base import CLOCK_SKEW, OUTCOME_UNKNOWN, ContactGone, ConversationGone, ThreadBase, same_text
 
 __all__ = ["InboundBranch"]
 

@@ -7,31 +7,13 @@ from __future__ import annotations
 
 import logging
 
-from channels import (
-    Channel,
-    SendTransient,
-)
-from intercom import (
-    IntercomNotFound,
-    is_teammate_message,
-)
-from runtime import (
-    Entry,
-)
+from channels import Channel, SendTransient
+from intercom import IntercomNotFound, is_teammate_message
+from runtime import Entry
 
-from .._jobs import (
-    HeldReply,
-    ReplyJob,
-    own_part_key,
-    reply_job,
-    sent_part_key,
-)
+from .._jobs import HeldReply, ReplyJob, own_part_key, reply_job, sent_part_key
 from .._outgoing import message_content, reply_content
-from .._templates import (
-    ApiTemplate,
-    TemplateRefused,
-    TemplatesUnavailable,
-)
+from .._templates import ApiTemplate, TemplateRefused, TemplatesUnavailable
 from ..delivery import Steps
 from ._base import doubt_reason
 from ._sending import SendingBranch

@@ -1,5 +1,5 @@
-"""The recorded steps themselves (actors/delivery/_steps.py), on a real SQLite journal: which outcome of
-one attempt decides what the next attempt of the entry does."""
+"""The recorded steps themselves (actors/delivery/_steps.py), on a real SQLite journal: which
+outcome of one attempt decides what the next attempt of the entry does."""
 
 from __future__ import annotations
 
