@@ -24,10 +24,11 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +39,7 @@ from pydantic import SecretStr
 
 from intercom import IntercomClient, PooledTransport, RateBudget, SharedRateBudget
 from runtime import (
+    AppendedHint,
     BoundAddress,
     ChildSpec,
     Entry,
@@ -45,7 +47,6 @@ from runtime import (
     JournalError,
     JournalUnavailable,
     KeyedActors,
-    PostgresJournal,
     Request,
     Response,
     RestartIntensity,
@@ -60,9 +61,6 @@ from runtime import (
     text_response,
 )
 
-from ._cluster import Cluster, Ownership, SingleNode
-from ._contacts import ContactResolver
-from ._dispatch import Dispatcher
 from ._gateway import Gateway
 from ._ingress import Ingress
 from ._jobs import SENT_MESSAGE_PREFIX, decode_job
@@ -71,7 +69,16 @@ from ._media import DirectoryMediaStore, JournalMediaStore, MediaStore
 from ._metrics import BridgeMetrics
 from ._settings import Settings, parse_bind
 from ._templates import TemplateCatalog
-from ._thread import Services, ThreadActor, make_classifier
+from .delivery import (
+    Cluster,
+    Dispatcher,
+    LeaseStore,
+    Ownership,
+    Plumbing,
+    SingleNode,
+    make_classifier,
+)
+from .thread import ContactResolver, Services, ThreadActor
 
 __all__ = [
     "ConfigurationError",
@@ -111,6 +118,20 @@ class Node:
     budget: RateBudget
 
 
+class SharedJournal(LeaseStore, Protocol):
+    """What a journal that several nodes share (PostgreSQL) offers besides the journal: partition
+    leases (the cluster), counters per time window (the Intercom budget) and append hints (the
+    dispatcher's wake-ups)."""
+
+    async def claim_window(
+        self, name: str, window: int, want: int, *, limit: int, floor: int = 0
+    ) -> int: ...
+
+    def appended_hint(
+        self, partitions: Collection[int] | None = None
+    ) -> AbstractContextManager[AppendedHint]: ...
+
+
 @asynccontextmanager
 async def open_journal(settings: Settings, *, create: bool = True) -> AsyncIterator[Journal]:
     """Open the journal named by ``THREADLINE_DATABASE_URL``.
@@ -121,6 +142,16 @@ async def open_journal(settings: Settings, *, create: bool = True) -> AsyncItera
     Raises:
         StartupError: the journal cannot be opened (one line, the password masked).
     """
+    async with _open_journal(settings, create=create) as (journal, _):
+        yield journal
+
+
+@asynccontextmanager
+async def _open_journal(
+    settings: Settings, *, create: bool = True
+) -> AsyncIterator[tuple[Journal, SharedJournal | None]]:
+    """:func:`open_journal`, and the journal again as a :class:`SharedJournal` when it is one
+    (PostgreSQL), else None (SQLite: one node)."""
     path = settings.sqlite_path
     opened = False
     try:
@@ -128,7 +159,7 @@ async def open_journal(settings: Settings, *, create: bool = True) -> AsyncItera
             _check_sqlite_path(path, create=create)
             async with open_sqlite_journal(path, partitions=settings.partitions) as journal:
                 opened = True
-                yield journal
+                yield journal, None
             return
         problem = database_url_problem(settings.database_url)
         if problem is not None:
@@ -136,7 +167,7 @@ async def open_journal(settings: Settings, *, create: bool = True) -> AsyncItera
         url = settings.database_url.replace("postgres://", "postgresql://", 1)
         async with open_postgres_journal(url, partitions=settings.partitions) as pg_journal:
             opened = True
-            yield pg_journal
+            yield pg_journal, pg_journal
     except Exception as exc:
         failure = None if opened else _journal_start_error(exc, settings)
         if failure is None:
@@ -325,12 +356,12 @@ def metrics_app(registry: CollectorRegistry, token: str | None) -> Router:
     return router
 
 
-def _budget(journal: Journal, limit: int) -> RateBudget:
+def _budget(shared: SharedJournal | None, limit: int) -> RateBudget:
     """One Intercom budget for the whole app: on PostgreSQL (any number of nodes) a counter per
     Intercom window in the journal; on SQLite (one node) the process's own."""
-    if not isinstance(journal, PostgresJournal):
+    if shared is None:
         return RateBudget(limit=limit)
-    store = journal
+    store = shared
 
     async def claim(window: int, want: int, per_window: int, floor: int) -> int:
         return await store.claim_window("intercom", window, want, limit=per_window, floor=floor)
@@ -363,7 +394,7 @@ async def run_bridge(
     metrics = BridgeMetrics(registry, commit=settings.build_commit)
     assert settings.intercom_access_token is not None
     async with (
-        open_journal(settings) as journal,
+        _open_journal(settings) as (journal, shared),
         httpx.AsyncClient(
             timeout=httpx.Timeout(settings.channel_timeout_seconds, connect=5.0)
         ) as provider_http,
@@ -373,7 +404,7 @@ async def run_bridge(
             transport=PooledTransport(connections=64),  # 8 pools of 8: see PooledTransport
         ) as intercom_http,
     ):
-        budget = _budget(journal, settings.intercom_rate_limit_per_window)
+        budget = _budget(shared, settings.intercom_rate_limit_per_window)
         intercom = IntercomClient(
             intercom_http,
             access_token=settings.intercom_access_token.get_secret_value(),
@@ -386,31 +417,26 @@ async def run_bridge(
             base=settings.retry_base_seconds,
             cap=settings.retry_cap_seconds,
         )
-        # The dispatcher needs the actors, whose callbacks need the dispatcher: the closures
-        # below name `dispatcher`, assigned further down, before anything can call them (the
-        # supervisor starts the cluster, the actors and the dispatcher only after that).
-        dispatcher: Dispatcher
         ownership: Ownership
         cluster: Cluster | None = None
-        if isinstance(journal, PostgresJournal):
+        if shared is not None:
             cluster = Cluster(
-                journal,
+                shared,
                 node_id=settings.node_id or f"{socket.gethostname()}-{os.getpid()}",
                 partitions=settings.partitions,
                 lease_seconds=settings.lease_seconds,
                 step=settings.rebalance_step,
-                on_change=lambda: dispatcher.reset(),
-                busy=lambda partition: dispatcher.busy(partition),
             )
             ownership = cluster
         else:
             ownership = SingleNode()
 
-        def finish(entry: Entry, direction: str, outcome: str) -> None:
-            dispatcher.finished(entry.id)
+        def observe(entry: Entry, direction: str, outcome: str) -> None:
             metrics.messages.labels(direction, outcome).inc()
             if outcome == "delivered":
                 metrics.latency.labels(direction).observe(max(0.0, time.time() - entry.created_at))
+
+        plumbing = Plumbing(journal, ownership, observe=observe)
 
         async def give_up(key: str, message: object, exc: Exception, reason: str) -> None:
             assert isinstance(message, Entry)
@@ -421,9 +447,7 @@ async def run_bridge(
                 extra=log_fields(key=key, entry_id=message.id,
                                  request_id=getattr(exc, "request_id", None)),
             )  # fmt: skip
-            buried = await journal.bury(message.id, error, fence=ownership.fence(message.partition))
-            dispatcher.finished(message.id)
-            if not buried:
+            if not await plumbing.bury(message, error):
                 return  # the partition moved: the entry is its new owner's now
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
@@ -447,14 +471,11 @@ async def run_bridge(
             ),
             media=_media_store(settings, journal),
             metrics=metrics,
-            finish=finish,
-            release=lambda entry: dispatcher.finished(entry.id),
-            ownership=ownership,
             templates=templates,
         )
         metrics.add_channels(sorted(c.value for c in services.gateway.channels))
         actors: KeyedActors[Entry, None] = KeyedActors(
-            lambda ctx: ThreadActor(ctx, services),
+            lambda ctx: ThreadActor(ctx, services, plumbing),
             name="thread",
             mailbox_capacity=settings.mailbox_capacity,
             idle_timeout=settings.actor_idle_seconds,
@@ -467,6 +488,12 @@ async def run_bridge(
             max_live=settings.max_live_actors,
         )
         dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
+        # The one loop, closed here: the dispatcher feeds the actors, whose delivery machines
+        # report finished entries back to it; the cluster tells it of partitions that moved
+        # and asks it what is in flight. Nothing runs before the supervisor starts below.
+        plumbing.report_to(dispatcher)
+        if cluster is not None:
+            cluster.follow(dispatcher)
         health = JournalHealth(journal, interval=settings.lease_seconds / 3)
 
         def valid_leases() -> list[int]:
@@ -519,8 +546,8 @@ async def run_bridge(
             [
                 *([ChildSpec("cluster", cluster.run)] if cluster is not None else []),
                 *(
-                    [ChildSpec("hints", _relay_hints(journal, dispatcher))]
-                    if isinstance(journal, PostgresJournal)
+                    [ChildSpec("hints", _relay_hints(shared, dispatcher))]
+                    if shared is not None
                     else []
                 ),
                 ChildSpec("actors", actors.run),
@@ -659,9 +686,7 @@ def _server(
     return run
 
 
-def _relay_hints(
-    journal: PostgresJournal, dispatcher: Dispatcher
-) -> Callable[..., Awaitable[None]]:
+def _relay_hints(journal: SharedJournal, dispatcher: Dispatcher) -> Callable[..., Awaitable[None]]:
     """Wake the dispatcher when any node appends (LISTEN/NOTIFY); polling stays the fallback."""
 
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

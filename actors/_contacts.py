@@ -28,10 +28,10 @@ from channels import Channel, InboundMessage
 from intercom import Contact, IntercomClient, IntercomRateLimited, IntercomRejected
 from runtime import Journal, JournalUnavailable
 
-from ._doubt import InDoubt, IntentRecord
 from ._jobs import contact_intent_key, identity_key
 from ._logging import thread_hash
 from ._metrics import BridgeMetrics
+from .delivery import InDoubt, IntentRecord
 
 __all__ = ["ContactResolver", "ResolvedContact", "identity_of"]
 

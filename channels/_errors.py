@@ -8,11 +8,12 @@ Two trees. Inbound webhooks that we refuse (the ingress maps them to 4xx, never 
       PayloadTooLarge               body over the size cap                                → 413
 
 Outbound calls to a provider (sends and media downloads); the bridge's ``classify`` decides
-what is retried, these only say what happened::
+what is retried, these only say what happened, and mark (class attribute ``transient``) the
+ones after which the same call may succeed later; a rate-limited one also has ``retry_after``::
 
     ChannelError(Exception)         .code (provider error code), .status (HTTP), both optional
-      SendRateLimited               provider throttled us; .retry_after seconds when told
-      SendTransient                 5xx, timeout or transport failure: worth retrying
+      SendRateLimited               throttled (transient); .retry_after seconds when told
+      SendTransient                 5xx, timeout or transport failure: worth retrying (transient)
         SendInDoubt                 no answer in time: the provider may have acted (no resend)
       RecipientUnavailable          invalid, blocked, unsubscribed or unreachable recipient
       OutsideCustomerWindow         WhatsApp 24-hour window closed (131047, Twilio 63016)
@@ -25,6 +26,8 @@ Messages never contain tokens, secrets or auth headers.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "ChannelError",
@@ -76,7 +79,10 @@ class ChannelError(Exception):
         code: the provider's error code when it gave one (Graph ``error.code``, Twilio
             ``code``, Telegram ``error_code``), else None.
         status: the HTTP status when there was a response, else None.
+        transient: (class) whether the same call may succeed later (5xx, 429, timeouts).
     """
+
+    transient: ClassVar[bool] = False
 
     def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
         self.code = code
@@ -86,6 +92,8 @@ class ChannelError(Exception):
 
 class SendRateLimited(ChannelError):
     """The provider throttled us; ``retry_after`` is the wait in seconds when it said so."""
+
+    transient = True
 
     def __init__(
         self,
@@ -101,6 +109,8 @@ class SendRateLimited(ChannelError):
 
 class SendTransient(ChannelError):
     """A 5xx, timeout or transport failure: the same call may succeed later."""
+
+    transient = True
 
 
 class SendInDoubt(SendTransient):

@@ -15,11 +15,15 @@
       WebhookSignatureInvalid             missing, malformed or wrong X-Hub-Signature
       NotificationInvalid                 body is not a notification_event we can read
 
-Names say what happened. Whether an error is transient is decided by the caller's retry
-policy (``classify``), never here: the client has no retry loop.
+Names say what happened; the class attribute ``transient`` marks those after which the same
+request may succeed later (no response, 429, 5xx), and a rate-limited one has ``retry_after``.
+What is retried is decided by the caller's retry policy (``classify``), never here: the client
+has no retry loop.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "IntercomAuthError",
@@ -43,7 +47,10 @@ class IntercomError(Exception):
     Attributes:
         status: the HTTP status of the response, or None when there was no response.
         request_id: Intercom's ``request_id`` from the ``error.list`` body, when it sent one.
+        transient: (class) whether the same request may succeed later (no response, 429, 5xx).
     """
+
+    transient: ClassVar[bool] = False
 
     def __init__(
         self, message: str, *, status: int | None = None, request_id: str | None = None
@@ -55,6 +62,8 @@ class IntercomError(Exception):
 
 class IntercomTransportError(IntercomError):
     """The request got no response (connection refused, reset, protocol error)."""
+
+    transient = True
 
 
 class IntercomTimeout(IntercomTransportError):
@@ -69,6 +78,8 @@ class IntercomRateLimited(IntercomError):
             ``Retry-After`` (0 when Intercom said neither).
         codes: the error codes of the body (usually ``rate_limit_exceeded``).
     """
+
+    transient = True
 
     def __init__(
         self,
@@ -86,6 +97,8 @@ class IntercomRateLimited(IntercomError):
 
 class IntercomUnavailable(IntercomError):
     """Intercom answered with a 5xx status."""
+
+    transient = True
 
 
 class IntercomRejected(IntercomError):

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors._dispatch import Dispatcher
+from actors.delivery import Dispatcher
 from runtime import (
     Actor,
     ActorContext,

@@ -7,7 +7,7 @@ import time
 
 import trio
 
-from actors._cluster import Cluster, SingleNode
+from actors.delivery import Cluster, SingleNode
 from runtime import PostgresJournal, open_postgres_journal
 from tests.postgres import PostgresServer
 

@@ -1,5 +1,5 @@
-"""The recorded steps themselves (actors/_steps.py), on a real SQLite journal: which outcome of
-one attempt decides what the next attempt of the entry does."""
+"""The recorded steps themselves (actors/delivery/_steps.py), on a real SQLite journal: which
+outcome of one attempt decides what the next attempt of the entry does."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors._steps import Outcome, Steps
+from actors.delivery import Outcome, Steps
 from channels import SendInDoubt, SendTransient
 from runtime import open_sqlite_journal
 

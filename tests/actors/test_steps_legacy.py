@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors._steps import Outcome, Steps, steps_key
+from actors.delivery import Outcome, Steps, steps_key
 from runtime import Journal, open_postgres_journal, open_sqlite_journal
 from tests.postgres import PostgresServer
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 class InDoubt(Exception):
     """Something may have been created or sent and cannot be seen yet: look again later."""
 
+    wait_reason = "creation in doubt"
+    """The reason of the classifier's wait (see actors/delivery/_classify.py)."""
+
     def __init__(self, what: str, seconds: float) -> None:
         super().__init__(f"{what} is in doubt; looking again in {seconds:.1f} s")
         self.what = what

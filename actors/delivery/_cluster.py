@@ -17,27 +17,85 @@ window in the journal (:class:`intercom.SharedRateBudget`), not a fixed share ea
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
 from runtime import Fence, JournalUnavailable, Lease
 
-from ._logging import LogLimiter
+from .._logging import LogLimiter
 
-__all__ = ["Cluster", "LeaseStore", "Ownership", "SingleNode"]
+__all__ = [
+    "Cluster",
+    "LeaseStore",
+    "Ownership",
+    "PartitionWatcher",
+    "SingleNode",
+    "Tenure",
+    "Verdict",
+]
 
 logger = logging.getLogger("threadline.cluster")
 
 
+class Verdict(enum.Enum):
+    """Whether this node may deliver an entry of a partition now."""
+
+    OWNED = "owned"
+    """Certainly this node's: deliver it."""
+    PENDING = "pending"
+    """Held, but the lease's validity must be confirmed by the next renewal first: wait (do not
+    skip the entry, or a later one of its thread could overtake it)."""
+    MOVED = "moved"
+    """Not this node's (any more): its owner delivers it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tenure:
+    """What delivering one entry of a partition needs from ownership, asked once per entry
+    (:meth:`Ownership.claim`)."""
+
+    verdict: Verdict
+    fence: Fence | None
+    """The tenure to fence journal writes with (None on a single node)."""
+    since: float
+    """UNIX time this node began owning the partition."""
+    margin: float
+    """Seconds a delivery cut off at the end of the lease's validity gets to land before anyone
+    looks for it (:attr:`Ownership.handover_margin`)."""
+    guard: Callable[[], AbstractContextManager[trio.CancelScope]]
+    """Opens the cancel scope the delivery runs in (:meth:`Ownership.guard`)."""
+
+    @property
+    def epoch(self) -> int | None:
+        """The tenure's epoch (None on a single node): a change means the partition came back
+        from elsewhere, and what the thread remembers may be stale."""
+        return None if self.fence is None else self.fence.epoch
+
+
+class PartitionWatcher(Protocol):
+    """What the cluster tells about the partitions it moves (the dispatcher)."""
+
+    def reset(self) -> None:
+        """The owned partitions changed: read the journal again."""
+
+    def busy(self, partition: int) -> bool:
+        """Whether entries of ``partition`` are in flight here (a hand-over waits for them)."""
+
+
 class Ownership(Protocol):
     """Which partitions this node serves."""
+
+    def claim(self, partition: int) -> Tenure:
+        """Everything the delivery of an entry of ``partition`` needs, in one call."""
 
     def owned(self) -> frozenset[int] | None:
         """The owned partitions; None means all of them (single node)."""
@@ -73,6 +131,10 @@ class SingleNode:
 
     def __init__(self) -> None:
         self._started = time.time()
+        self._tenure = Tenure(Verdict.OWNED, None, self._started, 0.0, trio.CancelScope)
+
+    def claim(self, partition: int) -> Tenure:
+        return self._tenure
 
     def owned(self) -> frozenset[int] | None:
         return None
@@ -123,7 +185,9 @@ class Cluster:
         partitions: the journal's partition count.
         lease_seconds: a dead node's partitions move after this long.
         step: partitions taken or given back per tick at most.
-        on_change: called when owned partitions change (the dispatcher rereads the journal).
+        on_change: called when owned partitions change (the dispatcher rereads the journal);
+            :meth:`follow` sets it, and ``busy``, to a :class:`PartitionWatcher`'s.
+        busy: whether a partition has entries in flight here (a hand-over waits for them).
     """
 
     def __init__(
@@ -157,7 +221,27 @@ class Cluster:
         """Partitions without a live lease at the last tick (before this node took any)."""
         self._repeats = LogLimiter()
 
+    def follow(self, watcher: PartitionWatcher) -> None:
+        """Tell ``watcher`` (the dispatcher) of changes, and ask it what is in flight."""
+        self._on_change = watcher.reset
+        self._busy = watcher.busy
+
     # --- Ownership ------------------------------------------------------------------------
+
+    def claim(self, partition: int) -> Tenure:
+        if partition not in self._fences or partition in self._draining:
+            verdict = Verdict.MOVED
+        elif time.monotonic() < self._valid_until.get(partition, 0.0):
+            verdict = Verdict.OWNED
+        else:
+            verdict = Verdict.PENDING
+        return Tenure(
+            verdict,
+            self._fences.get(partition),
+            self.since(partition),
+            self.handover_margin,
+            lambda: self.guard(partition),
+        )
 
     def owned(self) -> frozenset[int] | None:
         return self._owned
