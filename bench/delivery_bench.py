@@ -47,7 +47,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors._jobs import (  # noqa: E402
+from actors.bridge import (  # noqa: E402
     InboundJob,
     ThreadState,
     conversation_index_key,
@@ -57,7 +57,7 @@ from actors._jobs import (  # noqa: E402
 from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
-from intercom._transport import PooledTransport  # noqa: E402
+from intercom import PooledTransport  # noqa: E402
 from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
 
 CONNECTIONS = 64

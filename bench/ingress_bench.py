@@ -105,10 +105,9 @@ async def _bare_app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN40
 async def serve(kind: str, port: int, workdir: Path, freeze: bool) -> None:
     from prometheus_client import CollectorRegistry
 
-    from actors._ingress import Ingress
-    from actors._media import DirectoryMediaStore
-    from actors._metrics import BridgeMetrics
-    from actors._settings import Settings
+    from actors.bridge import DirectoryMediaStore
+    from actors.core import BridgeMetrics, Settings
+    from actors.edge import Ingress
     from runtime import freeze_startup_heap, hypercorn_config, open_sqlite_journal, serve_asgi
 
     config = hypercorn_config(f"127.0.0.1:{port}", keep_alive_timeout=75.0)

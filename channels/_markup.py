@@ -43,7 +43,7 @@ from ._text import (
     styled_flags,
     utf16_length,
 )
-from .whatsapp._markup import MARKERS, whatsapp_markup
+from .whatsapp import MARKERS, whatsapp_markup
 
 __all__ = [
     "compose",

@@ -29,7 +29,7 @@ from channels import ChannelError, SendInDoubt
 from intercom import IntercomError
 from runtime import Classifier, Decision, DecisionKind, JournalUnavailable, RetryPolicy
 
-from .._logging import LogLimiter
+from ..core import LogLimiter
 from ._doubt import InDoubt
 from ._machine import OwnershipUncertain
 

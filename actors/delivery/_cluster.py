@@ -31,7 +31,7 @@ import trio
 
 from runtime import Fence, JournalUnavailable, Lease
 
-from .._logging import LogLimiter
+from ..core import LogLimiter
 
 __all__ = [
     "Cluster",

@@ -37,7 +37,7 @@ from runtime import (
     MailboxFull,
 )
 
-from .._logging import LogLimiter
+from ..core import LogLimiter
 
 __all__ = ["Dispatcher"]
 

@@ -28,7 +28,7 @@ import trio
 
 from runtime import Entry, Fence, Journal
 
-from .._logging import log_fields
+from ..core import log_fields
 from ._cluster import Ownership, Verdict
 from ._doubt import InDoubt
 from ._steps import Steps

@@ -32,9 +32,8 @@ import trio
 
 from channels import Channel, webhook_path
 
-from .._app import mask_secrets
-from .._logging import redact
-from .._settings import Settings
+from ..core import Settings, redact
+from ..service import mask_secrets
 
 __all__ = ["CheckResult", "run_checks"]
 

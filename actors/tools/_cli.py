@@ -22,17 +22,15 @@ from typing import Any, Literal
 import trio
 from pydantic import ValidationError
 
-from .._app import (
+from ..core import JsonFormatter, Settings, configure_logging, package_version
+from ..service import (
     ConfigurationError,
     StartupError,
     check_bindable,
     check_settings,
     mask_secrets,
+    run_workers,
 )
-from .._logging import JsonFormatter, configure_logging
-from .._metrics import _version as package_version
-from .._settings import Settings
-from .._workers import run_workers
 from ._check import run_checks
 from ._cli_loadtest import loadtest_command, loadtest_parser
 from ._cli_operator import operator_command, operator_parsers

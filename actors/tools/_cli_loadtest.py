@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from .._logging import configure_logging
+from ..core import configure_logging
 from ._loadgen import CHANNELS, LoadPlan
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from channels import ThreadKey
 
-from .._app import ConfigurationError, open_journal
-from .._settings import Settings
+from ..core import Settings
+from ..service import ConfigurationError, open_journal
 from ._operator import (
     JournalMissing,
     check_journal_file,

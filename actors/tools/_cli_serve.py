@@ -18,8 +18,8 @@ import trio
 
 from runtime import freeze_startup_heap, hypercorn_config, serve_asgi
 
-from .._app import run_bridge
-from .._settings import Settings
+from ..core import Settings
+from ..service import run_bridge
 from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
 
 __all__ = ["run_sandbox", "serve"]

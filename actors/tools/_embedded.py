@@ -29,8 +29,8 @@ from channels.sandbox import (
 )
 from runtime import BoundAddress, hypercorn_config, serve_asgi
 
-from .._app import Node, run_bridge
-from .._settings import Settings
+from ..core import Settings
+from ..service import Node, run_bridge
 from ._sandbox import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
 
 __all__ = ["Stack", "open_stack"]

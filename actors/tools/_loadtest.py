@@ -38,7 +38,7 @@ from typing import Any, TextIO
 import httpx
 import trio
 
-from .._metrics import _version as package_version
+from ..core import package_version
 from ._loadcheck import LoadReport
 from ._loadgen import LoadMedia, LoadPlan, LoadProgress, run_load
 from ._loadtest_report import render_html

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from channels import ThreadKey
 from runtime import DeadLetter, Entry, Erased, Journal
 
-from .._jobs import (
+from ..bridge import (
     SENT_MESSAGE_PREFIX,
     InboundJob,
     SentRecord,

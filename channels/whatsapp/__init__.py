@@ -10,12 +10,14 @@ from ._api import media_message as media_message
 from ._api import text_message as text_message
 from ._channel import WHATSAPP as WHATSAPP
 from ._channel import WhatsAppSettings as WhatsAppSettings
+from ._markup import MARKERS as MARKERS
 from ._markup import whatsapp_markup as whatsapp_markup
 from ._webhook import parse_whatsapp as parse_whatsapp
 from ._webhook import verify_whatsapp_handshake as verify_whatsapp_handshake
 from ._webhook import verify_whatsapp_signature as verify_whatsapp_signature
 
 __all__ = [
+    "MARKERS",
     "WHATSAPP",
     "WhatsAppClient",
     "WhatsAppConfig",

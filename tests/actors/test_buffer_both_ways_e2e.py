@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors._jobs import ThreadState
+from actors.bridge import ThreadState
 from actors.tools import Stack, open_stack
 from tests.actors.conftest import eventually
 

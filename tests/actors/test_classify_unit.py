@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from actors.bridge import ConversationGone
 from actors.delivery import DeliveryInDoubt, InDoubt, OwnershipUncertain, make_classifier
-from actors.thread import ConversationGone
 from channels import SendInDoubt, SendRateLimited, SendRejected, SendTransient
 from intercom import (
     IntercomNotFound,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import trio
 import trio.testing
 
-from actors.thread import ContactResolver
+from actors.bridge import ContactResolver
 from channels import InboundMessage, ThreadKey
 
 from .unit import EPOCH, harness

@@ -14,7 +14,7 @@ import pytest
 import trio
 from prometheus_client import CollectorRegistry
 
-from actors._jobs import RECENT_MESSAGES
+from actors.bridge import RECENT_MESSAGES
 from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, Stack, open_stack
 from channels.sandbox import (
     SignedWebhook,

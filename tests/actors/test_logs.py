@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from actors._logging import LogLimiter, configure_logging, log_fields, thread_hash
+from actors.core import LogLimiter, configure_logging, log_fields, thread_hash
 from actors.tools import SANDBOX_SECRETS, Stack
 from channels.sandbox import WhatsAppInbound, telegram_message_webhook, whatsapp_webhook
 from tests.actors.processes import ServeProcess, serve_env

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors._media import (
+from actors.bridge import (
     DirectoryMediaStore,
     JournalMediaStore,
     MediaNotStored,

@@ -19,14 +19,14 @@ import httpx
 import pytest
 import trio
 
-from actors._jobs import (
+from actors.bridge import (
     InboundJob,
     ThreadState,
     conversation_index_key,
     encode_job,
     thread_state_key,
 )
-from actors._settings import Settings
+from actors.core import Settings
 from actors.tools import SANDBOX_SECRETS, SandboxApp
 from channels import InboundMessage, parse_whatsapp
 from channels.sandbox import SignedWebhook, WhatsAppInbound, whatsapp_webhook

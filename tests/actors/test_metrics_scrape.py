@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors._metrics import SEND_OUTCOMES
+from actors.core import SEND_OUTCOMES
 from actors.tools import Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure

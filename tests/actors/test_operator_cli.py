@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 import trio
 
-from actors._app import open_journal
-from actors._jobs import (
+from actors.bridge import (
     SentRecord,
     conversation_index_key,
     identity_key,
     sent_message_key,
     thread_state_key,
 )
-from actors._settings import Settings
+from actors.core import Settings
+from actors.service import open_journal
 from actors.tools import SANDBOX_SECRETS, open_stack
 from runtime import Entry, NewEntry, PostgresJournal, SQLiteJournal
 from tests.actors.conftest import eventually

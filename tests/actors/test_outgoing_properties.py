@@ -18,7 +18,7 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from actors._outgoing import reply_blocks
+from actors.bridge import reply_blocks
 from channels import (
     Channel,
     InlineImage,

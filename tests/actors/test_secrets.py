@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from actors._app import ConfigurationError, check_settings
-from actors._settings import Settings
+from actors.core import Settings
+from actors.service import ConfigurationError, check_settings
 from actors.tools import open_stack, sandbox_settings_env
 from tests.postgres import free_port
 from tests.provider_secrets import REAL_LOOKING

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import trio
 
-from actors._app import open_journal
-from actors._settings import Settings
+from actors.core import Settings
+from actors.service import open_journal
 from actors.tools import PUBLIC_URL, SANDBOX_SECRETS
 from channels.sandbox import SandboxCredentials, twilio_message_webhook
 from tests.actors.processes import ServeProcess, serve_env

@@ -14,8 +14,8 @@ import pytest
 import trio
 from pydantic import SecretStr
 
-from actors._app import ConfigurationError, check_settings
-from actors._settings import Settings
+from actors.core import Settings
+from actors.service import ConfigurationError, check_settings
 from actors.tools import SANDBOX_SECRETS, SandboxApp, Stack, open_stack
 from channels import Channel
 from channels.sandbox import SandboxFailure, WhatsAppInbound, whatsapp_webhook

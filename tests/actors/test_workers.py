@@ -18,8 +18,8 @@ import pytest
 import trio
 from pydantic import SecretStr
 
-from actors._settings import Settings
-from actors._workers import worker_environment
+from actors.core import Settings
+from actors.service import worker_environment
 from actors.tools import SandboxApp
 from runtime import hypercorn_config, open_postgres_journal, serve_asgi
 from tests.actors.customers import Customers, all_delivered, assert_exactly_once_in_order

@@ -18,12 +18,18 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from actors._gateway import Gateway
-from actors._media import JournalMediaStore
-from actors._metrics import BridgeMetrics
-from actors._settings import Settings
+from actors.bridge import (
+    ContactResolver,
+    Gateway,
+    InboundJob,
+    JournalMediaStore,
+    ReplyJob,
+    Services,
+    ThreadActor,
+    encode_job,
+)
+from actors.core import BridgeMetrics, Settings
 from actors.delivery import Plumbing, SingleNode
-from actors.thread import ContactResolver, InboundJob, ReplyJob, Services, ThreadActor, encode_job
 from channels import InboundMessage, ThreadKey
 from intercom import IntercomClient
 from intercom.sandbox import IntercomSandbox

@@ -136,6 +136,7 @@ def test_the_product_face_exports_no_fake() -> None:
 
 PROVIDER_FACES = {
     channels.whatsapp: [
+        "MARKERS",
         "WHATSAPP",
         "WhatsAppClient",
         "WhatsAppConfig",

@@ -27,7 +27,7 @@ import pytest
 import trio
 import yaml
 
-from actors._logging import configure_logging
+from actors.core import configure_logging
 from actors.tools import SANDBOX_SECRETS, Stack, open_stack, sandbox_settings_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from actors._settings import Settings
+from actors.core import Settings
 from actors.tools import build_parser
 from intercom import CONVERSATION_TOPICS, TEAMMATE_MESSAGE_TOPICS
 from tests.deploy.conftest import REPO

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from actors._logging import JsonFormatter, configure_logging
+from actors.core import JsonFormatter, configure_logging
 from actors.tools import SANDBOX_SECRETS, open_stack
 from channels.sandbox import telegram_message_webhook
 from tests.deploy.conftest import BODIES, PHONES, LiveRun

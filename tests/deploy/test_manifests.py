@@ -21,8 +21,8 @@ import pytest
 import trio
 import yaml
 
-from actors._app import ConfigurationError, check_settings
-from actors._settings import Settings
+from actors.core import Settings
+from actors.service import ConfigurationError, check_settings
 from actors.tools import open_stack, sandbox_settings_env
 from tests.deploy.conftest import DEPLOY, REPO, load_yaml, run_tool
 from tests.provider_secrets import REAL_LOOKING
@@ -68,7 +68,7 @@ def test_every_threadline_variable_named_in_deploy_is_a_setting(path: Path) -> N
     if path.suffix in {".yml", ".yaml"}:
         load_yaml(path)  # parses, with no key given twice
     named = set(SETTING.findall(path.read_text(encoding="utf-8")))
-    assert named - SETTINGS == set(), "not fields of actors._settings.Settings"
+    assert named - SETTINGS == set(), "not fields of actors.core._settings.Settings"
 
 
 # --- the image ---------------------------------------------------------------------------------

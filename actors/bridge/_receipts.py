@@ -24,8 +24,8 @@ from typing import Final
 
 from channels import Channel, ThreadKey, channel_spec
 
+from ..core import STATUSES
 from ._jobs import OutboundAttachment, SentRecord, StatusJob
-from ._metrics import STATUSES
 
 __all__ = [
     "FAILED_STATUSES",

@@ -26,9 +26,9 @@ from intercom import (
 from intercom import verify_signature as verify_intercom_signature
 from runtime import JournalUnavailable, NewEntry, Request, Response, text_response
 
-from ._ingress_journal import IngressJournal, unavailable
-from ._jobs import conversation_index_key, encode_job, opening_key, reply_job
-from ._metrics import BridgeMetrics
+from ..bridge import conversation_index_key, encode_job, opening_key, reply_job
+from ..core import BridgeMetrics
+from ._journal import IngressJournal, unavailable
 
 __all__ = ["IntercomWebhook"]
 

@@ -19,16 +19,14 @@ from intercom import (
 )
 from runtime import Journal
 
-from .._admins import AdminNames
-from .._contacts import ContactResolver
-from .._gateway import Gateway
-from .._jobs import ThreadState, own_part_key
-from .._logging import log_fields
-from .._media import MediaStore
-from .._metrics import BridgeMetrics
-from .._settings import Settings
-from .._templates import TemplateCatalog, outside_window
+from ..core import BridgeMetrics, Settings, log_fields
 from ..delivery import Steps, Work
+from ._admins import AdminNames
+from ._contacts import ContactResolver
+from ._gateway import Gateway
+from ._jobs import ThreadState, own_part_key
+from ._media import MediaStore
+from ._templates import TemplateCatalog, outside_window
 
 __all__ = [
     "CLOCK_SKEW",

@@ -18,18 +18,22 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from channels import Channel, PayloadInvalid, ThreadKey, check_json_strings
 from runtime import JournalUnavailable, NewEntry, Request, Response, json_response, text_response
 
-from ._ingress_journal import IngressJournal, unavailable
-from ._jobs import ApiSendJob, OutboundAttachment, ThreadState, encode_job, thread_state_key
-from ._templates import (
+from ..bridge import (
+    ApiSendJob,
     ApiTemplate,
+    OutboundAttachment,
     TemplateCatalog,
     TemplateRefused,
     TemplatesUnavailable,
+    ThreadState,
     api_send_problem,
+    encode_job,
     opens_thread,
     outside_window,
     render,
+    thread_state_key,
 )
+from ._journal import IngressJournal, unavailable
 
 __all__ = ["SendApi"]
 

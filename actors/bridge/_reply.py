@@ -11,12 +11,12 @@ from channels import Channel, SendTransient
 from intercom import IntercomNotFound, is_teammate_message
 from runtime import Entry
 
-from .._jobs import HeldReply, ReplyJob, own_part_key, reply_job, sent_part_key
-from .._outgoing import message_content, reply_content
-from .._templates import ApiTemplate, TemplateRefused, TemplatesUnavailable
 from ..delivery import Steps
 from ._base import doubt_reason
+from ._jobs import HeldReply, ReplyJob, own_part_key, reply_job, sent_part_key
+from ._outgoing import message_content, reply_content
 from ._sending import SendingBranch
+from ._templates import ApiTemplate, TemplateRefused, TemplatesUnavailable
 
 __all__ = ["ReplyBranch"]
 
@@ -87,7 +87,7 @@ class ReplyBranch(SendingBranch):
         # a caption exactly as the attempt that sent the first pieces did.
         teammate = steps.memo(f"{prefix}signature")
         if teammate is None:
-            teammate = await self._s.admin_names.signature(  # actors/_admins.py: the order
+            teammate = await self._s.admin_names.signature(  # actors/bridge/_admins.py: the order
                 self._s.intercom, job.admin_name, job.admin_id,
                 self._s.settings.intercom_default_admin_id,
             )  # fmt: skip

@@ -194,7 +194,7 @@ class BridgeMetrics:
             ["version", "commit"],
             registry=registry,
         )
-        build.labels(_version(), commit or _commit()).set(1)
+        build.labels(package_version(), commit or _commit()).set(1)
         registry.register(_StateCollector(self.sources))
         ProcessCollector(registry=registry)
         for channel in CHANNELS:
@@ -316,7 +316,7 @@ class _StateCollector(Collector):
         ]  # fmt: skip
 
 
-def _version() -> str:
+def package_version() -> str:
     try:
         return version("threadline")
     except PackageNotFoundError:

@@ -11,13 +11,13 @@ from channels import InboundMessage
 from intercom import IntercomNotFound
 from runtime import Entry
 
-from .._jobs import ApiSendJob, SentRecord, StatusJob, sent_message_key
-from .._outgoing import message_content
-from .._receipts import failure_note
-from .._templates import customer_phone, record_text
 from ._base import ContactGone, doubt_reason
 from ._inbound import InboundBranch
+from ._jobs import ApiSendJob, SentRecord, StatusJob, sent_message_key
+from ._outgoing import message_content
+from ._receipts import failure_note
 from ._sending import SendingBranch
+from ._templates import customer_phone, record_text
 
 __all__ = ["ApiBranch"]
 

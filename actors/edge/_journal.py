@@ -2,9 +2,9 @@
 journal entries, appended with one group commit, and the route answers (docs/architecture.md
 §4): 200 when durable, 503 with ``Retry-After`` only when the journal cannot commit.
 
-:class:`IngressJournal` is shared by the provider webhooks (``actors/_ingress.py``), the
-Intercom webhook (``actors/_ingress_intercom.py``) and the send API
-(``actors/_ingress_api.py``).
+:class:`IngressJournal` is shared by the provider webhooks (``actors/edge/_ingress.py``), the
+Intercom webhook (``actors/edge/_intercom.py``) and the send API
+(``actors/edge/_send_api.py``).
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from channels import (
 )
 from runtime import Journal, JournalError, JournalUnavailable, NewEntry, Response, text_response
 
-from ._jobs import (
+from ..bridge import (
+    FAILED_STATUSES,
     InboundJob,
     SentRecord,
     StatusJob,
     encode_job,
     sent_message_key,
+    status_label,
     thread_state_key,
 )
-from ._logging import LogLimiter
-from ._metrics import BridgeMetrics
-from ._receipts import FAILED_STATUSES, status_label
+from ..core import BridgeMetrics, LogLimiter
 
 __all__ = [
     "MAX_IDENTIFIER_CHARS",

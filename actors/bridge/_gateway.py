@@ -34,7 +34,7 @@ from channels import (
     WhatsAppClient,
 )
 
-from ._settings import Settings
+from ..core import Settings
 
 __all__ = ["ChannelClient", "Gateway"]
 

@@ -12,8 +12,8 @@ recognised as a duplicate, or as an event we do not bridge). The status table::
 
 The provider webhooks are one template over the channel registry (``channels.CHANNELS``: each
 channel's route, "configured?", verify+parse and answer); the Intercom webhook is
-``actors/_ingress_intercom.py``, the send API ``actors/_ingress_api.py``, and what they share
-after parsing (entries, append, 503) ``actors/_ingress_journal.py``.
+``actors/edge/_intercom.py``, the send API ``actors/edge/_send_api.py``, and what they share
+after parsing (entries, append, 503) ``actors/edge/_journal.py``.
 
 The ingress never waits on an actor: after the commit it wakes the dispatcher and answers.
 """
@@ -42,14 +42,11 @@ from runtime import (
     text_response,
 )
 
-from ._ingress_api import SendApi
-from ._ingress_intercom import IntercomWebhook
-from ._ingress_journal import IngressJournal, rejected, unavailable
-from ._logging import LogLimiter
-from ._media import MediaStore, content_disposition, safe_mime_type
-from ._metrics import WEBHOOK_ROUTES, BridgeMetrics
-from ._settings import Settings
-from ._templates import TemplateCatalog
+from ..bridge import MediaStore, TemplateCatalog, content_disposition, safe_mime_type
+from ..core import WEBHOOK_ROUTES, BridgeMetrics, LogLimiter, Settings
+from ._intercom import IntercomWebhook
+from ._journal import IngressJournal, rejected, unavailable
+from ._send_api import SendApi
 
 __all__ = ["Ingress"]
 

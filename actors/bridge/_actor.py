@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from runtime import Actor, ActorContext, Entry
 
-from .._jobs import InboundJob, ReplyJob, StatusJob, decode_job, thread_state_key
 from ..delivery import DeliveryMachine, Done, Plumbing, Work
-from ._api import ApiBranch
+from ._api_send import ApiBranch
 from ._base import Services
+from ._jobs import InboundJob, ReplyJob, StatusJob, decode_job, thread_state_key
 from ._reply import ReplyBranch
 
 __all__ = ["ThreadActor"]

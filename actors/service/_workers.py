@@ -23,7 +23,7 @@ import sys
 import trio
 from pydantic import SecretStr
 
-from ._settings import Settings, parse_bind
+from ..core import Settings, parse_bind
 
 __all__ = ["run_workers", "worker_environment"]
 

@@ -28,13 +28,13 @@ from channels import (
 )
 from runtime import JournalUnavailable
 
-from .._gateway import ChannelClient
-from .._jobs import OutboundAttachment, SentRecord, sent_message_key
-from .._outgoing import send_steps
-from .._receipts import describe_attachment, describe_text, tracks_delivery
-from .._templates import ApiTemplate
 from ..delivery import Outcome, Steps
 from ._base import SEND_RETRYABLE, ThreadBase
+from ._gateway import ChannelClient
+from ._jobs import OutboundAttachment, SentRecord, sent_message_key
+from ._outgoing import send_steps
+from ._receipts import describe_attachment, describe_text, tracks_delivery
+from ._templates import ApiTemplate
 
 __all__ = ["SendingBranch"]
 

@@ -28,10 +28,9 @@ from channels import Channel, InboundMessage
 from intercom import Contact, IntercomClient, IntercomRateLimited, IntercomRejected
 from runtime import Journal, JournalUnavailable
 
+from ..core import BridgeMetrics, thread_hash
+from ..delivery import InDoubt, IntentRecord
 from ._jobs import contact_intent_key, identity_key
-from ._logging import thread_hash
-from ._metrics import BridgeMetrics
-from .delivery import InDoubt, IntentRecord
 
 __all__ = ["ContactResolver", "ResolvedContact", "identity_of"]
 

@@ -27,11 +27,11 @@ from intercom import (
 )
 from runtime import Entry, JournalUnavailable
 
-from .._jobs import conversation_index_key, opening_key, thread_state_key
-from .._logging import log_fields, thread_hash
+from ..core import log_fields, thread_hash
 from ..delivery import InDoubt
 from ._attachments import prepare
 from ._base import CLOCK_SKEW, OUTCOME_UNKNOWN, ContactGone, ConversationGone, ThreadBase, same_text
+from ._jobs import conversation_index_key, opening_key, thread_state_key
 
 __all__ = ["InboundBranch"]
 

@@ -21,11 +21,10 @@ from channels import (
 )
 from intercom import AttachmentFile
 
-from .._gateway import ChannelClient
-from .._jobs import ThreadState
-from .._logging import log_fields
-from .._settings import Settings
+from ..core import Settings, log_fields
 from ._base import Services
+from ._gateway import ChannelClient
+from ._jobs import ThreadState
 
 __all__ = ["MEDIA_DOWNLOAD_ATTEMPTS", "prepare"]
 
