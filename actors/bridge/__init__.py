@@ -26,6 +26,7 @@ from ._jobs import ThreadState as ThreadState
 from ._jobs import contact_intent_key as contact_intent_key
 from ._jobs import conversation_index_key as conversation_index_key
 from ._jobs import decode_job as decode_job
+from ._jobs import direction_of as direction_of
 from ._jobs import encode_job as encode_job
 from ._jobs import identity_key as identity_key
 from ._jobs import opening_key as opening_key
@@ -79,6 +80,7 @@ __all__ = [
     "content_disposition",
     "conversation_index_key",
     "decode_job",
+    "direction_of",
     "encode_job",
     "identity_key",
     "opening_key",

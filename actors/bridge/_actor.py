@@ -28,7 +28,7 @@ from runtime import Actor, ActorContext, Entry
 from ..delivery import DeliveryMachine, Done, Plumbing, Work
 from ._api_send import ApiBranch
 from ._base import Services
-from ._jobs import InboundJob, ReplyJob, StatusJob, decode_job, thread_state_key
+from ._jobs import DIRECTIONS, InboundJob, ReplyJob, StatusJob, decode_job, thread_state_key
 from ._reply import ReplyBranch
 
 __all__ = ["ThreadActor"]
@@ -54,15 +54,15 @@ class ThreadActor(ApiBranch, ReplyBranch, Actor[Entry, None]):
                 self._bridged = entry.id
             if self._state.held:  # the customer answered a re-engagement template
                 await self._deliver_held(entry)
-            done = Done("inbound", "delivered")
+            done = Done(DIRECTIONS[job.kind], "delivered")
         elif isinstance(job, ReplyJob):
             sent = await self._teammate_reply(entry, job)
-            done = Done("outbound", "delivered" if sent else "skipped")
+            done = Done(DIRECTIONS[job.kind], "delivered" if sent else "skipped")
         elif isinstance(job, StatusJob):
             noted = await self._delivery_failed(entry, job)
-            done = Done("status", "delivered" if noted else "skipped")
+            done = Done(DIRECTIONS[job.kind], "delivered" if noted else "skipped")
         else:
             await self._api_send(entry, job)
-            done = Done("api", "delivered")
+            done = Done(DIRECTIONS[job.kind], "delivered")
         self._gone_attempts.pop(entry.id, None)
         return done

@@ -6,7 +6,7 @@ teammates' replies and the messages sent through the API together.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -16,23 +16,25 @@ from intercom import ConversationPart
 from ._templates import ApiTemplate
 
 __all__ = [
-    "RECENT_MESSAGES",
-    "SENT_MESSAGE_PREFIX",
     "ApiSendJob",
+    "DIRECTIONS",
     "HeldReply",
     "InboundJob",
     "Job",
     "OutboundAttachment",
+    "RECENT_MESSAGES",
     "ReplyJob",
+    "SENT_MESSAGE_PREFIX",
     "SentRecord",
     "StatusJob",
     "ThreadState",
     "contact_intent_key",
     "conversation_index_key",
-    "opening_key",
     "decode_job",
+    "direction_of",
     "encode_job",
     "identity_key",
+    "opening_key",
     "own_part_key",
     "reply_job",
     "sent_message_key",
@@ -129,6 +131,24 @@ class StatusJob(_Frozen):
 
 
 Job = Annotated[InboundJob | ReplyJob | ApiSendJob | StatusJob, Field(discriminator="kind")]
+
+DIRECTIONS: Final[dict[str, str]] = {
+    "inbound": "inbound",
+    "reply": "outbound",
+    "api_send": "api",
+    "status": "status",
+}
+"""Each job kind's ``direction`` label in the metrics (docs/operations.md)."""
+
+
+def direction_of(payload: bytes) -> str:
+    """The metrics direction of a journaled job; an undecodable one counts as inbound."""
+    try:
+        return DIRECTIONS[decode_job(payload).kind]
+    except ValueError:
+        return "inbound"
+
+
 _JOB: TypeAdapter[InboundJob | ReplyJob | ApiSendJob | StatusJob] = TypeAdapter(Job)
 
 

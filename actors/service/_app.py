@@ -57,6 +57,7 @@ from ..bridge import (
     Services,
     TemplateCatalog,
     ThreadActor,
+    direction_of,
 )
 from ..core import BridgeMetrics, Settings, log_fields, thread_hash
 from ..delivery import (
@@ -75,7 +76,7 @@ from ._startup import (
     check_settings,
     open_shared_journal,
 )
-from ._upkeep import JournalHealth, direction_of, housekeeping
+from ._upkeep import JournalHealth, housekeeping
 
 __all__ = ["Node", "metrics_app", "run_bridge"]
 
@@ -195,7 +196,7 @@ async def run_bridge(
 
         async def give_up(key: str, message: object, exc: Exception, reason: str) -> None:
             assert isinstance(message, Entry)
-            direction = direction_of(message)
+            direction = direction_of(message.payload)
             error = f"{reason}: {type(exc).__name__}: {exc}"[:2000]
             logger.error(
                 "entry %d of thread %s given up: %s", message.id, thread_hash(key), error,

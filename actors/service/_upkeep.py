@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from runtime import (
-    Entry,
     Journal,
     JournalError,
     JournalUnavailable,
@@ -19,16 +18,12 @@ from runtime import (
 from ..bridge import (
     SENT_MESSAGE_PREFIX,
     MediaStore,
-    decode_job,
 )
 from ..core import BridgeMetrics, LogLimiter, Settings
 
-__all__ = ["PROBE_KEY", "JournalHealth", "direction_of", "housekeeping"]
+__all__ = ["PROBE_KEY", "JournalHealth", "housekeeping"]
 
 logger = logging.getLogger("threadline.bridge")
-
-_DIRECTIONS = {"inbound": "inbound", "reply": "outbound", "api_send": "api", "status": "status"}
-
 
 PROBE_KEY = "health:probe"
 """The journal state key the readiness probe writes (the time of its latest write)."""
@@ -124,10 +119,3 @@ def housekeeping(
             await trio.sleep(5.0)
 
     return run
-
-
-def direction_of(entry: Entry) -> str:
-    try:
-        return _DIRECTIONS[decode_job(entry.payload).kind]
-    except ValueError:
-        return "inbound"
