@@ -12,7 +12,8 @@ and outcome (``threadline_channel_send_duration_seconds``); media downloads are 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -34,8 +35,6 @@ from channels import (
     WhatsAppClient,
 )
 
-from ..core import Settings
-
 __all__ = ["ChannelClient", "Gateway"]
 
 
@@ -47,12 +46,17 @@ class Gateway:
     """The configured channel clients; ``observe`` times their sends (metrics)."""
 
     def __init__(
-        self, settings: Settings, http: httpx.AsyncClient, *, observe: SendObserver | None = None
+        self,
+        views: Mapping[Channel, Any],
+        http: httpx.AsyncClient,
+        *,
+        observe: SendObserver | None = None,
     ) -> None:
+        """``views``: each channel's settings view (``Settings.channel_views()``)."""
         self._clients: dict[Channel, ChannelClient] = {}
         for channel, spec in CHANNELS.items():
-            view = settings.channel(channel)
-            if spec.sends(view):
+            view = views.get(channel)
+            if view is not None and spec.sends(view):
                 self._clients[channel] = spec.client(http, view)
         whatsapp = self._clients.get(Channel.WHATSAPP)
         self.whatsapp = whatsapp if isinstance(whatsapp, WhatsAppClient) else None

@@ -293,6 +293,11 @@ class Settings(BaseSettings):
         entry (``ChannelSpec``) takes it."""
         return getattr(self, channel.value)
 
+    def channel_views(self) -> dict[Channel, Any]:
+        """Every channel's settings view, for what needs the channels' settings and nothing
+        else (the gateway)."""
+        return {channel: self.channel(channel) for channel in Channel}
+
     @property
     def sqlite_path(self) -> str | None:
         """The SQLite file path, or None for PostgreSQL."""

@@ -208,7 +208,7 @@ async def run_bridge(
             metrics.dead_letters.labels(direction).inc()
             metrics.messages.labels(direction, "dead_lettered").inc()
 
-        gateway = Gateway(settings, provider_http, observe=metrics.observe_send)
+        gateway = Gateway(settings.channel_views(), provider_http, observe=metrics.observe_send)
         templates = TemplateCatalog(
             gateway.whatsapp,
             settings.whatsapp_business_account_id,

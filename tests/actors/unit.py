@@ -169,7 +169,7 @@ async def harness(**settings: Any) -> AsyncIterator[Harness]:  # noqa: ANN401 - 
             settings=config,
             journal=journal,
             intercom=intercom,
-            gateway=Gateway(config, provider_http),
+            gateway=Gateway(config.channel_views(), provider_http),
             resolver=ContactResolver(intercom, journal, metrics, wall_clock=wall),
             media=JournalMediaStore(journal),
             metrics=metrics,
