@@ -12,6 +12,7 @@
 from ._actor import ThreadActor as ThreadActor
 from ._base import ConversationGone as ConversationGone
 from ._base import Services as Services
+from ._base import ThreadOptions as ThreadOptions
 from ._contacts import ContactResolver as ContactResolver
 from ._gateway import Gateway as Gateway
 from ._jobs import RECENT_MESSAGES as RECENT_MESSAGES
@@ -74,6 +75,7 @@ __all__ = [
     "TemplateRefused",
     "TemplatesUnavailable",
     "ThreadActor",
+    "ThreadOptions",
     "ThreadState",
     "api_send_problem",
     "contact_intent_key",

@@ -21,8 +21,8 @@ from channels import (
 )
 from intercom import AttachmentFile
 
-from ..core import Settings, log_fields
-from ._base import Services
+from ..core import log_fields
+from ._base import Services, ThreadOptions
 from ._gateway import ChannelClient
 from ._jobs import ThreadState
 
@@ -35,7 +35,7 @@ async def prepare(
     message: InboundMessage, state: ThreadState, services: Services, key_text: str
 ) -> tuple[str, list[AttachmentFile]]:
     """The message's text for Intercom and the files to upload (downloaded now)."""
-    settings = services.settings
+    settings = services.options
     lines = render_inbound(message, state.recall(message.reply_to))
     if message.location is not None:
         loc = message.location
@@ -84,7 +84,7 @@ MEDIA_DOWNLOAD_ATTEMPTS: Final = 3
 
 
 async def _download(
-    client: ChannelClient, ref: MediaRef, name: str, settings: Settings
+    client: ChannelClient, ref: MediaRef, name: str, settings: ThreadOptions
 ) -> DownloadedMedia | str:
     """The attachment, or the placeholder line saying why not: a failed or slow attachment never
     holds up or dead-letters its message. The whole download — the provider's lookup, connect,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from channels import SendRateLimited, SendTransient, ThreadKey
@@ -57,11 +57,35 @@ class ConversationGone(Exception):
 OUTCOME_UNKNOWN = (IntercomTransportError, IntercomUnavailable)
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadOptions:
+    """The settings a thread actor reads (``THREADLINE_*``; README), and nothing else."""
+
+    conversation_buffer_seconds: float
+    conversation_gone_retries: int
+    intercom_default_admin_id: str | None
+    intercom_timeout_seconds: float
+    intercom_search_settle_seconds: float
+    intercom_max_attachment_bytes: int
+    max_attachments_per_message: int
+    max_media_bytes: int
+    media_download_timeout_seconds: float
+    public_url: str
+    reply_format: str
+    whatsapp_reengagement_template: str | None
+    whatsapp_reengagement_language: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> ThreadOptions:
+        """The thread actors' part of ``settings``."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
 @dataclass
 class Services:
     """What every thread actor shares."""
 
-    settings: Settings
+    options: ThreadOptions
     journal: Journal
     intercom: IntercomClient
     gateway: Gateway
@@ -192,4 +216,4 @@ class ThreadBase:
             conversation = None
         if conversation is not None and conversation.admin_assignee_id:
             return conversation.admin_assignee_id
-        return self._s.settings.intercom_default_admin_id
+        return self._s.options.intercom_default_admin_id

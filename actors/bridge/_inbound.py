@@ -101,7 +101,7 @@ class InboundBranch(ThreadBase):
     def _new_conversation_reason(self, sent_at: float) -> str | None:
         if self._state.conversation_id is None:
             return "first_message"
-        buffer = self._s.settings.conversation_buffer_seconds
+        buffer = self._s.options.conversation_buffer_seconds
         # Silence in both directions: the customer's last message or our last send to them.
         state = self._state
         last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
@@ -138,7 +138,7 @@ class InboundBranch(ThreadBase):
                     raise ContactGone() from None
                 tries = self._gone_attempts.get(entry.id, 0) + 1
                 self._gone_attempts[entry.id] = tries
-                if tries <= self._s.settings.conversation_gone_retries:
+                if tries <= self._s.options.conversation_gone_retries:
                     raise ConversationGone(conversation_id) from None
                 reason = "conversation_gone"
         first_body = body if not files else (body or _files_caption(files))
@@ -178,7 +178,7 @@ class InboundBranch(ThreadBase):
             # lost connection or a timeout, once the request had time to finish there.
             settle = 0.0
             if isinstance(exc, IntercomTransportError):
-                settle = min(self._s.settings.intercom_timeout_seconds, 10.0)
+                settle = min(self._s.options.intercom_timeout_seconds, 10.0)
             self._work.doubt(settle)
             raise
         part = result.last_part
@@ -210,7 +210,7 @@ class InboundBranch(ThreadBase):
                 await self._work.save_early()
                 return adopted.id, adopted
             settles_at = (
-                state.conversation_intent_at + self._s.settings.intercom_search_settle_seconds
+                state.conversation_intent_at + self._s.options.intercom_search_settle_seconds
             )
             now = time.time()
             if now < settles_at:

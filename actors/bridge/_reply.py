@@ -89,17 +89,17 @@ class ReplyBranch(SendingBranch):
         if teammate is None:
             teammate = await self._s.admin_names.signature(  # actors/bridge/_admins.py: the order
                 self._s.intercom, job.admin_name, job.admin_id,
-                self._s.settings.intercom_default_admin_id,
+                self._s.options.intercom_default_admin_id,
             )  # fmt: skip
             steps.set_memo(f"{prefix}signature", teammate)
         # Held only when none of it went out yet: a retry that crossed the window's end after
         # sending some pieces does not hold (and later resend) what the customer has.
         sent_some = any(steps.touched(prefix + kind) for kind in ("text", "inline:", "media:"))
         if self._reengagement_due() and not sent_some:
-            text = self._s.settings.reply_format.format(teammate=teammate, text=job.text)
+            text = self._s.options.reply_format.format(teammate=teammate, text=job.text)
             await self._hold_reply(steps, job, text if job.text else "", prefix, teammate)
             return
-        content = reply_content(self._key, self._s.settings.reply_format, teammate, job)
+        content = reply_content(self._key, self._s.options.reply_format, teammate, job)
         failure = await self._send(steps, content, job.attachments, prefix, job.conversation_id)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
@@ -112,7 +112,7 @@ class ReplyBranch(SendingBranch):
         window closed, a template configured (else the reply fails as before, with a note)."""
         return (
             self._key.channel is Channel.WHATSAPP
-            and self._s.settings.whatsapp_reengagement_template is not None
+            and self._s.options.whatsapp_reengagement_template is not None
             and (bool(self._state.held) or self._outside_whatsapp_window())
         )
 
@@ -121,7 +121,7 @@ class ReplyBranch(SendingBranch):
     ) -> None:
         """Send the re-engagement template (once while replies are held) and hold the reply in
         the thread's state until the customer answers; a note says so."""
-        settings = self._s.settings
+        settings = self._s.options
         name = settings.whatsapp_reengagement_template
         assert name is not None
         language = settings.whatsapp_reengagement_language
@@ -170,7 +170,7 @@ class ReplyBranch(SendingBranch):
         for reply in held:
             prefix = f"held:{reply.part_id}:"
             if reply.reply is not None and reply.teammate is not None:
-                reply_format = self._s.settings.reply_format
+                reply_format = self._s.options.reply_format
                 content = reply_content(self._key, reply_format, reply.teammate, reply.reply)
             else:  # held by an older version: its plain text
                 content = message_content(self._key, reply.text)

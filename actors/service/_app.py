@@ -57,6 +57,7 @@ from ..bridge import (
     Services,
     TemplateCatalog,
     ThreadActor,
+    ThreadOptions,
     direction_of,
 )
 from ..core import BridgeMetrics, Settings, log_fields, thread_hash
@@ -215,7 +216,7 @@ async def run_bridge(
             ttl=settings.whatsapp_template_cache_seconds,
         )
         services = Services(
-            settings=settings,
+            options=ThreadOptions.of(settings),
             journal=journal,
             intercom=intercom,
             gateway=gateway,

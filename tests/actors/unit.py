@@ -26,6 +26,7 @@ from actors.bridge import (
     ReplyJob,
     Services,
     ThreadActor,
+    ThreadOptions,
     encode_job,
 )
 from actors.core import BridgeMetrics, Settings
@@ -166,7 +167,7 @@ async def harness(**settings: Any) -> AsyncIterator[Harness]:  # noqa: ANN401 - 
         intercom = IntercomClient(http, access_token=TOKEN, wall_clock=wall)
         metrics = BridgeMetrics(CollectorRegistry())
         services = Services(
-            settings=config,
+            options=ThreadOptions.of(config),
             journal=journal,
             intercom=intercom,
             gateway=Gateway(config.channel_views(), provider_http),
