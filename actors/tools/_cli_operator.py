@@ -12,7 +12,7 @@ from typing import Any
 import trio
 from pydantic import ValidationError
 
-from channels import ThreadKey
+from channels import Channel, ThreadKey
 
 from ..core import Settings
 from ..service import ConfigurationError, open_journal
@@ -59,7 +59,7 @@ def operator_parsers(commands: Any) -> None:  # noqa: ANN401 - argparse's privat
     )
     dead_show.add_argument("id", type=int, help="entry id")
     dead_show.add_argument("--json", action="store_true", help="one JSON object")
-    channels = ("whatsapp", "twilio", "telegram")
+    channels = tuple(channel.value for channel in Channel)
     threads = commands.add_parser("threads", help="inspect one customer thread")
     threads.add_argument("--database-url", help="sqlite:///path or postgresql://…")
     thread_commands = threads.add_subparsers(dest="action", metavar="ACTION", required=True)

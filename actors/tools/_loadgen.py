@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import trio
 
+from channels import Channel
 from channels.sandbox import (
     SignedWebhook,
     WebhookMedia,
@@ -49,7 +50,7 @@ __all__ = [
     "run_load",
 ]
 
-CHANNELS = ("whatsapp", "twilio", "telegram")
+CHANNELS = tuple(channel.value for channel in Channel)
 
 
 @dataclass(frozen=True)
