@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -35,6 +34,7 @@ from channels import InboundMessage, ThreadKey
 from intercom import IntercomClient
 from intercom.sandbox import IntercomSandbox
 from runtime import Entry, NewEntry, Timer
+from tests.intercom.conftest import asgi_transport
 
 from .fake_journal import FakeJournal
 
@@ -48,21 +48,6 @@ KEY = f"telegram:bot1:{CUSTOMER}"
 def wall() -> float:
     """Wall-clock time on Trio's (mock) clock, for the sandbox and the Intercom client."""
     return EPOCH + trio.current_time()
-
-
-def _asgi(app: IntercomSandbox) -> httpx.ASGITransport:
-    async def bridged(
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ) -> None:
-        await app(
-            cast("Scope", scope),
-            cast("ASGIReceiveCallable", receive),
-            cast("ASGISendCallable", send),
-        )
-
-    return httpx.ASGITransport(app=bridged)
 
 
 @dataclass
@@ -161,7 +146,9 @@ async def harness(**settings: Any) -> AsyncIterator[Harness]:  # noqa: ANN401 - 
         **settings,
     )
     async with (
-        httpx.AsyncClient(transport=_asgi(sandbox), base_url="http://intercom.test") as http,
+        httpx.AsyncClient(
+            transport=asgi_transport(sandbox), base_url="http://intercom.test"
+        ) as http,
         httpx.AsyncClient(transport=httpx.MockTransport(telegram)) as provider_http,
     ):
         intercom = IntercomClient(http, access_token=TOKEN, wall_clock=wall)
