@@ -159,10 +159,11 @@ class Ingress:
         rather than 401), 404 when the channel or its handshake is not configured."""
         answer = spec.webhook.handshake
         assert answer is not None
+        receives = spec.receives(view)  # the settings do not change while the bridge runs
 
         async def handshake(request: Request) -> Response:
             challenge = None
-            if spec.receives(view):
+            if receives:
                 try:
                     challenge = answer(dict(request.query()), view)
                 except SignatureInvalid as exc:
@@ -179,9 +180,14 @@ class Ingress:
         """``POST``: verify and parse (the channel's own), journal its messages and the failures
         of messages the bridge sent, answer as the provider expects."""
 
-        async def webhook(request: Request) -> Response:
-            if not spec.receives(view):
+        if not spec.receives(view):  # decided once: the settings do not change while running
+
+            async def not_configured(request: Request) -> Response:
                 return text_response(404, f"{spec.name} is not configured")
+
+            return not_configured
+
+        async def webhook(request: Request) -> Response:
             try:
                 events = spec.webhook.accept(request, view, self._max_body_bytes)
             except WebhookRejected as exc:
