@@ -15,10 +15,12 @@ from ._metrics import STATUSES as STATUSES
 from ._metrics import WEBHOOK_ROUTES as WEBHOOK_ROUTES
 from ._metrics import BridgeMetrics as BridgeMetrics
 from ._metrics import package_version as package_version
+from ._profiles import AccountProfile as AccountProfile
 from ._settings import Settings as Settings
 from ._settings import parse_bind as parse_bind
 
 __all__ = [
+    "AccountProfile",
     "BridgeMetrics",
     "JsonFormatter",
     "LogLimiter",

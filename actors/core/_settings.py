@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels import Channel, TelegramSettings, TwilioSettings, WhatsAppSettings
 
+from ._profiles import AccountProfile
+
 __all__ = ["MIN_SECRET_LENGTH", "Settings", "is_placeholder", "parse_bind"]
 
 MIN_SECRET_LENGTH = 8
@@ -297,6 +299,16 @@ class Settings(BaseSettings):
         """Every channel's settings view, for what needs the channels' settings and nothing
         else (the gateway)."""
         return {channel: self.channel(channel) for channel in Channel}
+
+    def account_profile(self, channel: Channel, account: str) -> AccountProfile:
+        """How the threads of business ``account`` on ``channel`` look in Intercom: the global
+        settings (``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``,
+        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``)."""
+        return AccountProfile(
+            admin_id=self.intercom_default_admin_id,
+            buffer_seconds=self.conversation_buffer_seconds,
+            reply_format=self.reply_format,
+        )
 
     @property
     def sqlite_path(self) -> str | None:
