@@ -449,10 +449,21 @@ def covered() -> set[str]:
     return names | set(SPECIAL)
 
 
+# Recorded for the channels of issue 21 and not parsed yet: tests/test_next_channel_fixtures.py
+# checks them (JSON, a SOURCES.md line, signature vectors). A folder leaves PENDING when its
+# channel is implemented and its files get expectations here.
+PENDING = {"messenger", "instagram", "line", "viber"}
+NOT_FIXTURES = {"SOURCES.md", "NEXT_CHANNELS.md"}
+
+
 def test_every_fixture_file_has_an_expectation() -> None:
     root = fixtures_dir()
     present = {
-        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SOURCES.md"
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name not in NOT_FIXTURES
+        and p.relative_to(root).parts[0] not in PENDING
     }
     assert present - covered() == set(), "fixtures without an expectation"
     assert covered() - present == set(), "expectations without a fixture"
