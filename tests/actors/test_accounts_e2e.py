@@ -77,13 +77,10 @@ team_id = "55"
 conversation_buffer_seconds = 60
 """
 
-ENV_CHANNELS_OFF: dict[str, Any] = {
-    name: None
-    for name in (
-        "whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token",
-        "twilio_account_sid", "twilio_auth_token", "telegram_bot_token", "telegram_secret_token",
-    )
-}  # fmt: skip
+ENV_CHANNELS_OFF: dict[str, Any] = dict.fromkeys((
+    "whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token",
+    "twilio_account_sid", "twilio_auth_token", "telegram_bot_token", "telegram_secret_token",
+))  # fmt: skip
 
 
 def write_accounts(tmp_path: Path) -> Path:
