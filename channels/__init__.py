@@ -66,6 +66,7 @@ Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import
 
 from ._decode import check_json_strings as check_json_strings
 from ._decode import require_json as require_json
+from ._errors import AccountMismatch as AccountMismatch
 from ._errors import ChannelError as ChannelError
 from ._errors import MediaHostForbidden as MediaHostForbidden
 from ._errors import MediaTooLarge as MediaTooLarge
@@ -142,6 +143,7 @@ from .whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from .whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 
 __all__ = [
+    "AccountMismatch",
     "CHANNELS",
     "Channel",
     "ChannelClient",

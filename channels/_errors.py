@@ -4,6 +4,7 @@ Two trees. Inbound webhooks that we refuse (the ingress maps them to 4xx, never 
 
     WebhookRejected(Exception)      .reason: one line, safe to return to the caller
       SignatureInvalid              missing or wrong signature / secret / verify token   → 401
+        AccountMismatch             signed by one account, about a number or bot of another → 401
       PayloadInvalid                not a payload we can read (JSON, form, schema, range) → 400
       PayloadTooLarge               body over the size cap                                → 413
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AccountMismatch",
     "ChannelError",
     "MediaHostForbidden",
     "MediaTooLarge",
@@ -62,6 +64,11 @@ class WebhookRejected(Exception):
 
 class SignatureInvalid(WebhookRejected):
     """The request is unsigned or its signature, secret header or verify token is wrong."""
+
+
+class AccountMismatch(SignatureInvalid):
+    """The signature is an account's, but the payload is about a business number or bot that
+    is not that account's (another account's secret never vouches for it)."""
 
 
 class PayloadInvalid(WebhookRejected):

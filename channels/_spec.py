@@ -63,6 +63,14 @@ class Webhook(Generic[S]):
     handshake: Callable[[Mapping[str, str], S], str | None] | None = None
 
 
+def _any_account(view: object) -> frozenset[str] | None:
+    return None
+
+
+def _no_route(view: object) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelSpec(Generic[S]):
     """One channel: every rule the bridge looks up per channel.
@@ -71,6 +79,12 @@ class ChannelSpec(Generic[S]):
     configured, for its webhook route (which answers 404 otherwise) and for its client (no
     client: nothing is sent). They differ where the two need different credentials (a Meta app
     secret verifies WhatsApp's webhooks, an access token sends).
+
+    A view is one credential set (a Meta app, a Twilio account, a Telegram bot); a channel may
+    have several (the accounts file). ``webhook.accept`` raises
+    :class:`~channels.SignatureInvalid` when the request is not signed with the view's secret
+    (the ingress then tries the next view of the route) and
+    :class:`~channels.AccountMismatch` when it is, but about an account the view does not own.
     """
 
     channel: Channel
@@ -96,6 +110,12 @@ class ChannelSpec(Generic[S]):
     """The customer's E.164 phone, as the inbound path identifies them by, or None."""
     templates: bool = False
     """Whether WhatsApp message templates are sent on this channel (the Cloud API's only)."""
+    accounts: Callable[[S], frozenset[str] | None] = _any_account
+    """The business accounts (``ThreadKey.account``) a view sends for and receives about;
+    None: any (the one-account shorthand of the environment variables)."""
+    account_route: Callable[[S], str | None] = _no_route
+    """A webhook path of the view's own (a Telegram bot of the accounts file); None: the
+    channel's :attr:`route`, shared by every view without one."""
 
     @property
     def name(self) -> str:

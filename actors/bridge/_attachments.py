@@ -43,7 +43,7 @@ async def prepare(
         link = f"https://maps.google.com/?q={loc.latitude},{loc.longitude}"
         lines.append(f"📍 {label} {link}".replace("  ", " "))
     files: list[AttachmentFile] = []
-    client = services.gateway.client(message.key.channel)
+    client = services.gateway.client(message.key.channel, message.key.account)
     attachments = message.attachments[: settings.max_attachments_per_message]
     if len(message.attachments) > len(attachments):
         skipped = len(message.attachments) - len(attachments)
@@ -51,7 +51,10 @@ async def prepare(
     for index, ref in enumerate(attachments):
         name = ref.filename or f"{ref.kind.value}-{index + 1}{_extension(ref.mime_type)}"
         if client is None:
-            lines.append(f"[{ref.kind.value} not downloaded: channel not configured]")
+            lines.append(
+                f"[{ref.kind.value} not downloaded: {message.key.channel.value} account "
+                f"{message.key.account} not configured]"
+            )
             continue
         media = await _download(client, ref, name, settings)
         if isinstance(media, str):  # a placeholder: the message goes on without the file

@@ -1,9 +1,12 @@
-"""The bridge's view of the channel providers: one client per configured channel, built by
-each channel's registry entry (``channels.CHANNELS``: ``sends`` and ``client``) from its
-settings view.
+"""The bridge's view of the channel providers: one client per credential set of each
+configured channel (a Meta app, a Twilio account, a Telegram bot), built by the channel's
+registry entry (``channels.CHANNELS``: ``sends`` and ``client``) from its settings view.
 
-A channel without credentials has no client: its webhook route answers 404 and nothing is sent
-to it. All clients share one ``httpx.AsyncClient`` owned by the composition root.
+A thread is sent to with the client of the credential set that owns its business account
+(``ThreadKey.account``: ``ChannelSpec.accounts``); the environment variables' one account owns
+any. A channel without credentials has no client: its webhook route answers 404 and nothing is
+sent to it; an account no credential set owns has none either (a note says so). All
+clients share one ``httpx.AsyncClient`` owned by the composition root.
 
 Every send call (text, or one attachment) is timed and reported to ``observe`` with its channel
 and outcome (``threadline_channel_send_duration_seconds``); media downloads are not sends.
@@ -12,8 +15,8 @@ and outcome (``threadline_channel_send_duration_seconds``); media downloads are 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,31 +50,60 @@ class Gateway:
 
     def __init__(
         self,
-        views: Mapping[Channel, Any],
+        views: Mapping[Channel, Sequence[Any]],
         http: httpx.AsyncClient,
         *,
         observe: SendObserver | None = None,
     ) -> None:
-        """``views``: each channel's settings view (``Settings.channel_views()``)."""
-        self._clients: dict[Channel, ChannelClient] = {}
+        """``views``: each channel's settings views (``Settings.channel_views()``)."""
+        self._clients: dict[Channel, list[tuple[frozenset[str] | None, ChannelClient]]] = {}
+        self._whatsapp: list[tuple[frozenset[str] | None, WhatsAppClient]] = []
         for channel, spec in CHANNELS.items():
-            view = views.get(channel)
-            if view is not None and spec.sends(view):
-                self._clients[channel] = spec.client(http, view)
-        whatsapp = self._clients.get(Channel.WHATSAPP)
-        self.whatsapp = whatsapp if isinstance(whatsapp, WhatsAppClient) else None
-        """The WhatsApp Cloud API client (templates), when configured."""
-        if observe is not None:
-            self._clients = {c: _Timed(c.value, k, observe) for c, k in self._clients.items()}
+            for view in views.get(channel, ()):
+                if not spec.sends(view):
+                    continue
+                client = spec.client(http, view)
+                owned = spec.accounts(view)
+                if isinstance(client, WhatsAppClient):
+                    self._whatsapp.append((owned, client))
+                if observe is not None:
+                    client = _Timed(channel.value, client, observe)
+                self._clients.setdefault(channel, []).append((owned, client))
+        self.whatsapp = self._whatsapp[0][1] if self._whatsapp else None
+        """The (first) WhatsApp Cloud API client (the template catalog), when configured."""
 
-    def client(self, channel: Channel) -> ChannelClient | None:
-        """The client for ``channel``, or None when it is not configured."""
-        return self._clients.get(channel)
+    def client(self, channel: Channel, account: str | None = None) -> ChannelClient | None:
+        """The client for business ``account`` on ``channel`` (None: the channel's first), or
+        None when no credential set of the channel owns it."""
+        return _owner(self._clients.get(channel, []), account)
+
+    def whatsapp_for(self, account: str) -> WhatsAppClient | None:
+        """The WhatsApp Cloud API client of the app that owns phone_number_id ``account``."""
+        return _owner(self._whatsapp, account)
 
     @property
     def channels(self) -> frozenset[Channel]:
         """The configured channels."""
         return frozenset(self._clients)
+
+
+_C = TypeVar("_C")
+
+
+def _owner(clients: Sequence[tuple[frozenset[str] | None, _C]], account: str | None) -> _C | None:
+    """The client whose credential set owns ``account``: the one listing it, else one that
+    owns any (the environment variables' account)."""
+    if not clients:
+        return None
+    if account is None:
+        return clients[0][1]
+    for owned, client in clients:
+        if owned is not None and account in owned:
+            return client
+    for owned, client in clients:
+        if owned is None:
+            return client
+    return None
 
 
 def _outcome(exc: Exception) -> str:

@@ -57,9 +57,12 @@ class SendingBranch(ThreadBase):
         or None when it was sent (or is in doubt and not sent again). What each piece was is
         remembered under its provider id, for a delivery failure reported later."""
         channel = self._key.channel
-        client = self._s.gateway.client(channel)
+        client = self._s.gateway.client(channel, self._key.account)
         if client is None:
-            return f"the {channel.value} channel is not configured on the bridge"
+            return (
+                f"the {channel.value} account {self._key.account} is not configured on the "
+                "bridge (no credentials own it)"
+            )
         if self._state.opted_out:
             return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
@@ -154,9 +157,11 @@ class SendingBranch(ThreadBase):
         self, steps: Steps, template: ApiTemplate, step: str, conversation_id: str | None = None
     ) -> str | None:
         """Send a WhatsApp template as a recorded step; why it failed for good, or None."""
-        client = self._s.gateway.whatsapp
-        if self._key.channel is not Channel.WHATSAPP or client is None:
+        if self._key.channel is not Channel.WHATSAPP:
             return "templates are sent on the whatsapp channel only"
+        client = self._s.gateway.whatsapp_for(self._key.account)
+        if client is None:
+            return f"the whatsapp account {self._key.account} is not configured on the bridge"
         call = functools.partial(
             client.send_template, self._key, template.name, template.language.code,
             template.payload_components(),

@@ -11,8 +11,10 @@ to start), never a silently disabled channel nor a route that accepts the empty 
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -20,9 +22,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels import Channel, TelegramSettings, TwilioSettings, WhatsAppSettings
 
+from ._accounts import AccountEntry, AccountsFile, AccountsFileError, load_accounts
 from ._profiles import AccountProfile
 
-__all__ = ["MIN_SECRET_LENGTH", "Settings", "is_placeholder", "parse_bind"]
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "Settings",
+    "is_placeholder",
+    "parse_bind",
+    "secret_problem",
+]
 
 MIN_SECRET_LENGTH = 8
 """The shortest secret or token accepted. Real ones are far longer: a Meta app secret and a
@@ -62,6 +71,27 @@ def is_placeholder(value: str) -> bool:
         or (folded.startswith("<") and folded.endswith(">"))  # <your app secret>
         or (folded.startswith("${") and folded.endswith("}"))  # a variable nobody expanded
     )
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret (empty, padded, a placeholder, too short), or None."""
+    if not value.strip():
+        return "is set but empty: set the real value"
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if is_placeholder(value):
+        return "is a placeholder: set the real value"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters: set the real value"
+    return None
+
+
+_ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
+    Channel.WHATSAPP: ("whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token"),
+    Channel.TWILIO: ("twilio_account_sid", "twilio_auth_token"),
+    Channel.TELEGRAM: ("telegram_bot_token", "telegram_secret_token"),
+}
+"""The variables that configure a channel kind's one account (the shorthand)."""
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -117,6 +147,11 @@ class Settings(BaseSettings):
     """Messages from Telegram group, supergroup and channel chats: acknowledged and counted
     (``ignore``), or bridged per member (``per-member``: one thread per sender, the group's
     title noted in the message; replies go to the member's private chat with the bot)."""
+    accounts_file: str | None = None
+    """A TOML file listing any number of WhatsApp apps, Twilio accounts and Telegram bots,
+    each with its credentials, numbers and Intercom profile (``actors/core/_accounts.py``). A
+    channel kind is configured either there or by its ``THREADLINE_<CHANNEL>_*`` credential
+    variables (the one-account shorthand), never both."""
 
     # --- operational knobs ----------------------------------------------------------------------
     api_token: SecretStr | None = None
@@ -249,7 +284,49 @@ class Settings(BaseSettings):
             password = None
         if password and is_placeholder(password):
             problems.append("THREADLINE_DATABASE_URL's password is a placeholder: set the real one")
+        return problems + self.account_problems()
+
+    # --- the accounts file ----------------------------------------------------------------------
+
+    @cached_property
+    def accounts(self) -> AccountsFile:
+        """The accounts file, read once (empty without ``THREADLINE_ACCOUNTS_FILE``).
+
+        Raises:
+            AccountsFileError: the file cannot be used (:meth:`account_problems` says why).
+        """
+        if self.accounts_file is None:
+            return AccountsFile(path="")
+        return load_accounts(self.accounts_file, secret_problem=secret_problem)
+
+    def account_problems(self) -> list[str]:
+        """Why the accounts file cannot be used, one line each (file, account, field); and a
+        channel kind configured both there and by its environment variables."""
+        if self.accounts_file is None:
+            return []
+        try:
+            accounts = self.accounts
+        except AccountsFileError as exc:
+            return list(exc.problems)
+        problems = []
+        for channel, names in _ENV_CREDENTIALS.items():
+            set_here = [f"THREADLINE_{n.upper()}" for n in names if getattr(self, n) is not None]
+            if accounts.of(channel) and set_here:
+                problems.append(
+                    f"THREADLINE_ACCOUNTS_FILE {self.accounts_file} lists {channel.value} "
+                    f"accounts and {', '.join(set_here)} is set too: configure "
+                    f"{channel.value} in one place (the file, or the variables for one account)"
+                )
         return problems
+
+    def channel_accounts(self, channel: Channel) -> tuple[Any, ...]:
+        """Every credential set of ``channel`` as its settings view: the accounts file's
+        (each with its id and numbers), or the environment variables' one account."""
+        entries = self.accounts.of(channel)
+        if not entries:
+            return (self.channel(channel),)
+        base = self.channel(channel)
+        return tuple(_account_view(base, entry) for entry in entries)
 
     # --- per-channel views: what each channel's registry entry is given ---------------------
 
@@ -295,19 +372,32 @@ class Settings(BaseSettings):
         entry (``ChannelSpec``) takes it."""
         return getattr(self, channel.value)
 
-    def channel_views(self) -> dict[Channel, Any]:
-        """Every channel's settings view, for what needs the channels' settings and nothing
-        else (the gateway)."""
-        return {channel: self.channel(channel) for channel in Channel}
+    def channel_views(self) -> dict[Channel, tuple[Any, ...]]:
+        """Every channel's settings views (one per credential set), for what needs the
+        channels' settings and nothing else (the gateway)."""
+        return {channel: self.channel_accounts(channel) for channel in Channel}
 
     def account_profile(self, channel: Channel, account: str) -> AccountProfile:
-        """How the threads of business ``account`` on ``channel`` look in Intercom: the global
-        settings (``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``,
-        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``)."""
-        return AccountProfile(
+        """How the threads of business ``account`` on ``channel`` look in Intercom: the
+        accounts file's fields of the account that owns it, each falling back to the global
+        setting (``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``,
+        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``; no team,
+        assignee or tags)."""
+        entry = self.accounts.entry(channel, account)
+        profile = AccountProfile(
             admin_id=self.intercom_default_admin_id,
             buffer_seconds=self.conversation_buffer_seconds,
             reply_format=self.reply_format,
+        )
+        if entry is None:
+            return profile
+        return AccountProfile(
+            admin_id=_first(entry.default_admin_id, profile.admin_id),
+            buffer_seconds=_first(entry.conversation_buffer_seconds, profile.buffer_seconds),
+            reply_format=_first(entry.reply_format, profile.reply_format),
+            team_id=entry.team_id,
+            assignee_id=entry.assignee_id,
+            tags=entry.tags or (),
         )
 
     @property
@@ -316,3 +406,41 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite:///"):
             return self.database_url.removeprefix("sqlite:///")
         return None
+
+
+_T = TypeVar("_T")
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a channel's view
+    """The channel's global view ``base`` with ``entry``'s credentials and numbers."""
+    numbers = frozenset(entry.numbers)
+    if isinstance(base, WhatsAppSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            app_secret=entry.secret("app_secret"),
+            verify_token=entry.secret("verify_token"),
+            access_token=entry.secret("access_token"),
+            business_account_id=entry.business_account_id,
+            phone_number_ids=numbers,
+        )
+    if isinstance(base, TwilioSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            account_sid=entry.account_sid,
+            auth_token=entry.secret("auth_token"),
+            subaccount_sid=entry.subaccount_sid,
+            numbers=numbers,
+        )
+    assert isinstance(base, TelegramSettings)
+    return dataclasses.replace(
+        base,
+        account_id=entry.id,
+        bot_token=entry.secret("bot_token"),
+        secret_token=entry.secret("secret_token"),
+    )

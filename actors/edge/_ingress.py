@@ -26,10 +26,13 @@ from typing import Any, Final
 
 from channels import (
     CHANNELS,
+    AccountMismatch,
     Channel,
     ChannelSpec,
+    ParsedEvent,
     PayloadInvalid,
     SignatureInvalid,
+    ThreadKey,
     WebhookRejected,
 )
 from runtime import (
@@ -99,12 +102,16 @@ class Ingress:
         router.add("GET", "/readyz", "ready", self._readyz)
         sendable: set[Channel] = set()
         for channel, spec in CHANNELS.items():
-            view = settings.channel(channel)
-            if spec.sends(view):
+            views = settings.channel_accounts(channel)
+            if any(spec.sends(view) for view in views):
                 sendable.add(channel)
-            if spec.webhook.handshake is not None:
-                router.add("GET", spec.route, spec.name, self._handshake(spec, view))
-            router.add("POST", spec.route, spec.name, self._webhook(spec, view))
+            routes: dict[str, list[object]] = {spec.route: []}
+            for view in views:  # a view with a route of its own (a bot of the accounts file)
+                routes.setdefault(spec.account_route(view) or spec.route, []).append(view)
+            for path, group in routes.items():
+                if spec.webhook.handshake is not None:
+                    router.add("GET", path, spec.name, self._handshake(spec, group))
+                router.add("POST", path, spec.name, self._webhook(spec, group))
         intercom = IntercomWebhook(
             settings.intercom_client_secret,
             journal=self._journal,
@@ -154,33 +161,45 @@ class Ingress:
 
     # --- the provider webhooks, one template over the registry --------------------------------
 
-    def _handshake(self, spec: ChannelSpec[Any], view: object) -> Handler:
-        """``GET`` verification (Meta's): 200 with the challenge, 403 refused (Meta expects it
-        rather than 401), 404 when the channel or its handshake is not configured."""
+    def _handshake(self, spec: ChannelSpec[Any], views: list[object]) -> Handler:
+        """``GET`` verification (Meta's): 200 with the challenge when any configured verify
+        token matches, 403 refused (Meta expects it rather than 401), 404 when the channel or
+        its handshake is not configured."""
         answer = spec.webhook.handshake
         assert answer is not None
-        receives = spec.receives(view)  # the settings do not change while the bridge runs
+        # Decided once: the settings do not change while the bridge runs.
+        receiving = [view for view in views if spec.receives(view)]
 
         async def handshake(request: Request) -> Response:
-            challenge = None
-            if receives:
+            query = dict(request.query())
+            refused: SignatureInvalid | None = None
+            for view in receiving:
                 try:
-                    challenge = answer(dict(request.query()), view)
+                    challenge = answer(query, view)
                 except SignatureInvalid as exc:
-                    return text_response(403, exc.reason)
+                    refused = refused or exc
+                    continue
                 except PayloadInvalid as exc:
                     return text_response(400, exc.reason)
-            if challenge is None:
-                return text_response(404, f"{spec.name} is not configured")
-            return text_response(200, challenge)
+                if challenge is not None:
+                    return text_response(200, challenge)
+            if refused is not None:
+                return text_response(403, refused.reason)
+            return text_response(404, f"{spec.name} is not configured")
 
         return handshake
 
-    def _webhook(self, spec: ChannelSpec[Any], view: object) -> Handler:
+    def _webhook(self, spec: ChannelSpec[Any], views: list[object]) -> Handler:
         """``POST``: verify and parse (the channel's own), journal its messages and the failures
-        of messages the bridge sent, answer as the provider expects."""
+        of messages the bridge sent, answer as the provider expects.
 
-        if not spec.receives(view):  # decided once: the settings do not change while running
+        With several credential sets on one route (Meta apps posting to the same URL, Twilio
+        accounts), each is tried in turn: a request is accepted by the first whose secret
+        signed it and that owns every business account the payload is about. Nothing is parsed
+        before a signature matched; a payload signed by one account about another's number is
+        refused (401) whatever the other's secret."""
+        receiving = [view for view in views if spec.receives(view)]
+        if not receiving:  # decided once: the settings do not change while running
 
             async def not_configured(request: Request) -> Response:
                 return text_response(404, f"{spec.name} is not configured")
@@ -188,10 +207,29 @@ class Ingress:
             return not_configured
 
         async def webhook(request: Request) -> Response:
-            try:
-                events = spec.webhook.accept(request, view, self._max_body_bytes)
-            except WebhookRejected as exc:
-                return rejected(exc)
+            events = None
+            refused: SignatureInvalid | None = None
+            for view in receiving:
+                try:
+                    events = spec.webhook.accept(request, view, self._max_body_bytes)
+                except AccountMismatch as exc:  # signed by this account, about another's
+                    refused = exc
+                    continue
+                except SignatureInvalid as exc:  # not this account's secret: the next one's?
+                    refused = refused or exc
+                    continue
+                except WebhookRejected as exc:
+                    return rejected(exc)
+                stray = _stray_account(events, spec.accounts(view))
+                if stray is None:
+                    break
+                events = None
+                refused = AccountMismatch(
+                    f"{stray} is not an account of the credentials that signed the webhook"
+                )
+            if events is None:
+                assert refused is not None
+                return rejected(refused)
             try:
                 entries = await self._journal.event_entries(spec.channel, events)
             except JournalUnavailable:
@@ -225,3 +263,15 @@ class Ingress:
                 "content-security-policy": "sandbox",
             },
         )
+
+
+def _stray_account(events: list[ParsedEvent], owned: frozenset[str] | None) -> str | None:
+    """The first business account the events are about that ``owned`` lacks (None: all owned,
+    or the credentials own any)."""
+    if owned is None:
+        return None
+    for event in events:
+        key = getattr(event, "key", None)
+        if isinstance(key, ThreadKey) and key.account not in owned:
+            return key.account
+    return None

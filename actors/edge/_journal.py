@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from channels import (
+    AccountMismatch,
     Channel,
     DeliveryStatus,
     Ignored,
@@ -64,6 +65,7 @@ def unavailable(reason: str = "journal unavailable") -> Response:
 
 _REJECTION_STATUS: dict[type[WebhookRejected], int] = {
     SignatureInvalid: 401,
+    AccountMismatch: 401,
     PayloadTooLarge: 413,
     PayloadInvalid: 400,
 }

@@ -209,6 +209,13 @@ def mask_secrets(text: str, settings: Settings | None) -> str:
             for value in settings.__dict__.values()
             if isinstance(value, SecretStr)
         ]
+        try:
+            accounts = settings.accounts
+        except ValueError:  # an unusable file: its problems name no value
+            pass
+        else:
+            for entry in accounts.entries:
+                secrets.extend(value.get_secret_value() for value in entry.secrets.values())
         userinfo = settings.database_url.partition("://")[2].rpartition("@")[0]
         secrets.append(userinfo.partition(":")[2])
         for secret in sorted(secrets, key=len, reverse=True):

@@ -32,6 +32,7 @@ from ..service import (
     run_workers,
 )
 from ._check import run_checks
+from ._cli_accounts import accounts_command, accounts_parser
 from ._cli_loadtest import loadtest_command, loadtest_parser
 from ._cli_operator import operator_command, operator_parsers
 from ._cli_serve import run_sandbox, serve
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     loadtest_parser(commands)
     operator_parsers(commands)
+    accounts_parser(commands)
     return parser
 
 
@@ -181,6 +183,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, state: dict[
         return trio.run(_demo, args.threads, args.messages, args.keep_running)
     if args.command == "loadtest":
         return loadtest_command(args)
+    if args.command == "accounts":
+        settings = state["settings"] = _settings()
+        return accounts_command(args, settings)
     if args.command in ("deadletters", "threads", "erase"):
         return operator_command(args, _settings(database_url=args.database_url))
     parser.error(f"unknown command {args.command}")  # exits with status 2

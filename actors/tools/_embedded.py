@@ -19,6 +19,8 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from channels.sandbox import (
+    ProviderSandbox,
+    SandboxCredentials,
     SentMessage,
     SignedWebhook,
     WebhookMedia,
@@ -159,10 +161,13 @@ async def open_stack(
     *,
     database_url: str,
     registry: CollectorRegistry | None = None,
+    providers: SandboxCredentials | None = None,
     **overrides: Any,  # noqa: ANN401 - Settings fields, validated by pydantic
 ) -> AsyncIterator[Stack]:
-    """Start the sandboxes and a bridge on free loopback ports; stop both on exit."""
-    sandbox = SandboxApp()
+    """Start the sandboxes and a bridge on free loopback ports; stop both on exit.
+
+    ``providers``: what the fake providers accept (further apps, accounts and bots)."""
+    sandbox = SandboxApp(providers=ProviderSandbox(providers) if providers else None)
     async with trio.open_nursery() as nursery:
         address: BoundAddress = await nursery.start(
             serve_asgi, sandbox, hypercorn_config("127.0.0.1:0")

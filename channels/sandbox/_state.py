@@ -11,6 +11,7 @@ import enum
 import hashlib
 import itertools
 from collections import deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -20,6 +21,7 @@ from channels import Channel
 from channels.twilio import twilio_opt_out
 
 __all__ = [
+    "CURRENT_CREDENTIAL",
     "FailureScript",
     "MediaFault",
     "PendingWebhook",
@@ -51,6 +53,30 @@ class SandboxCredentials(BaseModel):
     telegram_bot_token: str = "7000000001:sandbox-telegram-bot-token"  # noqa: S105 - public fake
     whatsapp_phone_number_ids: tuple[str, ...] = ("100000000000001",)
     """The business phone numbers ``GET /{phone-number-id}`` knows (sends go from any id)."""
+    more_whatsapp_access_tokens: tuple[str, ...] = ()
+    """Access tokens of further Meta apps (several accounts in one deployment)."""
+    more_twilio_accounts: tuple[tuple[str, str], ...] = ()
+    """Further Twilio accounts, (account SID, auth token) each."""
+    more_telegram_bot_tokens: tuple[str, ...] = ()
+    """Tokens of further Telegram bots."""
+
+    @property
+    def whatsapp_access_tokens(self) -> tuple[str, ...]:
+        return (self.whatsapp_access_token, *self.more_whatsapp_access_tokens)
+
+    @property
+    def twilio_accounts(self) -> dict[str, str]:
+        """Account SID → auth token, of every account the fake accepts."""
+        return {self.twilio_account_sid: self.twilio_auth_token, **dict(self.more_twilio_accounts)}
+
+    @property
+    def telegram_bot_tokens(self) -> tuple[str, ...]:
+        return (self.telegram_bot_token, *self.more_telegram_bot_tokens)
+
+
+CURRENT_CREDENTIAL: ContextVar[str | None] = ContextVar("sandbox_credential", default=None)
+"""The credential the request being answered authenticated with (each request is its own
+task): the WhatsApp access token, the Twilio account SID or the Telegram bot id."""
 
 
 class SandboxFailure(enum.StrEnum):
@@ -116,6 +142,9 @@ class SentMessage(BaseModel):
     """A template send's name (``text`` then holds its rendered text)."""
     entities: tuple[dict[str, object], ...] = ()
     """Telegram message entities sent with a text (UTF-16 offsets), as the Bot API takes them."""
+    credential: str | None = None
+    """What the send authenticated with: the WhatsApp access token, the Twilio account SID or
+    the Telegram bot id (sandbox values, not secrets)."""
 
 
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
@@ -315,6 +344,7 @@ class SandboxState:
         return script
 
     def record(self, **fields: object) -> SentMessage:
+        fields.setdefault("credential", CURRENT_CREDENTIAL.get())
         message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
         self.sent.append(message)
         return message

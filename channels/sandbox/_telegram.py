@@ -16,7 +16,7 @@ from channels import Channel, utf16_length
 from runtime import Request, Response, json_response
 
 from ._http import LinkedFile, Upload, body_fields, is_url, media_bytes, same, sniff_media_type
-from ._state import SandboxFailure, SandboxState
+from ._state import CURRENT_CREDENTIAL, SandboxFailure, SandboxState
 
 __all__ = ["TELEGRAM_TEXT_LIMIT", "telegram", "telegram_links"]
 
@@ -40,11 +40,19 @@ TELEGRAM_TEXT_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 
 def telegram_links(state: SandboxState, request: Request, parts: list[str]) -> list[str]:
     """The file URL an authenticated send names (the real API fetches it itself)."""
-    if len(parts) != 2 or not same(parts[0], f"bot{state.credentials.telegram_bot_token}"):
+    if len(parts) != 2 or _bot(state, parts[0]) is None:
         return []
     field = _TG_METHODS.get(parts[1], ("text", "text"))[1]
     value = body_fields(request)[0].get(field) if field != "text" else None
     return [value] if value is not None and is_url(value) else []
+
+
+def _bot(state: SandboxState, segment: str) -> str | None:
+    """The bot id of ``bot<token>`` when the token is one the fake knows, else None."""
+    for token in state.credentials.telegram_bot_tokens:
+        if same(segment, f"bot{token}"):
+            return token.partition(":")[0]
+    return None
 
 
 def _tg_error(status: int, description: str, **parameters: int) -> Response:
@@ -61,9 +69,8 @@ async def telegram(
     linked: Mapping[str, LinkedFile | None],
 ) -> Response:
     """``/telegram/bot{token}/{method}`` and ``/telegram/file/bot{token}/{file_path}``."""
-    token = state.credentials.telegram_bot_token
     if len(parts) >= 3 and parts[0] == "file" and request.method == "GET":
-        if not same(parts[1], f"bot{token}"):
+        if _bot(state, parts[1]) is None:
             return _tg_error(401, "Unauthorized")
         media = state.media.get(parts[-1]) if parts[2] == "media" else None
         if media is None:
@@ -71,8 +78,10 @@ async def telegram(
         return media_bytes(state, request, parts[-1], media.content, "application/octet-stream")
     if len(parts) != 2:
         return _tg_error(404, "Not Found")
-    if not same(parts[0], f"bot{token}"):
+    bot = _bot(state, parts[0])
+    if bot is None:
         return _tg_error(401, "Unauthorized")
+    CURRENT_CREDENTIAL.set(bot)
     try:
         fields, files = body_fields(request)
     except (ValueError, UnicodeDecodeError):
@@ -167,7 +176,7 @@ def _telegram_send(
     reply_to = _reply_to(fields.get("reply_parameters"))
     state.record(
         channel=Channel.TELEGRAM,
-        account=state.credentials.telegram_bot_token.partition(":")[0],
+        account=CURRENT_CREDENTIAL.get() or state.credentials.telegram_bot_token.partition(":")[0],
         to=chat,
         message_id=f"{chat}:{message_id}",
         type=kind,
@@ -221,7 +230,7 @@ def _telegram_bot(state: SandboxState, method: str, fields: dict[str, str]) -> R
     """``getMe`` and the webhook methods (the sandbox records the webhook, delivers nothing)."""
     hook = state.telegram_webhook
     if method == "getMe":
-        bot_id = int(state.credentials.telegram_bot_token.partition(":")[0])
+        bot_id = int(CURRENT_CREDENTIAL.get() or state.credentials.telegram_bot_token.split(":")[0])
         me = {
             "id": bot_id,
             "is_bot": True,

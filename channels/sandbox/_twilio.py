@@ -16,7 +16,7 @@ from runtime import Request, Response, json_response
 
 from ._builders import twilio_status_webhook
 from ._http import LinkedFile, base_url, basic_auth, form_pairs, media_bytes, same
-from ._state import PendingWebhook, SandboxFailure, SandboxState
+from ._state import CURRENT_CREDENTIAL, PendingWebhook, SandboxFailure, SandboxState
 
 __all__ = ["TWILIO_BODY_LIMIT", "twilio"]
 
@@ -61,12 +61,12 @@ async def twilio(
         return _twilio_error(404, 20404, "The requested resource was not found")
     account = parts[2].removesuffix(".json") if len(parts) == 3 else parts[2]
     auth = basic_auth(request)
+    tokens = creds.twilio_accounts
     if auth is None or not (
-        same(auth[0], creds.twilio_account_sid)
-        and same(auth[1], creds.twilio_auth_token)
-        and account == creds.twilio_account_sid
+        auth[0] in tokens and same(auth[1], tokens[auth[0]]) and account == auth[0]
     ):
         return _twilio_error(401, 20003, "Authenticate")
+    CURRENT_CREDENTIAL.set(auth[0])
     if len(parts) == 3:  # the account resource, Accounts/{sid}.json
         if request.method != "GET" or not parts[2].endswith(".json"):
             return _twilio_error(404, 20404, "The requested resource was not found")
@@ -133,13 +133,13 @@ def _twilio_send(state: SandboxState, request: Request) -> Response:
         text=fields.get("Body") or None,
         media_url=media_urls[0] if media_urls else None,
     )
-    account = state.credentials.twilio_account_sid
+    account = CURRENT_CREDENTIAL.get() or state.credentials.twilio_account_sid
     callback = fields.get("StatusCallback")
     if later and script is not None and callback:
         # Signed over the URL the send asked for; posted there, or to the same path on the
         # bridge when one is configured (the sandbox cannot reach a public URL).
         receipt = twilio_status_webhook(
-            state.credentials.twilio_auth_token, callback, account_sid=account, to=to,
+            state.credentials.twilio_accounts[account], callback, account_sid=account, to=to,
             from_=sender, message_sid=sid, status="undelivered",
             error_code=script.error_code or 30003,
         )  # fmt: skip

@@ -29,7 +29,13 @@ from ._http import (
     query_params,
     same,
 )
-from ._state import WHATSAPP_WINDOW_SECONDS, PendingWebhook, SandboxFailure, SandboxState
+from ._state import (
+    CURRENT_CREDENTIAL,
+    WHATSAPP_WINDOW_SECONDS,
+    PendingWebhook,
+    SandboxFailure,
+    SandboxState,
+)
 
 __all__ = ["WHATSAPP_TEXT_LIMIT", "whatsapp", "whatsapp_links"]
 
@@ -52,12 +58,21 @@ def whatsapp_links(state: SandboxState, request: Request, parts: list[str]) -> l
     """The media ``link`` an authenticated send names (the real API fetches it itself)."""
     if len(parts) != 3 or parts[2] != "messages":
         return []
-    if not same(bearer(request), state.credentials.whatsapp_access_token):
+    if _token(state, request) is None:
         return []
     body = json.loads(request.body)
     payload = body.get(body.get("type")) if isinstance(body, dict) else None
     link = payload.get("link") if isinstance(payload, dict) else None
     return [link] if isinstance(link, str) and is_url(link) else []
+
+
+def _token(state: SandboxState, request: Request) -> str | None:
+    """The access token the request authenticated with, or None when it is none of them."""
+    given = bearer(request)
+    for token in state.credentials.whatsapp_access_tokens:
+        if same(given, token):
+            return token
+    return None
 
 
 def _graph_error(status: int, code: int, message: str, **headers: str) -> Response:
@@ -90,8 +105,10 @@ async def whatsapp(
     """``/whatsapp/{version}/{media_id}``, ``/whatsapp/{version}/{phone_number_id}/messages``,
     ``/whatsapp/{version}/{phone_number_id}/media`` and the media bytes ``/whatsapp/_media/{id}``.
     """
-    if not same(bearer(request), state.credentials.whatsapp_access_token):
+    token = _token(state, request)
+    if token is None:
         return _graph_error(401, 190, "Invalid OAuth access token")
+    CURRENT_CREDENTIAL.set(token)
     if len(parts) == 2 and parts[0] == "_media" and request.method == "GET":
         media = state.media.get(parts[1])
         if media is None:

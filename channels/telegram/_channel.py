@@ -12,7 +12,7 @@ from runtime import Request
 
 from .._decode import require_json
 from .._model import Channel, ParsedEvent
-from .._spec import ChannelSpec, Webhook
+from .._spec import ChannelSpec, Webhook, webhook_path
 from .._text import TextFormat, TextLimit
 from ._api import TELEGRAM_BASE_URL, TelegramClient, TelegramConfig
 from ._webhook import GroupPolicy, parse_telegram, verify_telegram_secret
@@ -33,6 +33,10 @@ class TelegramSettings:
     upload_max_bytes: int = 50 * 1024 * 1024
     """A document Telegram does not take by URL is fetched and uploaded: at most this large."""
     upload_fetch_seconds: float = 30.0
+    account_id: str | None = None
+    """The bot's id in the accounts file; None: the ``THREADLINE_TELEGRAM_*`` shorthand, on
+    ``/webhooks/telegram``. A bot of the file has its own route,
+    ``/webhooks/telegram/<bot id>``, and sends for its own bot id only."""
 
     @property
     def bot_id(self) -> str | None:
@@ -74,6 +78,18 @@ def _client(http: httpx.AsyncClient, s: TelegramSettings) -> TelegramClient:
     )
 
 
+def _accounts(s: TelegramSettings) -> frozenset[str] | None:
+    if s.account_id is None or s.bot_id is None:
+        return None
+    return frozenset({s.bot_id})
+
+
+def _route(s: TelegramSettings) -> str | None:
+    if s.account_id is None or s.bot_id is None:
+        return None
+    return f"{webhook_path(Channel.TELEGRAM)}/{s.bot_id}"
+
+
 TELEGRAM: ChannelSpec[TelegramSettings] = ChannelSpec(
     channel=Channel.TELEGRAM,
     webhook=Webhook(accept=_accept),
@@ -87,5 +103,7 @@ TELEGRAM: ChannelSpec[TelegramSettings] = ChannelSpec(
     receipts=False,
     new_customer=re.compile(r"[0-9]{1,20}"),
     phone=lambda key: None,
+    accounts=_accounts,
+    account_route=_route,
 )
 """Telegram: styles as message entities, no window, no delivery receipts."""

@@ -58,6 +58,8 @@ class TwilioConfig(BaseModel):
     account_sid: str
     auth_token: SecretStr
     base_url: str = TWILIO_BASE_URL
+    subaccount_sid: str | None = None
+    """Messages are created under this subaccount of ``account_sid`` (with its credentials)."""
     media_origins: tuple[str, ...] | None = None
     status_callback_url: str | None = None
 
@@ -174,9 +176,10 @@ class TwilioClient:
         return await self._create(form)
 
     async def _create(self, fields: list[tuple[str, str]]) -> str:
+        sid = self._config.subaccount_sid or self._config.account_sid
         request = self._http.build_request(
             "POST",
-            f"{self._base}/2010-04-01/Accounts/{self._config.account_sid}/Messages.json",
+            f"{self._base}/2010-04-01/Accounts/{sid}/Messages.json",
             headers=self._auth,
             data=dict(fields),
         )

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from runtime import Request
 
-from .._errors import PayloadInvalid
+from .._errors import PayloadInvalid, SignatureInvalid
 from .._model import Channel, ParsedEvent, ThreadKey
 from .._spec import ChannelSpec, Webhook, webhook_path
 from .._text import TextFormat, TextLimit
@@ -35,6 +35,19 @@ class TwilioSettings:
     public_url: str = "http://127.0.0.1:8080"
     """The bridge's external base URL (``THREADLINE_PUBLIC_URL``): Twilio signs the webhook's
     URL under it, and status callbacks are sent there."""
+    account_id: str | None = None
+    """The account's id in the accounts file; None: the ``THREADLINE_TWILIO_*`` shorthand."""
+    numbers: frozenset[str] | None = None
+    """The business numbers (E.164, without ``whatsapp:``) of this account: it sends from
+    them, and a webhook it signed may be about them only. None (the shorthand): any."""
+    subaccount_sid: str | None = None
+    """A subaccount of ``account_sid`` the numbers belong to: messages are sent under it (with
+    the account's credentials) and its webhooks carry it as ``AccountSid``."""
+
+    @property
+    def messaging_sid(self) -> str | None:
+        """The account the numbers belong to: the subaccount when there is one."""
+        return self.subaccount_sid or self.account_sid
 
     @property
     def webhook_url(self) -> str:
@@ -58,6 +71,9 @@ def _accept(request: Request, s: TwilioSettings, max_bytes: int) -> list[ParsedE
         verify_twilio_signature(url, [], signature, token, body=request.body)
         raise PayloadInvalid("expected a form-encoded Twilio Messaging webhook")
     params = twilio_form_params(request.body, max_bytes=max_bytes)
+    if s.account_id is not None and dict(params).get("AccountSid") != s.messaging_sid:
+        # An account of the accounts file is picked by the AccountSid its webhooks carry.
+        raise SignatureInvalid("AccountSid is not a configured Twilio account")
     verify_twilio_signature(url, params, signature, token)
     return parse_twilio(request.body, received_at=datetime.now(UTC), max_bytes=max_bytes)
 
@@ -70,6 +86,7 @@ def _client(http: httpx.AsyncClient, s: TwilioSettings) -> TwilioClient:
         TwilioConfig(
             account_sid=s.account_sid,
             auth_token=s.auth_token,
+            subaccount_sid=s.subaccount_sid,
             base_url=s.base_url,
             status_callback_url=s.webhook_url,
         ),
@@ -103,5 +120,6 @@ TWILIO: ChannelSpec[TwilioSettings] = ChannelSpec(
     receipts=True,
     new_customer=_NEW_CUSTOMER,
     phone=_phone,
+    accounts=lambda s: s.numbers,
 )
 """Twilio: plain SMS (WhatsApp's markup and window for ``whatsapp:`` customers), receipts."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 from runtime import Request
 
 from .._decode import require_json
+from .._errors import AccountMismatch
 from .._model import Channel, ParsedEvent, ThreadKey
 from .._spec import ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
@@ -36,6 +38,11 @@ class WhatsAppSettings:
     reengagement_template: str | None = None
     reengagement_language: str = "en_US"
     template_cache_seconds: float = 600.0
+    account_id: str | None = None
+    """The app's id in the accounts file; None: the ``THREADLINE_WHATSAPP_*`` shorthand."""
+    phone_number_ids: frozenset[str] | None = None
+    """The business phone numbers (phone_number_id) of this app: it sends from them, and a
+    webhook it signed may be about them only. None (the shorthand): any."""
 
 
 def _receives(s: WhatsAppSettings) -> bool:
@@ -52,7 +59,28 @@ def _accept(request: Request, s: WhatsAppSettings, max_bytes: int) -> list[Parse
         request.body, request.headers.get("x-hub-signature-256"), s.app_secret.get_secret_value()
     )
     require_json(request.content_type)
-    return parse_whatsapp(request.body, max_bytes=max_bytes)
+    events = parse_whatsapp(request.body, max_bytes=max_bytes)
+    if s.phone_number_ids is not None:
+        for phone_number_id in _payload_phone_number_ids(request.body):
+            if phone_number_id not in s.phone_number_ids:
+                raise AccountMismatch(
+                    f"phone_number_id {phone_number_id} is not a number of the app that "
+                    "signed the webhook"
+                )
+    return events
+
+
+def _payload_phone_number_ids(body: bytes) -> Iterator[str]:
+    """Every ``entry[].changes[].value.metadata.phone_number_id`` of a (verified, parsed)
+    payload (a change about no number, e.g. a template's status, names none)."""
+    payload = json.loads(body)
+    for entry in payload.get("entry") or () if isinstance(payload, dict) else ():
+        for change in (entry.get("changes") or ()) if isinstance(entry, dict) else ():
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if number is not None:
+                yield str(number)
 
 
 def _handshake(query: Mapping[str, str], s: WhatsAppSettings) -> str | None:
@@ -84,5 +112,6 @@ WHATSAPP: ChannelSpec[WhatsAppSettings] = ChannelSpec(
     new_customer=re.compile(r"[0-9]{6,15}"),
     phone=_phone,
     templates=True,
+    accounts=lambda s: s.phone_number_ids,
 )
 """WhatsApp Cloud API: ``*bold*``/``_italic_`` markup, the 24-hour window, receipts."""
