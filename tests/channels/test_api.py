@@ -10,6 +10,7 @@ import channels.twilio
 import channels.whatsapp
 
 EXPECTED = [
+    "AccountMismatch",
     "CHANNELS",
     "Channel",
     "ChannelClient",
