@@ -228,6 +228,8 @@ async def test_a_send_scripted_to_fail_later_is_accepted_then_reported_by_signed
     assert tw_status.key == ThreadKey(
         channel=Channel.TWILIO, account="+15550002222", customer="+15550001111"
     )
-    listed = (await http.get(f"{base}/_sandbox/webhooks")).json()
+    with trio.fail_after(10):  # the bridge saw both; the sandbox notes each answer after it
+        while len(listed := (await http.get(f"{base}/_sandbox/webhooks")).json()) < 2:  # noqa: ASYNC110 - another party's state: no event
+            await trio.sleep(0.01)
     assert [w["status"] for w in listed] == [200, 200]
     assert len(served.sandbox.posted_webhooks()) == 2
