@@ -55,6 +55,9 @@ class SandboxConfig(BaseModel):
         swap_next_parts: test fault, off by default: each of the next N contact replies is
             stored only after the following contact reply in the same conversation (two
             adjacent parts reordered). Both count down to 0 as they fire.
+        assignment_rules_team_id: the team the workspace's assignment rules give every
+            conversation (``POST /conversations/{id}/run_assignment_rules``); None: no rule
+            matches and the conversation stays as it is.
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -91,6 +94,7 @@ class SandboxConfig(BaseModel):
     auto_reply_admin_id: str | None = None
     drop_next_parts: int = Field(default=0, ge=0)
     swap_next_parts: int = Field(default=0, ge=0)
+    assignment_rules_team_id: str | None = Field(default=None, pattern=r"^[0-9]+$")
 
 
 _WINDOW_HISTORY = 1000  # windows the limiter remembers for ``stats()["windows"]``
