@@ -136,6 +136,29 @@ class Settings(BaseSettings):
     """How long the WABA's template list is kept before it is fetched again."""
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
+    intercom_team_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    """The Intercom team every new conversation is assigned to (an ``assignment`` part by the
+    default operator); unset: not assigned to a team."""
+    intercom_assignee_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
+    conversation_tags: str = Field(default="", max_length=2000)
+    """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
+    name (``whatsapp``, ``twilio``, ``telegram``). Empty: no tags."""
+    contact_channel_attribute: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
+    )
+    """A contact custom data attribute naming the channels the contact wrote from
+    (``whatsapp,twilio``), created in the workspace when missing; unset: not kept."""
+    contact_match: Literal["recent", "lead", "user"] = "recent"
+    """Which of several Intercom contacts sharing a customer's phone (or channel id) is theirs:
+    the most recently updated (``recent``), or the most recently updated lead (``lead``) or
+    user (``user``) when there is one, else the most recently updated."""
+    intercom_run_assignment_rules: bool = False
+    """Run the workspace's assignment rules on every new conversation (Intercom deprecated the
+    endpoint in API 2.12)."""
+    intercom_mark_read: bool = False
+    """Mark bridged conversations read, so that Intercom does not email the customer a copy
+    of the teammates' replies the bridge already delivered."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_timeout_seconds: float = Field(default=15.0, gt=0)
     """A request body not fully received this long after its head is answered 408."""
@@ -303,12 +326,25 @@ class Settings(BaseSettings):
     def account_profile(self, channel: Channel, account: str) -> AccountProfile:
         """How the threads of business ``account`` on ``channel`` look in Intercom: the global
         settings (``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``,
-        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``)."""
+        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``,
+        ``THREADLINE_INTERCOM_TEAM_ID``, ``THREADLINE_INTERCOM_ASSIGNEE_ID``,
+        ``THREADLINE_CONVERSATION_TAGS``)."""
         return AccountProfile(
             admin_id=self.intercom_default_admin_id,
             buffer_seconds=self.conversation_buffer_seconds,
             reply_format=self.reply_format,
+            team_id=self.intercom_team_id,
+            assignee_id=self.intercom_assignee_id,
+            tags=self.tags_for(channel),
         )
+
+    def tags_for(self, channel: Channel) -> tuple[str, ...]:
+        """``THREADLINE_CONVERSATION_TAGS`` for ``channel``: ``{channel}`` expanded, blanks
+        and repeats dropped, in order."""
+        named = (
+            t.replace("{channel}", channel.value).strip() for t in self.conversation_tags.split(",")
+        )
+        return tuple(dict.fromkeys(t for t in named if t))
 
     @property
     def sqlite_path(self) -> str | None:

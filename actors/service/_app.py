@@ -228,6 +228,7 @@ async def run_bridge(
             ),
             media=_media_store(settings, journal),
             metrics=metrics,
+            profiles=lambda key: settings.account_profile(key.channel, key.account),
             templates=templates,
         )
         metrics.add_channels(sorted(c.value for c in services.gateway.channels))

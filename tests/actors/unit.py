@@ -161,6 +161,7 @@ async def harness(**settings: Any) -> AsyncIterator[Harness]:  # noqa: ANN401 - 
             resolver=ContactResolver(intercom, journal, metrics, wall_clock=wall),
             media=JournalMediaStore(journal),
             metrics=metrics,
+            profiles=lambda key: config.account_profile(key.channel, key.account),
         )
         plumbing = Plumbing(journal, SingleNode())
         made = Harness(journal, sandbox, services, plumbing, sends)
