@@ -150,6 +150,15 @@ class IntercomClient:
         """Contacts whose ``phone`` is exactly ``e164`` (store and search one format)."""
         return await self.find_contacts(rq.filter_equals("phone", e164))
 
+    async def find_contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
+        """Contacts whose ``phone`` is exactly one of ``phones`` (at most 15: one ``OR``)."""
+        if not 1 <= len(phones) <= 15:
+            raise ValueError("search 1 to 15 phone forms at once")
+        if len(phones) == 1:
+            return await self.find_contacts_by_phone(phones[0])
+        query = {"operator": "OR", "value": [rq.filter_equals("phone", p) for p in phones]}
+        return await self.find_contacts(query)
+
     async def find_contacts_by_attribute(self, name: str, value: str) -> list[Contact]:
         """Contacts whose custom data attribute ``name`` equals ``value``."""
         return await self.find_contacts(rq.filter_equals(f"custom_attributes.{name}", value))

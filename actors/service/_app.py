@@ -225,6 +225,8 @@ async def run_bridge(
                 journal,
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
+                match=settings.contact_match,
+                channel_attribute=settings.contact_channel_attribute,
             ),
             media=_media_store(settings, journal),
             metrics=metrics,
