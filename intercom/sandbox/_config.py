@@ -34,6 +34,8 @@ class SandboxConfig(BaseModel):
         latency_seconds: added to every API answer.
         answer_delay_seconds: added to every successful API answer *after* its change is made
             (a create visible in the sandbox before its caller hears of it).
+        answer_delay_endpoints: the endpoints (``assign_conversation``, …) the answer delay
+            applies to; empty: every endpoint.
         error_rate: share of API requests answered 5xx (before any state change).
         timeout_rate: share of API requests held ``timeout_hold_seconds`` and then answered 504.
         conflicts: creating a contact with an existing external id or email answers 409
@@ -67,6 +69,7 @@ class SandboxConfig(BaseModel):
     rate_window_seconds: float = Field(default=10.0, gt=0)
     latency_seconds: float = Field(default=0.0, ge=0)
     answer_delay_seconds: float = Field(default=0.0, ge=0)
+    answer_delay_endpoints: frozenset[str] = frozenset()
     error_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_hold_seconds: float = Field(default=30.0, ge=0)

@@ -237,6 +237,8 @@ class SandboxCore:
                     self.admin(assignee_id)
                 conversation.admin_assignee_id = None if unassign else assignee_id
                 assigned_to = conversation.admin_assignee_id
+        if part_type == "comment":
+            conversation.read = False  # a teammate's message the customer has not seen yet
         if part_type in ("close", "open", "assign_and_reopen"):
             conversation.state = "closed" if part_type == "close" else "open"
             conversation.snoozed_until = None
