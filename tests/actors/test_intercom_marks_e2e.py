@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from actors.tools import SandboxApp, Stack, open_stack
+from actors.tools import SANDBOX_SECRETS, SandboxApp, Stack, open_stack
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.customers import webhook
@@ -226,3 +226,28 @@ async def test_a_crash_between_the_assignment_and_its_record_assigns_once(
     view = sandbox.intercom.conversation(conversation["id"])
     assert view is not None
     assert view["team_assignee_id"] == TEAM
+
+
+async def test_a_conversation_the_send_api_opens_is_marked_and_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        conversation_tags="{channel}",
+        intercom_team_id=TEAM,
+        intercom_mark_read=True,
+    ) as stack:
+        response = await stack.http.post(
+            "/api/messages",
+            json={"channel": "twilio", "account": SANDBOX_SECRETS.twilio_number,
+                  "customer": f"+{PHONE}", "text": "Your order shipped"},
+            headers={"authorization": "Bearer sandbox-api-token"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        await eventually(lambda: settled(stack, 1))
+        view = stack.sandbox.intercom.conversation(only(stack)["id"])
+        assert view is not None
+        assert (view["tags"], view["team_assignee_id"]) == (["twilio"], TEAM)
+        assert view["read"] is True  # after the bridge recorded the message as a comment
+        assert len(assignments(only(stack))) == 1
