@@ -207,8 +207,12 @@ class ContactResolver:
             custom[attribute] = message.key.customer
         channel_attribute = self._channel_attribute
         if channel_attribute is not None:
-            await self._ensure_attribute(channel_attribute)
-            custom[channel_attribute] = message.key.channel.value
+            try:
+                await self._ensure_attribute(channel_attribute)
+                custom[channel_attribute] = message.key.channel.value
+            except IntercomRejected as exc:  # a marker: never worth holding the message
+                logger.warning("channel attribute %s unusable: %s", channel_attribute, exc)
+                channel_attribute = None
         await self._check_intent(identity)
         # The intent is committed before the call: if its outcome is lost, the next resolution
         # knows a contact may exist although search does not show it yet.
