@@ -67,6 +67,7 @@ from ._models import CreatedContact as CreatedContact
 from ._models import DataAttribute as DataAttribute
 from ._models import Me as Me
 from ._models import PartAuthor as PartAuthor
+from ._models import Tag as Tag
 from ._models import html_to_text as html_to_text
 from ._requests import REGION_BASE_URLS as REGION_BASE_URLS
 from ._requests import ApiTarget as ApiTarget
@@ -129,6 +130,7 @@ __all__ = [
     "RichRun",
     "SharedRateBudget",
     "TEAMMATE_MESSAGE_TOPICS",
+    "Tag",
     "WebhookError",
     "WebhookSignatureInvalid",
     "WindowClaim",

@@ -18,7 +18,16 @@ from . import _requests as rq
 from . import _responses as rs
 from ._budget import RateBudget
 from ._errors import IntercomRejected, IntercomTimeout, IntercomTransportError
-from ._models import Admin, Contact, ContactPage, Conversation, CreatedContact, DataAttribute, Me
+from ._models import (
+    Admin,
+    Contact,
+    ContactPage,
+    Conversation,
+    CreatedContact,
+    DataAttribute,
+    Me,
+    Tag,
+)
 
 __all__ = ["CLIENT_ENDPOINTS", "IntercomClient", "RequestObserver"]
 
@@ -27,9 +36,11 @@ RequestObserver = Callable[[str, int | None, float], None]
 
 #: Every endpoint name the observer can report: a closed set, for pre-initialised labels.
 CLIENT_ENDPOINTS = (
+    "assign_conversation",
     "create_contact",
     "create_conversation",
     "create_data_attribute",
+    "create_tag",
     "find_contact_by_external_id",
     "get_contact",
     "get_conversation",
@@ -37,9 +48,12 @@ CLIENT_ENDPOINTS = (
     "list_data_attributes",
     "me",
     "reply_conversation",
+    "run_assignment_rules",
     "search_contacts",
     "search_conversations",
+    "tag_conversation",
     "update_contact",
+    "update_conversation",
 )
 
 _UNSET: Any = object()
@@ -135,6 +149,15 @@ class IntercomClient:
     async def find_contacts_by_phone(self, e164: str) -> list[Contact]:
         """Contacts whose ``phone`` is exactly ``e164`` (store and search one format)."""
         return await self.find_contacts(rq.filter_equals("phone", e164))
+
+    async def find_contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
+        """Contacts whose ``phone`` is exactly one of ``phones`` (at most 15: one ``OR``)."""
+        if not 1 <= len(phones) <= 15:
+            raise ValueError("search 1 to 15 phone forms at once")
+        if len(phones) == 1:
+            return await self.find_contacts_by_phone(phones[0])
+        query = {"operator": "OR", "value": [rq.filter_equals("phone", p) for p in phones]}
+        return await self.find_contacts(query)
 
     async def find_contacts_by_attribute(self, name: str, value: str) -> list[Contact]:
         """Contacts whose custom data attribute ``name`` equals ``value``."""
@@ -335,6 +358,44 @@ class IntercomClient:
         request = rq.build_get_conversation(self.target, conversation_id)
         response = await self._send("get_conversation", request)
         return rs.parse_conversation(response, now=self._now())
+
+    async def assign_conversation(
+        self, conversation_id: str, admin_id: str, assignee_id: str, *, to: str = "admin"
+    ) -> Conversation:
+        """Assign the conversation to the admin or team (``to``) ``assignee_id``, as
+        ``admin_id`` (an ``assignment`` part). Not idempotent: each call adds a part."""
+        request = rq.build_assign_conversation(
+            self.target, conversation_id, admin_id, assignee_id, to=to
+        )
+        response = await self._send("assign_conversation", request)
+        return rs.parse_conversation(response, now=self._now())
+
+    async def run_assignment_rules(self, conversation_id: str) -> Conversation:
+        """Let the workspace's assignment rules assign the conversation (deprecated by
+        Intercom since 2.12; reopens and reassigns a closed conversation)."""
+        request = rq.build_run_assignment_rules(self.target, conversation_id)
+        response = await self._send("run_assignment_rules", request)
+        return rs.parse_conversation(response, now=self._now())
+
+    async def mark_conversation_read(self, conversation_id: str) -> Conversation:
+        """``PUT /conversations/{id}`` with ``read: true`` (idempotent)."""
+        request = rq.build_update_conversation(self.target, conversation_id, {"read": True})
+        response = await self._send("update_conversation", request)
+        return rs.parse_conversation(response, now=self._now())
+
+    # --- tags -------------------------------------------------------------------------------
+
+    async def ensure_tag(self, name: str) -> Tag:
+        """The tag named ``name`` (case insensitive), created when there is none
+        (idempotent: ``POST /tags`` finds an existing name)."""
+        response = await self._send("create_tag", rq.build_create_tag(self.target, name))
+        return rs.parse_tag(response, now=self._now())
+
+    async def tag_conversation(self, conversation_id: str, tag_id: str, admin_id: str) -> Tag:
+        """Apply tag ``tag_id`` to the conversation as ``admin_id`` (idempotent)."""
+        request = rq.build_tag_conversation(self.target, conversation_id, tag_id, admin_id)
+        response = await self._send("tag_conversation", request)
+        return rs.parse_tag(response, now=self._now())
 
     # --- admins -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ __all__ = [
     "DataAttribute",
     "Me",
     "PartAuthor",
+    "Tag",
     "html_to_text",
 ]
 
@@ -102,6 +103,13 @@ class DataAttribute(_Model):
     data_type: str
     custom: bool = True
     archived: bool = False
+
+
+class Tag(_Model):
+    """A tag (of conversations, contacts or companies)."""
+
+    id: str
+    name: str
 
 
 class Attachment(_Model):

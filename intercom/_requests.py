@@ -23,7 +23,9 @@ __all__ = [
     "base_url_for_region",
     "build_create_contact",
     "build_create_conversation",
+    "build_assign_conversation",
     "build_create_data_attribute",
+    "build_create_tag",
     "build_find_contact_by_external_id",
     "build_get_contact",
     "build_get_conversation",
@@ -32,8 +34,11 @@ __all__ = [
     "build_me",
     "build_reply_as_admin",
     "build_reply_as_contact",
+    "build_run_assignment_rules",
     "build_search_contacts",
+    "build_tag_conversation",
     "build_update_contact",
+    "build_update_conversation",
     "filter_equals",
 ]
 
@@ -273,6 +278,56 @@ def build_reply_as_admin(
 def build_get_conversation(target: ApiTarget, conversation_id: str) -> httpx.Request:
     """``GET /conversations/{id}``."""
     return target.request("GET", f"/conversations/{_segment(conversation_id)}")
+
+
+def build_assign_conversation(
+    target: ApiTarget, conversation_id: str, admin_id: str, assignee_id: str, *, to: str = "admin"
+) -> httpx.Request:
+    """``POST /conversations/{id}/parts`` with ``message_type: assignment``: ``admin_id``
+    assigns the conversation to the admin or team (``to``) ``assignee_id``."""
+    if to not in ("admin", "team"):
+        raise ValueError(f"to must be 'admin' or 'team', not {to!r}")
+    payload = {
+        "message_type": "assignment",
+        "type": to,
+        "admin_id": admin_id,
+        "assignee_id": assignee_id,
+    }
+    return target.request(
+        "POST", f"/conversations/{_segment(conversation_id)}/parts", json_body=payload
+    )
+
+
+def build_run_assignment_rules(target: ApiTarget, conversation_id: str) -> httpx.Request:
+    """``POST /conversations/{id}/run_assignment_rules`` (no body; deprecated since 2.12)."""
+    return target.request(
+        "POST", f"/conversations/{_segment(conversation_id)}/run_assignment_rules"
+    )
+
+
+def build_update_conversation(
+    target: ApiTarget, conversation_id: str, fields: Mapping[str, Any]
+) -> httpx.Request:
+    """``PUT /conversations/{id}`` with the given fields (``read``, ``title``, …)."""
+    return target.request(
+        "PUT", f"/conversations/{_segment(conversation_id)}", json_body=dict(fields)
+    )
+
+
+def build_create_tag(target: ApiTarget, name: str) -> httpx.Request:
+    """``POST /tags`` with a name: the tag of that name, created when there is none."""
+    return target.request("POST", "/tags", json_body={"name": name})
+
+
+def build_tag_conversation(
+    target: ApiTarget, conversation_id: str, tag_id: str, admin_id: str
+) -> httpx.Request:
+    """``POST /conversations/{id}/tags``: ``admin_id`` applies the tag ``tag_id``."""
+    return target.request(
+        "POST",
+        f"/conversations/{_segment(conversation_id)}/tags",
+        json_body={"id": tag_id, "admin_id": admin_id},
+    )
 
 
 def build_list_admins(target: ApiTarget) -> httpx.Request:

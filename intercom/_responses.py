@@ -23,7 +23,7 @@ from ._errors import (
     IntercomRejected,
     IntercomUnavailable,
 )
-from ._models import Admin, Contact, ContactPage, Conversation, DataAttribute, Me
+from ._models import Admin, Contact, ContactPage, Conversation, DataAttribute, Me, Tag
 
 __all__ = [
     "conflict_contact_id",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_data_attribute",
     "parse_data_attributes",
     "parse_me",
+    "parse_tag",
     "raise_for_error",
     "retry_after_seconds",
 ]
@@ -185,6 +186,11 @@ def parse_created_conversation_id(response: httpx.Response, *, now: float) -> st
     """The ``conversation_id`` of the message ``POST /conversations`` returns (its ``id`` is
     the message's, not the conversation's)."""
     return _parse(response, _CreatedMessage, now=now).conversation_id
+
+
+def parse_tag(response: httpx.Response, *, now: float) -> Tag:
+    """A ``tag`` body (create, or applied to a conversation)."""
+    return _parse(response, Tag, now=now)
 
 
 def parse_data_attribute(response: httpx.Response, *, now: float) -> DataAttribute:

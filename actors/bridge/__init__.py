@@ -41,6 +41,7 @@ from ._media import MediaStore as MediaStore
 from ._media import content_disposition as content_disposition
 from ._media import safe_mime_type as safe_mime_type
 from ._outgoing import reply_blocks as reply_blocks
+from ._phones import phone_forms as phone_forms
 from ._receipts import FAILED_STATUSES as FAILED_STATUSES
 from ._receipts import status_label as status_label
 from ._templates import ApiTemplate as ApiTemplate
@@ -88,6 +89,7 @@ __all__ = [
     "opening_key",
     "opens_thread",
     "outside_window",
+    "phone_forms",
     "render",
     "reply_blocks",
     "reply_job",

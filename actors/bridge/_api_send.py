@@ -28,9 +28,13 @@ class ApiBranch(InboundBranch, SendingBranch):
     """Messages from the send API, and delivery failures reported by the providers."""
 
     async def _api_send(self, entry: Entry, job: ApiSendJob) -> None:
+        created = False
         if self._state.conversation_id is None:
-            await self._start_conversation(entry, job)
+            created = await self._start_conversation(entry, job)
         conversation_id = self._state.conversation_id
+        if conversation_id is not None and self._state.opened_by_entry == entry.id:
+            # Opened for this message (now, or by an earlier attempt): the account's marks.
+            await self._mark_conversation(conversation_id, found=not created)
         steps = await self._work.steps()
         if job.template is not None:
             failure = await self._send_template(steps, job.template, "template")
@@ -49,14 +53,17 @@ class ApiBranch(InboundBranch, SendingBranch):
             if job.template is not None:
                 text = record_text(job.template, job.rendered)
             await self._write_part(steps, "record", conversation_id, admin, text, "comment")
+            if self._s.options.intercom_mark_read:  # delivered: Intercom need not email it
+                await self._mark_read(steps, "read", conversation_id)
         doubt = doubt_reason(steps)
         if doubt is not None:
             await self._note(steps, conversation_id, None, doubt)
 
-    async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> None:
+    async def _start_conversation(self, entry: Entry, job: ApiSendJob) -> bool:
         """The send API to a customer without a conversation: resolve (or create) the contact
         and open the conversation as the inbound path does (recorded intents, exactly once);
-        the message sent is then recorded in it as the admin's reply."""
+        the message sent is then recorded in it as the admin's reply. True when this call
+        created it (False: an earlier attempt's, found)."""
         message = InboundMessage(
             key=self._key,
             provider_message_id=f"api:{entry.id}",
@@ -72,8 +79,10 @@ class ApiBranch(InboundBranch, SendingBranch):
                 contact = await self._s.resolver.resolve(message)
                 self._state.contact_id, self._state.contact_role = contact.id, contact.role
             try:
-                await self._open_conversation(entry, self._state.contact_id, opening, "api_send")
-                return
+                _, found = await self._open_conversation(
+                    entry, self._state.contact_id, opening, "api_send"
+                )
+                return found is None
             except ContactGone:
                 await self._contact_gone(message)
         raise IntercomNotFound(

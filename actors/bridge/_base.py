@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Final
 
@@ -19,12 +20,13 @@ from intercom import (
 )
 from runtime import Journal
 
-from ..core import BridgeMetrics, Settings, log_fields
+from ..core import AccountProfile, BridgeMetrics, Settings, log_fields, thread_hash
 from ..delivery import Steps, Work
 from ._admins import AdminNames
 from ._contacts import ContactResolver
 from ._gateway import Gateway
 from ._jobs import ThreadState, own_part_key
+from ._marks import TagIds
 from ._media import MediaStore
 from ._templates import TemplateCatalog, outside_window
 
@@ -37,6 +39,7 @@ __all__ = [
     "ConversationGone",
     "Services",
     "ThreadBase",
+    "again",
     "doubt_reason",
     "same_text",
 ]
@@ -74,6 +77,8 @@ class ThreadOptions:
     reply_format: str
     whatsapp_reengagement_template: str | None
     whatsapp_reengagement_language: str
+    intercom_run_assignment_rules: bool
+    intercom_mark_read: bool
 
     @classmethod
     def of(cls, settings: Settings) -> ThreadOptions:
@@ -92,10 +97,15 @@ class Services:
     resolver: ContactResolver
     media: MediaStore
     metrics: BridgeMetrics
+    profiles: Callable[[ThreadKey], AccountProfile]
+    """The business account's profile (default operator, buffer, reply format, assignment,
+    tags) of a thread: :meth:`Settings.account_profile`, looked up once per actor."""
     templates: TemplateCatalog = field(default_factory=lambda: TemplateCatalog(None, None))
     """The WhatsApp Business Account's templates (re-engagement)."""
     admin_names: AdminNames = field(default_factory=AdminNames)
     """Teammates' names for signatures (fetched once, cached)."""
+    tag_ids: TagIds = field(default_factory=TagIds)
+    """Intercom tag ids by name (asked once per name)."""
 
 
 class ContactGone(Exception):
@@ -108,6 +118,11 @@ incarnation. Except :class:`SendInDoubt` (no answer in time: it may have been se
 not repeated."""
 INTERCOM_RETRYABLE = (IntercomRateLimited, IntercomRejected)
 """Intercom errors after which nothing was written."""
+
+
+async def again(started_at: float) -> bool:
+    """The lookup of an idempotent step found in doubt: do it again."""
+    return False
 
 
 def doubt_reason(steps: Steps, prefix: str = "") -> str | None:
@@ -133,6 +148,7 @@ class ThreadBase:
         self._key_text = key
         self._key = ThreadKey.parse(key)
         self._s = services
+        self._profile = services.profiles(self._key)
         self._state = ThreadState()
         self._gone_attempts: dict[int, int] = {}
         self._own_parts: deque[str] | None = None  # made on first use: most threads never do
@@ -207,6 +223,37 @@ class ThreadBase:
 
         await steps.run(step, effect, retryable=INTERCOM_RETRYABLE, lookup=written)
 
+    def _marking(
+        self, conversation_id: str, what: str, call: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[str | None]]:
+        """A recorded step's effect for a mark on the conversation (:mod:`._marks`): a refusal
+        for good (4xx but 429) is logged and recorded as the step's failure, never the
+        entry's: the message it marks went through."""
+
+        async def effect() -> str | None:
+            try:
+                await call()
+            except IntercomRejected as exc:
+                logger.warning(
+                    "thread %s: conversation %s not marked (%s): %s",
+                    thread_hash(self._key_text), conversation_id, what, exc,
+                    extra=log_fields(key=self._key_text),
+                )  # fmt: skip
+                return str(exc)
+            return None
+
+        return effect
+
+    async def _mark_read(self, steps: Steps, step: str, conversation_id: str) -> None:
+        """Mark the conversation read (``THREADLINE_INTERCOM_MARK_READ``), so that Intercom does
+        not email the customer what the bridge delivered: idempotent, a recorded step."""
+
+        async def read() -> None:
+            await self._s.intercom.mark_conversation_read(conversation_id)
+
+        effect = self._marking(conversation_id, "read", read)
+        await steps.run(step, effect, retryable=(IntercomRateLimited,), lookup=again)
+
     async def _assignee_or_default(self, conversation_id: str, known: str | None) -> str | None:
         if known:
             return known
@@ -216,4 +263,4 @@ class ThreadBase:
             conversation = None
         if conversation is not None and conversation.admin_assignee_id:
             return conversation.admin_assignee_id
-        return self._s.options.intercom_default_admin_id
+        return self._profile.admin_id

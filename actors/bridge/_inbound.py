@@ -11,6 +11,7 @@ again."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -30,7 +31,15 @@ from runtime import Entry, JournalUnavailable
 from ..core import log_fields, thread_hash
 from ..delivery import InDoubt
 from ._attachments import prepare
-from ._base import CLOCK_SKEW, OUTCOME_UNKNOWN, ContactGone, ConversationGone, ThreadBase, same_text
+from ._base import (
+    CLOCK_SKEW,
+    OUTCOME_UNKNOWN,
+    ContactGone,
+    ConversationGone,
+    ThreadBase,
+    again,
+    same_text,
+)
 from ._jobs import conversation_index_key, opening_key, thread_state_key
 
 __all__ = ["InboundBranch"]
@@ -101,7 +110,7 @@ class InboundBranch(ThreadBase):
     def _new_conversation_reason(self, sent_at: float) -> str | None:
         if self._state.conversation_id is None:
             return "first_message"
-        buffer = self._s.options.conversation_buffer_seconds
+        buffer = self._profile.buffer_seconds
         # Silence in both directions: the customer's last message or our last send to them.
         state = self._state
         last = max((t for t in (state.last_inbound_at, state.last_outbound_at) if t), default=None)
@@ -117,7 +126,8 @@ class InboundBranch(ThreadBase):
         opened = self._state.conversation_id
         if opened is not None and self._state.opened_by_entry == entry.id:
             # An earlier attempt of this entry opened the conversation with its text: only its
-            # files may be missing (never a second conversation, never the text again).
+            # marks and files may be missing (never a second conversation, never the text).
+            await self._mark_conversation(opened, found=True)
             caption = _files_caption(files)
             if files and not await self._already_delivered(
                 entry, opened, contact_id, caption, force=True
@@ -145,6 +155,7 @@ class InboundBranch(ThreadBase):
         conversation_id, adopted = await self._open_conversation(
             entry, contact_id, first_body, reason
         )
+        await self._mark_conversation(conversation_id, found=adopted is not None)
         if adopted is not None and not same_text(adopted.source_text, first_body):
             # Opened by an earlier message whose entry did not finish: this one follows it.
             if not await self._already_delivered(
@@ -248,6 +259,83 @@ class InboundBranch(ThreadBase):
                 extra=log_fields(key=self._key_text, entry_id=entry.id),
             )  # fmt: skip
         return conversation_id, None
+
+    async def _mark_conversation(self, conversation_id: str, *, found: bool) -> None:
+        """The account's marks on the conversation this entry opened (:mod:`._marks`): its
+        tags, the assignment rules, its team and teammate, its read state; each a recorded
+        step. ``found``: an earlier attempt (or entry) may have assigned it already, so an
+        assignment first looks at the conversation's assignees."""
+        profile, options = self._profile, self._s.options
+        if not (
+            profile.tags
+            or profile.team_id
+            or profile.assignee_id
+            or options.intercom_run_assignment_rules
+            or options.intercom_mark_read
+        ):
+            return
+        intercom = self._s.intercom
+        steps = await self._work.steps()
+        admin = profile.admin_id
+
+        async def assigned(to: str, assignee: str) -> bool:
+            conversation = await intercom.get_conversation(conversation_id)
+            if to == "team":
+                return conversation.team_assignee_id == assignee
+            return conversation.admin_assignee_id == assignee
+
+        mark = functools.partial(self._marking, conversation_id)
+        retryable = (IntercomRateLimited,)
+        needs_admin = bool(profile.tags or profile.team_id or profile.assignee_id)
+        if admin is None and needs_admin:
+            logger.warning(
+                "thread %s: conversation %s not tagged nor assigned: no default admin"
+                " (THREADLINE_INTERCOM_DEFAULT_ADMIN_ID) to do it as",
+                thread_hash(self._key_text), conversation_id,
+                extra=log_fields(key=self._key_text),
+            )  # fmt: skip
+        if admin is not None:
+            for tag in profile.tags:
+
+                async def apply(tag: str = tag, admin: str = admin) -> None:
+                    tag_id = await self._s.tag_ids.id_of(intercom, tag)
+                    await intercom.tag_conversation(conversation_id, tag_id, admin)
+
+                await steps.run(f"mark:tag:{tag}", mark(f"tag {tag}", apply),
+                                retryable=retryable, lookup=again)  # fmt: skip
+        if options.intercom_run_assignment_rules:
+
+            async def rules() -> None:
+                await intercom.run_assignment_rules(conversation_id)
+
+            async def ruled(started_at: float) -> bool:
+                conversation = await intercom.get_conversation(conversation_id)
+                return bool(conversation.team_assignee_id or conversation.admin_assignee_id)
+
+            await steps.run("mark:rules", mark("assignment rules", rules),
+                            retryable=retryable, lookup=ruled)  # fmt: skip
+        if admin is not None:
+            for to, assignee in (("team", profile.team_id), ("admin", profile.assignee_id)):
+                if assignee is None:
+                    continue
+
+                async def assign(
+                    to: str = to, assignee: str = assignee, admin: str = admin
+                ) -> None:
+                    if found and await assigned(to, assignee):
+                        return  # an earlier attempt's assignment, not recorded
+                    await intercom.assign_conversation(conversation_id, admin, assignee, to=to)
+
+                async def was_assigned(
+                    started_at: float, to: str = to, assignee: str = assignee
+                ) -> bool:
+                    return await assigned(to, assignee)
+
+                name = "team" if to == "team" else "assignee"
+                await steps.run(f"mark:{name}", mark(f"assignment to {to} {assignee}", assign),
+                                retryable=retryable, lookup=was_assigned)  # fmt: skip
+        if options.intercom_mark_read:
+            await self._mark_read(steps, "mark:read", conversation_id)
 
     async def _adoptable(
         self, found: list[Conversation], contact_id: str, first_body: str

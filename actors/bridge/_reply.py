@@ -40,6 +40,8 @@ class ReplyBranch(SendingBranch):
             await self._send_reply(steps, reply)
             self._state.last_reply_part_id = reply.part_id
             self._work.writes[sent_part_key(reply.part_id)] = b"1"
+        if due and self._s.options.intercom_mark_read:
+            await self._mark_read(steps, f"{job.part_id}:read", job.conversation_id)
         return bool(due)
 
     async def _is_own_part(self, part_id: str) -> bool:
@@ -89,17 +91,17 @@ class ReplyBranch(SendingBranch):
         if teammate is None:
             teammate = await self._s.admin_names.signature(  # actors/bridge/_admins.py: the order
                 self._s.intercom, job.admin_name, job.admin_id,
-                self._s.options.intercom_default_admin_id,
+                self._profile.admin_id,
             )  # fmt: skip
             steps.set_memo(f"{prefix}signature", teammate)
         # Held only when none of it went out yet: a retry that crossed the window's end after
         # sending some pieces does not hold (and later resend) what the customer has.
         sent_some = any(steps.touched(prefix + kind) for kind in ("text", "inline:", "media:"))
         if self._reengagement_due() and not sent_some:
-            text = self._s.options.reply_format.format(teammate=teammate, text=job.text)
+            text = self._profile.reply_format.format(teammate=teammate, text=job.text)
             await self._hold_reply(steps, job, text if job.text else "", prefix, teammate)
             return
-        content = reply_content(self._key, self._s.options.reply_format, teammate, job)
+        content = reply_content(self._key, self._profile.reply_format, teammate, job)
         failure = await self._send(steps, content, job.attachments, prefix, job.conversation_id)
         if failure is not None:
             self._s.metrics.channel_sends.labels(self._key.channel.value, "undeliverable").inc()
@@ -170,7 +172,7 @@ class ReplyBranch(SendingBranch):
         for reply in held:
             prefix = f"held:{reply.part_id}:"
             if reply.reply is not None and reply.teammate is not None:
-                reply_format = self._s.options.reply_format
+                reply_format = self._profile.reply_format
                 content = reply_content(self._key, reply_format, reply.teammate, reply.reply)
             else:  # held by an older version: its plain text
                 content = message_content(self._key, reply.text)

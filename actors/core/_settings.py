@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -171,6 +172,29 @@ class Settings(BaseSettings):
     """How long the WABA's template list is kept before it is fetched again."""
     reply_format: str = "{teammate}: {text}"
     """How a teammate's reply reads on the customer's channel ({teammate} and {text})."""
+    intercom_team_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    """The Intercom team every new conversation is assigned to (an ``assignment`` part by the
+    default operator); unset: not assigned to a team."""
+    intercom_assignee_id: str | None = Field(default=None, pattern=r"^[0-9]{1,32}$")
+    """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
+    conversation_tags: str = Field(default="", max_length=2000)
+    """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
+    name (``whatsapp``, ``twilio``, ``telegram``). Empty: no tags."""
+    contact_channel_attribute: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
+    )
+    """A contact custom data attribute naming the channels the contact wrote from
+    (``whatsapp,twilio``), created in the workspace when missing; unset: not kept."""
+    contact_match: Literal["recent", "lead", "user"] = "recent"
+    """Which of several Intercom contacts sharing a customer's phone (or channel id) is theirs:
+    the most recently updated (``recent``), or the most recently updated lead (``lead``) or
+    user (``user``) when there is one, else the most recently updated."""
+    intercom_run_assignment_rules: bool = False
+    """Run the workspace's assignment rules on every new conversation (Intercom deprecated the
+    endpoint in API 2.12)."""
+    intercom_mark_read: bool = False
+    """Mark bridged conversations read, so that Intercom does not email the customer a copy
+    of the teammates' replies the bridge already delivered."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_timeout_seconds: float = Field(default=15.0, gt=0)
     """A request body not fully received this long after its head is answered 408."""
@@ -381,13 +405,17 @@ class Settings(BaseSettings):
         """How the threads of business ``account`` on ``channel`` look in Intercom: the
         accounts file's fields of the account that owns it, each falling back to the global
         setting (``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``,
-        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``; no team,
-        assignee or tags)."""
+        ``THREADLINE_CONVERSATION_BUFFER_SECONDS``, ``THREADLINE_REPLY_FORMAT``,
+        ``THREADLINE_INTERCOM_TEAM_ID``, ``THREADLINE_INTERCOM_ASSIGNEE_ID``,
+        ``THREADLINE_CONVERSATION_TAGS``)."""
         entry = self.accounts.entry(channel, account)
         profile = AccountProfile(
             admin_id=self.intercom_default_admin_id,
             buffer_seconds=self.conversation_buffer_seconds,
             reply_format=self.reply_format,
+            team_id=self.intercom_team_id,
+            assignee_id=self.intercom_assignee_id,
+            tags=self.tags_for(channel),
         )
         if entry is None:
             return profile
@@ -395,10 +423,15 @@ class Settings(BaseSettings):
             admin_id=_first(entry.default_admin_id, profile.admin_id),
             buffer_seconds=_first(entry.conversation_buffer_seconds, profile.buffer_seconds),
             reply_format=_first(entry.reply_format, profile.reply_format),
-            team_id=entry.team_id,
-            assignee_id=entry.assignee_id,
-            tags=entry.tags or (),
+            team_id=_first(entry.team_id, profile.team_id),
+            assignee_id=_first(entry.assignee_id, profile.assignee_id),
+            tags=profile.tags if entry.tags is None else _tags(entry.tags, channel),
         )
+
+    def tags_for(self, channel: Channel) -> tuple[str, ...]:
+        """``THREADLINE_CONVERSATION_TAGS`` for ``channel``: ``{channel}`` expanded, blanks
+        and repeats dropped, in order."""
+        return _tags(self.conversation_tags.split(","), channel)
 
     @property
     def sqlite_path(self) -> str | None:
@@ -409,6 +442,12 @@ class Settings(BaseSettings):
 
 
 _T = TypeVar("_T")
+
+
+def _tags(names: Iterable[str], channel: Channel) -> tuple[str, ...]:
+    """Tag names with ``{channel}`` expanded, blanks and repeats dropped, in order."""
+    named = (name.replace("{channel}", channel.value).strip() for name in names)
+    return tuple(dict.fromkeys(name for name in named if name))
 
 
 def _first(value: _T | None, default: _T) -> _T:

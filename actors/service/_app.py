@@ -225,9 +225,12 @@ async def run_bridge(
                 journal,
                 metrics,
                 settle_seconds=settings.intercom_search_settle_seconds,
+                match=settings.contact_match,
+                channel_attribute=settings.contact_channel_attribute,
             ),
             media=_media_store(settings, journal),
             metrics=metrics,
+            profiles=lambda key: settings.account_profile(key.channel, key.account),
             templates=templates,
         )
         metrics.add_channels(sorted(c.value for c in services.gateway.channels))

@@ -269,6 +269,9 @@ def manage(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
     until = body.get("snoozed_until")
     if kind == "snoozed":
         check(type(until) is int, "snoozed_until is required (a UNIX time)")
+    assignee_type = body.get("type", "admin")
+    if kind == "assignment":
+        check(assignee_type in ("admin", "team"), "type must be admin or team")
     core.state.live_conversation(p["id"])
     assignee = body.get("assignee_id")
     conversation, part, _topic = core.admin_action(
@@ -278,9 +281,53 @@ def manage(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
         body.get("body"),
         via_api=True,
         assignee_id=None if assignee is None else str(assignee),
+        assignee_type=str(assignee_type),
         snoozed_until=until if kind == "snoozed" else None,
     )
     return _conversation(core, call, conversation.id, [part])
+
+
+def update_conversation(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
+    """``PUT /conversations/{id}``: ``read`` is kept; ``title`` and ``custom_attributes`` are
+    checked and otherwise ignored (the bridge does not use them)."""
+    body = _object(call)
+    check(isinstance(body.get("read", False), bool), "read must be a boolean")
+    check(isinstance(body.get("title", ""), str), "title must be a string")
+    check(isinstance(body.get("custom_attributes", {}), dict), "custom_attributes is invalid")
+    conversation = core.state.live_conversation(p["id"])
+    if "read" in body:
+        conversation.read = body["read"]
+    return _conversation(core, call, conversation.id)
+
+
+def run_assignment_rules(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
+    return _conversation(core, call, core.run_assignment_rules(p["id"]).id)
+
+
+def create_tag(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
+    """``POST /tags`` with a name: the tag, created unless one has that name already."""
+    body = _object(call)
+    check("id" not in body, "renaming tags is not supported by the sandbox")
+    check(set(body) <= {"name"}, "only tags by name are supported by the sandbox")
+    return dict(core.state.create_tag(body.get("name")))
+
+
+def tag_conversation(core: SandboxCore, call: Call, p: dict[str, str]) -> dict[str, Any]:
+    """``POST /conversations/{id}/tags``: apply a tag (once: applying it again is a no-op
+    answered with the tag as first applied)."""
+    body = _object(call)
+    check(isinstance(body.get("id"), str), "id is required")
+    conversation = core.state.live_conversation(p["id"])
+    admin = core.admin(body.get("admin_id"))
+    tag = core.state.tags.get(body["id"])
+    if tag is None:
+        raise not_found("Tag not found")
+    for applied in conversation.tags:
+        if applied["id"] == tag["id"]:
+            return dict(applied)
+    applied = tag | {"applied_at": int(core.now()), "applied_by": {"type": "admin", "id": admin.id}}
+    conversation.tags.append(applied)
+    return dict(applied)
 
 
 def list_admins(core: SandboxCore, call: Call, _: dict[str, str]) -> dict[str, Any]:
@@ -333,6 +380,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
         ("DELETE", f"/conversations/{_ID}", "delete_conversation", delete_conversation),
         ("POST", f"/conversations/{_ID}/reply", "reply_conversation", reply),
         ("POST", f"/conversations/{_ID}/parts", "manage_conversation", manage),
+        ("PUT", f"/conversations/{_ID}", "update_conversation", update_conversation),
+        ("POST", f"/conversations/{_ID}/tags", "tag_conversation", tag_conversation),
+        ("POST", f"/conversations/{_ID}/run_assignment_rules", "run_assignment_rules",
+         run_assignment_rules),
+        ("POST", "/tags", "create_tag", create_tag),
         ("GET", "/admins", "list_admins", list_admins),
         ("GET", f"/admins/{_ID}", "get_admin", get_admin),
         ("GET", "/me", "me", me),

@@ -288,12 +288,13 @@ class IntercomSandbox:
             body = json.loads(raw) if raw else None
         except ValueError:
             return Reply(400, self._error("parameter_invalid", "Request body is not JSON"))
-        _, handler, params = route
+        endpoint, handler, params = route
         try:
             result = handler(core, Call(version, url_base, query, body), params)
         except SandboxApiError as exc:
             return Reply(exc.status, self._error(exc.code, exc.message), dict(exc.headers))
-        if core.config.answer_delay_seconds:
+        delayed = core.config.answer_delay_endpoints
+        if core.config.answer_delay_seconds and (not delayed or endpoint in delayed):
             await trio.sleep(core.config.answer_delay_seconds)
         return Reply(200, result)
 

@@ -34,6 +34,8 @@ class SandboxConfig(BaseModel):
         latency_seconds: added to every API answer.
         answer_delay_seconds: added to every successful API answer *after* its change is made
             (a create visible in the sandbox before its caller hears of it).
+        answer_delay_endpoints: the endpoints (``assign_conversation``, …) the answer delay
+            applies to; empty: every endpoint.
         error_rate: share of API requests answered 5xx (before any state change).
         timeout_rate: share of API requests held ``timeout_hold_seconds`` and then answered 504.
         conflicts: creating a contact with an existing external id or email answers 409
@@ -55,6 +57,9 @@ class SandboxConfig(BaseModel):
         swap_next_parts: test fault, off by default: each of the next N contact replies is
             stored only after the following contact reply in the same conversation (two
             adjacent parts reordered). Both count down to 0 as they fire.
+        assignment_rules_team_id: the team the workspace's assignment rules give every
+            conversation (``POST /conversations/{id}/run_assignment_rules``); None: no rule
+            matches and the conversation stays as it is.
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -64,6 +69,7 @@ class SandboxConfig(BaseModel):
     rate_window_seconds: float = Field(default=10.0, gt=0)
     latency_seconds: float = Field(default=0.0, ge=0)
     answer_delay_seconds: float = Field(default=0.0, ge=0)
+    answer_delay_endpoints: frozenset[str] = frozenset()
     error_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     timeout_hold_seconds: float = Field(default=30.0, ge=0)
@@ -91,6 +97,7 @@ class SandboxConfig(BaseModel):
     auto_reply_admin_id: str | None = None
     drop_next_parts: int = Field(default=0, ge=0)
     swap_next_parts: int = Field(default=0, ge=0)
+    assignment_rules_team_id: str | None = Field(default=None, pattern=r"^[0-9]+$")
 
 
 _WINDOW_HISTORY = 1000  # windows the limiter remembers for ``stats()["windows"]``

@@ -204,6 +204,7 @@ class SandboxCore:
         files: list[StoredAttachment] | None = None,
         via_api: bool,
         assignee_id: str | None = None,
+        assignee_type: str = "admin",
         snoozed_until: int | None = None,
     ) -> tuple[StoredConversation, StoredPart, str]:
         """An admin's comment, note, close, open, snooze or assignment, each with an optional
@@ -223,10 +224,21 @@ class SandboxCore:
             "assignment": "conversation.admin.assigned",
             "assign_and_reopen": "conversation.admin.open.assigned",
         }[part_type]
+        assigned_to: str | None = None
         if part_type in ("assignment", "assign_and_reopen"):
-            if assignee_id not in (None, "", "0"):
-                self.admin(assignee_id)
-            conversation.admin_assignee_id = assignee_id if assignee_id not in ("", "0") else None
+            unassign = assignee_id in (None, "", "0")
+            if assignee_type == "team":
+                if not unassign:
+                    check(str(assignee_id).isdecimal(), "assignee_id is not a team id")
+                conversation.team_assignee_id = None if unassign else assignee_id
+                assigned_to = None if unassign else f"team:{assignee_id}"
+            else:
+                if not unassign:
+                    self.admin(assignee_id)
+                conversation.admin_assignee_id = None if unassign else assignee_id
+                assigned_to = conversation.admin_assignee_id
+        if part_type == "comment":
+            conversation.read = False  # a teammate's message the customer has not seen yet
         if part_type in ("close", "open", "assign_and_reopen"):
             conversation.state = "closed" if part_type == "close" else "open"
             conversation.snoozed_until = None
@@ -241,12 +253,34 @@ class SandboxCore:
             author=("admin", admin.id, admin.name),
             attachments=files,
             app_package_code=self.config.app_package_code if via_api else None,
-            assigned_to=conversation.admin_assignee_id if "assign" in part_type else None,
+            assigned_to=assigned_to,
         )
         self.state.append(conversation, part)
         if via_api:
             self.emit(topic, conversation, [part])
         return conversation, part, topic
+
+    def run_assignment_rules(self, conversation_id: str) -> StoredConversation:
+        """The workspace's assignment rules, as ``config.assignment_rules_team_id`` says: that
+        team is assigned (an ``assignment`` part by the workspace bot); without a rule, nothing
+        changes. Reopens a closed conversation, as Intercom's endpoint does."""
+        conversation = self.state.live_conversation(conversation_id)
+        conversation.assignment_rules_runs += 1
+        team = self.config.assignment_rules_team_id
+        if team is None:
+            return conversation
+        conversation.team_assignee_id = team
+        conversation.state, conversation.snoozed_until = "open", None
+        part = self.state.new_part(
+            conversation.id,
+            self.now(),
+            part_type="assignment",
+            body=None,
+            author=("bot", "0", "Operator"),
+            assigned_to=f"team:{team}",
+        )
+        self.state.append(conversation, part)
+        return conversation
 
     def merge_contacts(self, from_id: str, into_id: str) -> StoredContact:
         """Merge a contact into another; ``contact.merged`` carries the surviving contact

@@ -109,7 +109,8 @@ def part_json(part: StoredPart, admins: dict[str, SandboxAdmin]) -> dict[str, An
     # Intercom sends "assigned_to": null, but the spec's {$ref, nullable} cannot say so (OAS
     # 3.0 ignores siblings of $ref); leaving the key out is valid under both readings.
     if part.assigned_to:
-        out["assigned_to"] = {"type": "admin", "id": part.assigned_to}
+        kind, _, assigned = part.assigned_to.rpartition(":")
+        out["assigned_to"] = {"type": kind or "admin", "id": assigned}
     return out
 
 
@@ -136,11 +137,13 @@ def conversation_json(
         "snoozed_until": conversation.snoozed_until,
         "open": conversation.state != "closed",  # a snoozed conversation is open
         "state": conversation.state,
-        "read": False,
+        "read": conversation.read,
         "priority": "none" if _at_least_2_16(version) else "not_priority",
         "admin_assignee_id": assignee,
-        "team_assignee_id": unassigned,
-        "tags": {"type": "tag.list", "tags": []},
+        "team_assignee_id": (
+            int(conversation.team_assignee_id) if conversation.team_assignee_id else unassigned
+        ),
+        "tags": {"type": "tag.list", "tags": [dict(t) for t in conversation.tags]},
         "source": {
             "type": "conversation",
             "id": conversation.message_id,
@@ -264,6 +267,10 @@ def conversation_view(conversation: StoredConversation) -> dict[str, Any]:
         "contact_id": conversation.contact_id,
         "state": conversation.state,
         "admin_assignee_id": conversation.admin_assignee_id,
+        "team_assignee_id": conversation.team_assignee_id,
+        "read": conversation.read,
+        "tags": [t["name"] for t in conversation.tags],
+        "assignment_rules_runs": conversation.assignment_rules_runs,
         "deleted": conversation.deleted,
         "created_at": conversation.created_at,
         "parts": [part_view(conversation.source), *map(part_view, conversation.parts)],

@@ -79,7 +79,7 @@ class StoredPart:
     author_name: str | None
     attachments: list[StoredAttachment] = field(default_factory=list)
     app_package_code: str | None = None
-    assigned_to: str | None = None
+    assigned_to: str | None = None  # an admin id, or "team:<id>"
 
 
 @dataclass(slots=True)
@@ -93,6 +93,10 @@ class StoredConversation:
     state: str = "open"  # open, closed or snoozed
     snoozed_until: int | None = None
     admin_assignee_id: str | None = None
+    team_assignee_id: str | None = None
+    read: bool = False
+    tags: list[dict[str, Any]] = field(default_factory=list)  # as applied, oldest first
+    assignment_rules_runs: int = 0
     parts: list[StoredPart] = field(default_factory=list)
     deleted: bool = False
     teammate_ids: dict[str, None] = field(default_factory=dict)  # admins who wrote, in order
@@ -112,6 +116,7 @@ class SandboxState:
         # (field, value) -> contact ids; a dict as an insertion-ordered set: O(1) removal.
         self.by_field: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
         self.data_attributes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, str]] = {}  # id -> {"type": "tag", "id", "name"}
         self.conversations: dict[str, StoredConversation] = {}
         self.part_log: list[StoredPart] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # id -> (content type, bytes)
@@ -276,6 +281,20 @@ class SandboxState:
         }
         self.data_attributes[(model, name)] = attribute
         return attribute
+
+    # --- tags -------------------------------------------------------------------------------
+
+    def create_tag(self, name: object) -> dict[str, str]:
+        """``POST /tags`` without an id: the tag named ``name`` (names are case insensitive),
+        created when there is none."""
+        if not isinstance(name, str) or not name.strip():
+            raise invalid("name is required")
+        for tag in self.tags.values():
+            if tag["name"].casefold() == name.casefold():
+                return tag
+        tag = {"type": "tag", "id": str(self.next_id()), "name": name}
+        self.tags[tag["id"]] = tag
+        return tag
 
     # --- conversations ----------------------------------------------------------------------
 

@@ -158,9 +158,17 @@ async def harness(**settings: Any) -> AsyncIterator[Harness]:  # noqa: ANN401 - 
             journal=journal,
             intercom=intercom,
             gateway=Gateway(config.channel_views(), provider_http),
-            resolver=ContactResolver(intercom, journal, metrics, wall_clock=wall),
+            resolver=ContactResolver(
+                intercom,
+                journal,
+                metrics,
+                wall_clock=wall,
+                match=config.contact_match,
+                channel_attribute=config.contact_channel_attribute,
+            ),
             media=JournalMediaStore(journal),
             metrics=metrics,
+            profiles=lambda key: config.account_profile(key.channel, key.account),
         )
         plumbing = Plumbing(journal, SingleNode())
         made = Harness(journal, sandbox, services, plumbing, sends)

@@ -19,6 +19,11 @@ Known gaps in the spec, patched here explicitly and nowhere else:
    checked against the ``conversation`` (or ``contact``) schema and the envelope against the
    fields of the official example (type, id, topic, app_id, data.type, data.item).
 
+7. ``POST /conversations/{id}/run_assignment_rules`` is deprecated since 2.12 and left out of
+   the 2.16 description, yet Intercom still serves it (its 1.x-2.11 references: no body, a
+   ``conversation`` answer; to be removed on 2026-12-31): the operation is added with that
+   shape, so the bridge's optional call is still checked.
+
 Not patched, but worked around in the sandbox or the models:
 
 5. ``conversation_part.assigned_to`` is ``{$ref: reference, nullable: true}``; OAS 3.0 ignores
@@ -62,6 +67,28 @@ def _patch(spec: dict[str, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}}}
     contacts_post = spec["paths"]["/contacts"]["post"]["responses"]
     contacts_post["409"] = {"description": "conflict (gap 2)", **error}
+    as_conversation = {"schema": {"$ref": "#/components/schemas/conversation"}}
+    conversation = {"content": {"application/json": as_conversation}}
+    spec["paths"]["/conversations/{conversation_id}/run_assignment_rules"] = {
+        "post": {
+            "summary": "Run assignment rules (gap 7)",
+            "operationId": "runAssignmentRules",
+            "parameters": [
+                {
+                    "name": "Intercom-Version",
+                    "in": "header",
+                    "schema": {"$ref": "#/components/schemas/intercom_version"},
+                },
+                {
+                    "name": "conversation_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {"200": {"description": "the conversation", **conversation}},
+        }
+    }  # gap 7
     for path_item in spec["paths"].values():
         for operation in path_item.values():
             if isinstance(operation, dict) and "responses" in operation:

@@ -50,6 +50,7 @@ def test_all_is_sorted_and_exact() -> None:
         "RichRun",
         "SharedRateBudget",
         "TEAMMATE_MESSAGE_TOPICS",
+        "Tag",
         "WebhookError",
         "WebhookSignatureInvalid",
         "WindowClaim",

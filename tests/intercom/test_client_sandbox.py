@@ -396,3 +396,35 @@ async def test_timeouts_return_the_budget_slot(sandbox_url: str, sandbox: Interc
             await IntercomClient(http, access_token=TOKEN, budget=budget).me()
     assert budget.in_flight == 0
     assert budget.acquired == 1
+
+
+async def test_tags_assignment_rules_and_read_state(
+    client: IntercomClient, sandbox: IntercomSandbox, spec_log: SpecLog
+) -> None:
+    contact_id = await _contact(client)
+    conversation_id = await client.create_conversation(contact_id, "Hi", role="lead")
+    tag = await client.ensure_tag("WhatsApp")
+    assert await client.ensure_tag("whatsapp") == tag  # names are case insensitive
+    applied = await client.tag_conversation(conversation_id, tag.id, "991267602")
+    again = await client.tag_conversation(conversation_id, tag.id, "991267602")
+    assert applied == again == tag
+    assigned = await client.assign_conversation(conversation_id, "991267602", "77", to="team")
+    assert assigned.team_assignee_id == "77"
+    assert assigned.last_part is not None
+    assert assigned.last_part.part_type == "assignment"
+    assert assigned.last_part.assigned_to_id == "77"
+    assigned = await client.assign_conversation(conversation_id, "991267602", "991267603")
+    assert (assigned.admin_assignee_id, assigned.team_assignee_id) == ("991267603", "77")
+    read = await client.mark_conversation_read(conversation_id)
+    assert read.id == conversation_id
+    sandbox.configure(assignment_rules_team_id="88")
+    ruled = await client.run_assignment_rules(conversation_id)
+    assert ruled.team_assignee_id == "88"
+    view = sandbox.conversation(conversation_id)
+    assert view is not None
+    assert (view["tags"], view["read"], view["assignment_rules_runs"]) == (["WhatsApp"], True, 1)
+    assert spec_log.requests == spec_log.responses == 10
+    with pytest.raises(IntercomNotFound):
+        await client.tag_conversation(conversation_id, "999999", "991267602")
+    with pytest.raises(IntercomRejected):
+        await client.assign_conversation(conversation_id, "991267602", "nope", to="team")
