@@ -162,6 +162,14 @@ async def test_each_whatsapp_app_verifies_its_own_webhooks_and_sends_its_own_rep
         (PHONE_A, "15550000001", APP_A["token"]),
         (PHONE_B, "15550000002", APP_B["token"]),
     }
+    # Each account's profile: A's tags on its conversation, B's reply format on its replies.
+    texts = {m.account: m.text or "" for m in stack.sent()}
+    assert texts[PHONE_B].startswith("[B] ")
+    assert texts[PHONE_B].endswith(": on it")
+    assert not texts[PHONE_A].startswith("[B] ")
+    assert texts[PHONE_A].endswith(": on it")
+    tags = {"15550000001" in c["parts"][0]["body"]: c["tags"] for c in stack.conversations()}
+    assert tags == {True: ["app-a"], False: []}
     # Meta's GET handshake takes any configured app's verify token.
     answer = await stack.http.get(
         "/webhooks/whatsapp",
