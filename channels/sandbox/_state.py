@@ -356,6 +356,12 @@ class SandboxState:
                 del self._media_faults[media_id]
         return script
 
+    def telegram_webhook_of(self, bot_id: str | None) -> TelegramWebhook:
+        """Bot ``bot_id``'s webhook (None: the first bot's, :attr:`telegram_webhook`)."""
+        if bot_id is None or bot_id == self.credentials.telegram_bot_token.partition(":")[0]:
+            return self.telegram_webhook
+        return self.more_telegram_webhooks.setdefault(bot_id, TelegramWebhook())
+
     def record(self, **fields: object) -> SentMessage:
         fields.setdefault("credential", CURRENT_CREDENTIAL.get())
         message = SentMessage.model_validate({"seq": len(self.sent) + 1, **fields})
