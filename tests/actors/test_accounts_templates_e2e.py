@@ -104,6 +104,29 @@ async def test_a_reply_outside_the_window_uses_the_owning_apps_templates(stack: 
     assert sorted(lookups) == [(WABA_A, TOKEN_A), (WABA_B, TOKEN_B)]
 
 
+async def test_the_send_api_checks_a_template_in_the_owning_apps_waba(stack: Stack) -> None:
+    body = {
+        "channel": "whatsapp", "account": PHONE_B, "customer": "15550000033",
+        "template": {"name": "conversation_reopen", "language": {"code": "en_US"}},
+    }  # fmt: skip
+    headers = {"authorization": "Bearer sandbox-api-token"}
+    response = await stack.http.post("/api/messages", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    await eventually(lambda: len(stack.sent()) == 1 and stack.node.dispatcher.inflight == 0)
+    [sent] = stack.sent()
+    assert (sent.template, sent.account, sent.credential) == (
+        "conversation_reopen",
+        PHONE_B,
+        TOKEN_B,
+    )
+    assert stack.sandbox.providers.template_lookups == [(WABA_B, TOKEN_B)]
+    no_such = {"name": "no_such", "language": {"code": "en_US"}}
+    unknown = await stack.http.post(
+        "/api/messages", json={**body, "template": no_such}, headers=headers
+    )
+    assert unknown.status_code == 422, unknown.text
+
+
 def test_start_up_refuses_a_reengagement_template_when_an_app_has_no_waba(
     tmp_path: Path,
 ) -> None:
