@@ -54,6 +54,8 @@ Status = Literal["ok", "FAIL", "warn", "skip"]
 
 TELEGRAM_PATH = webhook_path(Channel.TELEGRAM)
 """The bridge's Telegram route (README "Routes and status codes")."""
+MAX_TEMPLATE_PAGES = 20
+"""Pages of a WABA's template list read (100 templates each)."""
 RECENT_ERROR_SECONDS = 3600.0
 """A failed webhook delivery Telegram reports from less than this long ago fails the check."""
 
@@ -217,6 +219,52 @@ def _whatsapp_number(view: WhatsAppSettings | None, number: str) -> Check:
     return check
 
 
+def _whatsapp_templates(view: WhatsAppSettings) -> Check:
+    """The app's token reads its WABA's templates; the re-engagement template is approved."""
+
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        waba = view.business_account_id
+        assert waba is not None  # planned only then
+        url = _join(view.base_url, f"/{quote(waba, safe='')}/message_templates")
+        params = {"fields": "name,language,status", "limit": "100"}
+        found: list[dict[str, Any]] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            response = await http.get(url, headers=_graph(view), params=params)
+            if response.status_code in (400, 404):
+                raise _Failed(
+                    f"WABA {waba} is not one this token can read ({response.status_code}, "
+                    f"{_api_error(response)}): "
+                    + _where(view, "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID", "business_account_id")
+                )
+            if response.status_code != 200:
+                raise _rejected(response, "token")
+            page = _json(response)
+            data = page.get("data")
+            if isinstance(data, list):
+                found.extend(t for t in data if isinstance(t, dict))
+            paging = page.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not data or not paging.get("next") or not isinstance(after, str):
+                break
+            params = {**params, "after": after}
+        name, language = view.reengagement_template, view.reengagement_language
+        if name is None:
+            return f"WABA {waba}: {len(found)} templates"
+        if not any(
+            (t.get("name"), t.get("language"), t.get("status")) == (name, language, "APPROVED")
+            for t in found
+        ):
+            raise _Failed(
+                f"WABA {waba}: the re-engagement template {name} is not approved in {language}"
+                " (THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE)"
+            )
+        return f"WABA {waba}: {len(found)} templates, re-engagement {name} ({language}) approved"
+
+    return check
+
+
 def _twilio(view: TwilioSettings) -> Check:
     async def check(http: httpx.AsyncClient, s: Settings) -> str:
         sid = view.account_sid
@@ -322,6 +370,8 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
                 (f"whatsapp {app.account_id} number {n}", _whatsapp_number(app, n), "")
                 for n in sorted(app.phone_number_ids or ())
             )
+            if app.business_account_id is not None:
+                plan.append((f"whatsapp {app.account_id} templates", _whatsapp_templates(app), ""))
         listed = {n for app in apps for n in app.phone_number_ids or ()}
         plan.extend(
             (f"whatsapp number {n}", _whatsapp_number(None, n), "")
@@ -333,6 +383,8 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
         configured = any(v is not None for v in (wa.access_token, wa.app_secret, wa.verify_token))
         plan.append(("whatsapp", _whatsapp(wa) if configured else None, off))
         plan.extend((f"whatsapp number {n}", _whatsapp_number(wa, n), "") for n in whatsapp_numbers)
+        if wa.business_account_id is not None and wa.access_token is not None:
+            plan.append(("whatsapp templates", _whatsapp_templates(wa), ""))
     if s.accounts.of(Channel.TWILIO):
         accounts: list[TwilioSettings] = list(s.channel_accounts(Channel.TWILIO))
         plan.extend((f"twilio {a.account_id}", _twilio(a), "") for a in accounts)
