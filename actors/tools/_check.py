@@ -8,7 +8,9 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
   ``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``, ``GET /admins/{id}`` (that teammate exists).
 - WhatsApp: ``GET /me`` (the access token) and ``GET /{phone-number-id}`` for each number
   given with ``--whatsapp-phone-number-id`` (the bridge learns its numbers from the webhooks,
-  so no setting names them).
+  so no setting names them); with THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID, ``GET
+  /{waba-id}/message_templates`` (the token reads the WABA; with
+  THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE, that template is approved in its language).
 - Twilio: ``GET /2010-04-01/Accounts/{sid}.json`` (account SID and auth token; the account is
   active).
 - Telegram: ``getMe`` (the bot token) and ``getWebhookInfo`` (the webhook is set to
@@ -16,7 +18,8 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
 
 With ``THREADLINE_ACCOUNTS_FILE``, every account of the file is checked the same way, each
 with its own credentials, on lines named after its id: ``whatsapp <id>`` and ``whatsapp <id>
-number <phone_number_id>`` for each number it lists, ``twilio <id>``, ``telegram <id>`` and
+number <phone_number_id>`` for each number it lists, ``whatsapp <id> templates`` (its
+``business_account_id``, read with its own token), ``twilio <id>``, ``telegram <id>`` and
 ``telegram <id> webhook`` (set to its own route, ``/webhooks/telegram/<bot id>``). A
 ``--whatsapp-phone-number-id`` no app of the file lists fails.
 
