@@ -58,6 +58,9 @@ class Gateway:
         """``views``: each channel's settings views (``Settings.channel_views()``)."""
         self._clients: dict[Channel, list[tuple[frozenset[str] | None, ChannelClient]]] = {}
         self._whatsapp: list[tuple[frozenset[str] | None, WhatsAppClient]] = []
+        self.whatsapp_apps: list[tuple[frozenset[str] | None, WhatsAppClient, str | None]] = []
+        """Each WhatsApp Cloud API app: the phone_number_ids it owns (None: any), its client
+        and its WhatsApp Business Account id (its template catalog), when set."""
         for channel, spec in CHANNELS.items():
             for view in views.get(channel, ()):
                 if not spec.sends(view):
@@ -66,6 +69,8 @@ class Gateway:
                 owned = spec.accounts(view)
                 if isinstance(client, WhatsAppClient):
                     self._whatsapp.append((owned, client))
+                    waba = getattr(view, "business_account_id", None)
+                    self.whatsapp_apps.append((owned, client, waba))
                 if observe is not None:
                     client = _Timed(channel.value, client, observe)
                 self._clients.setdefault(channel, []).append((owned, client))

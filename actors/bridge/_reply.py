@@ -130,7 +130,7 @@ class ReplyBranch(SendingBranch):
         if not self._state.held:
             why: str | None = None
             try:
-                await self._s.templates.approved(name, language)
+                await self._s.templates.approved(name, language, self._key.account)
             except TemplateRefused as exc:
                 why = f"the re-engagement template is not usable: {exc.reason}"
             except TemplatesUnavailable as exc:

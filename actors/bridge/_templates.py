@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import trio
@@ -171,36 +172,76 @@ def record_text(template: ApiTemplate, rendered: str | None) -> str:
 
 
 class TemplateCatalog:
-    """The WhatsApp Business Account's templates, fetched on demand and kept ``ttl`` seconds.
+    """Each WhatsApp Business Account's templates, fetched on demand and kept ``ttl`` seconds.
 
-    Concurrent lookups share one fetch; when a refresh fails the previous list is used (and
-    the failure logged); with none, :class:`TemplatesUnavailable`.
+    One catalog per app of the deployment: the templates a thread may send are those of the
+    WABA of the app that owns its business number (the accounts file's
+    ``business_account_id``, read with that app's access token; the environment variables'
+    app: ``THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID``). Concurrent lookups share one fetch;
+    when a refresh fails the previous list is used (and the failure logged); with none,
+    :class:`TemplatesUnavailable`.
     """
 
     def __init__(
         self, client: WhatsAppClient | None, waba_id: str | None, *, ttl: float = 600.0
     ) -> None:
-        self._client = client
-        self._waba = waba_id
+        """One app: ``client`` reads ``waba_id``'s templates (either None: templates off)."""
         self._ttl = ttl
-        self._templates: list[WhatsAppTemplate] | None = None
-        self._fetched_at = -float("inf")
-        self._lock = trio.Lock()
-        self.fetches = 0
+        self._apps: list[tuple[frozenset[str] | None, _Templates]] = []
+        if client is not None:
+            self._apps.append((None, _Templates(client, waba_id, ttl)))
+
+    @classmethod
+    def of_apps(
+        cls,
+        apps: Sequence[tuple[frozenset[str] | None, WhatsAppClient, str | None]],
+        *,
+        ttl: float = 600.0,
+    ) -> TemplateCatalog:
+        """Every app of the deployment: (the phone_number_ids it owns, None: any; its client;
+        its WABA id, None: none set)."""
+        catalog = cls(None, None, ttl=ttl)
+        catalog._apps = [(owned, _Templates(client, waba, ttl)) for owned, client, waba in apps]
+        return catalog
 
     @property
     def enabled(self) -> bool:
-        """Whether templates can be checked (WhatsApp and the WABA id are configured)."""
-        return self._client is not None and self._waba is not None
+        """Whether any app's templates can be checked (its WABA id is configured)."""
+        return any(templates.waba is not None for _, templates in self._apps)
 
-    async def approved(self, name: str, language: str) -> WhatsAppTemplate:
-        """The approved template ``name`` in ``language``.
+    def enabled_for(self, account: str | None) -> bool:
+        """Whether the templates of the app owning phone_number_id ``account`` can be checked."""
+        templates = self._owner(account)
+        return templates is not None and templates.waba is not None
+
+    @property
+    def fetches(self) -> int:
+        """Template list fetches so far, every app's."""
+        return sum(templates.fetches for _, templates in self._apps)
+
+    def _owner(self, account: str | None) -> _Templates | None:
+        if account is None:
+            return self._apps[0][1] if self._apps else None
+        for owned, templates in self._apps:
+            if owned is not None and account in owned:
+                return templates
+        return next((templates for owned, templates in self._apps if owned is None), None)
+
+    async def approved(
+        self, name: str, language: str, account: str | None = None
+    ) -> WhatsAppTemplate:
+        """The approved template ``name`` in ``language`` of the WABA of the app that owns
+        phone_number_id ``account`` (None: the first app's).
 
         Raises:
             TemplateRefused: no such template, or not approved in that language.
-            TemplatesUnavailable: the list could not be fetched and none is cached.
+            TemplatesUnavailable: the list could not be fetched and none is cached, or the
+                app has no WABA id.
         """
-        templates = await self._current()
+        owner = self._owner(account)
+        if owner is None:
+            raise TemplatesUnavailable(f"no WhatsApp app owns phone_number_id {account}")
+        templates = await owner.current()
         same_name = [t for t in templates if t.name == name]
         for template in same_name:
             if template.language == language and template.status == "APPROVED":
@@ -218,16 +259,32 @@ class TemplateCatalog:
         statuses = sorted({t.status for t in same_name})
         raise TemplateRefused(f"template {name!r} is not approved (status {', '.join(statuses)})")
 
-    async def _current(self) -> list[WhatsAppTemplate]:
+
+class _Templates:
+    """One app's WABA templates, cached ``ttl`` seconds."""
+
+    def __init__(self, client: WhatsAppClient, waba: str | None, ttl: float) -> None:
+        self.client = client
+        self.waba = waba
+        self._ttl = ttl
+        self._templates: list[WhatsAppTemplate] | None = None
+        self._fetched_at = -float("inf")
+        self._lock = trio.Lock()
+        self.fetches = 0
+
+    async def current(self) -> list[WhatsAppTemplate]:
         async with self._lock:
             if self._templates is not None and time.monotonic() - self._fetched_at < self._ttl:
                 return self._templates
-            if self._client is None or self._waba is None:
-                raise TemplatesUnavailable("THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID is not set")
+            if self.waba is None:
+                raise TemplatesUnavailable(
+                    "the app has no WhatsApp Business Account id (the accounts file's "
+                    "business_account_id, or THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)"
+                )
             try:
                 self.fetches += 1
                 with trio.fail_after(30):
-                    fetched = await self._client.message_templates(self._waba)
+                    fetched = await self.client.message_templates(self.waba)
             except (ChannelError, trio.TooSlowError) as exc:
                 if self._templates is None:
                     raise TemplatesUnavailable(str(exc)[:200]) from exc

@@ -129,11 +129,11 @@ class SendApi:
                 " wrote): free-form messages are refused, send a template",
             )
         rendered: str | None = None
-        if message.template is not None and self._templates.enabled:
+        if message.template is not None and self._templates.enabled_for(key.account):
             try:
                 rendered = render(
                     await self._templates.approved(
-                        message.template.name, message.template.language.code
+                        message.template.name, message.template.language.code, key.account
                     ),
                     message.template,
                 )

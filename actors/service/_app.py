@@ -210,10 +210,8 @@ async def run_bridge(
             metrics.messages.labels(direction, "dead_lettered").inc()
 
         gateway = Gateway(settings.channel_views(), provider_http, observe=metrics.observe_send)
-        templates = TemplateCatalog(
-            gateway.whatsapp,
-            settings.whatsapp_business_account_id,
-            ttl=settings.whatsapp_template_cache_seconds,
+        templates = TemplateCatalog.of_apps(
+            gateway.whatsapp_apps, ttl=settings.whatsapp_template_cache_seconds
         )
         services = Services(
             options=ThreadOptions.of(settings),

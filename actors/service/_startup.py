@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from channels import Channel
 from runtime import (
     AppendedHint,
     Journal,
@@ -242,9 +243,26 @@ def check_settings(settings: Settings) -> None:
     problem = database_url_problem(settings.database_url)
     if problem is not None:
         raise ConfigurationError(f"{problem} ({_DATABASE})")
-    if settings.whatsapp_reengagement_template is not None and (
-        settings.whatsapp_business_account_id is None or settings.whatsapp_access_token is None
-    ):
+    if settings.whatsapp_reengagement_template is not None:
+        _check_reengagement(settings)
+
+
+def _check_reengagement(settings: Settings) -> None:
+    """A re-engagement template is checked in the WABA of each app that sends: every one needs
+    its WABA id (the accounts file's ``business_account_id``; the environment variables' app:
+    THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)."""
+    entries = settings.accounts.of(Channel.WHATSAPP)
+    if entries:
+        lacking = [entry.id for entry in entries if entry.business_account_id is None]
+        if lacking:
+            raise ConfigurationError(
+                "a re-engagement template needs each WhatsApp app's business account, to check"
+                " it is approved there: THREADLINE_ACCOUNTS_FILE "
+                f"{settings.accounts_file}: whatsapp account(s) "
+                + ", ".join(repr(account) for account in lacking)
+                + " have no business_account_id"
+            )
+    elif settings.whatsapp_business_account_id is None or settings.whatsapp_access_token is None:
         raise ConfigurationError(
             "a re-engagement template needs WhatsApp and its business account, to check it is"
             " approved (THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID)"

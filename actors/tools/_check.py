@@ -8,11 +8,20 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
   ``THREADLINE_INTERCOM_DEFAULT_ADMIN_ID``, ``GET /admins/{id}`` (that teammate exists).
 - WhatsApp: ``GET /me`` (the access token) and ``GET /{phone-number-id}`` for each number
   given with ``--whatsapp-phone-number-id`` (the bridge learns its numbers from the webhooks,
-  so no setting names them).
+  so no setting names them); with THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID, ``GET
+  /{waba-id}/message_templates`` (the token reads the WABA; with
+  THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE, that template is approved in its language).
 - Twilio: ``GET /2010-04-01/Accounts/{sid}.json`` (account SID and auth token; the account is
   active).
 - Telegram: ``getMe`` (the bot token) and ``getWebhookInfo`` (the webhook is set to
   ``THREADLINE_PUBLIC_URL`` + ``/webhooks/telegram`` and reports no recent failed delivery).
+
+With ``THREADLINE_ACCOUNTS_FILE``, every account of the file is checked the same way, each
+with its own credentials, on lines named after its id: ``whatsapp <id>`` and ``whatsapp <id>
+number <phone_number_id>`` for each number it lists, ``whatsapp <id> templates`` (its
+``business_account_id``, read with its own token), ``twilio <id>``, ``telegram <id>`` and
+``telegram <id> webhook`` (set to its own route, ``/webhooks/telegram/<bot id>``). A
+``--whatsapp-phone-number-id`` no app of the file lists fails.
 
 Webhook secrets (Intercom's client secret, Meta's app secret and verify token, Telegram's
 secret token) cannot be checked from this side: the line says whether each is set. No line
@@ -30,7 +39,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 import trio
 
-from channels import Channel, webhook_path
+from channels import (
+    Channel,
+    TelegramSettings,
+    TwilioSettings,
+    WhatsAppSettings,
+    channel_spec,
+    webhook_path,
+)
 
 from ..core import Settings, redact
 from ..service import mask_secrets
@@ -41,6 +57,8 @@ Status = Literal["ok", "FAIL", "warn", "skip"]
 
 TELEGRAM_PATH = webhook_path(Channel.TELEGRAM)
 """The bridge's Telegram route (README "Routes and status codes")."""
+MAX_TEMPLATE_PAGES = 20
+"""Pages of a WABA's template list read (100 templates each)."""
 RECENT_ERROR_SECONDS = 3600.0
 """A failed webhook delivery Telegram reports from less than this long ago fails the check."""
 
@@ -147,32 +165,46 @@ async def _intercom(http: httpx.AsyncClient, s: Settings) -> str:
     return ", ".join(said)
 
 
-async def _whatsapp(http: httpx.AsyncClient, s: Settings) -> str:
-    if s.whatsapp_access_token is None:
-        raise _Failed("THREADLINE_WHATSAPP_ACCESS_TOKEN is not set: replies cannot be sent")
-    response = await http.get(_join(s.whatsapp_base_url, "/me"), headers=_graph(s))
-    if response.status_code != 200:
-        raise _rejected(response, "token")
-    me = _json(response)
-    said = [f"token of {me.get('name') or '?'} ({me.get('id', '?')})"]
-    if s.whatsapp_app_secret is None or s.whatsapp_verify_token is None:
-        said.append(
-            "webhooks off: THREADLINE_WHATSAPP_APP_SECRET and _VERIFY_TOKEN are both needed"
-        )
-    return ", ".join(said)
+def _where(view: Any, env: str, field: str) -> str:  # noqa: ANN401 - a channel's view
+    """How a line names a credential: its environment variable, or the accounts file's field."""
+    return env if view.account_id is None else f"the accounts file's {field}"
 
 
-def _graph(s: Settings) -> dict[str, str]:
-    assert s.whatsapp_access_token is not None
-    return {"Authorization": f"Bearer {s.whatsapp_access_token.get_secret_value()}"}
-
-
-def _whatsapp_number(number: str) -> Callable[[httpx.AsyncClient, Settings], Awaitable[str]]:
+def _whatsapp(view: WhatsAppSettings) -> Check:
     async def check(http: httpx.AsyncClient, s: Settings) -> str:
-        if s.whatsapp_access_token is None:
-            raise _Failed("THREADLINE_WHATSAPP_ACCESS_TOKEN is not set")
-        url = _join(s.whatsapp_base_url, quote(number, safe=""))
-        response = await http.get(url, headers=_graph(s))
+        if view.access_token is None:
+            where = _where(view, "THREADLINE_WHATSAPP_ACCESS_TOKEN", "access_token")
+            raise _Failed(f"{where} is not set: replies cannot be sent")
+        response = await http.get(_join(view.base_url, "/me"), headers=_graph(view))
+        if response.status_code != 200:
+            raise _rejected(response, "token")
+        me = _json(response)
+        said = [f"token of {me.get('name') or '?'} ({me.get('id', '?')})"]
+        if view.account_id is None and (view.app_secret is None or view.verify_token is None):
+            said.append(
+                "webhooks off: THREADLINE_WHATSAPP_APP_SECRET and _VERIFY_TOKEN are both needed"
+            )
+        return ", ".join(said)
+
+    return check
+
+
+def _graph(view: WhatsAppSettings) -> dict[str, str]:
+    assert view.access_token is not None
+    return {"Authorization": f"Bearer {view.access_token.get_secret_value()}"}
+
+
+def _whatsapp_number(view: WhatsAppSettings | None, number: str) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        if view is None:
+            raise _Failed(
+                f"no WhatsApp app of THREADLINE_ACCOUNTS_FILE {s.accounts_file} lists it "
+                "(phone_number_ids)"
+            )
+        if view.access_token is None:
+            raise _Failed(f"{_where(view, 'THREADLINE_WHATSAPP_ACCESS_TOKEN', '')} is not set")
+        url = _join(view.base_url, quote(number, safe=""))
+        response = await http.get(url, headers=_graph(view))
         if response.status_code in (400, 404):
             code = _api_error(response)
             raise _Failed(
@@ -190,30 +222,81 @@ def _whatsapp_number(number: str) -> Callable[[httpx.AsyncClient, Settings], Awa
     return check
 
 
-async def _twilio(http: httpx.AsyncClient, s: Settings) -> str:
-    sid = s.twilio_account_sid
-    if sid is None or s.twilio_auth_token is None:
-        missing = "ACCOUNT_SID" if sid is None else "AUTH_TOKEN"
-        raise _Failed(f"THREADLINE_TWILIO_{missing} is not set: Twilio needs both")
-    url = _join(s.twilio_base_url, f"/2010-04-01/Accounts/{quote(sid, safe='')}.json")
-    response = await http.get(url, auth=(sid, s.twilio_auth_token.get_secret_value()))
-    if response.status_code != 200:
-        raise _rejected(response, "account SID or auth token")
-    account = _json(response)
-    name, status = account.get("friendly_name", "?"), account.get("status", "?")
-    if status != "active":
-        raise _Failed(f'account "{name}" is {status}, not active')
-    return f'account "{name}" ({status}, {account.get("type", "?")})'
+def _whatsapp_templates(view: WhatsAppSettings) -> Check:
+    """The app's token reads its WABA's templates; the re-engagement template is approved."""
+
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        waba = view.business_account_id
+        assert waba is not None  # planned only then
+        url = _join(view.base_url, f"/{quote(waba, safe='')}/message_templates")
+        params = {"fields": "name,language,status", "limit": "100"}
+        found: list[dict[str, Any]] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            response = await http.get(url, headers=_graph(view), params=params)
+            if response.status_code in (400, 404):
+                raise _Failed(
+                    f"WABA {waba} is not one this token can read ({response.status_code}, "
+                    f"{_api_error(response)}): "
+                    + _where(view, "THREADLINE_WHATSAPP_BUSINESS_ACCOUNT_ID", "business_account_id")
+                )
+            if response.status_code != 200:
+                raise _rejected(response, "token")
+            page = _json(response)
+            data = page.get("data")
+            if isinstance(data, list):
+                found.extend(t for t in data if isinstance(t, dict))
+            paging = page.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not data or not paging.get("next") or not isinstance(after, str):
+                break
+            params = {**params, "after": after}
+        name, language = view.reengagement_template, view.reengagement_language
+        if name is None:
+            return f"WABA {waba}: {len(found)} templates"
+        if not any(
+            (t.get("name"), t.get("language"), t.get("status")) == (name, language, "APPROVED")
+            for t in found
+        ):
+            raise _Failed(
+                f"WABA {waba}: the re-engagement template {name} is not approved in {language}"
+                " (THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE)"
+            )
+        return f"WABA {waba}: {len(found)} templates, re-engagement {name} ({language}) approved"
+
+    return check
 
 
-def _bot_url(s: Settings, method: str) -> str:
-    assert s.telegram_bot_token is not None
-    return _join(s.telegram_base_url, f"/bot{s.telegram_bot_token.get_secret_value()}/{method}")
+def _twilio(view: TwilioSettings) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        sid = view.account_sid
+        if sid is None or view.auth_token is None:
+            missing = "ACCOUNT_SID" if sid is None else "AUTH_TOKEN"
+            raise _Failed(f"THREADLINE_TWILIO_{missing} is not set: Twilio needs both")
+        url = _join(view.base_url, f"/2010-04-01/Accounts/{quote(sid, safe='')}.json")
+        response = await http.get(url, auth=(sid, view.auth_token.get_secret_value()))
+        if response.status_code != 200:
+            raise _rejected(response, "account SID or auth token")
+        account = _json(response)
+        name, status = account.get("friendly_name", "?"), account.get("status", "?")
+        if status != "active":
+            raise _Failed(f'account "{name}" is {status}, not active')
+        return f'account "{name}" ({status}, {account.get("type", "?")})'
+
+    return check
 
 
-async def _bot_result(http: httpx.AsyncClient, s: Settings, method: str) -> dict[str, Any]:
+def _bot_url(view: TelegramSettings, method: str) -> str:
+    assert view.bot_token is not None
+    return _join(view.base_url, f"/bot{view.bot_token.get_secret_value()}/{method}")
+
+
+async def _bot_result(
+    http: httpx.AsyncClient, view: TelegramSettings, method: str
+) -> dict[str, Any]:
     """A Bot API method's ``result`` object, or why the check failed."""
-    response = await http.get(_bot_url(s, method))
+    response = await http.get(_bot_url(view, method))
     if response.status_code != 200:
         raise _rejected(response, "bot token")
     result = _json(response).get("result")
@@ -222,65 +305,106 @@ async def _bot_result(http: httpx.AsyncClient, s: Settings, method: str) -> dict
     return result
 
 
-async def _telegram(http: httpx.AsyncClient, s: Settings) -> str:
-    if s.telegram_bot_token is None:
-        raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set: replies cannot be sent")
-    bot = await _bot_result(http, s, "getMe")
-    return f"bot @{bot.get('username', '?')} ({bot.get('id', '?')})"
+def _telegram(view: TelegramSettings) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        if view.bot_token is None:
+            raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set: replies cannot be sent")
+        bot = await _bot_result(http, view, "getMe")
+        return f"bot @{bot.get('username', '?')} ({bot.get('id', '?')})"
+
+    return check
 
 
-async def _telegram_webhook(http: httpx.AsyncClient, s: Settings) -> str:
-    expected = s.public_url.rstrip("/") + TELEGRAM_PATH
-    if s.telegram_secret_token is None:
-        raise _Failed(
-            "THREADLINE_TELEGRAM_SECRET_TOKEN is not set: the bridge refuses Telegram's webhooks"
-        )
-    if s.telegram_bot_token is None:
-        raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set")
-    info = await _bot_result(http, s, "getWebhookInfo")
-    url = info.get("url") or ""
-    if not url:
-        raise _Failed(
-            f"no webhook set: call setWebhook with url={expected} and secret_token="
-            "<THREADLINE_TELEGRAM_SECRET_TOKEN>"
-        )
-    if url != expected:
-        raise _Failed(
-            f"the webhook is {url}, not {expected} (THREADLINE_PUBLIC_URL): call setWebhook again"
-        )
-    said = [url]
-    pending = info.get("pending_update_count") or 0
-    if pending:
-        said.append(f"{pending} updates waiting")
-    error_at, error = info.get("last_error_date"), info.get("last_error_message")
-    if isinstance(error_at, int | float) and error:
-        age = max(0.0, time.time() - error_at)
-        if age < RECENT_ERROR_SECONDS:
-            raise _Failed(f"{url}: Telegram's last delivery failed {age / 60:.0f} min ago: {error}")
-        said.append(f"last failed delivery {age / 3600:.0f} h ago: {error}")
-    return ", ".join(said)
+def _telegram_webhook(view: TelegramSettings) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        route = channel_spec(Channel.TELEGRAM).account_route(view) or TELEGRAM_PATH
+        expected = s.public_url.rstrip("/") + route
+        secret = _where(view, "THREADLINE_TELEGRAM_SECRET_TOKEN", "secret_token")
+        if view.secret_token is None:
+            raise _Failed(f"{secret} is not set: the bridge refuses Telegram's webhooks")
+        if view.bot_token is None:
+            raise _Failed("THREADLINE_TELEGRAM_BOT_TOKEN is not set")
+        info = await _bot_result(http, view, "getWebhookInfo")
+        url = info.get("url") or ""
+        if not url:
+            raise _Failed(
+                f"no webhook set: call setWebhook with url={expected} and secret_token=<{secret}>"
+            )
+        if url != expected:
+            raise _Failed(
+                f"the webhook is {url}, not {expected} (THREADLINE_PUBLIC_URL): "
+                "call setWebhook again"
+            )
+        said = [url]
+        pending = info.get("pending_update_count") or 0
+        if pending:
+            said.append(f"{pending} updates waiting")
+        error_at, error = info.get("last_error_date"), info.get("last_error_message")
+        if isinstance(error_at, int | float) and error:
+            age = max(0.0, time.time() - error_at)
+            if age < RECENT_ERROR_SECONDS:
+                raise _Failed(
+                    f"{url}: Telegram's last delivery failed {age / 60:.0f} min ago: {error}"
+                )
+            said.append(f"last failed delivery {age / 3600:.0f} h ago: {error}")
+        return ", ".join(said)
+
+    return check
 
 
 # --- running them --------------------------------------------------------------------------------
 
 Check = Callable[[httpx.AsyncClient, Settings], Awaitable[str]]
+Plan = list[tuple[str, Check | None, str]]
 
 
-def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> list[tuple[str, Check | None, str]]:
-    """(name, check or None to skip, the skip reason) in the order printed."""
-    whatsapp = any(
-        v is not None
-        for v in (s.whatsapp_access_token, s.whatsapp_app_secret, s.whatsapp_verify_token)
-    )
-    twilio = s.twilio_account_sid is not None or s.twilio_auth_token is not None
-    telegram = s.telegram_bot_token is not None or s.telegram_secret_token is not None
+def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
+    """(name, check or None to skip, the skip reason) in the order printed: the environment
+    variables' account of each channel as ``whatsapp``, ``twilio``, ``telegram``; the
+    accounts file's as ``whatsapp <id>``, ``whatsapp <id> number <phone_number_id>`` (each
+    listed number), ``twilio <id>``, ``telegram <id>`` and ``telegram <id> webhook``."""
+    plan: Plan = [("intercom", _intercom, "")]
     off = "not configured"
-    plan: list[tuple[str, Check | None, str]] = [("intercom", _intercom, "")]
-    plan.append(("whatsapp", _whatsapp if whatsapp else None, off))
-    plan.extend((f"whatsapp number {n}", _whatsapp_number(n), "") for n in whatsapp_numbers)
-    plan.append(("twilio", _twilio if twilio else None, off))
-    plan.append(("telegram", _telegram if telegram else None, off))
-    plan.append(("telegram webhook", _telegram_webhook if telegram else None, off))
+    if s.accounts.of(Channel.WHATSAPP):
+        apps: list[WhatsAppSettings] = list(s.channel_accounts(Channel.WHATSAPP))
+        for app in apps:
+            plan.append((f"whatsapp {app.account_id}", _whatsapp(app), ""))
+            plan.extend(
+                (f"whatsapp {app.account_id} number {n}", _whatsapp_number(app, n), "")
+                for n in sorted(app.phone_number_ids or ())
+            )
+            if app.business_account_id is not None:
+                plan.append((f"whatsapp {app.account_id} templates", _whatsapp_templates(app), ""))
+        listed = {n for app in apps for n in app.phone_number_ids or ()}
+        plan.extend(
+            (f"whatsapp number {n}", _whatsapp_number(None, n), "")
+            for n in whatsapp_numbers
+            if n not in listed
+        )
+    else:
+        wa = s.whatsapp
+        configured = any(v is not None for v in (wa.access_token, wa.app_secret, wa.verify_token))
+        plan.append(("whatsapp", _whatsapp(wa) if configured else None, off))
+        plan.extend((f"whatsapp number {n}", _whatsapp_number(wa, n), "") for n in whatsapp_numbers)
+        if wa.business_account_id is not None and wa.access_token is not None:
+            plan.append(("whatsapp templates", _whatsapp_templates(wa), ""))
+    if s.accounts.of(Channel.TWILIO):
+        accounts: list[TwilioSettings] = list(s.channel_accounts(Channel.TWILIO))
+        plan.extend((f"twilio {a.account_id}", _twilio(a), "") for a in accounts)
+    else:
+        tw = s.twilio
+        configured = tw.account_sid is not None or tw.auth_token is not None
+        plan.append(("twilio", _twilio(tw) if configured else None, off))
+    if s.accounts.of(Channel.TELEGRAM):
+        bots: list[TelegramSettings] = list(s.channel_accounts(Channel.TELEGRAM))
+        for bot in bots:
+            plan.append((f"telegram {bot.account_id}", _telegram(bot), ""))
+            plan.append((f"telegram {bot.account_id} webhook", _telegram_webhook(bot), ""))
+    else:
+        tg = s.telegram
+        configured = tg.bot_token is not None or tg.secret_token is not None
+        plan.append(("telegram", _telegram(tg) if configured else None, off))
+        plan.append(("telegram webhook", _telegram_webhook(tg) if configured else None, off))
     return plan
 
 

@@ -17,15 +17,68 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from channels import Channel
-from channels.sandbox import SandboxFailure, WebhookMedia
+from channels.sandbox import SandboxCredentials, SandboxFailure, WebhookMedia
 
 from ._embedded import PUBLIC_URL, Stack, open_stack
 from ._loadcheck import LoadReport
 from ._loadgen import LoadPlan, Target, run_load
+from ._sandbox import SANDBOX_SECRETS
 
 __all__ = ["run_demo"]
 
 ANA = "15550001111"
+
+# Two WhatsApp numbers of two Meta apps and two Telegram bots, in an accounts file (issue 18);
+# the first of each is the sandbox's usual one. Public sandbox fakes, not secrets.
+SHOP, OUTLET = "100000000000001", "100000000000002"
+OUTLET_SECRET = "demo-outlet-app-secret-5c1f"  # noqa: S105 - public fake
+OUTLET_TOKEN = "demo-outlet-access-token-9e2d"  # noqa: S105 - public fake
+OUTLET_WABA = "200000000000002"
+SALES_BOT = "7000000002:demo-sales-bot-token-4b7a"
+SALES_SECRET = "demo-sales-bot-secret-8d3e"  # noqa: S105 - public fake
+SUPPORT_ROUTE = "/webhooks/telegram/7000000001"
+SALES_ROUTE = "/webhooks/telegram/7000000002"
+
+
+def _write_accounts(path: Path) -> None:
+    """The demo's accounts file: the shop's and the outlet's WhatsApp apps, the support and
+    the sales bots (Twilio stays on its THREADLINE_TWILIO_* variables)."""
+    creds, s = SandboxCredentials(), SANDBOX_SECRETS
+    path.write_text(
+        f"""[[whatsapp]]
+id = "shop"
+app_secret = "{s.whatsapp_app_secret}"
+verify_token = "{s.whatsapp_verify_token}"
+access_token = "{creds.whatsapp_access_token}"
+phone_number_ids = ["{SHOP}"]
+business_account_id = "{creds.whatsapp_business_account_id}"
+
+[[whatsapp]]
+id = "outlet"
+app_secret = "{OUTLET_SECRET}"
+access_token = "{OUTLET_TOKEN}"
+phone_number_ids = ["{OUTLET}"]
+business_account_id = "{OUTLET_WABA}"
+
+[[telegram]]
+id = "support-bot"
+bot_token = "{creds.telegram_bot_token}"
+secret_token = "{s.telegram_secret_token}"
+
+[[telegram]]
+id = "sales-bot"
+bot_token = "{SALES_BOT}"
+secret_token = "{SALES_SECRET}"
+""",
+        encoding="utf-8",
+    )
+
+
+_FILE_CHANNELS = (
+    "whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token",
+    "telegram_bot_token", "telegram_secret_token",
+)  # fmt: skip
+"""The settings of the channels the accounts file configures (one place each)."""
 
 
 class DemoFailed(Exception):
@@ -50,9 +103,19 @@ async def run_demo(
     """Play the scenario and the load; returns the exit status."""
     workdir = Path(tempfile.mkdtemp(prefix="threadline-demo-"))
     registry = CollectorRegistry()
+    accounts = workdir / "accounts.toml"
+    _write_accounts(accounts)
     async with open_stack(
         database_url=f"sqlite:///{workdir / 'threadline.db'}",
         registry=registry,
+        providers=SandboxCredentials(
+            whatsapp_phone_number_ids=(SHOP, OUTLET),
+            more_whatsapp_access_tokens=(OUTLET_TOKEN,),
+            more_whatsapp_business_accounts=((OUTLET_WABA, OUTLET_TOKEN),),
+            more_telegram_bot_tokens=(SALES_BOT,),
+        ),
+        accounts_file=str(accounts),
+        **dict.fromkeys(_FILE_CHANNELS),
         media_dir=str(workdir / "media"),
         conversation_buffer_seconds=3600,
         retry_base_seconds=0.1,
@@ -66,7 +129,11 @@ async def run_demo(
             f"Bridge ingress at {stack.node.ingress.url}, "
             f"metrics at {stack.node.metrics.url}/metrics"
         )
-        say(f"Journal: {workdir / 'threadline.db'}\n")
+        say(f"Journal: {workdir / 'threadline.db'}")
+        say(
+            f"Accounts: {accounts} (WhatsApp numbers {SHOP} and {OUTLET} of two apps,"
+            " Telegram bots 7000000001 and 7000000002)\n"
+        )
         try:
             await _scenario(stack, say)
             await _templates(stack, say)
@@ -166,12 +233,53 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     say(f"   → SMS thread opened its own conversation, same contact {contacts.pop()}")
 
     say("8. Bruno writes on Telegram → contact found by a custom attribute")
-    await stack.telegram(2222222, "Olá! Do you ship to Porto?", first_name="Bruno")
+    await stack.telegram(
+        2222222, "Olá! Do you ship to Porto?", first_name="Bruno", path=SUPPORT_ROUTE
+    )
     await _until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
     bruno = stack.contacts()[1]
     say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
     await _long_reply_with_a_link(stack, say)
     await _async_failure(stack, say, str(stack.conversations()[3]["id"]))
+    await _second_number_and_bot(stack, say)
+
+
+async def _second_number_and_bot(stack: Stack, say: Callable[[str], None]) -> None:
+    intercom = stack.sandbox.intercom
+    say("8d. A second WhatsApp number (another Meta app) and a second Telegram bot")
+    known = {str(c["id"]) for c in stack.conversations()}
+    await stack.whatsapp(
+        ANA, "Hi outlet! Do you have size 38?", app_secret=OUTLET_SECRET, phone_number_id=OUTLET
+    )
+    await stack.telegram(
+        2222222, "Sales: a quote for 20 units?", first_name="Bruno", path=SALES_ROUTE,
+        secret_token=SALES_SECRET,
+    )  # fmt: skip
+    await _until(lambda: len(stack.conversations()) == len(known) + 2, "two new conversations")
+    new = [c for c in stack.conversations() if str(c["id"]) not in known]
+    outlet = next(c for c in new if "size 38" in _bodies(c)[0])
+    sales = next(c for c in new if "20 units" in _bodies(c)[0])
+    say(
+        f"   → Ana on the outlet's number {OUTLET}: her own conversation {outlet['id']}"
+        f" (her first number's stay apart)"
+    )
+    say(f"   → Bruno to the sales bot: his own conversation {sales['id']}")
+    before = len(stack.sent())
+    await intercom.teammates.reply(str(outlet["id"]), "Yes, in black.", admin_id="991267602")
+    await intercom.teammates.reply(str(sales["id"]), "Quote on its way.", admin_id="991267602")
+    await _until(lambda: len(stack.sent()) == before + 2, "the two replies")
+    sent = {m.to: m for m in stack.sent()[before:]}
+    by_outlet, by_sales = sent.get(ANA), sent.get("2222222")
+    sales_bot = SALES_BOT.partition(":")[0]
+    if (
+        by_outlet is None
+        or (by_outlet.account, by_outlet.credential) != (OUTLET, OUTLET_TOKEN)
+        or by_sales is None
+        or (by_sales.account, by_sales.credential) != (sales_bot, sales_bot)
+    ):
+        raise DemoFailed(f"a reply left from the wrong number or bot: {list(sent.values())}")
+    say(f"   → Grace's reply to Ana left from {OUTLET} with the outlet app's token")
+    say(f"   → Grace's reply to Bruno left through the sales bot {sales_bot}\n")
 
 
 async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
@@ -328,8 +436,9 @@ async def _load(
 
     creds = stack.sandbox.providers.credentials
     target = Target(
-        stack.node.ingress.url, PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid
-    )
+        stack.node.ingress.url, PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid,
+        telegram_path=SUPPORT_ROUTE,
+    )  # fmt: skip
     report = await run_load(LoadPlan(threads=threads, messages_per_thread=messages), target, feed)
     verdict = "PASS" if report.passed else "FAIL"
     say(

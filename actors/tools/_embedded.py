@@ -70,8 +70,11 @@ class Stack:
         name: str | None = "Sandbox Customer",
         sent_at: datetime | None = None,
         batch: Sequence[WhatsAppInbound] = (),
+        app_secret: str = SANDBOX_SECRETS.whatsapp_app_secret,
+        phone_number_id: str = SANDBOX_SECRETS.whatsapp_phone_number_id,
     ) -> httpx.Response:
-        """A customer's WhatsApp message (or a whole batch) as Meta would deliver it."""
+        """A customer's WhatsApp message (or a whole batch) as Meta would deliver it, to the
+        business number ``phone_number_id``, signed with its app's ``app_secret``."""
         messages = list(batch) or [
             WhatsAppInbound(
                 from_phone=from_phone,
@@ -82,9 +85,7 @@ class Stack:
                 sent_at=sent_at,
             )
         ]
-        webhook = whatsapp_webhook(
-            SANDBOX_SECRETS.whatsapp_app_secret, SANDBOX_SECRETS.whatsapp_phone_number_id, messages
-        )
+        webhook = whatsapp_webhook(app_secret, phone_number_id, messages)
         for message in messages:  # the fake WhatsApp keeps the 24-hour window as Meta does
             at = (message.sent_at or datetime.now(UTC)).timestamp()
             self.sandbox.providers.customer_wrote(message.from_phone, at)
@@ -130,10 +131,13 @@ class Stack:
         message_id: int | None = None,
         sent_at: datetime | None = None,
         first_name: str = "Sandbox",
+        path: str = "/webhooks/telegram",
+        secret_token: str = SANDBOX_SECRETS.telegram_secret_token,
     ) -> httpx.Response:
-        """A customer's Telegram message as the Bot API would deliver it."""
+        """A customer's Telegram message as the Bot API would deliver it, to the bot whose
+        route is ``path`` and webhook secret ``secret_token``."""
         webhook = telegram_message_webhook(
-            SANDBOX_SECRETS.telegram_secret_token,
+            secret_token,
             chat_id=chat_id,
             message_id=message_id or next(self._ids),
             text=text,
@@ -141,7 +145,7 @@ class Stack:
             sent_at=sent_at,
             first_name=first_name,
         )
-        return await self.post("/webhooks/telegram", webhook)
+        return await self.post(path, webhook)
 
     def conversations(self) -> list[dict[str, Any]]:
         """Every Intercom conversation with its parts, in order."""

@@ -90,6 +90,9 @@ class Target:
     """The bridge's THREADLINE_PUBLIC_URL (Twilio signs against it)."""
     twilio_auth_token: str
     twilio_account_sid: str
+    telegram_path: str = "/webhooks/telegram"
+    """The route of the bot whose secret token is the sandbox's (``/webhooks/telegram/<bot
+    id>`` for a bot of an accounts file)."""
     more_urls: tuple[str, ...] = ()
     """Further nodes serving the same bridge (a cluster behind one endpoint): thread ``t``
     posts to the ``t``-th URL of ``(bridge_url, *more_urls)`` and moves on to the next one
@@ -174,7 +177,7 @@ class _Run(LoadLedger):
                 media=() if media is None else [WebhookMedia(media.twilio_url, media.mime_type)],
                 message_sid=f"{'MM' if media else 'SM'}{self.run_id}{thread:012d}{seq:012d}",
             )
-        return "/webhooks/telegram", telegram_message_webhook(
+        return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,
             chat_id=5_000_000 + thread,
             message_id=seq + 1,

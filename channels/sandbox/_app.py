@@ -191,6 +191,11 @@ class ProviderSandbox:
         """Requests for the template list served so far (pages count one each)."""
         return self._state.template_fetches
 
+    @property
+    def template_lookups(self) -> list[tuple[str, str]]:
+        """(WABA id, access token) of each template list read (its first page), in order."""
+        return list(self._state.template_lookups)
+
     def customer_wrote(self, wa_id: str, at: float) -> None:
         """Tell the fake WhatsApp that customer ``wa_id`` wrote at UNIX time ``at`` (the
         webhook builders do not go through it): free-form sends to them are refused with

@@ -59,10 +59,19 @@ class SandboxCredentials(BaseModel):
     """Further Twilio accounts, (account SID, auth token) each."""
     more_telegram_bot_tokens: tuple[str, ...] = ()
     """Tokens of further Telegram bots."""
+    more_whatsapp_business_accounts: tuple[tuple[str, str], ...] = ()
+    """Further WhatsApp Business Accounts, (WABA id, the access token of the app that may read
+    its templates) each; :attr:`whatsapp_business_account_id` is readable with any token."""
 
     @property
     def whatsapp_access_tokens(self) -> tuple[str, ...]:
         return (self.whatsapp_access_token, *self.more_whatsapp_access_tokens)
+
+    def may_read_templates(self, waba_id: str, token: str) -> bool:
+        """Whether ``GET /{waba_id}/message_templates`` answers ``token``."""
+        if waba_id == self.whatsapp_business_account_id:
+            return True
+        return (waba_id, token) in self.more_whatsapp_business_accounts
 
     @property
     def twilio_accounts(self) -> dict[str, str]:
@@ -271,6 +280,8 @@ class SandboxState:
         """How the WhatsApp media lookup answers ``sha256`` (Meta documents neither)."""
         self.templates: list[dict[str, object]] = [dict(t) for t in SANDBOX_TEMPLATES]
         self.template_fetches = 0
+        self.template_lookups: list[tuple[str, str]] = []
+        """(WABA id, access token) of each ``GET /{waba-id}/message_templates`` answered."""
         self.last_inbound: dict[str, float] = {}
         """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
         :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
@@ -278,6 +289,8 @@ class SandboxState:
         self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
         self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
         self.telegram_webhook = TelegramWebhook()
+        self.more_telegram_webhooks: dict[str, TelegramWebhook] = {}
+        """The webhooks of the further bots (``more_telegram_bot_tokens``), by bot id."""
 
     def receive_sms(
         self, from_: str, to: str, body: str, opt_out_type: str | None = None
@@ -342,6 +355,12 @@ class SandboxState:
             if script.remaining <= 0:
                 del self._media_faults[media_id]
         return script
+
+    def telegram_webhook_of(self, bot_id: str | None) -> TelegramWebhook:
+        """Bot ``bot_id``'s webhook (None: the first bot's, :attr:`telegram_webhook`)."""
+        if bot_id is None or bot_id == self.credentials.telegram_bot_token.partition(":")[0]:
+            return self.telegram_webhook
+        return self.more_telegram_webhooks.setdefault(bot_id, TelegramWebhook())
 
     def record(self, **fields: object) -> SentMessage:
         fields.setdefault("credential", CURRENT_CREDENTIAL.get())

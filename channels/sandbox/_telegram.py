@@ -228,7 +228,7 @@ def _reply_to(parameters: str | None) -> int | None:
 
 def _telegram_bot(state: SandboxState, method: str, fields: dict[str, str]) -> Response:
     """``getMe`` and the webhook methods (the sandbox records the webhook, delivers nothing)."""
-    hook = state.telegram_webhook
+    hook = state.telegram_webhook_of(CURRENT_CREDENTIAL.get())
     if method == "getMe":
         bot_id = int(CURRENT_CREDENTIAL.get() or state.credentials.telegram_bot_token.split(":")[0])
         me = {

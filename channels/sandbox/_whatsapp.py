@@ -115,8 +115,10 @@ async def whatsapp(
             return _graph_error(404, 100, "Unknown media")
         return media_bytes(state, request, parts[1], media.content, media.mime_type)
     if len(parts) == 3 and parts[2] == "message_templates" and request.method == "GET":
-        if parts[1] != state.credentials.whatsapp_business_account_id:
+        if not state.credentials.may_read_templates(parts[1], token):
             return _graph_error(400, 100, "Unsupported get request. Object does not exist")
+        if "after" not in query_params(request):  # a lookup's first page
+            state.template_lookups.append((parts[1], token))
         return _whatsapp_templates(state, request)
     if parts[1:] == ["me"] and request.method == "GET":  # the token's (system) user
         return json_response(200, {"id": "100000000000900", "name": "Threadline Sandbox"})

@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
+from channels.sandbox import ProviderSandbox, SandboxCredentials
 from runtime import hypercorn_config, serve_asgi
 
 PUBLIC_URL = "https://bridge.example"
@@ -91,6 +92,7 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
     assert 'workspace "Threadline Sandbox"' in done.line("intercom")
     assert "admin 991267601 found" in done.line("intercom")
     assert "quality GREEN" in done.line(f"whatsapp number {number}")
+    assert "WABA 200000000000001: " in done.line("whatsapp templates")
     assert "active" in done.line("twilio")
     assert "@threadline_sandbox_bot" in done.line("telegram")
     assert done.line("telegram webhook").endswith(f"{PUBLIC_URL}/webhooks/telegram")
@@ -115,7 +117,7 @@ async def test_a_wrong_credential_fails_its_line_only(
     assert line.startswith("FAIL "), line
     assert reason in line, line
     failed = {line[5:].partition(":")[0] for line in done.lines if line.startswith("FAIL")}
-    assert failed <= {name, f"{name} webhook"}, done.lines
+    assert failed <= {name, f"{name} webhook", f"{name} templates"}, done.lines
     assert WRONG not in "\n".join(done.lines) + done.stderr
 
 
@@ -187,3 +189,158 @@ async def test_a_configuration_error_is_one_line_and_exit_2(
     assert done.stderr.strip() == (
         "threadline: THREADLINE_WHATSAPP_APP_SECRET is a placeholder: set the real value"
     )
+
+
+# --- the accounts file: every account's credentials -------------------------------------------
+
+TOKEN_B, PHONE_B = "EAAG-check-app-b-access-token", "100000000000042"
+WABA_B = "300000000000042"
+SID_2, AUTH_2 = "AC" + "2" * 32, "2e" * 16
+BOT_2 = "7100000002:check-bot-two-token-bbbbbbbb"
+
+
+def _accounts_file(tmp_path: Path, token_b: str) -> str:
+    creds = SandboxCredentials()
+    path = tmp_path / "accounts.toml"
+    path.write_text(f"""
+[[whatsapp]]
+id = "app-a"
+app_secret = "app-a-secret-0123456789"
+access_token = "{creds.whatsapp_access_token}"
+phone_number_ids = ["{SANDBOX_SECRETS.whatsapp_phone_number_id}"]
+business_account_id = "{creds.whatsapp_business_account_id}"
+
+[[whatsapp]]
+id = "app-b"
+app_secret = "app-b-secret-0123456789"
+access_token = "{token_b}"
+phone_number_ids = ["{PHONE_B}"]
+business_account_id = "{WABA_B}"
+
+[[twilio]]
+id = "sms-one"
+account_sid = "{creds.twilio_account_sid}"
+auth_token = "{creds.twilio_auth_token}"
+numbers = ["+15557770001"]
+
+[[twilio]]
+id = "sms-two"
+account_sid = "{SID_2}"
+auth_token = "{AUTH_2}"
+numbers = ["+15557770002"]
+
+[[telegram]]
+id = "bot-one"
+bot_token = "{creds.telegram_bot_token}"
+secret_token = "bot-one-webhook-secret"
+
+[[telegram]]
+id = "bot-two"
+bot_token = "{BOT_2}"
+secret_token = "bot-two-webhook-secret"
+""")
+    return str(path)
+
+
+@pytest.fixture
+async def accounts_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """A sandbox knowing two Meta apps, two Twilio accounts and two bots, each bot's webhook
+    set to its own route; the bridge's settings name them in an accounts file only."""
+    app = SandboxApp(
+        providers=ProviderSandbox(
+            SandboxCredentials(
+                more_whatsapp_access_tokens=(TOKEN_B,),
+                whatsapp_phone_number_ids=(SANDBOX_SECRETS.whatsapp_phone_number_id, PHONE_B),
+                more_twilio_accounts=((SID_2, AUTH_2),),
+                more_telegram_bot_tokens=(BOT_2,),
+                more_whatsapp_business_accounts=((WABA_B, TOKEN_B),),
+            )
+        )
+    )
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_asgi, app, hypercorn_config("127.0.0.1:0"))
+        env = {
+            k: v
+            for k, v in sandbox_settings_env(address.url, PUBLIC_URL).items()
+            if k.endswith("_BASE_URL") or k.startswith(("THREADLINE_INTERCOM", "THREADLINE_PUB"))
+        }
+        env["THREADLINE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'journal.db'}"
+        async with httpx.AsyncClient() as http:
+            for bot, secret in (
+                (SandboxCredentials().telegram_bot_token, "bot-one-webhook-secret"),
+                (BOT_2, "bot-two-webhook-secret"),
+            ):
+                route = f"{PUBLIC_URL}/webhooks/telegram/{bot.partition(':')[0]}"
+                answer = await http.post(
+                    f"{env['THREADLINE_TELEGRAM_BASE_URL']}/bot{bot}/setWebhook",
+                    data={"url": route, "secret_token": secret},
+                )
+                assert answer.json()["ok"] is True
+        yield Sandbox(app, env)
+        nursery.cancel_scope.cancel()
+
+
+async def test_every_account_of_the_accounts_file_is_checked(
+    accounts_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = {
+        **accounts_sandbox.env,
+        "THREADLINE_ACCOUNTS_FILE": _accounts_file(tmp_path, TOKEN_B),
+        "THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE": "conversation_reopen",
+    }
+    done = await check(env, tmp_path, "--whatsapp-phone-number-id", "100000000000099")
+    assert done.returncode == 1, (done.lines, done.stderr)
+    failed = [line for line in done.lines if not line.startswith("ok   ")]
+    assert failed == [
+        "FAIL whatsapp number 100000000000099: no WhatsApp app of THREADLINE_ACCOUNTS_FILE "
+        f"{tmp_path / 'accounts.toml'} lists it (phone_number_ids)"
+    ], done.lines
+    number_a = SANDBOX_SECRETS.whatsapp_phone_number_id
+    for name in ("whatsapp app-a", "whatsapp app-b", f"whatsapp app-a number {number_a}",
+                 f"whatsapp app-b number {PHONE_B}", "twilio sms-one", "twilio sms-two",
+                 "telegram bot-one", "telegram bot-two"):  # fmt: skip
+        assert done.line(name).startswith("ok   "), done.lines
+    assert "+1 555-000-0042" in done.line(f"whatsapp app-b number {PHONE_B}")
+    assert done.line("whatsapp app-b templates").endswith(
+        "templates, re-engagement conversation_reopen (en_US) approved"
+    )
+    assert done.line("whatsapp app-a templates").startswith("ok   ")
+    assert "(7100000002)" in done.line("telegram bot-two")
+    assert done.line("telegram bot-two webhook").endswith("/webhooks/telegram/7100000002")
+    assert all(
+        not line[5:].startswith(("whatsapp:", "twilio:", "telegram:")) for line in done.lines
+    )
+
+
+async def test_a_wrong_credential_of_one_account_fails_its_lines_only(
+    accounts_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = {**accounts_sandbox.env, "THREADLINE_ACCOUNTS_FILE": _accounts_file(tmp_path, WRONG)}
+    done = await check(env, tmp_path)
+    assert done.returncode == 1, (done.lines, done.stderr)
+    failed = {line[5:].partition(":")[0] for line in done.lines if line.startswith("FAIL")}
+    assert failed == {
+        "whatsapp app-b",
+        f"whatsapp app-b number {PHONE_B}",
+        "whatsapp app-b templates",
+    }, done.lines
+    assert "token rejected (401, 190)" in done.line("whatsapp app-b")
+    assert WRONG not in "\n".join(done.lines) + done.stderr
+
+
+async def test_each_apps_waba_must_hold_the_reengagement_template(
+    accounts_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = {
+        **accounts_sandbox.env,
+        "THREADLINE_ACCOUNTS_FILE": _accounts_file(tmp_path, TOKEN_B),
+        "THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE": "no_such_template",
+    }
+    done = await check(env, tmp_path)
+    assert done.returncode == 1, (done.lines, done.stderr)
+    failed = [line for line in done.lines if line.startswith("FAIL")]
+    assert failed == [
+        f"FAIL whatsapp {app} templates: WABA {waba}: the re-engagement template "
+        "no_such_template is not approved in en_US (THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE)"
+        for app, waba in (("app-a", "200000000000001"), ("app-b", WABA_B))
+    ], done.lines

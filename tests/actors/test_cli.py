@@ -42,6 +42,14 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "track it here (https://track.example/1042)." in out
     assert "\n8b. " in out
     assert "\n8c. " in out  # a delivery failure reported later leaves a note
+    # Two WhatsApp apps and two Telegram bots from an accounts file (issue 18): a customer on
+    # the second number and on the second bot has their own conversation, and the reply goes
+    # out from that number or bot (the demo checks the credential each send used).
+    assert "\n8d. " in out
+    assert "Telegram bots 7000000001 and 7000000002)" in out
+    assert "Ana on the outlet's number 100000000000002: her own conversation" in out
+    assert "Grace's reply to Ana left from 100000000000002 with the outlet app's token" in out
+    assert "Grace's reply to Bruno left through the sales bot 7000000002" in out
 
 
 def test_version_and_help() -> None:
