@@ -74,8 +74,6 @@ class Gateway:
                 if observe is not None:
                     client = _Timed(channel.value, client, observe)
                 self._clients.setdefault(channel, []).append((owned, client))
-        self.whatsapp = self._whatsapp[0][1] if self._whatsapp else None
-        """The (first) WhatsApp Cloud API client (the template catalog), when configured."""
 
     def client(self, channel: Channel, account: str | None = None) -> ChannelClient | None:
         """The client for business ``account`` on ``channel`` (None: the channel's first), or
