@@ -29,6 +29,7 @@ Run: ``.venv/bin/python bench/delivery_bench.py [--quick] [--only e2e,keys] [--j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,13 @@ from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # no
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom import PooledTransport  # noqa: E402
-from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
+from runtime import (  # noqa: E402
+    NewEntry,
+    PostgresJournal,
+    SQLiteJournal,
+    hypercorn_config,
+    serve_asgi,
+)
 
 CONNECTIONS = 64
 
@@ -176,12 +184,17 @@ def _message(thread: int, seq: int) -> InboundMessage:
 
 
 async def fill_journal(
-    path: Path, pairs: list[tuple[str, str]], messages: int, future: bool
+    path: Path, pairs: list[tuple[str, str]], messages: int, future: bool, url: str | None = None
 ) -> None:
     """Thread states for every seeded thread, then ``messages`` pending entries per thread,
-    interleaved across threads as webhooks would arrive."""
+    interleaved across threads as webhooks would arrive. In the PostgreSQL database ``url``
+    when given, else in the SQLite file ``path``."""
     offset = 3600.0 if future else 0.0
-    journal = SQLiteJournal(path, wall_clock=lambda: time.time() + offset)
+    journal: SQLiteJournal | PostgresJournal = (
+        SQLiteJournal(path, wall_clock=lambda: time.time() + offset)
+        if url is None
+        else PostgresJournal(url, wall_clock=lambda: time.time() + offset)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(journal.run)
         keys = []
@@ -215,13 +228,15 @@ async def fill_journal(
 # --- the bridge process and the checker ----------------------------------------------------------
 
 
-def bridge_env(workdir: Path, sandbox: Sandbox, **extra: str) -> tuple[dict[str, str], str, str]:
+def bridge_env(
+    workdir: Path, sandbox: Sandbox, database_url: str | None = None, **extra: str
+) -> tuple[dict[str, str], str, str]:
     bind = f"127.0.0.1:{_free_port()}"
     metrics = f"127.0.0.1:{_free_port()}"
     env = {
         **os.environ,
         **sandbox_settings_env(sandbox.url, f"http://{bind}"),
-        "THREADLINE_DATABASE_URL": f"sqlite:///{workdir / 'journal.db'}",
+        "THREADLINE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'journal.db'}",
         "THREADLINE_BIND": bind,
         "THREADLINE_METRICS_BIND": metrics,
         "THREADLINE_MEDIA_DIR": str(workdir / "media"),
@@ -297,9 +312,10 @@ def run_bridge(
     expected: int,
     *,
     timeout: float,
+    database_url: str | None = None,
     **env_extra: str,
 ) -> dict[str, Any]:
-    env, url, metrics = bridge_env(workdir, sandbox, **env_extra)
+    env, url, metrics = bridge_env(workdir, sandbox, database_url, **env_extra)
     started = time.time()
     bridge = Process(["-m", "actors", "serve"], core=0, env=env)
     try:
@@ -380,12 +396,16 @@ async def bare_client(
 # --- scenarios -----------------------------------------------------------------------------------
 
 
-def scenario_e2e(tmp: Path, quick: bool, rounds: int) -> dict[str, Any]:
+def scenario_e2e(
+    tmp: Path, quick: bool, rounds: int, new_database: Callable[[], str] | None = None
+) -> dict[str, Any]:
     threads, messages = (100, 20) if quick else (100, 100)
     total = threads * messages
     bare_rates: list[float] = []
     single_rates: list[float] = []
     bridge_results = []
+    pg_results = []
+    loads: list[str] = []
     for r in range(rounds):
         work = tmp / f"e2e-bare-{r}"
         work.mkdir()
@@ -418,14 +438,43 @@ def scenario_e2e(tmp: Path, quick: bool, rounds: int) -> dict[str, Any]:
             )  # fmt: skip
         finally:
             sandbox.stop()
+        if new_database is not None:
+            work = tmp / f"e2e-bridge-pg-{r}"
+            work.mkdir()
+            sandbox = Sandbox(work, threads)
+            try:
+                database = new_database()
+                trio.run(fill_journal, work / "unused.db", sandbox.pairs, messages, True, database)
+                pg_results.append(
+                    run_bridge(
+                        work, sandbox, total, timeout=600, database_url=database,
+                        THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW="1000000",
+                    )
+                )  # fmt: skip
+            finally:
+                sandbox.stop()
+        loads.append(_uptime())
         print(
             f"  e2e round {r + 1}: bare {bare_rates[-1]:,.0f}/s, bridge "
-            f"{bridge_results[-1]['rate']:,.0f}/s",
+            f"{bridge_results[-1]['rate']:,.0f}/s"
+            + (f", bridge on PostgreSQL {pg_results[-1]['rate']:,.0f}/s" if pg_results else "")
+            + f" ({loads[-1]})",
             file=sys.stderr,
         )
     best = max(bridge_results, key=lambda x: x["rate"])
     bare = max(bare_rates)
-    return {
+    postgres: dict[str, Any] = {}
+    if pg_results:
+        best_pg = max(pg_results, key=lambda x: x["rate"])
+        postgres = {
+            "postgres_per_s": best_pg["rate"],
+            "postgres_vs_sqlite": best_pg["rate"] / best["rate"],
+            "postgres_delivered": best_pg["delivered"],
+            "postgres_out_of_order": max(r["out_of_order"] for r in pg_results),
+            "postgres_duplicated": max(r["duplicated"] for r in pg_results),
+        }
+    return postgres | {
+        "loads": loads,
         "threads": threads,
         "messages_per_thread": messages,
         "bare_per_s": bare,
@@ -599,6 +648,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("--only", default="e2e,ratelimit,keys,recovery")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: e2e also runs the bridge on PostgreSQL in every round (a throwaway "
+        "server, fsync on, pinned to the bridge's core, unless --database-url)",
+    )
+    parser.add_argument("--database-url", help="a PostgreSQL server to create databases on")
     parser.add_argument("--sandbox-serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seed-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", help=argparse.SUPPRESS)
@@ -620,6 +677,31 @@ def main() -> None:
         print(rate, flush=True)
         return
 
+    with contextlib.ExitStack() as stack:
+        new_database = (
+            stack.enter_context(postgres(args.database_url)) if args.store == "postgres" else None
+        )
+        report(args, new_database)
+
+
+@contextlib.contextmanager
+def postgres(url: str | None) -> Iterator[Callable[[], str]]:
+    """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
+    as SQLite's ``synchronous=FULL``) pinned to the bridge's core 0."""
+    if url is not None:
+        yield lambda: url
+        return
+    from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
+
+    with throwaway_server(durable=True, cpus="0") as server:
+        yield server.create_database
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def report(args: argparse.Namespace, new_database: Callable[[], str] | None) -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     only = set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="threadline-delivery-bench-"))
@@ -629,7 +711,7 @@ def main() -> None:
         f"core 1; {'quick' if args.quick else 'full'} sizes"
     )
     if "e2e" in only:
-        e = out["e2e"] = scenario_e2e(tmp, args.quick, rounds)
+        e = out["e2e"] = scenario_e2e(tmp, args.quick, rounds, new_database)
         print(
             f"  e2e {e['threads']} threads x {e['messages_per_thread']} messages "
             f"(best of {rounds} interleaved rounds):\n"
@@ -644,6 +726,21 @@ def main() -> None:
         ok = e["ratio"] >= 0.6 and e["out_of_order"] == 0 and e["delivered"] == e["expected"]
         print(f"  target e2e_vs_bare: {e['ratio']:.2f} (>= 0.6, 0 violations) "
               f"{'ok' if ok else 'MISSED'}")  # fmt: skip
+        if "postgres_per_s" in e:
+            print(
+                f"    bridge on PostgreSQL (fsync on, server pinned to core 0 with the bridge) "
+                f"{e['postgres_per_s']:>8,.0f} messages/s  {e['postgres_vs_sqlite']:.2f} x "
+                f"SQLite; delivered {e['postgres_delivered']}/{e['expected']}, out of order "
+                f"{e['postgres_out_of_order']}, duplicated {e['postgres_duplicated']}"
+            )
+            ok = (
+                e["postgres_vs_sqlite"] >= 0.8
+                and e["postgres_out_of_order"] == 0
+                and e["postgres_delivered"] == e["expected"]
+            )
+            print(f"  target e2e_postgres_vs_sqlite: {e['postgres_vs_sqlite']:.2f} (>= 0.8, 0 "
+                  f"violations) {'ok' if ok else 'MISSED'}")  # fmt: skip
+        print("  load after each round: " + " | ".join(e["loads"]))
     if "ratelimit" in only:
         r = out["ratelimit"] = scenario_ratelimit(tmp, args.quick)
         print(
