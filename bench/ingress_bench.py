@@ -228,6 +228,14 @@ class Server:
         line = self.process.stdout.readline()
         if line.strip() != b"ready":
             raise RuntimeError(f"{kind} server did not start")
+        profile = os.environ.get("BENCH_PYSPY")  # py-spy's raw output of this kind's servers
+        if profile and kind == os.environ.get("BENCH_PYSPY_KIND", "bridge"):
+            subprocess.Popen(  # noqa: S603 - py-spy beside this interpreter, fixed arguments
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-f", "raw",
+                 "-d", os.environ.get("BENCH_PYSPY_SECONDS", "10"), "-o", f"{profile}.{kind}",
+                 "-p", str(self.process.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
 
     def stop(self) -> dict[str, float]:
         """Stop the server; its garbage-collection pauses since it was ready."""
