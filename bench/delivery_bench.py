@@ -101,6 +101,11 @@ async def serve_sandbox(port: int, threads: int, seeds: Path, rate_limit: int | 
         print("ready", flush=True)
 
 
+def _store_of(env: dict[str, str] | None) -> str:
+    url = (env or {}).get("THREADLINE_DATABASE_URL", "")
+    return "postgres" if url.startswith("postgres") else "sqlite"
+
+
 class Process:
     def __init__(self, args: list[str], core: int, env: dict[str, str] | None = None) -> None:
         self.popen = subprocess.Popen(  # noqa: S603 - this script or our CLI, fixed arguments
@@ -113,7 +118,8 @@ class Process:
         if profile and args[:2] == ["-m", "actors"]:
             subprocess.Popen(  # noqa: S603 - py-spy beside this interpreter, fixed arguments
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-f", "raw",
-                 "-d", os.environ.get("BENCH_PYSPY_SECONDS", "10"), "-o", profile,
+                 "-d", os.environ.get("BENCH_PYSPY_SECONDS", "10"),
+                 "-o", f"{profile}.{_store_of(env)}",
                  "-p", str(self.popen.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
