@@ -42,7 +42,7 @@ T = TypeVar("T")
 _CONTROL_POOL_SIZE = 2  # connections for partition leases, apart from deliveries
 
 
-async def _keep_session(conn: Conn) -> None:
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """A pooled connection's release sends nothing. asyncpg's default sends a reset query (unlock
     all advisory locks, close cursors, UNLISTEN, RESET ALL): a round trip on every release, for
     session state no pooled call leaves behind: their locks are transaction-level, LISTEN and the
