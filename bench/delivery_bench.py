@@ -253,10 +253,52 @@ def bridge_env(
     return env, f"http://{bind}", f"http://{metrics}"
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` and all their descendants (a load-independent
+    figure on a shared machine: what the work cost, not how long it waited for a core)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def postmaster_pids(database_url: str | None) -> list[int]:
+    """The throwaway server's postmaster (its data directory's postmaster.pid), if ours."""
+    if database_url is None:
+        return []
+    port = database_url.rsplit(":", 1)[1].split("/")[0]
+    for pidfile in Path(tempfile.gettempdir()).glob("threadline-pg-*/data/postmaster.pid"):
+        lines = pidfile.read_text().splitlines()
+        if len(lines) > 3 and lines[3].strip() == port:
+            return [int(lines[0])]
+    return []
+
+
 async def drain(
-    sandbox: Sandbox, expected: int, *, bridge: Process, seconds: float
+    sandbox: Sandbox,
+    expected: int,
+    *,
+    bridge: Process,
+    seconds: float,
+    database_pids: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Follow the sandbox's parts until ``expected`` arrived; check order per thread."""
+    """Follow the sandbox's parts until ``expected`` arrived; check order per thread. Also the
+    CPU the bridge (and the database server) spent from the first delivery seen to the last."""
+    cpu_from: tuple[int, float, float] | None = None
     cursor = sandbox.seeded_parts
     last_seq: dict[int, int] = {}
     violations = duplicates = delivered = 0
@@ -290,9 +332,20 @@ async def drain(
                     first = created if first is None else min(first, created)
                     last = created if last is None else max(last, created)
                 peak_rss = max(peak_rss, bridge.rss_bytes())
+                if cpu_from is None and delivered:
+                    cpu_from = (delivered, cpu_seconds([bridge.popen.pid]),
+                                cpu_seconds(database_pids or []))  # fmt: skip
                 if not got["parts"]:
                     await trio.sleep(0.25)
+    counted = 0 if cpu_from is None else delivered - cpu_from[0]
+    if cpu_from is not None and counted > 0:
+        bridge_ms = (cpu_seconds([bridge.popen.pid]) - cpu_from[1]) * 1000 / counted
+        database_ms = (cpu_seconds(database_pids or []) - cpu_from[2]) * 1000 / counted
+    else:
+        bridge_ms = database_ms = math.nan
     return {
+        "bridge_cpu_ms_per_message": bridge_ms,
+        "database_cpu_ms_per_message": database_ms,
         "delivered": delivered,
         "out_of_order": violations,
         "duplicated": duplicates,
@@ -336,7 +389,10 @@ def run_bridge(
                                 ready_at = time.time()
                         except httpx.TransportError:
                             await trio.sleep(0.01)
-            result = await drain(sandbox, expected, bridge=bridge, seconds=timeout)
+            result = await drain(
+                sandbox, expected, bridge=bridge, seconds=timeout,
+                database_pids=postmaster_pids(database_url),
+            )  # fmt: skip
             result["ready_s"] = ready_at - started
             result["passivations"] = await _metric(metrics, "threadline_actor_passivations_total")
             return result
@@ -474,6 +530,12 @@ def scenario_e2e(
         best_pg = max(pg_results, key=lambda x: x["rate"])
         postgres = {
             "postgres_per_s": best_pg["rate"],
+            "postgres_bridge_cpu_ms_per_message": min(
+                r["bridge_cpu_ms_per_message"] for r in pg_results
+            ),
+            "postgres_server_cpu_ms_per_message": min(
+                r["database_cpu_ms_per_message"] for r in pg_results
+            ),
             "postgres_vs_sqlite": best_pg["rate"] / best["rate"],
             "postgres_delivered": best_pg["delivered"],
             "postgres_out_of_order": max(r["out_of_order"] for r in pg_results),
@@ -481,6 +543,7 @@ def scenario_e2e(
         }
     return postgres | {
         "loads": loads,
+        "bridge_cpu_ms_per_message": min(r["bridge_cpu_ms_per_message"] for r in bridge_results),
         "threads": threads,
         "messages_per_thread": messages,
         "bare_per_s": bare,
@@ -746,6 +809,11 @@ def report(args: argparse.Namespace, new_database: Callable[[], str] | None) -> 
             )
             print(f"  target e2e_postgres_vs_sqlite: {e['postgres_vs_sqlite']:.2f} (>= 0.8, 0 "
                   f"violations) {'ok' if ok else 'MISSED'}")  # fmt: skip
+        print(f"    CPU per delivered message (least of the rounds): bridge on SQLite "
+              f"{e['bridge_cpu_ms_per_message']:.2f} ms"
+              + (f"; bridge on PostgreSQL {e['postgres_bridge_cpu_ms_per_message']:.2f} ms + "
+                 f"PostgreSQL server {e['postgres_server_cpu_ms_per_message']:.2f} ms"
+                 if "postgres_per_s" in e else ""))  # fmt: skip
         print("  load after each round: " + " | ".join(e["loads"]))
     if "ratelimit" in only:
         r = out["ratelimit"] = scenario_ratelimit(tmp, args.quick)
