@@ -725,6 +725,11 @@ def main() -> None:
         "server, fsync on, pinned to the bridge's core, unless --database-url)",
     )
     parser.add_argument("--database-url", help="a PostgreSQL server to create databases on")
+    parser.add_argument(
+        "--postgres-cpus",
+        default="0",
+        help="the throwaway PostgreSQL server's cores (0: the bridge's, as SQLite's work is)",
+    )
     parser.add_argument("--sandbox-serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seed-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", help=argparse.SUPPRESS)
@@ -748,21 +753,23 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         new_database = (
-            stack.enter_context(postgres(args.database_url)) if args.store == "postgres" else None
+            stack.enter_context(postgres(args.database_url, args.postgres_cpus))
+            if args.store == "postgres"
+            else None
         )
         report(args, new_database)
 
 
 @contextlib.contextmanager
-def postgres(url: str | None) -> Iterator[Callable[[], str]]:
+def postgres(url: str | None, cpus: str = "0") -> Iterator[Callable[[], str]]:
     """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
-    as SQLite's ``synchronous=FULL``) pinned to the bridge's core 0."""
+    as SQLite's ``synchronous=FULL``) pinned to ``cpus`` (the bridge's core 0 by default)."""
     if url is not None:
         yield lambda: url
         return
     from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
 
-    with throwaway_server(durable=True, cpus="0") as server:
+    with throwaway_server(durable=True, cpus=cpus) as server:
         yield server.create_database
 
 
@@ -797,7 +804,7 @@ def report(args: argparse.Namespace, new_database: Callable[[], str] | None) -> 
               f"{'ok' if ok else 'MISSED'}")  # fmt: skip
         if "postgres_per_s" in e:
             print(
-                f"    bridge on PostgreSQL (fsync on, server pinned to core 0 with the bridge) "
+                f"    bridge on PostgreSQL (fsync on, server on core {args.postgres_cpus}) "
                 f"{e['postgres_per_s']:>8,.0f} messages/s  {e['postgres_vs_sqlite']:.2f} x "
                 f"SQLite; delivered {e['postgres_delivered']}/{e['expected']}, out of order "
                 f"{e['postgres_out_of_order']}, duplicated {e['postgres_duplicated']}"
