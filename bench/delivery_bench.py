@@ -29,6 +29,7 @@ Run: ``.venv/bin/python bench/delivery_bench.py [--quick] [--only e2e,keys] [--j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,13 @@ from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # no
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom import PooledTransport  # noqa: E402
-from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
+from runtime import (  # noqa: E402
+    NewEntry,
+    PostgresJournal,
+    SQLiteJournal,
+    hypercorn_config,
+    serve_asgi,
+)
 
 CONNECTIONS = 64
 
@@ -93,6 +101,11 @@ async def serve_sandbox(port: int, threads: int, seeds: Path, rate_limit: int | 
         print("ready", flush=True)
 
 
+def _store_of(env: dict[str, str] | None) -> str:
+    url = (env or {}).get("THREADLINE_DATABASE_URL", "")
+    return "postgres" if url.startswith("postgres") else "sqlite"
+
+
 class Process:
     def __init__(self, args: list[str], core: int, env: dict[str, str] | None = None) -> None:
         self.popen = subprocess.Popen(  # noqa: S603 - this script or our CLI, fixed arguments
@@ -105,7 +118,8 @@ class Process:
         if profile and args[:2] == ["-m", "actors"]:
             subprocess.Popen(  # noqa: S603 - py-spy beside this interpreter, fixed arguments
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-f", "raw",
-                 "-d", os.environ.get("BENCH_PYSPY_SECONDS", "10"), "-o", profile,
+                 "-d", os.environ.get("BENCH_PYSPY_SECONDS", "10"),
+                 "-o", f"{profile}.{_store_of(env)}",
                  "-p", str(self.popen.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -176,12 +190,17 @@ def _message(thread: int, seq: int) -> InboundMessage:
 
 
 async def fill_journal(
-    path: Path, pairs: list[tuple[str, str]], messages: int, future: bool
+    path: Path, pairs: list[tuple[str, str]], messages: int, future: bool, url: str | None = None
 ) -> None:
     """Thread states for every seeded thread, then ``messages`` pending entries per thread,
-    interleaved across threads as webhooks would arrive."""
+    interleaved across threads as webhooks would arrive. In the PostgreSQL database ``url``
+    when given, else in the SQLite file ``path``."""
     offset = 3600.0 if future else 0.0
-    journal = SQLiteJournal(path, wall_clock=lambda: time.time() + offset)
+    journal: SQLiteJournal | PostgresJournal = (
+        SQLiteJournal(path, wall_clock=lambda: time.time() + offset)
+        if url is None
+        else PostgresJournal(url, wall_clock=lambda: time.time() + offset)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(journal.run)
         keys = []
@@ -215,13 +234,15 @@ async def fill_journal(
 # --- the bridge process and the checker ----------------------------------------------------------
 
 
-def bridge_env(workdir: Path, sandbox: Sandbox, **extra: str) -> tuple[dict[str, str], str, str]:
+def bridge_env(
+    workdir: Path, sandbox: Sandbox, database_url: str | None = None, **extra: str
+) -> tuple[dict[str, str], str, str]:
     bind = f"127.0.0.1:{_free_port()}"
     metrics = f"127.0.0.1:{_free_port()}"
     env = {
         **os.environ,
         **sandbox_settings_env(sandbox.url, f"http://{bind}"),
-        "THREADLINE_DATABASE_URL": f"sqlite:///{workdir / 'journal.db'}",
+        "THREADLINE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'journal.db'}",
         "THREADLINE_BIND": bind,
         "THREADLINE_METRICS_BIND": metrics,
         "THREADLINE_MEDIA_DIR": str(workdir / "media"),
@@ -232,10 +253,52 @@ def bridge_env(workdir: Path, sandbox: Sandbox, **extra: str) -> tuple[dict[str,
     return env, f"http://{bind}", f"http://{metrics}"
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` and all their descendants (a load-independent
+    figure on a shared machine: what the work cost, not how long it waited for a core)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def postmaster_pids(database_url: str | None) -> list[int]:
+    """The throwaway server's postmaster (its data directory's postmaster.pid), if ours."""
+    if database_url is None:
+        return []
+    port = database_url.rsplit(":", 1)[1].split("/")[0]
+    for pidfile in Path(tempfile.gettempdir()).glob("threadline-pg-*/data/postmaster.pid"):
+        lines = pidfile.read_text().splitlines()
+        if len(lines) > 3 and lines[3].strip() == port:
+            return [int(lines[0])]
+    return []
+
+
 async def drain(
-    sandbox: Sandbox, expected: int, *, bridge: Process, seconds: float
+    sandbox: Sandbox,
+    expected: int,
+    *,
+    bridge: Process,
+    seconds: float,
+    database_pids: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Follow the sandbox's parts until ``expected`` arrived; check order per thread."""
+    """Follow the sandbox's parts until ``expected`` arrived; check order per thread. Also the
+    CPU the bridge (and the database server) spent from the first delivery seen to the last."""
+    cpu_from: tuple[int, float, float] | None = None
     cursor = sandbox.seeded_parts
     last_seq: dict[int, int] = {}
     violations = duplicates = delivered = 0
@@ -269,9 +332,20 @@ async def drain(
                     first = created if first is None else min(first, created)
                     last = created if last is None else max(last, created)
                 peak_rss = max(peak_rss, bridge.rss_bytes())
+                if cpu_from is None and delivered:
+                    cpu_from = (delivered, cpu_seconds([bridge.popen.pid]),
+                                cpu_seconds(database_pids or []))  # fmt: skip
                 if not got["parts"]:
                     await trio.sleep(0.25)
+    counted = 0 if cpu_from is None else delivered - cpu_from[0]
+    if cpu_from is not None and counted > 0:
+        bridge_ms = (cpu_seconds([bridge.popen.pid]) - cpu_from[1]) * 1000 / counted
+        database_ms = (cpu_seconds(database_pids or []) - cpu_from[2]) * 1000 / counted
+    else:
+        bridge_ms = database_ms = math.nan
     return {
+        "bridge_cpu_ms_per_message": bridge_ms,
+        "database_cpu_ms_per_message": database_ms,
         "delivered": delivered,
         "out_of_order": violations,
         "duplicated": duplicates,
@@ -297,9 +371,10 @@ def run_bridge(
     expected: int,
     *,
     timeout: float,
+    database_url: str | None = None,
     **env_extra: str,
 ) -> dict[str, Any]:
-    env, url, metrics = bridge_env(workdir, sandbox, **env_extra)
+    env, url, metrics = bridge_env(workdir, sandbox, database_url, **env_extra)
     started = time.time()
     bridge = Process(["-m", "actors", "serve"], core=0, env=env)
     try:
@@ -314,7 +389,10 @@ def run_bridge(
                                 ready_at = time.time()
                         except httpx.TransportError:
                             await trio.sleep(0.01)
-            result = await drain(sandbox, expected, bridge=bridge, seconds=timeout)
+            result = await drain(
+                sandbox, expected, bridge=bridge, seconds=timeout,
+                database_pids=postmaster_pids(database_url),
+            )  # fmt: skip
             result["ready_s"] = ready_at - started
             result["passivations"] = await _metric(metrics, "threadline_actor_passivations_total")
             return result
@@ -380,12 +458,16 @@ async def bare_client(
 # --- scenarios -----------------------------------------------------------------------------------
 
 
-def scenario_e2e(tmp: Path, quick: bool, rounds: int) -> dict[str, Any]:
+def scenario_e2e(
+    tmp: Path, quick: bool, rounds: int, new_database: Callable[[], str] | None = None
+) -> dict[str, Any]:
     threads, messages = (100, 20) if quick else (100, 100)
     total = threads * messages
     bare_rates: list[float] = []
     single_rates: list[float] = []
     bridge_results = []
+    pg_results = []
+    loads: list[str] = []
     for r in range(rounds):
         work = tmp / f"e2e-bare-{r}"
         work.mkdir()
@@ -418,14 +500,50 @@ def scenario_e2e(tmp: Path, quick: bool, rounds: int) -> dict[str, Any]:
             )  # fmt: skip
         finally:
             sandbox.stop()
+        if new_database is not None:
+            work = tmp / f"e2e-bridge-pg-{r}"
+            work.mkdir()
+            sandbox = Sandbox(work, threads)
+            try:
+                database = new_database()
+                trio.run(fill_journal, work / "unused.db", sandbox.pairs, messages, True, database)
+                pg_results.append(
+                    run_bridge(
+                        work, sandbox, total, timeout=600, database_url=database,
+                        THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW="1000000",
+                    )
+                )  # fmt: skip
+            finally:
+                sandbox.stop()
+        loads.append(_uptime())
         print(
             f"  e2e round {r + 1}: bare {bare_rates[-1]:,.0f}/s, bridge "
-            f"{bridge_results[-1]['rate']:,.0f}/s",
+            f"{bridge_results[-1]['rate']:,.0f}/s"
+            + (f", bridge on PostgreSQL {pg_results[-1]['rate']:,.0f}/s" if pg_results else "")
+            + f" ({loads[-1]})",
             file=sys.stderr,
         )
     best = max(bridge_results, key=lambda x: x["rate"])
     bare = max(bare_rates)
-    return {
+    postgres: dict[str, Any] = {}
+    if pg_results:
+        best_pg = max(pg_results, key=lambda x: x["rate"])
+        postgres = {
+            "postgres_per_s": best_pg["rate"],
+            "postgres_bridge_cpu_ms_per_message": min(
+                r["bridge_cpu_ms_per_message"] for r in pg_results
+            ),
+            "postgres_server_cpu_ms_per_message": min(
+                r["database_cpu_ms_per_message"] for r in pg_results
+            ),
+            "postgres_vs_sqlite": best_pg["rate"] / best["rate"],
+            "postgres_delivered": best_pg["delivered"],
+            "postgres_out_of_order": max(r["out_of_order"] for r in pg_results),
+            "postgres_duplicated": max(r["duplicated"] for r in pg_results),
+        }
+    return postgres | {
+        "loads": loads,
+        "bridge_cpu_ms_per_message": min(r["bridge_cpu_ms_per_message"] for r in bridge_results),
         "threads": threads,
         "messages_per_thread": messages,
         "bare_per_s": bare,
@@ -599,6 +717,19 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("--only", default="e2e,ratelimit,keys,recovery")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: e2e also runs the bridge on PostgreSQL in every round (a throwaway "
+        "server, fsync on, pinned to the bridge's core, unless --database-url)",
+    )
+    parser.add_argument("--database-url", help="a PostgreSQL server to create databases on")
+    parser.add_argument(
+        "--postgres-cpus",
+        default="0",
+        help="the throwaway PostgreSQL server's cores (0: the bridge's, as SQLite's work is)",
+    )
     parser.add_argument("--sandbox-serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seed-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", help=argparse.SUPPRESS)
@@ -620,6 +751,33 @@ def main() -> None:
         print(rate, flush=True)
         return
 
+    with contextlib.ExitStack() as stack:
+        new_database = (
+            stack.enter_context(postgres(args.database_url, args.postgres_cpus))
+            if args.store == "postgres"
+            else None
+        )
+        report(args, new_database)
+
+
+@contextlib.contextmanager
+def postgres(url: str | None, cpus: str = "0") -> Iterator[Callable[[], str]]:
+    """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
+    as SQLite's ``synchronous=FULL``) pinned to ``cpus`` (the bridge's core 0 by default)."""
+    if url is not None:
+        yield lambda: url
+        return
+    from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
+
+    with throwaway_server(durable=True, cpus=cpus) as server:
+        yield server.create_database
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def report(args: argparse.Namespace, new_database: Callable[[], str] | None) -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     only = set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="threadline-delivery-bench-"))
@@ -629,7 +787,7 @@ def main() -> None:
         f"core 1; {'quick' if args.quick else 'full'} sizes"
     )
     if "e2e" in only:
-        e = out["e2e"] = scenario_e2e(tmp, args.quick, rounds)
+        e = out["e2e"] = scenario_e2e(tmp, args.quick, rounds, new_database)
         print(
             f"  e2e {e['threads']} threads x {e['messages_per_thread']} messages "
             f"(best of {rounds} interleaved rounds):\n"
@@ -644,6 +802,26 @@ def main() -> None:
         ok = e["ratio"] >= 0.6 and e["out_of_order"] == 0 and e["delivered"] == e["expected"]
         print(f"  target e2e_vs_bare: {e['ratio']:.2f} (>= 0.6, 0 violations) "
               f"{'ok' if ok else 'MISSED'}")  # fmt: skip
+        if "postgres_per_s" in e:
+            print(
+                f"    bridge on PostgreSQL (fsync on, server on core {args.postgres_cpus}) "
+                f"{e['postgres_per_s']:>8,.0f} messages/s  {e['postgres_vs_sqlite']:.2f} x "
+                f"SQLite; delivered {e['postgres_delivered']}/{e['expected']}, out of order "
+                f"{e['postgres_out_of_order']}, duplicated {e['postgres_duplicated']}"
+            )
+            ok = (
+                e["postgres_vs_sqlite"] >= 0.8
+                and e["postgres_out_of_order"] == 0
+                and e["postgres_delivered"] == e["expected"]
+            )
+            print(f"  target e2e_postgres_vs_sqlite: {e['postgres_vs_sqlite']:.2f} (>= 0.8, 0 "
+                  f"violations) {'ok' if ok else 'MISSED'}")  # fmt: skip
+        print(f"    CPU per delivered message (least of the rounds): bridge on SQLite "
+              f"{e['bridge_cpu_ms_per_message']:.2f} ms"
+              + (f"; bridge on PostgreSQL {e['postgres_bridge_cpu_ms_per_message']:.2f} ms + "
+                 f"PostgreSQL server {e['postgres_server_cpu_ms_per_message']:.2f} ms"
+                 if "postgres_per_s" in e else ""))  # fmt: skip
+        print("  load after each round: " + " | ".join(e["loads"]))
     if "ratelimit" in only:
         r = out["ratelimit"] = scenario_ratelimit(tmp, args.quick)
         print(

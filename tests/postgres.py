@@ -49,6 +49,11 @@ class PostgresServer:
     pg_ctl: str
     psql: str
     as_user: list[str]
+    durable: bool = False
+    """fsync on (PostgreSQL's default): what a benchmark against SQLite's ``synchronous=FULL``
+    needs; the suite runs with fsync off."""
+    cpus: str | None = None
+    """Pin the server's processes to these CPUs (``taskset -c``), for benchmarks."""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
@@ -77,10 +82,11 @@ class PostgresServer:
     def start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses={self.host} -k {self.datadir}"
-            " -c fsync=off -c max_connections=200"
+            f"{'' if self.durable else ' -c fsync=off'} -c max_connections=200"
         )
+        pin = [] if self.cpus is None else ["taskset", "-c", self.cpus]
         subprocess.run(  # noqa: S603
-            [*self.as_user, self.pg_ctl, "-D", str(self.datadir), "-o", options,
+            [*pin, *self.as_user, self.pg_ctl, "-D", str(self.datadir), "-o", options,
              "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"],
             check=True,
             capture_output=True,
@@ -88,7 +94,9 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def throwaway_server() -> Iterator[PostgresServer]:
+def throwaway_server(*, durable: bool = False, cpus: str | None = None) -> Iterator[PostgresServer]:
+    """A server for the duration of the block; ``durable`` and ``cpus`` as on
+    :class:`PostgresServer` (benchmarks; the suite uses neither)."""
     initdb, pg_ctl, psql = find_bin("initdb"), find_bin("pg_ctl"), shutil.which("psql")
     if not (initdb and pg_ctl and psql):
         message = "PostgreSQL server programs (initdb, pg_ctl, psql) not found"
@@ -109,7 +117,9 @@ def throwaway_server() -> Iterator[PostgresServer]:
         check=True,
         capture_output=True,
     )  # fmt: skip
-    server = PostgresServer("127.0.0.1", free_port(), datadir, pg_ctl, psql, as_user)
+    server = PostgresServer(
+        "127.0.0.1", free_port(), datadir, pg_ctl, psql, as_user, durable=durable, cpus=cpus
+    )
     server.start()
     try:
         yield server

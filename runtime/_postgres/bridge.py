@@ -42,6 +42,14 @@ T = TypeVar("T")
 _CONTROL_POOL_SIZE = 2  # connections for partition leases, apart from deliveries
 
 
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """A pooled connection's release sends nothing. asyncpg's default sends a reset query (unlock
+    all advisory locks, close cursors, UNLISTEN, RESET ALL): a round trip on every release, for
+    session state no pooled call leaves behind: their locks are transaction-level, LISTEN and the
+    named locks have connections of their own, and nothing sets session variables or keeps
+    cursors. (asyncpg still rolls back a transaction left open.)"""
+
+
 class PostgresBridge:
     """The trio-asyncio loop and the connections of a PostgreSQL journal, and :meth:`_call` for
     the query classes. Its arguments are described on :class:`PostgresJournal`."""
@@ -159,6 +167,7 @@ class PostgresBridge:
             max_size=size,
             timeout=self._connect_timeout,
             command_timeout=self._command_timeout,
+            reset=_keep_session,
         )
 
     def _running_loop(self) -> AioLoop:

@@ -337,6 +337,25 @@ async def test_a_fence_without_any_lease_row_does_not_hold(
 # --- group commit -----------------------------------------------------------------------------
 
 
+async def test_releasing_a_pooled_connection_sends_no_reset_query(
+    postgres_server: PostgresServer,
+) -> None:
+    # Each pooled call is its own transaction, and nothing more: asyncpg's default reset on
+    # release (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET ALL) would be a further
+    # round trip per call. The database logs every statement its sessions run.
+    url = postgres_server.create_database()
+    postgres_server.psql_command(f"ALTER DATABASE \"{database(url)}\" SET log_statement = 'all'")
+    marker = f"reset-probe-{database(url)}"
+    async with open_postgres_journal(url) as journal:
+        for number in range(5):
+            await journal.get_state(f"{marker}-{number}")
+        await journal.complete((await journal.append([entry(marker, marker)]))[0].id)
+    log = (postgres_server.datadir / "server.log").read_text(errors="replace")
+    assert f"{marker}-4" in log  # the statements of this database are logged
+    session = log[log.index(f"{marker}-0") :]
+    assert "pg_advisory_unlock_all" not in session
+
+
 async def test_concurrent_appends_share_commits(postgres_server: PostgresServer) -> None:
     async with open_postgres_journal(postgres_server.create_database()) as journal:
         async with trio.open_nursery() as nursery:
