@@ -180,7 +180,9 @@ class _Run(LoadLedger):
         return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,
             chat_id=5_000_000 + thread,
-            message_id=seq + 1,
+            # Unique across runs: the bridge dedupes a chat's message ids for days, so a
+            # second run against the same bridge must not reuse the first one's.
+            message_id=int(self.run_id, 16) * 10_000_000 + seq + 1,
             text=text,
             media=None if media is None else WebhookMedia(media.media_id, media.mime_type),
             update_id=None,

@@ -184,6 +184,15 @@ async def test_remote_run_against_serve_and_sandbox(remote: Remote) -> None:
     assert data["retries"] == 0
     assert data["dead_letters"] == 0
 
+    # A second run against the same bridge is not taken for the first one's redelivery (its
+    # Telegram message ids were the first run's, deduplicated and counted as lost).
+    code, out, err = await loadtest(
+        "--target", remote.bridge, "--sandbox", remote.sandbox,
+        "--threads", "6", "--messages-per-thread", "2", "--json",
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert (last_json(out)["delivered"], last_json(out)["lost"]) == (12, 0)
+
     # The same bridge, with the sandbox made to reorder a part: the verdict turns to FAIL.
     async with httpx.AsyncClient(base_url=remote.sandbox) as http:
         switched = await http.post("/intercom/_sandbox/config", json={"swap_next_parts": 1})
