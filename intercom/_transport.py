@@ -12,7 +12,10 @@ either: with thousands of thread actors each waiting for a connection (a backlog
 many threads, where every thread gets an actor), the passes cost O(queued) per request and
 dominated the bridge's CPU. Requests beyond the pools' connections therefore wait here, in
 a first-come-first-served semaphore (O(1) per request), and enter a pool only when it has a
-free connection; the request's ``pool`` timeout applies to that wait as it would in httpcore.
+free connection. That wait is queueing, not a failure of the server, so it has no timeout
+(httpcore's ``pool`` timeout used to end it, and the request was retried at the back of the
+queue as if it might have been sent): every request in flight has its own connect, read and
+write timeouts, so the queue always moves.
 """
 
 from __future__ import annotations
@@ -80,11 +83,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self._slots = trio.Semaphore(pools * per_pool)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        wait = request.extensions.get("timeout", {}).get("pool")
-        with trio.move_on_after(math.inf if wait is None else wait) as scope:
-            await self._slots.acquire()
-        if scope.cancelled_caught:
-            raise httpx.PoolTimeout("no connection free within the pool timeout", request=request)
+        await self._slots.acquire()
         busy = self._busy
         index = busy.index(min(busy))
         busy[index] += 1
