@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from .._errors import JournalError
+from .._errors import JournalError, JournalUnavailable
 from .._journal import (
     DEFAULT_PARTITIONS,
     Appended,
@@ -51,6 +51,30 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     )
 
 
+class _StateRead:
+    """One query of state values answering every ``get_state`` asked before it began."""
+
+    __slots__ = ("done", "error", "keys", "values")
+
+    def __init__(self, key: str) -> None:
+        self.keys = {key}
+        self.done = trio.Event()
+        self.values: dict[str, bytes] | None = None
+        self.error: str | None = None
+
+
+def _read_states(conn: sqlite3.Connection, keys: list[str]) -> dict[str, bytes]:
+    values: dict[str, bytes] = {}
+    for start in range(0, len(keys), 500):  # well below SQLite's limit on parameters
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for name, value in conn.execute(
+            f"SELECT key, value FROM journal_state WHERE key IN ({marks})", chunk
+        ):
+            values[name] = bytes(value)
+    return values
+
+
 class SQLiteJournal(SQLiteMedia):
     """A :class:`Journal` in one SQLite file. Start with ``await nursery.start(journal.run)``.
 
@@ -59,6 +83,8 @@ class SQLiteJournal(SQLiteMedia):
         partitions: the fixed number of partitions keys hash into.
         wall_clock: UNIX time source for ``created_at`` and ``finished_at``.
     """
+
+    _state_read: _StateRead | None = None  # the state query callers can still join
 
     # --- the Journal protocol -----------------------------------------------------------------
 
@@ -161,11 +187,37 @@ class SQLiteJournal(SQLiteMedia):
         await self._write(lambda conn: _apply_state(conn, updates, now))
 
     async def get_state(self, key: str) -> bytes | None:
-        def query(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute("SELECT value FROM journal_state WHERE key = ?", (key,)).fetchone()
-            return None if row is None else bytes(row[0])
-
-        return await self._read(query)
+        # Coalesced: thread actors activated together (a backlog spread over many threads)
+        # each read their state first; every read asked while the reader is busy is answered
+        # by the next query, for all of them, instead of one worker-thread hop each.
+        while (batch := self._state_read) is not None:
+            batch.keys.add(key)
+            await batch.done.wait()
+            if batch.values is not None:
+                return batch.values.get(key)
+            if batch.error is not None:
+                raise JournalUnavailable(batch.error)
+            # Its reader was cancelled before it read: join (or start) the next one.
+        batch = self._state_read = _StateRead(key)
+        try:
+            async with self._read_limiter:
+                self._state_read = None  # joining it from here on would be too late
+                conn = self._reader
+                if conn is None:
+                    raise JournalUnavailable("the journal is not running")
+                try:
+                    batch.values = await trio.to_thread.run_sync(_read_states, conn, [*batch.keys])
+                except sqlite3.Error as exc:
+                    batch.error = f"SQLite read failed: {exc}"
+                    raise JournalUnavailable(batch.error) from exc
+        except JournalUnavailable as exc:
+            batch.error = batch.error or str(exc)
+            raise
+        finally:
+            if self._state_read is batch:
+                self._state_read = None
+            batch.done.set()
+        return batch.values.get(key)
 
     async def bury(self, entry_id: int, error: str, *, fence: Fence | None = None) -> bool:
         now = self._now()
