@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.core import Settings  # noqa: E402
 from actors.tools import SandboxApp  # noqa: E402
-from runtime import hypercorn_config, open_postgres_journal, serve_asgi  # noqa: E402
+from runtime import PostgresJournal, hypercorn_config, open_postgres_journal, serve_asgi  # noqa: E402
 from tests.actors.customers import delivered, webhook  # noqa: E402
 from tests.actors.processes import ServeProcess, kill_leftovers, serve_env  # noqa: E402
 
@@ -61,6 +61,7 @@ class Load:
     interval: float
     run: str
     acked: dict[int, list[int]] = field(default_factory=dict)
+    acked_at: dict[tuple[int, int], float] = field(default_factory=dict)  # monotonic
     stopping: bool = False
 
     async def play(self) -> None:
@@ -86,6 +87,7 @@ class Load:
                     continue
                 if response.status_code == 200:
                     self.acked[thread].append(seq)
+                    self.acked_at[thread, seq] = time.monotonic()
                     break
                 await trio.sleep(0.2)
             seq += 1
@@ -93,44 +95,50 @@ class Load:
 
 
 class Parts:
-    """Watches the sandbox Intercom: when each thread's part count last grew."""
+    """Watches the sandbox Intercom: when each message was first seen there."""
 
     def __init__(self, sandbox: SandboxApp) -> None:
         self._sandbox = sandbox
-        self.counts: dict[int, int] = {}
-        self.grew: dict[int, list[float]] = {}  # thread -> monotonic times its count grew
+        self.seen: dict[tuple[int, int], float] = {}  # (thread, seq) -> monotonic
 
     def look(self) -> None:
         now = time.monotonic()
         for bodies in delivered(self._sandbox.intercom.conversations()).values():
-            match = THREAD_RE.match(bodies[0]) if bodies else None
-            if match is None:
-                continue
-            thread = int(match.group(1))
-            if len(bodies) > self.counts.get(thread, 0):
-                self.counts[thread] = len(bodies)
-                self.grew.setdefault(thread, []).append(now)
+            for body in bodies:
+                match = THREAD_RE.match(body)
+                if match is not None:
+                    self.seen.setdefault((int(match.group(1)), int(match.group(2))), now)
 
     async def watch(self) -> None:
         while True:
             self.look()
             await trio.sleep(0.05)
 
-    def resumed(self, threads: set[int], since: float) -> float | None:
-        """Seconds from ``since`` until each of ``threads`` grew again (None: not all yet)."""
-        latest = 0.0
+    def resumed(self, threads: set[int], since: float, load: Load) -> float | None:
+        """Seconds from ``since`` (the kill) until each of ``threads`` delivered again, counted
+        for each thread's first message delivered after ``since`` from when it could have been:
+        the kill, or its acknowledgement if later (the customer's own pace is not failover).
+        None: not every thread has yet."""
+        worst = 0.0
         for thread in threads:
-            after = [t for t in self.grew.get(thread, []) if t > since + 0.1]
+            after = [
+                (at, seq) for (t, seq), at in self.seen.items() if t == thread and at > since + 0.1
+            ]
             if not after:
                 return None
-            latest = max(latest, after[0] - since)
-        return latest
+            at, seq = min(after)
+            ready = max(since, load.acked_at.get((thread, seq), since))
+            worst = max(worst, at - ready)
+        return worst
 
     def max_gap(self, threads: set[int], start: float, end: float) -> float:
+        """The longest time any of ``threads`` went without a new part in ``[start, end]``."""
         gap = 0.0
         for thread in threads:
-            times = [start, *(t for t in self.grew.get(thread, []) if start < t < end)]
-            gap = max(gap, *(b - a for a, b in itertools.pairwise(times)))
+            times = sorted(
+                at for (t, _), at in self.seen.items() if t == thread and start < at < end
+            )
+            gap = max(gap, *(b - a for a, b in itertools.pairwise([start, *times])))
         return gap
 
 
@@ -139,13 +147,12 @@ def thread_of_key(key: str) -> int | None:
     return None if match is None else int(match.group(1))
 
 
-async def partitions_of_threads(url: str) -> dict[int, int]:
-    async with open_postgres_journal(url, pool_size=1) as journal:
-        rows = await journal._call(  # a benchmark reading the journal's table
-            lambda conn: conn.fetch("SELECT DISTINCT key, partition FROM journal_entries"),
-            write=False,
-            what="bench",
-        )
+async def partitions_of_threads(journal: PostgresJournal) -> dict[int, int]:
+    rows = await journal._call(  # a benchmark reading the journal's table
+        lambda conn: conn.fetch("SELECT DISTINCT key, partition FROM journal_entries"),
+        write=False,
+        what="bench",
+    )
     found: dict[int, int] = {}
     for row in rows:
         thread = thread_of_key(str(row["key"]))
@@ -154,10 +161,29 @@ async def partitions_of_threads(url: str) -> dict[int, int]:
     return found
 
 
-async def held_by(url: str, owner: str) -> set[int]:
-    async with open_postgres_journal(url, pool_size=1) as journal:
-        leases = await journal.leases()
-    return {x.partition for x in leases if x.live and x.owner == owner and x.partition >= 0}
+class Watcher:
+    """The benchmark's own journal connection, for reading leases and entries."""
+
+    journal: PostgresJournal
+
+    async def __call__(self, url: str, *, task_status: trio.TaskStatus[None]) -> None:
+        async with open_postgres_journal(url, pool_size=2) as journal:
+            self.journal = journal
+            task_status.started()
+            await trio.sleep_forever()
+
+
+def balanced(held: dict[str, set[int]]) -> bool:
+    return len(held) == 3 and min(map(len, held.values())) >= 64 // 3 - 2
+
+
+async def holdings(journal: PostgresJournal) -> dict[str, set[int]]:
+    """Live partition leases by owner."""
+    held: dict[str, set[int]] = {}
+    for lease in await journal.leases():
+        if lease.live and lease.partition >= 0:
+            held.setdefault(lease.owner, set()).add(lease.partition)
+    return held
 
 
 def check(load: Load, conversations: list[dict[str, Any]]) -> dict[str, int]:
@@ -188,6 +214,7 @@ async def scenario(url: str, *, fast: bool, lease: float, threads: int, interval
     sandbox = SandboxApp()
     parts = Parts(sandbox)
     kills: list[dict[str, Any]] = []
+    watcher = Watcher()
     settings = {"lease_seconds": str(lease), "takeover_poll_seconds": "0.25" if fast else "0"}
     async with trio.open_nursery() as nursery:
         address = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
@@ -201,30 +228,45 @@ async def scenario(url: str, *, fast: bool, lease: float, threads: int, interval
         try:
             for node in nodes:
                 await node.start()
+            await nursery.start(watcher, url)
+            journal = watcher.journal
+            with trio.move_on_after(lease * 6):  # balanced: each node near its fair share
+                while not balanced(await holdings(journal)):  # noqa: ASYNC110 - database state
+                    await trio.sleep(0.2)
             load = Load([n.url for n in nodes], threads, interval, run="fail" + str(int(fast)))
             nursery.start_soon(parts.watch)
             async with trio.open_nursery() as customers:
                 customers.start_soon(load.play)
+                # Steady state first: every customer's contact and conversation exist (a kill
+                # while one is being created costs Intercom's search lag, not failover).
+                with trio.move_on_after(60):
+                    while len({t for t, _ in parts.seen}) < threads:  # noqa: ASYNC110 - sandbox state
+                        await trio.sleep(0.1)
                 await trio.sleep(warmup)
                 for victim in (0, 1):
                     owner = f"node-{victim}"
-                    held = await held_by(url, owner)
+                    held = (await holdings(journal)).get(owner, set())
                     killed_at = time.monotonic()
                     await nodes[victim].kill()
                     resume: float | None = None
+                    owned_again: float | None = None
+                    victims: set[int] = set()
                     with trio.move_on_after(lease * 3 + 30):
                         while True:
-                            keys = await partitions_of_threads(url)
+                            if owned_again is None and owner not in await holdings(journal):
+                                owned_again = time.monotonic() - killed_at
+                            keys = await partitions_of_threads(journal)
                             victims = {t for t, p in keys.items() if p in held}
-                            resume = parts.resumed(victims, killed_at)
-                            if resume is not None:
+                            resume = parts.resumed(victims, killed_at, load)
+                            if resume is not None and owned_again is not None:
                                 break
-                            await trio.sleep(0.2)
+                            await trio.sleep(0.05)
                     kills.append(
                         {
                             "victim": owner,
                             "partitions": len(held),
                             "threads": len(victims),
+                            "owned_again_s": None if owned_again is None else round(owned_again, 2),
                             "resume_s": None if resume is None else round(resume, 2),
                             "max_gap_s": round(
                                 parts.max_gap(victims, killed_at - 1, time.monotonic()), 2
@@ -234,7 +276,7 @@ async def scenario(url: str, *, fast: bool, lease: float, threads: int, interval
                     await trio.sleep(2.0)
                 load.stopping = True
             with trio.move_on_after(lease * 3 + 30):  # the rest is delivered
-                while sum(parts.counts.values()) < sum(map(len, load.acked.values())):  # noqa: ASYNC110 - sandbox state
+                while len(parts.seen) < sum(map(len, load.acked.values())):  # noqa: ASYNC110 - sandbox state
                     await trio.sleep(0.1)
             await trio.sleep(1.5)  # anything doubled would show up now
         finally:
@@ -250,8 +292,21 @@ async def scenario(url: str, *, fast: bool, lease: float, threads: int, interval
 
 @contextlib.contextmanager
 def database(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
+    if url is not None:  # a fresh database on that server for each configuration
+        import asyncio
+        import uuid
+
+        import asyncpg
+
+        name = f"failover_{uuid.uuid4().hex[:12]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(url)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+
+        asyncio.run(create())
+        yield url.rsplit("/", 1)[0] + "/" + name
         return
     from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
 
@@ -263,18 +318,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter load, fast failover only")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    parser.add_argument("--database-url", help="a PostgreSQL server database to use")
+    parser.add_argument("--database-url", help="a PostgreSQL server to use (one of its databases)")
     parser.add_argument(
         "--lease", type=float, default=Settings.model_fields["lease_seconds"].default
     )
     parser.add_argument("--threads", type=int, default=24)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between messages")
+    parser.add_argument("--logs", type=Path, help="keep the nodes' logs in this directory")
     args = parser.parse_args()
     configs = [True] if args.quick else [True, False]
     result: dict[str, Any] = {"lease_seconds": args.lease, "target_s": TARGET_S}
     for fast in configs:
         with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
             name = "fast" if fast else "expiry"
+            if args.logs is not None:
+                tmp = str(args.logs / name)
+                Path(tmp).mkdir(parents=True, exist_ok=True)
             run = functools.partial(
                 scenario, url, fast=fast, lease=args.lease, threads=args.threads,
                 interval=args.interval, warmup=3.0 if args.quick else 6.0, tmp=Path(tmp),
@@ -289,7 +348,8 @@ def main() -> None:
             ratio = "never" if resume is None else f"{resume / TARGET_S:.2f} x the 5-s target"
             print(
                 f"{name}: kill -9 {kill['victim']} ({kill['partitions']} partitions,"
-                f" {kill['threads']} threads): its threads delivered again after {resume} s"
+                f" {kill['threads']} threads): its partitions owned again after"
+                f" {kill['owned_again_s']} s, its threads delivered again after {resume} s"
                 f" ({ratio}); longest gap {kill['max_gap_s']} s"
             )
         print(

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import trio
 
 from actors.delivery import Cluster
-from runtime import PostgresJournal, open_postgres_journal
+from runtime import NewEntry, PostgresJournal, open_postgres_journal
 from tests.postgres import PostgresServer
 
 PARTITIONS = 8
@@ -99,3 +99,40 @@ async def test_an_owner_never_seen_with_a_session_is_left_to_lease_expiry(
         await b.tick()
         assert b.owned() == frozenset()
         assert b.takeovers == 0
+
+
+async def test_a_node_busy_with_thousands_of_deliveries_keeps_its_leases(
+    postgres_server: PostgresServer,
+) -> None:
+    # Thousands of live actors keep the process and its journal pool busy (appends queued for
+    # the group commit, state reads waiting for a connection, CPU between them). The lease
+    # renewals have their own session: none comes later than the leases' validity.
+    url = postgres_server.create_database()
+    lease = 1.5  # validity 1 s, renewed every 0.5 s: a renewal queued behind the load misses it
+    async with open_postgres_journal(url, partitions=PARTITIONS, pool_size=2) as journal:
+        a = Cluster(journal, node_id="a", partitions=PARTITIONS, lease_seconds=lease)
+        done = 0
+
+        async def actor(number: int) -> None:
+            nonlocal done
+            key = f"thread-{number}"
+            for turn in range(1_000):  # bounded; cancelled after the measured time
+                await journal.append([NewEntry(key, f"{number}-{turn}", b"x" * 200)])
+                await journal.get_state(key)
+                sum(range(3_000))  # a delivery's own work
+                done += 1
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            held = a.owned()
+            assert held == frozenset(range(PARTITIONS))
+            async with trio.open_nursery() as load:
+                for number in range(2_000):
+                    load.start_soon(actor, number)
+                with a.guard(0) as guard:
+                    await trio.sleep(lease * 4)
+                load.cancel_scope.cancel()
+            assert not guard.cancelled_caught, f"cut off after {done} deliveries"
+            assert a.owned() == held
+            assert done > 2_000  # the load was real
+            nursery.cancel_scope.cancel()
