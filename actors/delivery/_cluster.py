@@ -240,6 +240,7 @@ class Cluster:
         self._poll = takeover_poll
         self._seen_up: set[str] = set()  # owners seen holding their session lock
         self._owners: dict[str, bool] = {}  # live lease owners: is each one's session up?
+        self._woken_for: set[str] = set()  # dead owners a tick was asked for already
         self._wake = trio.Event()  # a tick is due now (a dead node seen, our session lost)
         self.takeovers = 0
         """Partitions taken from nodes whose session ended, before their leases expired."""
@@ -324,15 +325,20 @@ class Cluster:
             async with trio.open_nursery() as nursery:
                 if self._poll > 0:
                     nursery.start_soon(self._watch)
-                next_tick = trio.current_time()
-                while True:  # start to start, so a slow tick does not stretch the renewals
-                    next_tick = max(next_tick + self._ttl / 3, trio.current_time())
+                next_tick = trio.current_time() + self._ttl / 3
+                while True:
                     with trio.move_on_at(next_tick):
-                        await self._wake.wait()
+                        await self._wake.wait()  # or earlier, when the watch asks
                     self._wake = trio.Event()
                     woke = trio.current_time()
+                    late = max(0.0, woke - next_tick)
+                    # Start to start, so a slow tick does not stretch the renewals; an early
+                    # tick (asked for by the watch) counts from itself: the schedule never moves
+                    # further out than a tick from the last one.
+                    next_tick = min(next_tick, woke) + self._ttl / 3
                     await self._tick_safely()
-                    late, took = max(0.0, woke - next_tick), trio.current_time() - woke
+                    took = trio.current_time() - woke
+                    next_tick = max(next_tick, trio.current_time())
                     if late + took > self._ttl / 6:
                         logger.warning(
                             "cluster: lease tick %.2f s late, took %.2f s (renewal %.2f s)",
@@ -363,8 +369,10 @@ class Cluster:
                 continue  # the tick logs it
             self._seen_up.update(owner for owner, up in owners.items() if up)
             self._owners = owners
-            if self._gone(owners):
+            gone = self._gone(owners)
+            if gone - self._woken_for:  # once per dead node (a tick every 0.25 s is no use)
                 self._wake.set()
+            self._woken_for = gone
 
     def _gone(self, owners: dict[str, bool]) -> set[str]:
         """Owners with live leases whose session ended, after it was seen up (an owner that
