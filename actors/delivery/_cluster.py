@@ -443,7 +443,11 @@ class Cluster:
         gone = self._gone(self._owners) if self._poll > 0 else set()
         # A dead node's leases count as free (taken below with ``dead=``).
         every = await self._store.leases()
-        orphaned = {lease.partition for lease in every if lease.live and lease.owner in gone}
+        orphaned = {
+            lease.partition
+            for lease in every
+            if lease.live and lease.owner in gone and lease.partition >= 0
+        }
         leases = [lease for lease in every if lease.owner not in gone]
         leased = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
         self.unowned = self._partitions - len(leased | set(self._fences))
@@ -451,7 +455,7 @@ class Cluster:
         self.nodes = len(live_nodes)
         fair = math.ceil(self._partitions / self.nodes)
         changed = bool(lost)
-        if len(self._fences) < fair:
+        if len(self._fences) < fair or orphaned:
             # Live leases under our own id but not in our hands belong to a previous
             # incarnation of this node (restarted): take them back, a new epoch fences it out.
             taken = {
@@ -466,9 +470,14 @@ class Cluster:
             # up to the fair share; only moving partitions between live nodes goes step by step.
             # All in one round trip: taken one by one, the first ones' validity could run out
             # before the last ones were asked for.
+            wanted = free[: max(0, fair - len(self._fences))]
+            # A dead node's partitions go to whichever node looks first, past its fair share:
+            # its threads wait for the quickest survivor, not the slowest; rebalancing then
+            # evens the shares out step by step.
+            wanted += sorted(orphaned - set(wanted) - self._fences.keys())
             asked_at = time.monotonic()
             got = await self._store.acquire_leases(
-                free[: fair - len(self._fences)], self.node_id, ttl=self._ttl, dead=sorted(gone)
+                wanted, self.node_id, ttl=self._ttl, dead=sorted(gone)
             )
             for partition, fence in sorted(got.items()):
                 self._trust(partition, asked_at)
