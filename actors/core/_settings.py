@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     """Cluster mode: a dead node's partitions move to the others after this long."""
     rebalance_step: int = Field(default=8, ge=1)
     """Cluster mode: partitions a node hands over per lease tick when nodes join."""
+    takeover_poll_seconds: float = Field(default=0.25, ge=0)
+    """Cluster mode: how often a node looks for nodes whose lease session ended (a dead node:
+    its partitions are taken at once, before its leases expire); 0 waits for expiry."""
     build_commit: str | None = None
     """The commit the image was built from (``threadline_build_info``); the image sets it."""
     log_format: Literal["auto", "json", "text"] = "auto"

@@ -8,7 +8,11 @@ nodes, and moves towards a fair share (``ceil(partitions / nodes)``) a few parti
 it takes free or expired partitions (in an order hashed from its own id, so nodes rarely
 contend), and gives back surplus ones when nodes join. A dead node's leases expire after
 ``lease_seconds`` and others take its partitions over; their pending entries are then read and
-delivered in order. Journal writes that finish an entry carry the tenure's :class:`Fence`, so
+delivered in order. A node that *dies* is noticed sooner: each node writes its leases on a
+session of its own, holding a lock that ends with it, and the others watch those locks every
+``takeover_poll`` seconds and take a dead node's partitions at once, before its leases expire
+(the process's socket closes as it dies; a lost host or network is noticed after a lease term,
+no sooner than expiry). Journal writes that finish an entry carry the tenure's :class:`Fence`, so
 a paused node that lost a partition cannot mark anything done behind the new owner.
 
 The Intercom rate budget is per app, not per node: the nodes share one counter per Intercom
@@ -160,7 +164,13 @@ class SingleNode:
 class LeaseStore(Protocol):
     """The lease operations of the PostgreSQL journal."""
 
-    async def acquire_lease(self, partition: int, owner: str, *, ttl: float) -> Fence | None: ...
+    async def acquire_lease(
+        self, partition: int, owner: str, *, ttl: float, dead: Sequence[str] = ()
+    ) -> Fence | None: ...
+
+    async def acquire_leases(
+        self, partitions: Sequence[int], owner: str, *, ttl: float, dead: Sequence[str] = ()
+    ) -> dict[int, Fence]: ...
 
     async def renew_lease(self, fence: Fence, *, ttl: float) -> bool: ...
 
@@ -169,6 +179,10 @@ class LeaseStore(Protocol):
     async def release_lease(self, fence: Fence) -> bool: ...
 
     async def leases(self) -> list[Lease]: ...
+
+    async def lease_owners(self) -> dict[str, bool]: ...
+
+    def session_holds(self, owner: str) -> bool: ...
 
 
 def _membership_partition(node_id: str) -> int:
@@ -188,6 +202,8 @@ class Cluster:
         on_change: called when owned partitions change (the dispatcher rereads the journal);
             :meth:`follow` sets it, and ``busy``, to a :class:`PartitionWatcher`'s.
         busy: whether a partition has entries in flight here (a hand-over waits for them).
+        takeover_poll: seconds between looks for nodes whose lease session ended (a dead node:
+            its partitions are taken at once); 0 waits for their leases to expire.
     """
 
     def __init__(
@@ -200,6 +216,7 @@ class Cluster:
         step: int = 8,
         on_change: Callable[[], None] = lambda: None,
         busy: Callable[[int], bool] = lambda partition: False,
+        takeover_poll: float = 0.25,
     ) -> None:
         self.node_id = node_id
         self._store = store
@@ -220,6 +237,13 @@ class Cluster:
         self.unowned = 0
         """Partitions without a live lease at the last tick (before this node took any)."""
         self._repeats = LogLimiter()
+        self._poll = takeover_poll
+        self._seen_up: set[str] = set()  # owners seen holding their session lock
+        self._owners: dict[str, bool] = {}  # live lease owners: is each one's session up?
+        self._woken_for: set[str] = set()  # dead owners a tick was asked for already
+        self._wake = trio.Event()  # a tick is due now (a dead node seen, our session lost)
+        self.takeovers = 0
+        """Partitions taken from nodes whose session ended, before their leases expired."""
 
     def follow(self, watcher: PartitionWatcher) -> None:
         """Tell ``watcher`` (the dispatcher) of changes, and ask it what is in flight."""
@@ -298,21 +322,66 @@ class Cluster:
         try:
             await self._tick_safely()
             task_status.started()
-            next_tick = trio.current_time()
-            while True:  # start to start, so a slow tick does not stretch the renewals
-                next_tick = max(next_tick + self._ttl / 3, trio.current_time())
-                await trio.sleep_until(next_tick)
-                woke = trio.current_time()
-                await self._tick_safely()
-                late, took = woke - next_tick, trio.current_time() - woke
-                if late + took > self._ttl / 6:
-                    logger.warning(
-                        "cluster: lease tick %.2f s late, took %.2f s (renewal %.2f s)",
-                        late, took, self._renewal_seconds,
-                    )  # fmt: skip
+            async with trio.open_nursery() as nursery:
+                if self._poll > 0:
+                    nursery.start_soon(self._watch)
+                next_tick = trio.current_time() + self._ttl / 3
+                while True:
+                    with trio.move_on_at(next_tick):
+                        await self._wake.wait()  # or earlier, when the watch asks
+                    self._wake = trio.Event()
+                    woke = trio.current_time()
+                    late = max(0.0, woke - next_tick)
+                    # Start to start, so a slow tick does not stretch the renewals; an early
+                    # tick (asked for by the watch) counts from itself: the schedule never moves
+                    # further out than a tick from the last one.
+                    next_tick = min(next_tick, woke) + self._ttl / 3
+                    await self._tick_safely()
+                    took = trio.current_time() - woke
+                    next_tick = max(next_tick, trio.current_time())
+                    if late + took > self._ttl / 6:
+                        logger.warning(
+                            "cluster: lease tick %.2f s late, took %.2f s (renewal %.2f s)",
+                            late, took, self._renewal_seconds,
+                        )  # fmt: skip
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._release_all()
+
+    async def _watch(self) -> None:
+        """Every ``takeover_poll`` seconds: is our own session still up (if not, others may take
+        our partitions now: stop delivering), and has any other node's ended (take its
+        partitions now: tick)?"""
+        while True:
+            await trio.sleep(self._poll)
+            if self._fences and not self._store.session_holds(self.node_id):
+                if any(time.monotonic() < until for until in self._valid_until.values()):
+                    logger.warning("cluster: lease session lost; deliveries wait for a renewal")
+                for partition in self._fences:
+                    self._valid_until[partition] = 0.0
+                    for scope in self._guards.get(partition, ()):
+                        scope.deadline = -math.inf
+                self._wake.set()
+                continue
+            try:
+                owners = await self._store.lease_owners()
+            except JournalUnavailable:
+                continue  # the tick logs it
+            self._seen_up.update(owner for owner, up in owners.items() if up)
+            self._owners = owners
+            gone = self._gone(owners)
+            if gone - self._woken_for:  # once per dead node (a tick every 0.25 s is no use)
+                self._wake.set()
+            self._woken_for = gone
+
+    def _gone(self, owners: dict[str, bool]) -> set[str]:
+        """Owners with live leases whose session ended, after it was seen up (an owner that
+        never held a session lock, such as an older release, is left to lease expiry)."""
+        return {
+            owner
+            for owner, up in owners.items()
+            if not up and owner in self._seen_up and owner != self.node_id
+        }
 
     async def _tick_safely(self) -> None:
         try:
@@ -337,9 +406,13 @@ class Cluster:
         # Renewals first, all in one round trip: in a process kept busy by thousands of live
         # actors, 64 sequential renewals (or a renewal queued behind the other calls of the
         # tick) came later than the leases' validity, and deliveries were cut off.
+        # The membership row goes along (one round trip fewer per tick).
         asked_at = time.monotonic()
-        renewed = await self._store.renew_leases(list(self._fences.values()), ttl=self._ttl)
+        member = [] if self._membership is None else [self._membership]
+        renewed = await self._store.renew_leases([*self._fences.values(), *member], ttl=self._ttl)
         self._renewal_seconds = time.monotonic() - asked_at
+        if self._membership is not None and self._membership.partition not in renewed:
+            self._membership = None
         lost = []
         for partition in list(self._fences):
             if partition in renewed:
@@ -366,14 +439,23 @@ class Cluster:
                 logger.warning("cluster: partition %d handed over with work stuck", partition)
                 continue
             await self._store.release_lease(held)
-        leases = await self._store.leases()
+        # Whose session ended, as the watch last saw it (acquire_leases checks it again).
+        gone = self._gone(self._owners) if self._poll > 0 else set()
+        # A dead node's leases count as free (taken below with ``dead=``).
+        every = await self._store.leases()
+        orphaned = {
+            lease.partition
+            for lease in every
+            if lease.live and lease.owner in gone and lease.partition >= 0
+        }
+        leases = [lease for lease in every if lease.owner not in gone]
         leased = {lease.partition for lease in leases if lease.live and lease.partition >= 0}
         self.unowned = self._partitions - len(leased | set(self._fences))
         live_nodes = {lease.owner for lease in leases if lease.live} | {self.node_id}
         self.nodes = len(live_nodes)
         fair = math.ceil(self._partitions / self.nodes)
         changed = bool(lost)
-        if len(self._fences) < fair:
+        if len(self._fences) < fair or orphaned:
             # Live leases under our own id but not in our hands belong to a previous
             # incarnation of this node (restarted): take them back, a new epoch fences it out.
             taken = {
@@ -386,14 +468,25 @@ class Cluster:
             free.sort(key=lambda p: zlib.crc32(f"{self.node_id}:{p}".encode()))
             # Free partitions (never owned, released, or left by a dead node) are taken at once,
             # up to the fair share; only moving partitions between live nodes goes step by step.
-            for partition in free[: fair - len(self._fences)]:
-                asked_at = time.monotonic()
-                got = await self._store.acquire_lease(partition, self.node_id, ttl=self._ttl)
-                if got is not None:
-                    self._trust(partition, asked_at)
-                    self._fences[partition] = got
-                    self._since[partition] = time.time()
-                    changed = True
+            # All in one round trip: taken one by one, the first ones' validity could run out
+            # before the last ones were asked for.
+            wanted = free[: max(0, fair - len(self._fences))]
+            # A dead node's partitions go to whichever node looks first, past its fair share:
+            # its threads wait for the quickest survivor, not the slowest; rebalancing then
+            # evens the shares out step by step.
+            wanted += sorted(orphaned - set(wanted) - self._fences.keys())
+            asked_at = time.monotonic()
+            got = await self._store.acquire_leases(
+                wanted, self.node_id, ttl=self._ttl, dead=sorted(gone)
+            )
+            for partition, fence in sorted(got.items()):
+                self._trust(partition, asked_at)
+                self._fences[partition] = fence
+                self._since[partition] = time.time()
+                changed = True
+            if taken_over := sorted(orphaned & got.keys()):
+                self.takeovers += len(taken_over)
+                logger.info("cluster: took partitions %s from a dead node", taken_over)
         elif len(self._fences) > fair + 1 or (len(self._fences) > fair and self._surplus(leases)):
             # Stop dispatching a few; entries in flight still finish under their fence, and the
             # leases go at the next tick.
@@ -417,10 +510,8 @@ class Cluster:
         return any(counts.get(node, 0) < fair - 1 for node in members if node != self.node_id)
 
     async def _heartbeat(self) -> None:
-        if self._membership is not None and await self._store.renew_lease(
-            self._membership, ttl=self._ttl
-        ):
-            return
+        if self._membership is not None:
+            return  # renewed with the partitions
         partition = _membership_partition(self.node_id)
         self._membership = await self._store.acquire_lease(partition, self.node_id, ttl=self._ttl)
 

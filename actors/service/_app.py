@@ -183,6 +183,7 @@ async def run_bridge(
                 partitions=settings.partitions,
                 lease_seconds=settings.lease_seconds,
                 step=settings.rebalance_step,
+                takeover_poll=settings.takeover_poll_seconds,
             )
             ownership = cluster
         else:

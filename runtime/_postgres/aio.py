@@ -15,6 +15,7 @@ __all__ = [
     "FAILURES",
     "AioLoop",
     "Conn",
+    "SessionConn",
     "count",
     "is_permanent",
     "log_loop_error",
@@ -22,6 +23,7 @@ __all__ = [
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+SessionConn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 logger = logging.getLogger("threadline.runtime.journal")
 

@@ -31,6 +31,7 @@ from .._group_commit import GroupCommit
 from .._journal import DEFAULT_PARTITIONS
 from .aio import FAILURES, AioLoop, Conn, log_loop_error
 from .appends import MAX_BATCH, AppendOp, append_error, commit
+from .liveness import NodeSession
 from .locks import AdvisoryLocks
 from .notify import Notices
 from .schema import migrate
@@ -78,6 +79,12 @@ class PostgresBridge:
             url, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
         self._advisory = AdvisoryLocks(
+            url,
+            self._running_loop,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+        self._session = NodeSession(
             url,
             self._running_loop,
             connect_timeout=connect_timeout,
@@ -139,6 +146,7 @@ class PostgresBridge:
                         pool.terminate()
                         control.terminate()
                         self._advisory.close()
+                        self._session.close()
         if failure is not None:
             raise failure
 

@@ -3,9 +3,10 @@
 Partitions are owned through leases (:meth:`PostgresLeases.acquire_lease`), each tenure with a
 new epoch. ``complete``/``bury`` carrying a :class:`Fence` check the lease row in the same
 transaction (:func:`fence_holds`: ``FOR SHARE``, so a takeover waits for the write to commit)
-and write nothing when it has moved on. Lease calls use the bridge's own small pool, so they
-never queue behind deliveries. Counters per time window (:meth:`PostgresLeases.claim_window`)
-let every node share one rate budget.
+and write nothing when it has moved on. Lease writes run on the node's own session
+(:mod:`.liveness`), whose advisory locks show which owners are alive; reads use the bridge's
+own small pool: neither queues behind deliveries. Counters per time window
+(:meth:`PostgresLeases.claim_window`) let every node share one rate budget.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._journal import Fence, Lease
-from .aio import Conn
+from .aio import Conn, SessionConn
 from .bridge import PostgresBridge
+from .liveness import session_held_sql
 
 __all__ = ["PostgresLeases", "fence_holds"]
 
@@ -24,7 +26,22 @@ _ACQUIRE_LEASE = (
     " ON CONFLICT (partition) DO UPDATE"
     " SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at"
     " WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()"
+    f" OR (l.owner = ANY($4::text[]) AND NOT {session_held_sql('l.owner')})"
     " RETURNING epoch"
+)
+_ACQUIRE_LEASES = (
+    "INSERT INTO journal_leases AS l (partition, owner, epoch, expires_at)"
+    " SELECT p, $2, 1, clock_timestamp() + make_interval(secs => $3)"
+    " FROM unnest($1::int[]) AS p ORDER BY p"
+    " ON CONFLICT (partition) DO UPDATE"
+    " SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at"
+    " WHERE l.owner = excluded.owner OR l.expires_at <= clock_timestamp()"
+    f" OR (l.owner = ANY($4::text[]) AND NOT {session_held_sql('l.owner')})"
+    " RETURNING partition, epoch"
+)
+_LEASE_OWNERS = (
+    f"SELECT owner, {session_held_sql('owner')} AS up FROM"
+    " (SELECT DISTINCT owner FROM journal_leases WHERE expires_at > clock_timestamp()) AS o"
 )
 # One row per counter, holding its latest window: a newer window starts from the floor, the
 # same window grows up to the limit, an older one (a caller whose clock lags) gets nothing.
@@ -51,28 +68,65 @@ _FENCE_HOLDS = (
 class PostgresLeases(PostgresBridge):
     """The lease and window methods of :class:`PostgresJournal`."""
 
-    async def acquire_lease(self, partition: int, owner: str, *, ttl: float) -> Fence | None:
+    async def acquire_lease(
+        self, partition: int, owner: str, *, ttl: float, dead: Sequence[str] = ()
+    ) -> Fence | None:
         """Start a tenure of ``owner`` over ``partition`` for ``ttl`` seconds, or None when
-        another owner's lease has not expired yet.
+        another owner's lease has not expired yet. A lease of an owner in ``dead`` is taken
+        before it expires if no session holds that owner's liveness lock (checked in the same
+        statement; see :meth:`lease_owners`).
 
         Every tenure gets a new epoch, even when ``owner`` held the partition before (a restarted
         node re-acquiring under the same name fences out its stale predecessor). Expiry is
         judged by the database clock, so node clocks need not agree.
         """
 
-        async def take(conn: Conn) -> int | None:
-            epoch: int | None = await conn.fetchval(_ACQUIRE_LEASE, partition, owner, ttl)
+        async def take(conn: SessionConn) -> int | None:
+            epoch: int | None = await conn.fetchval(
+                _ACQUIRE_LEASE, partition, owner, ttl, list(dead)
+            )
             return epoch
 
-        epoch = await self._call(take, write=True, what="lease acquire", control=True)
+        epoch = await self._session.run(owner, ttl, take)
         return None if epoch is None else Fence(partition, owner, epoch)
+
+    async def acquire_leases(
+        self, partitions: Sequence[int], owner: str, *, ttl: float, dead: Sequence[str] = ()
+    ) -> dict[int, Fence]:
+        """:meth:`acquire_lease` for many partitions in one statement: the tenures begun, by
+        partition (the others are held by live owners). One round trip, so a node taking over
+        a dead node's partitions, or starting, does not trust its first leases for longer than
+        their validity while it asks for the rest."""
+        if not partitions:
+            return {}
+
+        async def take(conn: SessionConn) -> dict[int, Fence]:
+            rows = await conn.fetch(_ACQUIRE_LEASES, list(partitions), owner, ttl, list(dead))
+            return {r["partition"]: Fence(r["partition"], owner, r["epoch"]) for r in rows}
+
+        return await self._session.run(owner, ttl, take)
+
+    async def lease_owners(self) -> dict[str, bool]:
+        """The owners of live (unexpired) leases, each with whether a session holds its
+        liveness lock: False means the owner's lease session ended (its process died, or its
+        connection was lost), so its leases may be taken over at once (``dead=``)."""
+
+        async def query(conn: Conn) -> dict[str, bool]:
+            return {row["owner"]: row["up"] for row in await conn.fetch(_LEASE_OWNERS)}
+
+        return await self._call(query, write=False, what="lease owners", control=True)
+
+    def session_holds(self, owner: str) -> bool:
+        """Whether this journal's lease session is up and holds ``owner``'s liveness lock, as
+        far as this process knows. When it does not, others may take ``owner``'s leases."""
+        return self._session.holds(owner)
 
     async def renew_lease(self, fence: Fence, *, ttl: float) -> bool:
         """Extend the tenure ``fence`` proves to ``ttl`` seconds from now. False when another
         tenure has begun (then stop working on the partition). An expired lease nobody took over
         is renewed: no one else can have written under it."""
 
-        async def extend(conn: Conn) -> bool:
+        async def extend(conn: SessionConn) -> bool:
             status = await conn.execute(
                 "UPDATE journal_leases"
                 " SET expires_at = clock_timestamp() + make_interval(secs => $4)"
@@ -84,7 +138,7 @@ class PostgresLeases(PostgresBridge):
             )
             return status == "UPDATE 1"
 
-        return await self._call(extend, write=True, what="lease renew", control=True)
+        return await self._session.run(fence.owner, ttl, extend)
 
     async def renew_leases(self, fences: Sequence[Fence], *, ttl: float) -> set[int]:
         """:meth:`renew_lease` for many tenures in one round trip; returns the partitions
@@ -93,7 +147,7 @@ class PostgresLeases(PostgresBridge):
         if not fences:
             return set()
 
-        async def extend(conn: Conn) -> set[int]:
+        async def extend(conn: SessionConn) -> set[int]:
             rows = await conn.fetch(
                 "UPDATE journal_leases AS l"
                 " SET expires_at = clock_timestamp() + make_interval(secs => $4)"
@@ -107,9 +161,13 @@ class PostgresLeases(PostgresBridge):
             )
             return {row["partition"] for row in rows}
 
-        return await self._call(
-            extend, write=True, what="lease renew", transaction=False, control=True
-        )
+        owners = {f.owner for f in fences}
+        if len(owners) > 1:  # one session statement per owner (its liveness lock first)
+            renewed: set[int] = set()
+            for owner in sorted(owners):
+                renewed |= await self.renew_leases([f for f in fences if f.owner == owner], ttl=ttl)
+            return renewed
+        return await self._session.run(fences[0].owner, ttl, extend)
 
     async def leases(self) -> list[Lease]:
         """Every lease row (live or expired), judged by the database clock."""
@@ -127,7 +185,7 @@ class PostgresLeases(PostgresBridge):
         """End the tenure ``fence`` proves, so another node may acquire the partition at once.
         The row stays (expired) so that epochs keep growing. False when it had already moved."""
 
-        async def end(conn: Conn) -> bool:
+        async def end(conn: SessionConn) -> bool:
             status = await conn.execute(
                 "UPDATE journal_leases SET expires_at = '-infinity'"
                 " WHERE partition = $1 AND owner = $2 AND epoch = $3",
@@ -137,7 +195,7 @@ class PostgresLeases(PostgresBridge):
             )
             return status == "UPDATE 1"
 
-        return await self._call(end, write=True, what="lease release", control=True)
+        return await self._session.run(fence.owner, 0.0, end)
 
     # --- shared counters per time window (cluster mode) ---------------------------------------
 

@@ -1,6 +1,7 @@
 """Cluster mode: three ``serve`` nodes on one PostgreSQL under steady load; kill -9 one, then
 another, then restart both. Nothing acknowledged is lost or doubled, per-thread order holds,
-and every partition is owned again within the lease timeout."""
+and every partition is owned again within seconds: a killed node's lease session ends with it,
+and the others take its partitions without waiting for its leases to expire."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 import trio
 
 from actors.tools import SandboxApp
-from runtime import hypercorn_config, open_postgres_journal, serve_asgi
+from runtime import PostgresJournal, hypercorn_config, open_postgres_journal, serve_asgi
 from tests.actors.customers import Customers, all_delivered, assert_exactly_once_in_order
 from tests.actors.processes import ServeProcess, serve_env
 from tests.postgres import PostgresServer
 from tests.quirks import HTTPX_3686
 
-LEASE = 5.0  # the default is 15 s; shorter leases leave deliveries in flight less margin
+LEASE = 15.0  # the default: a killed node's partitions move long before its leases expire
+FAILOVER_LIMIT = 4.0  # seconds; measured 0.6-2.0 s on a loaded 2-core machine (load 6-10)
 PARTITIONS = 64
 THREADS = 24
 MESSAGES = 40
@@ -29,18 +31,23 @@ MESSAGES = 40
 
 async def owners(url: str) -> dict[int, str]:
     async with open_postgres_journal(url, pool_size=1) as journal:
-        leases = await journal.leases()
+        return await owners_in(journal)
+
+
+async def owners_in(journal: PostgresJournal) -> dict[int, str]:
+    leases = await journal.leases()
     return {lease.partition: lease.owner for lease in leases if lease.live and lease.partition >= 0}
 
 
 async def failover_seconds(url: str, alive: set[str], since: float) -> float:
     """Seconds from ``since`` until every partition is leased by a node in ``alive``."""
-    with trio.fail_after(LEASE * 4):
-        while True:
-            held = await owners(url)
-            if len(held) == PARTITIONS and set(held.values()) <= alive:
-                return time.monotonic() - since
-            await trio.sleep(0.1)
+    async with open_postgres_journal(url, pool_size=1) as journal:
+        with trio.fail_after(LEASE * 2):
+            while True:
+                held = await owners_in(journal)
+                if len(held) == PARTITIONS and set(held.values()) <= alive:
+                    return time.monotonic() - since
+                await trio.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -73,10 +80,11 @@ async def test_three_nodes_survive_two_kills_and_rejoin(
             for victim, threshold in ((0, THREADS * MESSAGES // 5), (1, THREADS * MESSAGES // 2)):
                 while customers.total_acked < threshold:  # noqa: ASYNC110 - counting acks
                     await trio.sleep(0.02)
+                killed_at = time.monotonic()
                 await nodes[victim].kill()
                 alive.discard(f"node-{victim}")
                 report[f"failover_after_kill_{victim}_s"] = round(
-                    await failover_seconds(url, alive, time.monotonic()), 2
+                    await failover_seconds(url, alive, killed_at), 2
                 )
             for victim in (0, 1):
                 await nodes[victim].start()
@@ -97,7 +105,7 @@ async def test_three_nodes_survive_two_kills_and_rejoin(
     for key in ("failover_after_kill_0_s", "failover_after_kill_1_s"):
         seconds = report[key]
         assert isinstance(seconds, float)
-        assert seconds <= LEASE + LEASE / 3 + 1.5, report  # within the lease timeout (+ a tick)
+        assert seconds <= FAILOVER_LIMIT, report  # not waiting for the leases to expire
     report.update(sent=customers.total_acked, statuses=customers.statuses)
     if path := os.environ.get("THREADLINE_FAULT_REPORT"):
         await trio.Path(path).write_text(json.dumps(report, indent=2))
