@@ -60,9 +60,11 @@ _CLAIM_WINDOW = (
     " ELSE GREATEST(w.used, $5, LEAST($4, GREATEST(w.used, $5) + $3)) - GREATEST(w.used, $5) END"
     " RETURNING granted"
 )
-_FENCE_HOLDS = (
-    "SELECT 1 FROM journal_leases WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE"
-)
+_FENCE_HOLDS = """
+SELECT (SELECT e.partition FROM journal_entries e WHERE e.id = $4) AS entry_partition
+FROM journal_leases WHERE partition = $1 AND owner = $2 AND epoch = $3
+FOR SHARE OF journal_leases
+"""
 
 
 class PostgresLeases(PostgresBridge):
@@ -222,8 +224,9 @@ class PostgresLeases(PostgresBridge):
 async def fence_holds(conn: Conn, fence: Fence, entry_id: int) -> bool:
     # FOR SHARE: a takeover (which updates the row) waits until this transaction commits, so
     # the new owner reads pending entries only after this write is visible.
-    held = await conn.fetchval(_FENCE_HOLDS, fence.partition, fence.owner, fence.epoch)
+    # One round trip: the lease (locked) and the entry's partition.
+    held = await conn.fetchrow(_FENCE_HOLDS, fence.partition, fence.owner, fence.epoch, entry_id)
     if held is None:
         return False
-    partition = await conn.fetchval("SELECT partition FROM journal_entries WHERE id = $1", entry_id)
+    partition = held["entry_partition"]
     return partition is None or partition == fence.partition
