@@ -244,7 +244,16 @@ async def run_bridge(
             metrics=runtime_metrics,
             max_live=settings.max_live_actors,
         )
-        dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
+        # At most a window's worth of Intercom requests' entries in flight before a new thread
+        # gets an actor: under a throttled Intercom (its headers lower the budget's limit) the
+        # waiting threads stay in the journal instead of each holding an actor (~20 KB) that
+        # could only wait for the budget.
+        dispatcher = Dispatcher(
+            journal,
+            actors,
+            owned=ownership.owned,
+            admit=lambda inflight: inflight < budget.limit,
+        )
         # The one loop, closed here: the dispatcher feeds the actors, whose delivery machines
         # report finished entries back to it; the cluster tells it of partitions that moved
         # and asks it what is in flight. Nothing runs before the supervisor starts below.
