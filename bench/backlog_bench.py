@@ -442,10 +442,13 @@ def run(
             # 3. released
             sandbox.configure(rate_limit=1_000_000)
             peaks: list[int] = []
+            started = time.perf_counter()
             out["released_delivered"] = trio.run(checker.follow, release, bridge, peaks, enough)
+            out["released_s"] = time.perf_counter() - started
             out["peak_rss"] = max([out["throttled_peak_rss"], *peaks])
             print(
-                f"  released: {out['released_delivered']:,} delivered in {release:.0f} s, "
+                f"  released: {out['released_delivered']:,} delivered and checked "
+                f"({out['released_s']:.0f} s), "
                 f"peak RSS {out['peak_rss'] / MIB:.0f} MiB",
                 file=sys.stderr,
             )
