@@ -110,15 +110,15 @@ async def _fill_journal(path: Path, pairs: list[tuple[str, str]]) -> None:
                 )
             )
 
-        half = STRIDE // 2
-        for t in range(THREADS):
+        threads, half = len(pairs), STRIDE // 2
+        for t in range(threads):
             add(t, 0)
             if t >= half and (t - half) % STRIDE == 0:
                 add(t - half, 1)
             if t >= STRIDE and (t - STRIDE) % STRIDE == 0:
                 add(t - STRIDE, 2)
         for seq, lag in ((1, half), (2, STRIDE)):
-            for t in range(THREADS - lag, THREADS):
+            for t in range(max(0, threads - lag), threads):
                 if t % STRIDE == 0:
                     add(t, seq)
         for start in range(0, len(entries), 5000):
