@@ -10,7 +10,8 @@ Per key, entries reach the actor in id order. A full mailbox never blocks other 
 *held* at its first undelivered entry, the main walk skips it, and it is topped up from the
 journal (``read_pending_for_key``) as its actor drains — the journal is the overflow, so memory
 stays bounded and nothing is refused. Likewise for keys that cannot get an actor because
-``max_live`` actors are busy (:class:`AtCapacity`): the dispatcher remembers only the id of the
+``max_live`` actors are busy (:class:`AtCapacity`), or that ``admit`` keeps out (the Intercom
+budget is spent: a new actor could only wait for it): the dispatcher remembers only the id of the
 first such entry, the *overflow* mark. From there on it hands entries only to keys that have an
 actor, and as actors finish it walks the journal again from the mark (``_catch_up``), activating
 keys in id order until the cap stops it again; so its bookkeeping for keys waiting for an actor
@@ -51,6 +52,10 @@ class Dispatcher:
         journal: where entries wait.
         actors: the thread actors (keyed by the entry's key).
         owned: the partitions this node serves (None: all of them); called on every read.
+        admit: whether a key without an actor may get one now, given the entries in flight
+            here; called before each activation. While it says no, the key waits in the journal
+            behind the overflow mark, exactly as beyond the actor cap: a thread that could only
+            wait (for the Intercom budget) costs no actor. Keys with an actor are not affected.
         batch: entries read per query of the main walk.
         top_up: entries read per held key when it is topped up (about a mailbox's worth: more
             would be read again and again while the key stays full).
@@ -64,6 +69,7 @@ class Dispatcher:
         actors: KeyedActors[Entry, None],
         *,
         owned: Callable[[], Collection[int] | None] = lambda: None,
+        admit: Callable[[int], bool] = lambda inflight: True,
         batch: int = 512,
         top_up: int = 64,
         poll_interval: float = 0.5,
@@ -72,6 +78,7 @@ class Dispatcher:
         self._journal = journal
         self._actors = actors
         self._owned = owned
+        self._admit = admit
         self._batch = batch
         self._top_up = top_up
         self._poll = poll_interval
@@ -156,7 +163,7 @@ class Dispatcher:
                 try:
                     progressed = await self._walk()
                     await self._top_up_held()
-                    if self._overflow is not None and self._actors.has_room():
+                    if self._overflow is not None and self._has_room():
                         await self._catch_up()
                     if trio.current_time() >= next_rescan:
                         for key in self._held:  # probe every held key now and then
@@ -210,6 +217,8 @@ class Dispatcher:
         """
         if entry.id in self._inflight:
             return True
+        if not self._admit(len(self._inflight)) and not self._actors.live(entry.key):
+            raise AtCapacity(len(self._inflight))
         try:
             self._actors.try_tell(entry.key, entry)
         except AtCapacity:
@@ -221,6 +230,10 @@ class Dispatcher:
         self._busy[entry.partition] = self._busy.get(entry.partition, 0) + 1
         self.delivered += 1
         return True
+
+    def _has_room(self) -> bool:
+        """Whether a key without an actor may get one now (the cap and ``admit``)."""
+        return self._actors.has_room() and self._admit(len(self._inflight))
 
     async def _top_up_held(self) -> None:
         # Only keys whose actor finished something since they were held can take more; reading

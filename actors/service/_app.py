@@ -158,7 +158,7 @@ async def run_bridge(
         httpx.AsyncClient(
             base_url=settings.intercom_base_url,
             timeout=httpx.Timeout(settings.intercom_timeout_seconds, connect=5.0),
-            transport=PooledTransport(connections=64),  # 8 pools of 8: see PooledTransport
+            transport=PooledTransport(connections=_INTERCOM_CONNECTIONS),
         ) as intercom_http,
     ):
         budget = _budget(shared, settings.intercom_rate_limit_per_window)
@@ -246,7 +246,17 @@ async def run_bridge(
             metrics=runtime_metrics,
             max_live=settings.max_live_actors,
         )
-        dispatcher = Dispatcher(journal, actors, owned=ownership.owned)
+        # A new thread gets an actor only while fewer entries are in flight than one Intercom
+        # window allows (its headers lower the budget's limit when it throttles) and than the
+        # connections can carry: a thread that could only wait — for the budget, for a
+        # connection — stays in the journal instead of holding an actor (~20 KB each), and a
+        # released backlog does not queue thousands of requests past their timeout.
+        dispatcher = Dispatcher(
+            journal,
+            actors,
+            owned=ownership.owned,
+            admit=lambda inflight: inflight < min(budget.limit, _ADMIT_INFLIGHT),
+        )
         # The one loop, closed here: the dispatcher feeds the actors, whose delivery machines
         # report finished entries back to it; the cluster tells it of partitions that moved
         # and asks it what is in flight. Nothing runs before the supervisor starts below.
@@ -365,6 +375,12 @@ async def run_bridge(
             )
             nursery.cancel_scope.cancel()
 
+
+_INTERCOM_CONNECTIONS = 64
+"""Connections to Intercom (8 pools of 8: see PooledTransport)."""
+_ADMIT_INFLIGHT = 8 * _INTERCOM_CONNECTIONS
+"""Entries in flight beyond which no new thread is activated (threads with an actor still get
+theirs): eight per connection keeps every connection busy without queueing for minutes."""
 
 _METRICS_MAX_CONNECTIONS = 64
 """Scrapers hold one connection each; the cap keeps a slow client off the ingress's descriptors."""

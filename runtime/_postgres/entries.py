@@ -177,14 +177,14 @@ class PostgresEntries(PostgresBridge):
 
     async def statistics(self) -> JournalStatistics:
         async def query(conn: Conn) -> JournalStatistics:
-            pending = await conn.fetchrow(
-                "SELECT count(*), min(created_at) FROM journal_entries WHERE status = 0"
+            # The oldest is the first pending entry by id (entries are stamped as they are
+            # numbered): min(created_at) read every pending row of a large backlog.
+            pending = await conn.fetchval("SELECT count(*) FROM journal_entries WHERE status = 0")
+            oldest = await conn.fetchval(
+                "SELECT created_at FROM journal_entries WHERE status = 0 ORDER BY id LIMIT 1"
             )
             dead = await conn.fetchval("SELECT count(*) FROM journal_entries WHERE status = 2")
-            assert pending is not None
-            return JournalStatistics(
-                pending=pending[0], oldest_pending_created_at=pending[1], dead=dead
-            )
+            return JournalStatistics(pending=pending, oldest_pending_created_at=oldest, dead=dead)
 
         return await self._call(query, write=False, what="read")
 

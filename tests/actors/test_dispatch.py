@@ -48,6 +48,7 @@ class World:
         self.buried: set[int] = set()
         self.progress = trio.Event()
         self.gates: dict[str, trio.Event] = {}
+        self.room = 1_000_000  # the admission's bound on entries in flight (``admitting``)
         self.actors: KeyedActors[Entry, None] = KeyedActors(
             lambda ctx: Completing(ctx, self), mailbox_capacity=2
         )
@@ -174,3 +175,41 @@ async def test_a_held_key_beyond_the_cap_keeps_its_order(capped: World) -> None:
     assert world.seen_for("stuck") == stuck + later
     for key, expected in others.items():
         assert world.seen_for(key) == expected
+
+
+@pytest.fixture
+async def admitting(tmp_path: Path) -> AsyncIterator[World]:
+    """No actor cap, but a new key gets an actor only while fewer than ``world.room`` (4)
+    entries are in flight (the bridge's admission: the Intercom budget's window, connections)."""
+    async with open_sqlite_journal(tmp_path / "j.db") as journal, trio.open_nursery() as nursery:
+        w = World(journal)
+        w.room = 4
+        w.dispatcher = Dispatcher(
+            journal, w.actors, admit=lambda inflight: inflight < w.room, batch=4,
+            rescan_interval=0.5,
+        )  # fmt: skip
+        await nursery.start(w.actors.run)
+        await nursery.start(w.dispatcher.run)
+        yield w
+        nursery.cancel_scope.cancel()
+
+
+async def test_keys_not_admitted_get_no_actor_and_follow_in_order(admitting: World) -> None:
+    world = admitting
+    ids = {key: await append(world, key, 3) for key in ("a", "b", "c", "d", "e")}
+    more = {key: await append(world, key, 2) for key in ("e", "c", "a")}  # later, interleaved
+    await trio.testing.wait_all_tasks_blocked()
+    # Four entries in flight shut admission: "a" and "b" (two each in the mailbox, the third
+    # held) have an actor, the rest wait in the journal (no actor, no record per key).
+    assert world.actors.statistics().live_actors == 2
+    assert world.dispatcher.inflight == 4
+    world.open("a")  # a key with an actor still gets its entries while admission is shut
+    await world.wait_until(lambda: len(world.seen_for("a")) == 5)
+    assert world.seen_for("a") == ids["a"] + more["a"]
+    world.room = 1_000
+    world.open("b", "c", "d", "e")
+    world.dispatcher.wake()
+    await world.wait_until(lambda: len(world.seen) == 21)
+    for key in ("a", "b", "c", "d", "e"):
+        assert world.seen_for(key) == ids[key] + more.get(key, []), key
+    assert world.dispatcher.inflight == 0

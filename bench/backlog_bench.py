@@ -1,0 +1,552 @@
+"""Backlog benchmark: memory of ``threadline serve`` while N threads wait on a throttled Intercom,
+their release in per-thread order, and a restart with that backlog.
+
+The backlog is built directly in the journal (as ``delivery_bench.py`` builds its): every one of
+N threads has one message pending, and one thread in ``--extra-every`` has two more, appended
+half a stride and a stride of threads later (later webhooks of threads that wait in the journal,
+far beyond the live actors). Each
+thread's contact and conversation exist already (in the sandbox and in the thread's state), so a
+message is one Intercom reply. The entries carry real (past) timestamps, so each thread's first
+entry is also looked for in its conversation before it is sent (crash recovery): a kill -9 must
+not double anything either.
+
+Runs, each a ``threadline serve`` process (SQLite) on core 0, the sandbox Intercom on core 1:
+
+1. **base**: the same settings, an empty journal; its peak RSS (``VmHWM``) is the fixed base.
+2. **throttled**: the sandbox allows 1 request per 10-second window; the bridge loads the
+   backlog and settles (its live actors stop changing), then waits ``--hold`` seconds more.
+   Peak RSS; bytes per waiting thread = (peak - base) / N.
+3. **released**: the throttle is lifted through the sandbox control API
+   (``POST /intercom/_sandbox/config``); for ``--release`` seconds the parts that reach the
+   sandbox are checked: per-thread order, no duplicates. Peak RSS again (throttled and released).
+4. **restart**: the process is killed (SIGKILL) and started again on the remaining backlog: time
+   from the start to ``/readyz`` 200 and to the first new delivery; order and duplicates are
+   checked across both runs for ``--release`` seconds more.
+
+Targets (issue 20): peak RSS <= 500 MB; <= 0.5 KB per waiting thread beyond the base; 0 order
+violations and 0 duplicates; ready and first delivery <= 2 s after a restart.
+
+Run: ``.venv/bin/python bench/backlog_bench.py [--quick] [--threads N] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors.bridge import (  # noqa: E402
+    InboundJob,
+    ThreadState,
+    conversation_index_key,
+    encode_job,
+    thread_state_key,
+)
+from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
+from channels import InboundMessage, parse_whatsapp  # noqa: E402
+from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
+from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
+
+MIB = 1024 * 1024
+RSS_TARGET = 500 * 1000 * 1000
+PER_THREAD_TARGET = 512
+RESTART_TARGET = 2.0
+_MARK = "9999999"  # the thread number in the template messages (replaced per thread)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _phone(thread: int | str) -> str:
+    return f"1555{thread:07d}" if isinstance(thread, int) else f"1555{thread}"
+
+
+# --- the sandbox process -------------------------------------------------------------------------
+
+
+async def serve_sandbox(port: int, threads: int, seeds: Path, rate_limit: int | None) -> None:
+    """A sandbox whose first ``threads`` contacts and conversations exist already."""
+    app = SandboxApp()
+    state = app.intercom.core.state
+    now = time.time()
+    pairs = []
+    for t in range(threads):
+        contact = state.create_contact(
+            {"role": "lead", "phone": f"+{_phone(t)}", "name": f"Backlog {t}"}, now, strict=False
+        )
+        conversation = state.create_conversation(contact, "seed", [], now)
+        pairs.append((contact.id, conversation.id))
+    await trio.Path(seeds).write_text(json.dumps({"pairs": pairs, "parts": len(state.part_log)}))
+    if rate_limit is not None:
+        app.intercom.configure(rate_limit=rate_limit, rate_window_seconds=10.0)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_asgi, app, hypercorn_config(f"127.0.0.1:{port}"))
+        app.intercom.public_url = address.url + "/intercom"
+        print("ready", flush=True)
+
+
+class Process:
+    """A child process pinned to one core."""
+
+    def __init__(
+        self, args: list[str], core: int, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        with open(os.devnull if log is None else log, "ab") as errors:
+            self.popen = subprocess.Popen(  # noqa: S603 - this script or our CLI, fixed arguments
+                ["taskset", "-c", str(core), sys.executable, *args],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+            )
+
+    def wait_line(self, expected: str) -> None:
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline().decode().strip()
+        if line != expected:
+            raise RuntimeError(f"expected {expected!r}, got {line!r}")
+
+    def status(self, field: str) -> int:
+        """A ``/proc/<pid>/status`` size in bytes (``VmRSS``, ``VmHWM``), 0 once gone."""
+        try:
+            text = Path(f"/proc/{self.popen.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+class Sandbox:
+    def __init__(self, workdir: Path, threads: int, rate_limit: int | None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        seeds = workdir / "seeds.json"
+        args = [__file__, "--sandbox-serve", str(self.port), "--seed-threads", str(threads),
+                "--seeds", str(seeds)]  # fmt: skip
+        if rate_limit is not None:
+            args += ["--rate-limit", str(rate_limit)]
+        self.process = Process(args, core=1)
+        self.process.wait_line("ready")
+        data = json.loads(seeds.read_text())
+        self.pairs: list[tuple[str, str]] = [tuple(p) for p in data["pairs"]]
+        self.cursor: int = data["parts"]
+
+    def configure(self, **changes: Any) -> None:  # noqa: ANN401 - the sandbox validates them
+        answer = httpx.post(f"{self.url}/intercom/_sandbox/config", json=changes, timeout=30)
+        answer.raise_for_status()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# --- the journal backlog -------------------------------------------------------------------------
+
+
+def _template(seq: int) -> tuple[str, bytes]:
+    """The key and payload of message ``seq`` of the thread numbered :data:`_MARK`."""
+    hook = whatsapp_webhook(
+        SANDBOX_SECRETS.whatsapp_app_secret,
+        SANDBOX_SECRETS.whatsapp_phone_number_id,
+        [
+            WhatsAppInbound(
+                from_phone=_phone(_MARK),
+                text=f"[backlog {_MARK}:{seq}] message {seq} of thread {_MARK}",
+                message_id=f"wamid.backlog{_MARK}{seq:06d}",
+            )
+        ],
+    )
+    (event,) = parse_whatsapp(hook.body)
+    assert isinstance(event, InboundMessage)
+    payload = encode_job(InboundJob(message=event, received_at=time.time()))
+    return str(event.key), payload
+
+
+async def fill_journal(path: Path, pairs: list[tuple[str, str]], extra_every: int) -> int:
+    """Thread states, one pending message per thread, then two more for every
+    ``extra_every``-th thread; returns the number of entries."""
+    journal = SQLiteJournal(path)
+    templates = [_template(seq) for seq in range(3)]
+    for key, payload in templates:
+        assert key.count(_MARK) == 1, key
+        assert payload.count(_MARK.encode()) >= 3, payload
+    count = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(journal.run)
+        state: dict[str, bytes | None] = {}
+        batch: list[NewEntry] = []
+
+        async def add(thread: int, seq: int) -> None:
+            nonlocal batch, count
+            number = f"{thread:07d}"
+            key, payload = templates[seq]
+            batch.append(
+                NewEntry(
+                    key.replace(_MARK, number),
+                    f"whatsapp:backlog:{thread}:{seq}",
+                    payload.replace(_MARK.encode(), number.encode()),
+                )
+            )
+            count += 1
+            if len(batch) >= 5000:
+                await journal.append(batch)
+                batch = []
+
+        for t, (contact_id, conversation_id) in enumerate(pairs):
+            key = templates[0][0].replace(_MARK, f"{t:07d}")
+            state[thread_state_key(key)] = ThreadState(
+                contact_id=contact_id, conversation_id=conversation_id
+            ).encode()
+            state[conversation_index_key(conversation_id)] = key.encode()
+            if len(state) >= 20_000:
+                await journal.put_state(state)
+                state = {}
+        if state:
+            await journal.put_state(state)
+        # A sampled thread's later messages arrive while the backlog waits: message 1 half a
+        # stride of threads after its first, message 2 a whole stride after it.
+        threads, half = len(pairs), extra_every // 2
+        for t in range(threads):
+            await add(t, 0)
+            if t >= half and (t - half) % extra_every == 0:
+                await add(t - half, 1)
+            if t >= extra_every and (t - extra_every) % extra_every == 0:
+                await add(t - extra_every, 2)
+        for seq, lag in ((1, half), (2, extra_every)):
+            for t in range(max(0, threads - lag), threads):
+                if t % extra_every == 0:
+                    await add(t, seq)
+        if batch:
+            await journal.append(batch)
+        nursery.cancel_scope.cancel()
+    return count
+
+
+# --- the bridge process and the checks -----------------------------------------------------------
+
+
+class Bridge:
+    def __init__(self, workdir: Path, sandbox: Sandbox, database: Path, **extra: str) -> None:
+        bind = f"127.0.0.1:{_free_port()}"
+        metrics = f"127.0.0.1:{_free_port()}"
+        self.url = f"http://{bind}"
+        self.metrics_url = f"http://{metrics}/metrics"
+        self.env = {
+            **os.environ,
+            **sandbox_settings_env(sandbox.url, self.url),
+            "THREADLINE_DATABASE_URL": f"sqlite:///{database}",
+            "THREADLINE_BIND": bind,
+            "THREADLINE_METRICS_BIND": metrics,
+            "THREADLINE_MEDIA_DIR": str(workdir / "media"),
+            "THREADLINE_LOG_FORMAT": "json",
+            "THREADLINE_LOG_LEVEL": "WARNING",
+            # The bridge's own budget must not be what limits the release: the sandbox's is.
+            "THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW": "1000000",
+            **extra,
+        }
+        self.process: Process | None = None
+        self.started = 0.0
+        self.log = workdir / "bridge.log"
+
+    def start(self) -> None:
+        self.started = time.time()
+        self.process = Process(["-m", "actors", "serve"], core=0, env=self.env, log=self.log)
+
+    async def wait_ready(self) -> float:
+        """Seconds from the start to ``/readyz`` 200."""
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            with trio.fail_after(300):
+                while True:
+                    try:
+                        if (await http.get(self.url + "/readyz")).status_code == 200:
+                            return time.time() - self.started
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.005)
+
+    async def metric(self, name: str) -> float | None:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                text = (await http.get(self.metrics_url)).text
+        except httpx.TransportError:
+            return None
+        for line in text.splitlines():
+            if line.startswith((name + "{", name + " ")):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def rss(self) -> int:
+        assert self.process is not None
+        return self.process.status("VmRSS")
+
+    def peak(self) -> int:
+        assert self.process is not None
+        return self.process.status("VmHWM")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None:
+            self.process.stop(sig)
+
+
+class Checker:
+    """Follows the sandbox's parts: per-thread order and duplicates of ``[backlog t:s]``."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.cursor = sandbox.cursor
+        self.seen: set[tuple[int, int]] = set()
+        self.last: dict[int, int] = {}
+        self.out_of_order = 0
+        self.duplicated = 0
+        self.first_at: float | None = None
+        self.later = 0  # messages 1 and 2 of sampled threads: the order check has teeth
+
+    async def poll(self, http: httpx.AsyncClient) -> int:
+        got = (
+            await http.get(
+                "/intercom/_sandbox/parts", params={"since": self.cursor, "limit": 20_000}
+            )
+        ).json()
+        self.cursor = got["next"]
+        new = 0
+        for part in got["parts"]:
+            body = str(part["body"])
+            start = body.find("[backlog ")
+            if start < 0:
+                continue
+            tag = body[start + 9 : body.index("]", start)]
+            thread_text, seq_text = tag.split(":")
+            thread, seq = int(thread_text), int(seq_text)
+            if (thread, seq) in self.seen:
+                self.duplicated += 1
+                continue
+            self.seen.add((thread, seq))
+            self.later += seq > 0
+            if seq < self.last.get(thread, -1):
+                self.out_of_order += 1
+            self.last[thread] = max(seq, self.last.get(thread, -1))
+            if self.first_at is None:
+                self.first_at = time.time()
+            new += 1
+        return new
+
+    async def follow(self, seconds: float, bridge: Bridge, peaks: list[int], enough: int) -> int:
+        """Check what arrives for up to ``seconds``, or until ``enough`` arrived."""
+        delivered = 0
+        async with httpx.AsyncClient(base_url=self.sandbox.url, timeout=30.0) as http:
+            with trio.move_on_after(seconds):
+                while delivered < enough:
+                    got = await self.poll(http)
+                    delivered += got
+                    peaks.append(bridge.peak())
+                    if not got:
+                        await trio.sleep(0.2)
+        return delivered
+
+
+async def settle(bridge: Bridge, hold: float, most: float) -> dict[str, float]:
+    """Wait until the live actors stop changing (4 s), then ``hold`` seconds more."""
+    live, stable = -1.0, 0
+    started = time.time()
+    with trio.move_on_after(most):
+        while stable < 4:
+            await trio.sleep(1.0)
+            now = await bridge.metric("threadline_actors_live")
+            if now is None:
+                continue
+            stable = stable + 1 if now == live else 0
+            live = now
+    settled = time.time() - started
+    await trio.sleep(hold)
+    return {"live_actors": live, "settle_s": settled}
+
+
+# --- the scenario --------------------------------------------------------------------------------
+
+
+def run(
+    threads: int,
+    extra_every: int,
+    hold: float,
+    release: float,
+    enough: int,
+    *,
+    keep: bool = False,
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="threadline-backlog-bench-"))
+    out: dict[str, Any] = {"threads": threads}
+    sandbox = Sandbox(tmp, threads, rate_limit=1)
+    try:
+        # 1. the base: an empty journal (its schema only), same settings
+        empty = tmp / "empty.db"
+        trio.run(fill_journal, empty, [], extra_every)
+        base = Bridge(tmp, sandbox, empty)
+        base.start()
+        try:
+            out["base_ready_s"] = trio.run(base.wait_ready)
+            trio.run(settle, base, hold, 60.0)
+            out["base_rss"] = base.peak()
+        finally:
+            base.stop()
+        print(f"  base (empty journal): peak RSS {out['base_rss'] / MIB:.0f} MiB", file=sys.stderr)
+
+        # 2. the backlog, throttled
+        database = tmp / "journal.db"
+        started = time.perf_counter()
+        out["entries"] = trio.run(fill_journal, database, sandbox.pairs, extra_every)
+        out["fill_s"] = time.perf_counter() - started
+        print(f"  journal: {out['entries']:,} entries in {out['fill_s']:.0f} s", file=sys.stderr)
+        bridge = Bridge(tmp, sandbox, database)
+        bridge.start()
+        checker = Checker(sandbox)
+        try:
+            out["throttled_ready_s"] = trio.run(bridge.wait_ready)
+            out.update(trio.run(settle, bridge, hold, 600.0))
+            out["throttled_peak_rss"] = bridge.peak()
+            out["throttled_rss"] = bridge.rss()
+            out["per_thread_bytes"] = (out["throttled_peak_rss"] - out["base_rss"]) / threads
+            print(
+                f"  throttled: {out['live_actors']:.0f} live actors, peak RSS "
+                f"{out['throttled_peak_rss'] / MIB:.0f} MiB, "
+                f"{out['per_thread_bytes']:.0f} B per waiting thread beyond the base",
+                file=sys.stderr,
+            )
+
+            # 3. released
+            sandbox.configure(rate_limit=1_000_000)
+            peaks: list[int] = []
+            started = time.perf_counter()
+            out["released_delivered"] = trio.run(checker.follow, release, bridge, peaks, enough)
+            out["released_s"] = time.perf_counter() - started
+            out["peak_rss"] = max([out["throttled_peak_rss"], *peaks])
+            print(
+                f"  released: {out['released_delivered']:,} delivered and checked "
+                f"({out['released_s']:.0f} s), "
+                f"peak RSS {out['peak_rss'] / MIB:.0f} MiB",
+                file=sys.stderr,
+            )
+        finally:
+            bridge.stop(signal.SIGKILL)
+
+        # 4. restart on what is left
+        again = Bridge(tmp, sandbox, database)
+        before = len(checker.seen)
+        again.start()
+        try:
+            checker.first_at = None
+            out["restart_ready_s"], out["restart_first_delivery_s"] = _restart_times(checker, again)
+            peaks = []
+            out["restart_delivered"] = len(checker.seen) - before
+            out["restart_delivered"] += trio.run(checker.follow, release, again, peaks, enough)
+            out["restart_peak_rss"] = max([again.peak(), *peaks])
+        finally:
+            again.stop()
+        out["delivered"] = len(checker.seen)
+        out["out_of_order"] = checker.out_of_order
+        out["duplicated"] = checker.duplicated
+        out["later_delivered"] = checker.later
+    finally:
+        sandbox.stop()
+        if keep:
+            print(f"  kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _restart_times(checker: Checker, bridge: Bridge) -> tuple[float, float]:
+    """Seconds from the start to ``/readyz`` 200 and to the first delivery seen."""
+
+    async def go() -> tuple[float, float]:
+        ready = await bridge.wait_ready()
+        async with httpx.AsyncClient(base_url=checker.sandbox.url, timeout=30.0) as http:
+            with trio.fail_after(120):
+                while checker.first_at is None:
+                    await checker.poll(http)
+                    if checker.first_at is None:
+                        await trio.sleep(0.005)
+        assert checker.first_at is not None
+        return ready, checker.first_at - bridge.started
+
+    return trio.run(go)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="50,000 threads (a smoke test)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("--threads", type=int, help="waiting threads (default 1,000,000)")
+    parser.add_argument("--extra-every", type=int, default=100, help="1 in K threads gets 3")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds waiting after settling")
+    parser.add_argument("--release", type=float, default=180.0, help="most seconds checked")
+    parser.add_argument("--enough", type=int, default=3000, help="deliveries checked per run")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
+    parser.add_argument("--sandbox-serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", help=argparse.SUPPRESS)
+    parser.add_argument("--rate-limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sandbox_serve:
+        trio.run(serve_sandbox, args.sandbox_serve, args.seed_threads, Path(args.seeds),
+                 args.rate_limit)  # fmt: skip
+        return
+    threads = args.threads or (50_000 if args.quick else 1_000_000)
+    print(
+        f"backlog benchmark: {threads:,} threads waiting on a throttled sandbox Intercom; bridge "
+        "(`threadline serve`, SQLite) on core 0, sandbox on core 1"
+    )
+    r = run(threads, args.extra_every, args.hold, args.release, args.enough, keep=args.keep)
+    per_ok = r["per_thread_bytes"] <= PER_THREAD_TARGET
+    rss_ok = r["peak_rss"] <= RSS_TARGET
+    order_ok = r["out_of_order"] == r["duplicated"] == 0 < r["released_delivered"]
+    restart_ok = max(r["restart_ready_s"], r["restart_first_delivery_s"]) <= RESTART_TARGET
+    print(
+        f"  base {r['base_rss'] / MIB:.0f} MiB; throttled peak {r['throttled_peak_rss'] / MIB:.0f}"
+        f" MiB ({r['live_actors']:.0f} live actors); peak incl. release {r['peak_rss'] / MIB:.0f}"
+        f" MiB; restart: ready {r['restart_ready_s']:.2f} s, first delivery "
+        f"{r['restart_first_delivery_s']:.2f} s (base ready {r['base_ready_s']:.2f} s); delivered "
+        f"{r['delivered']:,} ({r['later_delivered']:,} later messages) "
+        f"(out of order {r['out_of_order']}, duplicated {r['duplicated']})"
+    )
+    print(f"  target per_thread: {r['per_thread_bytes']:.0f} B (<= {PER_THREAD_TARGET}) "
+          f"{'ok' if per_ok else 'MISSED'}")  # fmt: skip
+    print(f"  target peak_rss: {r['peak_rss'] / 1e6:.0f} MB (<= 500) "
+          f"{'ok' if rss_ok else 'MISSED'}")  # fmt: skip
+    print(f"  target order: {r['out_of_order']} out of order, {r['duplicated']} duplicated, "
+          f"{r['released_delivered']:,} released {'ok' if order_ok else 'MISSED'}")  # fmt: skip
+    print(f"  target restart: ready {r['restart_ready_s']:.2f} s, first delivery "
+          f"{r['restart_first_delivery_s']:.2f} s (<= 2) "
+          f"{'ok' if restart_ok else 'MISSED'}")  # fmt: skip
+    if args.json:
+        print(json.dumps(r, default=float))
+
+
+if __name__ == "__main__":
+    main()
