@@ -32,6 +32,7 @@ Run: ``.venv/bin/python bench/backlog_bench.py [--quick] [--threads N] [--json]`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -57,10 +58,11 @@ from actors.bridge import (  # noqa: E402
     encode_job,
     thread_state_key,
 )
-from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
+from actors.tools import SANDBOX_SECRETS, sandbox_settings_env  # noqa: E402
+from bench.common import serve_sandbox  # noqa: E402
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
-from runtime import NewEntry, SQLiteJournal, hypercorn_config, serve_asgi  # noqa: E402
+from runtime import NewEntry, SQLiteJournal  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_TARGET = 500 * 1000 * 1000
@@ -80,27 +82,6 @@ def _phone(thread: int | str) -> str:
 
 
 # --- the sandbox process -------------------------------------------------------------------------
-
-
-async def serve_sandbox(port: int, threads: int, seeds: Path, rate_limit: int | None) -> None:
-    """A sandbox whose first ``threads`` contacts and conversations exist already."""
-    app = SandboxApp()
-    state = app.intercom.core.state
-    now = time.time()
-    pairs = []
-    for t in range(threads):
-        contact = state.create_contact(
-            {"role": "lead", "phone": f"+{_phone(t)}", "name": f"Backlog {t}"}, now, strict=False
-        )
-        conversation = state.create_conversation(contact, "seed", [], now)
-        pairs.append((contact.id, conversation.id))
-    await trio.Path(seeds).write_text(json.dumps({"pairs": pairs, "parts": len(state.part_log)}))
-    if rate_limit is not None:
-        app.intercom.configure(rate_limit=rate_limit, rate_window_seconds=10.0)
-    async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, app, hypercorn_config(f"127.0.0.1:{port}"))
-        app.intercom.public_url = address.url + "/intercom"
-        print("ready", flush=True)
 
 
 class Process:
@@ -514,8 +495,8 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sandbox_serve:
-        trio.run(serve_sandbox, args.sandbox_serve, args.seed_threads, Path(args.seeds),
-                 args.rate_limit)  # fmt: skip
+        seeded = functools.partial(serve_sandbox, phone=_phone, name="Backlog")
+        trio.run(seeded, args.sandbox_serve, args.seed_threads, Path(args.seeds), args.rate_limit)
         return
     threads = args.threads or (50_000 if args.quick else 1_000_000)
     print(

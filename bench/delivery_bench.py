@@ -56,7 +56,8 @@ from actors.bridge import (  # noqa: E402
     encode_job,
     thread_state_key,
 )
-from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env  # noqa: E402
+from actors.tools import SANDBOX_SECRETS, sandbox_settings_env  # noqa: E402
+from bench.common import cpu_seconds, serve_sandbox  # noqa: E402
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom import PooledTransport  # noqa: E402
@@ -64,8 +65,6 @@ from runtime import (  # noqa: E402
     NewEntry,
     PostgresJournal,
     SQLiteJournal,
-    hypercorn_config,
-    serve_asgi,
 )
 
 CONNECTIONS = 64
@@ -78,27 +77,6 @@ def _free_port() -> int:
 
 
 # --- the sandbox process -------------------------------------------------------------------------
-
-
-async def serve_sandbox(port: int, threads: int, seeds: Path, rate_limit: int | None) -> None:
-    """A sandbox whose first ``threads`` contacts and conversations exist already."""
-    app = SandboxApp()
-    state = app.intercom.core.state
-    now = time.time()
-    pairs = []
-    for t in range(threads):
-        contact = state.create_contact(
-            {"role": "lead", "phone": f"+1555{t:07d}", "name": f"Bench {t}"}, now, strict=False
-        )
-        conversation = state.create_conversation(contact, "seed", [], now)
-        pairs.append((contact.id, conversation.id))
-    await trio.Path(seeds).write_text(json.dumps({"pairs": pairs, "parts": len(state.part_log)}))
-    if rate_limit is not None:
-        app.intercom.configure(rate_limit=rate_limit, rate_window_seconds=10.0)
-    async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, app, hypercorn_config(f"127.0.0.1:{port}"))
-        app.intercom.public_url = address.url + "/intercom"
-        print("ready", flush=True)
 
 
 def _store_of(env: dict[str, str] | None) -> str:
@@ -254,29 +232,6 @@ def bridge_env(
         **extra,
     }
     return env, f"http://{bind}", f"http://{metrics}"
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` and all their descendants (a load-independent
-    figure on a shared machine: what the work cost, not how long it waited for a core)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    seen: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 def postmaster_pids(database_url: str | None) -> list[int]:

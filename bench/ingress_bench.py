@@ -43,6 +43,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_seconds  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402 - after the path setup
 
 SECRET = "bench-whatsapp-app-secret"  # noqa: S105 - a benchmark fixture
@@ -406,28 +407,6 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` and all their descendants."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    seen: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def _postmaster_pid(database_url: str) -> list[int]:
     """The throwaway server's postmaster (its data directory's postmaster.pid), if it is ours."""
     port = database_url.rsplit(":", 1)[1].split("/")[0]
@@ -485,9 +464,9 @@ def workers_scaling(args: argparse.Namespace) -> None:
                     _wait_ready([metrics + i for i in range(workers)], port)
                     pg = _postmaster_pid(url)
                     load = _uptime()
-                    before = (_cpu_seconds([serve.pid]), _cpu_seconds(pg))
+                    before = (cpu_seconds([serve.pid]), cpu_seconds(pg))
                     result = run_wrk(port, batches[r, workers], script, seconds, pin=None)
-                    after = (_cpu_seconds([serve.pid]), _cpu_seconds(pg))
+                    after = (cpu_seconds([serve.pid]), cpu_seconds(pg))
                 finally:
                     serve.terminate()
                     try:
