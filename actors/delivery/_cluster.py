@@ -356,7 +356,11 @@ class Cluster:
             await trio.sleep(self._poll)
             if self._fences and not self._store.session_holds(self.node_id):
                 if any(time.monotonic() < until for until in self._valid_until.values()):
-                    logger.warning("cluster: lease session lost; deliveries wait for a renewal")
+                    # The same kind as the tick's outage warning: one outage, one warning.
+                    self._repeats.log(
+                        logger, logging.WARNING, "journal",
+                        "cluster: lease session lost; deliveries wait for a renewal",
+                    )  # fmt: skip
                 for partition in self._fences:
                     self._valid_until[partition] = 0.0
                     for scope in self._guards.get(partition, ()):
