@@ -1,14 +1,17 @@
-"""What several benchmark scripts share: the seeded sandbox process and CPU accounting.
+"""What several benchmark scripts share: the seeded sandbox process, CPU accounting, the
+machine's load and throwaway PostgreSQL databases.
 
 The scripts put the repository's root on ``sys.path`` and import this as ``bench.common``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import trio
@@ -16,7 +19,7 @@ import trio
 from actors.tools import SandboxApp
 from runtime import hypercorn_config, serve_asgi
 
-__all__ = ["cpu_seconds", "serve_sandbox"]
+__all__ = ["cpu_seconds", "postgres", "serve_sandbox", "uptime"]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -70,3 +73,21 @@ async def serve_sandbox(
         address = await nursery.start(serve_asgi, app, hypercorn_config(f"127.0.0.1:{port}"))
         app.intercom.public_url = address.url + "/intercom"
         print("ready", flush=True)
+
+
+@contextlib.contextmanager
+def postgres(url: str | None, cpus: str | None = "0") -> Iterator[Callable[[], str]]:
+    """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
+    as SQLite's ``synchronous=FULL``) pinned to ``cpus`` (None: not pinned)."""
+    if url is not None:
+        yield lambda: url
+        return
+    from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
+
+    with throwaway_server(durable=True, cpus=cpus) as server:
+        yield server.create_database
+
+
+def uptime() -> str:
+    """``uptime``'s line: the machine's load when a figure was taken."""
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

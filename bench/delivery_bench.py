@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ from actors.bridge import (  # noqa: E402
     thread_state_key,
 )
 from actors.tools import SANDBOX_SECRETS, sandbox_settings_env  # noqa: E402
-from bench.common import cpu_seconds, serve_sandbox  # noqa: E402
+from bench.common import cpu_seconds, postgres, serve_sandbox, uptime  # noqa: E402
 from channels import InboundMessage, parse_whatsapp  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from intercom import PooledTransport  # noqa: E402
@@ -477,7 +477,7 @@ def scenario_e2e(
                 )  # fmt: skip
             finally:
                 sandbox.stop()
-        loads.append(_uptime())
+        loads.append(uptime())
         print(
             f"  e2e round {r + 1}: bare {bare_rates[-1]:,.0f}/s, bridge "
             f"{bridge_results[-1]['rate']:,.0f}/s"
@@ -744,23 +744,6 @@ def main() -> None:
             else None
         )
         report(args, new_database)
-
-
-@contextlib.contextmanager
-def postgres(url: str | None, cpus: str = "0") -> Iterator[Callable[[], str]]:
-    """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
-    as SQLite's ``synchronous=FULL``) pinned to ``cpus`` (the bridge's core 0 by default)."""
-    if url is not None:
-        yield lambda: url
-        return
-    from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
-
-    with throwaway_server(durable=True, cpus=cpus) as server:
-        yield server.create_database
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def report(args: argparse.Namespace, new_database: Callable[[], str] | None) -> None:

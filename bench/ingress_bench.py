@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu_seconds  # noqa: E402
+from bench.common import cpu_seconds, postgres, uptime  # noqa: E402
 from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402 - after the path setup
 
 SECRET = "bench-whatsapp-app-secret"  # noqa: S105 - a benchmark fixture
@@ -390,23 +390,6 @@ def freeze_pairs(pairs: int, rate: float, seconds: float) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def postgres(url: str | None, cpus: str | None) -> Iterator[Callable[[], str]]:
-    """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
-    as SQLite's ``synchronous=FULL``) pinned to ``cpus``."""
-    if url is not None:
-        yield lambda: url
-        return
-    from tests.postgres import throwaway_server  # the suite's fixture, outside pytest
-
-    with throwaway_server(durable=True, cpus=cpus) as server:
-        yield server.create_database
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
 def _postmaster_pid(database_url: str) -> list[int]:
     """The throwaway server's postmaster (its data directory's postmaster.pid), if it is ours."""
     port = database_url.rsplit(":", 1)[1].split("/")[0]
@@ -463,7 +446,7 @@ def workers_scaling(args: argparse.Namespace) -> None:
                 try:
                     _wait_ready([metrics + i for i in range(workers)], port)
                     pg = _postmaster_pid(url)
-                    load = _uptime()
+                    load = uptime()
                     before = (cpu_seconds([serve.pid]), cpu_seconds(pg))
                     result = run_wrk(port, batches[r, workers], script, seconds, pin=None)
                     after = (cpu_seconds([serve.pid]), cpu_seconds(pg))
@@ -499,7 +482,7 @@ def workers_scaling(args: argparse.Namespace) -> None:
             + ("   (baseline)" if workers == 1 else f"   {ratio:.2f} x one worker")
         )
     print(f"  target workers2_vs_1: {ratio:.2f} (>= 1.6) {'ok' if ratio >= 1.6 else 'MISSED'}")
-    print(f"  uptime at the end: {_uptime()}")
+    print(f"  uptime at the end: {uptime()}")
     if args.json:
         print(json.dumps({"workers": {str(w): b for w, b in best.items()}, "ratio": ratio}))
     shutil.rmtree(tmp, ignore_errors=True)
@@ -613,7 +596,7 @@ def saturate(args: argparse.Namespace, new_database: Callable[[], str] | None) -
             workdir = tmp / f"{kind}-{r}"
             workdir.mkdir()
             server = start(kind, workdir)
-            loads[kind].append(_uptime())
+            loads[kind].append(uptime())
             try:
                 result = run_wrk(server.port, batches[r], script, seconds)
             finally:
