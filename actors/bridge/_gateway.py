@@ -57,7 +57,6 @@ class Gateway:
     ) -> None:
         """``views``: each channel's settings views (``Settings.channel_views()``)."""
         self._clients: dict[Channel, list[tuple[frozenset[str] | None, ChannelClient]]] = {}
-        self._whatsapp: list[tuple[frozenset[str] | None, WhatsAppClient]] = []
         self.whatsapp_apps: list[tuple[frozenset[str] | None, WhatsAppClient, str | None]] = []
         """Each WhatsApp Cloud API app: the phone_number_ids it owns (None: any), its client
         and its WhatsApp Business Account id (its template catalog), when set."""
@@ -68,7 +67,6 @@ class Gateway:
                 client = spec.client(http, view)
                 owned = spec.accounts(view)
                 if isinstance(client, WhatsAppClient):
-                    self._whatsapp.append((owned, client))
                     waba = getattr(view, "business_account_id", None)
                     self.whatsapp_apps.append((owned, client, waba))
                 if observe is not None:
@@ -82,7 +80,7 @@ class Gateway:
 
     def whatsapp_for(self, account: str) -> WhatsAppClient | None:
         """The WhatsApp Cloud API client of the app that owns phone_number_id ``account``."""
-        return _owner(self._whatsapp, account)
+        return _owner([(owned, client) for owned, client, _ in self.whatsapp_apps], account)
 
     @property
     def channels(self) -> frozenset[Channel]:

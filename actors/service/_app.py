@@ -16,6 +16,7 @@ not finished stay pending in the journal and are delivered after the next start.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -214,6 +215,8 @@ async def run_bridge(
         templates = TemplateCatalog.of_apps(
             gateway.whatsapp_apps, ttl=settings.whatsapp_template_cache_seconds
         )
+        # One profile per business account, built once (every activation asks for its own).
+        profile_of = functools.lru_cache(maxsize=1024)(settings.account_profile)
         services = Services(
             options=ThreadOptions.of(settings),
             journal=journal,
@@ -229,7 +232,7 @@ async def run_bridge(
             ),
             media=_media_store(settings, journal),
             metrics=metrics,
-            profiles=lambda key: settings.account_profile(key.channel, key.account),
+            profiles=lambda key: profile_of(key.channel, key.account),
             templates=templates,
         )
         metrics.add_channels(sorted(c.value for c in services.gateway.channels))
