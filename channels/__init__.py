@@ -87,6 +87,13 @@ from ._markup import provider_length as provider_length
 from ._markup import split_text as split_text
 from ._markup import text_format as text_format
 from ._markup import text_limit as text_limit
+from ._meta import MetaMessagingClient as MetaMessagingClient
+from ._meta import MetaMessagingConfig as MetaMessagingConfig
+from ._meta import classify_instagram_error as classify_instagram_error
+from ._meta import classify_messenger_error as classify_messenger_error
+from ._meta import parse_meta_messaging as parse_meta_messaging
+from ._meta import verify_meta_handshake as verify_meta_handshake
+from ._meta import verify_meta_signature as verify_meta_signature
 from ._model import Channel as Channel
 from ._model import DeliveryStatus as DeliveryStatus
 from ._model import DownloadedMedia as DownloadedMedia
@@ -117,6 +124,8 @@ from ._text import TextLimit as TextLimit
 from ._text import TextRun as TextRun
 from ._text import render_blocks as render_blocks
 from ._text import utf16_length as utf16_length
+from .instagram import InstagramSettings as InstagramSettings
+from .messenger import MessengerSettings as MessengerSettings
 from .telegram import TelegramClient as TelegramClient
 from .telegram import TelegramConfig as TelegramConfig
 from .telegram import TelegramSettings as TelegramSettings
@@ -154,12 +163,16 @@ __all__ = [
     "Ignored",
     "InboundMessage",
     "InlineImage",
+    "InstagramSettings",
     "Location",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",
     "MediaTooLarge",
     "MediaUnavailable",
+    "MessengerSettings",
+    "MetaMessagingClient",
+    "MetaMessagingConfig",
     "OutboundMedia",
     "OutgoingText",
     "OutsideCustomerWindow",
@@ -194,11 +207,14 @@ __all__ = [
     "WhatsAppTemplate",
     "channel_spec",
     "check_json_strings",
+    "classify_instagram_error",
+    "classify_messenger_error",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
     "compose",
     "encode_text",
+    "parse_meta_messaging",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
@@ -215,6 +231,8 @@ __all__ = [
     "twilio_form_params",
     "twilio_signature",
     "utf16_length",
+    "verify_meta_handshake",
+    "verify_meta_signature",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",
