@@ -299,7 +299,8 @@ def parse_meta_messaging(
         return [Ignored(reason=f"{app.name} object {envelope.object[:60]!r} is not bridged")]
     events: list[ParsedEvent] = []
     for entry in envelope.entry:
-        events.extend(_event(app, entry.id, event) for event in entry.messaging)
+        for event in entry.messaging:
+            events.extend(_event(app, entry.id, event, entry.time))
         if entry.standby:
             events.append(
                 Ignored(
@@ -316,57 +317,65 @@ def parse_meta_messaging(
     return events
 
 
-def _event(app: MetaApp, account: str, event: _Event) -> ParsedEvent:
+def _event(app: MetaApp, account: str, event: _Event, entry_time: int | None) -> list[ParsedEvent]:
     name = app.name
-    sent = timestamp(_when(event.timestamp))
+    stamp = event.timestamp if event.timestamp is not None else entry_time
+    sent = timestamp(_when(stamp))
     if event.message is not None and event.message.is_echo:
-        return Ignored(reason=f"{name} echo of the account's own message", what="echo")
+        return [Ignored(reason=f"{name} echo of the account's own message", what="echo")]
     if event.sender.id == account:
-        return Ignored(reason=f"{name} event sent by the account itself", what="echo")
+        return [Ignored(reason=f"{name} event sent by the account itself", what="echo")]
     key = ThreadKey(channel=app.channel, account=account, customer=event.sender.id)
     if event.message is not None:
-        return _message(app, key, event.message, sent)
+        return [_message(app, key, event.message, sent)]
     if event.postback is not None:
         postback = event.postback
         text = postback.title or postback.payload
-        stamp = event.timestamp if event.timestamp is not None else 0
-        return InboundMessage(
-            key=key,
-            provider_message_id=postback.mid or f"postback:{event.sender.id}:{stamp}",
-            sent_at=sent,
-            text=text or None,
-            unsupported=None if text else "postback without a title",
-        )
+        return [
+            InboundMessage(
+                key=key,
+                provider_message_id=postback.mid or f"postback:{event.sender.id}:{stamp or 0}",
+                sent_at=sent,
+                text=text or None,
+                unsupported=None if text else "postback without a title",
+            )
+        ]
     if event.reaction is not None:
         reaction = event.reaction
         emoji = reaction.emoji or reaction.reaction or "?"
         removed = reaction.action == "unreact"
-        stamp = event.timestamp if event.timestamp is not None else 0
-        return InboundMessage(
-            key=key,
-            provider_message_id=f"reaction:{reaction.mid}:{reaction.action[:16]}:{stamp}",
-            sent_at=sent,
-            reply_to=reaction.mid,
-            reaction="" if removed else emoji,
-        )
+        return [
+            InboundMessage(
+                key=key,
+                provider_message_id=f"reaction:{reaction.mid}:{reaction.action[:16]}:{stamp or 0}",
+                sent_at=sent,
+                reply_to=reaction.mid,
+                reaction="" if removed else emoji,
+            )
+        ]
     if event.message_edit is not None:
         edit = event.message_edit
-        return InboundMessage(
-            key=key,
-            provider_message_id=f"{edit.mid}:edited:{edit.num_edit}",
-            sent_at=sent,
-            text=edit.text or None,
-            edited=True,
-            unsupported=None if edit.text else "",
-        )
+        return [
+            InboundMessage(
+                key=key,
+                provider_message_id=f"{edit.mid}:edited:{edit.num_edit}",
+                sent_at=sent,
+                text=edit.text or None,
+                edited=True,
+                unsupported=None if edit.text else "",
+            )
+        ]
     if event.delivery is not None:
-        if not event.delivery.mids:
-            return Ignored(reason=f"{name} delivery up to a watermark", what="receipt")
-        mid = event.delivery.mids[0]  # one status per event: the first message it names
-        return DeliveryStatus(key=key, provider_message_id=mid, status="delivered", at=sent)
+        if not event.delivery.mids:  # "may not be present": nothing to match a send with
+            return [Ignored(reason=f"{name} delivery up to a watermark", what="receipt")]
+        at = sent if stamp is not None else None
+        return [
+            DeliveryStatus(key=key, provider_message_id=mid, status="delivered", at=at)
+            for mid in event.delivery.mids
+        ]
     if event.read is not None:
-        return Ignored(reason=f"{name} read receipt (counted only)", what="receipt")
-    return Ignored(reason=f"{name} messaging event of another kind is not bridged", what="other")
+        return [Ignored(reason=f"{name} read receipt (counted only)", what="receipt")]
+    return [Ignored(reason=f"{name} messaging event of another kind is not bridged")]
 
 
 _MEDIA: Final = {
@@ -419,7 +428,7 @@ def _message(app: MetaApp, key: ThreadKey, msg: _Message, sent: datetime) -> Inb
             )
         elif kind in _LINKS:
             title = payload.title if payload is not None and payload.title else None
-            detail = " ".join(part for part in (title, url) if part)
+            detail = ", ".join(part for part in (title, url) if part)
             lines.append(f"({_LINKS[kind]}{': ' + detail if detail else ''})")
         elif kind == "like_heart":
             lines.append("❤️")
