@@ -91,7 +91,9 @@ from ._meta import MetaMessagingClient as MetaMessagingClient
 from ._meta import MetaMessagingConfig as MetaMessagingConfig
 from ._meta import classify_instagram_error as classify_instagram_error
 from ._meta import classify_messenger_error as classify_messenger_error
-from ._meta import parse_meta_messaging as parse_meta_messaging
+from ._meta import message_body as meta_message_body
+from ._meta import parse_instagram as parse_instagram
+from ._meta import parse_messenger as parse_messenger
 from ._meta import verify_meta_handshake as verify_meta_handshake
 from ._meta import verify_meta_signature as verify_meta_signature
 from ._model import Channel as Channel
@@ -214,7 +216,9 @@ __all__ = [
     "classify_whatsapp_error",
     "compose",
     "encode_text",
-    "parse_meta_messaging",
+    "meta_message_body",
+    "parse_instagram",
+    "parse_messenger",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",

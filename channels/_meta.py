@@ -68,6 +68,8 @@ from ._model import (
 from ._text import Span
 
 __all__ = [
+    "INSTAGRAM",
+    "MESSENGER",
     "META_CDN_SUFFIXES",
     "MetaApp",
     "MetaMessagingClient",
@@ -75,6 +77,8 @@ __all__ = [
     "classify_meta_error",
     "envelope_accounts",
     "message_body",
+    "parse_instagram",
+    "parse_messenger",
     "parse_meta_messaging",
     "verify_meta_handshake",
     "verify_meta_signature",
@@ -539,6 +543,16 @@ def classify_instagram_error(response: httpx.Response) -> ChannelError:
 
 MESSENGER: Final = MetaApp(Channel.MESSENGER, "page", "messenger", _MESSENGER_WINDOW)
 INSTAGRAM: Final = MetaApp(Channel.INSTAGRAM, "instagram", "instagram", _INSTAGRAM_WINDOW)
+
+
+def parse_messenger(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[ParsedEvent]:
+    """:func:`parse_meta_messaging` of a Messenger (``object: page``) webhook."""
+    return parse_meta_messaging(body, MESSENGER, max_bytes=max_bytes)
+
+
+def parse_instagram(body: bytes, *, max_bytes: int = MAX_WEBHOOK_BYTES) -> list[ParsedEvent]:
+    """:func:`parse_meta_messaging` of an Instagram (``object: instagram``) webhook."""
+    return parse_meta_messaging(body, INSTAGRAM, max_bytes=max_bytes)
 
 
 # --- the Send API -----------------------------------------------------------------------------

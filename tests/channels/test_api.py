@@ -72,7 +72,9 @@ EXPECTED = [
     "classify_whatsapp_error",
     "compose",
     "encode_text",
-    "parse_meta_messaging",
+    "meta_message_body",
+    "parse_instagram",
+    "parse_messenger",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
@@ -111,6 +113,7 @@ def test_every_exported_name_exists() -> None:
 
 SANDBOX = [
     "MediaFault",
+    "MetaInbound",
     "ProviderSandbox",
     "SandboxCredentials",
     "SandboxFailure",
@@ -120,6 +123,8 @@ SANDBOX = [
     "WebhookContact",
     "WebhookMedia",
     "WhatsAppInbound",
+    "messenger_delivery_webhook",
+    "meta_webhook",
     "telegram_message_webhook",
     "telegram_update_webhook",
     "twilio_message_webhook",

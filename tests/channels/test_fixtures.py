@@ -27,7 +27,9 @@ from channels import (
     ThreadKey,
     classify_instagram_error,
     classify_messenger_error,
-    parse_meta_messaging,
+    meta_message_body,
+    parse_instagram,
+    parse_messenger,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
@@ -38,9 +40,6 @@ from channels import (
     verify_whatsapp_handshake,
     verify_whatsapp_signature,
 )
-from channels._meta import INSTAGRAM as IG_APP
-from channels._meta import MESSENGER as FB_APP
-from channels._meta import message_body
 
 from .conftest import fixtures_dir
 
@@ -718,14 +717,8 @@ CASES: list[tuple[str, Parser, list[ParsedEvent]]] = [
         for n, e in TWILIO.items()
     ),
     *((f"telegram/{n}", lambda b: parse_telegram(b, BOT), e) for n, e in TELEGRAM.items()),
-    *(
-        (f"messenger/{n}", lambda b: parse_meta_messaging(b, FB_APP), e)
-        for n, e in MESSENGER.items()
-    ),
-    *(
-        (f"instagram/{n}", lambda b: parse_meta_messaging(b, IG_APP), e)
-        for n, e in INSTAGRAM.items()
-    ),
+    *((f"messenger/{n}", parse_messenger, e) for n, e in MESSENGER.items()),
+    *((f"instagram/{n}", parse_instagram, e) for n, e in INSTAGRAM.items()),
 ]
 
 
@@ -929,7 +922,7 @@ def test_meta_send_fixture(name: str) -> None:
     assert isinstance(request, dict)
     sent = request["json"]
     tagged = sent.get("messaging_type") == "MESSAGE_TAG"
-    ours = message_body(sent["recipient"]["id"], sent["message"], human_agent=tagged)
+    ours = meta_message_body(sent["recipient"]["id"], sent["message"], human_agent=tagged)
     assert ours["recipient"] == sent["recipient"]
     assert ours["message"] == sent["message"]
     if "messaging_type" in sent:
