@@ -1,9 +1,13 @@
-"""Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging, Telegram bots, Facebook Messenger
+and Instagram messaging.
 
-One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/`` — holds its webhook side
-(``_webhook.py``), its API side (``_api.py``) and its registry entry (``_channel.py``: the
-settings view and the :class:`ChannelSpec`); the shared pieces (the model, the text model and
-its splitting, decoding, the httpx edge, the error ladder, the errors) stay at this level.
+One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/``, ``messenger/``,
+``instagram/`` — holds its webhook side (``_webhook.py``), its API side (``_api.py``) and its
+registry entry (``_channel.py``: the settings view and the :class:`ChannelSpec`); the shared
+pieces (the model, the text model and its splitting, decoding, the httpx edge, the error
+ladder, the errors, and Meta's messaging platform ``_meta.py``, whose webhook and Send API
+Messenger and Instagram are, and whose signature and handshake WhatsApp uses) stay at this
+level.
 :data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
 rules from: its route, whether it receives and sends with its settings view, its webhook's
 verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
@@ -48,6 +52,11 @@ rejection's ``reason`` is one line)::
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
                              parse_telegram(body, telegram_bot_id(bot_token),
                                             groups=THREADLINE_TELEGRAM_GROUPS)
+
+    GET  /webhooks/messenger  verify_meta_handshake(query, verify_token) → 200 text/plain
+    POST /webhooks/messenger  verify_meta_signature(body, X-Hub-Signature-256, app_secret)
+                              parse_messenger(body)   (Messenger and Instagram share
+    GET, POST /webhooks/instagram  … parse_instagram(body)  channels/_meta.py)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
