@@ -92,6 +92,7 @@ ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
     "whatsapp_handshake": URL_FAMILIES,
+    "messenger_handshake": URL_FAMILIES,
     "media": URL_FAMILIES,
     "probes": URL_FAMILIES,
 }
@@ -453,8 +454,8 @@ def _q(text: str) -> str:
     return quote(text.encode("utf-8", "surrogatepass"), safe="")
 
 
-def handshake_cases(family: str) -> st.SearchStrategy[Case]:
-    token = SANDBOX_SECRETS.whatsapp_verify_token
+def handshake_cases(family: str, channel: str = "whatsapp") -> st.SearchStrategy[Case]:
+    token = getattr(SANDBOX_SECRETS, f"{channel}_verify_token")
 
     @st.composite
     def case(draw: st.DrawFn) -> Case:
@@ -466,7 +467,7 @@ def handshake_cases(family: str) -> st.SearchStrategy[Case]:
         fields = draw(st.permutations(fields))[: draw(st.integers(0, 3))]
         query = "&".join(f"{_q(k)}={_q(v)}" for k, v in fields).encode()
         query = draw(st.one_of(st.just(query), st.binary(max_size=300)))
-        return Case("GET", "/webhooks/whatsapp", {}, b"", query, authentic=given == token)
+        return Case("GET", f"/webhooks/{channel}", {}, b"", query, authentic=given == token)
 
     return case()
 
@@ -498,6 +499,8 @@ def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
         return twilio_cases(family)
     if route == "whatsapp_handshake":
         return handshake_cases(family)
+    if route == "messenger_handshake":
+        return handshake_cases(family, "messenger")
     if route == "media":
         return media_cases(family)
     return probe_cases(family)
