@@ -142,6 +142,9 @@ def _meta(
     CURRENT_CREDENTIAL.set(token)
     if len(parts) == 3 and parts[2] == "messages" and request.method == "POST":
         return _send(channel, state, parts[1], request.body, linked)
+    if len(parts) == 2 and parts[1] == "me" and request.method == "GET":  # the token's Page
+        account = state.credentials.meta_account(channel)
+        return json_response(200, {"id": account, "name": "Threadline Sandbox"})
     return _error(channel, 400, 100, "Unsupported post request. Object does not exist")
 
 

@@ -61,6 +61,10 @@ class SandboxCredentials(BaseModel):
     """Tokens of further Telegram bots."""
     messenger_page_access_token: str = "sandbox-messenger-page-token"  # noqa: S105 - public fake
     instagram_access_token: str = "sandbox-instagram-access-token"  # noqa: S105 - public fake
+    messenger_page_id: str = "682498302938465"
+    """The Page ``GET /me`` names for the Page access token."""
+    instagram_account_id: str = "17841400000000001"
+    """The professional account ``GET /me`` names for the Instagram token."""
     meta_human_agent: bool = True
     """Whether the Meta app has the Human Agent permission (``MESSAGE_TAG`` ``HUMAN_AGENT``
     sends are refused with error 200 without it)."""
@@ -83,6 +87,12 @@ class SandboxCredentials(BaseModel):
         if channel is Channel.INSTAGRAM:
             return self.instagram_access_token
         return self.messenger_page_access_token
+
+    def meta_account(self, channel: Channel) -> str:
+        """The Page (Instagram account) the fake's Messenger (Instagram) token is of."""
+        if channel is Channel.INSTAGRAM:
+            return self.instagram_account_id
+        return self.messenger_page_id
 
     @property
     def twilio_accounts(self) -> dict[str, str]:
