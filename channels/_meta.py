@@ -657,12 +657,12 @@ class MetaMessagingClient:
     async def send_media(
         self, key: ThreadKey, media: OutboundMedia, *, caption: str | None = None
     ) -> str:
-        """Send an attachment by URL (``media.url``: the bridge's public link); a caption is
-        sent first as a text of its own."""
+        """Send an attachment by URL (``media.url``: the bridge's public link). It carries no
+        caption (:meth:`caption_fits` says so: the text goes as its own message)."""
+        if caption:
+            raise ValueError(f"{self._app.name} attachments carry no caption: send it as text")
         if media.url is None:
             raise SendRejected(f"{self._app.name} attachments are sent by URL: none given")
-        if caption:
-            await self.send_text(key, caption)
         attachment = {"type": attachment_type(media.mime_type), "payload": {"url": media.url}}
         return await self._post(key, {"attachment": attachment})
 

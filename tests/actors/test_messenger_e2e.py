@@ -187,3 +187,17 @@ async def test_handshake_and_refused_webhooks(stack: Stack) -> None:
     )  # fmt: skip
     assert unsigned.status_code == 401
     assert stack.conversations() == []
+
+
+async def test_teammate_attachment_goes_by_url_after_the_text(stack: Stack) -> None:
+    await stack.meta(Channel.MESSENGER, PSID, "send me the receipt")
+    await eventually(lambda: settled(stack, 1))
+    await stack.sandbox.intercom.teammates.reply(
+        str(only(stack)["id"]), "Here it is", admin_id="991267602",
+        attachments=[("receipt.png", "image/png", PNG)],
+    )  # fmt: skip
+    await eventually(lambda: len(stack.sent()) >= 2 and stack.node.dispatcher.inflight == 0)
+    text, image = stack.sent()
+    assert (text.type, text.text) == ("text", "Grace Teammate: Here it is")
+    assert (image.type, image.mime_type) == ("image", "image/png")
+    assert image.media_url is not None  # Meta fetched it from the URL the bridge gave
