@@ -1,9 +1,13 @@
-"""Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging, Telegram bots, Facebook Messenger
+and Instagram messaging.
 
-One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/`` — holds its webhook side
-(``_webhook.py``), its API side (``_api.py``) and its registry entry (``_channel.py``: the
-settings view and the :class:`ChannelSpec`); the shared pieces (the model, the text model and
-its splitting, decoding, the httpx edge, the error ladder, the errors) stay at this level.
+One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/``, ``messenger/``,
+``instagram/`` — holds its webhook side (``_webhook.py``), its API side (``_api.py``) and its
+registry entry (``_channel.py``: the settings view and the :class:`ChannelSpec`); the shared
+pieces (the model, the text model and its splitting, decoding, the httpx edge, the error
+ladder, the errors, and Meta's messaging platform ``_meta.py``, whose webhook and Send API
+Messenger and Instagram are, and whose signature and handshake WhatsApp uses) stay at this
+level.
 :data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
 rules from: its route, whether it receives and sends with its settings view, its webhook's
 verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
@@ -49,6 +53,11 @@ rejection's ``reason`` is one line)::
                              parse_telegram(body, telegram_bot_id(bot_token),
                                             groups=THREADLINE_TELEGRAM_GROUPS)
 
+    GET  /webhooks/messenger  verify_meta_handshake(query, verify_token) → 200 text/plain
+    POST /webhooks/messenger  verify_meta_signature(body, X-Hub-Signature-256, app_secret)
+                              parse_messenger(body)   (Messenger and Instagram share
+    GET, POST /webhooks/instagram  … parse_instagram(body)  channels/_meta.py)
+
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
     on ``provider_message_id`` (statuses on ``(provider_message_id, status)``).
@@ -87,6 +96,15 @@ from ._markup import provider_length as provider_length
 from ._markup import split_text as split_text
 from ._markup import text_format as text_format
 from ._markup import text_limit as text_limit
+from ._meta import MetaMessagingClient as MetaMessagingClient
+from ._meta import MetaMessagingConfig as MetaMessagingConfig
+from ._meta import classify_instagram_error as classify_instagram_error
+from ._meta import classify_messenger_error as classify_messenger_error
+from ._meta import message_body as meta_message_body
+from ._meta import parse_instagram as parse_instagram
+from ._meta import parse_messenger as parse_messenger
+from ._meta import verify_meta_handshake as verify_meta_handshake
+from ._meta import verify_meta_signature as verify_meta_signature
 from ._model import Channel as Channel
 from ._model import DeliveryStatus as DeliveryStatus
 from ._model import DownloadedMedia as DownloadedMedia
@@ -117,6 +135,8 @@ from ._text import TextLimit as TextLimit
 from ._text import TextRun as TextRun
 from ._text import render_blocks as render_blocks
 from ._text import utf16_length as utf16_length
+from .instagram import InstagramSettings as InstagramSettings
+from .messenger import MessengerSettings as MessengerSettings
 from .telegram import TelegramClient as TelegramClient
 from .telegram import TelegramConfig as TelegramConfig
 from .telegram import TelegramSettings as TelegramSettings
@@ -154,12 +174,16 @@ __all__ = [
     "Ignored",
     "InboundMessage",
     "InlineImage",
+    "InstagramSettings",
     "Location",
     "MediaHostForbidden",
     "MediaKind",
     "MediaRef",
     "MediaTooLarge",
     "MediaUnavailable",
+    "MessengerSettings",
+    "MetaMessagingClient",
+    "MetaMessagingConfig",
     "OutboundMedia",
     "OutgoingText",
     "OutsideCustomerWindow",
@@ -194,11 +218,16 @@ __all__ = [
     "WhatsAppTemplate",
     "channel_spec",
     "check_json_strings",
+    "classify_instagram_error",
+    "classify_messenger_error",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_whatsapp_error",
     "compose",
     "encode_text",
+    "meta_message_body",
+    "parse_instagram",
+    "parse_messenger",
     "parse_telegram",
     "parse_twilio",
     "parse_whatsapp",
@@ -215,6 +244,8 @@ __all__ = [
     "twilio_form_params",
     "twilio_signature",
     "utf16_length",
+    "verify_meta_handshake",
+    "verify_meta_signature",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_whatsapp_handshake",

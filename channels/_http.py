@@ -81,11 +81,23 @@ def origins(urls: Iterable[str]) -> frozenset[Origin]:
     return frozenset(result)
 
 
-def check_allowed(url: str | httpx.URL, allowed: frozenset[Origin]) -> Origin:
+def check_allowed(
+    url: str | httpx.URL, allowed: frozenset[Origin], suffixes: tuple[str, ...] = ()
+) -> Origin:
+    """The URL's origin when it is allowed: one of ``allowed``, or an ``https`` origin on port
+    443 whose host is one of ``suffixes`` or ends with ``.`` and one of them (a CDN's hosts,
+    such as Meta's ``scontent-*.xx.fbcdn.net``)."""
     found = origin_of(url)
-    if found not in allowed:
+    if found not in allowed and not _under(found, suffixes):
         raise MediaHostForbidden(f"media host {found.host}:{found.port} is not allowed")
     return found
+
+
+def _under(origin: Origin, suffixes: tuple[str, ...]) -> bool:
+    if origin.scheme != "https" or origin.port != 443:
+        return False
+    host = origin.host.rstrip(".")
+    return any(host == suffix or host.endswith("." + suffix) for suffix in suffixes)
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -147,8 +159,10 @@ async def fetch_capped(
     max_bytes: int,
     what: str,
     auth_for: Mapping[Origin, Mapping[str, str]] | None = None,
+    allowed_suffixes: tuple[str, ...] = (),
 ) -> tuple[bytes, str | None]:
-    """GET ``url`` following redirects only within ``allowed``, reading at most ``max_bytes``.
+    """GET ``url`` following redirects only within ``allowed`` (and the https hosts under
+    ``allowed_suffixes``, see :func:`check_allowed`), reading at most ``max_bytes``.
 
     Headers in ``auth_for[origin]`` are sent only to that origin, so credentials never follow a
     redirect elsewhere (the injected client must carry no default auth headers of its own).
@@ -164,7 +178,7 @@ async def fetch_capped(
     origin_of(url)  # a malformed URL is refused before httpx sees it
     target = httpx.URL(url)
     for _ in range(_MAX_REDIRECTS + 1):
-        origin = check_allowed(target, allowed)
+        origin = check_allowed(target, allowed, allowed_suffixes)
         headers = {"Accept-Encoding": "identity", **(auth_for or {}).get(origin, {})}
         request = client.build_request("GET", target, headers=headers)
         async with transport_errors(what):

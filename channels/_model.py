@@ -32,6 +32,8 @@ class Channel(enum.StrEnum):
     WHATSAPP = "whatsapp"
     TWILIO = "twilio"
     TELEGRAM = "telegram"
+    MESSENGER = "messenger"
+    INSTAGRAM = "instagram"
 
 
 def _utc(value: datetime) -> datetime:
@@ -54,7 +56,9 @@ class ThreadKey(_Frozen):
     Twilio's ``whatsapp:`` channel prefix) or the Telegram bot id; it never contains ``:``.
     ``customer`` is the WhatsApp wa_id (or business-scoped user id), the Twilio ``From``
     address *with* its channel prefix (so SMS and Twilio-WhatsApp threads differ), or the
-    Telegram chat id. ``str(key)`` is the stable form ``"{channel}:{account}:{customer}"``.
+    Telegram chat id; on Messenger the Page id and the customer's page-scoped id (PSID), on
+    Instagram the professional account's id and the Instagram-scoped id (IGSID).
+    ``str(key)`` is the stable form ``"{channel}:{account}:{customer}"``.
     """
 
     channel: Channel

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from ._model import Channel
 from ._spec import ChannelSpec
+from .instagram import INSTAGRAM
+from .messenger import MESSENGER
 from .telegram import TELEGRAM
 from .twilio import TWILIO
 from .whatsapp import WHATSAPP
@@ -20,7 +22,7 @@ from .whatsapp import WHATSAPP
 __all__ = ["CHANNELS", "channel_spec"]
 
 CHANNELS: Final[Mapping[Channel, ChannelSpec[Any]]] = MappingProxyType(
-    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM)}
+    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, MESSENGER, INSTAGRAM)}
 )
 """Every channel's spec, in :class:`~channels.Channel` order of registration."""
 

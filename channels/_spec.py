@@ -1,6 +1,7 @@
 """What a channel is to the rest of the bridge: one :class:`ChannelSpec` per provider.
 
-Each provider's subpackage (``channels/whatsapp/``, ``channels/twilio/``, ``channels/telegram/``)
+Each provider's subpackage (``channels/whatsapp/``, ``channels/twilio/``, ``channels/telegram/``,
+``channels/messenger/``, ``channels/instagram/``)
 builds its spec from its own pieces — its settings view, webhook verify+parse, client, limits,
 window rule and markup — and ``channels/_registry.py`` lists the specs, one line each. The
 ingress, the gateway and the outgoing text read a channel's rules from its spec, never from an
@@ -116,6 +117,9 @@ class ChannelSpec(Generic[S]):
     account_route: Callable[[S], str | None] = _no_route
     """A webhook path of the view's own (a Telegram bot of the accounts file); None: the
     channel's :attr:`route`, shared by every view without one."""
+    window_closed: str = "outside WhatsApp's 24-hour customer-service window (a template is needed)"
+    """Why a send the provider refused as outside its messaging window did not go (the
+    teammates' note)."""
 
     @property
     def name(self) -> str:

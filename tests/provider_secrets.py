@@ -26,6 +26,12 @@ REAL_LOOKING: dict[str, str] = {
     "THREADLINE_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
     "THREADLINE_TELEGRAM_BOT_TOKEN": f"{secrets.randbelow(10**10)}:{secrets.token_urlsafe(26)}",
     "THREADLINE_TELEGRAM_SECRET_TOKEN": secrets.token_urlsafe(48),
+    "THREADLINE_MESSENGER_APP_SECRET": secrets.token_hex(16),
+    "THREADLINE_MESSENGER_VERIFY_TOKEN": secrets.token_urlsafe(24),
+    "THREADLINE_MESSENGER_PAGE_ACCESS_TOKEN": "EAAG" + secrets.token_urlsafe(150).replace("-", "a"),
+    "THREADLINE_INSTAGRAM_APP_SECRET": secrets.token_hex(16),
+    "THREADLINE_INSTAGRAM_VERIFY_TOKEN": secrets.token_urlsafe(24),
+    "THREADLINE_INSTAGRAM_ACCESS_TOKEN": "IGAA" + secrets.token_urlsafe(150).replace("-", "a"),
     "THREADLINE_API_TOKEN": secrets.token_urlsafe(32),
     "THREADLINE_METRICS_TOKEN": secrets.token_urlsafe(32),
 }

@@ -24,6 +24,7 @@ from channels import (
     SendInDoubt,
     SendRejected,
     ThreadKey,
+    channel_spec,
     shorten,
 )
 from runtime import JournalUnavailable
@@ -137,7 +138,7 @@ class SendingBranch(ThreadBase):
         try:
             provider_id = await call()
         except OutsideCustomerWindow:
-            return "outside WhatsApp's 24-hour customer-service window (a template is needed)"
+            return channel_spec(self._key.channel).window_closed
         except RecipientUnavailable as exc:
             return f"the customer cannot be reached on {channel} ({_reason(exc)})"
         except SendRejected as exc:

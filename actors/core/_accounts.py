@@ -25,6 +25,24 @@ its business identifiers and, optionally, its Intercom profile::
     bot_token = { env = "SUPPORT_BOT_TOKEN" }
     secret_token = { env = "SUPPORT_BOT_SECRET" }
 
+    [[messenger]]
+    id = "shop-page"
+    app_secret = { env = "SHOP_APP_SECRET" }
+    verify_token = { env = "SHOP_VERIFY_TOKEN" }
+    page_access_token = { env = "SHOP_PAGE_TOKEN" }
+    page_ids = ["682498302938465"]
+
+    [[instagram]]
+    id = "shop-ig"
+    app_secret = { env = "SHOP_IG_APP_SECRET" }
+    access_token = { env = "SHOP_IG_TOKEN" }
+    account_ids = ["17841400000000000"]
+
+A Meta app is one entry (its app secret tells its webhooks apart, one POST may be about
+several of its Pages), with the Pages (or Instagram accounts) its one token sends for: a token
+valid for all of them, such as a system user's. Pages of one app with a token each are not
+supported yet.
+
 A secret is a string, ``{ env = "NAME" }`` (an environment variable of the bridge's process) or
 ``{ file = "/path" }`` (the file's content, one trailing newline dropped). Everything is
 checked when the file is read; every problem is one line naming the file, the account and the
@@ -63,10 +81,11 @@ class AccountEntry:
     channel: Channel
     id: str
     secrets: Mapping[str, SecretStr]
-    """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token."""
+    """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token │
+    app_secret, verify_token, page_access_token (Messenger)."""
     numbers: tuple[str, ...]
     """The business accounts it owns (``ThreadKey.account``): phone_number_ids, Twilio
-    numbers (E.164) or the bot id."""
+    numbers (E.164), the bot id, the Page ids or the Instagram account ids."""
     account_sid: str | None = None
     subaccount_sid: str | None = None
     business_account_id: str | None = None
@@ -120,10 +139,21 @@ _FIELDS: Final[Mapping[Channel, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"subaccount_sid"}),
     ),
     Channel.TELEGRAM: (frozenset({"bot_token", "secret_token"}), frozenset()),
+    Channel.MESSENGER: (
+        frozenset({"app_secret", "page_access_token", "page_ids"}),
+        frozenset({"verify_token"}),
+    ),
+    Channel.INSTAGRAM: (
+        frozenset({"app_secret", "access_token", "account_ids"}),
+        frozenset({"verify_token"}),
+    ),
 }
 _SECRET_FIELDS: Final = frozenset(
-    {"app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token"}
-)
+    {
+        "app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token",
+        "page_access_token",
+    }
+)  # fmt: skip
 
 
 def load_accounts(
@@ -203,13 +233,15 @@ _NUMBERS: Final = {
     Channel.WHATSAPP: "phone_number_ids",
     Channel.TWILIO: "numbers",
     Channel.TELEGRAM: "bot_token",
+    Channel.MESSENGER: "page_ids",
+    Channel.INSTAGRAM: "account_ids",
 }
 
 
 def _identity(entry: AccountEntry) -> tuple[str, str] | None:
-    """What tells an account's webhooks apart: a WhatsApp app's secret, a Twilio (sub)account's
+    """What tells an account's webhooks apart: a Meta app's secret, a Twilio (sub)account's
     SID; a Telegram bot's route is its bot id (checked with the numbers)."""
-    if entry.channel is Channel.WHATSAPP:
+    if entry.channel in (Channel.WHATSAPP, Channel.MESSENGER, Channel.INSTAGRAM):
         secret = entry.secret("app_secret")
         return ("app_secret", secret.get_secret_value()) if secret is not None else None
     if entry.channel is Channel.TWILIO:
@@ -307,6 +339,10 @@ def _entry(
         numbers = listing("numbers", _E164, "E.164 numbers (+15551230001)", strip="whatsapp:")
         account_sid = text("account_sid", _SID, "a Twilio account SID (AC and 32 hex digits)")
         subaccount_sid = text("subaccount_sid", _SID, "a Twilio subaccount SID (AC…)")
+    elif channel is Channel.MESSENGER:
+        numbers = listing("page_ids", _DIGITS, "Page ids (digits)")
+    elif channel is Channel.INSTAGRAM:
+        numbers = listing("account_ids", _DIGITS, "Instagram professional account ids (digits)")
     else:
         token = secrets.get("bot_token")
         if token is not None:

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels import Channel, TelegramSettings, TwilioSettings, WhatsAppSettings
+from channels import (
+    Channel,
+    InstagramSettings,
+    MessengerSettings,
+    TelegramSettings,
+    TwilioSettings,
+    WhatsAppSettings,
+)
 
 from ._accounts import AccountEntry, AccountsFile, AccountsFileError, load_accounts
 from ._profiles import AccountProfile
@@ -48,6 +55,12 @@ _SECRETS = (
     "twilio_auth_token",
     "telegram_bot_token",
     "telegram_secret_token",
+    "messenger_app_secret",
+    "messenger_verify_token",
+    "messenger_page_access_token",
+    "instagram_app_secret",
+    "instagram_verify_token",
+    "instagram_access_token",
     "api_token",
     "metrics_token",
 )
@@ -91,6 +104,12 @@ _ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
     Channel.WHATSAPP: ("whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token"),
     Channel.TWILIO: ("twilio_account_sid", "twilio_auth_token"),
     Channel.TELEGRAM: ("telegram_bot_token", "telegram_secret_token"),
+    Channel.MESSENGER: (
+        "messenger_app_secret",
+        "messenger_verify_token",
+        "messenger_page_access_token",
+    ),
+    Channel.INSTAGRAM: ("instagram_app_secret", "instagram_verify_token", "instagram_access_token"),
 }
 """The variables that configure a channel kind's one account (the shorthand)."""
 
@@ -148,6 +167,28 @@ class Settings(BaseSettings):
     """Messages from Telegram group, supergroup and channel chats: acknowledged and counted
     (``ignore``), or bridged per member (``per-member``: one thread per sender, the group's
     title noted in the message; replies go to the member's private chat with the bot)."""
+    messenger_app_secret: SecretStr | None = None
+    """The Meta app's secret: checks the Messenger webhooks' ``X-Hub-Signature-256``."""
+    messenger_verify_token: SecretStr | None = None
+    """Answers Meta's ``GET /webhooks/messenger`` verification handshake."""
+    messenger_page_access_token: SecretStr | None = None
+    """The Page access token the replies are sent with."""
+    messenger_base_url: str = "https://graph.facebook.com/v21.0"
+    messenger_human_agent: bool = True
+    """A teammate's reply more than 24 hours after the customer's last message goes tagged
+    ``HUMAN_AGENT`` (allowed up to 7 days; the app needs Meta's Human Agent permission), when
+    Meta refuses it untagged; off: it is not sent, a note says why."""
+    instagram_app_secret: SecretStr | None = None
+    """The app secret that signs the Instagram webhooks (the Instagram app's with Instagram
+    Login, the Facebook app's with Facebook Login)."""
+    instagram_verify_token: SecretStr | None = None
+    """Answers Meta's ``GET /webhooks/instagram`` verification handshake."""
+    instagram_access_token: SecretStr | None = None
+    """The Instagram user access token (or, with Facebook Login, the Page's) replies are sent
+    with."""
+    instagram_base_url: str = "https://graph.instagram.com/v21.0"
+    instagram_human_agent: bool = True
+    """As ``THREADLINE_MESSENGER_HUMAN_AGENT``, for Instagram."""
     accounts_file: str | None = None
     """A TOML file listing any number of WhatsApp apps, Twilio accounts and Telegram bots,
     each with its credentials, numbers and Intercom profile (``actors/core/_accounts.py``). A
@@ -179,7 +220,8 @@ class Settings(BaseSettings):
     """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
     conversation_tags: str = Field(default="", max_length=2000)
     """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
-    name (``whatsapp``, ``twilio``, ``telegram``). Empty: no tags."""
+    name (``whatsapp``, ``twilio``, ``telegram``, ``messenger``, ``instagram``). Empty: no
+    tags."""
     contact_channel_attribute: str | None = Field(
         default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
     )
@@ -394,6 +436,28 @@ class Settings(BaseSettings):
             upload_fetch_seconds=self.media_download_timeout_seconds,
         )
 
+    @property
+    def messenger(self) -> MessengerSettings:
+        """The ``THREADLINE_MESSENGER_*`` settings."""
+        return MessengerSettings(
+            app_secret=self.messenger_app_secret,
+            verify_token=self.messenger_verify_token,
+            page_access_token=self.messenger_page_access_token,
+            base_url=self.messenger_base_url,
+            human_agent=self.messenger_human_agent,
+        )
+
+    @property
+    def instagram(self) -> InstagramSettings:
+        """The ``THREADLINE_INSTAGRAM_*`` settings."""
+        return InstagramSettings(
+            app_secret=self.instagram_app_secret,
+            verify_token=self.instagram_verify_token,
+            access_token=self.instagram_access_token,
+            base_url=self.instagram_base_url,
+            human_agent=self.instagram_human_agent,
+        )
+
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
         entry (``ChannelSpec``) takes it."""
@@ -478,6 +542,24 @@ def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a ch
             auth_token=entry.secret("auth_token"),
             subaccount_sid=entry.subaccount_sid,
             numbers=numbers,
+        )
+    if isinstance(base, MessengerSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            app_secret=entry.secret("app_secret"),
+            verify_token=entry.secret("verify_token"),
+            page_access_token=entry.secret("page_access_token"),
+            page_ids=numbers,
+        )
+    if isinstance(base, InstagramSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            app_secret=entry.secret("app_secret"),
+            verify_token=entry.secret("verify_token"),
+            access_token=entry.secret("access_token"),
+            account_ids=numbers,
         )
     assert isinstance(base, TelegramSettings)
     return dataclasses.replace(

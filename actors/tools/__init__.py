@@ -34,6 +34,7 @@ from ._loadgen import run_load as run_load
 from ._sandbox import SANDBOX_SECRETS as SANDBOX_SECRETS
 from ._sandbox import SandboxApp as SandboxApp
 from ._sandbox import SandboxSecrets as SandboxSecrets
+from ._sandbox import meta_settings as meta_settings
 from ._sandbox import sandbox_settings_env as sandbox_settings_env
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ __all__ = [
     "build_parser",
     "count_out_of_order",
     "main",
+    "meta_settings",
     "open_stack",
     "percentiles",
     "read_mark",

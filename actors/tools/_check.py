@@ -15,6 +15,9 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
   active).
 - Telegram: ``getMe`` (the bot token) and ``getWebhookInfo`` (the webhook is set to
   ``THREADLINE_PUBLIC_URL`` + ``/webhooks/telegram`` and reports no recent failed delivery).
+- Messenger and Instagram (lines only when configured): ``GET /me?fields=id,name`` with the
+  Page (Instagram) access token: whose token it is, and for an app of the accounts file, that
+  it is one of the Pages (accounts) the entry lists.
 
 With ``THREADLINE_ACCOUNTS_FILE``, every account of the file is checked the same way, each
 with its own credentials, on lines named after its id: ``whatsapp <id>`` and ``whatsapp <id>
@@ -41,6 +44,8 @@ import trio
 
 from channels import (
     Channel,
+    InstagramSettings,
+    MessengerSettings,
     TelegramSettings,
     TwilioSettings,
     WhatsAppSettings,
@@ -352,6 +357,43 @@ def _telegram_webhook(view: TelegramSettings) -> Check:
     return check
 
 
+def _meta(view: MessengerSettings | InstagramSettings) -> Check:
+    """The Page (Instagram) access token: ``GET /me`` names the Page (account) it is of."""
+    messenger = isinstance(view, MessengerSettings)
+    token = view.page_access_token if isinstance(view, MessengerSettings) else view.access_token
+    owned = view.page_ids if isinstance(view, MessengerSettings) else view.account_ids
+    what = "Page" if messenger else "Instagram account"
+
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        if token is None:
+            variable = (
+                "THREADLINE_MESSENGER_PAGE_ACCESS_TOKEN"
+                if messenger
+                else "THREADLINE_INSTAGRAM_ACCESS_TOKEN"
+            )
+            raise _Failed(f"{variable} is not set: replies cannot be sent")
+        response = await http.get(
+            _join(view.base_url, "/me"),
+            params={"fields": "id,name"},
+            headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+        )
+        if response.status_code != 200:
+            raise _rejected(response, "token")
+        me = _json(response)
+        found = str(me.get("id", "?"))
+        if owned is not None and found not in owned:
+            raise _Failed(
+                f"the token is {what} {found}'s, not one the accounts file lists "
+                f"({', '.join(sorted(owned))})"
+            )
+        said = [f"token of {what} {me.get('name') or '?'} ({found})"]
+        if view.app_secret is None:
+            said.append("webhooks off: no app secret")
+        return ", ".join(said)
+
+    return check
+
+
 # --- running them --------------------------------------------------------------------------------
 
 Check = Callable[[httpx.AsyncClient, Settings], Awaitable[str]]
@@ -405,6 +447,16 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
         configured = tg.bot_token is not None or tg.secret_token is not None
         plan.append(("telegram", _telegram(tg) if configured else None, off))
         plan.append(("telegram webhook", _telegram_webhook(tg) if configured else None, off))
+    for channel in (Channel.MESSENGER, Channel.INSTAGRAM):
+        views: list[MessengerSettings | InstagramSettings] = list(s.channel_accounts(channel))
+        for view in views:
+            spec = channel_spec(channel)
+            if not (spec.receives(view) or spec.sends(view)):
+                continue  # not configured: no line (as before these channels existed)
+            name = (
+                channel.value if view.account_id is None else f"{channel.value} {view.account_id}"
+            )
+            plan.append((name, _meta(view), ""))
     return plan
 
 

@@ -18,13 +18,16 @@ import httpx
 import trio
 from prometheus_client import CollectorRegistry
 
+from channels import Channel
 from channels.sandbox import (
+    MetaInbound,
     ProviderSandbox,
     SandboxCredentials,
     SentMessage,
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,
+    meta_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     whatsapp_webhook,
@@ -147,6 +150,46 @@ class Stack:
         )
         return await self.post(path, webhook)
 
+    async def meta(
+        self,
+        channel: Channel,
+        sender: str,
+        text: str | None = None,
+        *,
+        media_url: str | None = None,
+        media_type: str = "image",
+        mid: str | None = None,
+        sent_at: datetime | None = None,
+        postback_title: str | None = None,
+    ) -> httpx.Response:
+        """A customer's Messenger (to the sandbox Page) or Instagram (to the sandbox account)
+        message as Meta would deliver it; the fake Send API learns that they wrote (its
+        window)."""
+        messenger = channel is Channel.MESSENGER
+        account = (
+            SANDBOX_SECRETS.messenger_page_id if messenger else SANDBOX_SECRETS.instagram_account_id
+        )
+        secret = (
+            SANDBOX_SECRETS.messenger_app_secret
+            if messenger
+            else SANDBOX_SECRETS.instagram_app_secret
+        )
+        event = MetaInbound(
+            sender=sender,
+            text=text,
+            media_url=media_url,
+            media_type=media_type,
+            mid=mid or f"m_sandbox{next(self._ids):012d}",
+            sent_at=sent_at,
+            postback_title=postback_title,
+        )
+        webhook = meta_webhook(
+            secret, account, [event], object="page" if messenger else "instagram"
+        )
+        at = (sent_at or datetime.now(UTC)).timestamp()
+        self.sandbox.providers.meta_customer_wrote(channel, account, sender, at)
+        return await self.post(f"/webhooks/{channel.value}", webhook)
+
     def conversations(self) -> list[dict[str, Any]]:
         """Every Intercom conversation with its parts, in order."""
         return self.sandbox.intercom.conversations()
@@ -194,7 +237,9 @@ async def open_stack(
             )
             sandbox.intercom.configure(webhook_url=node.ingress.url + "/webhooks/intercom")
             sandbox.providers.configure_webhooks(
-                node.ingress.url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+                node.ingress.url,
+                whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret,
+                messenger_app_secret=SANDBOX_SECRETS.messenger_app_secret,
             )
             async with httpx.AsyncClient(base_url=node.ingress.url, timeout=30.0) as http:
                 try:

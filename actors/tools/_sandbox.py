@@ -6,6 +6,8 @@
     /whatsapp/v21.0/...   fake Graph API         THREADLINE_WHATSAPP_BASE_URL = <url>/whatsapp/v21.0
     /twilio/...           fake Twilio API        THREADLINE_TWILIO_BASE_URL   = <url>/twilio
     /telegram/...         fake Bot API           THREADLINE_TELEGRAM_BASE_URL = <url>/telegram
+    /messenger/v21.0/...  fake Send API     THREADLINE_MESSENGER_BASE_URL = <url>/messenger/v21.0
+    /instagram/v21.0/...  fake Send API     THREADLINE_INSTAGRAM_BASE_URL = <url>/instagram/v21.0
     /_sandbox/...         provider inspection;   /intercom/_sandbox/... Intercom inspection
 """
 
@@ -18,7 +20,13 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from channels.sandbox import ProviderSandbox, SandboxCredentials
 from intercom.sandbox import IntercomSandbox, SandboxConfig
 
-__all__ = ["SANDBOX_SECRETS", "SandboxApp", "SandboxSecrets", "sandbox_settings_env"]
+__all__ = [
+    "SANDBOX_SECRETS",
+    "SandboxApp",
+    "SandboxSecrets",
+    "meta_settings",
+    "sandbox_settings_env",
+]
 
 INTERCOM_PREFIX = "/intercom"
 
@@ -34,6 +42,11 @@ class SandboxSecrets:
     whatsapp_phone_number_id: str = "100000000000001"
     telegram_secret_token: str = "sandbox-telegram-secret"  # noqa: S105 - public fake
     twilio_number: str = "+15550002222"
+    messenger_app_secret: str = "sandbox-messenger-app-secret"  # noqa: S105 - public fake
+    messenger_verify_token: str = "sandbox-messenger-verify-token"  # noqa: S105 - public fake
+    messenger_page_id: str = "682498302938465"
+    instagram_app_secret: str = "sandbox-instagram-app-secret"  # noqa: S105 - public fake
+    instagram_account_id: str = "17841400000000001"
 
 
 SANDBOX_SECRETS = SandboxSecrets()
@@ -101,4 +114,22 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         "THREADLINE_TELEGRAM_SECRET_TOKEN": s.telegram_secret_token,
         "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
+        # Only the fakes' addresses: Messenger and Instagram stay off until their
+        # credentials are given (messenger_settings below).
+        "THREADLINE_MESSENGER_BASE_URL": f"{base}/messenger/v21.0",
+        "THREADLINE_INSTAGRAM_BASE_URL": f"{base}/instagram/v21.0",
+    }
+
+
+def meta_settings() -> dict[str, str]:
+    """Settings that turn the sandbox Messenger and Instagram on (with the base URLs of
+    :func:`sandbox_settings_env`): the apps' secrets, the verify token and the fakes' tokens."""
+    creds = SandboxCredentials()
+    s = SANDBOX_SECRETS
+    return {
+        "THREADLINE_MESSENGER_APP_SECRET": s.messenger_app_secret,
+        "THREADLINE_MESSENGER_VERIFY_TOKEN": s.messenger_verify_token,
+        "THREADLINE_MESSENGER_PAGE_ACCESS_TOKEN": creds.messenger_page_access_token,
+        "THREADLINE_INSTAGRAM_APP_SECRET": s.instagram_app_secret,
+        "THREADLINE_INSTAGRAM_ACCESS_TOKEN": creds.instagram_access_token,
     }

@@ -13,10 +13,13 @@ toolkit).
 """
 
 from ._app import ProviderSandbox as ProviderSandbox
+from ._builders import MetaInbound as MetaInbound
 from ._builders import SignedWebhook as SignedWebhook
 from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
+from ._builders import messenger_delivery_webhook as messenger_delivery_webhook
+from ._builders import meta_webhook as meta_webhook
 from ._builders import telegram_message_webhook as telegram_message_webhook
 from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
@@ -32,6 +35,7 @@ from ._state import StoredMedia as StoredMedia
 
 __all__ = [
     "MediaFault",
+    "MetaInbound",
     "ProviderSandbox",
     "SandboxCredentials",
     "SandboxFailure",
@@ -41,6 +45,8 @@ __all__ = [
     "WebhookContact",
     "WebhookMedia",
     "WhatsAppInbound",
+    "messenger_delivery_webhook",
+    "meta_webhook",
     "telegram_message_webhook",
     "telegram_update_webhook",
     "twilio_message_webhook",

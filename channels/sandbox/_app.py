@@ -6,6 +6,8 @@ in ``root_path``)::
     /whatsapp/{version}/...     Graph API subset    THREADLINE_WHATSAPP_BASE_URL = …/whatsapp/v21.0
     /twilio/2010-04-01/...      Twilio REST subset  THREADLINE_TWILIO_BASE_URL   = …/twilio
     /telegram/bot{token}/...    Bot API subset      THREADLINE_TELEGRAM_BASE_URL = …/telegram
+    /messenger/{version}/...    Send API, CDN   THREADLINE_MESSENGER_BASE_URL = …/messenger/v21.0
+    /instagram/{version}/...    Send API, CDN   THREADLINE_INSTAGRAM_BASE_URL = …/instagram/v21.0
 
 Control and inspection over HTTP (JSON)::
 
@@ -37,6 +39,7 @@ task, up to three times until the bridge answers 200 (the providers retry too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal
 
@@ -49,6 +52,7 @@ from channels import Channel
 from runtime import Request, Response, Router, json_response
 
 from ._http import MAX_BODY, LinkedFile, query_params, relative, sniff_media_type
+from ._messenger import instagram, instagram_links, messenger, messenger_links
 from ._state import (
     FailureScript,
     MediaFault,
@@ -77,8 +81,15 @@ _PROVIDERS: Final[dict[str, _Fake]] = {
     "whatsapp": whatsapp,
     "twilio": twilio,
     "telegram": telegram,
+    "messenger": messenger,
+    "instagram": instagram,
 }
-_LINKS: Final = {"whatsapp": whatsapp_links, "telegram": telegram_links}
+_LINKS: Final = {
+    "whatsapp": whatsapp_links,
+    "telegram": telegram_links,
+    "messenger": messenger_links,
+    "instagram": instagram_links,
+}
 """The providers that fetch the media URLs a send names, and how to find them."""
 
 
@@ -203,6 +214,23 @@ class ProviderSandbox:
         checked (load tests send to thousands)."""
         self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
 
+    def meta_customer_wrote(self, channel: Channel, account: str, customer: str, at: float) -> None:
+        """Tell the fake Messenger or Instagram that ``customer`` wrote to ``account`` (Page
+        or professional account) at UNIX time ``at``: the Send API answers them within 24
+        hours (7 days tagged ``HUMAN_AGENT``) of their latest message, and refuses a customer
+        it was never told about ("no matching user")."""
+        key = (channel, account, customer)
+        self._state.meta_last_inbound[key] = max(at, self._state.meta_last_inbound.get(key, at))
+
+    def meta_media_url(
+        self, base_url: str, channel: Channel, media_id: str, *, expires_at: float | None = None
+    ) -> str:
+        """A signed CDN URL for registered media as a Messenger (Instagram) webhook carries
+        it, under the sandbox served at ``base_url``; fetched without a token, refused with
+        403 after ``expires_at`` (default: an hour from now)."""
+        expiry = int(expires_at if expires_at is not None else time.time() + 3600)
+        return f"{base_url.rstrip('/')}/{channel.value}/cdn/{media_id}?oe={expiry:x}"
+
     def telegram_webhook_failed(self, message: str, *, at: int) -> None:
         """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
         time), as Telegram does when the webhook URL did not answer 2xx."""
@@ -231,11 +259,19 @@ class ProviderSandbox:
         script = FailureScript(failure, times, retry_after, after, error_code)
         self._state.script(channel, recipient, script)
 
-    def configure_webhooks(self, bridge_url: str, *, whatsapp_app_secret: str | None) -> None:
+    def configure_webhooks(
+        self,
+        bridge_url: str,
+        *,
+        whatsapp_app_secret: str | None,
+        messenger_app_secret: str | None = None,
+    ) -> None:
         """Post status webhooks to the bridge served at ``bridge_url`` (its ``/webhooks/…``
-        routes), WhatsApp's signed with ``whatsapp_app_secret`` (the Meta app's secret)."""
+        routes), WhatsApp's signed with ``whatsapp_app_secret`` (the Meta app's secret),
+        Messenger's deliveries with ``messenger_app_secret`` (None: not posted)."""
         self._state.bridge_url = bridge_url.rstrip("/")
         self._state.whatsapp_app_secret = whatsapp_app_secret
+        self._state.messenger_app_secret = messenger_app_secret
 
     def posted_webhooks(self) -> list[PostedWebhook]:
         """Status webhooks posted to the bridge so far, oldest first."""

@@ -59,6 +59,15 @@ class SandboxCredentials(BaseModel):
     """Further Twilio accounts, (account SID, auth token) each."""
     more_telegram_bot_tokens: tuple[str, ...] = ()
     """Tokens of further Telegram bots."""
+    messenger_page_access_token: str = "sandbox-messenger-page-token"  # noqa: S105 - public fake
+    instagram_access_token: str = "sandbox-instagram-access-token"  # noqa: S105 - public fake
+    messenger_page_id: str = "682498302938465"
+    """The Page ``GET /me`` names for the Page access token."""
+    instagram_account_id: str = "17841400000000001"
+    """The professional account ``GET /me`` names for the Instagram token."""
+    meta_human_agent: bool = True
+    """Whether the Meta app has the Human Agent permission (``MESSAGE_TAG`` ``HUMAN_AGENT``
+    sends are refused with error 200 without it)."""
     more_whatsapp_business_accounts: tuple[tuple[str, str], ...] = ()
     """Further WhatsApp Business Accounts, (WABA id, the access token of the app that may read
     its templates) each; :attr:`whatsapp_business_account_id` is readable with any token."""
@@ -72,6 +81,18 @@ class SandboxCredentials(BaseModel):
         if waba_id == self.whatsapp_business_account_id:
             return True
         return (waba_id, token) in self.more_whatsapp_business_accounts
+
+    def meta_token(self, channel: Channel) -> str:
+        """The access token the fake Messenger (Page) or Instagram Send API accepts."""
+        if channel is Channel.INSTAGRAM:
+            return self.instagram_access_token
+        return self.messenger_page_access_token
+
+    def meta_account(self, channel: Channel) -> str:
+        """The Page (Instagram account) the fake's Messenger (Instagram) token is of."""
+        if channel is Channel.INSTAGRAM:
+            return self.instagram_account_id
+        return self.messenger_page_id
 
     @property
     def twilio_accounts(self) -> dict[str, str]:
@@ -149,6 +170,9 @@ class SentMessage(BaseModel):
     reply_to: str | None = None
     template: str | None = None
     """A template send's name (``text`` then holds its rendered text)."""
+    tag: str | None = None
+    """Messenger and Instagram: the ``MESSAGE_TAG`` a send went with (``HUMAN_AGENT``), None
+    for a standard (``RESPONSE``) send."""
     entities: tuple[dict[str, object], ...] = ()
     """Telegram message entities sent with a text (UTF-16 offsets), as the Bot API takes them."""
     credential: str | None = None
@@ -286,6 +310,11 @@ class SandboxState:
         """WhatsApp customer (wa_id) → UNIX time of their latest message, as told by
         :meth:`ProviderSandbox.customer_wrote`: free-form sends to a customer whose latest
         message is older than 24 hours are refused (131047), as the real API does."""
+        self.meta_last_inbound: dict[tuple[Channel, str, str], float] = {}
+        """(Messenger or Instagram, account, customer) → UNIX time of the customer's latest
+        message (:meth:`ProviderSandbox.meta_customer_wrote`): the Send API's window."""
+        self.messenger_app_secret: str | None = None
+        """Signs the Messenger delivery webhooks; without it none are posted."""
         self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
         self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
         self.telegram_webhook = TelegramWebhook()

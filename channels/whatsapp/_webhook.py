@@ -6,8 +6,6 @@ walks all of them and keeps payload order.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Annotated, Final
 
@@ -17,12 +15,10 @@ from .._decode import (
     MAX_TIMESTAMP,
     MAX_WEBHOOK_BYTES,
     check_size,
-    constant_time_equal,
-    require_header,
     timestamp,
     validate_json,
 )
-from .._errors import SignatureInvalid
+from .._meta import verify_meta_handshake, verify_meta_signature
 from .._model import (
     Channel,
     DeliveryStatus,
@@ -45,39 +41,24 @@ Code = Annotated[int, Field(ge=-(2**53), le=2**53)]
 
 
 def verify_whatsapp_signature(body: bytes, signature: str | None, app_secret: str) -> None:
-    """Check ``X-Hub-Signature-256`` (``sha256=<hex HMAC-SHA256 of the raw body>``).
-
-    Runs over the exact bytes received (never re-serialized JSON), in constant time.
+    """Check ``X-Hub-Signature-256`` (``sha256=<hex HMAC-SHA256 of the raw body>``): Meta's
+    scheme, shared with Messenger and Instagram (:func:`channels._meta.verify_meta_signature`).
 
     Raises:
         SignatureInvalid: the header is missing, malformed or does not match.
     """
-    value = require_header(signature, SIGNATURE_HEADER)
-    scheme, _, given = value.partition("=")
-    if scheme.strip().lower() != "sha256" or not given:
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} is not of the form sha256=<hex>")
-    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    if not constant_time_equal(given.strip().lower(), expected):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_meta_signature(body, signature, app_secret)
 
 
 def verify_whatsapp_handshake(query: Mapping[str, str], verify_token: str) -> str:
-    """Meta's GET verification: return ``hub.challenge`` to echo as the ``text/plain`` body.
-
-    Meta expects 403 on refusal; the ingress decides the status for SignatureInvalid.
+    """Meta's GET verification: return ``hub.challenge`` to echo as the ``text/plain`` body
+    (:func:`channels._meta.verify_meta_handshake`).
 
     Raises:
         SignatureInvalid: ``hub.mode`` is not ``subscribe``, the token differs (constant-time
             compare) or the challenge is missing.
     """
-    if query.get("hub.mode") != "subscribe":
-        raise SignatureInvalid("hub.mode is not 'subscribe'")
-    if not constant_time_equal(query.get("hub.verify_token", ""), verify_token):
-        raise SignatureInvalid("hub.verify_token does not match")
-    challenge = query.get("hub.challenge", "")
-    if not challenge:
-        raise SignatureInvalid("hub.challenge is missing")
-    return challenge
+    return verify_meta_handshake(query, verify_token)
 
 
 # --- payload models (only the fields we read; everything else is ignored) ----------------

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import trio
 
-from actors.tools import SANDBOX_SECRETS, SandboxApp, sandbox_settings_env
+from actors.tools import SANDBOX_SECRETS, SandboxApp, meta_settings, sandbox_settings_env
 from channels.sandbox import ProviderSandbox, SandboxCredentials
 from runtime import hypercorn_config, serve_asgi
 
@@ -344,3 +344,23 @@ async def test_each_apps_waba_must_hold_the_reengagement_template(
         "no_such_template is not approved in en_US (THREADLINE_WHATSAPP_REENGAGEMENT_TEMPLATE)"
         for app, waba in (("app-a", "200000000000001"), ("app-b", WABA_B))
     ], done.lines
+
+
+async def test_messenger_and_instagram_tokens_are_checked_when_configured(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    done = await check(sandbox.env, tmp_path)
+    assert not any(line[5:].startswith(("messenger", "instagram")) for line in done.lines)
+    env = {**sandbox.env, **meta_settings()}
+    done = await check(env, tmp_path)
+    assert done.returncode == 0, (done.lines, done.stderr)
+    assert done.line("messenger").startswith("ok   ")
+    assert f"Page Threadline Sandbox ({SANDBOX_SECRETS.messenger_page_id})" in done.line(
+        "messenger"
+    )
+    assert "Instagram account" in done.line("instagram")
+    wrong = {**env, "THREADLINE_MESSENGER_PAGE_ACCESS_TOKEN": WRONG}
+    done = await check(wrong, tmp_path)
+    assert done.returncode == 1
+    assert done.line("messenger").startswith("FAIL ")
+    assert WRONG not in "\n".join(done.lines) + done.stderr

@@ -45,7 +45,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors.tools import PUBLIC_URL, SANDBOX_SECRETS
+from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, meta_settings
 from channels import twilio_signature
 from channels.sandbox import (
     SandboxCredentials,
@@ -86,10 +86,13 @@ URL_FAMILIES = ("fields", "surrogate", "nul", "huge", "html", "mixed")
 ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "whatsapp": ("unsigned", *JSON_FAMILIES),
     "telegram": ("unsigned", *JSON_FAMILIES),
+    "messenger": ("unsigned", *JSON_FAMILIES),
+    "instagram": ("unsigned", *JSON_FAMILIES),
     "intercom": ("unsigned", *JSON_FAMILIES),
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
     "whatsapp_handshake": URL_FAMILIES,
+    "messenger_handshake": URL_FAMILIES,
     "media": URL_FAMILIES,
     "probes": URL_FAMILIES,
 }
@@ -127,7 +130,8 @@ class Bridges:
         self.close(store)
         tmp = self._tmp.mktemp(f"fuzz-{store}")
         url = f"sqlite:///{tmp / 'threadline.db'}" if pg is None else pg.create_database()
-        bridge = LiveBridge(url, tmp, max_body_bytes=BODY_CAP).__enter__()
+        meta = {k.removeprefix("THREADLINE_").lower(): v for k, v in meta_settings().items()}
+        bridge = LiveBridge(url, tmp, max_body_bytes=BODY_CAP, **meta).__enter__()
         try:
             conversation_id = bridge.bridged_whatsapp_thread(WA_ID)
             template = bridge.admin_reply_notification(conversation_id, "<p>Hi <b>there</b></p>")
@@ -188,7 +192,7 @@ def targets(request: pytest.FixtureRequest, bridges: Bridges) -> Iterator[dict[s
 
 
 def _load(channel: str) -> list[dict[str, Any]]:
-    skip = ("signature_vector", "verify_handshake")
+    skip = ("signature_vector", "verify_handshake", "error_", "send_")
     return [
         json.loads(path.read_text())
         for path in sorted((FIXTURES / channel).glob("*.json"))
@@ -244,7 +248,19 @@ def _twilio_templates() -> list[list[tuple[str, str]]]:
     return templates
 
 
+def _meta_templates(channel: str, account: str) -> list[dict[str, Any]]:
+    templates = _load(channel)
+    for doc in templates:  # aim the recorded payloads at the sandbox's Page / account
+        for entry in doc.get("entry", []):
+            entry["id"] = account
+            for event in entry.get("messaging", []):
+                event.get("recipient", {})["id"] = account
+    return templates
+
+
 WHATSAPP_TEMPLATES = _whatsapp_templates()
+MESSENGER_TEMPLATES = _meta_templates("messenger", SANDBOX_SECRETS.messenger_page_id)
+INSTAGRAM_TEMPLATES = _meta_templates("instagram", SANDBOX_SECRETS.instagram_account_id)
 TELEGRAM_TEMPLATES = _telegram_templates()
 TWILIO_TEMPLATES = _twilio_templates()
 API_TEMPLATES: list[dict[str, Any]] = [
@@ -307,10 +323,20 @@ def _wa_signature(body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def _meta_signer(secret: str) -> Any:  # noqa: ANN401 - a signing function
+    def sign(body: bytes) -> str:
+        return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    return sign
+
+
 def _signer(route: str) -> tuple[str, str, Any]:
     """(path, header, sign(body) -> header value) of a JSON route."""
     if route == "whatsapp":
         return "/webhooks/whatsapp", "X-Hub-Signature-256", _wa_signature
+    if route in ("messenger", "instagram"):
+        secret = getattr(SANDBOX_SECRETS, f"{route}_app_secret")
+        return f"/webhooks/{route}", "X-Hub-Signature-256", _meta_signer(secret)
     if route == "telegram":
         return (
             "/webhooks/telegram",
@@ -338,6 +364,8 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
     templates = {
         "whatsapp": WHATSAPP_TEMPLATES,
         "telegram": TELEGRAM_TEMPLATES,
+        "messenger": MESSENGER_TEMPLATES,
+        "instagram": INSTAGRAM_TEMPLATES,
         "intercom": _intercom_templates(target),
         "api": API_TEMPLATES,
     }[route]
@@ -426,8 +454,8 @@ def _q(text: str) -> str:
     return quote(text.encode("utf-8", "surrogatepass"), safe="")
 
 
-def handshake_cases(family: str) -> st.SearchStrategy[Case]:
-    token = SANDBOX_SECRETS.whatsapp_verify_token
+def handshake_cases(family: str, channel: str = "whatsapp") -> st.SearchStrategy[Case]:
+    token = getattr(SANDBOX_SECRETS, f"{channel}_verify_token")
 
     @st.composite
     def case(draw: st.DrawFn) -> Case:
@@ -439,7 +467,7 @@ def handshake_cases(family: str) -> st.SearchStrategy[Case]:
         fields = draw(st.permutations(fields))[: draw(st.integers(0, 3))]
         query = "&".join(f"{_q(k)}={_q(v)}" for k, v in fields).encode()
         query = draw(st.one_of(st.just(query), st.binary(max_size=300)))
-        return Case("GET", "/webhooks/whatsapp", {}, b"", query, authentic=given == token)
+        return Case("GET", f"/webhooks/{channel}", {}, b"", query, authentic=given == token)
 
     return case()
 
@@ -465,12 +493,14 @@ def probe_cases(family: str) -> st.SearchStrategy[Case]:
 
 
 def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
-    if route in ("whatsapp", "telegram", "intercom", "api"):
+    if route in ("whatsapp", "telegram", "messenger", "instagram", "intercom", "api"):
         return json_route_cases(route, family, target)
     if route == "twilio":
         return twilio_cases(family)
     if route == "whatsapp_handshake":
         return handshake_cases(family)
+    if route == "messenger_handshake":
+        return handshake_cases(family, "messenger")
     if route == "media":
         return media_cases(family)
     return probe_cases(family)

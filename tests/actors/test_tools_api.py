@@ -31,6 +31,7 @@ def test_all_is_sorted_and_exact() -> None:
         "build_parser",
         "count_out_of_order",
         "main",
+        "meta_settings",
         "open_stack",
         "percentiles",
         "read_mark",

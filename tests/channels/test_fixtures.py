@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from channels import (
@@ -16,13 +17,25 @@ from channels import (
     Location,
     MediaKind,
     MediaRef,
+    OutsideCustomerWindow,
     ParsedEvent,
+    RecipientUnavailable,
+    SendRateLimited,
+    SendRejected,
+    SendTransient,
     SignatureInvalid,
     ThreadKey,
+    classify_instagram_error,
+    classify_messenger_error,
+    meta_message_body,
+    parse_instagram,
+    parse_messenger,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
     twilio_form_params,
+    verify_meta_handshake,
+    verify_meta_signature,
     verify_twilio_signature,
     verify_whatsapp_handshake,
     verify_whatsapp_signature,
@@ -434,16 +447,242 @@ TELEGRAM: dict[str, list[ParsedEvent]] = {
     ],
 }
 
+PAGE = "682498302938465"
+PSID = "5550001111000001"
+FB_MID = "mid.$cAAJdkrCd2ORnva8ErFhjGm0X_Q_c"
+CDN = "https://scontent.xx.fbcdn.net/v/t1.15752-9/fake_"
+
+
+def fb_msg(page: str, psid: str, millis: int, **kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": ThreadKey(channel=Channel.MESSENGER, account=page, customer=psid),
+            "sent_at": ts(millis // 1000),
+            **kw,
+        }
+    )
+
+
+def ig_msg(millis: int, **kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": ThreadKey(channel=Channel.INSTAGRAM, account="1234567890", customer="5678"),
+            "sent_at": ts(millis // 1000),
+            **kw,
+        }
+    )
+
+
+def fb_media(kind: MediaKind, name: str) -> list[ParsedEvent]:
+    return [
+        fb_msg(
+            PAGE,
+            PSID,
+            1518479195308,
+            provider_message_id=FB_MID,
+            attachments=(MediaRef(kind=kind, ref=CDN + name),),
+        )
+    ]
+
+
+EDITED_MID = "m_1457764197618:41d102a3e1ae206a38"
+MESSENGER: dict[str, list[ParsedEvent]] = {
+    "attachment_audio.json": fb_media(MediaKind.AUDIO, "audio_attachment"),
+    "attachment_file.json": fb_media(MediaKind.DOCUMENT, "file_attachment"),
+    "attachment_image.json": fb_media(MediaKind.IMAGE, "image_attachment"),
+    "attachment_video.json": fb_media(MediaKind.VIDEO, "video_attachment"),
+    "delivery.json": [
+        DeliveryStatus(
+            key=ThreadKey(channel=Channel.MESSENGER, account=PAGE, customer=PSID),
+            provider_message_id="mid.1458668856218:ed81099e15d3f4f233",
+            status="delivered",
+            at=ts(1518479195),  # no event timestamp: the entry's time
+        )
+    ],
+    "echo.json": [Ignored(reason="messenger echo of the account's own message", what="echo")],
+    "fallback_shared_link.json": [
+        fb_msg(
+            "1234567890",
+            "5678",
+            1459991487970,
+            provider_message_id="external_id",
+            text="(shared a link: Foo, My Documents/foo.doc)",
+        )
+    ],
+    "location.json": [
+        fb_msg(
+            "1234567890",
+            "5678",
+            1459991487970,
+            provider_message_id="external_id",
+            location=Location(latitude=1.2, longitude=-1.3),
+        )
+    ],
+    "message_edit.json": [
+        fb_msg(
+            PAGE,
+            PSID,
+            1458668856463,
+            provider_message_id=f"{EDITED_MID}:edited:1",
+            text="hello, edited world!",
+            edited=True,
+        )
+    ],
+    "postback.json": [
+        fb_msg(
+            "1234567890",
+            "5678",
+            1459991487970,
+            provider_message_id="postback:5678:1459991487970",
+            text="postback title",
+        )
+    ],
+    "reaction_react.json": [
+        fb_msg(
+            PAGE,
+            PSID,
+            1458668856463,
+            provider_message_id=f"reaction:{EDITED_MID}:react:1458668856463",
+            reply_to=EDITED_MID,
+            reaction="❤️",
+        )
+    ],
+    "reaction_unreact.json": [
+        fb_msg(
+            PAGE,
+            PSID,
+            1458668856463,
+            provider_message_id=f"reaction:{EDITED_MID}:unreact:1458668856463",
+            reply_to=EDITED_MID,
+            reaction="",
+        )
+    ],
+    "read.json": [Ignored(reason="messenger read receipt (counted only)", what="receipt")],
+    "sticker_thumbs_up.json": [
+        fb_msg(
+            "1234567890",
+            "5678",
+            1459991487970,
+            provider_message_id="external_id",
+            attachments=(
+                MediaRef(kind=MediaKind.STICKER, ref="https://scontent.xx.fbcdn.net/v/arst"),
+            ),
+        )
+    ],
+    "text_quick_reply.json": [
+        fb_msg(
+            PAGE,
+            PSID,
+            1458692752478,
+            provider_message_id="mid.1457764197618:41d102a3e1ae206a38",
+            text="hello, world!",
+        )
+    ],
+    "text_reply_to.json": [
+        fb_msg(
+            PAGE,
+            PSID,
+            1458692752478,
+            provider_message_id=EDITED_MID,
+            text="hello, world!",
+            reply_to="m_1fTq8oLumEyIp3Q2MR-aY7IfLZDamVrALniheU",
+        )
+    ],
+}
+
+INSTAGRAM: dict[str, list[ParsedEvent]] = {
+    "attachment_image.json": [
+        ig_msg(
+            1459991487970,
+            provider_message_id="external_id",
+            attachments=(MediaRef(kind=MediaKind.IMAGE, ref="https://image-url/foo.png"),),
+        )
+    ],
+    "echo.json": [Ignored(reason="instagram echo of the account's own message", what="echo")],
+    "like_heart.json": [ig_msg(1459991487970, provider_message_id="external_id", text="❤️")],
+    "postback_icebreaker.json": [
+        ig_msg(
+            1459991487970,
+            provider_message_id="postback:5678:1459991487970",
+            text="icebreaker question",
+        )
+    ],
+    "reaction_react.json": [
+        ig_msg(
+            1630990444000,
+            provider_message_id="reaction:message-id-1:react:1630990444000",
+            reply_to="message-id-1",
+            reaction="❤️",
+        )
+    ],
+    "seen.json": [Ignored(reason="instagram read receipt (counted only)", what="receipt")],
+    "share.json": [
+        ig_msg(
+            1630990444000,
+            provider_message_id="message-id-1",
+            text="(shared a post: https://www.example.com/test.jpeg)",
+        )
+    ],
+    "story_mention.json": [
+        ig_msg(
+            1459991487970,
+            provider_message_id="external_id",
+            text="(mentioned you in their story: https://story-url)",
+        )
+    ],
+    "story_reply.json": [
+        ig_msg(
+            1630990444000,
+            provider_message_id="message-id-1",
+            text="(replying to your story: https://chatwoot-assets.local/sample.png)\n"
+            "This is the story reply",
+        )
+    ],
+    "text.json": [ig_msg(1459991487970, provider_message_id="external_id", text="Hello World")],
+    "unsend.json": [
+        ig_msg(
+            1569262485349,
+            provider_message_id="external_id:deleted",
+            reply_to="external_id",
+            text="(the customer unsent this message)",
+        )
+    ],
+}
+
 # Files that are not webhook bodies; each has its own test below.
 SPECIAL = {
     "whatsapp/signature_vector_x_hub_signature_256.json": "test_whatsapp_signature_vectors",
     "whatsapp/verify_handshake_get.json": "test_whatsapp_handshake_fixture",
     "twilio/signature_vectors.json": "test_twilio_signature_vectors",
+    "messenger/signature_vectors.json": "test_meta_signature_vectors",
+    "instagram/signature_vectors.json": "test_meta_signature_vectors",
+    "messenger/verify_handshake_get.json": "test_meta_handshake_fixture",
+    "instagram/verify_handshake_get.json": "test_meta_handshake_fixture",
+    **{
+        f"{channel}/{name}": "test_meta_error_fixture"
+        for channel, names in {
+            "messenger": (
+                "error_invalid_token_190.json",
+                "error_outside_window.json",
+                "error_rate_limit.json",
+                "error_temporary_1200.json",
+                "error_user_unavailable_551.json",
+            ),
+            "instagram": ("error_invalid_token_190.json", "error_outside_window.json"),
+        }.items()
+        for name in names
+    },
+    **{
+        f"{channel}/{name}": "test_meta_send_fixture"
+        for channel in ("messenger", "instagram")
+        for name in ("send_text.json", "send_media_attachment.json", "send_tag_human_agent.json")
+    },
 }
 
 
 def covered() -> set[str]:
     names = {f"whatsapp/{n}" for n in WHATSAPP} | {f"telegram/{n}" for n in TELEGRAM}
+    names |= {f"messenger/{n}" for n in MESSENGER} | {f"instagram/{n}" for n in INSTAGRAM}
     for stem in TWILIO:
         names |= {f"twilio/{stem}.txt", f"twilio/{stem}.json"}
     return names | set(SPECIAL)
@@ -452,7 +691,7 @@ def covered() -> set[str]:
 # Recorded for the channels of issue 21 and not parsed yet: tests/test_next_channel_fixtures.py
 # checks them (JSON, a SOURCES.md line, signature vectors). A folder leaves PENDING when its
 # channel is implemented and its files get expectations here.
-PENDING = {"messenger", "instagram", "line", "viber"}
+PENDING = {"line", "viber"}
 NOT_FIXTURES = {"SOURCES.md", "NEXT_CHANNELS.md"}
 
 
@@ -478,6 +717,8 @@ CASES: list[tuple[str, Parser, list[ParsedEvent]]] = [
         for n, e in TWILIO.items()
     ),
     *((f"telegram/{n}", lambda b: parse_telegram(b, BOT), e) for n, e in TELEGRAM.items()),
+    *((f"messenger/{n}", parse_messenger, e) for n, e in MESSENGER.items()),
+    *((f"instagram/{n}", parse_instagram, e) for n, e in INSTAGRAM.items()),
 ]
 
 
@@ -611,3 +852,82 @@ def test_whatsapp_batches_keep_entry_change_and_message_order() -> None:
     assert two.text == "second"
     assert (scoped.key.customer, scoped.phone, scoped.profile_name) == ("US.1349", None, "Scoped")
     assert events[3] == Ignored(reason="whatsapp field 'account_update' is not bridged")
+
+
+@pytest.mark.parametrize("channel", ["messenger", "instagram"])
+def test_meta_signature_vectors(channel: str) -> None:
+    vectors = _load(f"{channel}/signature_vectors.json")["vectors"]
+    assert isinstance(vectors, list)
+    assert {bool(v.get("expected_valid", True)) for v in vectors} == {True, False}
+    for vector in vectors:
+        body = vector["raw_body"].encode("utf-8")
+        header, secret = vector["header_value"], vector["app_secret"]
+        if vector.get("expected_valid", True):
+            verify_meta_signature(body, header, secret)
+            verify_whatsapp_signature(body, header, secret)  # the same scheme, shared
+        else:
+            with pytest.raises(SignatureInvalid):
+                verify_meta_signature(body, header, secret)
+
+
+@pytest.mark.parametrize("channel", ["messenger", "instagram"])
+def test_meta_handshake_fixture(channel: str) -> None:
+    fixture = _load(f"{channel}/verify_handshake_get.json")
+    query = fixture["query"]
+    assert isinstance(query, dict)
+    token = fixture["configured_verify_token"]
+    assert isinstance(token, str)
+    expected = fixture["expected_response"]
+    assert isinstance(expected, dict)
+    assert verify_meta_handshake(query, token) == expected["body"]
+    with pytest.raises(SignatureInvalid):
+        verify_meta_handshake(query, token + "x")
+
+
+META_ERRORS: dict[str, type[Exception]] = {
+    "messenger/error_invalid_token_190.json": SendRejected,
+    "messenger/error_outside_window.json": OutsideCustomerWindow,
+    "messenger/error_rate_limit.json": SendRateLimited,
+    "messenger/error_temporary_1200.json": SendTransient,
+    "messenger/error_user_unavailable_551.json": RecipientUnavailable,
+    "instagram/error_invalid_token_190.json": SendRejected,
+    "instagram/error_outside_window.json": OutsideCustomerWindow,
+}
+
+
+@pytest.mark.parametrize("name", sorted(META_ERRORS))
+def test_meta_error_fixture(name: str) -> None:
+    fixture = _load(name)
+    status = fixture["status"]
+    assert isinstance(status, int)
+    response = httpx.Response(status, json=fixture["json"])
+    classify = (
+        classify_messenger_error if name.startswith("messenger") else classify_instagram_error
+    )
+    assert type(classify(response)) is META_ERRORS[name]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{channel}/{name}"
+        for channel in ("messenger", "instagram")
+        for name in ("send_text.json", "send_media_attachment.json", "send_tag_human_agent.json")
+    ],
+)
+def test_meta_send_fixture(name: str) -> None:
+    """The bodies our client builds have the documented shape of each recorded request."""
+    fixture = _load(name)
+    request = fixture["request"]
+    assert isinstance(request, dict)
+    sent = request["json"]
+    tagged = sent.get("messaging_type") == "MESSAGE_TAG"
+    ours = meta_message_body(sent["recipient"]["id"], sent["message"], human_agent=tagged)
+    assert ours["recipient"] == sent["recipient"]
+    assert ours["message"] == sent["message"]
+    if "messaging_type" in sent:
+        assert ours["messaging_type"] == sent["messaging_type"]
+        assert ours.get("tag") == sent.get("tag")
+    response = fixture["response"]
+    assert isinstance(response, dict)
+    assert response["json"]["message_id"]

@@ -21,6 +21,8 @@ from channels import (
     SignatureInvalid,
     ThreadKey,
     WebhookRejected,
+    parse_instagram,
+    parse_messenger,
     parse_telegram,
     parse_twilio,
     parse_whatsapp,
@@ -32,6 +34,8 @@ from channels import (
 )
 
 from .conftest import fixtures_dir
+
+META_PARSERS = {"messenger": parse_messenger, "instagram": parse_instagram}
 
 Json = None | bool | int | float | str | list["Json"] | dict[str, "Json"]
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -171,6 +175,8 @@ def parse_all(body: bytes) -> None:
         parse_whatsapp,
         lambda b: parse_telegram(b, "7000000001"),
         lambda b: parse_twilio(b, received_at=NOW),
+        parse_messenger,
+        parse_instagram,
     ):
         reasons: list[str] = []
         try:
@@ -206,9 +212,9 @@ def test_random_json_only_ever_raises_webhook_rejected(value: Json) -> None:
 def _fixture_documents() -> list[tuple[str, Json]]:
     root = fixtures_dir()
     docs = []
-    for provider in ("whatsapp", "telegram"):
+    for provider in ("whatsapp", "telegram", "messenger", "instagram"):
         for path in sorted((root / provider).glob("*.json")):
-            if not path.name.startswith(("signature_", "verify_")):
+            if not path.name.startswith(("signature_", "verify_", "error_", "send_")):
                 docs.append((provider, json.loads(path.read_text())))
     return docs
 
@@ -247,6 +253,8 @@ def test_mutated_fixture_json_only_ever_raises_webhook_rejected(
     with contextlib.suppress(WebhookRejected):
         if provider == "whatsapp":
             assert parse_whatsapp(mutated)
+        elif provider in META_PARSERS:
+            assert META_PARSERS[provider](mutated)
         else:
             assert parse_telegram(mutated, "7000000001")
 

@@ -1,0 +1,217 @@
+"""Messenger and Instagram clients against the sandbox Send API over real HTTP, and the Graph
+error ladder: the window (24 hours, then HUMAN_AGENT up to 7 days), the token, failures, CDN
+media that expires, and the download allow-list."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import trio
+from pydantic import SecretStr
+
+from channels import (
+    Channel,
+    InstagramSettings,
+    MediaHostForbidden,
+    MediaKind,
+    MediaRef,
+    MediaUnavailable,
+    MessengerSettings,
+    MetaMessagingClient,
+    OutboundMedia,
+    OutsideCustomerWindow,
+    RecipientUnavailable,
+    SendRateLimited,
+    SendRejected,
+    SendTransient,
+    ThreadKey,
+    channel_spec,
+    classify_instagram_error,
+    classify_messenger_error,
+)
+from channels.sandbox import ProviderSandbox, SandboxCredentials, SandboxFailure
+from runtime import hypercorn_config, serve_asgi
+
+from .conftest import Served
+
+PAGE, PSID = "682498302938465", "5550001111000001"
+HOUR = 3600.0
+PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 100
+
+
+def client(
+    served: Served,
+    http: httpx.AsyncClient,
+    channel: Channel = Channel.MESSENGER,
+    human_agent: bool = True,
+) -> MetaMessagingClient:
+    """The registry's client for ``channel``, pointed at the sandbox with its token."""
+    token = SecretStr(served.sandbox.credentials.meta_token(channel))
+    base = f"{served.url}/{channel.value}/v21.0"
+    view: MessengerSettings | InstagramSettings
+    if channel is Channel.MESSENGER:
+        view = MessengerSettings(page_access_token=token, base_url=base, human_agent=human_agent)
+    else:
+        view = InstagramSettings(access_token=token, base_url=base, human_agent=human_agent)
+    made = channel_spec(channel).client(http, view)
+    assert isinstance(made, MetaMessagingClient)
+    return made
+
+
+@pytest.fixture
+async def served_without_permission(nursery: trio.Nursery) -> Served:
+    sandbox = ProviderSandbox(SandboxCredentials(meta_human_agent=False))
+    addr = await nursery.start(serve_asgi, sandbox, hypercorn_config("127.0.0.1:0"))
+    return Served(sandbox, addr.url)
+
+
+def key(channel: Channel = Channel.MESSENGER, customer: str = PSID) -> ThreadKey:
+    return ThreadKey(channel=channel, account=PAGE, customer=customer)
+
+
+async def test_text_within_24_hours_goes_as_a_response(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    served.sandbox.meta_customer_wrote(Channel.MESSENGER, PAGE, PSID, time.time() - 60)
+    message_id = await client(served, http).send_text(key(), "hello")
+    (sent,) = served.sandbox.sent()
+    assert (sent.message_id, sent.to, sent.text, sent.tag) == (message_id, PSID, "hello", None)
+
+
+async def test_past_24_hours_a_reply_goes_tagged_and_past_7_days_not_at_all(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    sandbox = served.sandbox
+    sandbox.meta_customer_wrote(Channel.MESSENGER, PAGE, PSID, time.time() - 30 * HOUR)
+    await client(served, http).send_text(key(), "late but human")
+    assert [m.tag for m in sandbox.sent()] == ["HUMAN_AGENT"]
+    with pytest.raises(OutsideCustomerWindow):  # not allowed to tag: refused as Meta answers
+        await client(served, http, human_agent=False).send_text(key(), "tagless")
+    other = "5550001111000002"
+    sandbox.meta_customer_wrote(Channel.MESSENGER, PAGE, other, time.time() - 8 * 24 * HOUR)
+    with pytest.raises(OutsideCustomerWindow) as closed:
+        await client(served, http).send_text(key(customer=other), "too late")
+    assert closed.value.code == 10
+    assert len(sandbox.sent()) == 1
+
+
+async def test_without_the_human_agent_permission_the_tagged_send_is_refused(
+    http: httpx.AsyncClient, served_without_permission: Served
+) -> None:
+    served = served_without_permission
+    served.sandbox.meta_customer_wrote(Channel.MESSENGER, PAGE, PSID, time.time() - 30 * HOUR)
+    with pytest.raises(SendRejected) as refused:
+        await client(served, http).send_text(key(), "needs the permission")
+    assert refused.value.code == 200
+
+
+async def test_instagram_window_and_limit(served: Served, http: httpx.AsyncClient) -> None:
+    ig = key(Channel.INSTAGRAM, "1789")
+    served.sandbox.meta_customer_wrote(Channel.INSTAGRAM, PAGE, "1789", time.time() - 10)
+    ig_client = client(served, http, Channel.INSTAGRAM)
+    await ig_client.send_text(ig, "x" * 1000)
+    with pytest.raises(SendRejected):  # the sandbox refuses what the bridge must split
+        await ig_client.send_text(ig, "x" * 1001)
+    served.sandbox.meta_customer_wrote(Channel.INSTAGRAM, PAGE, "1790", time.time() - 9 * 86400)
+    with pytest.raises(OutsideCustomerWindow) as closed:
+        await ig_client.send_text(key(Channel.INSTAGRAM, "1790"), "late")
+    assert closed.value.status == 403
+
+
+async def test_attachment_by_url_and_scripted_failures(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    sandbox = served.sandbox
+    sandbox.meta_customer_wrote(Channel.MESSENGER, PAGE, PSID, time.time())
+    media_id = sandbox.add_media(PNG, "image/png", "a.png")
+    url = sandbox.meta_media_url(served.url, Channel.MESSENGER, media_id)
+    meta = client(served, http)
+    await meta.send_media(key(), OutboundMedia(mime_type="image/png", url=url))
+    assert [(m.type, m.media_url, m.mime_type) for m in sandbox.sent()] == [
+        ("image", url, "image/png")
+    ]
+    assert not meta.caption_fits(key(), OutboundMedia(mime_type="image/png", url=url), "hi")
+    with pytest.raises(SendRejected):  # Meta cannot fetch it
+        await meta.send_media(
+            key(), OutboundMedia(mime_type="application/pdf", url=f"{served.url}/nowhere.pdf")
+        )
+    for failure, error in (
+        (SandboxFailure.BLOCKED, RecipientUnavailable),
+        (SandboxFailure.RATE_LIMITED, SendRateLimited),
+        (SandboxFailure.SERVER_ERROR, SendTransient),
+    ):
+        sandbox.fail(Channel.MESSENGER, PSID, failure, times=1)
+        with pytest.raises(error):
+            await meta.send_text(key(), "scripted")
+
+
+async def test_a_wrong_token_is_rejected_without_leaking_it(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    base = f"{served.url}/messenger/v21.0"
+    view = MessengerSettings(page_access_token=SecretStr("EAAG-wrong-token-1234"), base_url=base)
+    meta = channel_spec(Channel.MESSENGER).client(http, view)
+    with pytest.raises(SendRejected) as refused:
+        await meta.send_text(key(), "hello")
+    assert refused.value.code == 190
+    assert "EAAG-wrong-token" not in str(refused.value)
+
+
+async def test_cdn_media_downloads_until_it_expires(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    sandbox = served.sandbox
+    media_id = sandbox.add_media(PNG, "image/png")
+    meta = client(served, http)
+    fresh = sandbox.meta_media_url(served.url, Channel.MESSENGER, media_id)
+    got = await meta.download(MediaRef(kind=MediaKind.IMAGE, ref=fresh), max_bytes=10_000)
+    assert (got.content, got.mime_type) == (PNG, "image/png")
+    expired = sandbox.meta_media_url(
+        served.url, Channel.MESSENGER, media_id, expires_at=time.time() - 1
+    )
+    with pytest.raises(MediaUnavailable):
+        await meta.download(MediaRef(kind=MediaKind.IMAGE, ref=expired), max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/x.png",
+        "http://scontent.xx.fbcdn.net/v/x.png",  # not https
+        "https://scontent.xx.fbcdn.net.evil.example/v/x.png",
+        "https://notfbcdn.net/v/x.png",
+        "https://scontent.xx.fbcdn.net:8443/v/x.png",
+        "file:///etc/passwd",
+    ],
+)
+async def test_media_outside_the_allow_list_is_never_fetched(
+    served: Served, http: httpx.AsyncClient, url: str
+) -> None:
+    with pytest.raises(MediaHostForbidden):
+        await client(served, http).download(MediaRef(kind=MediaKind.IMAGE, ref=url), max_bytes=10)
+
+
+def response(status: int, error: dict[str, object], **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": error}, headers=headers)
+
+
+def test_graph_errors_climb_the_ladder_by_code_and_subcode() -> None:
+    permission = response(
+        400, {"message": "(#10) Application does not have permission", "code": 10}
+    )
+    assert type(classify_messenger_error(permission)) is SendRejected  # code 10, no window
+    ig_window = response(403, {"code": 10, "error_subcode": 2534022})
+    assert type(classify_messenger_error(ig_window)) is SendRejected  # Instagram's subcode
+    assert type(classify_instagram_error(ig_window)) is OutsideCustomerWindow
+    no_user = response(400, {"code": 100, "error_subcode": 2018001})
+    assert type(classify_messenger_error(no_user)) is RecipientUnavailable
+    usage = '{"682498302938465": [{"type": "pages", "estimated_time_to_regain_access": 5}]}'
+    throttled = classify_messenger_error(
+        response(400, {"code": 613}, **{"x-business-use-case-usage": usage})
+    )
+    assert isinstance(throttled, SendRateLimited)
+    assert throttled.retry_after == 300
+    assert type(classify_messenger_error(httpx.Response(502, text="<html>"))) is SendTransient
+    assert type(classify_messenger_error(response(400, {"code": 2}))) is SendTransient
