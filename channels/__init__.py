@@ -1,9 +1,10 @@
-"""Channel adapters for WhatsApp Cloud API, Twilio Messaging and Telegram bots.
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging, Telegram bots and Viber bots.
 
-One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/`` — holds its webhook side
-(``_webhook.py``), its API side (``_api.py``) and its registry entry (``_channel.py``: the
-settings view and the :class:`ChannelSpec`); the shared pieces (the model, the text model and
-its splitting, decoding, the httpx edge, the error ladder, the errors) stay at this level.
+One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/``, ``viber/`` — holds its
+webhook side (``_webhook.py``), its API side (``_api.py``) and its registry entry
+(``_channel.py``: the settings view and the :class:`ChannelSpec`); the shared pieces (the
+model, the text model and its splitting, decoding, the httpx edge, the error ladder, the
+errors) stay at this level.
 :data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
 rules from: its route, whether it receives and sends with its settings view, its webhook's
 verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
@@ -48,6 +49,8 @@ rejection's ``reason`` is one line)::
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
                              parse_telegram(body, telegram_bot_id(bot_token),
                                             groups=THREADLINE_TELEGRAM_GROUPS)
+    POST /webhooks/viber     verify_viber_signature(body, X-Viber-Content-Signature, auth_token)
+                             parse_viber(body, account)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
@@ -57,9 +60,11 @@ Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
 ``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
 keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
 ``telegram:{bot id}:{chat id}`` (a group member's, with ``groups="per-member"``:
-``telegram:{bot id}:{user id}``). Telegram message ids are ``"{chat_id}:{message_id}"``, an
-edit's ``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place
-that turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
+``telegram:{bot id}:{user id}``), Viber ``viber:{account id}:{user id}`` (the user id is
+base64: escape it in URLs). Viber message ids are the ``message_token`` digits. Telegram
+message ids are ``"{chat_id}:{message_id}"``, an edit's
+``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place that
+turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
@@ -133,6 +138,12 @@ from .twilio import parse_twilio as parse_twilio
 from .twilio import twilio_form_params as twilio_form_params
 from .twilio import twilio_signature as twilio_signature
 from .twilio import verify_twilio_signature as verify_twilio_signature
+from .viber import ViberClient as ViberClient
+from .viber import ViberConfig as ViberConfig
+from .viber import ViberSettings as ViberSettings
+from .viber import classify_viber_error as classify_viber_error
+from .viber import parse_viber as parse_viber
+from .viber import verify_viber_signature as verify_viber_signature
 from .whatsapp import WhatsAppClient as WhatsAppClient
 from .whatsapp import WhatsAppConfig as WhatsAppConfig
 from .whatsapp import WhatsAppSettings as WhatsAppSettings
@@ -186,6 +197,9 @@ __all__ = [
     "TwilioClient",
     "TwilioConfig",
     "TwilioSettings",
+    "ViberClient",
+    "ViberConfig",
+    "ViberSettings",
     "Webhook",
     "WebhookRejected",
     "WhatsAppClient",
@@ -196,11 +210,13 @@ __all__ = [
     "check_json_strings",
     "classify_telegram_error",
     "classify_twilio_error",
+    "classify_viber_error",
     "classify_whatsapp_error",
     "compose",
     "encode_text",
     "parse_telegram",
     "parse_twilio",
+    "parse_viber",
     "parse_whatsapp",
     "provider_length",
     "render_blocks",
@@ -217,6 +233,7 @@ __all__ = [
     "utf16_length",
     "verify_telegram_secret",
     "verify_twilio_signature",
+    "verify_viber_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
     "webhook_path",

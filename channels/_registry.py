@@ -15,12 +15,13 @@ from ._model import Channel
 from ._spec import ChannelSpec
 from .telegram import TELEGRAM
 from .twilio import TWILIO
+from .viber import VIBER
 from .whatsapp import WHATSAPP
 
 __all__ = ["CHANNELS", "channel_spec"]
 
 CHANNELS: Final[Mapping[Channel, ChannelSpec[Any]]] = MappingProxyType(
-    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM)}
+    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, VIBER)}
 )
 """Every channel's spec, in :class:`~channels.Channel` order of registration."""
 

@@ -25,6 +25,11 @@ its business identifiers and, optionally, its Intercom profile::
     bot_token = { env = "SUPPORT_BOT_TOKEN" }
     secret_token = { env = "SUPPORT_BOT_SECRET" }
 
+    [[viber]]
+    id = "viber-shop"                 # its threads' account; route /webhooks/viber/viber-shop
+    auth_token = { env = "VIBER_SHOP_TOKEN" }
+    bot_name = "Shop"                 # sender.name, 1-28 characters
+
 A secret is a string, ``{ env = "NAME" }`` (an environment variable of the bridge's process) or
 ``{ file = "/path" }`` (the file's content, one trailing newline dropped). Everything is
 checked when the file is read; every problem is one line naming the file, the account and the
@@ -66,7 +71,7 @@ class AccountEntry:
     """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token."""
     numbers: tuple[str, ...]
     """The business accounts it owns (``ThreadKey.account``): phone_number_ids, Twilio
-    numbers (E.164) or the bot id."""
+    numbers (E.164), the Telegram bot id or the Viber bot's ``id``."""
     account_sid: str | None = None
     subaccount_sid: str | None = None
     business_account_id: str | None = None
@@ -76,6 +81,8 @@ class AccountEntry:
     tags: tuple[str, ...] | None = None
     conversation_buffer_seconds: float | None = None
     reply_format: str | None = None
+    bot_name: str | None = None
+    """A Viber bot's sender name."""
 
     def secret(self, name: str) -> SecretStr | None:
         return self.secrets.get(name)
@@ -104,6 +111,7 @@ _SID: Final = re.compile(r"AC[0-9a-fA-F]{32}")
 _INTERCOM_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOT_TOKEN: Final = re.compile(r"([0-9]+):[A-Za-z0-9_-]+")
 _TELEGRAM_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_BOT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,28}")
 
 _PROFILE: Final = frozenset({
     "default_admin_id", "team_id", "assignee_id", "tags", "conversation_buffer_seconds",
@@ -120,6 +128,7 @@ _FIELDS: Final[Mapping[Channel, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"subaccount_sid"}),
     ),
     Channel.TELEGRAM: (frozenset({"bot_token", "secret_token"}), frozenset()),
+    Channel.VIBER: (frozenset({"auth_token", "bot_name"}), frozenset()),
 }
 _SECRET_FIELDS: Final = frozenset(
     {"app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token"}
@@ -203,18 +212,23 @@ _NUMBERS: Final = {
     Channel.WHATSAPP: "phone_number_ids",
     Channel.TWILIO: "numbers",
     Channel.TELEGRAM: "bot_token",
+    Channel.VIBER: "id",
 }
 
 
 def _identity(entry: AccountEntry) -> tuple[str, str] | None:
     """What tells an account's webhooks apart: a WhatsApp app's secret, a Twilio (sub)account's
-    SID; a Telegram bot's route is its bot id (checked with the numbers)."""
+    SID, a Viber bot's auth token (it signs the callbacks); a Telegram bot's route is its bot
+    id (checked with the numbers)."""
     if entry.channel is Channel.WHATSAPP:
         secret = entry.secret("app_secret")
         return ("app_secret", secret.get_secret_value()) if secret is not None else None
     if entry.channel is Channel.TWILIO:
         sid = entry.subaccount_sid or entry.account_sid
         return ("subaccount_sid" if entry.subaccount_sid else "account_sid", sid or "")
+    if entry.channel is Channel.VIBER:
+        token = entry.secret("auth_token")
+        return ("auth_token", token.get_secret_value()) if token is not None else None
     return None
 
 
@@ -299,7 +313,7 @@ def _entry(
         return tuple(out)
 
     numbers: tuple[str, ...] = ()
-    account_sid = subaccount_sid = waba = None
+    account_sid = subaccount_sid = waba = bot_name = None
     if channel is Channel.WHATSAPP:
         numbers = listing("phone_number_ids", _DIGITS, "phone_number_ids (digits)")
         waba = text("business_account_id", _DIGITS, "a WhatsApp Business Account id (digits)")
@@ -307,6 +321,9 @@ def _entry(
         numbers = listing("numbers", _E164, "E.164 numbers (+15551230001)", strip="whatsapp:")
         account_sid = text("account_sid", _SID, "a Twilio account SID (AC and 32 hex digits)")
         subaccount_sid = text("subaccount_sid", _SID, "a Twilio subaccount SID (AC…)")
+    elif channel is Channel.VIBER:
+        numbers = (account_id,) if account_id else ()
+        bot_name = text("bot_name", _BOT_NAME, "the bot's sender name (1-28 characters)")
     else:
         token = secrets.get("bot_token")
         if token is not None:
@@ -360,6 +377,7 @@ def _entry(
         tags=tags,
         conversation_buffer_seconds=buffer,
         reply_format=reply_format,
+        bot_name=bot_name,
     )
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels import Channel, TelegramSettings, TwilioSettings, WhatsAppSettings
+from channels import Channel, TelegramSettings, TwilioSettings, ViberSettings, WhatsAppSettings
 
 from ._accounts import AccountEntry, AccountsFile, AccountsFileError, load_accounts
 from ._profiles import AccountProfile
@@ -48,6 +48,7 @@ _SECRETS = (
     "twilio_auth_token",
     "telegram_bot_token",
     "telegram_secret_token",
+    "viber_auth_token",
     "api_token",
     "metrics_token",
 )
@@ -91,6 +92,7 @@ _ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
     Channel.WHATSAPP: ("whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token"),
     Channel.TWILIO: ("twilio_account_sid", "twilio_auth_token"),
     Channel.TELEGRAM: ("telegram_bot_token", "telegram_secret_token"),
+    Channel.VIBER: ("viber_auth_token",),
 }
 """The variables that configure a channel kind's one account (the shorthand)."""
 
@@ -148,8 +150,15 @@ class Settings(BaseSettings):
     """Messages from Telegram group, supergroup and channel chats: acknowledged and counted
     (``ignore``), or bridged per member (``per-member``: one thread per sender, the group's
     title noted in the message; replies go to the member's private chat with the bot)."""
+    viber_auth_token: SecretStr | None = None
+    """The Viber bot's auth token: it sends (``X-Viber-Auth-Token``) and checks the callbacks'
+    ``X-Viber-Content-Signature``."""
+    viber_base_url: str = "https://chatapi.viber.com"
+    viber_bot_name: str | None = Field(default=None, min_length=1, max_length=28)
+    """The sender name of every Viber message (``sender.name``, 1-28 characters): the bot's
+    name as customers see it. Required with ``THREADLINE_VIBER_AUTH_TOKEN``."""
     accounts_file: str | None = None
-    """A TOML file listing any number of WhatsApp apps, Twilio accounts and Telegram bots,
+    """A TOML file listing any number of WhatsApp apps, Twilio accounts, Telegram and Viber bots,
     each with its credentials, numbers and Intercom profile (``actors/core/_accounts.py``). A
     channel kind is configured either there or by its ``THREADLINE_<CHANNEL>_*`` credential
     variables (the one-account shorthand), never both."""
@@ -299,6 +308,11 @@ class Settings(BaseSettings):
                 )
             elif name == "telegram_bot_token" and not _TELEGRAM_BOT_TOKEN.fullmatch(value):
                 problems.append(f"{variable} is not a bot token (<bot id>:<secret>)")
+        if self.viber_auth_token is not None and not self.viber_bot_name:
+            problems.append(
+                "THREADLINE_VIBER_BOT_NAME is not set: Viber needs a sender name (1-28 "
+                "characters) with THREADLINE_VIBER_AUTH_TOKEN"
+            )
         sid = self.twilio_account_sid
         if sid is not None and (not sid.strip() or is_placeholder(sid)):
             problems.append(
@@ -394,6 +408,18 @@ class Settings(BaseSettings):
             upload_fetch_seconds=self.media_download_timeout_seconds,
         )
 
+    @property
+    def viber(self) -> ViberSettings:
+        """The ``THREADLINE_VIBER_*`` settings; a file's size is learnt within the limits of
+        a download from a provider."""
+        return ViberSettings(
+            auth_token=self.viber_auth_token,
+            base_url=self.viber_base_url,
+            bot_name=self.viber_bot_name,
+            upload_max_bytes=self.max_media_bytes,
+            upload_fetch_seconds=self.media_download_timeout_seconds,
+        )
+
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
         entry (``ChannelSpec``) takes it."""
@@ -478,6 +504,13 @@ def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a ch
             auth_token=entry.secret("auth_token"),
             subaccount_sid=entry.subaccount_sid,
             numbers=numbers,
+        )
+    if isinstance(base, ViberSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            auth_token=entry.secret("auth_token"),
+            bot_name=entry.bot_name,
         )
     assert isinstance(base, TelegramSettings)
     return dataclasses.replace(

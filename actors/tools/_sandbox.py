@@ -6,6 +6,7 @@
     /whatsapp/v21.0/...   fake Graph API         THREADLINE_WHATSAPP_BASE_URL = <url>/whatsapp/v21.0
     /twilio/...           fake Twilio API        THREADLINE_TWILIO_BASE_URL   = <url>/twilio
     /telegram/...         fake Bot API           THREADLINE_TELEGRAM_BASE_URL = <url>/telegram
+    /viber/...            fake Viber bot API     THREADLINE_VIBER_BASE_URL    = <url>/viber
     /_sandbox/...         provider inspection;   /intercom/_sandbox/... Intercom inspection
 """
 
@@ -34,6 +35,7 @@ class SandboxSecrets:
     whatsapp_phone_number_id: str = "100000000000001"
     telegram_secret_token: str = "sandbox-telegram-secret"  # noqa: S105 - public fake
     twilio_number: str = "+15550002222"
+    viber_bot_name: str = "Threadline Sandbox"
 
 
 SANDBOX_SECRETS = SandboxSecrets()
@@ -101,4 +103,7 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         "THREADLINE_TELEGRAM_SECRET_TOKEN": s.telegram_secret_token,
         "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
+        "THREADLINE_VIBER_AUTH_TOKEN": creds.viber_auth_token,
+        "THREADLINE_VIBER_BASE_URL": f"{base}/viber",
+        "THREADLINE_VIBER_BOT_NAME": s.viber_bot_name,
     }
