@@ -52,6 +52,7 @@ from channels.sandbox import (
     WhatsAppInbound,
     telegram_message_webhook,
     twilio_message_webhook,
+    viber_message_webhook,
     whatsapp_webhook,
 )
 from intercom import sign as intercom_sign
@@ -86,6 +87,7 @@ URL_FAMILIES = ("fields", "surrogate", "nul", "huge", "html", "mixed")
 ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "whatsapp": ("unsigned", *JSON_FAMILIES),
     "telegram": ("unsigned", *JSON_FAMILIES),
+    "viber": ("unsigned", *JSON_FAMILIES),
     "intercom": ("unsigned", *JSON_FAMILIES),
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
@@ -188,7 +190,7 @@ def targets(request: pytest.FixtureRequest, bridges: Bridges) -> Iterator[dict[s
 
 
 def _load(channel: str) -> list[dict[str, Any]]:
-    skip = ("signature_vector", "verify_handshake")
+    skip = ("signature_vector", "verify_handshake", "send_", "error_")
     return [
         json.loads(path.read_text())
         for path in sorted((FIXTURES / channel).glob("*.json"))
@@ -219,6 +221,13 @@ def _telegram_templates() -> list[dict[str, Any]]:
     return [*_load("telegram"), json.loads(built.body)]
 
 
+def _viber_templates() -> list[dict[str, Any]]:
+    built = viber_message_webhook(
+        CREDS.viber_auth_token, user_id="xy5/5y6O81+/kbWHpLhBoA==", message_token=2**62, text="hi"
+    )
+    return [*_load("viber"), json.loads(built.body)]
+
+
 def _twilio_templates() -> list[list[tuple[str, str]]]:
     templates = []
     for doc in _load("twilio"):
@@ -246,6 +255,7 @@ def _twilio_templates() -> list[list[tuple[str, str]]]:
 
 WHATSAPP_TEMPLATES = _whatsapp_templates()
 TELEGRAM_TEMPLATES = _telegram_templates()
+VIBER_TEMPLATES = _viber_templates()
 TWILIO_TEMPLATES = _twilio_templates()
 API_TEMPLATES: list[dict[str, Any]] = [
     {"channel": "whatsapp", "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
@@ -307,6 +317,10 @@ def _wa_signature(body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def _viber_signature(body: bytes) -> str:
+    return hmac.new(CREDS.viber_auth_token.encode(), body, hashlib.sha256).hexdigest()
+
+
 def _signer(route: str) -> tuple[str, str, Any]:
     """(path, header, sign(body) -> header value) of a JSON route."""
     if route == "whatsapp":
@@ -317,6 +331,8 @@ def _signer(route: str) -> tuple[str, str, Any]:
             "X-Telegram-Bot-Api-Secret-Token",
             lambda body: SANDBOX_SECRETS.telegram_secret_token,
         )
+    if route == "viber":
+        return "/webhooks/viber", "X-Viber-Content-Signature", _viber_signature
     if route == "intercom":
         return (
             "/webhooks/intercom",
@@ -338,6 +354,7 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
     templates = {
         "whatsapp": WHATSAPP_TEMPLATES,
         "telegram": TELEGRAM_TEMPLATES,
+        "viber": VIBER_TEMPLATES,
         "intercom": _intercom_templates(target),
         "api": API_TEMPLATES,
     }[route]
@@ -465,7 +482,7 @@ def probe_cases(family: str) -> st.SearchStrategy[Case]:
 
 
 def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
-    if route in ("whatsapp", "telegram", "intercom", "api"):
+    if route in ("whatsapp", "telegram", "viber", "intercom", "api"):
         return json_route_cases(route, family, target)
     if route == "twilio":
         return twilio_cases(family)
