@@ -26,6 +26,8 @@ REAL_LOOKING: dict[str, str] = {
     "THREADLINE_TWILIO_AUTH_TOKEN": secrets.token_hex(16),
     "THREADLINE_TELEGRAM_BOT_TOKEN": f"{secrets.randbelow(10**10)}:{secrets.token_urlsafe(26)}",
     "THREADLINE_TELEGRAM_SECRET_TOKEN": secrets.token_urlsafe(48),
+    "THREADLINE_VIBER_AUTH_TOKEN": "-".join(secrets.token_hex(8) for _ in range(3)),
+    "THREADLINE_VIBER_BOT_NAME": "Threadline Support",
     "THREADLINE_API_TOKEN": secrets.token_urlsafe(32),
     "THREADLINE_METRICS_TOKEN": secrets.token_urlsafe(32),
 }
