@@ -1,6 +1,7 @@
 """The fake Viber REST bot API: ``send_message`` (text, picture, video, file by URL),
-``get_account_info``, ``set_webhook`` (answered by a signed ``webhook`` check callback, as
-Viber does) and the media URLs of customers' messages (``/viber/media/{id}``, no auth).
+``get_account_info``, ``set_webhook`` (followed by a signed ``webhook`` check callback, as
+Viber does, to the URL's path on the bridge the sandbox was told about) and the media URLs of
+customers' messages (``/viber/media/{id}``, no auth).
 
 Like the real API it answers HTTP 200 with a JSON ``status`` (0 ok; 2 invalidAuthToken,
 3 badData, 4 missingData, 6 notSubscribed, 12 tooManyRequests, 99 general error), checks the
@@ -15,6 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 from channels import Channel, utf16_length
 from runtime import Request, Response, json_response
@@ -116,11 +118,18 @@ async def viber(
         if url and not url.startswith("https://") and not url.startswith("/"):
             return _status(1, "invalidUrl")
         state.viber_webhooks[token] = url
-        if url:  # Viber checks the URL with a signed ``webhook`` callback before answering
+        if url and state.bridge_url:  # Viber checks the URL with a signed ``webhook`` callback
             check = viber_event_webhook(token, "webhook", message_token=state.next_id())
-            state.outbox.append(PendingWebhook(url, check.body, check.headers))
+            state.outbox.append(PendingWebhook(_on_bridge(url), check.body, check.headers))
         return json_response(200, {"status": 0, "status_message": "ok", "event_types": []})
     return json_response(404, {"error": "not found"})
+
+
+def _on_bridge(url: str) -> str:
+    """The path of a webhook URL: callbacks go to that path on the bridge the sandbox was told
+    about (``bridge_url``), never to a public URL."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _send(
@@ -191,8 +200,8 @@ def _send(
         mime_type=mime,
         filename=file_name if isinstance(file_name, str) else None,
     )
-    target = state.viber_webhooks.get(token) or "/webhooks/viber"
-    if later and script is not None:
+    target = _on_bridge(state.viber_webhooks.get(token) or "/webhooks/viber")
+    if later and script is not None and state.bridge_url:
         failed = viber_event_webhook(
             token, "failed", user_id=receiver, message_token=message_token,
             desc="the message could not be delivered (sandbox)",
