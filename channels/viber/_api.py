@@ -61,6 +61,20 @@ VIBER_CODES: Final = ErrorCodes(
 4 missingData, 7-10 the bot's account, 13/14 API version, 23/24 billing) is refused for good."""
 
 
+_MEANINGS: Final = {
+    2: "the auth token is invalid (THREADLINE_VIBER_AUTH_TOKEN or the account's auth_token)",
+    5: "the receiver is not a Viber user",
+    6: "the customer is not subscribed to the bot (they unsubscribed, or never subscribed)",
+    7: "the bot's account is blocked",
+    8: "the bot's account was not found",
+    9: "the bot's account is suspended",
+    10: "the bot's webhook is not set",
+    11: "the customer has no device that can receive it",
+    12: "too many requests",
+}
+"""What a ``status`` means, said to the team before Viber's own terse ``status_message``."""
+
+
 def viber_message_type(mime_type: str) -> str:
     """The ``send_message`` type for a MIME type (pure): picture, video or file."""
     kind = media_type(mime_type)
@@ -90,6 +104,9 @@ def classify_viber_error(response: httpx.Response) -> ChannelError:
     RecipientUnavailable; 99 or 5xx → SendTransient; anything else → SendRejected.
     """
     code, message = _status_of(response.content)
+    meaning = _MEANINGS.get(code) if code is not None else None
+    if meaning is not None:
+        message = f"{meaning} ({message})" if message else meaning
     return classify_error("viber", response, code, message, VIBER_CODES)
 
 

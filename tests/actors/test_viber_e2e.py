@@ -115,6 +115,7 @@ async def test_an_unsubscribed_customer_is_not_messaged_the_reply_becomes_a_note
     await stack.sandbox.intercom.teammates.reply(conversation_id, "One more thing", admin_id=GRACE)
     await eventually(lambda: len(notes(stack)) == 1)
     assert "could not deliver" in notes(stack)[0]
+    assert "cannot be reached on viber (code 6)" in notes(stack)[0]
     assert stack.sent() == []
     assert stack.sandbox.providers.refused() == [("viber", USER, 6)]
 
