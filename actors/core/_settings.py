@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
     conversation_tags: str = Field(default="", max_length=2000)
     """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
-    name (``whatsapp``, ``twilio``, ``telegram``). Empty: no tags."""
+    name (``whatsapp``, ``twilio``, ``telegram``, ``viber``). Empty: no tags."""
     contact_channel_attribute: str | None = Field(
         default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
     )
