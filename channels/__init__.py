@@ -1,13 +1,13 @@
-"""Channel adapters for WhatsApp Cloud API, Twilio Messaging, Telegram bots, Facebook Messenger
-and Instagram messaging.
+"""Channel adapters for WhatsApp Cloud API, Twilio Messaging, Telegram bots, Facebook Messenger,
+Instagram messaging and Viber bots.
 
 One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/``, ``messenger/``,
-``instagram/`` — holds its webhook side (``_webhook.py``), its API side (``_api.py``) and its
-registry entry (``_channel.py``: the settings view and the :class:`ChannelSpec`); the shared
-pieces (the model, the text model and its splitting, decoding, the httpx edge, the error
-ladder, the errors, and Meta's messaging platform ``_meta.py``, whose webhook and Send API
-Messenger and Instagram are, and whose signature and handshake WhatsApp uses) stay at this
-level.
+``instagram/``, ``viber/`` — holds its webhook side (``_webhook.py``), its API side
+(``_api.py``) and its registry entry (``_channel.py``: the settings view and the
+:class:`ChannelSpec`); the shared pieces (the model, the text model and its splitting,
+decoding, the httpx edge, the error ladder, the errors, and Meta's messaging platform
+``_meta.py``, whose webhook and Send API Messenger and Instagram are, and whose signature and
+handshake WhatsApp uses) stay at this level.
 :data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
 rules from: its route, whether it receives and sends with its settings view, its webhook's
 verify+parse and answer, its client, text limit and markup, WhatsApp's window and receipts.
@@ -52,6 +52,8 @@ rejection's ``reason`` is one line)::
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
                              parse_telegram(body, telegram_bot_id(bot_token),
                                             groups=THREADLINE_TELEGRAM_GROUPS)
+    POST /webhooks/viber     verify_viber_signature(body, X-Viber-Content-Signature, auth_token)
+                             parse_viber(body, account)
 
     GET  /webhooks/messenger  verify_meta_handshake(query, verify_token) → 200 text/plain
     POST /webhooks/messenger  verify_meta_signature(body, X-Hub-Signature-256, app_secret)
@@ -66,9 +68,11 @@ Identity: :class:`ThreadKey` ``"{channel}:{account}:{customer}"`` — WhatsApp
 ``whatsapp:{phone_number_id}:{wa_id}``, Twilio ``twilio:{business E.164}:{From}`` (``From``
 keeps ``whatsapp:`` so SMS and Twilio-WhatsApp threads differ), Telegram
 ``telegram:{bot id}:{chat id}`` (a group member's, with ``groups="per-member"``:
-``telegram:{bot id}:{user id}``). Telegram message ids are ``"{chat_id}:{message_id}"``, an
-edit's ``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place
-that turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
+``telegram:{bot id}:{user id}``), Viber ``viber:{account id}:{user id}`` (the user id is
+base64: escape it in URLs). Viber message ids are the ``message_token`` digits. Telegram
+message ids are ``"{chat_id}:{message_id}"``, an edit's
+``"{chat_id}:{message_id}:edited:{edit_date}"``. :func:`render_inbound` is the one place that
+turns a parsed message (reaction, contact card, quote, edit, unsupported type) into text.
 
 Imports only the standard library, httpx, pydantic, trio and ``runtime`` (import-linter).
 """
@@ -153,6 +157,12 @@ from .twilio import parse_twilio as parse_twilio
 from .twilio import twilio_form_params as twilio_form_params
 from .twilio import twilio_signature as twilio_signature
 from .twilio import verify_twilio_signature as verify_twilio_signature
+from .viber import ViberClient as ViberClient
+from .viber import ViberConfig as ViberConfig
+from .viber import ViberSettings as ViberSettings
+from .viber import classify_viber_error as classify_viber_error
+from .viber import parse_viber as parse_viber
+from .viber import verify_viber_signature as verify_viber_signature
 from .whatsapp import WhatsAppClient as WhatsAppClient
 from .whatsapp import WhatsAppConfig as WhatsAppConfig
 from .whatsapp import WhatsAppSettings as WhatsAppSettings
@@ -210,6 +220,9 @@ __all__ = [
     "TwilioClient",
     "TwilioConfig",
     "TwilioSettings",
+    "ViberClient",
+    "ViberConfig",
+    "ViberSettings",
     "Webhook",
     "WebhookRejected",
     "WhatsAppClient",
@@ -222,6 +235,7 @@ __all__ = [
     "classify_messenger_error",
     "classify_telegram_error",
     "classify_twilio_error",
+    "classify_viber_error",
     "classify_whatsapp_error",
     "compose",
     "encode_text",
@@ -230,6 +244,7 @@ __all__ = [
     "parse_messenger",
     "parse_telegram",
     "parse_twilio",
+    "parse_viber",
     "parse_whatsapp",
     "provider_length",
     "render_blocks",
@@ -248,6 +263,7 @@ __all__ = [
     "verify_meta_signature",
     "verify_telegram_secret",
     "verify_twilio_signature",
+    "verify_viber_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
     "webhook_path",

@@ -34,6 +34,7 @@ class Channel(enum.StrEnum):
     TELEGRAM = "telegram"
     MESSENGER = "messenger"
     INSTAGRAM = "instagram"
+    VIBER = "viber"
 
 
 def _utc(value: datetime) -> datetime:
@@ -53,10 +54,12 @@ class ThreadKey(_Frozen):
     """Identity of one customer thread: ``(channel, business account, customer)``.
 
     ``account`` is the WhatsApp phone_number_id, the Twilio business number (E.164, without
-    Twilio's ``whatsapp:`` channel prefix) or the Telegram bot id; it never contains ``:``.
+    Twilio's ``whatsapp:`` channel prefix), the Telegram bot id or the Viber bot's account id;
+    it never contains ``:``.
     ``customer`` is the WhatsApp wa_id (or business-scoped user id), the Twilio ``From``
-    address *with* its channel prefix (so SMS and Twilio-WhatsApp threads differ), or the
-    Telegram chat id; on Messenger the Page id and the customer's page-scoped id (PSID), on
+    address *with* its channel prefix (so SMS and Twilio-WhatsApp threads differ), the
+    Telegram chat id, or the Viber user id (base64: may hold ``/``, ``+`` and ``=``; escape it
+    in a URL); on Messenger the Page id and the customer's page-scoped id (PSID), on
     Instagram the professional account's id and the Instagram-scoped id (IGSID).
     ``str(key)`` is the stable form ``"{channel}:{account}:{customer}"``.
     """

@@ -17,12 +17,13 @@ from .instagram import INSTAGRAM
 from .messenger import MESSENGER
 from .telegram import TELEGRAM
 from .twilio import TWILIO
+from .viber import VIBER
 from .whatsapp import WHATSAPP
 
 __all__ = ["CHANNELS", "channel_spec"]
 
 CHANNELS: Final[Mapping[Channel, ChannelSpec[Any]]] = MappingProxyType(
-    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, MESSENGER, INSTAGRAM)}
+    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, MESSENGER, INSTAGRAM, VIBER)}
 )
 """Every channel's spec, in :class:`~channels.Channel` order of registration."""
 

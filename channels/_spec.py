@@ -1,11 +1,10 @@
 """What a channel is to the rest of the bridge: one :class:`ChannelSpec` per provider.
 
 Each provider's subpackage (``channels/whatsapp/``, ``channels/twilio/``, ``channels/telegram/``,
-``channels/messenger/``, ``channels/instagram/``)
-builds its spec from its own pieces — its settings view, webhook verify+parse, client, limits,
-window rule and markup — and ``channels/_registry.py`` lists the specs, one line each. The
-ingress, the gateway and the outgoing text read a channel's rules from its spec, never from an
-``if channel == …``.
+``channels/messenger/``, ``channels/instagram/``, ``channels/viber/``) builds its spec from its
+own pieces — its settings view, webhook verify+parse, client, limits, window rule and markup —
+and ``channels/_registry.py`` lists the specs, one line each. The ingress, the gateway and the
+outgoing text read a channel's rules from its spec, never from an ``if channel == …``.
 
 A spec is generic in its settings view ``S`` (e.g. :class:`~channels.whatsapp.WhatsAppSettings`):
 the application builds the view from its own settings, and the spec's rules take only that.
@@ -106,7 +105,7 @@ class ChannelSpec(Generic[S]):
     """Whether the provider reports delivery after accepting a send."""
     new_customer: re.Pattern[str]
     """Customer ids a thread may be opened with from our side (the send API): a phone number
-    (wa_id, E.164) or a Telegram private chat id."""
+    (wa_id, E.164), a Telegram private chat id or a Viber user id."""
     phone: Callable[[ThreadKey], str | None]
     """The customer's E.164 phone, as the inbound path identifies them by, or None."""
     templates: bool = False
@@ -115,7 +114,7 @@ class ChannelSpec(Generic[S]):
     """The business accounts (``ThreadKey.account``) a view sends for and receives about;
     None: any (the one-account shorthand of the environment variables)."""
     account_route: Callable[[S], str | None] = _no_route
-    """A webhook path of the view's own (a Telegram bot of the accounts file); None: the
+    """A webhook path of the view's own (a Telegram or Viber bot of the accounts file); None: the
     channel's :attr:`route`, shared by every view without one."""
     window_closed: str = "outside WhatsApp's 24-hour customer-service window (a template is needed)"
     """Why a send the provider refused as outside its messaging window did not go (the

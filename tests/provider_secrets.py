@@ -32,6 +32,8 @@ REAL_LOOKING: dict[str, str] = {
     "THREADLINE_INSTAGRAM_APP_SECRET": secrets.token_hex(16),
     "THREADLINE_INSTAGRAM_VERIFY_TOKEN": secrets.token_urlsafe(24),
     "THREADLINE_INSTAGRAM_ACCESS_TOKEN": "IGAA" + secrets.token_urlsafe(150).replace("-", "a"),
+    "THREADLINE_VIBER_AUTH_TOKEN": "-".join(secrets.token_hex(8) for _ in range(3)),
+    "THREADLINE_VIBER_BOT_NAME": "Threadline Support",
     "THREADLINE_API_TOKEN": secrets.token_urlsafe(32),
     "THREADLINE_METRICS_TOKEN": secrets.token_urlsafe(32),
 }

@@ -2,8 +2,8 @@
 
 A provider may accept a message and fail to deliver it later: WhatsApp posts a status
 ``failed`` with its ``errors[]``, Twilio calls the ``StatusCallback`` the bridge gives with each
-send (``MessageStatus`` ``failed`` or ``undelivered`` and an ``ErrorCode``). Telegram reports
-nothing after a send is accepted. ::
+send (``MessageStatus`` ``failed`` or ``undelivered`` and an ``ErrorCode``), Viber a ``failed``
+callback with a ``desc``. Telegram reports nothing after a send is accepted. ::
 
     send (WhatsApp, Twilio) ─► SentRecord under sent:<channel>:<provider id>, committed with
                                the entry (kept THREADLINE_JOURNAL_RETENTION_SECONDS)

@@ -38,6 +38,11 @@ its business identifiers and, optionally, its Intercom profile::
     access_token = { env = "SHOP_IG_TOKEN" }
     account_ids = ["17841400000000000"]
 
+    [[viber]]
+    id = "viber-shop"                 # its threads' account; route /webhooks/viber/viber-shop
+    auth_token = { env = "VIBER_SHOP_TOKEN" }
+    bot_name = "Shop"                 # sender.name, 1-28 characters
+
 A Meta app is one entry (its app secret tells its webhooks apart, one POST may be about
 several of its Pages), with the Pages (or Instagram accounts) its one token sends for: a token
 valid for all of them, such as a system user's. Pages of one app with a token each are not
@@ -85,7 +90,8 @@ class AccountEntry:
     app_secret, verify_token, page_access_token (Messenger)."""
     numbers: tuple[str, ...]
     """The business accounts it owns (``ThreadKey.account``): phone_number_ids, Twilio
-    numbers (E.164), the bot id, the Page ids or the Instagram account ids."""
+    numbers (E.164), the Telegram bot id, the Viber bot's ``id``, the Page ids or the
+    Instagram account ids."""
     account_sid: str | None = None
     subaccount_sid: str | None = None
     business_account_id: str | None = None
@@ -95,6 +101,8 @@ class AccountEntry:
     tags: tuple[str, ...] | None = None
     conversation_buffer_seconds: float | None = None
     reply_format: str | None = None
+    bot_name: str | None = None
+    """A Viber bot's sender name."""
 
     def secret(self, name: str) -> SecretStr | None:
         return self.secrets.get(name)
@@ -123,6 +131,7 @@ _SID: Final = re.compile(r"AC[0-9a-fA-F]{32}")
 _INTERCOM_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOT_TOKEN: Final = re.compile(r"([0-9]+):[A-Za-z0-9_-]+")
 _TELEGRAM_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_BOT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,28}")
 
 _PROFILE: Final = frozenset({
     "default_admin_id", "team_id", "assignee_id", "tags", "conversation_buffer_seconds",
@@ -147,6 +156,7 @@ _FIELDS: Final[Mapping[Channel, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"app_secret", "access_token", "account_ids"}),
         frozenset({"verify_token"}),
     ),
+    Channel.VIBER: (frozenset({"auth_token", "bot_name"}), frozenset()),
 }
 _SECRET_FIELDS: Final = frozenset(
     {
@@ -235,18 +245,23 @@ _NUMBERS: Final = {
     Channel.TELEGRAM: "bot_token",
     Channel.MESSENGER: "page_ids",
     Channel.INSTAGRAM: "account_ids",
+    Channel.VIBER: "id",
 }
 
 
 def _identity(entry: AccountEntry) -> tuple[str, str] | None:
     """What tells an account's webhooks apart: a Meta app's secret, a Twilio (sub)account's
-    SID; a Telegram bot's route is its bot id (checked with the numbers)."""
+    SID, a Viber bot's auth token (it signs the callbacks); a Telegram bot's route is its bot
+    id (checked with the numbers)."""
     if entry.channel in (Channel.WHATSAPP, Channel.MESSENGER, Channel.INSTAGRAM):
         secret = entry.secret("app_secret")
         return ("app_secret", secret.get_secret_value()) if secret is not None else None
     if entry.channel is Channel.TWILIO:
         sid = entry.subaccount_sid or entry.account_sid
         return ("subaccount_sid" if entry.subaccount_sid else "account_sid", sid or "")
+    if entry.channel is Channel.VIBER:
+        token = entry.secret("auth_token")
+        return ("auth_token", token.get_secret_value()) if token is not None else None
     return None
 
 
@@ -331,7 +346,7 @@ def _entry(
         return tuple(out)
 
     numbers: tuple[str, ...] = ()
-    account_sid = subaccount_sid = waba = None
+    account_sid = subaccount_sid = waba = bot_name = None
     if channel is Channel.WHATSAPP:
         numbers = listing("phone_number_ids", _DIGITS, "phone_number_ids (digits)")
         waba = text("business_account_id", _DIGITS, "a WhatsApp Business Account id (digits)")
@@ -343,6 +358,9 @@ def _entry(
         numbers = listing("page_ids", _DIGITS, "Page ids (digits)")
     elif channel is Channel.INSTAGRAM:
         numbers = listing("account_ids", _DIGITS, "Instagram professional account ids (digits)")
+    elif channel is Channel.VIBER:
+        numbers = (account_id,) if account_id else ()
+        bot_name = text("bot_name", _BOT_NAME, "the bot's sender name (1-28 characters)")
     else:
         token = secrets.get("bot_token")
         if token is not None:
@@ -396,6 +414,7 @@ def _entry(
         tags=tags,
         conversation_buffer_seconds=buffer,
         reply_format=reply_format,
+        bot_name=bot_name,
     )
 
 

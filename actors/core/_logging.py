@@ -14,9 +14,10 @@ badly signed webhooks) goes through a :class:`LogLimiter`: at most one line per 
 
 Secrets stay out at DEBUG too: the libraries that log header values or URLs are held at WARNING
 whatever the level asked for (hpack, under Hypercorn's HTTP/2 and httpx's, logs every decoded
-header — ``Authorization``, ``X-Telegram-Bot-Api-Secret-Token`` — at DEBUG; httpx logs each
-request's URL at INFO, and the Telegram Bot API's holds the bot token). As a second line, every
-formatted line has credential header values, bearer tokens and Telegram bot tokens masked.
+header — ``Authorization``, ``X-Telegram-Bot-Api-Secret-Token``, ``X-Viber-Auth-Token`` — at
+DEBUG; httpx logs each request's URL at INFO, and the Telegram Bot API's holds the bot token).
+As a second line, every formatted line has credential header values, bearer tokens and Telegram
+bot tokens masked.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ _QUIET = ("hpack", "h2", "hyperframe", "httpx", "httpcore", "hypercorn")
 _VALUE = r"[^\s'\"\\,;&)}\]]+"
 _CREDENTIAL = re.compile(
     r"(?i)(\b(?:proxy-authorization|authorization|x-telegram-bot-api-secret-token|cookie"
-    r"|x-api-key|x-hub-signature(?:-256)?|x-twilio-signature)\\?['\"]?\s*[:=,]\s*(?:b?\\?['\"])?)"
+    r"|x-api-key|x-hub-signature(?:-256)?|x-twilio-signature|x-viber-auth-token"
+    r"|x-viber-content-signature)\\?['\"]?\s*[:=,]\s*(?:b?\\?['\"])?)"
     r"((?:bearer|basic|token) +)?" + _VALUE
 )
 _BEARER = re.compile(r"(?i)(\bbearer +)" + _VALUE)

@@ -27,6 +27,7 @@ from channels import (
     MessengerSettings,
     TelegramSettings,
     TwilioSettings,
+    ViberSettings,
     WhatsAppSettings,
 )
 
@@ -61,6 +62,7 @@ _SECRETS = (
     "instagram_app_secret",
     "instagram_verify_token",
     "instagram_access_token",
+    "viber_auth_token",
     "api_token",
     "metrics_token",
 )
@@ -110,6 +112,7 @@ _ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
         "messenger_page_access_token",
     ),
     Channel.INSTAGRAM: ("instagram_app_secret", "instagram_verify_token", "instagram_access_token"),
+    Channel.VIBER: ("viber_auth_token",),
 }
 """The variables that configure a channel kind's one account (the shorthand)."""
 
@@ -189,8 +192,15 @@ class Settings(BaseSettings):
     instagram_base_url: str = "https://graph.instagram.com/v21.0"
     instagram_human_agent: bool = True
     """As ``THREADLINE_MESSENGER_HUMAN_AGENT``, for Instagram."""
+    viber_auth_token: SecretStr | None = None
+    """The Viber bot's auth token: it sends (``X-Viber-Auth-Token``) and checks the callbacks'
+    ``X-Viber-Content-Signature``."""
+    viber_base_url: str = "https://chatapi.viber.com"
+    viber_bot_name: str | None = Field(default=None, min_length=1, max_length=28)
+    """The sender name of every Viber message (``sender.name``, 1-28 characters): the bot's
+    name as customers see it. Required with ``THREADLINE_VIBER_AUTH_TOKEN``."""
     accounts_file: str | None = None
-    """A TOML file listing any number of WhatsApp apps, Twilio accounts and Telegram bots,
+    """A TOML file listing any number of WhatsApp apps, Twilio accounts, Telegram and Viber bots,
     each with its credentials, numbers and Intercom profile (``actors/core/_accounts.py``). A
     channel kind is configured either there or by its ``THREADLINE_<CHANNEL>_*`` credential
     variables (the one-account shorthand), never both."""
@@ -220,8 +230,8 @@ class Settings(BaseSettings):
     """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
     conversation_tags: str = Field(default="", max_length=2000)
     """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
-    name (``whatsapp``, ``twilio``, ``telegram``, ``messenger``, ``instagram``). Empty: no
-    tags."""
+    name (``whatsapp``, ``twilio``, ``telegram``, ``messenger``, ``instagram``, ``viber``).
+    Empty: no tags."""
     contact_channel_attribute: str | None = Field(
         default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
     )
@@ -341,6 +351,11 @@ class Settings(BaseSettings):
                 )
             elif name == "telegram_bot_token" and not _TELEGRAM_BOT_TOKEN.fullmatch(value):
                 problems.append(f"{variable} is not a bot token (<bot id>:<secret>)")
+        if self.viber_auth_token is not None and not self.viber_bot_name:
+            problems.append(
+                "THREADLINE_VIBER_BOT_NAME is not set: Viber needs a sender name (1-28 "
+                "characters) with THREADLINE_VIBER_AUTH_TOKEN"
+            )
         sid = self.twilio_account_sid
         if sid is not None and (not sid.strip() or is_placeholder(sid)):
             problems.append(
@@ -458,6 +473,18 @@ class Settings(BaseSettings):
             human_agent=self.instagram_human_agent,
         )
 
+    @property
+    def viber(self) -> ViberSettings:
+        """The ``THREADLINE_VIBER_*`` settings; a file's size is learnt within the limits of
+        a download from a provider."""
+        return ViberSettings(
+            auth_token=self.viber_auth_token,
+            base_url=self.viber_base_url,
+            bot_name=self.viber_bot_name,
+            upload_max_bytes=self.max_media_bytes,
+            upload_fetch_seconds=self.media_download_timeout_seconds,
+        )
+
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
         entry (``ChannelSpec``) takes it."""
@@ -560,6 +587,13 @@ def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a ch
             verify_token=entry.secret("verify_token"),
             access_token=entry.secret("access_token"),
             account_ids=numbers,
+        )
+    if isinstance(base, ViberSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            auth_token=entry.secret("auth_token"),
+            bot_name=entry.bot_name,
         )
     assert isinstance(base, TelegramSettings)
     return dataclasses.replace(

@@ -18,6 +18,9 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
 - Messenger and Instagram (lines only when configured): ``GET /me?fields=id,name`` with the
   Page (Instagram) access token: whose token it is, and for an app of the accounts file, that
   it is one of the Pages (accounts) the entry lists.
+- Viber: ``POST /pa/get_account_info`` (the auth token; the bot's webhook is
+  ``THREADLINE_PUBLIC_URL`` + ``/webhooks/viber``, or ``/webhooks/viber/<id>`` for a bot of
+  the accounts file: ``viber <id>``).
 
 With ``THREADLINE_ACCOUNTS_FILE``, every account of the file is checked the same way, each
 with its own credentials, on lines named after its id: ``whatsapp <id>`` and ``whatsapp <id>
@@ -48,6 +51,7 @@ from channels import (
     MessengerSettings,
     TelegramSettings,
     TwilioSettings,
+    ViberSettings,
     WhatsAppSettings,
     channel_spec,
     webhook_path,
@@ -394,6 +398,41 @@ def _meta(view: MessengerSettings | InstagramSettings) -> Check:
     return check
 
 
+def _viber(view: ViberSettings) -> Check:
+    """``get_account_info`` with the auth token: the bot, and its webhook set to the bridge's
+    route (``set_webhook`` sets it; Viber then checks it with a signed callback)."""
+
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        token = _where(view, "THREADLINE_VIBER_AUTH_TOKEN", "auth_token")
+        if view.auth_token is None:
+            raise _Failed(f"{token} is not set")
+        response = await http.post(
+            _join(view.base_url, "/pa/get_account_info"),
+            json={},
+            headers={"X-Viber-Auth-Token": view.auth_token.get_secret_value()},
+        )
+        if response.status_code != 200:
+            raise _rejected(response, "auth token")
+        info = _json(response)
+        status = info.get("status")
+        if status != 0:
+            raise _Failed(f"auth token rejected (status {status}, {info.get('status_message')})")
+        route = channel_spec(Channel.VIBER).account_route(view) or webhook_path(Channel.VIBER)
+        expected = s.public_url.rstrip("/") + route
+        bot = f'bot "{info.get("name", "?")}" ({info.get("uri", "?")})'
+        url = info.get("webhook") or ""
+        if not url:
+            raise _Failed(f"{bot}: no webhook set: call set_webhook with url={expected}")
+        if url != expected:
+            raise _Failed(
+                f"{bot}: the webhook is {url}, not {expected} (THREADLINE_PUBLIC_URL): "
+                "call set_webhook again"
+            )
+        return f"{bot}, webhook {url}"
+
+    return check
+
+
 # --- running them --------------------------------------------------------------------------------
 
 Check = Callable[[httpx.AsyncClient, Settings], Awaitable[str]]
@@ -404,7 +443,8 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
     """(name, check or None to skip, the skip reason) in the order printed: the environment
     variables' account of each channel as ``whatsapp``, ``twilio``, ``telegram``; the
     accounts file's as ``whatsapp <id>``, ``whatsapp <id> number <phone_number_id>`` (each
-    listed number), ``twilio <id>``, ``telegram <id>`` and ``telegram <id> webhook``."""
+    listed number), ``twilio <id>``, ``telegram <id>``, ``telegram <id> webhook`` and
+    ``viber <id>``."""
     plan: Plan = [("intercom", _intercom, "")]
     off = "not configured"
     if s.accounts.of(Channel.WHATSAPP):
@@ -457,6 +497,12 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
                 channel.value if view.account_id is None else f"{channel.value} {view.account_id}"
             )
             plan.append((name, _meta(view), ""))
+    if s.accounts.of(Channel.VIBER):
+        vibers: list[ViberSettings] = list(s.channel_accounts(Channel.VIBER))
+        plan.extend((f"viber {bot.account_id}", _viber(bot), "") for bot in vibers)
+    else:
+        vb = s.viber
+        plan.append(("viber", _viber(vb) if vb.auth_token is not None else None, off))
     return plan
 
 

@@ -242,6 +242,36 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await _long_reply_with_a_link(stack, say)
     await _async_failure(stack, say, str(stack.conversations()[3]["id"]))
     await _second_number_and_bot(stack, say)
+    await _viber(stack, say)
+
+
+async def _viber(stack: Stack, say: Callable[[str], None]) -> None:
+    say("8e. Olga writes on Viber → contact by viber_user_id; replies leave from the bot")
+    olga = "xy5/5y6O81+/kbWHpLhBoA=="  # a Viber user id: base64, with "/", "+" and "="
+    known = {str(c["id"]) for c in stack.conversations()}
+    await stack.viber(olga, "Privet! Is the blue one in stock?", name="Olga")
+    await _until(lambda: len(stack.conversations()) == len(known) + 1, "Olga's conversation")
+    (conversation,) = [c for c in stack.conversations() if str(c["id"]) not in known]
+    contact = next(c for c in stack.contacts() if c["id"] == conversation["contact_id"])
+    say(f"   → contact {contact['id']} with custom attribute {contact['custom_attributes']}")
+    before = len(stack.sent())
+    intercom = stack.sandbox.intercom
+    await intercom.teammates.reply(str(conversation["id"]), "Yes, size M.", admin_id="991267602")
+    await _until(lambda: len(stack.sent()) == before + 1, "the Viber reply")
+    reply = stack.sent()[-1]
+    say(f"   → sent as {reply.account!r} (the bot's name): {reply.text!r}")
+    await stack.viber_event("unsubscribed", olga)
+    await intercom.teammates.reply(str(conversation["id"]), "Anything else?", admin_id="991267602")
+    await _until(
+        lambda: any(
+            p["part_type"] == "note" and "could not deliver" in str(p["body"])
+            for c in stack.conversations()
+            if c["id"] == conversation["id"]
+            for p in c["parts"]
+        ),
+        "the note for an unsubscribed customer",
+    )
+    say("   → Olga unsubscribed: the next reply is not sent, a note tells the team\n")
 
 
 async def _second_number_and_bot(stack: Stack, say: Callable[[str], None]) -> None:

@@ -30,6 +30,8 @@ from channels.sandbox import (
     meta_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
+    viber_event_webhook,
+    viber_message_webhook,
     whatsapp_webhook,
 )
 from runtime import BoundAddress, hypercorn_config, serve_asgi
@@ -189,6 +191,52 @@ class Stack:
         at = (sent_at or datetime.now(UTC)).timestamp()
         self.sandbox.providers.meta_customer_wrote(channel, account, sender, at)
         return await self.post(f"/webhooks/{channel.value}", webhook)
+
+    async def viber(
+        self,
+        user_id: str,
+        text: str | None = None,
+        *,
+        media: WebhookMedia | None = None,
+        message_token: int | None = None,
+        name: str | None = "Sandbox Customer",
+        sent_at: datetime | None = None,
+        path: str = "/webhooks/viber",
+        auth_token: str | None = None,
+    ) -> httpx.Response:
+        """A Viber user's message as Viber would call back, signed with the auth token of the
+        bot whose route is ``path`` (default: the sandbox bot's)."""
+        token = auth_token or self.sandbox.providers.credentials.viber_auth_token
+        webhook = viber_message_webhook(
+            token,
+            user_id=user_id,
+            message_token=message_token or 4_900_000_000_000_000_000 + next(self._ids),
+            text=text,
+            media=media,
+            name=name,
+            sent_at=sent_at,
+        )
+        return await self.post(path, webhook)
+
+    async def viber_event(
+        self,
+        event: str,
+        user_id: str,
+        *,
+        path: str = "/webhooks/viber",
+        auth_token: str | None = None,
+    ) -> httpx.Response:
+        """A Viber ``subscribed``/``unsubscribed``/``conversation_started`` callback of
+        ``user_id``; the sandbox Viber applies the subscription first, as Viber does."""
+        if event == "unsubscribed":
+            self.sandbox.providers.viber_unsubscribe(user_id)
+        elif event == "subscribed":
+            self.sandbox.providers.viber_subscribe(user_id)
+        token = auth_token or self.sandbox.providers.credentials.viber_auth_token
+        webhook = viber_event_webhook(
+            token, event, user_id=user_id, message_token=4_800_000_000_000_000_000 + next(self._ids)
+        )
+        return await self.post(path, webhook)
 
     def conversations(self) -> list[dict[str, Any]]:
         """Every Intercom conversation with its parts, in order."""

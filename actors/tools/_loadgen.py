@@ -14,6 +14,7 @@ are actors.tools._loadcheck.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -28,11 +29,13 @@ import trio
 
 from channels import Channel
 from channels.sandbox import (
+    SandboxCredentials,
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,
     telegram_message_webhook,
     twilio_message_webhook,
+    viber_message_webhook,
     whatsapp_webhook,
 )
 from intercom import PooledTransport
@@ -93,6 +96,9 @@ class Target:
     telegram_path: str = "/webhooks/telegram"
     """The route of the bot whose secret token is the sandbox's (``/webhooks/telegram/<bot
     id>`` for a bot of an accounts file)."""
+    viber_auth_token: str = SandboxCredentials().viber_auth_token
+    """Signs the Viber callbacks (the sandbox bot's auth token)."""
+    viber_path: str = "/webhooks/viber"
     more_urls: tuple[str, ...] = ()
     """Further nodes serving the same bridge (a cluster behind one endpoint): thread ``t``
     posts to the ``t``-th URL of ``(bridge_url, *more_urls)`` and moves on to the next one
@@ -108,6 +114,8 @@ class LoadMedia:
     twilio_url: str
     """Twilio's ``MediaUrl0``."""
     mime_type: str = "image/png"
+    viber_url: str | None = None
+    """Viber's ``message.media`` (None: Viber threads send text only)."""
 
 
 _PROGRESS_WINDOW_S = 5.0
@@ -176,6 +184,24 @@ class _Run(LoadLedger):
                 body=text,
                 media=() if media is None else [WebhookMedia(media.twilio_url, media.mime_type)],
                 message_sid=f"{'MM' if media else 'SM'}{self.run_id}{thread:012d}{seq:012d}",
+            )
+        if channel == "viber":
+            digest = hashlib.sha256(f"{self.run_id}:{thread}:{seq}".encode()).digest()
+            viber_media = None
+            if media is not None and media.viber_url is not None:
+                viber_media = WebhookMedia(media.viber_url, media.mime_type, filename="load.png")
+            return (
+                self.target.viber_path,
+                viber_message_webhook(
+                    self.target.viber_auth_token,
+                    user_id=f"lt{self.run_id}{thread:07d}+/A==",  # base64-like: "/", "+", "="
+                    # Above 2**53 and unique across runs: the bridge dedupes tokens per bot.
+                    message_token=2**56 + int.from_bytes(digest[:7], "big"),
+                    text=text,
+                    media=viber_media,
+                    name=f"Load {thread}",
+                    sent_at=when,
+                ),
             )
         return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,

@@ -137,7 +137,8 @@ async def execute(
         media = None
         if options.plan.attachment_share > 0:
             media_id, path = await control.add_media(_PNG, "image/png", "load.png")
-            media = LoadMedia(media_id, where.twilio_base.rstrip("/") + path)
+            viber = f"{where.viber_base.rstrip('/')}/media/{media_id}" if where.viber_base else None
+            media = LoadMedia(media_id, where.twilio_base.rstrip("/") + path, viber_url=viber)
         stats_before = await control.stats()
         counters_before = await where.read_counters() if where.read_counters else None
         conversations: list[str] = []

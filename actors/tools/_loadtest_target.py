@@ -118,6 +118,8 @@ class LoadTarget:
     control: SandboxControl
     feed: PartsFeed
     twilio_base: str
+    viber_base: str = ""
+    """THREADLINE_VIBER_BASE_URL of the sandbox (its media URLs are under it)."""
     read_counters: Callable[[], Awaitable[dict[str, int]]] | None = None
     read_version: Callable[[], Awaitable[str | None]] | None = None
     store: str = "unknown"
@@ -161,6 +163,7 @@ async def _embedded(options: LoadtestOptions) -> AsyncIterator[LoadTarget]:
             control=SandboxControl(http),
             feed=feed,
             twilio_base=stack.settings.twilio_base_url,
+            viber_base=stack.settings.viber_base_url,
             read_counters=read,
             read_version=read_version,
             store=_store(database_url),
@@ -212,6 +215,7 @@ async def _remote(options: LoadtestOptions) -> AsyncIterator[LoadTarget]:
             control=control,
             feed=control.parts_since,
             twilio_base=options.sandbox.rstrip("/") + "/twilio",
+            viber_base=options.sandbox.rstrip("/") + "/viber",
             read_counters=read,
             read_version=read_version,
             store="unknown (a remote bridge's own setting)",

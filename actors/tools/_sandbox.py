@@ -8,6 +8,7 @@
     /telegram/...         fake Bot API           THREADLINE_TELEGRAM_BASE_URL = <url>/telegram
     /messenger/v21.0/...  fake Send API     THREADLINE_MESSENGER_BASE_URL = <url>/messenger/v21.0
     /instagram/v21.0/...  fake Send API     THREADLINE_INSTAGRAM_BASE_URL = <url>/instagram/v21.0
+    /viber/...            fake Viber bot API     THREADLINE_VIBER_BASE_URL    = <url>/viber
     /_sandbox/...         provider inspection;   /intercom/_sandbox/... Intercom inspection
 """
 
@@ -47,6 +48,7 @@ class SandboxSecrets:
     messenger_page_id: str = "682498302938465"
     instagram_app_secret: str = "sandbox-instagram-app-secret"  # noqa: S105 - public fake
     instagram_account_id: str = "17841400000000001"
+    viber_bot_name: str = "Threadline Sandbox"
 
 
 SANDBOX_SECRETS = SandboxSecrets()
@@ -114,6 +116,9 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         "THREADLINE_TELEGRAM_SECRET_TOKEN": s.telegram_secret_token,
         "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
+        "THREADLINE_VIBER_AUTH_TOKEN": creds.viber_auth_token,
+        "THREADLINE_VIBER_BASE_URL": f"{base}/viber",
+        "THREADLINE_VIBER_BOT_NAME": s.viber_bot_name,
         # Only the fakes' addresses: Messenger and Instagram stay off until their
         # credentials are given (messenger_settings below).
         "THREADLINE_MESSENGER_BASE_URL": f"{base}/messenger/v21.0",

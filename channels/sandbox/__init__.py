@@ -1,10 +1,10 @@
 """Fake providers and signed webhooks for the demo, the load test and the tests (like
 ``trio.testing``: channels' product modules never import this package).
 
-- :class:`ProviderSandbox` is one ASGI app serving fake WhatsApp Graph, Twilio Messaging and
-  Telegram Bot APIs: it checks credentials (:class:`SandboxCredentials`) and the real providers'
-  limits, records accepted sends (:class:`SentMessage`), stores media (:class:`StoredMedia`) and
-  fails as scripted (:class:`SandboxFailure`, :class:`MediaFault`).
+- :class:`ProviderSandbox` is one ASGI app serving fake WhatsApp Graph, Twilio Messaging,
+  Telegram Bot and Viber REST bot APIs: it checks credentials (:class:`SandboxCredentials`) and
+  the real providers' limits, records accepted sends (:class:`SentMessage`), stores media
+  (:class:`StoredMedia`) and fails as scripted (:class:`SandboxFailure`, :class:`MediaFault`).
 - The ``*_webhook`` builders produce correctly signed provider webhooks
   (:class:`SignedWebhook`), in the providers' real formats.
 
@@ -24,6 +24,8 @@ from ._builders import telegram_message_webhook as telegram_message_webhook
 from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
 from ._builders import twilio_status_webhook as twilio_status_webhook
+from ._builders import viber_event_webhook as viber_event_webhook
+from ._builders import viber_message_webhook as viber_message_webhook
 from ._builders import whatsapp_status_webhook as whatsapp_status_webhook
 from ._builders import whatsapp_text_webhook as whatsapp_text_webhook
 from ._builders import whatsapp_webhook as whatsapp_webhook
@@ -51,6 +53,8 @@ __all__ = [
     "telegram_update_webhook",
     "twilio_message_webhook",
     "twilio_status_webhook",
+    "viber_event_webhook",
+    "viber_message_webhook",
     "whatsapp_status_webhook",
     "whatsapp_text_webhook",
     "whatsapp_webhook",

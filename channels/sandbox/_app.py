@@ -1,4 +1,4 @@
-"""The sandbox providers: one ASGI app serving fake WhatsApp, Twilio and Telegram APIs.
+"""The sandbox providers: one ASGI app serving fake WhatsApp, Twilio, Telegram and Viber APIs.
 
 Mount points (relative to wherever the app is served; a router may strip a prefix and put it
 in ``root_path``)::
@@ -8,6 +8,8 @@ in ``root_path``)::
     /telegram/bot{token}/...    Bot API subset      THREADLINE_TELEGRAM_BASE_URL = …/telegram
     /messenger/{version}/...    Send API, CDN   THREADLINE_MESSENGER_BASE_URL = …/messenger/v21.0
     /instagram/{version}/...    Send API, CDN   THREADLINE_INSTAGRAM_BASE_URL = …/instagram/v21.0
+    /viber/pa/...               REST bot API subset THREADLINE_VIBER_BASE_URL    = …/viber
+    /viber/media/{id}           media URLs of customers' Viber messages (no auth)
 
 Control and inspection over HTTP (JSON)::
 
@@ -65,6 +67,7 @@ from ._state import (
 )
 from ._telegram import telegram, telegram_links
 from ._twilio import twilio
+from ._viber import viber, viber_links
 from ._whatsapp import whatsapp, whatsapp_links
 
 __all__ = ["ProviderSandbox"]
@@ -83,12 +86,14 @@ _PROVIDERS: Final[dict[str, _Fake]] = {
     "telegram": telegram,
     "messenger": messenger,
     "instagram": instagram,
+    "viber": viber,
 }
 _LINKS: Final = {
     "whatsapp": whatsapp_links,
     "telegram": telegram_links,
     "messenger": messenger_links,
     "instagram": instagram_links,
+    "viber": viber_links,
 }
 """The providers that fetch the media URLs a send names, and how to find them."""
 
@@ -170,6 +175,8 @@ class ProviderSandbox:
             "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
             "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
+            "THREADLINE_VIBER_BASE_URL": f"{base}/viber",
+            "THREADLINE_VIBER_AUTH_TOKEN": creds.viber_auth_token,
         }
 
     def receive_sms(
@@ -181,6 +188,25 @@ class ProviderSandbox:
         from ``to``: sends to an opted-out customer are refused with error 21610. Returns
         ``stop``, ``start``, ``help`` or None."""
         return self._state.receive_sms(from_, to, body, opt_out_type)
+
+    def viber_media_url(self, viber_base_url: str, media_id: str) -> str:
+        """A customer's media URL in a Viber callback (``message.media``):
+        ``{THREADLINE_VIBER_BASE_URL}/media/{id}``, served without auth as Viber's CDN does."""
+        return f"{viber_base_url.rstrip('/')}/media/{media_id}"
+
+    def viber_unsubscribe(self, user_id: str) -> None:
+        """Viber user ``user_id`` unsubscribed from the bots (before its ``unsubscribed``
+        callback goes to the bridge): sends to them are refused with status 6, as Viber
+        does, until :meth:`viber_subscribe`."""
+        self._state.viber_unsubscribed.add(user_id)
+
+    def viber_subscribe(self, user_id: str) -> None:
+        """Viber user ``user_id`` subscribed (again): sends reach them."""
+        self._state.viber_unsubscribed.discard(user_id)
+
+    def viber_webhook(self, auth_token: str) -> str | None:
+        """The URL ``set_webhook`` set for the bot of ``auth_token`` (None: never set)."""
+        return self._state.viber_webhooks.get(auth_token)
 
     def refused(self) -> list[tuple[str, str, int]]:
         """Sends the fakes refused because of the recipient's own opt-out:
@@ -253,9 +279,9 @@ class ProviderSandbox:
         error_code: int | None = None,
     ) -> None:
         """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
-        prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared), once
-        ``after`` more sends have succeeded. ``error_code`` is the code a ``failed_later``
-        status reports."""
+        prefix, Telegram ``chat_id``, Viber ``receiver``) fail ``times`` times (None: until
+        cleared), once ``after`` more sends have succeeded. ``error_code`` is the code a
+        ``failed_later`` status reports."""
         script = FailureScript(failure, times, retry_after, after, error_code)
         self._state.script(channel, recipient, script)
 

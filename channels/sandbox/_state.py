@@ -68,6 +68,9 @@ class SandboxCredentials(BaseModel):
     meta_human_agent: bool = True
     """Whether the Meta app has the Human Agent permission (``MESSAGE_TAG`` ``HUMAN_AGENT``
     sends are refused with error 200 without it)."""
+    viber_auth_token: str = "sandbox-viber-auth-token-0001"  # noqa: S105 - public fake
+    more_viber_auth_tokens: tuple[str, ...] = ()
+    """Auth tokens of further Viber bots."""
     more_whatsapp_business_accounts: tuple[tuple[str, str], ...] = ()
     """Further WhatsApp Business Accounts, (WABA id, the access token of the app that may read
     its templates) each; :attr:`whatsapp_business_account_id` is readable with any token."""
@@ -103,10 +106,15 @@ class SandboxCredentials(BaseModel):
     def telegram_bot_tokens(self) -> tuple[str, ...]:
         return (self.telegram_bot_token, *self.more_telegram_bot_tokens)
 
+    @property
+    def viber_auth_tokens(self) -> tuple[str, ...]:
+        return (self.viber_auth_token, *self.more_viber_auth_tokens)
+
 
 CURRENT_CREDENTIAL: ContextVar[str | None] = ContextVar("sandbox_credential", default=None)
 """The credential the request being answered authenticated with (each request is its own
-task): the WhatsApp access token, the Twilio account SID or the Telegram bot id."""
+task): the WhatsApp access token, the Twilio account SID, the Telegram bot id or the Viber auth
+token."""
 
 
 class SandboxFailure(enum.StrEnum):
@@ -317,6 +325,10 @@ class SandboxState:
         """Signs the Messenger delivery webhooks; without it none are posted."""
         self.opted_out: set[tuple[str, str]] = set()  # (customer, business number) after STOP
         self.refused: list[tuple[str, str, int]] = []  # (channel, to, code) of opt-out refusals
+        self.viber_unsubscribed: set[str] = set()
+        """Viber users who unsubscribed from the bots (sends to them: status 6)."""
+        self.viber_webhooks: dict[str, str] = {}
+        """Viber auth token → the URL ``set_webhook`` set (callbacks go there)."""
         self.telegram_webhook = TelegramWebhook()
         self.more_telegram_webhooks: dict[str, TelegramWebhook] = {}
         """The webhooks of the further bots (``more_telegram_bot_tokens``), by bot id."""

@@ -20,11 +20,14 @@ from tests.actors.test_accounts_e2e import (
     PHONE_A,
     TOKEN_1,
     TOKEN_2,
+    VIBER_1,
+    VIBER_2,
     write_accounts,
 )
 
 SECRETS = (APP_A["secret"], APP_A["token"], APP_B["secret"], APP_B["token"], TOKEN_1, TOKEN_2,
-           BOT_1, BOT_2, BOT_SECRET_1, BOT_SECRET_2, BOT_1.partition(":")[2])  # fmt: skip
+           BOT_1, BOT_2, BOT_SECRET_1, BOT_SECRET_2, BOT_1.partition(":")[2], VIBER_1,
+           VIBER_2)  # fmt: skip
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -39,6 +42,7 @@ def test_accounts_list_shows_every_account_and_no_secret(tmp_path: Path) -> None
     env = {
         "THREADLINE_ACCOUNTS_FILE": str(write_accounts(tmp_path)),
         "TEST_APP_A_TOKEN": APP_A["token"],
+        "TEST_VIBER_TWO_TOKEN": VIBER_2,
         "THREADLINE_INTERCOM_DEFAULT_ADMIN_ID": "7",
     }
     text = run("accounts", "list", env=env)
@@ -49,6 +53,7 @@ def test_accounts_list_shows_every_account_and_no_secret(tmp_path: Path) -> None
     assert [(r["channel"], r["id"]) for r in rows] == [
         ("whatsapp", "app-a"), ("whatsapp", "app-b"), ("twilio", "sms-one"),
         ("twilio", "sms-two"), ("telegram", "bot-one"), ("telegram", "bot-two"),
+        ("viber", "viber-one"), ("viber", "viber-two"),
     ]  # fmt: skip
     assert rows[0]["accounts"] == [PHONE_A]
     assert rows[0]["profile"]["default_admin_id"] == "991267602"
@@ -56,6 +61,7 @@ def test_accounts_list_shows_every_account_and_no_secret(tmp_path: Path) -> None
     assert rows[3]["accounts"] == ["+15557770002"]
     assert rows[5]["route"] == f"/webhooks/telegram/{BOT_2.partition(':')[0]}"
     assert rows[5]["profile"]["team_id"] == "55"
+    assert (rows[7]["accounts"], rows[7]["route"]) == (["viber-two"], "/webhooks/viber/viber-two")
     assert "app-b" in text.stdout
     assert "/webhooks/telegram/7100000002" in text.stdout
     for secret in SECRETS:
@@ -150,6 +156,42 @@ bot_token = "{BOT_1}"
     assert (f"{where} lists telegram accounts and THREADLINE_TELEGRAM_BOT_TOKEN is set too") in line
     for secret in (APP_A["secret"], APP_A["token"], APP_B["secret"], BOT_1, BOT_2):
         assert secret not in line
+
+
+def test_an_unusable_viber_account_is_named_with_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text(
+        f"""
+[[viber]]
+id = "one"
+auth_token = "{VIBER_1}"
+
+[[viber]]
+id = "two"
+auth_token = "{VIBER_1}"
+bot_name = "A sender name longer than twenty-eight characters"
+"""
+    )
+    env = {"THREADLINE_ACCOUNTS_FILE": str(path)}
+    done = run("accounts", "list", env=env)
+    assert done.returncode == 2
+    line = done.stderr
+    where = f"THREADLINE_ACCOUNTS_FILE {path}"
+    assert f"{where}: viber account 'one': bot_name: required" in line
+    assert f"{where}: viber account 'two': bot_name: must be the bot's sender name" in line
+    path.write_text(path.read_text().replace("longer than twenty-eight characters", ""))
+    path.write_text(path.read_text().replace('id = "one"', 'id = "one"\nbot_name = "One"'))
+    done = run("accounts", "list", env=env)
+    assert done.returncode == 2
+    assert f"{where}: viber account 'two': auth_token: the same as account 'one'" in done.stderr
+    assert VIBER_1 not in done.stderr
+    # Both the file and the variables configure Viber: refused, naming both.
+    env["THREADLINE_VIBER_AUTH_TOKEN"] = VIBER_2
+    path.write_text(f'[[viber]]\nid = "one"\nauth_token = "{VIBER_1}"\nbot_name = "One"\n')
+    done = run("accounts", "list", env=env)
+    assert done.returncode == 2
+    assert f"{where} lists viber accounts and THREADLINE_VIBER_AUTH_TOKEN is set too" in done.stderr
+    assert VIBER_2 not in done.stderr
 
 
 def test_serve_refuses_an_unusable_accounts_file_with_exit_2(tmp_path: Path) -> None:

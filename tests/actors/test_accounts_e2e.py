@@ -1,5 +1,6 @@
 """Many accounts in one deployment (``THREADLINE_ACCOUNTS_FILE``): two Meta apps posting to the
-same WhatsApp route, two Twilio accounts, two Telegram bots on their own routes. Each webhook is
+same WhatsApp route, two Twilio accounts, two Telegram bots and two Viber bots on their own
+routes. Each webhook is
 verified with its own account's secret (another account's → 401, nothing journaled) and each
 reply goes out with the credentials of the account that owns the thread, from its number or
 bot. End to end over HTTP on loopback, on SQLite (the accounts do not touch the store)."""
@@ -34,6 +35,7 @@ TOKEN_1, TOKEN_2 = "1f" * 16, "2e" * 16
 NUMBER_1, NUMBER_2 = "+15557770001", "+15557770002"
 BOT_1, BOT_2 = "7100000001:bot-one-token-aaaaaaaaaaaa", "7100000002:bot-two-token-bbbbbbbbbbbb"
 BOT_SECRET_1, BOT_SECRET_2 = "bot-one-webhook-secret", "bot-two-webhook-secret"
+VIBER_1, VIBER_2 = "4453b6ac1b2c3d4e-viber-bot-one-token", "4453b6ac5f6a7b8c-viber-bot-two-token"
 
 ACCOUNTS = f"""
 [[whatsapp]]
@@ -75,11 +77,23 @@ bot_token = "{BOT_2}"
 secret_token = "{BOT_SECRET_2}"
 team_id = "55"
 conversation_buffer_seconds = 60
+
+[[viber]]
+id = "viber-one"
+auth_token = "{VIBER_1}"
+bot_name = "Shop One"
+
+[[viber]]
+id = "viber-two"
+auth_token = {{ env = "TEST_VIBER_TWO_TOKEN" }}
+bot_name = "Shop Two"
+reply_format = "{{text}} ({{teammate}})"
 """
 
 ENV_CHANNELS_OFF: dict[str, Any] = dict.fromkeys((
     "whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token",
     "twilio_account_sid", "twilio_auth_token", "telegram_bot_token", "telegram_secret_token",
+    "viber_auth_token",
 ))  # fmt: skip
 
 
@@ -94,6 +108,7 @@ def write_accounts(tmp_path: Path) -> Path:
 @pytest.fixture
 async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
     monkeypatch.setenv("TEST_APP_A_TOKEN", APP_A["token"])
+    monkeypatch.setenv("TEST_VIBER_TWO_TOKEN", VIBER_2)
     providers = SandboxCredentials(
         whatsapp_access_token=APP_A["token"],
         more_whatsapp_access_tokens=(APP_B["token"],),
@@ -102,6 +117,8 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         more_twilio_accounts=((SID_2, TOKEN_2),),
         telegram_bot_token=BOT_1,
         more_telegram_bot_tokens=(BOT_2,),
+        viber_auth_token=VIBER_1,
+        more_viber_auth_tokens=(VIBER_2,),
     )
     async with open_stack(
         database_url=f"sqlite:///{tmp_path / 'threadline.db'}",
@@ -215,10 +232,30 @@ async def test_each_telegram_bot_has_its_route_and_secret_and_replies_as_itself(
     assert (profile.team_id, profile.buffer_seconds) == ("55", 60.0)
 
 
+async def test_each_viber_bot_has_its_route_and_token_and_replies_under_its_name(
+    stack: Stack,
+) -> None:
+    one, two = "/webhooks/viber/viber-one", "/webhooks/viber/viber-two"
+    user_1, user_2 = "AAAAAAAAAAAAAAAAAAAA1w==", "b/b+bbbbbbbbbbbbbbbbbb=="
+    assert (await stack.viber(user_1, "hi", path=two, auth_token=VIBER_1)).status_code == 401
+    assert (await stack.viber(user_1, "hi", path=one, auth_token=VIBER_2)).status_code == 401
+    no_env_bot = await stack.viber(user_1, "hi", path="/webhooks/viber", auth_token=VIBER_1)
+    assert no_env_bot.status_code == 404
+    assert (await stack.viber(user_1, "hi one", path=one, auth_token=VIBER_1)).status_code == 200
+    assert (await stack.viber(user_2, "hi two", path=two, auth_token=VIBER_2)).status_code == 200
+    await _reply_to_all(stack, 2)
+    sent = {(m.account, m.to, m.credential, m.text) for m in stack.sent()}
+    assert sent == {
+        ("Shop One", user_1, VIBER_1, "Ada Operator: on it"),
+        ("Shop Two", user_2, VIBER_2, "on it (Ada Operator)"),
+    }
+
+
 def test_the_profile_falls_back_to_the_global_settings_per_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_APP_A_TOKEN", APP_A["token"])
+    monkeypatch.setenv("TEST_VIBER_TWO_TOKEN", VIBER_2)
     settings = Settings(
         _env_file=None,
         accounts_file=str(write_accounts(tmp_path)),

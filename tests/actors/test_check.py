@@ -65,6 +65,12 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                 },
             )
             assert answer.json()["ok"] is True
+            answer = await http.post(
+                f"{env['THREADLINE_VIBER_BASE_URL']}/pa/set_webhook",
+                json={"url": f"{PUBLIC_URL}/webhooks/viber"},
+                headers={"X-Viber-Auth-Token": env["THREADLINE_VIBER_AUTH_TOKEN"]},
+            )
+            assert answer.json()["status"] == 0
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -96,6 +102,7 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
     assert "active" in done.line("twilio")
     assert "@threadline_sandbox_bot" in done.line("telegram")
     assert done.line("telegram webhook").endswith(f"{PUBLIC_URL}/webhooks/telegram")
+    assert done.line("viber").endswith(f"webhook {PUBLIC_URL}/webhooks/viber")
 
 
 @pytest.mark.parametrize(
@@ -105,6 +112,7 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
         ("THREADLINE_WHATSAPP_ACCESS_TOKEN", "whatsapp", "token rejected (401, 190)"),
         ("THREADLINE_TWILIO_AUTH_TOKEN", "twilio", "rejected (401, 20003)"),
         ("THREADLINE_TELEGRAM_BOT_TOKEN", "telegram", "bot token rejected (401"),
+        ("THREADLINE_VIBER_AUTH_TOKEN", "viber", "auth token rejected (status 2"),
     ],
 )
 async def test_a_wrong_credential_fails_its_line_only(
@@ -152,11 +160,13 @@ async def test_unconfigured_channels_are_skipped(sandbox: Sandbox, tmp_path: Pat
     only_intercom = {
         k: v
         for k, v in sandbox.env.items()
-        if not k.startswith(("THREADLINE_WHATSAPP", "THREADLINE_TWILIO", "THREADLINE_TELEGRAM"))
+        if not k.startswith(
+            ("THREADLINE_WHATSAPP", "THREADLINE_TWILIO", "THREADLINE_TELEGRAM", "THREADLINE_VIBER")
+        )
     }
     done = await check(only_intercom, tmp_path)
     assert done.returncode == 0, done.lines
-    for name in ("whatsapp", "twilio", "telegram", "telegram webhook"):
+    for name in ("whatsapp", "twilio", "telegram", "telegram webhook", "viber"):
         assert done.line(name) == f"skip {name}: not configured"
 
 
@@ -238,6 +248,11 @@ secret_token = "bot-one-webhook-secret"
 id = "bot-two"
 bot_token = "{BOT_2}"
 secret_token = "bot-two-webhook-secret"
+
+[[viber]]
+id = "viber-shop"
+auth_token = "{creds.viber_auth_token}"
+bot_name = "Shop"
 """)
     return str(path)
 
@@ -276,6 +291,12 @@ async def accounts_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                     data={"url": route, "secret_token": secret},
                 )
                 assert answer.json()["ok"] is True
+            answer = await http.post(
+                f"{env['THREADLINE_VIBER_BASE_URL']}/pa/set_webhook",
+                json={"url": f"{PUBLIC_URL}/webhooks/viber/viber-shop"},
+                headers={"X-Viber-Auth-Token": SandboxCredentials().viber_auth_token},
+            )
+            assert answer.json()["status"] == 0
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -298,7 +319,7 @@ async def test_every_account_of_the_accounts_file_is_checked(
     number_a = SANDBOX_SECRETS.whatsapp_phone_number_id
     for name in ("whatsapp app-a", "whatsapp app-b", f"whatsapp app-a number {number_a}",
                  f"whatsapp app-b number {PHONE_B}", "twilio sms-one", "twilio sms-two",
-                 "telegram bot-one", "telegram bot-two"):  # fmt: skip
+                 "telegram bot-one", "telegram bot-two", "viber viber-shop"):  # fmt: skip
         assert done.line(name).startswith("ok   "), done.lines
     assert "+1 555-000-0042" in done.line(f"whatsapp app-b number {PHONE_B}")
     assert done.line("whatsapp app-b templates").endswith(
@@ -307,6 +328,7 @@ async def test_every_account_of_the_accounts_file_is_checked(
     assert done.line("whatsapp app-a templates").startswith("ok   ")
     assert "(7100000002)" in done.line("telegram bot-two")
     assert done.line("telegram bot-two webhook").endswith("/webhooks/telegram/7100000002")
+    assert done.line("viber viber-shop").endswith("/webhooks/viber/viber-shop")
     assert all(
         not line[5:].startswith(("whatsapp:", "twilio:", "telegram:")) for line in done.lines
     )

@@ -52,6 +52,7 @@ from channels.sandbox import (
     WhatsAppInbound,
     telegram_message_webhook,
     twilio_message_webhook,
+    viber_message_webhook,
     whatsapp_webhook,
 )
 from intercom import sign as intercom_sign
@@ -88,6 +89,7 @@ ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "telegram": ("unsigned", *JSON_FAMILIES),
     "messenger": ("unsigned", *JSON_FAMILIES),
     "instagram": ("unsigned", *JSON_FAMILIES),
+    "viber": ("unsigned", *JSON_FAMILIES),
     "intercom": ("unsigned", *JSON_FAMILIES),
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
@@ -223,6 +225,13 @@ def _telegram_templates() -> list[dict[str, Any]]:
     return [*_load("telegram"), json.loads(built.body)]
 
 
+def _viber_templates() -> list[dict[str, Any]]:
+    built = viber_message_webhook(
+        CREDS.viber_auth_token, user_id="xy5/5y6O81+/kbWHpLhBoA==", message_token=2**62, text="hi"
+    )
+    return [*_load("viber"), json.loads(built.body)]
+
+
 def _twilio_templates() -> list[list[tuple[str, str]]]:
     templates = []
     for doc in _load("twilio"):
@@ -262,6 +271,7 @@ WHATSAPP_TEMPLATES = _whatsapp_templates()
 MESSENGER_TEMPLATES = _meta_templates("messenger", SANDBOX_SECRETS.messenger_page_id)
 INSTAGRAM_TEMPLATES = _meta_templates("instagram", SANDBOX_SECRETS.instagram_account_id)
 TELEGRAM_TEMPLATES = _telegram_templates()
+VIBER_TEMPLATES = _viber_templates()
 TWILIO_TEMPLATES = _twilio_templates()
 API_TEMPLATES: list[dict[str, Any]] = [
     {"channel": "whatsapp", "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
@@ -330,6 +340,10 @@ def _meta_signer(secret: str) -> Any:  # noqa: ANN401 - a signing function
     return sign
 
 
+def _viber_signature(body: bytes) -> str:
+    return hmac.new(CREDS.viber_auth_token.encode(), body, hashlib.sha256).hexdigest()
+
+
 def _signer(route: str) -> tuple[str, str, Any]:
     """(path, header, sign(body) -> header value) of a JSON route."""
     if route == "whatsapp":
@@ -343,6 +357,8 @@ def _signer(route: str) -> tuple[str, str, Any]:
             "X-Telegram-Bot-Api-Secret-Token",
             lambda body: SANDBOX_SECRETS.telegram_secret_token,
         )
+    if route == "viber":
+        return "/webhooks/viber", "X-Viber-Content-Signature", _viber_signature
     if route == "intercom":
         return (
             "/webhooks/intercom",
@@ -366,6 +382,7 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
         "telegram": TELEGRAM_TEMPLATES,
         "messenger": MESSENGER_TEMPLATES,
         "instagram": INSTAGRAM_TEMPLATES,
+        "viber": VIBER_TEMPLATES,
         "intercom": _intercom_templates(target),
         "api": API_TEMPLATES,
     }[route]
@@ -493,7 +510,7 @@ def probe_cases(family: str) -> st.SearchStrategy[Case]:
 
 
 def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
-    if route in ("whatsapp", "telegram", "messenger", "instagram", "intercom", "api"):
+    if route in ("whatsapp", "telegram", "messenger", "instagram", "viber", "intercom", "api"):
         return json_route_cases(route, family, target)
     if route == "twilio":
         return twilio_cases(family)

@@ -34,6 +34,7 @@ SECRETS = [
     "THREADLINE_INSTAGRAM_APP_SECRET",
     "THREADLINE_INSTAGRAM_VERIFY_TOKEN",
     "THREADLINE_INSTAGRAM_ACCESS_TOKEN",
+    "THREADLINE_VIBER_AUTH_TOKEN",
     "THREADLINE_API_TOKEN",
     "THREADLINE_METRICS_TOKEN",
 ]
@@ -108,6 +109,14 @@ def test_telegram_tokens_follow_telegram_rules() -> None:
     assert "THREADLINE_TELEGRAM_SECRET_TOKEN" in reason
     reason = refusal({**REAL_LOOKING, "THREADLINE_TELEGRAM_BOT_TOKEN": "no-bot-id-in-this-token"})
     assert "THREADLINE_TELEGRAM_BOT_TOKEN" in reason
+
+
+def test_a_viber_auth_token_needs_the_bot_s_sender_name() -> None:
+    token = REAL_LOOKING["THREADLINE_VIBER_AUTH_TOKEN"]
+    without = {k: v for k, v in REAL_LOOKING.items() if k != "THREADLINE_VIBER_BOT_NAME"}
+    reason = refusal(without)
+    assert "THREADLINE_VIBER_BOT_NAME is not set: Viber needs a sender name" in reason
+    assert token not in reason
 
 
 def test_placeholder_account_sid_and_database_password_are_refused() -> None:

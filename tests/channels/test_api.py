@@ -7,6 +7,7 @@ import channels
 import channels.sandbox
 import channels.telegram
 import channels.twilio
+import channels.viber
 import channels.whatsapp
 
 EXPECTED = [
@@ -57,6 +58,9 @@ EXPECTED = [
     "TwilioClient",
     "TwilioConfig",
     "TwilioSettings",
+    "ViberClient",
+    "ViberConfig",
+    "ViberSettings",
     "Webhook",
     "WebhookRejected",
     "WhatsAppClient",
@@ -69,6 +73,7 @@ EXPECTED = [
     "classify_messenger_error",
     "classify_telegram_error",
     "classify_twilio_error",
+    "classify_viber_error",
     "classify_whatsapp_error",
     "compose",
     "encode_text",
@@ -77,6 +82,7 @@ EXPECTED = [
     "parse_messenger",
     "parse_telegram",
     "parse_twilio",
+    "parse_viber",
     "parse_whatsapp",
     "provider_length",
     "render_blocks",
@@ -95,6 +101,7 @@ EXPECTED = [
     "verify_meta_signature",
     "verify_telegram_secret",
     "verify_twilio_signature",
+    "verify_viber_signature",
     "verify_whatsapp_handshake",
     "verify_whatsapp_signature",
     "webhook_path",
@@ -129,6 +136,8 @@ SANDBOX = [
     "telegram_update_webhook",
     "twilio_message_webhook",
     "twilio_status_webhook",
+    "viber_event_webhook",
+    "viber_message_webhook",
     "whatsapp_status_webhook",
     "whatsapp_text_webhook",
     "whatsapp_webhook",
@@ -190,6 +199,16 @@ PROVIDER_FACES = {
         "telegram_bot_id",
         "telegram_entities",
         "verify_telegram_secret",
+    ],
+    channels.viber: [
+        "VIBER",
+        "VIBER_DEFAULT_ACCOUNT",
+        "ViberClient",
+        "ViberConfig",
+        "ViberSettings",
+        "classify_viber_error",
+        "parse_viber",
+        "verify_viber_signature",
     ],
 }
 

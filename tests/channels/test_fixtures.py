@@ -11,6 +11,7 @@ import pytest
 
 from channels import (
     Channel,
+    ChannelError,
     DeliveryStatus,
     Ignored,
     InboundMessage,
@@ -23,20 +24,24 @@ from channels import (
     SendRateLimited,
     SendRejected,
     SendTransient,
+    SharedContact,
     SignatureInvalid,
     ThreadKey,
     classify_instagram_error,
     classify_messenger_error,
+    classify_viber_error,
     meta_message_body,
     parse_instagram,
     parse_messenger,
     parse_telegram,
     parse_twilio,
+    parse_viber,
     parse_whatsapp,
     twilio_form_params,
     verify_meta_handshake,
     verify_meta_signature,
     verify_twilio_signature,
+    verify_viber_signature,
     verify_whatsapp_handshake,
     verify_whatsapp_signature,
 )
@@ -649,6 +654,101 @@ INSTAGRAM: dict[str, list[ParsedEvent]] = {
     ],
 }
 
+VB_USER = "xy5/5y6O81+/kbWHpLhBoA=="  # base64: "/", "+" and "="
+VB_OTHER = "01234567890A="
+VB_TOKEN = "4987381189870374000"  # above 2**53: kept exact (a float would not)
+VB_EVENT_TOKEN = "4912661846655238145"
+VB_SENT = datetime(2016, 12, 7, 20, 21, 52, 807000, tzinfo=UTC)  # 1481142112807 ms
+VB_EVENT_AT = datetime(2016, 3, 12, 6, 29, 57, 627000, tzinfo=UTC)  # 1457764197627 ms
+
+
+def vb_key(customer: str = VB_USER) -> ThreadKey:
+    return ThreadKey(channel=Channel.VIBER, account="default", customer=customer)
+
+
+def vb_msg(**kw: object) -> InboundMessage:
+    return InboundMessage.model_validate(
+        {
+            "key": vb_key(),
+            "provider_message_id": VB_TOKEN,
+            "profile_name": "ET3",
+            "sent_at": VB_SENT,
+            **kw,
+        }
+    )
+
+
+def vb_status(status: str, **kw: object) -> DeliveryStatus:
+    return DeliveryStatus(
+        key=vb_key(VB_OTHER),
+        provider_message_id=VB_EVENT_TOKEN,
+        status=status,
+        at=VB_EVENT_AT,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def vb_media(kind: MediaKind, name: str, size: int, filename: str | None = None) -> MediaRef:
+    url = f"https://dl-media.viber.com/fake/{name}"
+    return MediaRef(kind=kind, ref=url, size=size, filename=filename)
+
+
+VIBER: dict[str, list[ParsedEvent]] = {
+    "message_text.json": [vb_msg(text="incoming msg")],
+    "message_text_unicode.json": [
+        vb_msg(
+            key=vb_key(VB_OTHER),
+            provider_message_id=VB_EVENT_TOKEN,
+            profile_name="ふで都急ぼちラり面関ごル期販ずラ否裁ぞるめ数努むや正記味てょ",
+            sent_at=VB_EVENT_AT,
+            text="批封廟根縄華勢田郎報株聞。変宝長独部鉱内出殺反提似惑金参勧車査真測。"
+            "見名基現画府日室事集百藤米。発目本当党考万名東拓学早職表治月佐。"
+            "町要静子呉遊推写間確長無読死覧件一盛治融。",
+        )
+    ],
+    "message_picture.json": [
+        vb_msg(
+            text="a caption",
+            attachments=(vb_media(MediaKind.IMAGE, "picture.jpg", 54321, "picture.jpg"),),
+        )
+    ],
+    "message_video.json": [
+        vb_msg(attachments=(vb_media(MediaKind.VIDEO, "video.mp4", 1048576),)),
+    ],
+    "message_file.json": [
+        vb_msg(attachments=(vb_media(MediaKind.DOCUMENT, "report.pdf", 20480, "report.pdf"),)),
+    ],
+    # A sticker without a media URL: its text is what can be carried.
+    "message_sticker.json": [vb_msg(text="incoming msg")],
+    "message_contact.json": [
+        vb_msg(
+            text="incoming msg",
+            contacts=(SharedContact(name="Alex", phones=("+12067799191",)),),
+        )
+    ],
+    "message_location.json": [
+        vb_msg(text="incoming msg", location=Location(latitude=1.2, longitude=-1.3))
+    ],
+    "message_url.json": [vb_msg(text="incoming msg\nhttp://foo.com/")],
+    "delivered.json": [vb_status("delivered")],
+    "seen.json": [vb_status("read")],
+    "failed.json": [vb_status("failed", error_title="failure description")],
+    "subscribed.json": [
+        Ignored(reason=f"viber subscribed event of user {VB_OTHER} is not bridged", what="system")
+    ],
+    "unsubscribed.json": [
+        Ignored(reason=f"viber unsubscribed event of user {VB_OTHER} is not bridged", what="system")
+    ],
+    "conversation_started.json": [
+        Ignored(
+            reason=f"viber conversation_started event of user {VB_USER} is not bridged",
+            what="system",
+        )
+    ],
+    # set_webhook's check: acknowledged (200), nothing bridged.
+    "webhook_check.json": [Ignored(reason="viber webhook event is not bridged", what="system")],
+}
+
 # Files that are not webhook bodies; each has its own test below.
 SPECIAL = {
     "whatsapp/signature_vector_x_hub_signature_256.json": "test_whatsapp_signature_vectors",
@@ -677,12 +777,28 @@ SPECIAL = {
         for channel in ("messenger", "instagram")
         for name in ("send_text.json", "send_media_attachment.json", "send_tag_human_agent.json")
     },
+    "viber/signature_vectors.json": "test_viber_signature_vectors",
+    **{
+        f"viber/{name}.json": "test_viber_send_answers_and_errors_classify"
+        for name in (
+            "send_text",
+            "send_picture",
+            "send_file",
+            "error_bad_data",
+            "error_general",
+            "error_invalid_auth_token",
+            "error_not_subscribed",
+            "error_receiver_not_registered",
+            "error_too_many_requests",
+        )
+    },
 }
 
 
 def covered() -> set[str]:
     names = {f"whatsapp/{n}" for n in WHATSAPP} | {f"telegram/{n}" for n in TELEGRAM}
     names |= {f"messenger/{n}" for n in MESSENGER} | {f"instagram/{n}" for n in INSTAGRAM}
+    names |= {f"viber/{n}" for n in VIBER}
     for stem in TWILIO:
         names |= {f"twilio/{stem}.txt", f"twilio/{stem}.json"}
     return names | set(SPECIAL)
@@ -691,7 +807,7 @@ def covered() -> set[str]:
 # Recorded for the channels of issue 21 and not parsed yet: tests/test_next_channel_fixtures.py
 # checks them (JSON, a SOURCES.md line, signature vectors). A folder leaves PENDING when its
 # channel is implemented and its files get expectations here.
-PENDING = {"line", "viber"}
+PENDING = {"line"}
 NOT_FIXTURES = {"SOURCES.md", "NEXT_CHANNELS.md"}
 
 
@@ -717,6 +833,7 @@ CASES: list[tuple[str, Parser, list[ParsedEvent]]] = [
         for n, e in TWILIO.items()
     ),
     *((f"telegram/{n}", lambda b: parse_telegram(b, BOT), e) for n, e in TELEGRAM.items()),
+    *((f"viber/{n}", lambda b: parse_viber(b, "default"), e) for n, e in VIBER.items()),
     *((f"messenger/{n}", parse_messenger, e) for n, e in MESSENGER.items()),
     *((f"instagram/{n}", parse_instagram, e) for n, e in INSTAGRAM.items()),
 ]
@@ -931,3 +1048,52 @@ def test_meta_send_fixture(name: str) -> None:
     response = fixture["response"]
     assert isinstance(response, dict)
     assert response["json"]["message_id"]
+
+
+def test_viber_signature_vectors() -> None:
+    data = _load("viber/signature_vectors.json")
+    vectors = [*data["published_vectors"], *data["vectors"]]  # type: ignore[misc]
+    assert len(vectors) == 5
+    for vector in vectors:
+        body = vector["raw_body"].encode("utf-8")
+        header, token = vector["header_value"], vector["auth_token"]
+        if vector["expected_valid"]:
+            verify_viber_signature(body, header, token)
+            with pytest.raises(SignatureInvalid):
+                verify_viber_signature(body, header, token + "0")
+            with pytest.raises(SignatureInvalid):
+                verify_viber_signature(body + b" ", header, token)
+        else:
+            with pytest.raises(SignatureInvalid):
+                verify_viber_signature(body, header, token)
+        if vector.get("fixture"):  # the vector's body is the fixture's, compacted
+            fixture = json.loads((fixtures_dir() / vector["fixture"]).read_bytes())
+            assert json.loads(body) == fixture
+
+
+VIBER_ERRORS: dict[str, type[ChannelError]] = {
+    "error_bad_data.json": SendRejected,
+    "error_invalid_auth_token.json": SendRejected,
+    "error_not_subscribed.json": RecipientUnavailable,  # the reply becomes a note
+    "error_receiver_not_registered.json": RecipientUnavailable,
+    "error_too_many_requests.json": SendRateLimited,
+    "error_general.json": SendTransient,
+}
+
+
+def test_viber_send_answers_and_errors_classify() -> None:
+    for name in ("send_text", "send_picture", "send_file"):
+        fixture = _load(f"viber/{name}.json")
+        request, response = fixture["request"], fixture["response"]
+        assert isinstance(request, dict)
+        assert isinstance(response, dict)
+        assert request["url"] == "https://chatapi.viber.com/pa/send_message"
+        raw = (fixtures_dir() / f"viber/{name}.json").read_text()
+        assert '"message_token": 4987381194038857789' in raw  # exact, above 2**53
+        assert response["json"]["message_token"] == 4987381194038857789
+    for name, expected in VIBER_ERRORS.items():
+        fixture = _load(f"viber/{name}")
+        answer = httpx.Response(fixture["status"], json=fixture["json"])  # type: ignore[arg-type]
+        error = classify_viber_error(answer)
+        assert type(error) is expected, name
+        assert error.code == fixture["json"]["status"]  # type: ignore[index]

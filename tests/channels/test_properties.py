@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from channels import (
     Channel,
+    InboundMessage,
     PayloadInvalid,
     PayloadTooLarge,
     SignatureInvalid,
@@ -25,11 +26,13 @@ from channels import (
     parse_messenger,
     parse_telegram,
     parse_twilio,
+    parse_viber,
     parse_whatsapp,
     twilio_form_params,
     twilio_signature,
     verify_telegram_secret,
     verify_twilio_signature,
+    verify_viber_signature,
     verify_whatsapp_signature,
 )
 
@@ -167,6 +170,36 @@ def test_telegram_secret_round_trip_and_mismatch(secret: str, other: str) -> Non
         verify_telegram_secret(None, secret)
 
 
+# --- Viber ---------------------------------------------------------------------------------
+
+
+@given(body=st.binary(max_size=200), token=st.text(min_size=1, max_size=60), other=st.text())
+def test_viber_signature_round_trip_and_mismatch(body: bytes, token: str, other: str) -> None:
+    good = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    verify_viber_signature(body, good, token)
+    verify_viber_signature(body, good.upper(), token)  # hex: either case
+    if other.strip().lower() != good:
+        with pytest.raises(SignatureInvalid):
+            verify_viber_signature(body, other, token)
+    with pytest.raises(SignatureInvalid):
+        verify_viber_signature(body, None, token)
+    with pytest.raises(SignatureInvalid):
+        verify_viber_signature(body + b"x", good, token)
+
+
+@given(token=st.integers(min_value=2**53 + 1, max_value=2**63))
+def test_viber_message_tokens_above_2_53_are_kept_exact(token: int) -> None:
+    body = (
+        b'{"event":"message","timestamp":1481142112807,"message_token":%d,'
+        b'"sender":{"id":"01234567890A="},"message":{"type":"text","text":"hi"}}' % token
+    )
+    (message,) = parse_viber(body, "default")
+    assert isinstance(message, InboundMessage)
+    assert message.provider_message_id == str(token)
+    with pytest.raises(PayloadInvalid):  # the same token as a float: refused, never rounded
+        parse_viber(body.replace(b"%d," % token, b"%d.0," % token), "default")
+
+
 # --- parsers never raise anything but WebhookRejected --------------------------------------
 
 
@@ -177,6 +210,7 @@ def parse_all(body: bytes) -> None:
         lambda b: parse_twilio(b, received_at=NOW),
         parse_messenger,
         parse_instagram,
+        lambda b: parse_viber(b, "default"),
     ):
         reasons: list[str] = []
         try:
@@ -212,7 +246,7 @@ def test_random_json_only_ever_raises_webhook_rejected(value: Json) -> None:
 def _fixture_documents() -> list[tuple[str, Json]]:
     root = fixtures_dir()
     docs = []
-    for provider in ("whatsapp", "telegram", "messenger", "instagram"):
+    for provider in ("whatsapp", "telegram", "messenger", "instagram", "viber"):
         for path in sorted((root / provider).glob("*.json")):
             if not path.name.startswith(("signature_", "verify_", "error_", "send_")):
                 docs.append((provider, json.loads(path.read_text())))
@@ -255,6 +289,8 @@ def test_mutated_fixture_json_only_ever_raises_webhook_rejected(
             assert parse_whatsapp(mutated)
         elif provider in META_PARSERS:
             assert META_PARSERS[provider](mutated)
+        elif provider == "viber":
+            assert parse_viber(mutated, "default")
         else:
             assert parse_telegram(mutated, "7000000001")
 

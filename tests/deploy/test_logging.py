@@ -206,7 +206,12 @@ def test_credentials_in_our_own_records_are_masked(fmt: Literal["json", "text"])
             1,
             "request %s to %s failed",
             (
-                {"Authorization": "Bearer s3cr3t-one", "X-Telegram-Bot-Api-Secret-Token": "s3-two"},
+                {
+                    "Authorization": "Bearer s3cr3t-one",
+                    "X-Telegram-Bot-Api-Secret-Token": "s3-two",
+                    "X-Viber-Auth-Token": "s3cr3t-four",
+                    "X-Viber-Content-Signature": "s3cr3t-five",
+                },
                 "https://api.telegram.org/bot123456:s3cr3t-three/sendMessage",
             ),
             None,
@@ -216,6 +221,6 @@ def test_credentials_in_our_own_records_are_masked(fmt: Literal["json", "text"])
         root.handlers[:], level = saved
         root.setLevel(level)
     assert "request {'Authorization': 'Bearer <redacted>'" in line
-    for secret in ("s3cr3t-one", "s3-two", "s3cr3t-three"):
+    for secret in ("s3cr3t-one", "s3-two", "s3cr3t-three", "s3cr3t-four", "s3cr3t-five"):
         assert secret not in line
     assert "bot123456:<redacted>/sendMessage failed" in line
