@@ -48,6 +48,8 @@ rejection's ``reason`` is one line)::
     POST /webhooks/telegram  verify_telegram_secret(X-Telegram-Bot-Api-Secret-Token, secret)
                              parse_telegram(body, telegram_bot_id(bot_token),
                                             groups=THREADLINE_TELEGRAM_GROUPS)
+    POST /webhooks/line      verify_line_signature(body, x-line-signature, channel_secret)
+                             parse_line(body, groups=THREADLINE_LINE_GROUPS)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped
@@ -103,6 +105,9 @@ from ._model import render_inbound as render_inbound
 from ._model import shorten as shorten
 from ._registry import CHANNELS as CHANNELS
 from ._registry import channel_spec as channel_spec
+from ._reply import REPLY_TOKEN as REPLY_TOKEN
+from ._reply import ReplyToken as ReplyToken
+from ._reply import replying_with as replying_with
 from ._spec import ChannelClient as ChannelClient
 from ._spec import ChannelSpec as ChannelSpec
 from ._spec import Webhook as Webhook
@@ -117,6 +122,13 @@ from ._text import TextLimit as TextLimit
 from ._text import TextRun as TextRun
 from ._text import render_blocks as render_blocks
 from ._text import utf16_length as utf16_length
+from .line import LineClient as LineClient
+from .line import LineConfig as LineConfig
+from .line import LineSettings as LineSettings
+from .line import classify_line_error as classify_line_error
+from .line import line_signature as line_signature
+from .line import parse_line as parse_line
+from .line import verify_line_signature as verify_line_signature
 from .telegram import TelegramClient as TelegramClient
 from .telegram import TelegramConfig as TelegramConfig
 from .telegram import TelegramSettings as TelegramSettings
@@ -143,6 +155,16 @@ from .whatsapp import verify_whatsapp_handshake as verify_whatsapp_handshake
 from .whatsapp import verify_whatsapp_signature as verify_whatsapp_signature
 
 __all__ = [
+    "verify_line_signature",
+    "replying_with",
+    "parse_line",
+    "line_signature",
+    "classify_line_error",
+    "ReplyToken",
+    "REPLY_TOKEN",
+    "LineSettings",
+    "LineConfig",
+    "LineClient",
     "AccountMismatch",
     "CHANNELS",
     "Channel",

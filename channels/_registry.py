@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from ._model import Channel
 from ._spec import ChannelSpec
+from .line import LINE
 from .telegram import TELEGRAM
 from .twilio import TWILIO
 from .whatsapp import WHATSAPP
@@ -20,7 +21,7 @@ from .whatsapp import WHATSAPP
 __all__ = ["CHANNELS", "channel_spec"]
 
 CHANNELS: Final[Mapping[Channel, ChannelSpec[Any]]] = MappingProxyType(
-    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM)}
+    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, LINE)}
 )
 """Every channel's spec, in :class:`~channels.Channel` order of registration."""
 
