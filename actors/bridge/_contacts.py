@@ -47,6 +47,7 @@ USER_ID_ATTRIBUTE = {
     Channel.TELEGRAM: "telegram_user_id",
     Channel.WHATSAPP: "whatsapp_user_id",
     Channel.TWILIO: "twilio_user_id",
+    Channel.LINE: "line_user_id",
 }
 """The contact custom data attribute that holds a channel's user id when there is no phone."""
 

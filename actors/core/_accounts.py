@@ -25,6 +25,12 @@ its business identifiers and, optionally, its Intercom profile::
     bot_token = { env = "SUPPORT_BOT_TOKEN" }
     secret_token = { env = "SUPPORT_BOT_SECRET" }
 
+    [[line]]
+    id = "jp-line"
+    channel_secret = { env = "JP_LINE_CHANNEL_SECRET" }
+    channel_access_token = { env = "JP_LINE_ACCESS_TOKEN" }
+    bot_user_id = "U0123456789abcdef0123456789abcdef"
+
 A secret is a string, ``{ env = "NAME" }`` (an environment variable of the bridge's process) or
 ``{ file = "/path" }`` (the file's content, one trailing newline dropped). Everything is
 checked when the file is read; every problem is one line naming the file, the account and the
@@ -63,10 +69,11 @@ class AccountEntry:
     channel: Channel
     id: str
     secrets: Mapping[str, SecretStr]
-    """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token."""
+    """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token │
+    channel_secret, channel_access_token."""
     numbers: tuple[str, ...]
     """The business accounts it owns (``ThreadKey.account``): phone_number_ids, Twilio
-    numbers (E.164) or the bot id."""
+    numbers (E.164), the bot id or the LINE bot's user id."""
     account_sid: str | None = None
     subaccount_sid: str | None = None
     business_account_id: str | None = None
@@ -104,6 +111,7 @@ _SID: Final = re.compile(r"AC[0-9a-fA-F]{32}")
 _INTERCOM_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOT_TOKEN: Final = re.compile(r"([0-9]+):[A-Za-z0-9_-]+")
 _TELEGRAM_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_LINE_USER_ID: Final = re.compile(r"U[0-9a-f]{32}")
 
 _PROFILE: Final = frozenset({
     "default_admin_id", "team_id", "assignee_id", "tags", "conversation_buffer_seconds",
@@ -120,10 +128,15 @@ _FIELDS: Final[Mapping[Channel, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"subaccount_sid"}),
     ),
     Channel.TELEGRAM: (frozenset({"bot_token", "secret_token"}), frozenset()),
+    Channel.LINE: (
+        frozenset({"channel_secret", "channel_access_token", "bot_user_id"}),
+        frozenset(),
+    ),
 }
-_SECRET_FIELDS: Final = frozenset(
-    {"app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token"}
-)
+_SECRET_FIELDS: Final = frozenset({
+    "app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token",
+    "channel_secret", "channel_access_token",
+})  # fmt: skip
 
 
 def load_accounts(
@@ -203,15 +216,18 @@ _NUMBERS: Final = {
     Channel.WHATSAPP: "phone_number_ids",
     Channel.TWILIO: "numbers",
     Channel.TELEGRAM: "bot_token",
+    Channel.LINE: "bot_user_id",
 }
 
 
 def _identity(entry: AccountEntry) -> tuple[str, str] | None:
-    """What tells an account's webhooks apart: a WhatsApp app's secret, a Twilio (sub)account's
-    SID; a Telegram bot's route is its bot id (checked with the numbers)."""
-    if entry.channel is Channel.WHATSAPP:
-        secret = entry.secret("app_secret")
-        return ("app_secret", secret.get_secret_value()) if secret is not None else None
+    """What tells an account's webhooks apart: a WhatsApp app's secret, a LINE channel's
+    secret, a Twilio (sub)account's SID; a Telegram bot's route is its bot id (checked with the
+    numbers)."""
+    if entry.channel in (Channel.WHATSAPP, Channel.LINE):
+        name = "app_secret" if entry.channel is Channel.WHATSAPP else "channel_secret"
+        secret = entry.secret(name)
+        return (name, secret.get_secret_value()) if secret is not None else None
     if entry.channel is Channel.TWILIO:
         sid = entry.subaccount_sid or entry.account_sid
         return ("subaccount_sid" if entry.subaccount_sid else "account_sid", sid or "")
@@ -307,6 +323,9 @@ def _entry(
         numbers = listing("numbers", _E164, "E.164 numbers (+15551230001)", strip="whatsapp:")
         account_sid = text("account_sid", _SID, "a Twilio account SID (AC and 32 hex digits)")
         subaccount_sid = text("subaccount_sid", _SID, "a Twilio subaccount SID (AC…)")
+    elif channel is Channel.LINE:
+        bot = text("bot_user_id", _LINE_USER_ID, "a LINE bot user id (U and 32 hex digits)")
+        numbers = (bot,) if bot is not None else ()
     else:
         token = secrets.get("bot_token")
         if token is not None:
