@@ -1,10 +1,10 @@
 """Fake providers and signed webhooks for the demo, the load test and the tests (like
 ``trio.testing``: channels' product modules never import this package).
 
-- :class:`ProviderSandbox` is one ASGI app serving fake WhatsApp Graph, Twilio Messaging and
-  Telegram Bot APIs: it checks credentials (:class:`SandboxCredentials`) and the real providers'
-  limits, records accepted sends (:class:`SentMessage`), stores media (:class:`StoredMedia`) and
-  fails as scripted (:class:`SandboxFailure`, :class:`MediaFault`).
+- :class:`ProviderSandbox` is one ASGI app serving fake WhatsApp Graph, Twilio Messaging,
+  Telegram Bot and LINE Messaging APIs: it checks credentials (:class:`SandboxCredentials`) and
+  the real providers' limits, records accepted sends (:class:`SentMessage`), stores media
+  (:class:`StoredMedia`) and fails as scripted (:class:`SandboxFailure`, :class:`MediaFault`).
 - The ``*_webhook`` builders produce correctly signed provider webhooks
   (:class:`SignedWebhook`), in the providers' real formats.
 
@@ -17,6 +17,9 @@ from ._builders import SignedWebhook as SignedWebhook
 from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
+from ._builders import line_event as line_event
+from ._builders import line_events_webhook as line_events_webhook
+from ._builders import line_message_webhook as line_message_webhook
 from ._builders import telegram_message_webhook as telegram_message_webhook
 from ._builders import telegram_update_webhook as telegram_update_webhook
 from ._builders import twilio_message_webhook as twilio_message_webhook
@@ -41,6 +44,9 @@ __all__ = [
     "WebhookContact",
     "WebhookMedia",
     "WhatsAppInbound",
+    "line_event",
+    "line_events_webhook",
+    "line_message_webhook",
     "telegram_message_webhook",
     "telegram_update_webhook",
     "twilio_message_webhook",

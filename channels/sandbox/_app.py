@@ -6,6 +6,8 @@ in ``root_path``)::
     /whatsapp/{version}/...     Graph API subset    THREADLINE_WHATSAPP_BASE_URL = …/whatsapp/v21.0
     /twilio/2010-04-01/...      Twilio REST subset  THREADLINE_TWILIO_BASE_URL   = …/twilio
     /telegram/bot{token}/...    Bot API subset      THREADLINE_TELEGRAM_BASE_URL = …/telegram
+    /line/v2/bot/message/...    Messaging API       THREADLINE_LINE_BASE_URL     = …/line
+    /line-data/v2/bot/...       content downloads   THREADLINE_LINE_DATA_BASE_URL = …/line-data
 
 Control and inspection over HTTP (JSON)::
 
@@ -37,6 +39,7 @@ task, up to three times until the bridge answers 200 (the providers retry too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal
 
@@ -48,7 +51,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from channels import Channel
 from runtime import Request, Response, Router, json_response
 
+from ._builders import SignedWebhook, WebhookMedia, line_message_webhook
 from ._http import MAX_BODY, LinkedFile, query_params, relative, sniff_media_type
+from ._line import line, line_content, line_links
 from ._state import (
     FailureScript,
     MediaFault,
@@ -77,8 +82,10 @@ _PROVIDERS: Final[dict[str, _Fake]] = {
     "whatsapp": whatsapp,
     "twilio": twilio,
     "telegram": telegram,
+    "line": line,
+    "line-data": line_content,
 }
-_LINKS: Final = {"whatsapp": whatsapp_links, "telegram": telegram_links}
+_LINKS: Final = {"whatsapp": whatsapp_links, "telegram": telegram_links, "line": line_links}
 """The providers that fetch the media URLs a send names, and how to find them."""
 
 
@@ -159,6 +166,9 @@ class ProviderSandbox:
             "THREADLINE_TWILIO_AUTH_TOKEN": creds.twilio_auth_token,
             "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
+            "THREADLINE_LINE_BASE_URL": f"{base}/line",
+            "THREADLINE_LINE_DATA_BASE_URL": f"{base}/line-data",
+            "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": creds.line_channel_access_token,
         }
 
     def receive_sms(
@@ -203,6 +213,43 @@ class ProviderSandbox:
         checked (load tests send to thousands)."""
         self._state.last_inbound[wa_id] = max(at, self._state.last_inbound.get(wa_id, at))
 
+    def line_message(
+        self,
+        channel_secret: str,
+        *,
+        user_id: str,
+        message_id: str,
+        text: str | None = None,
+        media: WebhookMedia | None = None,
+        reply_token_seconds: float | None = None,
+    ) -> SignedWebhook:
+        """A customer's LINE message to the sandbox bot, signed with ``channel_secret`` (the
+        bridge's), carrying a reply token this fake accepts once within
+        ``reply_token_seconds`` (default :attr:`line_reply_token_seconds`; 0: already expired)."""
+        token = f"sandbox-reply-{self._state.next_id()}"
+        seconds = self._state.line_reply_token_seconds
+        left = seconds if reply_token_seconds is None else reply_token_seconds
+        issued = time.time() - (seconds - left)
+        self._state.line_reply_tokens[token] = (user_id, issued)
+        return line_message_webhook(
+            channel_secret,
+            destination=self.credentials.line_bot_user_id,
+            user_id=user_id,
+            message_id=message_id,
+            text=text,
+            media=media,
+            reply_token=token,
+        )
+
+    @property
+    def line_reply_token_seconds(self) -> float:
+        """How long the fake LINE accepts a reply token after issuing it (default 60)."""
+        return self._state.line_reply_token_seconds
+
+    @line_reply_token_seconds.setter
+    def line_reply_token_seconds(self, seconds: float) -> None:
+        self._state.line_reply_token_seconds = seconds
+
     def telegram_webhook_failed(self, message: str, *, at: int) -> None:
         """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
         time), as Telegram does when the webhook URL did not answer 2xx."""
@@ -226,7 +273,8 @@ class ProviderSandbox:
     ) -> None:
         """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
         prefix, Telegram ``chat_id``) fail ``times`` times (None: until cleared), once
-        ``after`` more sends have succeeded. ``error_code`` is the code a ``failed_later``
+        ``after`` more sends have succeeded (LINE: pushes to the user id ``recipient``).
+        ``error_code`` is the code a ``failed_later``
         status reports."""
         script = FailureScript(failure, times, retry_after, after, error_code)
         self._state.script(channel, recipient, script)
