@@ -34,6 +34,7 @@ class SandboxSecrets:
     whatsapp_phone_number_id: str = "100000000000001"
     telegram_secret_token: str = "sandbox-telegram-secret"  # noqa: S105 - public fake
     twilio_number: str = "+15550002222"
+    line_channel_secret: str = "sandbox-line-channel-secret"  # noqa: S105 - public fake
 
 
 SANDBOX_SECRETS = SandboxSecrets()
@@ -101,4 +102,8 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
         "THREADLINE_TELEGRAM_SECRET_TOKEN": s.telegram_secret_token,
         "THREADLINE_TELEGRAM_BASE_URL": f"{base}/telegram",
+        "THREADLINE_LINE_CHANNEL_SECRET": s.line_channel_secret,
+        "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": creds.line_channel_access_token,
+        "THREADLINE_LINE_BASE_URL": f"{base}/line",
+        "THREADLINE_LINE_DATA_BASE_URL": f"{base}/line-data",
     }

@@ -241,6 +241,10 @@ class ProviderSandbox:
             reply_token=token,
         )
 
+    def line_invalid_replies(self) -> list[str]:
+        """The reply tokens the fake LINE refused (unknown, used or expired), oldest first."""
+        return list(self._state.line_invalid_replies)
+
     @property
     def line_reply_token_seconds(self) -> float:
         """How long the fake LINE accepts a reply token after issuing it (default 60)."""

@@ -158,6 +158,7 @@ async def line(
         reply_token = body.get("replyToken")
         issued = state.line_reply_tokens.get(reply_token) if isinstance(reply_token, str) else None
         if issued is None or time.time() - issued[1] > state.line_reply_token_seconds:
+            state.line_invalid_replies.append(str(reply_token))
             return _error(400, "Invalid reply token")
         del state.line_reply_tokens[str(reply_token)]  # single-use
         return _accept(state, issued[0], messages, "reply")
