@@ -46,10 +46,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from actors.tools import PUBLIC_URL, SANDBOX_SECRETS
-from channels import twilio_signature
+from channels import line_signature, twilio_signature
 from channels.sandbox import (
     SandboxCredentials,
     WhatsAppInbound,
+    line_message_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     whatsapp_webhook,
@@ -86,6 +87,7 @@ URL_FAMILIES = ("fields", "surrogate", "nul", "huge", "html", "mixed")
 ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "whatsapp": ("unsigned", *JSON_FAMILIES),
     "telegram": ("unsigned", *JSON_FAMILIES),
+    "line": ("unsigned", *JSON_FAMILIES),
     "intercom": ("unsigned", *JSON_FAMILIES),
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
@@ -244,8 +246,26 @@ def _twilio_templates() -> list[list[tuple[str, str]]]:
     return templates
 
 
+def _line_templates() -> list[dict[str, Any]]:
+    webhooks = [
+        doc
+        for doc in _load("line")
+        if "events" in doc  # not the error and send fixtures
+    ]
+    built = line_message_webhook(
+        SANDBOX_SECRETS.line_channel_secret,
+        destination=CREDS.line_bot_user_id,
+        user_id="U" + "4a" * 16,
+        message_id="700000000001",
+        text="hello",
+        reply_token="fuzz-reply-token",
+    )
+    return [*webhooks, json.loads(built.body)]
+
+
 WHATSAPP_TEMPLATES = _whatsapp_templates()
 TELEGRAM_TEMPLATES = _telegram_templates()
+LINE_TEMPLATES = _line_templates()
 TWILIO_TEMPLATES = _twilio_templates()
 API_TEMPLATES: list[dict[str, Any]] = [
     {"channel": "whatsapp", "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
@@ -317,6 +337,12 @@ def _signer(route: str) -> tuple[str, str, Any]:
             "X-Telegram-Bot-Api-Secret-Token",
             lambda body: SANDBOX_SECRETS.telegram_secret_token,
         )
+    if route == "line":
+        return (
+            "/webhooks/line",
+            "x-line-signature",
+            lambda body: line_signature(body, SANDBOX_SECRETS.line_channel_secret),
+        )
     if route == "intercom":
         return (
             "/webhooks/intercom",
@@ -338,6 +364,7 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
     templates = {
         "whatsapp": WHATSAPP_TEMPLATES,
         "telegram": TELEGRAM_TEMPLATES,
+        "line": LINE_TEMPLATES,
         "intercom": _intercom_templates(target),
         "api": API_TEMPLATES,
     }[route]
@@ -465,7 +492,7 @@ def probe_cases(family: str) -> st.SearchStrategy[Case]:
 
 
 def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
-    if route in ("whatsapp", "telegram", "intercom", "api"):
+    if route in ("whatsapp", "telegram", "line", "intercom", "api"):
         return json_route_cases(route, family, target)
     if route == "twilio":
         return twilio_cases(family)
