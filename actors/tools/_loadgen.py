@@ -28,9 +28,11 @@ import trio
 
 from channels import Channel
 from channels.sandbox import (
+    SandboxCredentials,
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,
+    line_message_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     whatsapp_webhook,
@@ -176,6 +178,16 @@ class _Run(LoadLedger):
                 body=text,
                 media=() if media is None else [WebhookMedia(media.twilio_url, media.mime_type)],
                 message_sid=f"{'MM' if media else 'SM'}{self.run_id}{thread:012d}{seq:012d}",
+            )
+        if channel == "line":
+            # Text only: LINE's content is looked up by the message's own id, which is unique.
+            return "/webhooks/line", line_message_webhook(
+                SANDBOX_SECRETS.line_channel_secret,
+                destination=SandboxCredentials().line_bot_user_id,
+                user_id=f"U{thread:032x}",
+                message_id=f"{int(self.run_id, 16)}{thread:07d}{seq:06d}",
+                text=text,
+                sent_at=when,
             )
         return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,

@@ -8,11 +8,14 @@ note instead; a reply token LINE refuses is answered by exactly one push."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 
-from actors.tools import SANDBOX_SECRETS, Stack
-from channels import Channel
+from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack
+from actors.tools._loadgen import Target, _Run
+from channels import Channel, parse_line, verify_line_signature
 from channels.sandbox import WebhookMedia, line_event, line_events_webhook
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import bodies, only, part_count
@@ -120,3 +123,18 @@ async def test_unsigned_or_badly_signed_webhooks_are_refused(
     wrong = await stack.post("/webhooks/line", webhook)
     assert wrong.status_code == 401
     assert stack.conversations() == []
+
+
+def test_the_load_generator_sends_line_threads_as_line_webhooks() -> None:
+    # Every Channel is in the load test's default mix: a LINE thread must post LINE's webhook
+    # (signed with the sandbox channel's secret) to /webhooks/line, not another channel's.
+    plan = LoadPlan(threads=2, messages_per_thread=1, channels=("line",))
+    target = Target("http://127.0.0.1:1", "https://bridge.example", "token", "AC" + "0" * 32)
+    path, webhook = _Run(plan, target, None).webhook(1, 0, time.time())
+    assert path == "/webhooks/line"
+    verify_line_signature(
+        webhook.body, webhook.headers["x-line-signature"], SANDBOX_SECRETS.line_channel_secret
+    )
+    (message,) = parse_line(webhook.body)
+    assert message.kind == "message"
+    assert message.key.channel is Channel.LINE
