@@ -241,6 +241,13 @@ class ProviderSandbox:
             reply_token=token,
         )
 
+    def line_webhook_off(self, access_token: str | None = None) -> None:
+        """Turn "Use webhook" off for the LINE channel of ``access_token`` (default: the
+        sandbox's), as the console's switch does: LINE then delivers nothing."""
+        token = access_token or self.credentials.line_channel_access_token
+        endpoint, _ = self._state.line_webhooks.get(token, ("", False))
+        self._state.line_webhooks[token] = (endpoint, False)
+
     def line_invalid_replies(self) -> list[str]:
         """The reply tokens the fake LINE refused (unknown, used or expired), oldest first."""
         return list(self._state.line_invalid_replies)

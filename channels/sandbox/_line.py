@@ -130,15 +130,50 @@ def _check(
     return None
 
 
+def _bot(state: SandboxState, request: Request, token: str, parts: list[str]) -> Response:
+    """``GET /v2/bot/info`` and ``GET|PUT /v2/bot/channel/webhook/endpoint`` (the sandbox
+    records the endpoint, delivers nothing)."""
+    if parts == ["v2", "bot", "info"] and request.method == "GET":
+        info = {
+            "userId": state.line_bot_user_id,
+            "basicId": "@threadline",
+            "displayName": "Threadline Sandbox",
+            "chatMode": "chat",
+            "markAsReadMode": "manual",
+        }
+        return json_response(200, info)
+    if parts != ["v2", "bot", "channel", "webhook", "endpoint"]:
+        return _error(404, "Not found")
+    if request.method == "GET":
+        endpoint, active = state.line_webhooks.get(token, ("", False))
+        if not endpoint:
+            return _error(404, "Not found")  # LINE: no webhook URL set
+        return json_response(200, {"endpoint": endpoint, "active": active})
+    if request.method != "PUT":
+        return _error(405, "Method not allowed")
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        body = None
+    url = body.get("endpoint") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.startswith("https://"):
+        return _error(
+            400,
+            "The request body has 1 error(s)",
+            [{"message": "must be an HTTPS URL", "property": "endpoint"}],
+        )
+    state.line_webhooks[token] = (url, True)
+    return json_response(200, {})
+
+
 async def line(
     state: SandboxState,
     request: Request,
     parts: list[str],
     linked: Mapping[str, LinkedFile | None],
 ) -> Response:
-    """``POST /line/v2/bot/message/reply`` and ``/push``."""
-    if request.method != "POST" or parts[:3] != ["v2", "bot", "message"] or len(parts) != 4:
-        return _error(404, "Not found")
+    """``POST /line/v2/bot/message/reply`` and ``/push``, ``GET /line/v2/bot/info``, and the
+    webhook endpoint's ``GET`` and ``PUT``."""
     token = _token(state, request)
     if token is None:
         return _error(
@@ -147,6 +182,10 @@ async def line(
             " is valid.",
         )
     CURRENT_CREDENTIAL.set(token)
+    if parts[:3] == ["v2", "bot", "info"] or parts[:4] == ["v2", "bot", "channel", "webhook"]:
+        return _bot(state, request, token, parts)
+    if request.method != "POST" or parts[:3] != ["v2", "bot", "message"] or len(parts) != 4:
+        return _error(404, "Not found")
     found = _messages(request)
     if found is None:
         return _error(400, "The request body has 1 error(s)")

@@ -306,6 +306,8 @@ class SandboxState:
         """LINE reply tokens not used yet: token → (the user it answers, UNIX time issued)."""
         self.line_reply_token_seconds = 60.0
         """How long a LINE reply token is accepted after it was issued."""
+        self.line_webhooks: dict[str, tuple[str, bool]] = {}
+        """Each LINE channel's webhook (by access token): its endpoint and whether it is on."""
         self.line_invalid_replies: list[str] = []
         """Reply tokens the fake LINE refused (unknown, used or expired), in order."""
         self.line_retry_keys: set[str] = set()

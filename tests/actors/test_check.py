@@ -65,6 +65,14 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                 },
             )
             assert answer.json()["ok"] is True
+            # And the LINE channel (its console, or the Messaging API).
+            token = env["THREADLINE_LINE_CHANNEL_ACCESS_TOKEN"]
+            answer = await http.put(
+                f"{env['THREADLINE_LINE_BASE_URL']}/v2/bot/channel/webhook/endpoint",
+                json={"endpoint": f"{PUBLIC_URL}/webhooks/line"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 200
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -96,6 +104,8 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
     assert "active" in done.line("twilio")
     assert "@threadline_sandbox_bot" in done.line("telegram")
     assert done.line("telegram webhook").endswith(f"{PUBLIC_URL}/webhooks/telegram")
+    assert "Threadline Sandbox (U5a5a" in done.line("line")
+    assert done.line("line webhook").endswith(f"{PUBLIC_URL}/webhooks/line")
 
 
 @pytest.mark.parametrize(
@@ -105,6 +115,7 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
         ("THREADLINE_WHATSAPP_ACCESS_TOKEN", "whatsapp", "token rejected (401, 190)"),
         ("THREADLINE_TWILIO_AUTH_TOKEN", "twilio", "rejected (401, 20003)"),
         ("THREADLINE_TELEGRAM_BOT_TOKEN", "telegram", "bot token rejected (401"),
+        ("THREADLINE_LINE_CHANNEL_ACCESS_TOKEN", "line", "channel access token rejected (401"),
     ],
 )
 async def test_a_wrong_credential_fails_its_line_only(
@@ -148,15 +159,34 @@ async def test_the_telegram_webhook_must_point_at_the_bridge(
     assert "last delivery failed 2 min ago: Wrong response from the webhook: 401" in line
 
 
+async def test_the_line_webhook_must_point_at_the_bridge_and_be_on(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    moved = {**sandbox.env, "THREADLINE_PUBLIC_URL": "https://elsewhere.example"}
+    done = await check(moved, tmp_path)
+    assert done.returncode == 1
+    line = done.line("line webhook")
+    assert line.startswith("FAIL"), line
+    assert "not https://elsewhere.example/webhooks/line" in line
+    sandbox.app.providers.line_webhook_off()
+    done = await check(sandbox.env, tmp_path)
+    line = done.line("line webhook")
+    assert line.startswith("FAIL"), line
+    assert "Use webhook is off" in line
+    assert done.line("line").startswith("ok ")
+
+
 async def test_unconfigured_channels_are_skipped(sandbox: Sandbox, tmp_path: Path) -> None:
     only_intercom = {
         k: v
         for k, v in sandbox.env.items()
-        if not k.startswith(("THREADLINE_WHATSAPP", "THREADLINE_TWILIO", "THREADLINE_TELEGRAM"))
+        if not k.startswith(
+            ("THREADLINE_WHATSAPP", "THREADLINE_TWILIO", "THREADLINE_TELEGRAM", "THREADLINE_LINE")
+        )
     }
     done = await check(only_intercom, tmp_path)
     assert done.returncode == 0, done.lines
-    for name in ("whatsapp", "twilio", "telegram", "telegram webhook"):
+    for name in ("whatsapp", "twilio", "telegram", "telegram webhook", "line", "line webhook"):
         assert done.line(name) == f"skip {name}: not configured"
 
 
@@ -238,6 +268,12 @@ secret_token = "bot-one-webhook-secret"
 id = "bot-two"
 bot_token = "{BOT_2}"
 secret_token = "bot-two-webhook-secret"
+
+[[line]]
+id = "line-jp"
+channel_secret = "line-jp-channel-secret"
+channel_access_token = "{creds.line_channel_access_token}"
+bot_user_id = "{creds.line_bot_user_id}"
 """)
     return str(path)
 
@@ -276,6 +312,14 @@ async def accounts_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                     data={"url": route, "secret_token": secret},
                 )
                 assert answer.json()["ok"] is True
+            # And the LINE channel, on its own route.
+            creds = SandboxCredentials()
+            answer = await http.put(
+                f"{env['THREADLINE_LINE_BASE_URL']}/v2/bot/channel/webhook/endpoint",
+                json={"endpoint": f"{PUBLIC_URL}/webhooks/line/{creds.line_bot_user_id}"},
+                headers={"Authorization": f"Bearer {creds.line_channel_access_token}"},
+            )
+            assert answer.status_code == 200
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -307,8 +351,12 @@ async def test_every_account_of_the_accounts_file_is_checked(
     assert done.line("whatsapp app-a templates").startswith("ok   ")
     assert "(7100000002)" in done.line("telegram bot-two")
     assert done.line("telegram bot-two webhook").endswith("/webhooks/telegram/7100000002")
+    line_bot = SandboxCredentials().line_bot_user_id
+    assert f"({line_bot}, " in done.line("line line-jp")
+    assert done.line("line line-jp webhook").endswith(f"/webhooks/line/{line_bot}")
     assert all(
-        not line[5:].startswith(("whatsapp:", "twilio:", "telegram:")) for line in done.lines
+        not line[5:].startswith(("whatsapp:", "twilio:", "telegram:", "line:"))
+        for line in done.lines
     )
 
 
