@@ -106,8 +106,10 @@ from ._model import shorten as shorten
 from ._registry import CHANNELS as CHANNELS
 from ._registry import channel_spec as channel_spec
 from ._reply import REPLY_TOKEN as REPLY_TOKEN
+from ._reply import SEND_ID as SEND_ID
 from ._reply import ReplyToken as ReplyToken
 from ._reply import replying_with as replying_with
+from ._reply import sending_as as sending_as
 from ._spec import ChannelClient as ChannelClient
 from ._spec import ChannelSpec as ChannelSpec
 from ._spec import Webhook as Webhook
@@ -184,6 +186,7 @@ __all__ = [
     "REPLY_TOKEN",
     "RecipientUnavailable",
     "ReplyToken",
+    "SEND_ID",
     "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
@@ -227,6 +230,7 @@ __all__ = [
     "render_inbound",
     "replying_with",
     "require_json",
+    "sending_as",
     "shorten",
     "split_text",
     "telegram_bot_id",

@@ -1,10 +1,14 @@
-"""A reply token for the sends under way: the customer's latest message can be answered with it.
+"""What the bridge tells a client about the send under way: a reply token, and the send's id.
 
 Some providers answer a message cheaply with a short-lived token the webhook carried (LINE's
 ``replyToken``: a reply is free, a push counts against the monthly quota). The bridge keeps the
 thread's latest token and, around its sends to that thread, makes it the current one
 (:func:`replying_with`); a client that can use it reads :data:`REPLY_TOKEN` and marks it
 ``used`` (a token answers once). Every other client ignores it.
+
+:data:`SEND_ID` names the send under way, the same for each retry of it (its recorded step):
+a client whose provider dedupes on a key (LINE's ``X-Line-Retry-Key``) derives the key from it,
+so that a retry after an answer lost or a 5xx is not sent twice.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["REPLY_TOKEN", "ReplyToken", "replying_with"]
+__all__ = ["REPLY_TOKEN", "SEND_ID", "ReplyToken", "replying_with", "sending_as"]
 
 
 @dataclass(slots=True)
@@ -40,3 +44,17 @@ def replying_with(token: ReplyToken | None) -> Iterator[ReplyToken | None]:
         yield token
     finally:
         REPLY_TOKEN.reset(reset)
+
+
+SEND_ID: ContextVar[str | None] = ContextVar("send_id", default=None)
+"""The id of the send under way, stable across its retries (None: unknown)."""
+
+
+@contextmanager
+def sending_as(send_id: str) -> Iterator[None]:
+    """Make ``send_id`` the id of the sends inside the block."""
+    reset = SEND_ID.set(send_id)
+    try:
+        yield
+    finally:
+        SEND_ID.reset(reset)

@@ -26,6 +26,7 @@ from channels import (
     SendRejected,
     ThreadKey,
     replying_with,
+    sending_as,
     shorten,
 )
 from runtime import JournalUnavailable
@@ -108,23 +109,25 @@ class SendingBranch(ThreadBase):
         with replying_with(self._reply_token()) as token:
             try:
                 for name, call in pieces:
-                    result = await steps.run(
-                        name,
-                        functools.partial(self._deliver, call, sent(name)),
-                        retryable=SEND_RETRYABLE,
-                        doubtful=(SendInDoubt,),
-                    )
+                    with sending_as(f"{self._key_text}|{steps.key}|{name}"):
+                        result = await steps.run(
+                            name,
+                            functools.partial(self._deliver, call, sent(name)),
+                            retryable=SEND_RETRYABLE,
+                            doubtful=(SendInDoubt,),
+                        )
                     if result.outcome is Outcome.FAILED:
                         if caption is not None:  # the text rode on the file that did not go
                             call = functools.partial(client.send_text, self._key, caption)
-                            await steps.run(
-                                f"{prefix}text:0",
-                                functools.partial(
-                                    self._deliver, call, sent("", describe_text(caption))
-                                ),
-                                retryable=SEND_RETRYABLE,
-                                doubtful=(SendInDoubt,),
-                            )
+                            with sending_as(f"{self._key_text}|{steps.key}|{prefix}text:0"):
+                                await steps.run(
+                                    f"{prefix}text:0",
+                                    functools.partial(
+                                        self._deliver, call, sent("", describe_text(caption))
+                                    ),
+                                    retryable=SEND_RETRYABLE,
+                                    doubtful=(SendInDoubt,),
+                                )
                         return result.reason
             finally:
                 if token is not None and token.used:  # single-use: the next send pushes

@@ -3,7 +3,10 @@
 Sends answer with the reply API (``POST {base}/v2/bot/message/reply``: free) while the thread's
 reply token (:data:`channels.REPLY_TOKEN`) is fresh, and push (``POST {base}/v2/bot/message/push``:
 counted against the monthly quota) otherwise; a reply LINE refuses as ``Invalid reply token``
-(expired or used: nothing was sent) goes out once by push instead. Media goes out by URL
+(expired or used: nothing was sent) goes out once by push instead. A push carries an
+``X-Line-Retry-Key`` derived from the send's id (:data:`channels.SEND_ID`), so that its retry
+after a 5xx or a lost answer is answered 409 (sent already) rather than sent twice; a reply
+answered 5xx is in doubt (LINE has no key for replies: never pushed after it). Media goes out by URL
 (LINE fetches it: it must be public HTTPS); LINE has no file message, so anything but a JPEG or
 PNG image is sent as a link. Content is downloaded from ``{data_base}/v2/bot/message/{id}/content``
 with the channel access token (only to that origin), or from a message's external
@@ -22,10 +25,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from .._classify import ErrorCodes, classify_error
-from .._errors import ChannelError, MediaTooLarge, SendRejected
+from .._errors import ChannelError, MediaTooLarge, SendInDoubt, SendRejected
 from .._http import Origin, fetch_capped, origin_of, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
-from .._reply import REPLY_TOKEN
+from .._reply import REPLY_TOKEN, SEND_ID
 from .._text import Span, utf16_length
 
 __all__ = [
@@ -52,6 +55,8 @@ a younger one LINE refuses is answered by a push all the same."""
 _INVALID_REPLY_TOKEN: Final = "invalid reply token"  # noqa: S105 - an error message
 _MONTHLY_LIMIT: Final = "monthly limit"
 _IMAGES: Final = frozenset({"image/jpeg", "image/png"})
+_RETRY_KEYS: Final = uuid.UUID("5f0b7d1e-3c2a-4e59-9a63-7b1c2d4e8f10")
+"""The namespace of the push retry keys derived from a send's id."""
 _CODES: Final = ErrorCodes()
 """LINE's errors are HTTP statuses with a message: 429 and 5xx need no table."""
 
@@ -212,10 +217,18 @@ class LineClient:
             if response.is_success:
                 token.used = True
                 return self._first_id(response, "")
+            if response.status_code >= 500:
+                # It may have gone out: a retry would find the token used and push it again.
+                token.used = True
+                raise SendInDoubt(
+                    f"line reply answered HTTP {response.status_code}: it may have been sent"
+                )
             if not _invalid_reply_token(response):
                 raise classify_line_error(response)
             token.used = True  # expired or used: nothing was sent, push it instead
-        retry_key = str(uuid.uuid4())
+        send_id = SEND_ID.get()
+        # The same key for every retry of this send: LINE answers a repeat 409, not twice.
+        retry_key = str(uuid.uuid5(_RETRY_KEYS, send_id) if send_id else uuid.uuid4())
         request = self._http.build_request(
             "POST",
             f"{self._base}/v2/bot/message/push",

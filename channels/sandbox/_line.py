@@ -8,7 +8,8 @@ Checks the channel access token like the real API, at most 5 messages per reques
 :meth:`ProviderSandbox.line_message` with the webhook that carries them, single-use, and
 refused (``400 Invalid reply token``) once used or older than
 :attr:`SandboxState.line_reply_token_seconds`. A push's ``X-Line-Retry-Key`` seen before is
-answered 409, as LINE does.
+answered 409, as LINE does. Scripted failures (:meth:`ProviderSandbox.fail`, the recipient the
+user id) apply to pushes and to replies (a reply's 500 spends its token).
 """
 
 from __future__ import annotations
@@ -200,6 +201,11 @@ async def line(
             state.line_invalid_replies.append(str(reply_token))
             return _error(400, "Invalid reply token")
         del state.line_reply_tokens[str(reply_token)]  # single-use
+        failed = state.take_failure(Channel.LINE, issued[0])
+        if failed is not None and failed.failure is SandboxFailure.SERVER_ERROR:
+            return _error(500, "Internal server error")  # the token is spent all the same
+        if failed is not None:
+            return _error(429, "The API rate limit has been exceeded. Try again later.")
         return _accept(state, issued[0], messages, "reply")
     if parts[3] != "push":
         return _error(404, "Not found")
@@ -210,6 +216,11 @@ async def line(
     if retry_key is not None and retry_key in state.line_retry_keys:
         return _error(409, "The retry key is already accepted")
     script = state.take_failure(Channel.LINE, to)
+    if script is not None and script.failure is SandboxFailure.ACCEPTED_THEN_ERROR:
+        if retry_key is not None:
+            state.line_retry_keys.add(retry_key)
+        _accept(state, to, messages, "push")
+        return _error(500, "Internal server error")
     if script is not None:
         if script.failure is SandboxFailure.RATE_LIMITED:
             return _error(429, "The API rate limit has been exceeded. Try again later.")

@@ -113,6 +113,10 @@ class SandboxFailure(enum.StrEnum):
     status webhook to the bridge, as the providers do: WhatsApp ``failed`` with error 131026,
     Twilio ``undelivered`` with ``ErrorCode`` 30003 to the send's ``StatusCallback`` (another
     code with ``error_code``). Telegram reports nothing after accepting: a plain success."""
+    ACCEPTED_THEN_ERROR = "accepted_then_error"
+    """LINE only: the push is accepted (recorded, its ``X-Line-Retry-Key`` remembered) but
+    answered 500, as a provider fault after the fact would: a retry with the same key is
+    answered 409, one with another key is sent again."""
     QUOTA_SPENT = "quota_spent"
     """LINE only: a push answered 429 "You have reached your monthly limit." (any failure LINE
     has no other form for answers so too)."""

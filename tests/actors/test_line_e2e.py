@@ -16,7 +16,7 @@ import trio
 from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack
 from actors.tools._loadgen import Target, _Run
 from channels import Channel, parse_line, verify_line_signature
-from channels.sandbox import WebhookMedia, line_event, line_events_webhook
+from channels.sandbox import SandboxFailure, WebhookMedia, line_event, line_events_webhook
 from tests.actors.conftest import eventually
 from tests.actors.test_bridge_e2e import bodies, only, part_count
 
@@ -138,3 +138,18 @@ def test_the_load_generator_sends_line_threads_as_line_webhooks() -> None:
     (message,) = parse_line(webhook.body)
     assert message.kind == "message"
     assert message.key.channel is Channel.LINE
+
+
+async def test_a_push_answered_500_after_it_went_out_is_retried_without_a_second_message(
+    stack: Stack,
+) -> None:
+    await stack.line(USER, "Are you open?", reply_token_seconds=0)
+    conversation_id = await _opened(stack)
+    providers = stack.sandbox.providers
+    providers.fail(Channel.LINE, USER, SandboxFailure.ACCEPTED_THEN_ERROR, times=1)
+    await stack.sandbox.intercom.teammates.reply(conversation_id, "Until 6pm", admin_id=GRACE)
+    await eventually(lambda: len(stack.sent()) == 1)
+    await eventually(lambda: providers.refused() == [] and stack.node.dispatcher.inflight == 0)
+    await trio.sleep(1.5)  # past the delivery's retry delay: the retry has been answered 409
+    assert [(m.via, m.text) for m in stack.sent()] == [("push", "Grace Teammate: Until 6pm")]
+    assert _notes(stack) == []

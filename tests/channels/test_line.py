@@ -25,6 +25,7 @@ from channels import (
     PayloadInvalid,
     PayloadTooLarge,
     ReplyToken,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -34,6 +35,7 @@ from channels import (
     line_signature,
     parse_line,
     replying_with,
+    sending_as,
     verify_line_signature,
 )
 from channels.sandbox import SandboxFailure, line_event, line_events_webhook
@@ -348,3 +350,31 @@ async def test_content_is_downloaded_with_the_token_from_the_data_host(
         await line(http, served, token="not-the-token").download(ref, max_bytes=10_000)
     with pytest.raises(ChannelError):
         await line(http, served).download(ref, max_bytes=100)
+
+
+async def test_a_retried_push_is_not_sent_twice(served: Served, http: httpx.AsyncClient) -> None:
+    # LINE took the push but answered 500: the retry of the same send (the same SEND_ID) carries
+    # the same X-Line-Retry-Key, which LINE answers 409: sent already.
+    served.sandbox.fail(Channel.LINE, USER, SandboxFailure.ACCEPTED_THEN_ERROR, times=1)
+    client = line(http, served)
+    with sending_as("thread|steps:1|text:0"):
+        with pytest.raises(SendTransient):
+            await client.send_text(key(served), "once")
+        await client.send_text(key(served), "once")
+    assert [m.text for m in served.sandbox.sent(Channel.LINE)] == ["once"]
+    with sending_as("thread|steps:2|text:0"):  # another send: another key
+        await client.send_text(key(served), "once")
+    assert len(served.sandbox.sent(Channel.LINE)) == 2
+
+
+async def test_a_reply_answered_5xx_is_in_doubt_and_never_pushed(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    # A reply has no retry key: after a 5xx it may have gone out, and a retry would find the
+    # token used and push the message again.
+    token = issue(served)
+    served.sandbox.fail(Channel.LINE, USER, SandboxFailure.SERVER_ERROR, times=1)
+    with replying_with(token), pytest.raises(SendInDoubt):
+        await line(http, served).send_text(key(served), "maybe sent")
+    assert token.used
+    assert served.sandbox.sent(Channel.LINE) == []
