@@ -10,7 +10,7 @@ answered 5xx is in doubt (LINE has no key for replies: never pushed after it). M
 (LINE fetches it: it must be public HTTPS); LINE has no file message, so anything but a JPEG or
 PNG image is sent as a link. Content is downloaded from ``{data_base}/v2/bot/message/{id}/content``
 with the channel access token (only to that origin), or from a message's external
-``originalContentUrl`` (its own origin, no credentials).
+``originalContentUrl`` (HTTPS only, its own origin, no credentials).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from .._classify import ErrorCodes, classify_error
-from .._errors import ChannelError, MediaTooLarge, SendInDoubt, SendRejected
+from .._errors import (
+    ChannelError,
+    MediaHostForbidden,
+    MediaTooLarge,
+    SendInDoubt,
+    SendRejected,
+)
 from .._http import Origin, fetch_capped, origin_of, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 from .._reply import REPLY_TOKEN, SEND_ID
@@ -150,7 +156,9 @@ class LineClient:
         """
         if media.size is not None and media.size > max_bytes:
             raise MediaTooLarge(f"line file is {media.size} bytes, cap is {max_bytes}")
-        if media.ref.startswith(("https://", "http://")):
+        if media.ref.startswith("http://"):
+            raise MediaHostForbidden("line external content must be served over HTTPS")
+        if media.ref.startswith("https://"):
             content, content_type = await fetch_capped(
                 self._http,
                 media.ref,

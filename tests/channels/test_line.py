@@ -19,6 +19,7 @@ from channels import (
     ChannelError,
     LineClient,
     LineConfig,
+    MediaHostForbidden,
     MediaKind,
     MediaRef,
     OutboundMedia,
@@ -378,3 +379,9 @@ async def test_a_reply_answered_5xx_is_in_doubt_and_never_pushed(
         await line(http, served).send_text(key(served), "maybe sent")
     assert token.used
     assert served.sandbox.sent(Channel.LINE) == []
+
+
+async def test_external_content_must_be_https(served: Served, http: httpx.AsyncClient) -> None:
+    ref = MediaRef(kind=MediaKind.VIDEO, ref=f"{served.url}/line-data/x", mime_type="video/mp4")
+    with pytest.raises(MediaHostForbidden):
+        await line(http, served).download(ref, max_bytes=10_000)
