@@ -74,8 +74,12 @@ def operator_parsers(commands: Any) -> None:  # noqa: ANN401 - argparse's privat
         "providers are not touched; linked oversize media expire on their own.",
     )):  # fmt: skip
         parser.add_argument("channel", choices=channels)
-        parser.add_argument("account", help="phone_number_id, Twilio number or bot id")
-        parser.add_argument("customer", help="wa_id, Twilio From address or Telegram chat id")
+        parser.add_argument(
+            "account", help="phone_number_id, Twilio number, bot id or LINE bot user id"
+        )
+        parser.add_argument(
+            "customer", help="wa_id, Twilio From address, Telegram chat id or LINE user id"
+        )
     show.add_argument("--json", action="store_true", help="one JSON object")
     show.add_argument("--limit", type=int, default=100, help="entries listed (%(default)s)")
     erase.add_argument("--database-url", help="sqlite:///path or postgresql://…")
