@@ -55,6 +55,9 @@ rejection's ``reason`` is one line)::
     POST /webhooks/viber     verify_viber_signature(body, X-Viber-Content-Signature, auth_token)
                              parse_viber(body, account)
 
+    POST /webhooks/line      verify_line_signature(body, x-line-signature, channel_secret)
+                             parse_line(body, groups=THREADLINE_LINE_GROUPS)
+
     GET  /webhooks/messenger  verify_meta_handshake(query, verify_token) → 200 text/plain
     POST /webhooks/messenger  verify_meta_signature(body, X-Hub-Signature-256, app_secret)
                               parse_messenger(body)   (Messenger and Instagram share
@@ -125,6 +128,11 @@ from ._model import render_inbound as render_inbound
 from ._model import shorten as shorten
 from ._registry import CHANNELS as CHANNELS
 from ._registry import channel_spec as channel_spec
+from ._reply import REPLY_TOKEN as REPLY_TOKEN
+from ._reply import SEND_ID as SEND_ID
+from ._reply import ReplyToken as ReplyToken
+from ._reply import replying_with as replying_with
+from ._reply import sending_as as sending_as
 from ._spec import ChannelClient as ChannelClient
 from ._spec import ChannelSpec as ChannelSpec
 from ._spec import Webhook as Webhook
@@ -140,6 +148,13 @@ from ._text import TextRun as TextRun
 from ._text import render_blocks as render_blocks
 from ._text import utf16_length as utf16_length
 from .instagram import InstagramSettings as InstagramSettings
+from .line import LineClient as LineClient
+from .line import LineConfig as LineConfig
+from .line import LineSettings as LineSettings
+from .line import classify_line_error as classify_line_error
+from .line import line_signature as line_signature
+from .line import parse_line as parse_line
+from .line import verify_line_signature as verify_line_signature
 from .messenger import MessengerSettings as MessengerSettings
 from .telegram import TelegramClient as TelegramClient
 from .telegram import TelegramConfig as TelegramConfig
@@ -185,6 +200,9 @@ __all__ = [
     "InboundMessage",
     "InlineImage",
     "InstagramSettings",
+    "LineClient",
+    "LineConfig",
+    "LineSettings",
     "Location",
     "MediaHostForbidden",
     "MediaKind",
@@ -200,7 +218,10 @@ __all__ = [
     "ParsedEvent",
     "PayloadInvalid",
     "PayloadTooLarge",
+    "REPLY_TOKEN",
     "RecipientUnavailable",
+    "ReplyToken",
+    "SEND_ID",
     "SendInDoubt",
     "SendRateLimited",
     "SendRejected",
@@ -233,6 +254,7 @@ __all__ = [
     "check_json_strings",
     "classify_instagram_error",
     "classify_messenger_error",
+    "classify_line_error",
     "classify_telegram_error",
     "classify_twilio_error",
     "classify_viber_error",
@@ -242,6 +264,8 @@ __all__ = [
     "meta_message_body",
     "parse_instagram",
     "parse_messenger",
+    "line_signature",
+    "parse_line",
     "parse_telegram",
     "parse_twilio",
     "parse_viber",
@@ -249,7 +273,9 @@ __all__ = [
     "provider_length",
     "render_blocks",
     "render_inbound",
+    "replying_with",
     "require_json",
+    "sending_as",
     "shorten",
     "split_text",
     "telegram_bot_id",
@@ -261,6 +287,7 @@ __all__ = [
     "utf16_length",
     "verify_meta_handshake",
     "verify_meta_signature",
+    "verify_line_signature",
     "verify_telegram_secret",
     "verify_twilio_signature",
     "verify_viber_signature",

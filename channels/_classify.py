@@ -50,13 +50,15 @@ def classify_error(
     recipient: bool = False,
     retry_after: float | None = None,
     code_in_text: bool = True,
+    exhausted: bool = False,
 ) -> ChannelError:
     """The error for ``response``, whose body said ``code`` and ``message``.
 
     ``recipient``: the provider's body says the recipient is unavailable in a way a code does
     not (Telegram's descriptions). ``retry_after``: the body's own retry delay, before the
     ``Retry-After`` header. ``code_in_text``: whether the line names the code (off where the
-    code is the HTTP status).
+    code is the HTTP status). ``exhausted``: the body says a quota is spent (LINE's "monthly
+    limit" 429), which no retry within the period cures: refused, not throttled.
     """
     status = response.status_code
     text = f"{provider} HTTP {status}"
@@ -64,6 +66,8 @@ def classify_error(
     text += f": {message}" if message else ""
     if code in codes.window:
         return OutsideCustomerWindow(text, code=code, status=status)
+    if exhausted:
+        return SendRejected(text, code=code, status=status)
     if code in codes.rate or status == 429:
         if retry_after is None:
             retry_after = retry_after_seconds(response.headers.get("retry-after"))

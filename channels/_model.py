@@ -35,6 +35,7 @@ class Channel(enum.StrEnum):
     MESSENGER = "messenger"
     INSTAGRAM = "instagram"
     VIBER = "viber"
+    LINE = "line"
 
 
 def _utc(value: datetime) -> datetime:
@@ -54,13 +55,13 @@ class ThreadKey(_Frozen):
     """Identity of one customer thread: ``(channel, business account, customer)``.
 
     ``account`` is the WhatsApp phone_number_id, the Twilio business number (E.164, without
-    Twilio's ``whatsapp:`` channel prefix), the Telegram bot id or the Viber bot's account id;
-    it never contains ``:``.
+    Twilio's ``whatsapp:`` channel prefix), the Telegram bot id, the Viber bot's account id or
+    the LINE bot's user id (the webhook's ``destination``); it never contains ``:``.
     ``customer`` is the WhatsApp wa_id (or business-scoped user id), the Twilio ``From``
     address *with* its channel prefix (so SMS and Twilio-WhatsApp threads differ), the
-    Telegram chat id, or the Viber user id (base64: may hold ``/``, ``+`` and ``=``; escape it
-    in a URL); on Messenger the Page id and the customer's page-scoped id (PSID), on
-    Instagram the professional account's id and the Instagram-scoped id (IGSID).
+    Telegram chat id, the LINE user id, or the Viber user id (base64: may hold ``/``, ``+`` and
+    ``=``; escape it in a URL); on Messenger the Page id and the customer's page-scoped id
+    (PSID), on Instagram the professional account's id and the Instagram-scoped id (IGSID).
     ``str(key)`` is the stable form ``"{channel}:{account}:{customer}"``.
     """
 
@@ -174,7 +175,12 @@ class InboundMessage(_Frozen):
     group: str | None = None
     opt_out: Literal["stop", "start", "help"] | None = None
     """An SMS opt-out keyword the provider acted on: ``stop`` (the customer unsubscribed: the
-    provider refuses our messages to them), ``start`` (subscribed again), ``help``."""
+    provider refuses our messages to them), ``start`` (subscribed again), ``help``; on LINE,
+    ``stop`` is an ``unfollow`` (the customer blocked the account) and ``start`` a ``follow``
+    that unblocked it."""
+    reply_token: str | None = None
+    """A token to answer this message with, valid a short time from ``sent_at`` (LINE's
+    ``replyToken``: a reply with it is free, a push counts against the monthly quota)."""
 
 
 class DeliveryStatus(_Frozen):
@@ -255,7 +261,8 @@ def render_inbound(message: InboundMessage, known: str | None = None) -> list[st
     """
     lines: list[str] = []
     if message.group:
-        lines.append(f"(in the Telegram group “{shorten(message.group, 80)}”)")
+        provider = "LINE" if message.key.channel is Channel.LINE else "Telegram"
+        lines.append(f"(in the {provider} group “{shorten(message.group, 80)}”)")
     quoted = message.quoted_text if message.quoted_text else known
     if message.reaction is not None:
         target = f"“{shorten(quoted)}”" if quoted else f"message {message.reply_to or '?'}"

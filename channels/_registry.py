@@ -14,6 +14,7 @@ from typing import Any, Final
 from ._model import Channel
 from ._spec import ChannelSpec
 from .instagram import INSTAGRAM
+from .line import LINE
 from .messenger import MESSENGER
 from .telegram import TELEGRAM
 from .twilio import TWILIO
@@ -23,7 +24,7 @@ from .whatsapp import WHATSAPP
 __all__ = ["CHANNELS", "channel_spec"]
 
 CHANNELS: Final[Mapping[Channel, ChannelSpec[Any]]] = MappingProxyType(
-    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, MESSENGER, INSTAGRAM, VIBER)}
+    {spec.channel: spec for spec in (WHATSAPP, TWILIO, TELEGRAM, MESSENGER, INSTAGRAM, VIBER, LINE)}
 )
 """Every channel's spec, in :class:`~channels.Channel` order of registration."""
 

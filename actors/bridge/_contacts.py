@@ -50,6 +50,7 @@ USER_ID_ATTRIBUTE = {
     Channel.MESSENGER: "messenger_user_id",
     Channel.INSTAGRAM: "instagram_user_id",
     Channel.VIBER: "viber_user_id",
+    Channel.LINE: "line_user_id",
 }
 """The contact custom data attribute that holds a channel's user id when there is no phone."""
 

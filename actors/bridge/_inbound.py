@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 
-from channels import InboundMessage, shorten
+from channels import Channel, InboundMessage, shorten
 from intercom import (
     AttachmentFile,
     Conversation,
@@ -74,6 +74,8 @@ class InboundBranch(ThreadBase):
             raise IntercomNotFound("the contact vanished twice while delivering", status=404)
         self._state.last_inbound_at = max(sent_at, self._state.last_inbound_at or 0.0)
         self._state.remember(message.provider_message_id, _summary(message))
+        if message.reply_token and sent_at >= (self._state.reply_token_at or 0.0):
+            self._state.reply_token, self._state.reply_token_at = message.reply_token, sent_at
         if message.opt_out in ("stop", "start"):
             await self._opt_out_changed(entry, message.opt_out == "stop", message.text or "")
 
@@ -92,6 +94,13 @@ class InboundBranch(ThreadBase):
             if opted_out
             else f"The customer opted back in to SMS ({said}): replies reach them again."
         )
+        if self._key.channel is Channel.LINE:  # an unfollow, or a follow that unblocked
+            text = (
+                "The customer blocked the LINE account: Threadline sends them nothing until"
+                " they unblock it; replies leave a note instead."
+                if opted_out
+                else "The customer unblocked the LINE account: replies reach them again."
+            )
         try:
             admin = await self._assignee_or_default(conversation_id, None)
             if admin is None:

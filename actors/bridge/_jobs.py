@@ -207,6 +207,11 @@ class ThreadState(BaseModel):
     opted_out: bool = False
     """The customer opted out of SMS on this thread (replied STOP, or Twilio's ``OptOutType``
     said so) and has not opted back in (START): nothing is sent to them."""
+    reply_token: str | None = None
+    """The token the customer's latest message can be answered with (LINE's ``replyToken``,
+    single-use and short-lived), until a send used it."""
+    reply_token_at: float | None = None
+    """UNIX time that message was sent (the token's age is counted from it)."""
     conversation_intent_at: float | None = None
     """UNIX time a conversation was being created whose id is not recorded yet: it may exist
     (docs/architecture.md §5, effects in doubt)."""

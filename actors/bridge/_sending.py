@@ -21,10 +21,13 @@ from channels import (
     OutgoingText,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    ReplyToken,
     SendInDoubt,
     SendRejected,
     ThreadKey,
     channel_spec,
+    replying_with,
+    sending_as,
     shorten,
 )
 from runtime import JournalUnavailable
@@ -64,6 +67,8 @@ class SendingBranch(ThreadBase):
                 f"the {channel.value} account {self._key.account} is not configured on the "
                 "bridge (no credentials own it)"
             )
+        if self._state.opted_out and channel is Channel.LINE:
+            return "the customer blocked the LINE account (unfollowed) and has not unblocked it"
         if self._state.opted_out:
             return "the customer opted out of SMS (they replied STOP) and has not replied START"
         if self._outside_whatsapp_window():
@@ -102,26 +107,42 @@ class SendingBranch(ThreadBase):
                 sent_at=time.time(),
             )  # fmt: skip
 
-        for name, call in pieces:
-            result = await steps.run(
-                name,
-                functools.partial(self._deliver, call, sent(name)),
-                retryable=SEND_RETRYABLE,
-                doubtful=(SendInDoubt,),
-            )
-            if result.outcome is Outcome.FAILED:
-                if caption is not None:  # the text rode on the file that did not go: alone, then
-                    call = functools.partial(client.send_text, self._key, caption)
-                    await steps.run(
-                        f"{prefix}text:0",
-                        functools.partial(self._deliver, call, sent("", describe_text(caption))),
-                        retryable=SEND_RETRYABLE,
-                        doubtful=(SendInDoubt,),
-                    )
-                return result.reason
+        with replying_with(self._reply_token()) as token:
+            try:
+                for name, call in pieces:
+                    with sending_as(f"{self._key_text}|{steps.key}|{name}"):
+                        result = await steps.run(
+                            name,
+                            functools.partial(self._deliver, call, sent(name)),
+                            retryable=SEND_RETRYABLE,
+                            doubtful=(SendInDoubt,),
+                        )
+                    if result.outcome is Outcome.FAILED:
+                        if caption is not None:  # the text rode on the file that did not go
+                            call = functools.partial(client.send_text, self._key, caption)
+                            with sending_as(f"{self._key_text}|{steps.key}|{prefix}text:0"):
+                                await steps.run(
+                                    f"{prefix}text:0",
+                                    functools.partial(
+                                        self._deliver, call, sent("", describe_text(caption))
+                                    ),
+                                    retryable=SEND_RETRYABLE,
+                                    doubtful=(SendInDoubt,),
+                                )
+                        return result.reason
+            finally:
+                if token is not None and token.used:  # single-use: the next send pushes
+                    self._state.reply_token = self._state.reply_token_at = None
         self._s.metrics.channel_sends.labels(channel.value, "sent").inc()
         self._state.last_outbound_at = time.time()  # activity on the thread (the buffer)
         return None
+
+    def _reply_token(self) -> ReplyToken | None:
+        """The thread's reply token for the sends under way (LINE's), if it has one."""
+        state = self._state
+        if state.reply_token is None or state.reply_token_at is None:
+            return None
+        return ReplyToken(state.reply_token, self._key.customer, state.reply_token_at)
 
     async def _remembered(self, text: str, send: Callable[[], Awaitable[object]]) -> object:
         """Send, and remember the sent message's id and text (a customer may quote it)."""

@@ -43,6 +43,12 @@ its business identifiers and, optionally, its Intercom profile::
     auth_token = { env = "VIBER_SHOP_TOKEN" }
     bot_name = "Shop"                 # sender.name, 1-28 characters
 
+    [[line]]
+    id = "jp-line"
+    channel_secret = { env = "JP_LINE_CHANNEL_SECRET" }
+    channel_access_token = { env = "JP_LINE_ACCESS_TOKEN" }
+    bot_user_id = "U0123456789abcdef0123456789abcdef"
+
 A Meta app is one entry (its app secret tells its webhooks apart, one POST may be about
 several of its Pages), with the Pages (or Instagram accounts) its one token sends for: a token
 valid for all of them, such as a system user's. Pages of one app with a token each are not
@@ -87,11 +93,12 @@ class AccountEntry:
     id: str
     secrets: Mapping[str, SecretStr]
     """app_secret, verify_token, access_token │ auth_token │ bot_token, secret_token │
-    app_secret, verify_token, page_access_token (Messenger)."""
+    app_secret, verify_token, page_access_token (Messenger) │ channel_secret,
+    channel_access_token (LINE)."""
     numbers: tuple[str, ...]
     """The business accounts it owns (``ThreadKey.account``): phone_number_ids, Twilio
-    numbers (E.164), the Telegram bot id, the Viber bot's ``id``, the Page ids or the
-    Instagram account ids."""
+    numbers (E.164), the Telegram bot id, the Viber bot's ``id``, the LINE bot's user id, the
+    Page ids or the Instagram account ids."""
     account_sid: str | None = None
     subaccount_sid: str | None = None
     business_account_id: str | None = None
@@ -132,6 +139,7 @@ _INTERCOM_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOT_TOKEN: Final = re.compile(r"([0-9]+):[A-Za-z0-9_-]+")
 _TELEGRAM_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _BOT_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,28}")
+_LINE_USER_ID: Final = re.compile(r"U[0-9a-f]{32}")
 
 _PROFILE: Final = frozenset({
     "default_admin_id", "team_id", "assignee_id", "tags", "conversation_buffer_seconds",
@@ -157,11 +165,15 @@ _FIELDS: Final[Mapping[Channel, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"verify_token"}),
     ),
     Channel.VIBER: (frozenset({"auth_token", "bot_name"}), frozenset()),
+    Channel.LINE: (
+        frozenset({"channel_secret", "channel_access_token", "bot_user_id"}),
+        frozenset(),
+    ),
 }
 _SECRET_FIELDS: Final = frozenset(
     {
         "app_secret", "verify_token", "access_token", "auth_token", "bot_token", "secret_token",
-        "page_access_token",
+        "page_access_token", "channel_secret", "channel_access_token",
     }
 )  # fmt: skip
 
@@ -246,16 +258,18 @@ _NUMBERS: Final = {
     Channel.MESSENGER: "page_ids",
     Channel.INSTAGRAM: "account_ids",
     Channel.VIBER: "id",
+    Channel.LINE: "bot_user_id",
 }
 
 
 def _identity(entry: AccountEntry) -> tuple[str, str] | None:
-    """What tells an account's webhooks apart: a Meta app's secret, a Twilio (sub)account's
-    SID, a Viber bot's auth token (it signs the callbacks); a Telegram bot's route is its bot
-    id (checked with the numbers)."""
-    if entry.channel in (Channel.WHATSAPP, Channel.MESSENGER, Channel.INSTAGRAM):
-        secret = entry.secret("app_secret")
-        return ("app_secret", secret.get_secret_value()) if secret is not None else None
+    """What tells an account's webhooks apart: a Meta app's secret, a LINE channel's secret,
+    a Twilio (sub)account's SID, a Viber bot's auth token (it signs the callbacks); a Telegram
+    bot's route is its bot id (checked with the numbers)."""
+    if entry.channel in (Channel.WHATSAPP, Channel.MESSENGER, Channel.INSTAGRAM, Channel.LINE):
+        name = "channel_secret" if entry.channel is Channel.LINE else "app_secret"
+        secret = entry.secret(name)
+        return (name, secret.get_secret_value()) if secret is not None else None
     if entry.channel is Channel.TWILIO:
         sid = entry.subaccount_sid or entry.account_sid
         return ("subaccount_sid" if entry.subaccount_sid else "account_sid", sid or "")
@@ -361,6 +375,9 @@ def _entry(
     elif channel is Channel.VIBER:
         numbers = (account_id,) if account_id else ()
         bot_name = text("bot_name", _BOT_NAME, "the bot's sender name (1-28 characters)")
+    elif channel is Channel.LINE:
+        bot = text("bot_user_id", _LINE_USER_ID, "a LINE bot user id (U and 32 hex digits)")
+        numbers = (bot,) if bot is not None else ()
     else:
         token = secrets.get("bot_token")
         if token is not None:

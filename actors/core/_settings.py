@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from channels import (
     Channel,
     InstagramSettings,
+    LineSettings,
     MessengerSettings,
     TelegramSettings,
     TwilioSettings,
@@ -63,6 +64,8 @@ _SECRETS = (
     "instagram_verify_token",
     "instagram_access_token",
     "viber_auth_token",
+    "line_channel_secret",
+    "line_channel_access_token",
     "api_token",
     "metrics_token",
 )
@@ -113,6 +116,7 @@ _ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
     ),
     Channel.INSTAGRAM: ("instagram_app_secret", "instagram_verify_token", "instagram_access_token"),
     Channel.VIBER: ("viber_auth_token",),
+    Channel.LINE: ("line_channel_secret", "line_channel_access_token"),
 }
 """The variables that configure a channel kind's one account (the shorthand)."""
 
@@ -199,6 +203,17 @@ class Settings(BaseSettings):
     viber_bot_name: str | None = Field(default=None, min_length=1, max_length=28)
     """The sender name of every Viber message (``sender.name``, 1-28 characters): the bot's
     name as customers see it. Required with ``THREADLINE_VIBER_AUTH_TOKEN``."""
+    line_channel_secret: SecretStr | None = None
+    """The LINE channel's secret: checks the webhooks' ``x-line-signature``."""
+    line_channel_access_token: SecretStr | None = None
+    """The LINE channel's (long-lived) access token: replies, pushes and content downloads."""
+    line_base_url: str = "https://api.line.me"
+    line_data_base_url: str = "https://api-data.line.me"
+    """Where LINE serves the content of customers' files (``/v2/bot/message/{id}/content``)."""
+    line_groups: Literal["ignore", "per-member"] = "ignore"
+    """Messages from LINE group chats and rooms: acknowledged and counted (``ignore``), or
+    bridged per member (``per-member``: one thread per sender LINE names, the group noted in
+    the message; replies are pushed to the member's own chat with the account)."""
     accounts_file: str | None = None
     """A TOML file listing any number of WhatsApp apps, Twilio accounts, Telegram and Viber bots,
     each with its credentials, numbers and Intercom profile (``actors/core/_accounts.py``). A
@@ -230,8 +245,8 @@ class Settings(BaseSettings):
     """The teammate (admin id) every new conversation is assigned to; unset: nobody."""
     conversation_tags: str = Field(default="", max_length=2000)
     """Tags put on every new conversation, comma-separated; ``{channel}`` is the channel's
-    name (``whatsapp``, ``twilio``, ``telegram``, ``messenger``, ``instagram``, ``viber``).
-    Empty: no tags."""
+    name (``whatsapp``, ``twilio``, ``telegram``, ``messenger``, ``instagram``, ``viber``,
+    ``line``). Empty: no tags."""
     contact_channel_attribute: str | None = Field(
         default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,189}$"
     )
@@ -485,6 +500,17 @@ class Settings(BaseSettings):
             upload_fetch_seconds=self.media_download_timeout_seconds,
         )
 
+    @property
+    def line(self) -> LineSettings:
+        """The ``THREADLINE_LINE_*`` settings."""
+        return LineSettings(
+            channel_secret=self.line_channel_secret,
+            channel_access_token=self.line_channel_access_token,
+            base_url=self.line_base_url,
+            data_base_url=self.line_data_base_url,
+            groups=self.line_groups,
+        )
+
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
         entry (``ChannelSpec``) takes it."""
@@ -594,6 +620,14 @@ def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a ch
             account_id=entry.id,
             auth_token=entry.secret("auth_token"),
             bot_name=entry.bot_name,
+        )
+    if isinstance(base, LineSettings):
+        return dataclasses.replace(
+            base,
+            account_id=entry.id,
+            channel_secret=entry.secret("channel_secret"),
+            channel_access_token=entry.secret("channel_access_token"),
+            bot_user_id=entry.numbers[0] if entry.numbers else None,
         )
     assert isinstance(base, TelegramSettings)
     return dataclasses.replace(

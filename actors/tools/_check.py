@@ -21,17 +21,21 @@ usual one-line start-up failure and exit 2). Each check has a time limit. What i
 - Viber: ``POST /pa/get_account_info`` (the auth token; the bot's webhook is
   ``THREADLINE_PUBLIC_URL`` + ``/webhooks/viber``, or ``/webhooks/viber/<id>`` for a bot of
   the accounts file: ``viber <id>``).
+- LINE: ``GET /v2/bot/info`` (the channel access token; the bot's user id) and ``GET
+  /v2/bot/channel/webhook/endpoint`` (the webhook URL is ``THREADLINE_PUBLIC_URL`` +
+  ``/webhooks/line`` and "Use webhook" is on).
 
 With ``THREADLINE_ACCOUNTS_FILE``, every account of the file is checked the same way, each
 with its own credentials, on lines named after its id: ``whatsapp <id>`` and ``whatsapp <id>
 number <phone_number_id>`` for each number it lists, ``whatsapp <id> templates`` (its
 ``business_account_id``, read with its own token), ``twilio <id>``, ``telegram <id>`` and
-``telegram <id> webhook`` (set to its own route, ``/webhooks/telegram/<bot id>``). A
+``telegram <id> webhook`` (set to its own route, ``/webhooks/telegram/<bot id>``), ``line
+<id>`` and ``line <id> webhook`` (its own route, ``/webhooks/line/<bot user id>``). A
 ``--whatsapp-phone-number-id`` no app of the file lists fails.
 
 Webhook secrets (Intercom's client secret, Meta's app secret and verify token, Telegram's
-secret token) cannot be checked from this side: the line says whether each is set. No line
-ever holds a secret's value.
+secret token, LINE's channel secret) cannot be checked from this side: the line says whether
+each is set. No line ever holds a secret's value.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import trio
 from channels import (
     Channel,
     InstagramSettings,
+    LineSettings,
     MessengerSettings,
     TelegramSettings,
     TwilioSettings,
@@ -398,6 +403,33 @@ def _meta(view: MessengerSettings | InstagramSettings) -> Check:
     return check
 
 
+def _line_get(view: LineSettings, path: str) -> tuple[str, dict[str, str]]:
+    assert view.channel_access_token is not None
+    token = view.channel_access_token.get_secret_value()
+    return _join(view.base_url, path), {"Authorization": f"Bearer {token}"}
+
+
+def _line(view: LineSettings) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        if view.channel_access_token is None:
+            where = _where(view, "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN", "channel_access_token")
+            raise _Failed(f"{where} is not set: replies cannot be sent")
+        url, headers = _line_get(view, "/v2/bot/info")
+        response = await http.get(url, headers=headers)
+        if response.status_code != 200:
+            raise _rejected(response, "channel access token")
+        bot = _json(response)
+        user_id = bot.get("userId", "?")
+        if view.bot_user_id is not None and user_id != view.bot_user_id:
+            raise _Failed(
+                f"the token is bot {user_id}'s, not the accounts file's bot_user_id "
+                f"{view.bot_user_id}"
+            )
+        return f"bot {bot.get('displayName', '?')} ({user_id}, {bot.get('basicId', '?')})"
+
+    return check
+
+
 def _viber(view: ViberSettings) -> Check:
     """``get_account_info`` with the auth token: the bot, and its webhook set to the bridge's
     route (``set_webhook`` sets it; Viber then checks it with a signed callback)."""
@@ -433,6 +465,35 @@ def _viber(view: ViberSettings) -> Check:
     return check
 
 
+def _line_webhook(view: LineSettings) -> Check:
+    async def check(http: httpx.AsyncClient, s: Settings) -> str:
+        route = channel_spec(Channel.LINE).account_route(view) or webhook_path(Channel.LINE)
+        expected = s.public_url.rstrip("/") + route
+        if view.channel_secret is None:
+            where = _where(view, "THREADLINE_LINE_CHANNEL_SECRET", "channel_secret")
+            raise _Failed(f"{where} is not set: the bridge refuses LINE's webhooks")
+        if view.channel_access_token is None:
+            raise _Failed("THREADLINE_LINE_CHANNEL_ACCESS_TOKEN is not set")
+        url, headers = _line_get(view, "/v2/bot/channel/webhook/endpoint")
+        response = await http.get(url, headers=headers)
+        if response.status_code == 404:
+            raise _Failed(
+                f"no webhook URL set: set it to {expected} (LINE Developers console, Messaging"
+                " API tab) and turn on Use webhook"
+            )
+        if response.status_code != 200:
+            raise _rejected(response, "channel access token")
+        info = _json(response)
+        endpoint = info.get("endpoint") or ""
+        if endpoint != expected:
+            raise _Failed(f"the webhook URL is {endpoint}, not {expected} (THREADLINE_PUBLIC_URL)")
+        if info.get("active") is not True:
+            raise _Failed(f"{endpoint}: Use webhook is off: LINE delivers nothing")
+        return str(endpoint)
+
+    return check
+
+
 # --- running them --------------------------------------------------------------------------------
 
 Check = Callable[[httpx.AsyncClient, Settings], Awaitable[str]]
@@ -441,10 +502,10 @@ Plan = list[tuple[str, Check | None, str]]
 
 def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
     """(name, check or None to skip, the skip reason) in the order printed: the environment
-    variables' account of each channel as ``whatsapp``, ``twilio``, ``telegram``; the
-    accounts file's as ``whatsapp <id>``, ``whatsapp <id> number <phone_number_id>`` (each
-    listed number), ``twilio <id>``, ``telegram <id>``, ``telegram <id> webhook`` and
-    ``viber <id>``."""
+    variables' account of each channel as ``whatsapp``, ``twilio``, ``telegram``, ``line``;
+    the accounts file's as ``whatsapp <id>``, ``whatsapp <id> number <phone_number_id>``
+    (each listed number), ``twilio <id>``, ``telegram <id>``, ``telegram <id> webhook``,
+    ``viber <id>``, ``line <id>`` and ``line <id> webhook``."""
     plan: Plan = [("intercom", _intercom, "")]
     off = "not configured"
     if s.accounts.of(Channel.WHATSAPP):
@@ -503,6 +564,16 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
     else:
         vb = s.viber
         plan.append(("viber", _viber(vb) if vb.auth_token is not None else None, off))
+    if s.accounts.of(Channel.LINE):
+        lines: list[LineSettings] = list(s.channel_accounts(Channel.LINE))
+        for line in lines:
+            plan.append((f"line {line.account_id}", _line(line), ""))
+            plan.append((f"line {line.account_id} webhook", _line_webhook(line), ""))
+    else:
+        ln = s.line
+        configured = ln.channel_access_token is not None or ln.channel_secret is not None
+        plan.append(("line", _line(ln) if configured else None, off))
+        plan.append(("line webhook", _line_webhook(ln) if configured else None, off))
     return plan
 
 

@@ -75,10 +75,13 @@ def operator_parsers(commands: Any) -> None:  # noqa: ANN401 - argparse's privat
     )):  # fmt: skip
         parser.add_argument("channel", choices=channels)
         parser.add_argument(
-            "account", help="phone_number_id, Twilio number, Telegram bot id or Viber account"
+            "account",
+            help="phone_number_id, Twilio number, Telegram bot id, Page or Instagram account id,"
+            " Viber account or LINE bot user id",
         )
         parser.add_argument(
-            "customer", help="wa_id, Twilio From address, Telegram chat id or Viber user id"
+            "customer",
+            help="wa_id, Twilio From address, Telegram chat id, PSID, IGSID, Viber or LINE user id",
         )
     show.add_argument("--json", action="store_true", help="one JSON object")
     show.add_argument("--limit", type=int, default=100, help="entries listed (%(default)s)")

@@ -244,6 +244,8 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await _second_number_and_bot(stack, say)
     await _viber(stack, say)
 
+    await _line(stack, say)
+
 
 async def _viber(stack: Stack, say: Callable[[str], None]) -> None:
     say("8e. Olga writes on Viber → contact by viber_user_id; replies leave from the bot")
@@ -310,6 +312,28 @@ async def _second_number_and_bot(stack: Stack, say: Callable[[str], None]) -> No
         raise DemoFailed(f"a reply left from the wrong number or bot: {list(sent.values())}")
     say(f"   → Grace's reply to Ana left from {OUTLET} with the outlet app's token")
     say(f"   → Grace's reply to Bruno left through the sales bot {sales_bot}\n")
+
+
+async def _line(stack: Stack, say: Callable[[str], None]) -> None:
+    say("8e. Chen writes on LINE → contact found by a custom attribute; replies by reply token")
+    chen = "U" + "c4" * 16
+    known = {str(c["id"]) for c in stack.conversations()}
+    await stack.line(chen, "こんにちは! Is the blue one in stock?")
+    await _until(lambda: len(stack.conversations()) == len(known) + 1, "Chen's conversation")
+    (line,) = [c for c in stack.conversations() if str(c["id"]) not in known]
+    contact = next(c for c in stack.contacts() if c["id"] == line["contact_id"])
+    say(f"   → contact {contact['id']} with custom attribute {contact['custom_attributes']}")
+    before = len(stack.sent())
+    teammates = stack.sandbox.intercom.teammates
+    await teammates.reply(str(line["id"]), "Yes, two left.", admin_id="991267602")
+    await _until(lambda: len(stack.sent()) == before + 1, "the reply on LINE")
+    await teammates.reply(str(line["id"]), "Shall I hold one?", admin_id="991267602")
+    await _until(lambda: len(stack.sent()) == before + 2, "the second reply on LINE")
+    first, second = stack.sent()[before:]
+    if (first.via, second.via) != ("reply", "push") or first.to != chen:
+        raise DemoFailed(f"LINE replies went out as {first.via}, {second.via}, not reply, push")
+    say(f"   → {first.text!r} answered with the message's reply token (free)")
+    say(f"   → {second.text!r} pushed: the token answers once\n")
 
 
 async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:

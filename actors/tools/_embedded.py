@@ -238,6 +238,30 @@ class Stack:
         )
         return await self.post(path, webhook)
 
+    async def line(
+        self,
+        user_id: str,
+        text: str | None = None,
+        *,
+        media: WebhookMedia | None = None,
+        message_id: str | None = None,
+        reply_token_seconds: float | None = None,
+        path: str = "/webhooks/line",
+        channel_secret: str = SANDBOX_SECRETS.line_channel_secret,
+    ) -> httpx.Response:
+        """A customer's LINE message as the Messaging API would deliver it, signed with
+        ``channel_secret``, with a reply token the sandbox LINE accepts once within
+        ``reply_token_seconds`` (default: its own limit; 0: expired at once)."""
+        webhook = self.sandbox.providers.line_message(
+            channel_secret,
+            user_id=user_id,
+            message_id=message_id or str(500000000000 + next(self._ids)),
+            text=text,
+            media=media,
+            reply_token_seconds=reply_token_seconds,
+        )
+        return await self.post(path, webhook)
+
     def conversations(self) -> list[dict[str, Any]]:
         """Every Intercom conversation with its parts, in order."""
         return self.sandbox.intercom.conversations()

@@ -33,6 +33,7 @@ from channels.sandbox import (
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,
+    line_message_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     viber_message_webhook,
@@ -202,6 +203,16 @@ class _Run(LoadLedger):
                     name=f"Load {thread}",
                     sent_at=when,
                 ),
+            )
+        if channel == "line":
+            # Text only: LINE's content is looked up by the message's own id, which is unique.
+            return "/webhooks/line", line_message_webhook(
+                SANDBOX_SECRETS.line_channel_secret,
+                destination=SandboxCredentials().line_bot_user_id,
+                user_id=f"U{thread:032x}",
+                message_id=f"{int(self.run_id, 16)}{thread:07d}{seq:06d}",
+                text=text,
+                sent_at=when,
             )
         return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,

@@ -49,6 +49,7 @@ class SandboxSecrets:
     instagram_app_secret: str = "sandbox-instagram-app-secret"  # noqa: S105 - public fake
     instagram_account_id: str = "17841400000000001"
     viber_bot_name: str = "Threadline Sandbox"
+    line_channel_secret: str = "sandbox-line-channel-secret"  # noqa: S105 - public fake
 
 
 SANDBOX_SECRETS = SandboxSecrets()
@@ -119,6 +120,10 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_VIBER_AUTH_TOKEN": creds.viber_auth_token,
         "THREADLINE_VIBER_BASE_URL": f"{base}/viber",
         "THREADLINE_VIBER_BOT_NAME": s.viber_bot_name,
+        "THREADLINE_LINE_CHANNEL_SECRET": s.line_channel_secret,
+        "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": creds.line_channel_access_token,
+        "THREADLINE_LINE_BASE_URL": f"{base}/line",
+        "THREADLINE_LINE_DATA_BASE_URL": f"{base}/line-data",
         # Only the fakes' addresses: Messenger and Instagram stay off until their
         # credentials are given (messenger_settings below).
         "THREADLINE_MESSENGER_BASE_URL": f"{base}/messenger/v21.0",

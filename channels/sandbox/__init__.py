@@ -2,9 +2,10 @@
 ``trio.testing``: channels' product modules never import this package).
 
 - :class:`ProviderSandbox` is one ASGI app serving fake WhatsApp Graph, Twilio Messaging,
-  Telegram Bot and Viber REST bot APIs: it checks credentials (:class:`SandboxCredentials`) and
-  the real providers' limits, records accepted sends (:class:`SentMessage`), stores media
-  (:class:`StoredMedia`) and fails as scripted (:class:`SandboxFailure`, :class:`MediaFault`).
+  Telegram Bot, Messenger and Instagram Send, Viber REST bot and LINE Messaging APIs: it
+  checks credentials (:class:`SandboxCredentials`) and the real providers' limits, records
+  accepted sends (:class:`SentMessage`), stores media (:class:`StoredMedia`) and fails as
+  scripted (:class:`SandboxFailure`, :class:`MediaFault`).
 - The ``*_webhook`` builders produce correctly signed provider webhooks
   (:class:`SignedWebhook`), in the providers' real formats.
 
@@ -18,6 +19,9 @@ from ._builders import SignedWebhook as SignedWebhook
 from ._builders import WebhookContact as WebhookContact
 from ._builders import WebhookMedia as WebhookMedia
 from ._builders import WhatsAppInbound as WhatsAppInbound
+from ._builders import line_event as line_event
+from ._builders import line_events_webhook as line_events_webhook
+from ._builders import line_message_webhook as line_message_webhook
 from ._builders import messenger_delivery_webhook as messenger_delivery_webhook
 from ._builders import meta_webhook as meta_webhook
 from ._builders import telegram_message_webhook as telegram_message_webhook
@@ -49,6 +53,9 @@ __all__ = [
     "WhatsAppInbound",
     "messenger_delivery_webhook",
     "meta_webhook",
+    "line_event",
+    "line_events_webhook",
+    "line_message_webhook",
     "telegram_message_webhook",
     "telegram_update_webhook",
     "twilio_message_webhook",

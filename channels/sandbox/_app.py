@@ -10,6 +10,8 @@ in ``root_path``)::
     /instagram/{version}/...    Send API, CDN   THREADLINE_INSTAGRAM_BASE_URL = …/instagram/v21.0
     /viber/pa/...               REST bot API subset THREADLINE_VIBER_BASE_URL    = …/viber
     /viber/media/{id}           media URLs of customers' Viber messages (no auth)
+    /line/v2/bot/message/...    Messaging API       THREADLINE_LINE_BASE_URL     = …/line
+    /line-data/v2/bot/...       content downloads   THREADLINE_LINE_DATA_BASE_URL = …/line-data
 
 Control and inspection over HTTP (JSON)::
 
@@ -53,7 +55,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from channels import Channel
 from runtime import Request, Response, Router, json_response
 
+from ._builders import SignedWebhook, WebhookMedia, line_message_webhook
 from ._http import MAX_BODY, LinkedFile, query_params, relative, sniff_media_type
+from ._line import line, line_content, line_links
 from ._messenger import instagram, instagram_links, messenger, messenger_links
 from ._state import (
     FailureScript,
@@ -87,6 +91,8 @@ _PROVIDERS: Final[dict[str, _Fake]] = {
     "messenger": messenger,
     "instagram": instagram,
     "viber": viber,
+    "line": line,
+    "line-data": line_content,
 }
 _LINKS: Final = {
     "whatsapp": whatsapp_links,
@@ -94,6 +100,7 @@ _LINKS: Final = {
     "messenger": messenger_links,
     "instagram": instagram_links,
     "viber": viber_links,
+    "line": line_links,
 }
 """The providers that fetch the media URLs a send names, and how to find them."""
 
@@ -177,6 +184,9 @@ class ProviderSandbox:
             "THREADLINE_TELEGRAM_BOT_TOKEN": creds.telegram_bot_token,
             "THREADLINE_VIBER_BASE_URL": f"{base}/viber",
             "THREADLINE_VIBER_AUTH_TOKEN": creds.viber_auth_token,
+            "THREADLINE_LINE_BASE_URL": f"{base}/line",
+            "THREADLINE_LINE_DATA_BASE_URL": f"{base}/line-data",
+            "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": creds.line_channel_access_token,
         }
 
     def receive_sms(
@@ -257,6 +267,54 @@ class ProviderSandbox:
         expiry = int(expires_at if expires_at is not None else time.time() + 3600)
         return f"{base_url.rstrip('/')}/{channel.value}/cdn/{media_id}?oe={expiry:x}"
 
+    def line_message(
+        self,
+        channel_secret: str,
+        *,
+        user_id: str,
+        message_id: str,
+        text: str | None = None,
+        media: WebhookMedia | None = None,
+        reply_token_seconds: float | None = None,
+    ) -> SignedWebhook:
+        """A customer's LINE message to the sandbox bot, signed with ``channel_secret`` (the
+        bridge's), carrying a reply token this fake accepts once within
+        ``reply_token_seconds`` (default :attr:`line_reply_token_seconds`; 0: already expired)."""
+        token = f"sandbox-reply-{self._state.next_id()}"
+        seconds = self._state.line_reply_token_seconds
+        left = seconds if reply_token_seconds is None else reply_token_seconds
+        issued = time.time() - (seconds - left)
+        self._state.line_reply_tokens[token] = (user_id, issued)
+        return line_message_webhook(
+            channel_secret,
+            destination=self.credentials.line_bot_user_id,
+            user_id=user_id,
+            message_id=message_id,
+            text=text,
+            media=media,
+            reply_token=token,
+        )
+
+    def line_webhook_off(self, access_token: str | None = None) -> None:
+        """Turn "Use webhook" off for the LINE channel of ``access_token`` (default: the
+        sandbox's), as the console's switch does: LINE then delivers nothing."""
+        token = access_token or self.credentials.line_channel_access_token
+        endpoint, _ = self._state.line_webhooks.get(token, ("", False))
+        self._state.line_webhooks[token] = (endpoint, False)
+
+    def line_invalid_replies(self) -> list[str]:
+        """The reply tokens the fake LINE refused (unknown, used or expired), oldest first."""
+        return list(self._state.line_invalid_replies)
+
+    @property
+    def line_reply_token_seconds(self) -> float:
+        """How long the fake LINE accepts a reply token after issuing it (default 60)."""
+        return self._state.line_reply_token_seconds
+
+    @line_reply_token_seconds.setter
+    def line_reply_token_seconds(self, seconds: float) -> None:
+        self._state.line_reply_token_seconds = seconds
+
     def telegram_webhook_failed(self, message: str, *, at: int) -> None:
         """Make ``getWebhookInfo`` report a failed delivery (``last_error_*``) at ``at`` (UNIX
         time), as Telegram does when the webhook URL did not answer 2xx."""
@@ -280,8 +338,8 @@ class ProviderSandbox:
     ) -> None:
         """Make sends on ``channel`` to ``recipient`` (WhatsApp ``to``, Twilio ``To`` with its
         prefix, Telegram ``chat_id``, Viber ``receiver``) fail ``times`` times (None: until
-        cleared), once ``after`` more sends have succeeded. ``error_code`` is the code a
-        ``failed_later`` status reports."""
+        cleared), once ``after`` more sends have succeeded (LINE: pushes to the user id
+        ``recipient``). ``error_code`` is the code a ``failed_later`` status reports."""
         script = FailureScript(failure, times, retry_after, after, error_code)
         self._state.script(channel, recipient, script)
 

@@ -71,6 +71,11 @@ class SandboxCredentials(BaseModel):
     viber_auth_token: str = "sandbox-viber-auth-token-0001"  # noqa: S105 - public fake
     more_viber_auth_tokens: tuple[str, ...] = ()
     """Auth tokens of further Viber bots."""
+    line_channel_access_token: str = "sandbox-line-channel-access-token"  # noqa: S105 - public fake
+    line_bot_user_id: str = "U" + "5a" * 16
+    """The sandbox LINE bot's user id (its webhooks' ``destination``)."""
+    more_line_channel_access_tokens: tuple[str, ...] = ()
+    """Access tokens of further LINE channels."""
     more_whatsapp_business_accounts: tuple[tuple[str, str], ...] = ()
     """Further WhatsApp Business Accounts, (WABA id, the access token of the app that may read
     its templates) each; :attr:`whatsapp_business_account_id` is readable with any token."""
@@ -103,6 +108,10 @@ class SandboxCredentials(BaseModel):
         return {self.twilio_account_sid: self.twilio_auth_token, **dict(self.more_twilio_accounts)}
 
     @property
+    def line_channel_access_tokens(self) -> tuple[str, ...]:
+        return (self.line_channel_access_token, *self.more_line_channel_access_tokens)
+
+    @property
     def telegram_bot_tokens(self) -> tuple[str, ...]:
         return (self.telegram_bot_token, *self.more_telegram_bot_tokens)
 
@@ -133,6 +142,13 @@ class SandboxFailure(enum.StrEnum):
     status webhook to the bridge, as the providers do: WhatsApp ``failed`` with error 131026,
     Twilio ``undelivered`` with ``ErrorCode`` 30003 to the send's ``StatusCallback`` (another
     code with ``error_code``). Telegram reports nothing after accepting: a plain success."""
+    ACCEPTED_THEN_ERROR = "accepted_then_error"
+    """LINE only: the push is accepted (recorded, its ``X-Line-Retry-Key`` remembered) but
+    answered 500, as a provider fault after the fact would: a retry with the same key is
+    answered 409, one with another key is sent again."""
+    QUOTA_SPENT = "quota_spent"
+    """LINE only: a push answered 429 "You have reached your monthly limit." (any failure LINE
+    has no other form for answers so too)."""
     SLOW_ANSWER = "slow_answer"
     """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
     out a byte every few seconds — a send whose outcome a crash would lose."""
@@ -186,6 +202,8 @@ class SentMessage(BaseModel):
     credential: str | None = None
     """What the send authenticated with: the WhatsApp access token, the Twilio account SID or
     the Telegram bot id (sandbox values, not secrets)."""
+    via: str | None = None
+    """LINE: the API that sent it, ``reply`` (with a reply token) or ``push``."""
 
 
 WHATSAPP_WINDOW_SECONDS: Final = 24 * 3600.0
@@ -329,6 +347,16 @@ class SandboxState:
         """Viber users who unsubscribed from the bots (sends to them: status 6)."""
         self.viber_webhooks: dict[str, str] = {}
         """Viber auth token → the URL ``set_webhook`` set (callbacks go there)."""
+        self.line_reply_tokens: dict[str, tuple[str, float]] = {}
+        """LINE reply tokens not used yet: token → (the user it answers, UNIX time issued)."""
+        self.line_reply_token_seconds = 60.0
+        """How long a LINE reply token is accepted after it was issued."""
+        self.line_webhooks: dict[str, tuple[str, bool]] = {}
+        """Each LINE channel's webhook (by access token): its endpoint and whether it is on."""
+        self.line_invalid_replies: list[str] = []
+        """Reply tokens the fake LINE refused (unknown, used or expired), in order."""
+        self.line_retry_keys: set[str] = set()
+        """``X-Line-Retry-Key`` values of the pushes accepted (a repeat answers 409)."""
         self.telegram_webhook = TelegramWebhook()
         self.more_telegram_webhooks: dict[str, TelegramWebhook] = {}
         """The webhooks of the further bots (``more_telegram_bot_tokens``), by bot id."""
@@ -344,6 +372,10 @@ class SandboxState:
         elif action == "start":
             self.opted_out.discard(pair)
         return action
+
+    @property
+    def line_bot_user_id(self) -> str:
+        return self.credentials.line_bot_user_id
 
     def next_id(self) -> int:
         return next(self._ids)

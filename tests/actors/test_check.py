@@ -71,6 +71,14 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                 headers={"X-Viber-Auth-Token": env["THREADLINE_VIBER_AUTH_TOKEN"]},
             )
             assert answer.json()["status"] == 0
+            # And the LINE channel (its console, or the Messaging API).
+            token = env["THREADLINE_LINE_CHANNEL_ACCESS_TOKEN"]
+            answer = await http.put(
+                f"{env['THREADLINE_LINE_BASE_URL']}/v2/bot/channel/webhook/endpoint",
+                json={"endpoint": f"{PUBLIC_URL}/webhooks/line"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 200
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -103,6 +111,8 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
     assert "@threadline_sandbox_bot" in done.line("telegram")
     assert done.line("telegram webhook").endswith(f"{PUBLIC_URL}/webhooks/telegram")
     assert done.line("viber").endswith(f"webhook {PUBLIC_URL}/webhooks/viber")
+    assert "Threadline Sandbox (U5a5a" in done.line("line")
+    assert done.line("line webhook").endswith(f"{PUBLIC_URL}/webhooks/line")
 
 
 @pytest.mark.parametrize(
@@ -113,6 +123,7 @@ async def test_every_credential_checks_out(sandbox: Sandbox, tmp_path: Path) -> 
         ("THREADLINE_TWILIO_AUTH_TOKEN", "twilio", "rejected (401, 20003)"),
         ("THREADLINE_TELEGRAM_BOT_TOKEN", "telegram", "bot token rejected (401"),
         ("THREADLINE_VIBER_AUTH_TOKEN", "viber", "auth token rejected (status 2"),
+        ("THREADLINE_LINE_CHANNEL_ACCESS_TOKEN", "line", "channel access token rejected (401"),
     ],
 )
 async def test_a_wrong_credential_fails_its_line_only(
@@ -156,17 +167,48 @@ async def test_the_telegram_webhook_must_point_at_the_bridge(
     assert "last delivery failed 2 min ago: Wrong response from the webhook: 401" in line
 
 
+async def test_the_line_webhook_must_point_at_the_bridge_and_be_on(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    moved = {**sandbox.env, "THREADLINE_PUBLIC_URL": "https://elsewhere.example"}
+    done = await check(moved, tmp_path)
+    assert done.returncode == 1
+    line = done.line("line webhook")
+    assert line.startswith("FAIL"), line
+    assert "not https://elsewhere.example/webhooks/line" in line
+    sandbox.app.providers.line_webhook_off()
+    done = await check(sandbox.env, tmp_path)
+    line = done.line("line webhook")
+    assert line.startswith("FAIL"), line
+    assert "Use webhook is off" in line
+    assert done.line("line").startswith("ok ")
+
+
 async def test_unconfigured_channels_are_skipped(sandbox: Sandbox, tmp_path: Path) -> None:
     only_intercom = {
         k: v
         for k, v in sandbox.env.items()
         if not k.startswith(
-            ("THREADLINE_WHATSAPP", "THREADLINE_TWILIO", "THREADLINE_TELEGRAM", "THREADLINE_VIBER")
+            (
+                "THREADLINE_WHATSAPP",
+                "THREADLINE_TWILIO",
+                "THREADLINE_TELEGRAM",
+                "THREADLINE_VIBER",
+                "THREADLINE_LINE",
+            )
         )
     }
     done = await check(only_intercom, tmp_path)
     assert done.returncode == 0, done.lines
-    for name in ("whatsapp", "twilio", "telegram", "telegram webhook", "viber"):
+    for name in (
+        "whatsapp",
+        "twilio",
+        "telegram",
+        "telegram webhook",
+        "viber",
+        "line",
+        "line webhook",
+    ):
         assert done.line(name) == f"skip {name}: not configured"
 
 
@@ -253,6 +295,12 @@ secret_token = "bot-two-webhook-secret"
 id = "viber-shop"
 auth_token = "{creds.viber_auth_token}"
 bot_name = "Shop"
+
+[[line]]
+id = "line-jp"
+channel_secret = "line-jp-channel-secret"
+channel_access_token = "{creds.line_channel_access_token}"
+bot_user_id = "{creds.line_bot_user_id}"
 """)
     return str(path)
 
@@ -297,6 +345,14 @@ async def accounts_sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
                 headers={"X-Viber-Auth-Token": SandboxCredentials().viber_auth_token},
             )
             assert answer.json()["status"] == 0
+            # And the LINE channel, on its own route.
+            creds = SandboxCredentials()
+            answer = await http.put(
+                f"{env['THREADLINE_LINE_BASE_URL']}/v2/bot/channel/webhook/endpoint",
+                json={"endpoint": f"{PUBLIC_URL}/webhooks/line/{creds.line_bot_user_id}"},
+                headers={"Authorization": f"Bearer {creds.line_channel_access_token}"},
+            )
+            assert answer.status_code == 200
         yield Sandbox(app, env)
         nursery.cancel_scope.cancel()
 
@@ -329,8 +385,12 @@ async def test_every_account_of_the_accounts_file_is_checked(
     assert "(7100000002)" in done.line("telegram bot-two")
     assert done.line("telegram bot-two webhook").endswith("/webhooks/telegram/7100000002")
     assert done.line("viber viber-shop").endswith("/webhooks/viber/viber-shop")
+    line_bot = SandboxCredentials().line_bot_user_id
+    assert f"({line_bot}, " in done.line("line line-jp")
+    assert done.line("line line-jp webhook").endswith(f"/webhooks/line/{line_bot}")
     assert all(
-        not line[5:].startswith(("whatsapp:", "twilio:", "telegram:")) for line in done.lines
+        not line[5:].startswith(("whatsapp:", "twilio:", "telegram:", "line:"))
+        for line in done.lines
     )
 
 

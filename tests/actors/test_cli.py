@@ -50,6 +50,10 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "Ana on the outlet's number 100000000000002: her own conversation" in out
     assert "Grace's reply to Ana left from 100000000000002 with the outlet app's token" in out
     assert "Grace's reply to Bruno left through the sales bot 7000000002" in out
+    # LINE (issue 21): the contact by its line_user_id; a reply by reply token, then a push.
+    assert "\n8e. " in out
+    assert "answered with the message's reply token (free)" in out
+    assert "pushed: the token answers once" in out
 
 
 def test_version_and_help() -> None:

@@ -46,10 +46,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, meta_settings
-from channels import twilio_signature
+from channels import line_signature, twilio_signature
 from channels.sandbox import (
     SandboxCredentials,
     WhatsAppInbound,
+    line_message_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     viber_message_webhook,
@@ -90,6 +91,7 @@ ROUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "messenger": ("unsigned", *JSON_FAMILIES),
     "instagram": ("unsigned", *JSON_FAMILIES),
     "viber": ("unsigned", *JSON_FAMILIES),
+    "line": ("unsigned", *JSON_FAMILIES),
     "intercom": ("unsigned", *JSON_FAMILIES),
     "api": ("unsigned", *JSON_FAMILIES),
     "twilio": ("unsigned", *FORM_FAMILIES),
@@ -267,11 +269,29 @@ def _meta_templates(channel: str, account: str) -> list[dict[str, Any]]:
     return templates
 
 
+def _line_templates() -> list[dict[str, Any]]:
+    webhooks = [
+        doc
+        for doc in _load("line")
+        if "events" in doc  # not the error and send fixtures
+    ]
+    built = line_message_webhook(
+        SANDBOX_SECRETS.line_channel_secret,
+        destination=CREDS.line_bot_user_id,
+        user_id="U" + "4a" * 16,
+        message_id="700000000001",
+        text="hello",
+        reply_token="fuzz-reply-token",
+    )
+    return [*webhooks, json.loads(built.body)]
+
+
 WHATSAPP_TEMPLATES = _whatsapp_templates()
 MESSENGER_TEMPLATES = _meta_templates("messenger", SANDBOX_SECRETS.messenger_page_id)
 INSTAGRAM_TEMPLATES = _meta_templates("instagram", SANDBOX_SECRETS.instagram_account_id)
 TELEGRAM_TEMPLATES = _telegram_templates()
 VIBER_TEMPLATES = _viber_templates()
+LINE_TEMPLATES = _line_templates()
 TWILIO_TEMPLATES = _twilio_templates()
 API_TEMPLATES: list[dict[str, Any]] = [
     {"channel": "whatsapp", "account": SANDBOX_SECRETS.whatsapp_phone_number_id,
@@ -359,6 +379,12 @@ def _signer(route: str) -> tuple[str, str, Any]:
         )
     if route == "viber":
         return "/webhooks/viber", "X-Viber-Content-Signature", _viber_signature
+    if route == "line":
+        return (
+            "/webhooks/line",
+            "x-line-signature",
+            lambda body: line_signature(body, SANDBOX_SECRETS.line_channel_secret),
+        )
     if route == "intercom":
         return (
             "/webhooks/intercom",
@@ -383,6 +409,7 @@ def json_route_cases(route: str, family: str, target: Target) -> st.SearchStrate
         "messenger": MESSENGER_TEMPLATES,
         "instagram": INSTAGRAM_TEMPLATES,
         "viber": VIBER_TEMPLATES,
+        "line": LINE_TEMPLATES,
         "intercom": _intercom_templates(target),
         "api": API_TEMPLATES,
     }[route]
@@ -510,7 +537,16 @@ def probe_cases(family: str) -> st.SearchStrategy[Case]:
 
 
 def cases(route: str, family: str, target: Target) -> st.SearchStrategy[Case]:
-    if route in ("whatsapp", "telegram", "messenger", "instagram", "viber", "intercom", "api"):
+    if route in (
+        "whatsapp",
+        "telegram",
+        "messenger",
+        "instagram",
+        "viber",
+        "line",
+        "intercom",
+        "api",
+    ):
         return json_route_cases(route, family, target)
     if route == "twilio":
         return twilio_cases(family)

@@ -32,6 +32,7 @@ from channels import (
     classify_viber_error,
     meta_message_body,
     parse_instagram,
+    parse_line,
     parse_messenger,
     parse_telegram,
     parse_twilio,
@@ -749,6 +750,113 @@ VIBER: dict[str, list[ParsedEvent]] = {
     "webhook_check.json": [Ignored(reason="viber webhook event is not bridged", what="system")],
 }
 
+LINE_BOT = "U123"  # the line-bot-sdk-python fixtures' destination
+LINE_USER = "U206d25c2ea6bd87c17655609a1c37cb8"
+LINE_TOKEN = "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA"
+LINE_SENT = datetime.fromtimestamp(1462629479.859, tz=UTC)
+
+
+def line_msg(mid: str = "325708", **kw: object) -> InboundMessage:
+    fields: dict[str, object] = {
+        "key": ThreadKey(channel=Channel.LINE, account=LINE_BOT, customer=LINE_USER),
+        "provider_message_id": mid,
+        "sent_at": LINE_SENT,
+        "reply_token": LINE_TOKEN,
+    }
+    return InboundMessage.model_validate({**fields, **kw})
+
+
+LINE: dict[str, list[ParsedEvent]] = {
+    "text.json": [line_msg(text="Hello, world")],
+    "message_edited.json": [
+        line_msg("325708:edited:1462629479859", text="Hello, edited world", edited=True)
+    ],
+    "image_line_content.json": [
+        line_msg(
+            "354718705033693861",
+            sent_at=datetime.fromtimestamp(1627356924.722, tz=UTC),
+            reply_token="fbf94e269485410da6b7e3a5e33283e8",
+            attachments=(
+                MediaRef(kind=MediaKind.IMAGE, ref="354718705033693861", mime_type="image/jpeg"),
+            ),
+        )
+    ],
+    # contentProvider "external": the content is at originalContentUrl, not LINE's.
+    "video.json": [
+        line_msg(
+            attachments=(
+                MediaRef(kind=MediaKind.VIDEO, ref="https://example.com", mime_type="video/mp4"),
+            )
+        )
+    ],
+    "audio.json": [
+        line_msg(
+            attachments=(
+                MediaRef(kind=MediaKind.AUDIO, ref="https://example.com", mime_type="audio/m4a"),
+            )
+        )
+    ],
+    "file.json": [
+        line_msg(
+            attachments=(
+                MediaRef(
+                    kind=MediaKind.DOCUMENT,
+                    ref="325708",
+                    mime_type="text/plain",
+                    size=2138,
+                    filename="file.txt",
+                ),
+            )
+        )
+    ],
+    "location.json": [
+        line_msg(
+            location=Location(
+                latitude=35.65910807942215,
+                longitude=139.70372892916203,
+                name="my location",
+                address="Tokyo",
+            )
+        )
+    ],
+    "sticker.json": [line_msg(unsupported="sticker")],
+    "follow.json": [
+        line_msg(
+            "unblock:testwebhookeventid",
+            text="(unblocked the LINE account)",
+            opt_out="start",
+            reply_token=None,
+        )
+    ],
+    "unfollow.json": [
+        line_msg(
+            "unfollow:testwebhookeventid",
+            text="(blocked the LINE account)",
+            opt_out="stop",
+            reply_token=None,
+        )
+    ],
+    # A room's message: no userId (the member did not share it); ignored by default anyway.
+    "image_external_room.json": [
+        Ignored(
+            reason="line room Ra8dbf4673c4c812cd491258042226c99: message not bridged"
+            " (THREADLINE_LINE_GROUPS=ignore)",
+            what="group",
+        )
+    ],
+    "join.json": [
+        Ignored(reason="line join event in group Ca56f94637cc4347f90a25382909b24b9", what="group")
+    ],
+    "unsend.json": [
+        Ignored(
+            reason="line group Ca56f94637cc4347f90a25382909b24b9: unsend not bridged"
+            " (THREADLINE_LINE_GROUPS=ignore)",
+            what="group",
+        )
+    ],
+    "postback.json": [Ignored(reason="line postback event is not bridged", what="event")],
+}
+
 # Files that are not webhook bodies; each has its own test below.
 SPECIAL = {
     "whatsapp/signature_vector_x_hub_signature_256.json": "test_whatsapp_signature_vectors",
@@ -792,6 +900,21 @@ SPECIAL = {
             "error_too_many_requests",
         )
     },
+    "line/signature_vectors.json": "tests/channels/test_line.py::test_line_signature_vectors",
+    **{
+        f"line/{name}": "tests/channels/test_line.py::test_line_error_fixture_is_classified"
+        for name in (
+            "error_invalid_reply_token.json",
+            "error_invalid_token.json",
+            "error_monthly_limit.json",
+            "error_rate_limit.json",
+            "error_validation.json",
+        )
+    },
+    **{
+        f"line/{name}": "tests/channels/test_line.py::test_line_send_matches_the_fixture"
+        for name in ("send_reply_text.json", "send_push_image_and_text.json")
+    },
 }
 
 
@@ -799,6 +922,7 @@ def covered() -> set[str]:
     names = {f"whatsapp/{n}" for n in WHATSAPP} | {f"telegram/{n}" for n in TELEGRAM}
     names |= {f"messenger/{n}" for n in MESSENGER} | {f"instagram/{n}" for n in INSTAGRAM}
     names |= {f"viber/{n}" for n in VIBER}
+    names |= {f"line/{n}" for n in LINE}
     for stem in TWILIO:
         names |= {f"twilio/{stem}.txt", f"twilio/{stem}.json"}
     return names | set(SPECIAL)
@@ -807,7 +931,7 @@ def covered() -> set[str]:
 # Recorded for the channels of issue 21 and not parsed yet: tests/test_next_channel_fixtures.py
 # checks them (JSON, a SOURCES.md line, signature vectors). A folder leaves PENDING when its
 # channel is implemented and its files get expectations here.
-PENDING = {"line"}
+PENDING: set[str] = set()
 NOT_FIXTURES = {"SOURCES.md", "NEXT_CHANNELS.md"}
 
 
@@ -834,6 +958,7 @@ CASES: list[tuple[str, Parser, list[ParsedEvent]]] = [
     ),
     *((f"telegram/{n}", lambda b: parse_telegram(b, BOT), e) for n, e in TELEGRAM.items()),
     *((f"viber/{n}", lambda b: parse_viber(b, "default"), e) for n, e in VIBER.items()),
+    *((f"line/{n}", parse_line, e) for n, e in LINE.items()),
     *((f"messenger/{n}", parse_messenger, e) for n, e in MESSENGER.items()),
     *((f"instagram/{n}", parse_instagram, e) for n, e in INSTAGRAM.items()),
 ]
