@@ -315,7 +315,7 @@ async def _second_number_and_bot(stack: Stack, say: Callable[[str], None]) -> No
 
 
 async def _line(stack: Stack, say: Callable[[str], None]) -> None:
-    say("8e. Chen writes on LINE → contact found by a custom attribute; replies by reply token")
+    say("8f. Chen writes on LINE → contact found by a custom attribute; replies by reply token")
     chen = "U" + "c4" * 16
     known = {str(c["id"]) for c in stack.conversations()}
     await stack.line(chen, "こんにちは! Is the blue one in stock?")
