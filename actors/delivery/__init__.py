@@ -17,11 +17,6 @@
 from ._classify import make_classifier as make_classifier
 from ._cluster import Cluster as Cluster
 from ._cluster import LeaseStore as LeaseStore
-from ._cluster import Ownership as Ownership
-from ._cluster import PartitionWatcher as PartitionWatcher
-from ._cluster import SingleNode as SingleNode
-from ._cluster import Tenure as Tenure
-from ._cluster import Verdict as Verdict
 from ._dispatch import Dispatcher as Dispatcher
 from ._doubt import InDoubt as InDoubt
 from ._doubt import IntentRecord as IntentRecord
@@ -32,6 +27,11 @@ from ._machine import Done as Done
 from ._machine import OwnershipUncertain as OwnershipUncertain
 from ._machine import Plumbing as Plumbing
 from ._machine import Work as Work
+from ._ownership import Ownership as Ownership
+from ._ownership import PartitionWatcher as PartitionWatcher
+from ._ownership import SingleNode as SingleNode
+from ._ownership import Tenure as Tenure
+from ._ownership import Verdict as Verdict
 from ._steps import Outcome as Outcome
 from ._steps import StepResult as StepResult
 from ._steps import Steps as Steps

@@ -29,8 +29,8 @@ import trio
 from runtime import Entry, Fence, Journal
 
 from ..core import log_fields
-from ._cluster import Ownership, Verdict
 from ._doubt import InDoubt
+from ._ownership import Ownership, Verdict
 from ._steps import Steps
 
 __all__ = [
