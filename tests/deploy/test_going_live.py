@@ -7,11 +7,12 @@ import re
 
 from actors.core import Settings
 from actors.tools import build_parser
+from channels import CHANNELS
 from intercom import CONVERSATION_TOPICS, TEAMMATE_MESSAGE_TOPICS
 from tests.deploy.conftest import REPO
 
 GUIDE = (REPO / "docs" / "going-live.md").read_text(encoding="utf-8")
-ROUTES = {"/webhooks/intercom", "/webhooks/whatsapp", "/webhooks/twilio", "/webhooks/telegram"}
+ROUTES = {"/webhooks/intercom", *(spec.route for spec in CHANNELS.values())}
 
 
 def test_every_setting_it_names_is_a_setting() -> None:
