@@ -6,7 +6,7 @@ One subpackage per provider — ``whatsapp/``, ``twilio/``, ``telegram/``, ``mes
 (``_api.py``) and its registry entry (``_channel.py``: the settings view and the
 :class:`ChannelSpec`); the shared pieces (the model, the text model and its splitting,
 decoding, the httpx edge, the error ladder, the errors, and Meta's messaging platform
-``_meta.py``, whose webhook and Send API Messenger and Instagram are, and whose signature and
+``_meta/``, whose webhook and Send API Messenger and Instagram are, and whose signature and
 handshake WhatsApp uses) stay at this level.
 :data:`CHANNELS` (``_registry.py``, one line per channel) is what the bridge reads a channel's
 rules from: its route, whether it receives and sends with its settings view, its webhook's
@@ -61,7 +61,7 @@ rejection's ``reason`` is one line)::
     GET  /webhooks/messenger  verify_meta_handshake(query, verify_token) → 200 text/plain
     POST /webhooks/messenger  verify_meta_signature(body, X-Hub-Signature-256, app_secret)
                               parse_messenger(body)   (Messenger and Instagram share
-    GET, POST /webhooks/instagram  … parse_instagram(body)  channels/_meta.py)
+    GET, POST /webhooks/instagram  … parse_instagram(body)  channels/_meta/)
 
     SignatureInvalid → 401 (Meta expects 403 for a refused handshake), PayloadInvalid → 400,
     PayloadTooLarge → 413; events go to the journal keyed by ``str(event.key)`` and deduped

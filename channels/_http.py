@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Final, cast
 
 import httpx
+import trio
 
 from ._errors import (
     ChannelError,
@@ -30,6 +31,7 @@ from ._errors import (
 __all__ = [
     "Origin",
     "fetch_capped",
+    "fetch_for_upload",
     "origin_of",
     "origins",
     "retry_after_seconds",
@@ -200,6 +202,27 @@ async def fetch_capped(
             finally:
                 await response.aclose()
     raise SendRejected(f"{what}: more than {_MAX_REDIRECTS} redirects")
+
+
+async def fetch_for_upload(
+    client: httpx.AsyncClient, url: str, *, max_bytes: int, seconds: float, what: str
+) -> bytes:
+    """The file at ``url``, fetched to send it on (its own origin only, no credentials, at
+    most ``max_bytes`` and ``seconds``).
+
+    Raises:
+        MediaUnavailable (also when it takes longer), MediaTooLarge, MediaHostForbidden,
+        SendTransient (a transport failure: nothing was sent yet, safe to repeat), ….
+    """
+    with trio.move_on_after(seconds):
+        try:
+            content, _ = await fetch_capped(
+                client, url, allowed=frozenset({origin_of(url)}), max_bytes=max_bytes, what=what
+            )
+        except SendInDoubt as exc:  # a read: nothing was sent yet, safe to repeat
+            raise SendTransient(str(exc)) from exc
+        return content
+    raise MediaUnavailable(f"{what}: timed out after {seconds:g} s")
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int, what: str) -> bytes:

@@ -24,7 +24,7 @@ from runtime import Request
 from ._model import Channel, DownloadedMedia, MediaRef, OutboundMedia, ParsedEvent, ThreadKey
 from ._text import Span, TextFormat, TextLimit
 
-__all__ = ["ChannelClient", "ChannelSpec", "Webhook", "webhook_path"]
+__all__ = ["BotRoutes", "ChannelClient", "ChannelSpec", "Webhook", "webhook_path"]
 
 S = TypeVar("S")
 
@@ -133,3 +133,23 @@ class ChannelSpec(Generic[S]):
 def webhook_path(channel: Channel) -> str:
     """The path of ``channel``'s webhook route (Twilio signs it, with the public URL)."""
     return f"/webhooks/{channel.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class BotRoutes(Generic[S]):
+    """The accounts and routes of a bot channel's views (Telegram, Viber, LINE), for
+    :attr:`ChannelSpec.accounts` and :attr:`ChannelSpec.account_route`: a view whose ``bot``
+    is an id (a bot of the accounts file) has its own route, ``{channel's route}/{id}``, and
+    sends for that account only; one whose ``bot`` is None (the shorthand) for any, on the
+    channel's route."""
+
+    channel: Channel
+    bot: Callable[[S], str | None]
+
+    def accounts(self, view: S) -> frozenset[str] | None:
+        bot = self.bot(view)
+        return None if bot is None else frozenset({bot})
+
+    def route(self, view: S) -> str | None:
+        bot = self.bot(view)
+        return None if bot is None else f"{webhook_path(self.channel)}/{bot}"

@@ -1,5 +1,5 @@
 """Instagram messaging: a professional account's direct messages, on Meta's messaging platform
-(webhook, Send API and errors in ``channels/_meta.py``, shared with Messenger) and its registry
+(webhook, Send API and errors in ``channels/_meta/``, shared with Messenger) and its registry
 entry (``_channel.py``)."""
 
 from .._meta import classify_instagram_error as classify_instagram_error

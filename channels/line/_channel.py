@@ -12,7 +12,7 @@ from runtime import Request
 
 from .._decode import require_json
 from .._model import Channel, ParsedEvent
-from .._spec import ChannelSpec, Webhook, webhook_path
+from .._spec import BotRoutes, ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
 from ._api import LINE_BASE_URL, LINE_DATA_BASE_URL, LINE_TEXT_LIMIT, LineClient, LineConfig
 from ._webhook import SIGNATURE_HEADER, LineGroupPolicy, parse_line, verify_line_signature
@@ -68,16 +68,10 @@ def _client(http: httpx.AsyncClient, s: LineSettings) -> LineClient:
     )
 
 
-def _accounts(s: LineSettings) -> frozenset[str] | None:
-    if s.account_id is None or s.bot_user_id is None:
-        return None
-    return frozenset({s.bot_user_id})
-
-
-def _route(s: LineSettings) -> str | None:
-    if s.account_id is None or s.bot_user_id is None:
-        return None
-    return f"{webhook_path(Channel.LINE)}/{s.bot_user_id}"
+_BOT: BotRoutes[LineSettings] = BotRoutes(
+    Channel.LINE, lambda s: s.bot_user_id if s.account_id is not None else None
+)
+"""An account of the accounts file: its own route and account, its bot user id."""
 
 
 LINE: ChannelSpec[LineSettings] = ChannelSpec(
@@ -92,7 +86,7 @@ LINE: ChannelSpec[LineSettings] = ChannelSpec(
     receipts=False,
     new_customer=re.compile(r"U[0-9a-f]{32}"),
     phone=lambda key: None,
-    accounts=_accounts,
-    account_route=_route,
+    accounts=_BOT.accounts,
+    account_route=_BOT.route,
 )
 """LINE: plain text, no window, no delivery receipts; reply tokens used while fresh."""

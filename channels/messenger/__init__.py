@@ -1,5 +1,5 @@
 """Facebook Messenger: a Page's conversations, on Meta's messaging platform (webhook, Send API
-and errors in ``channels/_meta.py``, shared with Instagram) and its registry entry
+and errors in ``channels/_meta/``, shared with Instagram) and its registry entry
 (``_channel.py``)."""
 
 from .._meta import classify_messenger_error as classify_messenger_error

@@ -1,37 +1,21 @@
 """Facebook Messenger (a Page's inbox) as a channel: its settings view and registry entry.
 
 The webhook, Send API and errors are Meta's messaging platform, shared with Instagram
-(``channels/_meta.py``); this is what is Messenger's own: the ``page`` envelope, the Page
+(``channels/_meta/``); this is what is Messenger's own: the ``page`` envelope, the Page
 access token, 2,000-character texts, delivery receipts and the window's subcode (2018278).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
 from pydantic import SecretStr
 
-from runtime import Request
-
-from .._decode import require_json
-from .._meta import (
-    MESSENGER as APP,
-)
-from .._meta import (
-    MetaMessagingClient,
-    MetaMessagingConfig,
-    check_accounts,
-    parse_meta_messaging,
-    verify_meta_handshake,
-    verify_meta_signature,
-)
-from .._model import Channel, ParsedEvent
-from .._spec import ChannelSpec, Webhook
-from .._text import TextFormat, TextLimit
+from .._meta import MESSENGER as APP
+from .._meta import meta_spec
+from .._spec import ChannelSpec
+from .._text import TextLimit
 
 __all__ = ["MESSENGER", "MESSENGER_BASE_URL", "MessengerSettings"]
 
@@ -58,59 +42,15 @@ class MessengerSettings:
     webhook it signed may be about them only. None (the shorthand): any."""
 
 
-def _receives(s: MessengerSettings) -> bool:
-    return s.app_secret is not None
-
-
-def _sends(s: MessengerSettings) -> bool:
-    return s.page_access_token is not None
-
-
-def _accept(request: Request, s: MessengerSettings, max_bytes: int) -> list[ParsedEvent]:
-    assert s.app_secret is not None  # _receives
-    verify_meta_signature(
-        request.body, request.headers.get("x-hub-signature-256"), s.app_secret.get_secret_value()
-    )
-    require_json(request.content_type)
-    events = parse_meta_messaging(request.body, APP, max_bytes=max_bytes)
-    check_accounts(request.body, s.page_ids, "page")
-    return events
-
-
-def _handshake(query: Mapping[str, str], s: MessengerSettings) -> str | None:
-    if s.verify_token is None:
-        return None
-    return verify_meta_handshake(query, s.verify_token.get_secret_value())
-
-
-def _client(http: httpx.AsyncClient, s: MessengerSettings) -> MetaMessagingClient:
-    assert s.page_access_token is not None  # _sends
-    config = MetaMessagingConfig(
-        access_token=s.page_access_token, base_url=s.base_url, human_agent=s.human_agent
-    )
-    return MetaMessagingClient(http, config, APP)
-
-
-MESSENGER: ChannelSpec[MessengerSettings] = ChannelSpec(
-    channel=Channel.MESSENGER,
-    webhook=Webhook(accept=_accept, handshake=_handshake),
-    receives=_receives,
-    sends=_sends,
-    client=_client,
+MESSENGER: ChannelSpec[MessengerSettings] = meta_spec(
+    APP,
+    title="Messenger",
+    token=lambda s: s.page_access_token,
+    accounts=lambda s: s.page_ids,
+    account_noun="page",
     # 2,000 characters (counted in UTF-16 units: never more than Meta's count).
     text_limit=TextLimit(2000, utf16=True),
-    text_format=lambda key: TextFormat.PLAIN,
-    # The window is Meta's to enforce: the client answers a closed one with HUMAN_AGENT.
-    windowed=lambda key: False,
     receipts=True,
-    # A Page cannot start a conversation: the customer writes first.
-    new_customer=re.compile(r"(?!)"),
-    phone=lambda key: None,
-    accounts=lambda s: s.page_ids,
-    window_closed=(
-        "outside Messenger's messaging window (24 hours after the customer's last message, 7"
-        " days for a teammate's reply tagged HUMAN_AGENT): the customer has to write first"
-    ),
 )
 """Messenger: plain text of 2,000 characters, attachments by URL, delivery receipts, the 24-hour
 window (7 days with HUMAN_AGENT) enforced by Meta."""

@@ -43,22 +43,19 @@ task, up to three times until the bridge answers 200 (the providers retry too).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, Literal
 
-import httpx
-import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels import Channel
 from runtime import Request, Response, Router, json_response
 
 from ._builders import SignedWebhook, WebhookMedia, line_message_webhook
-from ._http import MAX_BODY, LinkedFile, query_params, relative, sniff_media_type
-from ._line import line, line_content, line_links
-from ._messenger import instagram, instagram_links, messenger, messenger_links
+from ._control import control, post_webhooks
+from ._http import MAX_BODY, LinkedFile, fetch_linked, relative
+from ._line import issue_reply_token, line, line_content, line_links
+from ._messenger import cdn_url, instagram, instagram_links, messenger, messenger_links
 from ._state import (
     FailureScript,
     MediaFault,
@@ -71,13 +68,11 @@ from ._state import (
 )
 from ._telegram import telegram, telegram_links
 from ._twilio import twilio
-from ._viber import viber, viber_links
+from ._viber import viber, viber_links, viber_media_url
 from ._whatsapp import whatsapp, whatsapp_links
 
 __all__ = ["ProviderSandbox"]
 
-_LINK_SECONDS: Final = 5.0
-_LINK_MAX_BYTES: Final = 20 * 1024 * 1024 + 1
 _BODY_SECONDS: Final = 60.0
 """How long a request's body may take to arrive (a 64 MiB media upload on loopback)."""
 
@@ -103,34 +98,6 @@ _LINKS: Final = {
     "line": line_links,
 }
 """The providers that fetch the media URLs a send names, and how to find them."""
-
-
-class _FailureRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: Channel
-    recipient: str
-    failure: SandboxFailure
-    times: int | None = None
-    retry_after: int = 1
-    error_code: int | None = None
-
-
-class _WebhookTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    bridge_url: str
-    whatsapp_app_secret: str | None = None
-
-
-WEBHOOK_ATTEMPTS: Final = 3
-
-
-class _CustomerWrote(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    wa_id: str
-    at: float
 
 
 class ProviderSandbox:
@@ -202,7 +169,7 @@ class ProviderSandbox:
     def viber_media_url(self, viber_base_url: str, media_id: str) -> str:
         """A customer's media URL in a Viber callback (``message.media``):
         ``{THREADLINE_VIBER_BASE_URL}/media/{id}``, served without auth as Viber's CDN does."""
-        return f"{viber_base_url.rstrip('/')}/media/{media_id}"
+        return viber_media_url(viber_base_url, media_id)
 
     def viber_unsubscribe(self, user_id: str) -> None:
         """Viber user ``user_id`` unsubscribed from the bots (before its ``unsubscribed``
@@ -264,8 +231,7 @@ class ProviderSandbox:
         """A signed CDN URL for registered media as a Messenger (Instagram) webhook carries
         it, under the sandbox served at ``base_url``; fetched without a token, refused with
         403 after ``expires_at`` (default: an hour from now)."""
-        expiry = int(expires_at if expires_at is not None else time.time() + 3600)
-        return f"{base_url.rstrip('/')}/{channel.value}/cdn/{media_id}?oe={expiry:x}"
+        return cdn_url(base_url, channel, media_id, expires_at=expires_at)
 
     def line_message(
         self,
@@ -280,11 +246,7 @@ class ProviderSandbox:
         """A customer's LINE message to the sandbox bot, signed with ``channel_secret`` (the
         bridge's), carrying a reply token this fake accepts once within
         ``reply_token_seconds`` (default :attr:`line_reply_token_seconds`; 0: already expired)."""
-        token = f"sandbox-reply-{self._state.next_id()}"
-        seconds = self._state.line_reply_token_seconds
-        left = seconds if reply_token_seconds is None else reply_token_seconds
-        issued = time.time() - (seconds - left)
-        self._state.line_reply_tokens[token] = (user_id, issued)
+        token = issue_reply_token(self._state, user_id, reply_token_seconds)
         return line_message_webhook(
             channel_secret,
             destination=self.credentials.line_bot_user_id,
@@ -388,7 +350,7 @@ class ProviderSandbox:
     ) -> None:
         await self._router(scope, receive, send)
         if scope["type"] == "http" and self._state.outbox:
-            await self._post_webhooks()
+            await post_webhooks(self._state)
 
     async def _handle(self, request: Request) -> Response:
         request = relative(request)
@@ -404,103 +366,13 @@ class ProviderSandbox:
                 return json_response(404, {"error": "not found"})
             urls = _linked_urls(self._state, request, head, rest)
             # the real provider fetches a send's media URL itself: so do we
-            linked = {url: await _fetch_linked(url) for url in urls}
+            linked = {url: await fetch_linked(url) for url in urls}
             return await handler(self._state, request, rest, linked)
         except (ValueError, UnicodeDecodeError) as exc:
             return json_response(400, {"error": f"bad request: {type(exc).__name__}"})
 
-    async def _post_webhooks(self) -> None:
-        """Post the queued status webhooks, each until the bridge answers 200 (at most
-        :data:`WEBHOOK_ATTEMPTS` times)."""
-        state = self._state
-        async with httpx.AsyncClient(timeout=10.0) as http:
-            while state.outbox:
-                webhook = state.outbox.popleft()
-                url = webhook.target
-                if state.bridge_url and url.startswith("/"):
-                    url = state.bridge_url + url
-                status: int | None = None
-                for attempt in range(WEBHOOK_ATTEMPTS):
-                    if attempt:
-                        await trio.sleep(0.5 * attempt)
-                    try:
-                        response = await http.post(
-                            url, content=webhook.body, headers=webhook.headers
-                        )
-                    except httpx.HTTPError:
-                        status = None
-                        continue
-                    status = response.status_code
-                    if status == 200:
-                        break
-                state.posted.append(
-                    PostedWebhook(
-                        url=url, body=webhook.body, headers=webhook.headers, status=status
-                    )
-                )
-
     def _control(self, request: Request, rest: list[str]) -> Response:
-        route = (request.method, "/".join(rest))
-        if route == ("GET", "health"):
-            return json_response(200, {"ok": True})
-        if route == ("POST", "media"):
-            query = query_params(request)
-            mime = query.get("mime_type") or request.headers.get("content-type")
-            media_id = self.add_media(
-                request.body, mime or "application/octet-stream", query.get("filename")
-            )
-            return json_response(
-                200, {"id": media_id, "twilio_media_path": self.twilio_media_path(media_id)}
-            )
-        if route == ("GET", "sent"):
-            query = query_params(request)
-            channel = query.get("channel")
-            since = query.get("since", "0")
-            sent = self.sent(Channel(channel) if channel else None, since=int(since))
-            return json_response(200, [m.model_dump(mode="json") for m in sent])
-        if route == ("DELETE", "sent"):
-            self.clear_sent()
-            return json_response(200, {"ok": True})
-        if route == ("POST", "failures"):
-            try:
-                script = _FailureRequest.model_validate_json(request.body)
-            except ValidationError:
-                return json_response(400, {"error": "expected channel, recipient, failure"})
-            self.fail(
-                script.channel,
-                script.recipient,
-                script.failure,
-                times=script.times,
-                retry_after=script.retry_after,
-                error_code=script.error_code,
-            )
-            return json_response(200, {"ok": True})
-        if route == ("POST", "webhooks"):
-            try:
-                target = _WebhookTarget.model_validate_json(request.body)
-            except ValidationError:
-                return json_response(400, {"error": "expected bridge_url, whatsapp_app_secret"})
-            self.configure_webhooks(
-                target.bridge_url, whatsapp_app_secret=target.whatsapp_app_secret
-            )
-            return json_response(200, {"ok": True})
-        if route == ("GET", "webhooks"):
-            posted = [
-                {"url": w.url, "body": w.body.decode("utf-8", "replace"), "status": w.status}
-                for w in self.posted_webhooks()
-            ]
-            return json_response(200, posted)
-        if route == ("POST", "whatsapp/customer_wrote"):
-            try:
-                told = _CustomerWrote.model_validate_json(request.body)
-            except ValidationError:
-                return json_response(400, {"error": "expected wa_id, at"})
-            self.customer_wrote(told.wa_id, told.at)
-            return json_response(200, {"ok": True})
-        if route == ("DELETE", "failures"):
-            self.clear_failures()
-            return json_response(200, {"ok": True})
-        return json_response(404, {"error": "not found"})
+        return control(self, request, rest)
 
 
 def _linked_urls(state: SandboxState, request: Request, head: str, rest: list[str]) -> list[str]:
@@ -513,26 +385,3 @@ def _linked_urls(state: SandboxState, request: Request, head: str, rest: list[st
         return find(state, request, rest)
     except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
         return []
-
-
-async def _fetch_linked(url: str) -> LinkedFile | None:
-    """GET a media URL a send names, as the provider would (no credentials; redirects
-    followed; at most ``_LINK_MAX_BYTES`` and ``_LINK_SECONDS``); None when that fails."""
-    with trio.move_on_after(_LINK_SECONDS):
-        try:
-            async with (
-                httpx.AsyncClient(timeout=_LINK_SECONDS, follow_redirects=True) as client,
-                client.stream("GET", url) as response,
-            ):
-                if not response.is_success:
-                    return None
-                content = b""
-                async for chunk in response.aiter_bytes():
-                    content += chunk
-                    if len(content) > _LINK_MAX_BYTES:
-                        break
-                declared = response.headers.get("content-type")
-                return LinkedFile(sniff_media_type(content, declared), len(content))
-        except (httpx.HTTPError, httpx.InvalidURL):
-            return None
-    return None

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl
 
+import httpx
+import trio
+
 from runtime import Request, Response
 
 from ._state import MediaFault, SandboxState
@@ -31,6 +34,7 @@ __all__ = [
     "basic_auth",
     "bearer",
     "body_fields",
+    "fetch_linked",
     "form_pairs",
     "is_url",
     "media_bytes",
@@ -42,6 +46,9 @@ __all__ = [
 
 MAX_BODY: Final = 64 * 1024 * 1024
 """Larger request bodies are answered 413 by runtime's Router before a fake sees them."""
+
+_LINK_SECONDS: Final = 5.0
+_LINK_MAX_BYTES: Final = 20 * 1024 * 1024 + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +203,26 @@ def media_bytes(
         damaged = content[:-1] + bytes([(content[-1:] or b"\0")[0] ^ 0xFF])
         return Response(200, damaged, content_type)
     return Response(200, content, content_type, drip_seconds=script.drip_seconds)
+
+
+async def fetch_linked(url: str) -> LinkedFile | None:
+    """GET a media URL a send names, as the provider would (no credentials; redirects
+    followed; at most ``_LINK_MAX_BYTES`` and ``_LINK_SECONDS``); None when that fails."""
+    with trio.move_on_after(_LINK_SECONDS):
+        try:
+            async with (
+                httpx.AsyncClient(timeout=_LINK_SECONDS, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if not response.is_success:
+                    return None
+                content = b""
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > _LINK_MAX_BYTES:
+                        break
+                declared = response.headers.get("content-type")
+                return LinkedFile(sniff_media_type(content, declared), len(content))
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+    return None

@@ -25,12 +25,28 @@ from runtime import Request, Response, json_response
 from ._http import LinkedFile, bearer, is_url, media_bytes, same
 from ._state import CURRENT_CREDENTIAL, SandboxFailure, SandboxState
 
-__all__ = ["LINE_SANDBOX_TEXT_LIMIT", "line", "line_content", "line_links"]
+__all__ = [
+    "LINE_SANDBOX_TEXT_LIMIT",
+    "issue_reply_token",
+    "line",
+    "line_content",
+    "line_links",
+]
 
 LINE_SANDBOX_TEXT_LIMIT: Final = 5000
 _MAX_MESSAGES: Final = 5
 _IMAGE_CAP: Final = 10 * 1024 * 1024
 _IMAGES: Final = frozenset({"image/jpeg", "image/png"})
+
+
+def issue_reply_token(state: SandboxState, user_id: str, seconds_left: float | None) -> str:
+    """A reply token for a message from ``user_id``, accepted once within ``seconds_left``
+    (None: the full :attr:`SandboxState.line_reply_token_seconds`; 0: already expired)."""
+    token = f"sandbox-reply-{state.next_id()}"
+    seconds = state.line_reply_token_seconds
+    left = seconds if seconds_left is None else seconds_left
+    state.line_reply_tokens[token] = (user_id, time.time() - (seconds - left))
+    return token
 
 
 def _error(status: int, message: str, details: list[dict[str, str]] | None = None) -> Response:

@@ -35,8 +35,9 @@ from ._state import CURRENT_CREDENTIAL, PendingWebhook, SandboxFailure, SandboxS
 
 __all__ = [
     "META_HUMAN_AGENT_SECONDS",
-    "META_WINDOW_SECONDS",
     "META_TEXT_LIMITS",
+    "META_WINDOW_SECONDS",
+    "cdn_url",
     "instagram",
     "instagram_links",
     "messenger",
@@ -48,6 +49,15 @@ META_HUMAN_AGENT_SECONDS: Final = 7 * 24 * 3600.0
 META_TEXT_LIMITS: Final = {Channel.MESSENGER: 2000, Channel.INSTAGRAM: 1000}
 _WINDOW_SUBCODES: Final = {Channel.MESSENGER: 2018278, Channel.INSTAGRAM: 2534022}
 _ATTACHMENT_TYPES: Final = frozenset({"image", "video", "audio", "file"})
+
+
+def cdn_url(
+    base_url: str, channel: Channel, media_id: str, *, expires_at: float | None = None
+) -> str:
+    """The signed CDN URL of registered media under the sandbox served at ``base_url``, as
+    served by ``GET /{channel}/cdn/{id}?oe=<hex expiry>`` (default: an hour from now)."""
+    expiry = int(expires_at if expires_at is not None else time.time() + 3600)
+    return f"{base_url.rstrip('/')}/{channel.value}/cdn/{media_id}?oe={expiry:x}"
 
 
 def _token(state: SandboxState, channel: Channel, request: Request) -> str | None:

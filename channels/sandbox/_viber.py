@@ -25,7 +25,7 @@ from ._builders import viber_event_webhook
 from ._http import LinkedFile, is_url, media_bytes, same
 from ._state import CURRENT_CREDENTIAL, PendingWebhook, SandboxFailure, SandboxState
 
-__all__ = ["VIBER_TEXT_LIMIT", "viber", "viber_links"]
+__all__ = ["VIBER_TEXT_LIMIT", "viber", "viber_links", "viber_media_url"]
 
 VIBER_TEXT_LIMIT: Final = 7000
 _NAME_LIMIT: Final = 28
@@ -43,6 +43,11 @@ _FAILURES: Final = {
     SandboxFailure.RATE_LIMITED: (12, "tooManyRequests"),
     SandboxFailure.SERVER_ERROR: (99, "General error"),
 }
+
+
+def viber_media_url(viber_base_url: str, media_id: str) -> str:
+    """A customer's media URL in a callback, served by ``GET /viber/media/{id}`` without auth."""
+    return f"{viber_base_url.rstrip('/')}/media/{media_id}"
 
 
 def _status(code: int, message: str) -> Response:

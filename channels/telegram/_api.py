@@ -17,7 +17,6 @@ import re
 from typing import Final, TypeVar
 
 import httpx
-import trio
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .._classify import ErrorCodes, classify_error
@@ -25,11 +24,10 @@ from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
-    SendInDoubt,
     SendRejected,
     SendTransient,
 )
-from .._http import Origin, fetch_capped, origin_of, origins, send
+from .._http import Origin, fetch_capped, fetch_for_upload, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 from .._text import Span, utf16_length
 
@@ -289,21 +287,13 @@ class TelegramClient:
 
     async def _fetch_for_upload(self, url: str) -> bytes:
         """The file at ``url`` (its own origin only, no credentials, capped in size and time)."""
-        what = "attachment fetch for a telegram upload"
-        seconds = self._config.upload_fetch_seconds
-        with trio.move_on_after(seconds):
-            try:
-                content, _ = await fetch_capped(
-                    self._http,
-                    url,
-                    allowed=frozenset({origin_of(url)}),
-                    max_bytes=self._config.upload_max_bytes,
-                    what=what,
-                )
-            except SendInDoubt as exc:  # a read: nothing was sent yet, safe to repeat
-                raise SendTransient(str(exc)) from exc
-            return content
-        raise MediaUnavailable(f"{what}: timed out after {seconds:g} s")
+        return await fetch_for_upload(
+            self._http,
+            url,
+            max_bytes=self._config.upload_max_bytes,
+            seconds=self._config.upload_fetch_seconds,
+            what="attachment fetch for a telegram upload",
+        )
 
     async def _message_id(self, request: httpx.Request, what: str) -> str:
         response = await send(self._http, request, what)

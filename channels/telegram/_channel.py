@@ -12,7 +12,7 @@ from runtime import Request
 
 from .._decode import require_json
 from .._model import Channel, ParsedEvent
-from .._spec import ChannelSpec, Webhook, webhook_path
+from .._spec import BotRoutes, ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
 from ._api import TELEGRAM_BASE_URL, TelegramClient, TelegramConfig
 from ._webhook import GroupPolicy, parse_telegram, verify_telegram_secret
@@ -78,16 +78,10 @@ def _client(http: httpx.AsyncClient, s: TelegramSettings) -> TelegramClient:
     )
 
 
-def _accounts(s: TelegramSettings) -> frozenset[str] | None:
-    if s.account_id is None or s.bot_id is None:
-        return None
-    return frozenset({s.bot_id})
-
-
-def _route(s: TelegramSettings) -> str | None:
-    if s.account_id is None or s.bot_id is None:
-        return None
-    return f"{webhook_path(Channel.TELEGRAM)}/{s.bot_id}"
+_BOT: BotRoutes[TelegramSettings] = BotRoutes(
+    Channel.TELEGRAM, lambda s: s.bot_id if s.account_id is not None else None
+)
+"""A bot of the accounts file: its own route and account, its id."""
 
 
 TELEGRAM: ChannelSpec[TelegramSettings] = ChannelSpec(
@@ -103,7 +97,7 @@ TELEGRAM: ChannelSpec[TelegramSettings] = ChannelSpec(
     receipts=False,
     new_customer=re.compile(r"[0-9]{1,20}"),
     phone=lambda key: None,
-    accounts=_accounts,
-    account_route=_route,
+    accounts=_BOT.accounts,
+    account_route=_BOT.route,
 )
 """Telegram: styles as message entities, no window, no delivery receipts."""

@@ -19,12 +19,11 @@ from typing import Annotated, Final
 from urllib.parse import unquote, urlsplit
 
 import httpx
-import trio
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, ValidationError
 
 from .._classify import ErrorCodes, classify_error
-from .._errors import ChannelError, MediaUnavailable, SendInDoubt, SendRejected, SendTransient
-from .._http import Origin, fetch_capped, origin_of, origins, send
+from .._errors import ChannelError, SendRejected, SendTransient
+from .._http import Origin, fetch_capped, fetch_for_upload, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 from .._text import Span
 
@@ -205,21 +204,14 @@ class ViberClient:
 
     async def _size_of(self, url: str) -> int:
         """The size of the file at ``url`` (its own origin only, capped in size and time)."""
-        what = "attachment fetch for a viber send (its size)"
-        seconds = self._config.upload_fetch_seconds
-        with trio.move_on_after(seconds):
-            try:
-                content, _ = await fetch_capped(
-                    self._http,
-                    url,
-                    allowed=frozenset({origin_of(url)}),
-                    max_bytes=self._config.upload_max_bytes,
-                    what=what,
-                )
-            except SendInDoubt as exc:  # a read: nothing was sent yet, safe to repeat
-                raise SendTransient(str(exc)) from exc
-            return len(content)
-        raise MediaUnavailable(f"{what}: timed out after {seconds:g} s")
+        content = await fetch_for_upload(
+            self._http,
+            url,
+            max_bytes=self._config.upload_max_bytes,
+            seconds=self._config.upload_fetch_seconds,
+            what="attachment fetch for a viber send (its size)",
+        )
+        return len(content)
 
     async def _send(self, key: ThreadKey, body: dict[str, object]) -> str:
         payload = {

@@ -13,7 +13,7 @@ from runtime import Request
 
 from .._decode import require_json
 from .._model import Channel, ParsedEvent
-from .._spec import ChannelSpec, Webhook, webhook_path
+from .._spec import BotRoutes, ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
 from ._api import VIBER_BASE_URL, VIBER_TEXT_LIMIT, ViberClient, ViberConfig
 from ._webhook import VIBER_USER_ID, parse_viber, verify_viber_signature
@@ -82,12 +82,8 @@ def _client(http: httpx.AsyncClient, s: ViberSettings) -> ViberClient:
     )
 
 
-def _accounts(s: ViberSettings) -> frozenset[str] | None:
-    return None if s.account_id is None else frozenset({s.account_id})
-
-
-def _route(s: ViberSettings) -> str | None:
-    return None if s.account_id is None else f"{webhook_path(Channel.VIBER)}/{s.account_id}"
+_BOT: BotRoutes[ViberSettings] = BotRoutes(Channel.VIBER, lambda s: s.account_id)
+"""A bot of the accounts file: its own route and account, its accounts-file id."""
 
 
 VIBER: ChannelSpec[ViberSettings] = ChannelSpec(
@@ -103,7 +99,7 @@ VIBER: ChannelSpec[ViberSettings] = ChannelSpec(
     receipts=True,
     new_customer=re.compile(VIBER_USER_ID),
     phone=lambda key: None,
-    accounts=_accounts,
-    account_route=_route,
+    accounts=_BOT.accounts,
+    account_route=_BOT.route,
 )
 """Viber: plain text, no window (a customer must be subscribed), delivery receipts."""

@@ -12,13 +12,13 @@ from pydantic import SecretStr
 
 from runtime import Request
 
-from .._decode import require_json
 from .._errors import AccountMismatch
+from .._meta import answer_meta_handshake, verify_meta_request
 from .._model import Channel, ParsedEvent, ThreadKey
 from .._spec import ChannelSpec, Webhook
 from .._text import TextFormat, TextLimit
 from ._api import GRAPH_BASE_URL, WhatsAppClient, WhatsAppConfig
-from ._webhook import parse_whatsapp, verify_whatsapp_handshake, verify_whatsapp_signature
+from ._webhook import parse_whatsapp
 
 __all__ = ["WHATSAPP", "WhatsAppSettings"]
 
@@ -54,11 +54,7 @@ def _sends(s: WhatsAppSettings) -> bool:
 
 
 def _accept(request: Request, s: WhatsAppSettings, max_bytes: int) -> list[ParsedEvent]:
-    assert s.app_secret is not None  # _receives
-    verify_whatsapp_signature(
-        request.body, request.headers.get("x-hub-signature-256"), s.app_secret.get_secret_value()
-    )
-    require_json(request.content_type)
+    verify_meta_request(request, s.app_secret)
     events = parse_whatsapp(request.body, max_bytes=max_bytes)
     if s.phone_number_ids is not None:
         for phone_number_id in _payload_phone_number_ids(request.body):
@@ -84,9 +80,7 @@ def _payload_phone_number_ids(body: bytes) -> Iterator[str]:
 
 
 def _handshake(query: Mapping[str, str], s: WhatsAppSettings) -> str | None:
-    if s.verify_token is None:
-        return None
-    return verify_whatsapp_handshake(query, s.verify_token.get_secret_value())
+    return answer_meta_handshake(query, s.verify_token)
 
 
 def _client(http: httpx.AsyncClient, s: WhatsAppSettings) -> WhatsAppClient:
