@@ -1,4 +1,4 @@
-"""The per-channel steps of ``threadline demo`` (8b-8f) and the helpers the scenario shares.
+"""The per-channel steps of ``threadline demo`` (8b-8g) and the helpers the scenario shares.
 
 Each step plays a customer on one channel of the embedded stack, has a teammate answer in the
 sandbox Intercom, and checks at the sandboxes what arrived and what left.
@@ -15,6 +15,7 @@ from channels import Channel
 from channels.sandbox import SandboxFailure
 
 from ._embedded import Stack
+from ._sandbox import SANDBOX_SECRETS
 
 __all__ = [
     "ANA",
@@ -64,12 +65,13 @@ def bodies(conversation: dict[str, Any]) -> list[str]:
 
 
 async def channel_steps(stack: Stack, say: Callable[[str], None], sms_id: str) -> None:
-    """Steps 8b-8f; ``sms_id``: the conversation of Ana's SMS (step 7)."""
+    """Steps 8b-8g; ``sms_id``: the conversation of Ana's SMS (step 7)."""
     await _long_reply_with_a_link(stack, say)
     await _async_failure(stack, say, sms_id)
     await _second_number_and_bot(stack, say)
     await _viber(stack, say)
     await _line(stack, say)
+    await _meta(stack, say)
 
 
 async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
@@ -218,3 +220,62 @@ async def _line(stack: Stack, say: Callable[[str], None]) -> None:
         raise DemoFailed(f"LINE replies went out as {first.via}, {second.via}, not reply, push")
     say(f"   → {first.text!r} answered with the message's reply token (free)")
     say(f"   → {second.text!r} pushed: the token answers once\n")
+
+
+async def _meta(stack: Stack, say: Callable[[str], None]) -> None:
+    say("8g. Marta writes on Messenger, Ivo sends a photo on Instagram → a conversation each")
+    marta, ivo = "5550001111000007", "1789000000000077"  # a PSID and an IGSID
+    providers = stack.sandbox.providers
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16
+    media_id = providers.add_media(photo, "image/png", "red-one.png")
+    cdn_url = providers.meta_media_url(stack.sandbox_url, Channel.INSTAGRAM, media_id)
+    known = {str(c["id"]) for c in stack.conversations()}
+    await stack.meta(Channel.MESSENGER, marta, "Oi! Can I return the shoes I bought?")
+    await stack.meta(Channel.INSTAGRAM, ivo, "Love it! Same one in red?", media_url=cdn_url)
+    await until(lambda: len(stack.conversations()) == len(known) + 2, "two Meta conversations")
+    await until(
+        lambda: any(p["attachments"] for c in stack.conversations() for p in c["parts"]
+                    if str(c["id"]) not in known),
+        "Ivo's photo",
+    )  # fmt: skip
+    new = [c for c in stack.conversations() if str(c["id"]) not in known]
+    before = len(stack.sent())
+    teammates = stack.sandbox.intercom.teammates
+    for channel, customer, answer in (
+        (Channel.MESSENGER, marta, "Yes, within 30 days."),
+        (Channel.INSTAGRAM, ivo, "Red is back on Friday."),
+    ):
+        attribute = f"{channel.value}_user_id"
+        contact = next(
+            c for c in stack.contacts() if c["custom_attributes"].get(attribute) == customer
+        )
+        conversation = next(c for c in new if c["contact_id"] == contact["id"])
+        say(
+            f"   → {channel.value}: contact {contact['id']} by {attribute}={customer},"
+            f" its own conversation {conversation['id']}"
+        )
+        await teammates.reply(str(conversation["id"]), answer, admin_id="991267602")
+    attachments = [a for c in new for p in c["parts"] for a in p["attachments"]]
+    if [a["size"] for a in attachments] != [len(photo)]:
+        raise DemoFailed(f"Ivo's photo did not arrive whole: {attachments}")
+    say(f"   → Ivo's photo fetched from the CDN URL and uploaded: {len(photo)} bytes, image/png")
+    await until(lambda: len(stack.sent()) == before + 2, "the replies through the Send API")
+    sent = {m.channel: m for m in stack.sent()[before:]}
+    expected = {
+        Channel.MESSENGER: (
+            SANDBOX_SECRETS.messenger_page_id,
+            marta,
+            "Grace Teammate: Yes, within 30 days.",
+        ),
+        Channel.INSTAGRAM: (
+            SANDBOX_SECRETS.instagram_account_id,
+            ivo,
+            "Grace Teammate: Red is back on Friday.",
+        ),
+    }
+    for channel, (account, to, text) in expected.items():
+        got = sent.get(channel)
+        if got is None or (got.account, got.to, got.text) != (account, to, text):
+            raise DemoFailed(f"the {channel.value} reply left wrong: {got}")
+        say(f"   → Send API ({channel.value}) from {account} to {to}: {got.text!r}")
+    say("")
