@@ -310,7 +310,11 @@ def _find(stack: Stack, conversation_id: object) -> dict[str, Any]:
 async def _load(
     stack: Stack, threads: int, messages: int, say: Callable[[str], None]
 ) -> LoadReport:
-    say(f"10. Ordered-delivery load: {threads} threads x {messages} messages over three channels")
+    plan = LoadPlan(threads=threads, messages_per_thread=messages)
+    say(
+        f"10. Ordered-delivery load: {threads} threads x {messages} messages over"
+        f" {len(plan.channels)} channels ({', '.join(plan.channels)})"
+    )
     intercom = stack.sandbox.intercom
     limit = stack.settings.intercom_rate_limit_per_window
     intercom.configure(rate_limit=limit, rate_window_seconds=10.0)
@@ -325,7 +329,7 @@ async def _load(
         stack.node.ingress.url, PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid,
         telegram_path=SUPPORT_ROUTE,
     )  # fmt: skip
-    report = await run_load(LoadPlan(threads=threads, messages_per_thread=messages), target, feed)
+    report = await run_load(plan, target, feed)
     verdict = "PASS" if report.passed else "FAIL"
     say(
         f"   → {verdict}: sent {report.sent}, acknowledged {report.acknowledged}, delivered "

@@ -63,6 +63,7 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "Ivo's photo fetched from the CDN URL and uploaded" in out
     assert "to 5550001111000007: 'Grace Teammate: Yes, within 30 days.'" in out
     assert "to 1789000000000077: 'Grace Teammate: Red is back on Friday.'" in out
+    assert "over 7 channels (whatsapp, twilio, telegram, messenger, instagram, viber, line)" in out
 
 
 def test_version_and_help() -> None:
