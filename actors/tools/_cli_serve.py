@@ -122,7 +122,9 @@ async def run_sandbox(bind: str, webhook_url: str, bridge_url: str) -> None:
     app.intercom.configure(webhook_url=webhook_url)
     # Status webhooks (a send scripted to fail later) go to the bridge, as real providers post them.
     app.providers.configure_webhooks(
-        bridge_url, whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret
+        bridge_url,
+        whatsapp_app_secret=SANDBOX_SECRETS.whatsapp_app_secret,
+        messenger_app_secret=SANDBOX_SECRETS.messenger_app_secret,
     )
     stop = trio.Event()
     async with trio.open_nursery() as nursery:

@@ -16,28 +16,29 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from channels import Channel
-from channels.sandbox import SandboxCredentials, SandboxFailure, WebhookMedia
+from channels.sandbox import SandboxCredentials, WebhookMedia
 
+from ._demo_channels import (
+    ANA,
+    OUTLET,
+    OUTLET_SECRET,
+    OUTLET_TOKEN,
+    OUTLET_WABA,
+    SALES_BOT,
+    SALES_SECRET,
+    SHOP,
+    SUPPORT_ROUTE,
+    DemoFailed,
+    bodies,
+    channel_steps,
+    until,
+)
 from ._embedded import PUBLIC_URL, Stack, open_stack
 from ._loadcheck import LoadReport
 from ._loadgen import LoadPlan, Target, run_load
 from ._sandbox import SANDBOX_SECRETS
 
 __all__ = ["run_demo"]
-
-ANA = "15550001111"
-
-# Two WhatsApp numbers of two Meta apps and two Telegram bots, in an accounts file (issue 18);
-# the first of each is the sandbox's usual one. Public sandbox fakes, not secrets.
-SHOP, OUTLET = "100000000000001", "100000000000002"
-OUTLET_SECRET = "demo-outlet-app-secret-5c1f"  # noqa: S105 - public fake
-OUTLET_TOKEN = "demo-outlet-access-token-9e2d"  # noqa: S105 - public fake
-OUTLET_WABA = "200000000000002"
-SALES_BOT = "7000000002:demo-sales-bot-token-4b7a"
-SALES_SECRET = "demo-sales-bot-secret-8d3e"  # noqa: S105 - public fake
-SUPPORT_ROUTE = "/webhooks/telegram/7000000001"
-SALES_ROUTE = "/webhooks/telegram/7000000002"
 
 
 def _write_accounts(path: Path) -> None:
@@ -79,22 +80,6 @@ _FILE_CHANNELS = (
     "telegram_bot_token", "telegram_secret_token",
 )  # fmt: skip
 """The settings of the channels the accounts file configures (one place each)."""
-
-
-class DemoFailed(Exception):
-    """A check of the scripted scenario did not hold."""
-
-
-async def _until(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
-    with trio.move_on_after(seconds):
-        while not check():  # noqa: ASYNC110 - the sandbox is another party; we poll its state
-            await trio.sleep(0.02)
-        return
-    raise DemoFailed(f"timed out waiting for: {what}")
-
-
-def _bodies(conversation: dict[str, Any]) -> list[str]:
-    return [str(p["body"]) for p in conversation["parts"]]
 
 
 async def run_demo(
@@ -154,18 +139,18 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
 
     say("1. Ana writes on WhatsApp for the first time")
     await stack.whatsapp(ANA, "Hi! My order #1042 hasn't arrived.", name="Ana Lima", sent_at=now)
-    await _until(lambda: len(stack.conversations()) == 1, "the first conversation")
+    await until(lambda: len(stack.conversations()) == 1, "the first conversation")
     (contact,) = stack.contacts()
     first = stack.conversations()[0]
     say(
         f"   → contact {contact['id']} created as a {contact['role']} with phone {contact['phone']}"
     )
-    say(f"   → conversation {first['id']} created; first part: {_bodies(first)[0]!r}")
+    say(f"   → conversation {first['id']} created; first part: {bodies(first)[0]!r}")
 
     say("2. She writes again: the same conversation continues")
     await stack.whatsapp(ANA, "It was due on Monday.", sent_at=now + timedelta(seconds=30))
     await stack.whatsapp(ANA, "Tracking says 'in transit'.", sent_at=now + timedelta(seconds=60))
-    await _until(lambda: len(stack.conversations()[0]["parts"]) == 3, "two replies")
+    await until(lambda: len(stack.conversations()[0]["parts"]) == 3, "two replies")
     say(
         f"   → conversation {first['id']} now holds "
         f"{len(stack.conversations()[0]['parts'])} parts, in order"
@@ -174,7 +159,7 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     say("3. Two hours of silence (buffer: 1 hour), then a new question → a new conversation")
     later = now + timedelta(hours=2)
     await stack.whatsapp(ANA, "Different topic: can I change my address?", sent_at=later)
-    await _until(lambda: len(stack.conversations()) == 2, "a conversation after the buffer")
+    await until(lambda: len(stack.conversations()) == 2, "a conversation after the buffer")
     second = stack.conversations()[1]
     say(f"   → conversation {second['id']} opened for the same contact {second['contact_id']}")
 
@@ -187,7 +172,7 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
         media=WebhookMedia(ref=media_id, mime_type="image/png", size=len(photo)),
         sent_at=later + timedelta(seconds=10),
     )
-    await _until(
+    await until(
         lambda: any(p["attachments"] for p in stack.conversations()[1]["parts"]), "the attachment"
     )
     attachment = next(a for p in stack.conversations()[1]["parts"] for a in p["attachments"])
@@ -201,7 +186,7 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await intercom.teammates.reply(
         str(second["id"]), "Yes! Reply with the new address.", admin_id="991267602"
     )
-    await _until(lambda: len(stack.sent()) == 1, "the reply on WhatsApp")
+    await until(lambda: len(stack.sent()) == 1, "the reply on WhatsApp")
     sent = stack.sent()[0]
     say(f"   → sent to {sent.to} on {sent.channel.value}: {sent.text!r} (the note stayed inside)")
 
@@ -209,7 +194,7 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await intercom.teammates.close(
         str(second["id"]), admin_id="991267602", body="Closed — thanks, Ana!"
     )
-    await _until(lambda: len(stack.sent()) == 2, "the closing message on WhatsApp")
+    await until(lambda: len(stack.sent()) == 2, "the closing message on WhatsApp")
     closing = stack.sent()[1]
     if closing.text != "Grace Teammate: Closed — thanks, Ana!" or closing.to != ANA:
         raise DemoFailed(f"unexpected closing message: {closing.text!r} to {closing.to}")
@@ -220,13 +205,13 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await stack.whatsapp(
         ANA, "New address: Rua Augusta 100, Lisboa", sent_at=later + timedelta(minutes=5)
     )
-    await _until(lambda: len(stack.conversations()) == 3, "the replacement conversation")
+    await until(lambda: len(stack.conversations()) == 3, "the replacement conversation")
     third = stack.conversations()[2]
-    say(f"   → conversation {third['id']} replaced the deleted one: {_bodies(third)[-1]!r}")
+    say(f"   → conversation {third['id']} replaced the deleted one: {bodies(third)[-1]!r}")
 
     say("7. Ana texts by SMS from the same number → the same Intercom contact")
     await stack.sms("+15550001111", "Also: please call me after 6pm")
-    await _until(lambda: len(stack.conversations()) == 4, "the SMS conversation")
+    await until(lambda: len(stack.conversations()) == 4, "the SMS conversation")
     contacts = {c["contact_id"] for c in stack.conversations()}
     if len(contacts) != 1:
         raise DemoFailed(f"expected one contact, found {len(contacts)}")
@@ -236,163 +221,10 @@ async def _scenario(stack: Stack, say: Callable[[str], None]) -> None:
     await stack.telegram(
         2222222, "Olá! Do you ship to Porto?", first_name="Bruno", path=SUPPORT_ROUTE
     )
-    await _until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
+    await until(lambda: len(stack.contacts()) == 2, "Bruno's contact")
     bruno = stack.contacts()[1]
     say(f"   → contact {bruno['id']} with custom attribute {bruno['custom_attributes']}\n")
-    await _long_reply_with_a_link(stack, say)
-    await _async_failure(stack, say, str(stack.conversations()[3]["id"]))
-    await _second_number_and_bot(stack, say)
-    await _viber(stack, say)
-
-    await _line(stack, say)
-
-
-async def _viber(stack: Stack, say: Callable[[str], None]) -> None:
-    say("8e. Olga writes on Viber → contact by viber_user_id; replies leave from the bot")
-    olga = "xy5/5y6O81+/kbWHpLhBoA=="  # a Viber user id: base64, with "/", "+" and "="
-    known = {str(c["id"]) for c in stack.conversations()}
-    await stack.viber(olga, "Privet! Is the blue one in stock?", name="Olga")
-    await _until(lambda: len(stack.conversations()) == len(known) + 1, "Olga's conversation")
-    (conversation,) = [c for c in stack.conversations() if str(c["id"]) not in known]
-    contact = next(c for c in stack.contacts() if c["id"] == conversation["contact_id"])
-    say(f"   → contact {contact['id']} with custom attribute {contact['custom_attributes']}")
-    before = len(stack.sent())
-    intercom = stack.sandbox.intercom
-    await intercom.teammates.reply(str(conversation["id"]), "Yes, size M.", admin_id="991267602")
-    await _until(lambda: len(stack.sent()) == before + 1, "the Viber reply")
-    reply = stack.sent()[-1]
-    say(f"   → sent as {reply.account!r} (the bot's name): {reply.text!r}")
-    await stack.viber_event("unsubscribed", olga)
-    await intercom.teammates.reply(str(conversation["id"]), "Anything else?", admin_id="991267602")
-    await _until(
-        lambda: any(
-            p["part_type"] == "note" and "could not deliver" in str(p["body"])
-            for c in stack.conversations()
-            if c["id"] == conversation["id"]
-            for p in c["parts"]
-        ),
-        "the note for an unsubscribed customer",
-    )
-    say("   → Olga unsubscribed: the next reply is not sent, a note tells the team\n")
-
-
-async def _second_number_and_bot(stack: Stack, say: Callable[[str], None]) -> None:
-    intercom = stack.sandbox.intercom
-    say("8d. A second WhatsApp number (another Meta app) and a second Telegram bot")
-    known = {str(c["id"]) for c in stack.conversations()}
-    await stack.whatsapp(
-        ANA, "Hi outlet! Do you have size 38?", app_secret=OUTLET_SECRET, phone_number_id=OUTLET
-    )
-    await stack.telegram(
-        2222222, "Sales: a quote for 20 units?", first_name="Bruno", path=SALES_ROUTE,
-        secret_token=SALES_SECRET,
-    )  # fmt: skip
-    await _until(lambda: len(stack.conversations()) == len(known) + 2, "two new conversations")
-    new = [c for c in stack.conversations() if str(c["id"]) not in known]
-    outlet = next(c for c in new if "size 38" in _bodies(c)[0])
-    sales = next(c for c in new if "20 units" in _bodies(c)[0])
-    say(
-        f"   → Ana on the outlet's number {OUTLET}: her own conversation {outlet['id']}"
-        f" (her first number's stay apart)"
-    )
-    say(f"   → Bruno to the sales bot: his own conversation {sales['id']}")
-    before = len(stack.sent())
-    await intercom.teammates.reply(str(outlet["id"]), "Yes, in black.", admin_id="991267602")
-    await intercom.teammates.reply(str(sales["id"]), "Quote on its way.", admin_id="991267602")
-    await _until(lambda: len(stack.sent()) == before + 2, "the two replies")
-    sent = {m.to: m for m in stack.sent()[before:]}
-    by_outlet, by_sales = sent.get(ANA), sent.get("2222222")
-    sales_bot = SALES_BOT.partition(":")[0]
-    if (
-        by_outlet is None
-        or (by_outlet.account, by_outlet.credential) != (OUTLET, OUTLET_TOKEN)
-        or by_sales is None
-        or (by_sales.account, by_sales.credential) != (sales_bot, sales_bot)
-    ):
-        raise DemoFailed(f"a reply left from the wrong number or bot: {list(sent.values())}")
-    say(f"   → Grace's reply to Ana left from {OUTLET} with the outlet app's token")
-    say(f"   → Grace's reply to Bruno left through the sales bot {sales_bot}\n")
-
-
-async def _line(stack: Stack, say: Callable[[str], None]) -> None:
-    say("8f. Chen writes on LINE → contact found by a custom attribute; replies by reply token")
-    chen = "U" + "c4" * 16
-    known = {str(c["id"]) for c in stack.conversations()}
-    await stack.line(chen, "こんにちは! Is the blue one in stock?")
-    await _until(lambda: len(stack.conversations()) == len(known) + 1, "Chen's conversation")
-    (line,) = [c for c in stack.conversations() if str(c["id"]) not in known]
-    contact = next(c for c in stack.contacts() if c["id"] == line["contact_id"])
-    say(f"   → contact {contact['id']} with custom attribute {contact['custom_attributes']}")
-    before = len(stack.sent())
-    teammates = stack.sandbox.intercom.teammates
-    await teammates.reply(str(line["id"]), "Yes, two left.", admin_id="991267602")
-    await _until(lambda: len(stack.sent()) == before + 1, "the reply on LINE")
-    await teammates.reply(str(line["id"]), "Shall I hold one?", admin_id="991267602")
-    await _until(lambda: len(stack.sent()) == before + 2, "the second reply on LINE")
-    first, second = stack.sent()[before:]
-    if (first.via, second.via) != ("reply", "push") or first.to != chen:
-        raise DemoFailed(f"LINE replies went out as {first.via}, {second.via}, not reply, push")
-    say(f"   → {first.text!r} answered with the message's reply token (free)")
-    say(f"   → {second.text!r} pushed: the token answers once\n")
-
-
-async def _long_reply_with_a_link(stack: Stack, say: Callable[[str], None]) -> None:
-    say("8b. Grace answers the SMS with a link and a long explanation → split, never cut")
-    sms = next(c for c in stack.conversations() if c["parts"] and "6pm" in _bodies(c)[-1])
-    explanation = " ".join(
-        f"Step {n}: we check the parcel at the depot and update the tracking page."
-        for n in range(30)
-    )  # about 2,200 characters: more than one SMS holds (1,600)
-    body = (
-        '<p>Your parcel is <b>on its way</b>: <a href="https://track.example/1042">track it'
-        f" here</a>.</p><p>{explanation}</p>"
-    )
-    already = len(stack.sent())
-    await stack.sandbox.intercom.teammates.reply(str(sms["id"]), body, admin_id="991267602")
-    await _until(lambda: len(stack.sent()) >= already + 2, "the reply's SMS pieces")
-    await trio.sleep(0.3)
-    pieces = [m.text or "" for m in stack.sent()[already:]]
-    expected = (
-        "Grace Teammate: Your parcel is on its way: track it here (https://track.example/1042)."
-        f"\n{explanation}"
-    )
-    if any(len(p) > 1600 for p in pieces) or not expected.startswith(pieces[0]):
-        raise DemoFailed(f"the SMS pieces are not the reply split at 1,600: {pieces!r}")
-    if "".join(pieces).replace(" ", "").replace("\n", "") != expected.replace(" ", "").replace(
-        "\n", ""
-    ):
-        raise DemoFailed("the SMS pieces do not add up to the whole reply")
-    say(f"   → the link stays visible: {pieces[0].splitlines()[0]!r}")
-    say(
-        f"   → {len(pieces)} SMS of {', '.join(str(len(p)) for p in pieces)} characters"
-        " (Twilio takes 1,600), split at sentence ends, in order\n"
-    )
-
-
-async def _async_failure(stack: Stack, say: Callable[[str], None], conversation_id: str) -> None:
-    say("8c. A reply Twilio accepts but cannot deliver → a note says what did not arrive, and why")
-    providers = stack.sandbox.providers
-    providers.fail(Channel.TWILIO, "+15550001111", SandboxFailure.FAILED_LATER, times=1)
-    before = len(stack.sent())
-    await stack.sandbox.intercom.teammates.reply(
-        conversation_id, "We will call you at 6:30pm.", admin_id="991267603"
-    )
-
-    def note() -> dict[str, Any] | None:
-        (conversation,) = [c for c in stack.conversations() if str(c["id"]) == conversation_id]
-        found = [p for p in conversation["parts"] if p["part_type"] == "note"]
-        return found[0] if found else None
-
-    await _until(lambda: note() is not None, "the note about the undelivered SMS")
-    (sent,) = stack.sent()[before:]
-    (posted,) = providers.posted_webhooks()
-    say(f"   → Twilio accepted {sent.message_id} (201), then called back: undelivered, 30003")
-    found = note()
-    assert found is not None
-    text = " ".join(str(found["body"]).split())
-    if "30003" not in text or "We will call you" not in text or posted.status != 200:
-        raise DemoFailed(f"unexpected delivery-failure note: {text!r}")
-    say(f"   → internal note by admin {found['author_id']}: {text!r}\n")
+    await channel_steps(stack, say, str(stack.conversations()[3]["id"]))
 
 
 async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
@@ -407,16 +239,16 @@ async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
         sent_at=datetime.now(UTC) - timedelta(hours=25),
     )
     question = ["Is my warranty still valid?"]
-    await _until(
-        lambda: any(_bodies(c) == question for c in stack.conversations()), "Carla's conversation"
+    await until(
+        lambda: any(bodies(c) == question for c in stack.conversations()), "Carla's conversation"
     )
-    conversation = next(c for c in stack.conversations() if _bodies(c) == question)
+    conversation = next(c for c in stack.conversations() if bodies(c) == question)
     before = len(stack.sent())
     await intercom.teammates.reply(
         str(conversation["id"]), "Yes, until March 2027.", admin_id="991267602"
     )
-    await _until(
-        lambda: any("holds this reply" in b for b in _bodies(_find(stack, conversation["id"]))),
+    await until(
+        lambda: any("holds this reply" in b for b in bodies(_find(stack, conversation["id"]))),
         "the note about the held reply",
     )
     template = stack.sent()[before:]
@@ -428,7 +260,7 @@ async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
     )
     say("   → the reply is held; a note in the conversation says so")
     await stack.whatsapp(carla, "Oh great, what did you find?")
-    await _until(lambda: len(stack.sent()) == before + 2, "the held reply after Carla's answer")
+    await until(lambda: len(stack.sent()) == before + 2, "the held reply after Carla's answer")
     held = stack.sent()[-1]
     if held.type != "text" or held.text != "Grace Teammate: Yes, until March 2027.":
         raise DemoFailed(f"expected the held reply, sent {held}")
@@ -447,17 +279,17 @@ async def _templates(stack: Stack, say: Callable[[str], None]) -> None:
     )  # fmt: skip
     if response.status_code != 200:
         raise DemoFailed(f"the send API answered {response.status_code}: {response.text}")
-    await _until(
+    await until(
         lambda: (
             any(m.to == dan and m.type == "template" for m in stack.sent())
-            and any("#2001" in b for c in stack.conversations() for b in _bodies(c))
+            and any("#2001" in b for c in stack.conversations() for b in bodies(c))
         ),
         "Dan's template and conversation",
     )
-    dans = next(c for c in stack.conversations() if any("#2001" in b for b in _bodies(c)))
+    dans = next(c for c in stack.conversations() if any("#2001" in b for b in bodies(c)))
     say(
         f"   → template sent; conversation {dans['id']} opened for his new contact:"
-        f" {_bodies(dans)[-1]!r}"
+        f" {bodies(dans)[-1]!r}"
     )
     free = await stack.http.post(
         "/api/messages",
@@ -478,7 +310,11 @@ def _find(stack: Stack, conversation_id: object) -> dict[str, Any]:
 async def _load(
     stack: Stack, threads: int, messages: int, say: Callable[[str], None]
 ) -> LoadReport:
-    say(f"10. Ordered-delivery load: {threads} threads x {messages} messages over three channels")
+    plan = LoadPlan(threads=threads, messages_per_thread=messages)
+    say(
+        f"10. Ordered-delivery load: {threads} threads x {messages} messages over"
+        f" {len(plan.channels)} channels ({', '.join(plan.channels)})"
+    )
     intercom = stack.sandbox.intercom
     limit = stack.settings.intercom_rate_limit_per_window
     intercom.configure(rate_limit=limit, rate_window_seconds=10.0)
@@ -493,7 +329,7 @@ async def _load(
         stack.node.ingress.url, PUBLIC_URL, creds.twilio_auth_token, creds.twilio_account_sid,
         telegram_path=SUPPORT_ROUTE,
     )  # fmt: skip
-    report = await run_load(LoadPlan(threads=threads, messages_per_thread=messages), target, feed)
+    report = await run_load(plan, target, feed)
     verdict = "PASS" if report.passed else "FAIL"
     say(
         f"   → {verdict}: sent {report.sent}, acknowledged {report.acknowledged}, delivered "

@@ -29,11 +29,13 @@ import trio
 
 from channels import Channel
 from channels.sandbox import (
+    MetaInbound,
     SandboxCredentials,
     SignedWebhook,
     WebhookMedia,
     WhatsAppInbound,
     line_message_webhook,
+    meta_webhook,
     telegram_message_webhook,
     twilio_message_webhook,
     viber_message_webhook,
@@ -214,6 +216,10 @@ class _Run(LoadLedger):
                 text=text,
                 sent_at=when,
             )
+        if channel in ("messenger", "instagram"):
+            return f"/webhooks/{channel}", _meta_load_webhook(
+                channel, thread, seq, text, when, self.run_id
+            )
         return self.target.telegram_path, telegram_message_webhook(
             SANDBOX_SECRETS.telegram_secret_token,
             chat_id=5_000_000 + thread,
@@ -279,6 +285,27 @@ class _Run(LoadLedger):
             attempt += 1
             if redeliver is None and attempt == 8:
                 return False
+
+
+def _meta_load_webhook(
+    channel: str, thread: int, seq: int, text: str, when: datetime, run_id: str
+) -> SignedWebhook:
+    """A Messenger (to the sandbox Page) or Instagram (to the sandbox account) message,
+    text only."""
+    page = channel == "messenger"
+    s = SANDBOX_SECRETS
+    event = MetaInbound(
+        sender=f"{1 if page else 2}{thread:015d}",  # a PSID / IGSID: digits
+        text=text,
+        mid=f"m_lt{run_id}{thread:07d}{seq:06d}",  # the bridge dedupes mids: unique per run
+        sent_at=when,
+    )
+    return meta_webhook(
+        s.messenger_app_secret if page else s.instagram_app_secret,
+        s.messenger_page_id if page else s.instagram_account_id,
+        [event],
+        object="page" if page else "instagram",
+    )
 
 
 async def run_load(

@@ -9,6 +9,7 @@
     /messenger/v21.0/...  fake Send API     THREADLINE_MESSENGER_BASE_URL = <url>/messenger/v21.0
     /instagram/v21.0/...  fake Send API     THREADLINE_INSTAGRAM_BASE_URL = <url>/instagram/v21.0
     /viber/...            fake Viber bot API     THREADLINE_VIBER_BASE_URL    = <url>/viber
+    /line/..., /line-data/...  fake LINE APIs    THREADLINE_LINE_BASE_URL     = <url>/line
     /_sandbox/...         provider inspection;   /intercom/_sandbox/... Intercom inspection
 """
 
@@ -124,15 +125,14 @@ def sandbox_settings_env(sandbox_url: str, bridge_url: str) -> dict[str, str]:
         "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": creds.line_channel_access_token,
         "THREADLINE_LINE_BASE_URL": f"{base}/line",
         "THREADLINE_LINE_DATA_BASE_URL": f"{base}/line-data",
-        # Only the fakes' addresses: Messenger and Instagram stay off until their
-        # credentials are given (messenger_settings below).
         "THREADLINE_MESSENGER_BASE_URL": f"{base}/messenger/v21.0",
         "THREADLINE_INSTAGRAM_BASE_URL": f"{base}/instagram/v21.0",
+        **meta_settings(),
     }
 
 
 def meta_settings() -> dict[str, str]:
-    """Settings that turn the sandbox Messenger and Instagram on (with the base URLs of
+    """The settings that turn the sandbox Messenger and Instagram on (part of
     :func:`sandbox_settings_env`): the apps' secrets, the verify token and the fakes' tokens."""
     creds = SandboxCredentials()
     s = SANDBOX_SECRETS

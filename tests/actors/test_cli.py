@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,15 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "\n8e. " in out
     assert "answered with the message's reply token (free)" in out
     assert "pushed: the token answers once" in out
+    # Messenger and Instagram (issue 21): a contact and a conversation each, found by the
+    # sender's id; the teammate's reply leaves through the fake Send API with their name.
+    assert "\n8g. " in out
+    assert re.search(r"messenger: contact \w+ by messenger_user_id=5550001111000007,", out)
+    assert re.search(r"instagram: contact \w+ by instagram_user_id=1789000000000077,", out)
+    assert "Ivo's photo fetched from the CDN URL and uploaded" in out
+    assert "to 5550001111000007: 'Grace Teammate: Yes, within 30 days.'" in out
+    assert "to 1789000000000077: 'Grace Teammate: Red is back on Friday.'" in out
+    assert "over 7 channels (whatsapp, twilio, telegram, messenger, instagram, viber, line)" in out
 
 
 def test_version_and_help() -> None:

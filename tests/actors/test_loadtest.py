@@ -208,6 +208,22 @@ async def test_remote_run_against_serve_and_sandbox(remote: Remote) -> None:
     assert "unknown" in out
 
 
+async def test_remote_runs_on_messenger_and_instagram(remote: Remote) -> None:
+    for run in range(2):  # the second run's message ids are its own, not the first one's
+        code, out, err = await loadtest(
+            "--target", remote.bridge, "--sandbox", remote.sandbox, "--channels",
+            "messenger,instagram", "--threads", "6", "--messages-per-thread", "3", "--json",
+        )  # fmt: skip
+        assert code == 0, (run, out + err)
+        data = last_json(out)
+        assert (data["sent"], data["delivered"], data["lost"]) == (18, 18, 0), run
+        assert (data["duplicated"], data["out_of_order"]) == (0, 0), run
+    async with httpx.AsyncClient(base_url=remote.sandbox) as http:
+        contacts = (await http.get("/intercom/_sandbox/contacts")).json()["contacts"]
+    found = sorted(next(iter(c["custom_attributes"])) for c in contacts)
+    assert found == ["instagram_user_id"] * 3 + ["messenger_user_id"] * 3, contacts
+
+
 async def test_live_lines_show_rate_eta_and_p99_and_the_p99_threshold_fails_the_run() -> None:
     out, err = io.StringIO(), io.StringIO()
     options = LoadtestOptions(
