@@ -30,6 +30,7 @@ from ._loadgen import LoadPlan as LoadPlan
 from ._loadgen import LoadProgress as LoadProgress
 from ._loadgen import PartsFeed as PartsFeed
 from ._loadgen import Target as Target
+from ._loadgen import load_webhook as load_webhook
 from ._loadgen import run_load as run_load
 from ._sandbox import SANDBOX_SECRETS as SANDBOX_SECRETS
 from ._sandbox import SandboxApp as SandboxApp
@@ -63,6 +64,7 @@ __all__ = [
     "bucket_for",
     "build_parser",
     "count_out_of_order",
+    "load_webhook",
     "main",
     "meta_settings",
     "open_stack",

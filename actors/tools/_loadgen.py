@@ -308,6 +308,14 @@ def _meta_load_webhook(
     )
 
 
+def load_webhook(
+    plan: LoadPlan, target: Target, thread: int, seq: int, sent_at: float
+) -> tuple[str, SignedWebhook]:
+    """The route and signed webhook the load test posts for message ``seq`` of ``thread``
+    (its channel by the plan's round-robin), sent at ``sent_at`` (wall clock)."""
+    return _Run(plan, target, None).webhook(thread, seq, sent_at)
+
+
 async def run_load(
     plan: LoadPlan,
     target: Target,

@@ -13,8 +13,7 @@ import time
 import pytest
 import trio
 
-from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack
-from actors.tools._loadgen import Target, _Run
+from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack, Target, load_webhook
 from channels import Channel, parse_line, verify_line_signature
 from channels.sandbox import SandboxFailure, WebhookMedia, line_event, line_events_webhook
 from tests.actors.conftest import eventually
@@ -130,7 +129,7 @@ def test_the_load_generator_sends_line_threads_as_line_webhooks() -> None:
     # (signed with the sandbox channel's secret) to /webhooks/line, not another channel's.
     plan = LoadPlan(threads=2, messages_per_thread=1, channels=("line",))
     target = Target("http://127.0.0.1:1", "https://bridge.example", "token", "AC" + "0" * 32)
-    path, webhook = _Run(plan, target, None).webhook(1, 0, time.time())
+    path, webhook = load_webhook(plan, target, 1, 0, time.time())
     assert path == "/webhooks/line"
     verify_line_signature(
         webhook.body, webhook.headers["x-line-signature"], SANDBOX_SECRETS.line_channel_secret

@@ -30,6 +30,7 @@ def test_all_is_sorted_and_exact() -> None:
         "bucket_for",
         "build_parser",
         "count_out_of_order",
+        "load_webhook",
         "main",
         "meta_settings",
         "open_stack",
