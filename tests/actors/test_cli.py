@@ -51,8 +51,12 @@ def test_demo_shows_every_behaviour_and_passes_its_load() -> None:
     assert "Ana on the outlet's number 100000000000002: her own conversation" in out
     assert "Grace's reply to Ana left from 100000000000002 with the outlet app's token" in out
     assert "Grace's reply to Bruno left through the sales bot 7000000002" in out
+    # Viber (issue 21): the contact by its viber_user_id; the reply under the bot's name; an
+    # unsubscribed customer is not messaged, a note says so.
+    assert "\n8e. Olga writes on Viber" in out
+    assert "Olga unsubscribed: the next reply is not sent, a note tells the team" in out
     # LINE (issue 21): the contact by its line_user_id; a reply by reply token, then a push.
-    assert "\n8e. " in out
+    assert "\n8f. Chen writes on LINE" in out
     assert "answered with the message's reply token (free)" in out
     assert "pushed: the token answers once" in out
     # Messenger and Instagram (issue 21): a contact and a conversation each, found by the
