@@ -40,9 +40,9 @@ each is set. No line ever holds a secret's value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -51,11 +51,7 @@ import trio
 from channels import (
     Channel,
     InstagramSettings,
-    LineSettings,
     MessengerSettings,
-    TelegramSettings,
-    TwilioSettings,
-    ViberSettings,
     WhatsAppSettings,
     channel_spec,
 )
@@ -164,25 +160,14 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
         )
         if wa.business_account_id is not None and wa.access_token is not None:
             plan.append(("whatsapp templates", providers.whatsapp_templates(wa), ""))
-    if s.accounts.of(Channel.TWILIO):
-        accounts: list[TwilioSettings] = list(s.channel_accounts(Channel.TWILIO))
-        plan.extend((f"twilio {a.account_id}", providers.twilio(a), "") for a in accounts)
-    else:
-        tw = s.twilio
-        configured = tw.account_sid is not None or tw.auth_token is not None
-        plan.append(("twilio", providers.twilio(tw) if configured else None, off))
-    if s.accounts.of(Channel.TELEGRAM):
-        bots: list[TelegramSettings] = list(s.channel_accounts(Channel.TELEGRAM))
-        for bot in bots:
-            plan.append((f"telegram {bot.account_id}", providers.telegram(bot), ""))
-            plan.append((f"telegram {bot.account_id} webhook", providers.telegram_webhook(bot), ""))
-    else:
-        tg = s.telegram
-        configured = tg.bot_token is not None or tg.secret_token is not None
-        plan.append(("telegram", providers.telegram(tg) if configured else None, off))
-        plan.append(
-            ("telegram webhook", providers.telegram_webhook(tg) if configured else None, off)
-        )
+    plan += _by_account(s, Channel.TWILIO, [("", providers.twilio)], "account_sid", "auth_token")
+    plan += _by_account(
+        s,
+        Channel.TELEGRAM,
+        [("", providers.telegram), (" webhook", providers.telegram_webhook)],
+        "bot_token",
+        "secret_token",
+    )
     for channel in (Channel.MESSENGER, Channel.INSTAGRAM):
         views: list[MessengerSettings | InstagramSettings] = list(s.channel_accounts(channel))
         for view in views:
@@ -193,23 +178,38 @@ def _plan(s: Settings, whatsapp_numbers: Sequence[str]) -> Plan:
                 channel.value if view.account_id is None else f"{channel.value} {view.account_id}"
             )
             plan.append((name, providers.meta(view), ""))
-    if s.accounts.of(Channel.VIBER):
-        vibers: list[ViberSettings] = list(s.channel_accounts(Channel.VIBER))
-        plan.extend((f"viber {bot.account_id}", providers.viber(bot), "") for bot in vibers)
-    else:
-        vb = s.viber
-        plan.append(("viber", providers.viber(vb) if vb.auth_token is not None else None, off))
-    if s.accounts.of(Channel.LINE):
-        lines: list[LineSettings] = list(s.channel_accounts(Channel.LINE))
-        for line in lines:
-            plan.append((f"line {line.account_id}", providers.line(line), ""))
-            plan.append((f"line {line.account_id} webhook", providers.line_webhook(line), ""))
-    else:
-        ln = s.line
-        configured = ln.channel_access_token is not None or ln.channel_secret is not None
-        plan.append(("line", providers.line(ln) if configured else None, off))
-        plan.append(("line webhook", providers.line_webhook(ln) if configured else None, off))
+    plan += _by_account(s, Channel.VIBER, [("", providers.viber)], "auth_token")
+    plan += _by_account(
+        s,
+        Channel.LINE,
+        [("", providers.line), (" webhook", providers.line_webhook)],
+        "channel_access_token",
+        "channel_secret",
+    )
     return plan
+
+
+def _by_account(
+    s: Settings,
+    channel: Channel,
+    checks: Sequence[tuple[str, Callable[[Any], Check]]],
+    *credentials: str,
+) -> Plan:
+    """``channel``'s ``checks`` (a line's suffix, the check of a view): of each account of the
+    accounts file, as ``<channel> <id><suffix>``; else of the environment variables' one
+    account, as ``<channel><suffix>``, skipped unless one of its ``credentials`` is set."""
+    if s.accounts.of(channel):
+        return [
+            (f"{channel.value} {view.account_id}{suffix}", check(view), "")
+            for view in s.channel_accounts(channel)
+            for suffix, check in checks
+        ]
+    view = s.channel(channel)
+    configured = any(getattr(view, name) is not None for name in credentials)
+    return [
+        (f"{channel.value}{suffix}", check(view) if configured else None, "not configured")
+        for suffix, check in checks
+    ]
 
 
 def _public_url(s: Settings) -> CheckResult:
