@@ -25,7 +25,7 @@ from channels import (
 
 from ._account_fields import AccountEntry
 
-__all__ = ["CHANNEL_FIELDS", "ChannelFields", "account_view", "env_view"]
+__all__ = ["CHANNEL_FIELDS", "ChannelFields", "ChannelViews", "account_view", "env_view"]
 
 _V = TypeVar("_V")
 
@@ -150,3 +150,45 @@ def account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a cha
     if fields.number is not None:
         values[fields.number] = entry.numbers[0] if entry.numbers else None
     return dataclasses.replace(base, account_id=entry.id, **values)
+
+
+class ChannelViews:
+    """What each channel's registry entry is given: its settings view, one property per channel
+    (``Settings`` has them)."""
+
+    @property
+    def whatsapp(self) -> WhatsAppSettings:
+        """The ``THREADLINE_WHATSAPP_*`` settings."""
+        return env_view(self, WhatsAppSettings)
+
+    @property
+    def twilio(self) -> TwilioSettings:
+        """The ``THREADLINE_TWILIO_*`` settings, with the public URL Twilio signs."""
+        return env_view(self, TwilioSettings)
+
+    @property
+    def telegram(self) -> TelegramSettings:
+        """The ``THREADLINE_TELEGRAM_*`` settings; a document the bot uploads is fetched
+        within the limits of a download from a provider."""
+        return env_view(self, TelegramSettings)
+
+    @property
+    def messenger(self) -> MessengerSettings:
+        """The ``THREADLINE_MESSENGER_*`` settings."""
+        return env_view(self, MessengerSettings)
+
+    @property
+    def instagram(self) -> InstagramSettings:
+        """The ``THREADLINE_INSTAGRAM_*`` settings."""
+        return env_view(self, InstagramSettings)
+
+    @property
+    def viber(self) -> ViberSettings:
+        """The ``THREADLINE_VIBER_*`` settings; a file's size is learnt within the limits of
+        a download from a provider."""
+        return env_view(self, ViberSettings)
+
+    @property
+    def line(self) -> LineSettings:
+        """The ``THREADLINE_LINE_*`` settings."""
+        return env_view(self, LineSettings)

@@ -18,19 +18,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels import (
-    Channel,
-    InstagramSettings,
-    LineSettings,
-    MessengerSettings,
-    TelegramSettings,
-    TwilioSettings,
-    ViberSettings,
-    WhatsAppSettings,
-)
+from channels import Channel
 
 from ._accounts import AccountsFile, AccountsFileError, load_accounts
-from ._channel_settings import CHANNEL_FIELDS, account_view, env_view
+from ._channel_settings import CHANNEL_FIELDS, ChannelViews, account_view
 from ._profiles import AccountProfile, channel_tags, with_account
 from ._secrets import MIN_SECRET_LENGTH, format_problem, is_placeholder, secret_problem
 
@@ -60,7 +51,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ChannelViews):
     """Every setting of a Threadline process. Frozen: read once at start-up."""
 
     model_config = SettingsConfigDict(
@@ -346,43 +337,7 @@ class Settings(BaseSettings):
         return tuple(account_view(base, entry) for entry in entries)
 
     # --- per-channel views: what each channel's registry entry is given ---------------------
-
-    @property
-    def whatsapp(self) -> WhatsAppSettings:
-        """The ``THREADLINE_WHATSAPP_*`` settings."""
-        return env_view(self, WhatsAppSettings)
-
-    @property
-    def twilio(self) -> TwilioSettings:
-        """The ``THREADLINE_TWILIO_*`` settings, with the public URL Twilio signs."""
-        return env_view(self, TwilioSettings)
-
-    @property
-    def telegram(self) -> TelegramSettings:
-        """The ``THREADLINE_TELEGRAM_*`` settings; a document the bot uploads is fetched
-        within the limits of a download from a provider."""
-        return env_view(self, TelegramSettings)
-
-    @property
-    def messenger(self) -> MessengerSettings:
-        """The ``THREADLINE_MESSENGER_*`` settings."""
-        return env_view(self, MessengerSettings)
-
-    @property
-    def instagram(self) -> InstagramSettings:
-        """The ``THREADLINE_INSTAGRAM_*`` settings."""
-        return env_view(self, InstagramSettings)
-
-    @property
-    def viber(self) -> ViberSettings:
-        """The ``THREADLINE_VIBER_*`` settings; a file's size is learnt within the limits of
-        a download from a provider."""
-        return env_view(self, ViberSettings)
-
-    @property
-    def line(self) -> LineSettings:
-        """The ``THREADLINE_LINE_*`` settings."""
-        return env_view(self, LineSettings)
+    # (the properties ``whatsapp``, ``twilio``, …: ChannelViews)
 
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
