@@ -11,29 +11,19 @@ to start), never a silently disabled channel nor a route that accepts the empty 
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Iterable
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels import (
-    Channel,
-    InstagramSettings,
-    LineSettings,
-    MessengerSettings,
-    TelegramSettings,
-    TwilioSettings,
-    ViberSettings,
-    WhatsAppSettings,
-)
+from channels import Channel
 
-from ._accounts import AccountEntry, AccountsFile, AccountsFileError, load_accounts
-from ._profiles import AccountProfile
+from ._accounts import AccountsFile, AccountsFileError, load_accounts
+from ._channel_settings import CHANNEL_FIELDS, ChannelViews, account_view
+from ._profiles import AccountProfile, channel_tags, with_account
+from ._secrets import MIN_SECRET_LENGTH, format_problem, is_placeholder, secret_problem
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -43,82 +33,14 @@ __all__ = [
     "secret_problem",
 ]
 
-MIN_SECRET_LENGTH = 8
-"""The shortest secret or token accepted. Real ones are far longer: a Meta app secret and a
-Twilio auth token are 32 hex digits, Intercom's client secret and access token are longer still;
-a Telegram ``secret_token`` (1-256 of ``A-Za-z0-9_-``) is the operator's choice."""
-
 _SECRETS = (
     "intercom_access_token",
     "intercom_client_secret",
-    "whatsapp_app_secret",
-    "whatsapp_verify_token",
-    "whatsapp_access_token",
-    "twilio_auth_token",
-    "telegram_bot_token",
-    "telegram_secret_token",
-    "messenger_app_secret",
-    "messenger_verify_token",
-    "messenger_page_access_token",
-    "instagram_app_secret",
-    "instagram_verify_token",
-    "instagram_access_token",
-    "viber_auth_token",
-    "line_channel_secret",
-    "line_channel_access_token",
+    *(f"{c.value}_{name}" for c, fields in CHANNEL_FIELDS.items() for name in fields.secrets),
     "api_token",
     "metrics_token",
 )
-_PLACEHOLDERS = frozenset({
-    "changeme", "change-me", "change_me", "change me", "replaceme", "replace-me", "replace_me",
-    "placeholder", "secret", "token", "password", "passwd", "todo", "tbd", "fixme", "example",
-    "dummy", "test", "none", "null", "nil", "undefined", "default", "your-secret", "your_secret",
-})  # fmt: skip
-_PLACEHOLDER_PARTS = ("changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me")
-_TELEGRAM_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_TELEGRAM_BOT_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
-
-
-def is_placeholder(value: str) -> bool:
-    """A value an example or template left in place of a real secret (case-insensitive)."""
-    folded = value.strip().casefold()
-    return (
-        folded in _PLACEHOLDERS
-        or any(part in folded for part in _PLACEHOLDER_PARTS)
-        or "placeholder" in folded
-        or (len(set(folded)) == 1 and folded[0] in "x*.0#?-_")  # xxx, ********, 00000000
-        or (folded.startswith("<") and folded.endswith(">"))  # <your app secret>
-        or (folded.startswith("${") and folded.endswith("}"))  # a variable nobody expanded
-    )
-
-
-def secret_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a secret (empty, padded, a placeholder, too short), or None."""
-    if not value.strip():
-        return "is set but empty: set the real value"
-    if value != value.strip():
-        return "has leading or trailing whitespace"
-    if is_placeholder(value):
-        return "is a placeholder: set the real value"
-    if len(value) < MIN_SECRET_LENGTH:
-        return f"is shorter than {MIN_SECRET_LENGTH} characters: set the real value"
-    return None
-
-
-_ENV_CREDENTIALS: dict[Channel, tuple[str, ...]] = {
-    Channel.WHATSAPP: ("whatsapp_app_secret", "whatsapp_verify_token", "whatsapp_access_token"),
-    Channel.TWILIO: ("twilio_account_sid", "twilio_auth_token"),
-    Channel.TELEGRAM: ("telegram_bot_token", "telegram_secret_token"),
-    Channel.MESSENGER: (
-        "messenger_app_secret",
-        "messenger_verify_token",
-        "messenger_page_access_token",
-    ),
-    Channel.INSTAGRAM: ("instagram_app_secret", "instagram_verify_token", "instagram_access_token"),
-    Channel.VIBER: ("viber_auth_token",),
-    Channel.LINE: ("line_channel_secret", "line_channel_access_token"),
-}
-"""The variables that configure a channel kind's one account (the shorthand)."""
+"""Every secret setting, in the order its problems are told."""
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -129,7 +51,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ChannelViews):
     """Every setting of a Threadline process. Frozen: read once at start-up."""
 
     model_config = SettingsConfigDict(
@@ -346,26 +268,12 @@ class Settings(BaseSettings):
                 continue  # absent: the channel (or route) is disabled
             variable = f"THREADLINE_{name.upper()}"
             value = secret.get_secret_value()
+            problem = secret_problem(value) or format_problem(name, value)
+            if problem is None:
+                continue
             if not value.strip():
-                problems.append(
-                    f"{variable} is set but empty: set the real value, or remove the variable "
-                    "to disable what it enables"
-                )
-            elif value != value.strip():
-                problems.append(f"{variable} has leading or trailing whitespace")
-            elif is_placeholder(value):
-                problems.append(f"{variable} is a placeholder: set the real value")
-            elif len(value) < MIN_SECRET_LENGTH:
-                problems.append(
-                    f"{variable} is shorter than {MIN_SECRET_LENGTH} characters: set the real value"
-                )
-            elif name == "telegram_secret_token" and not _TELEGRAM_SECRET_TOKEN.fullmatch(value):
-                problems.append(
-                    f"{variable} must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
-                    "(Telegram's rule)"
-                )
-            elif name == "telegram_bot_token" and not _TELEGRAM_BOT_TOKEN.fullmatch(value):
-                problems.append(f"{variable} is not a bot token (<bot id>:<secret>)")
+                problem += ", or remove the variable to disable what it enables"
+            problems.append(f"{variable} {problem}")
         if self.viber_auth_token is not None and not self.viber_bot_name:
             problems.append(
                 "THREADLINE_VIBER_BOT_NAME is not set: Viber needs a sender name (1-28 "
@@ -408,7 +316,8 @@ class Settings(BaseSettings):
         except AccountsFileError as exc:
             return list(exc.problems)
         problems = []
-        for channel, names in _ENV_CREDENTIALS.items():
+        for channel, fields in CHANNEL_FIELDS.items():
+            names = [f"{channel.value}_{name}" for name in fields.credentials]
             set_here = [f"THREADLINE_{n.upper()}" for n in names if getattr(self, n) is not None]
             if accounts.of(channel) and set_here:
                 problems.append(
@@ -425,91 +334,10 @@ class Settings(BaseSettings):
         if not entries:
             return (self.channel(channel),)
         base = self.channel(channel)
-        return tuple(_account_view(base, entry) for entry in entries)
+        return tuple(account_view(base, entry) for entry in entries)
 
     # --- per-channel views: what each channel's registry entry is given ---------------------
-
-    @property
-    def whatsapp(self) -> WhatsAppSettings:
-        """The ``THREADLINE_WHATSAPP_*`` settings."""
-        return WhatsAppSettings(
-            app_secret=self.whatsapp_app_secret,
-            verify_token=self.whatsapp_verify_token,
-            access_token=self.whatsapp_access_token,
-            base_url=self.whatsapp_base_url,
-            business_account_id=self.whatsapp_business_account_id,
-            reengagement_template=self.whatsapp_reengagement_template,
-            reengagement_language=self.whatsapp_reengagement_language,
-            template_cache_seconds=self.whatsapp_template_cache_seconds,
-        )
-
-    @property
-    def twilio(self) -> TwilioSettings:
-        """The ``THREADLINE_TWILIO_*`` settings, with the public URL Twilio signs."""
-        return TwilioSettings(
-            account_sid=self.twilio_account_sid,
-            auth_token=self.twilio_auth_token,
-            base_url=self.twilio_base_url,
-            public_url=self.public_url,
-        )
-
-    @property
-    def telegram(self) -> TelegramSettings:
-        """The ``THREADLINE_TELEGRAM_*`` settings; a document the bot uploads is fetched
-        within the limits of a download from a provider."""
-        return TelegramSettings(
-            bot_token=self.telegram_bot_token,
-            secret_token=self.telegram_secret_token,
-            base_url=self.telegram_base_url,
-            groups=self.telegram_groups,
-            upload_max_bytes=self.max_media_bytes,
-            upload_fetch_seconds=self.media_download_timeout_seconds,
-        )
-
-    @property
-    def messenger(self) -> MessengerSettings:
-        """The ``THREADLINE_MESSENGER_*`` settings."""
-        return MessengerSettings(
-            app_secret=self.messenger_app_secret,
-            verify_token=self.messenger_verify_token,
-            page_access_token=self.messenger_page_access_token,
-            base_url=self.messenger_base_url,
-            human_agent=self.messenger_human_agent,
-        )
-
-    @property
-    def instagram(self) -> InstagramSettings:
-        """The ``THREADLINE_INSTAGRAM_*`` settings."""
-        return InstagramSettings(
-            app_secret=self.instagram_app_secret,
-            verify_token=self.instagram_verify_token,
-            access_token=self.instagram_access_token,
-            base_url=self.instagram_base_url,
-            human_agent=self.instagram_human_agent,
-        )
-
-    @property
-    def viber(self) -> ViberSettings:
-        """The ``THREADLINE_VIBER_*`` settings; a file's size is learnt within the limits of
-        a download from a provider."""
-        return ViberSettings(
-            auth_token=self.viber_auth_token,
-            base_url=self.viber_base_url,
-            bot_name=self.viber_bot_name,
-            upload_max_bytes=self.max_media_bytes,
-            upload_fetch_seconds=self.media_download_timeout_seconds,
-        )
-
-    @property
-    def line(self) -> LineSettings:
-        """The ``THREADLINE_LINE_*`` settings."""
-        return LineSettings(
-            channel_secret=self.line_channel_secret,
-            channel_access_token=self.line_channel_access_token,
-            base_url=self.line_base_url,
-            data_base_url=self.line_data_base_url,
-            groups=self.line_groups,
-        )
+    # (the properties ``whatsapp``, ``twilio``, …: ChannelViews)
 
     def channel(self, channel: Channel) -> Any:  # noqa: ANN401 - the view its ChannelSpec takes
         """The settings view of ``channel`` (the property named after it), as its registry
@@ -537,21 +365,12 @@ class Settings(BaseSettings):
             assignee_id=self.intercom_assignee_id,
             tags=self.tags_for(channel),
         )
-        if entry is None:
-            return profile
-        return AccountProfile(
-            admin_id=_first(entry.default_admin_id, profile.admin_id),
-            buffer_seconds=_first(entry.conversation_buffer_seconds, profile.buffer_seconds),
-            reply_format=_first(entry.reply_format, profile.reply_format),
-            team_id=_first(entry.team_id, profile.team_id),
-            assignee_id=_first(entry.assignee_id, profile.assignee_id),
-            tags=profile.tags if entry.tags is None else _tags(entry.tags, channel),
-        )
+        return profile if entry is None else with_account(profile, entry, channel)
 
     def tags_for(self, channel: Channel) -> tuple[str, ...]:
         """``THREADLINE_CONVERSATION_TAGS`` for ``channel``: ``{channel}`` expanded, blanks
         and repeats dropped, in order."""
-        return _tags(self.conversation_tags.split(","), channel)
+        return channel_tags(self.conversation_tags.split(","), channel)
 
     @property
     def sqlite_path(self) -> str | None:
@@ -559,80 +378,3 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite:///"):
             return self.database_url.removeprefix("sqlite:///")
         return None
-
-
-_T = TypeVar("_T")
-
-
-def _tags(names: Iterable[str], channel: Channel) -> tuple[str, ...]:
-    """Tag names with ``{channel}`` expanded, blanks and repeats dropped, in order."""
-    named = (name.replace("{channel}", channel.value).strip() for name in names)
-    return tuple(dict.fromkeys(name for name in named if name))
-
-
-def _first(value: _T | None, default: _T) -> _T:
-    return default if value is None else value
-
-
-def _account_view(base: Any, entry: AccountEntry) -> Any:  # noqa: ANN401 - a channel's view
-    """The channel's global view ``base`` with ``entry``'s credentials and numbers."""
-    numbers = frozenset(entry.numbers)
-    if isinstance(base, WhatsAppSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            app_secret=entry.secret("app_secret"),
-            verify_token=entry.secret("verify_token"),
-            access_token=entry.secret("access_token"),
-            business_account_id=entry.business_account_id,
-            phone_number_ids=numbers,
-        )
-    if isinstance(base, TwilioSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            account_sid=entry.account_sid,
-            auth_token=entry.secret("auth_token"),
-            subaccount_sid=entry.subaccount_sid,
-            numbers=numbers,
-        )
-    if isinstance(base, MessengerSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            app_secret=entry.secret("app_secret"),
-            verify_token=entry.secret("verify_token"),
-            page_access_token=entry.secret("page_access_token"),
-            page_ids=numbers,
-        )
-    if isinstance(base, InstagramSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            app_secret=entry.secret("app_secret"),
-            verify_token=entry.secret("verify_token"),
-            access_token=entry.secret("access_token"),
-            account_ids=numbers,
-        )
-    if isinstance(base, ViberSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            auth_token=entry.secret("auth_token"),
-            bot_name=entry.bot_name,
-        )
-    if isinstance(base, LineSettings):
-        return dataclasses.replace(
-            base,
-            account_id=entry.id,
-            channel_secret=entry.secret("channel_secret"),
-            channel_access_token=entry.secret("channel_access_token"),
-            bot_user_id=entry.numbers[0] if entry.numbers else None,
-        )
-    assert isinstance(base, TelegramSettings)
-    return dataclasses.replace(
-        base,
-        account_id=entry.id,
-        bot_token=entry.secret("bot_token"),
-        secret_token=entry.secret("secret_token"),
-    )
