@@ -51,27 +51,42 @@ def settled(stack: Stack, conversations: int) -> bool:
     return len(stack.conversations()) == conversations and stack.node.dispatcher.inflight == 0
 
 
+# The same behaviour on both of Meta's channels: (channel, its customer's id, the contact's
+# custom attribute, its window's name in the note).
+META_CHANNELS = [
+    pytest.param(Channel.MESSENGER, PSID, "messenger_user_id", "Messenger", id="messenger"),
+    pytest.param(Channel.INSTAGRAM, IGSID, "instagram_user_id", "Instagram", id="instagram"),
+]
+meta_channels = pytest.mark.parametrize(
+    ("channel", "customer", "attribute", "title"), META_CHANNELS
+)
+
+
 def part_count(stack: Stack) -> int:
     conversations = stack.conversations()
     return len(parts(conversations[0])) if len(conversations) == 1 else 0
 
 
-async def test_first_message_opens_a_conversation_for_a_contact_found_by_psid(
-    stack: Stack,
+@meta_channels
+async def test_first_message_opens_a_conversation_for_a_contact_found_by_its_scoped_id(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
 ) -> None:
-    response = await stack.meta(Channel.MESSENGER, PSID, "Hi, is my order on its way?")
+    response = await stack.meta(channel, customer, "Hi, is my order on its way?")
     assert response.status_code == 200
     await eventually(lambda: settled(stack, 1))
     (contact,) = stack.contacts()
     assert contact["phone"] is None
-    assert contact["custom_attributes"] == {"messenger_user_id": PSID}
+    assert contact["custom_attributes"] == {attribute: customer}
     assert [p["body"] for p in parts(only(stack))] == ["Hi, is my order on its way?"]
 
 
-async def test_later_messages_and_a_postback_continue_the_thread(stack: Stack) -> None:
+@meta_channels
+async def test_later_messages_and_a_postback_continue_the_thread(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
+) -> None:
     for i in range(3):
-        assert (await stack.meta(Channel.MESSENGER, PSID, f"message {i}")).status_code == 200
-    await stack.meta(Channel.MESSENGER, PSID, postback_title="Track my order")
+        assert (await stack.meta(channel, customer, f"message {i}")).status_code == 200
+    await stack.meta(channel, customer, postback_title="Track my order")
     await eventually(lambda: part_count(stack) == 4)
     assert [p["body"] for p in parts(only(stack))] == [
         "message 0", "message 1", "message 2", "Track my order",
@@ -79,16 +94,41 @@ async def test_later_messages_and_a_postback_continue_the_thread(stack: Stack) -
     assert len(stack.contacts()) == 1
 
 
-async def test_attachment_from_the_cdn_url_is_uploaded(stack: Stack) -> None:
+@meta_channels
+async def test_attachment_from_the_cdn_url_is_uploaded(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
+) -> None:
     providers = stack.sandbox.providers
     media_id = providers.add_media(PNG, "image/png", "receipt.png")
-    url = providers.meta_media_url(stack.sandbox_url, Channel.MESSENGER, media_id)
-    await stack.meta(Channel.MESSENGER, PSID, media_url=url, media_type="image")
+    url = providers.meta_media_url(stack.sandbox_url, channel, media_id)
+    await stack.meta(channel, customer, media_url=url, media_type="image")
     await eventually(lambda: settled(stack, 1) and part_count(stack) >= 1)
     attachments = [a for p in parts(only(stack)) for a in p.get("attachments") or ()]
     (attachment,) = attachments
     assert attachment["content_type"] == "image/png"
     assert attachment["size"] == len(PNG)
+
+
+@meta_channels
+async def test_teammate_reply_goes_out_with_the_name(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
+) -> None:
+    await stack.meta(channel, customer, "hello?")
+    await eventually(lambda: settled(stack, 1))
+    await stack.sandbox.intercom.teammates.reply(
+        str(only(stack)["id"]), "Your parcel ships today", admin_id="991267602"
+    )
+    await eventually(lambda: len(stack.sent()) >= 1)
+    await trio.sleep(0.3)
+    (sent,) = stack.sent()
+    account = (
+        SANDBOX_SECRETS.messenger_page_id
+        if channel is Channel.MESSENGER
+        else SANDBOX_SECRETS.instagram_account_id
+    )
+    assert (sent.channel, sent.account, sent.to) == (channel, account, customer)
+    assert sent.text == "Grace Teammate: Your parcel ships today"
+    assert sent.tag is None  # within 24 hours: a standard RESPONSE
 
 
 async def test_teammate_reply_goes_out_with_the_name_and_is_delivered(stack: Stack) -> None:
@@ -126,9 +166,12 @@ async def test_a_long_reply_is_split_at_messengers_limit(stack: Stack) -> None:
     assert " ".join(texts).split() == f"Grace Teammate: {long}".split()
 
 
-async def test_after_24_hours_the_reply_goes_tagged_human_agent(stack: Stack) -> None:
+@meta_channels
+async def test_after_24_hours_the_reply_goes_tagged_human_agent(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
+) -> None:
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
-    await stack.meta(Channel.MESSENGER, PSID, "are you there?", sent_at=three_days_ago)
+    await stack.meta(channel, customer, "are you there?", sent_at=three_days_ago)
     await eventually(lambda: settled(stack, 1))
     await stack.sandbox.intercom.teammates.reply(
         str(only(stack)["id"]), "Sorry for the wait", admin_id="991267602"
@@ -139,16 +182,19 @@ async def test_after_24_hours_the_reply_goes_tagged_human_agent(stack: Stack) ->
     assert sent.tag == "HUMAN_AGENT"
 
 
-async def test_after_7_days_the_reply_is_not_sent_and_a_note_says_why(stack: Stack) -> None:
+@meta_channels
+async def test_after_7_days_the_reply_is_not_sent_and_a_note_says_why(
+    stack: Stack, channel: Channel, customer: str, attribute: str, title: str
+) -> None:
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    await stack.meta(Channel.MESSENGER, PSID, "hello from last week", sent_at=eight_days_ago)
+    await stack.meta(channel, customer, "hello from last week", sent_at=eight_days_ago)
     await eventually(lambda: settled(stack, 1))
     await stack.sandbox.intercom.teammates.reply(
         str(only(stack)["id"]), "Back to you at last", admin_id="991267602"
     )
     await eventually(lambda: any(p["part_type"] == "note" for p in parts(only(stack))))
     note = next(p for p in parts(only(stack)) if p["part_type"] == "note")
-    assert "outside Messenger's messaging window" in note["body"]
+    assert f"outside {title}'s messaging window" in note["body"]
     assert "HUMAN_AGENT" in note["body"]
     assert stack.sent() == []
 
