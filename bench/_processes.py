@@ -1,17 +1,20 @@
 """Spawning and stopping the benchmarks' child processes: a process pinned to one core (the
 sandbox, a bare client, ``threadline serve``), the environment of a ``serve`` process against the
-sandbox, and, for the soak, Trio-run nodes that are killed and started again.
+sandbox, and, for the soak, Trio-run nodes that are killed and started again and a throwaway
+PostgreSQL server in its work directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -23,6 +26,7 @@ __all__ = [
     "ROOT",
     "Children",
     "Node",
+    "Postgres",
     "Process",
     "SetupError",
     "bridge_env",
@@ -229,3 +233,56 @@ class Node:
             await self.process.wait()
         if self.process.returncode is None:
             await self.kill()
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL server (a small copy of the test suite's fixture)."""
+
+    root: Path
+    port: int = 0
+    pg_ctl: str = ""
+    as_user: list[str] = field(default_factory=list)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> str:
+        from tests.postgres import find_bin  # the suite's, outside pytest
+
+        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            raise SetupError("PostgreSQL server programs (initdb, pg_ctl) not found")
+        self.pg_ctl = pg_ctl
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.root.parent.chmod(0o755)  # the postgres user must reach its data directory
+            self.root.chmod(0o755)
+            self.datadir.mkdir()
+            shutil.chown(self.datadir, "postgres", "postgres")
+        self._run([initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                   "-E", "UTF8", "--no-sync"])  # fmt: skip
+        self.port = free_port()
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
+            " -c fsync=off -c max_connections=200"
+        )
+        self._run([pg_ctl, "-D", str(self.datadir), "-o", options,
+                   "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, argv: list[str]) -> None:
+        done = subprocess.run([*self.as_user, *argv], capture_output=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise SetupError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.pg_ctl and self.datadir.exists():
+            with contextlib.suppress(subprocess.CalledProcessError, OSError):
+                subprocess.run(  # noqa: S603
+                    [*self.as_user, self.pg_ctl, "-D", str(self.datadir), "-m", "immediate",
+                     "-w", "stop"],
+                    check=True, capture_output=True, timeout=60,
+                )  # fmt: skip
