@@ -17,10 +17,9 @@ import trio
 from actors.bridge import InboundJob, encode_job
 from actors.tools import SANDBOX_SECRETS
 from bench._processes import ROOT, Process, bridge_env, ready_at
-from bench._sandbox import PartsChecker, Sandbox, seed_thread_states
+from bench._sandbox import PartsChecker, Sandbox, seed_thread_states, whatsapp_message
 from bench.common import cpu_seconds, postmaster_pids
-from channels import InboundMessage, parse_whatsapp
-from channels.sandbox import WhatsAppInbound, whatsapp_webhook
+from channels import InboundMessage
 from intercom import PooledTransport
 from runtime import NewEntry, PostgresJournal, SQLiteJournal
 
@@ -38,20 +37,11 @@ CONNECTIONS = 64
 
 
 def _message(thread: int, seq: int) -> InboundMessage:
-    hook = whatsapp_webhook(
-        SANDBOX_SECRETS.whatsapp_app_secret,
-        SANDBOX_SECRETS.whatsapp_phone_number_id,
-        [
-            WhatsAppInbound(
-                from_phone=f"1555{thread:07d}",
-                text=f"[bench {thread}:{seq}] message {seq} of thread {thread}",
-                message_id=f"wamid.bench{thread:07d}{seq:06d}",
-            )
-        ],
+    return whatsapp_message(
+        f"1555{thread:07d}",
+        f"[bench {thread}:{seq}] message {seq} of thread {thread}",
+        f"wamid.bench{thread:07d}{seq:06d}",
     )
-    (event,) = parse_whatsapp(hook.body)
-    assert isinstance(event, InboundMessage)
-    return event
 
 
 async def fill_journal(
@@ -188,20 +178,19 @@ def drain_backlog(
     *,
     timeout: float,
     database_url: str | None = None,
-    label: str = "",
-    **env_extra: str,
+    **bridge: str,
 ) -> dict[str, Any]:
     """In a new folder ``work``: a sandbox seeded with ``threads``, ``messages`` per thread
-    journaled (in ``database_url``, else SQLite) and :func:`run_bridge` draining them."""
+    journaled (in ``database_url``, else SQLite) and :func:`run_bridge` (its ``label`` and
+    settings ``bridge``) draining them."""
     work.mkdir()
     sandbox = Sandbox(work, threads)
     try:
         path = work / ("journal.db" if database_url is None else "unused.db")
         trio.run(fill_journal, path, sandbox.pairs, messages, True, database_url)
         return run_bridge(
-            work, sandbox, threads * messages, timeout=timeout, database_url=database_url,
-            label=label, **env_extra,
-        )  # fmt: skip
+            work, sandbox, threads * messages, timeout=timeout, database_url=database_url, **bridge
+        )
     finally:
         sandbox.stop()
 

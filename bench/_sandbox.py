@@ -21,11 +21,13 @@ import httpx
 import trio
 
 from actors.bridge import ThreadState, conversation_index_key, thread_state_key
-from actors.tools import SandboxApp
+from actors.tools import SANDBOX_SECRETS, SandboxApp
 from bench._processes import ROOT, Process, free_port
+from channels import InboundMessage, parse_whatsapp
+from channels.sandbox import WhatsAppInbound, whatsapp_webhook
 from runtime import Journal, hypercorn_config, serve_asgi
 
-__all__ = ["PartsChecker", "Sandbox", "seed_thread_states", "serve_sandbox"]
+__all__ = ["PartsChecker", "Sandbox", "seed_thread_states", "serve_sandbox", "whatsapp_message"]
 
 
 async def serve_sandbox(
@@ -83,6 +85,18 @@ class Sandbox:
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def whatsapp_message(phone: str, text: str, message_id: str) -> InboundMessage:
+    """A customer's WhatsApp message to the sandbox's number, signed and parsed as the bridge's
+    ingress parses it."""
+    message = WhatsAppInbound(from_phone=phone, text=text, message_id=message_id)
+    hook = whatsapp_webhook(
+        SANDBOX_SECRETS.whatsapp_app_secret, SANDBOX_SECRETS.whatsapp_phone_number_id, [message]
+    )
+    (event,) = parse_whatsapp(hook.body)
+    assert isinstance(event, InboundMessage)
+    return event
 
 
 async def seed_thread_states(

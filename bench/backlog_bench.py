@@ -47,12 +47,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.bridge import InboundJob, encode_job  # noqa: E402
-from actors.tools import SANDBOX_SECRETS  # noqa: E402
 from bench._processes import Process, bridge_env, ready_at  # noqa: E402
 from bench._report import bench_parser, target  # noqa: E402
-from bench._sandbox import PartsChecker, Sandbox, seed_thread_states  # noqa: E402
-from channels import InboundMessage, parse_whatsapp  # noqa: E402
-from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
+from bench._sandbox import (  # noqa: E402
+    PartsChecker,
+    Sandbox,
+    seed_thread_states,
+    whatsapp_message,
+)
 from runtime import NewEntry, SQLiteJournal  # noqa: E402
 
 MIB = 1024 * 1024
@@ -67,19 +69,11 @@ _MARK = "9999999"  # the thread number in the template messages (replaced per th
 
 def _template(seq: int) -> tuple[str, bytes]:
     """The key and payload of message ``seq`` of the thread numbered :data:`_MARK`."""
-    hook = whatsapp_webhook(
-        SANDBOX_SECRETS.whatsapp_app_secret,
-        SANDBOX_SECRETS.whatsapp_phone_number_id,
-        [
-            WhatsAppInbound(
-                from_phone=f"1555{_MARK}",
-                text=f"[backlog {_MARK}:{seq}] message {seq} of thread {_MARK}",
-                message_id=f"wamid.backlog{_MARK}{seq:06d}",
-            )
-        ],
+    event = whatsapp_message(
+        f"1555{_MARK}",
+        f"[backlog {_MARK}:{seq}] message {seq} of thread {_MARK}",
+        f"wamid.backlog{_MARK}{seq:06d}",
     )
-    (event,) = parse_whatsapp(hook.body)
-    assert isinstance(event, InboundMessage)
     payload = encode_job(InboundJob(message=event, received_at=time.time()))
     return str(event.key), payload
 
