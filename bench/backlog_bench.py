@@ -31,14 +31,9 @@ Run: ``.venv/bin/python bench/backlog_bench.py [--quick] [--threads N] [--json]`
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
-import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,17 +46,15 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.bridge import (  # noqa: E402
-    InboundJob,
-    ThreadState,
-    conversation_index_key,
-    encode_job,
-    thread_state_key,
+from actors.bridge import InboundJob, encode_job  # noqa: E402
+from bench._processes import Process, bridge_env, ready_at  # noqa: E402
+from bench._report import bench_parser, target  # noqa: E402
+from bench._sandbox import (  # noqa: E402
+    PartsChecker,
+    Sandbox,
+    seed_thread_states,
+    whatsapp_message,
 )
-from actors.tools import SANDBOX_SECRETS, sandbox_settings_env  # noqa: E402
-from bench.common import serve_sandbox  # noqa: E402
-from channels import InboundMessage, parse_whatsapp  # noqa: E402
-from channels.sandbox import WhatsAppInbound, whatsapp_webhook  # noqa: E402
 from runtime import NewEntry, SQLiteJournal  # noqa: E402
 
 MIB = 1024 * 1024
@@ -71,101 +64,16 @@ RESTART_TARGET = 2.0
 _MARK = "9999999"  # the thread number in the template messages (replaced per thread)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _phone(thread: int | str) -> str:
-    return f"1555{thread:07d}" if isinstance(thread, int) else f"1555{thread}"
-
-
-# --- the sandbox process -------------------------------------------------------------------------
-
-
-class Process:
-    """A child process pinned to one core."""
-
-    def __init__(
-        self, args: list[str], core: int, env: dict[str, str] | None = None, log: Path | None = None
-    ) -> None:
-        with open(os.devnull if log is None else log, "ab") as errors:
-            self.popen = subprocess.Popen(  # noqa: S603 - this script or our CLI, fixed arguments
-                ["taskset", "-c", str(core), sys.executable, *args],
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                env=env,
-            )
-
-    def wait_line(self, expected: str) -> None:
-        assert self.popen.stdout is not None
-        line = self.popen.stdout.readline().decode().strip()
-        if line != expected:
-            raise RuntimeError(f"expected {expected!r}, got {line!r}")
-
-    def status(self, field: str) -> int:
-        """A ``/proc/<pid>/status`` size in bytes (``VmRSS``, ``VmHWM``), 0 once gone."""
-        try:
-            text = Path(f"/proc/{self.popen.pid}/status").read_text()
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-class Sandbox:
-    def __init__(self, workdir: Path, threads: int, rate_limit: int | None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        seeds = workdir / "seeds.json"
-        args = [__file__, "--sandbox-serve", str(self.port), "--seed-threads", str(threads),
-                "--seeds", str(seeds)]  # fmt: skip
-        if rate_limit is not None:
-            args += ["--rate-limit", str(rate_limit)]
-        self.process = Process(args, core=1)
-        self.process.wait_line("ready")
-        data = json.loads(seeds.read_text())
-        self.pairs: list[tuple[str, str]] = [tuple(p) for p in data["pairs"]]
-        self.cursor: int = data["parts"]
-
-    def configure(self, **changes: Any) -> None:  # noqa: ANN401 - the sandbox validates them
-        answer = httpx.post(f"{self.url}/intercom/_sandbox/config", json=changes, timeout=30)
-        answer.raise_for_status()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
 # --- the journal backlog -------------------------------------------------------------------------
 
 
 def _template(seq: int) -> tuple[str, bytes]:
     """The key and payload of message ``seq`` of the thread numbered :data:`_MARK`."""
-    hook = whatsapp_webhook(
-        SANDBOX_SECRETS.whatsapp_app_secret,
-        SANDBOX_SECRETS.whatsapp_phone_number_id,
-        [
-            WhatsAppInbound(
-                from_phone=_phone(_MARK),
-                text=f"[backlog {_MARK}:{seq}] message {seq} of thread {_MARK}",
-                message_id=f"wamid.backlog{_MARK}{seq:06d}",
-            )
-        ],
+    event = whatsapp_message(
+        f"1555{_MARK}",
+        f"[backlog {_MARK}:{seq}] message {seq} of thread {_MARK}",
+        f"wamid.backlog{_MARK}{seq:06d}",
     )
-    (event,) = parse_whatsapp(hook.body)
-    assert isinstance(event, InboundMessage)
     payload = encode_job(InboundJob(message=event, received_at=time.time()))
     return str(event.key), payload
 
@@ -181,7 +89,6 @@ async def fill_journal(path: Path, pairs: list[tuple[str, str]], extra_every: in
     count = 0
     async with trio.open_nursery() as nursery:
         await nursery.start(journal.run)
-        state: dict[str, bytes | None] = {}
         batch: list[NewEntry] = []
 
         async def add(thread: int, seq: int) -> None:
@@ -200,17 +107,8 @@ async def fill_journal(path: Path, pairs: list[tuple[str, str]], extra_every: in
                 await journal.append(batch)
                 batch = []
 
-        for t, (contact_id, conversation_id) in enumerate(pairs):
-            key = templates[0][0].replace(_MARK, f"{t:07d}")
-            state[thread_state_key(key)] = ThreadState(
-                contact_id=contact_id, conversation_id=conversation_id
-            ).encode()
-            state[conversation_index_key(conversation_id)] = key.encode()
-            if len(state) >= 20_000:
-                await journal.put_state(state)
-                state = {}
-        if state:
-            await journal.put_state(state)
+        keys = [templates[0][0].replace(_MARK, f"{t:07d}") for t in range(len(pairs))]
+        await seed_thread_states(journal, keys, pairs)
         # A sampled thread's later messages arrive while the backlog waits: message 1 half a
         # stride of threads after its first, message 2 a whole stride after it.
         threads, half = len(pairs), extra_every // 2
@@ -234,24 +132,13 @@ async def fill_journal(path: Path, pairs: list[tuple[str, str]], extra_every: in
 
 
 class Bridge:
-    def __init__(self, workdir: Path, sandbox: Sandbox, database: Path, **extra: str) -> None:
-        bind = f"127.0.0.1:{_free_port()}"
-        metrics = f"127.0.0.1:{_free_port()}"
-        self.url = f"http://{bind}"
-        self.metrics_url = f"http://{metrics}/metrics"
-        self.env = {
-            **os.environ,
-            **sandbox_settings_env(sandbox.url, self.url),
-            "THREADLINE_DATABASE_URL": f"sqlite:///{database}",
-            "THREADLINE_BIND": bind,
-            "THREADLINE_METRICS_BIND": metrics,
-            "THREADLINE_MEDIA_DIR": str(workdir / "media"),
-            "THREADLINE_LOG_FORMAT": "json",
-            "THREADLINE_LOG_LEVEL": "WARNING",
-            # The bridge's own budget must not be what limits the release: the sandbox's is.
-            "THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW": "1000000",
-            **extra,
-        }
+    def __init__(self, workdir: Path, sandbox: Sandbox, database: Path) -> None:
+        # The bridge's own budget must not be what limits the release: the sandbox's is.
+        self.env, self.url, metrics = bridge_env(
+            workdir, sandbox.url, f"sqlite:///{database}",
+            THREADLINE_INTERCOM_RATE_LIMIT_PER_WINDOW="1000000",
+        )  # fmt: skip
+        self.metrics_url = f"{metrics}/metrics"
         self.process: Process | None = None
         self.started = 0.0
         self.log = workdir / "bridge.log"
@@ -262,15 +149,7 @@ class Bridge:
 
     async def wait_ready(self) -> float:
         """Seconds from the start to ``/readyz`` 200."""
-        async with httpx.AsyncClient(timeout=1.0) as http:
-            with trio.fail_after(300):
-                while True:
-                    try:
-                        if (await http.get(self.url + "/readyz")).status_code == 200:
-                            return time.time() - self.started
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.005)
+        return await ready_at(self.url, 300) - self.started
 
     async def metric(self, name: str) -> float | None:
         try:
@@ -296,60 +175,20 @@ class Bridge:
             self.process.stop(sig)
 
 
-class Checker:
-    """Follows the sandbox's parts: per-thread order and duplicates of ``[backlog t:s]``."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.cursor = sandbox.cursor
-        self.seen: set[tuple[int, int]] = set()
-        self.last: dict[int, int] = {}
-        self.out_of_order = 0
-        self.duplicated = 0
-        self.first_at: float | None = None
-        self.later = 0  # messages 1 and 2 of sampled threads: the order check has teeth
-
-    async def poll(self, http: httpx.AsyncClient) -> int:
-        got = (
-            await http.get(
-                "/intercom/_sandbox/parts", params={"since": self.cursor, "limit": 20_000}
-            )
-        ).json()
-        self.cursor = got["next"]
-        new = 0
-        for part in got["parts"]:
-            body = str(part["body"])
-            start = body.find("[backlog ")
-            if start < 0:
-                continue
-            tag = body[start + 9 : body.index("]", start)]
-            thread_text, seq_text = tag.split(":")
-            thread, seq = int(thread_text), int(seq_text)
-            if (thread, seq) in self.seen:
-                self.duplicated += 1
-                continue
-            self.seen.add((thread, seq))
-            self.later += seq > 0
-            if seq < self.last.get(thread, -1):
-                self.out_of_order += 1
-            self.last[thread] = max(seq, self.last.get(thread, -1))
-            if self.first_at is None:
-                self.first_at = time.time()
-            new += 1
-        return new
-
-    async def follow(self, seconds: float, bridge: Bridge, peaks: list[int], enough: int) -> int:
-        """Check what arrives for up to ``seconds``, or until ``enough`` arrived."""
-        delivered = 0
-        async with httpx.AsyncClient(base_url=self.sandbox.url, timeout=30.0) as http:
-            with trio.move_on_after(seconds):
-                while delivered < enough:
-                    got = await self.poll(http)
-                    delivered += got
-                    peaks.append(bridge.peak())
-                    if not got:
-                        await trio.sleep(0.2)
-        return delivered
+async def follow(
+    checker: PartsChecker, seconds: float, bridge: Bridge, peaks: list[int], enough: int
+) -> int:
+    """Check what arrives for up to ``seconds``, or until ``enough`` arrived."""
+    delivered = 0
+    async with httpx.AsyncClient(base_url=checker.sandbox.url, timeout=30.0) as http:
+        with trio.move_on_after(seconds):
+            while delivered < enough:
+                got = await checker.poll(http)
+                delivered += got
+                peaks.append(bridge.peak())
+                if not got:
+                    await trio.sleep(0.2)
+    return delivered
 
 
 async def settle(bridge: Bridge, hold: float, most: float) -> dict[str, float]:
@@ -383,7 +222,7 @@ def run(
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="threadline-backlog-bench-"))
     out: dict[str, Any] = {"threads": threads}
-    sandbox = Sandbox(tmp, threads, rate_limit=1)
+    sandbox = Sandbox(tmp, threads, rate_limit=1, name="Backlog")
     try:
         # 1. the base: an empty journal (its schema only), same settings
         empty = tmp / "empty.db"
@@ -406,7 +245,7 @@ def run(
         print(f"  journal: {out['entries']:,} entries in {out['fill_s']:.0f} s", file=sys.stderr)
         bridge = Bridge(tmp, sandbox, database)
         bridge.start()
-        checker = Checker(sandbox)
+        checker = PartsChecker(sandbox, "backlog")
         try:
             out["throttled_ready_s"] = trio.run(bridge.wait_ready)
             out.update(trio.run(settle, bridge, hold, 600.0))
@@ -424,7 +263,7 @@ def run(
             sandbox.configure(rate_limit=1_000_000)
             peaks: list[int] = []
             started = time.perf_counter()
-            out["released_delivered"] = trio.run(checker.follow, release, bridge, peaks, enough)
+            out["released_delivered"] = trio.run(follow, checker, release, bridge, peaks, enough)
             out["released_s"] = time.perf_counter() - started
             out["peak_rss"] = max([out["throttled_peak_rss"], *peaks])
             print(
@@ -445,7 +284,7 @@ def run(
             out["restart_ready_s"], out["restart_first_delivery_s"] = _restart_times(checker, again)
             peaks = []
             out["restart_delivered"] = len(checker.seen) - before
-            out["restart_delivered"] += trio.run(checker.follow, release, again, peaks, enough)
+            out["restart_delivered"] += trio.run(follow, checker, release, again, peaks, enough)
             out["restart_peak_rss"] = max([again.peak(), *peaks])
         finally:
             again.stop()
@@ -462,7 +301,7 @@ def run(
     return out
 
 
-def _restart_times(checker: Checker, bridge: Bridge) -> tuple[float, float]:
+def _restart_times(checker: PartsChecker, bridge: Bridge) -> tuple[float, float]:
     """Seconds from the start to ``/readyz`` 200 and to the first delivery seen."""
 
     async def go() -> tuple[float, float]:
@@ -480,24 +319,14 @@ def _restart_times(checker: Checker, bridge: Bridge) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="50,000 threads (a smoke test)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser = bench_parser(__doc__, "50,000 threads (a smoke test)", rounds=False)
     parser.add_argument("--threads", type=int, help="waiting threads (default 1,000,000)")
     parser.add_argument("--extra-every", type=int, default=100, help="1 in K threads gets 3")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds waiting after settling")
     parser.add_argument("--release", type=float, default=180.0, help="most seconds checked")
     parser.add_argument("--enough", type=int, default=3000, help="deliveries checked per run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and logs")
-    parser.add_argument("--sandbox-serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--seed-threads", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--seeds", help=argparse.SUPPRESS)
-    parser.add_argument("--rate-limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.sandbox_serve:
-        seeded = functools.partial(serve_sandbox, phone=_phone, name="Backlog")
-        trio.run(seeded, args.sandbox_serve, args.seed_threads, Path(args.seeds), args.rate_limit)
-        return
     threads = args.threads or (50_000 if args.quick else 1_000_000)
     print(
         f"backlog benchmark: {threads:,} threads waiting on a throttled sandbox Intercom; bridge "
@@ -516,15 +345,12 @@ def main() -> None:
         f"{r['delivered']:,} ({r['later_delivered']:,} later messages) "
         f"(out of order {r['out_of_order']}, duplicated {r['duplicated']})"
     )
-    print(f"  target per_thread: {r['per_thread_bytes']:.0f} B (<= {PER_THREAD_TARGET}) "
-          f"{'ok' if per_ok else 'MISSED'}")  # fmt: skip
-    print(f"  target peak_rss: {r['peak_rss'] / 1e6:.0f} MB (<= 500) "
-          f"{'ok' if rss_ok else 'MISSED'}")  # fmt: skip
-    print(f"  target order: {r['out_of_order']} out of order, {r['duplicated']} duplicated, "
-          f"{r['released_delivered']:,} released {'ok' if order_ok else 'MISSED'}")  # fmt: skip
-    print(f"  target restart: ready {r['restart_ready_s']:.2f} s, first delivery "
-          f"{r['restart_first_delivery_s']:.2f} s (<= 2) "
-          f"{'ok' if restart_ok else 'MISSED'}")  # fmt: skip
+    target("per_thread", f"{r['per_thread_bytes']:.0f} B (<= {PER_THREAD_TARGET})", per_ok)
+    target("peak_rss", f"{r['peak_rss'] / 1e6:.0f} MB (<= 500)", rss_ok)
+    target("order", f"{r['out_of_order']} out of order, {r['duplicated']} duplicated, "
+           f"{r['released_delivered']:,} released", order_ok)  # fmt: skip
+    target("restart", f"ready {r['restart_ready_s']:.2f} s, first delivery "
+           f"{r['restart_first_delivery_s']:.2f} s (<= 2)", restart_ok)  # fmt: skip
     if args.json:
         print(json.dumps(r, default=float))
 

@@ -1,5 +1,5 @@
-"""What several benchmark scripts share: the seeded sandbox process, CPU accounting, the
-machine's load and throwaway PostgreSQL databases.
+"""What several benchmark scripts share: CPU accounting, the machine's load and throwaway
+PostgreSQL databases (and their server's process).
 
 The scripts put the repository's root on ``sys.path`` and import this as ``bench.common``.
 """
@@ -7,19 +7,13 @@ The scripts put the repository's root on ``sys.path`` and import this as ``bench
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
-import time
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import trio
-
-from actors.tools import SandboxApp
-from runtime import hypercorn_config, serve_asgi
-
-__all__ = ["cpu_seconds", "postgres", "serve_sandbox", "uptime"]
+__all__ = ["cpu_seconds", "postgres", "postmaster_pids", "uptime"]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -45,36 +39,6 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-async def serve_sandbox(
-    port: int,
-    threads: int,
-    seeds: Path,
-    rate_limit: int | None,
-    *,
-    phone: Callable[[int], str] = lambda t: f"1555{t:07d}",
-    name: str = "Bench",
-) -> None:
-    """A sandbox Intercom (and providers) on ``port`` whose first ``threads`` contacts (phone
-    ``+phone(t)``) and conversations exist already; their ids go to ``seeds`` as JSON."""
-    app = SandboxApp()
-    state = app.intercom.core.state
-    now = time.time()
-    pairs = []
-    for t in range(threads):
-        contact = state.create_contact(
-            {"role": "lead", "phone": f"+{phone(t)}", "name": f"{name} {t}"}, now, strict=False
-        )
-        conversation = state.create_conversation(contact, "seed", [], now)
-        pairs.append((contact.id, conversation.id))
-    await trio.Path(seeds).write_text(json.dumps({"pairs": pairs, "parts": len(state.part_log)}))
-    if rate_limit is not None:
-        app.intercom.configure(rate_limit=rate_limit, rate_window_seconds=10.0)
-    async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve_asgi, app, hypercorn_config(f"127.0.0.1:{port}"))
-        app.intercom.public_url = address.url + "/intercom"
-        print("ready", flush=True)
-
-
 @contextlib.contextmanager
 def postgres(url: str | None, cpus: str | None = "0") -> Iterator[Callable[[], str]]:
     """A fresh database per call: on ``url``'s server, or on a throwaway durable one (fsync on,
@@ -86,6 +50,18 @@ def postgres(url: str | None, cpus: str | None = "0") -> Iterator[Callable[[], s
 
     with throwaway_server(durable=True, cpus=cpus) as server:
         yield server.create_database
+
+
+def postmaster_pids(database_url: str | None) -> list[int]:
+    """The throwaway server's postmaster (its data directory's postmaster.pid), if ours."""
+    if database_url is None:
+        return []
+    port = database_url.rsplit(":", 1)[1].split("/")[0]
+    for pidfile in Path(tempfile.gettempdir()).glob("threadline-pg-*/data/postmaster.pid"):
+        lines = pidfile.read_text().splitlines()
+        if len(lines) > 3 and lines[3].strip() == port:
+            return [int(lines[0])]
+    return []
 
 
 def uptime() -> str:

@@ -31,16 +31,12 @@ and no split conversation; 1 otherwise; 2 when the run could not be set up.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
 import json
 import math
 import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,188 +56,42 @@ from actors.tools import (  # noqa: E402 - after the path setup
     LoadProgress,
     LoadReport,
     Target,
-    count_out_of_order,
-    read_mark,
     run_load,
     sandbox_settings_env,
 )
+from bench._processes import (  # noqa: E402
+    Children,
+    Node,
+    Postgres,
+    SetupError,
+    free_port,
+    wait_ready,
+)
+from bench._soak_report import check_contacts, summary, verdict  # noqa: E402
 from channels.sandbox import SandboxCredentials  # noqa: E402
-
-READY_SECONDS = 120.0
-STOP_SECONDS = 30.0
-
-
-class SetupError(Exception):
-    """The soak could not be set up (a child that does not start, PostgreSQL missing)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Children:
-    """Every child process this script started; :meth:`kill_all` on the way out.
-
-    (No PR_SET_PDEATHSIG: Trio starts processes from a worker thread, and the signal fires
-    when that *thread* ends. A ``kill -9`` of this script leaves its children behind.)"""
-
-    def __init__(self) -> None:
-        self.processes: list[trio.Process] = []
-
-    async def open(self, argv: list[str], env: dict[str, str], log: Path) -> trio.Process:
-        with log.open("ab") as out:
-            process = await trio.lowlevel.open_process(
-                argv,
-                env=env,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,  # Ctrl-C reaches this script only; it kills the rest
-            )
-        self.processes.append(process)
-        return process
-
-    def kill_all(self) -> None:
-        for process in self.processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        for process in self.processes:
-            with contextlib.suppress(Exception):
-                process._proc.wait(timeout=10)  # synchronous, on the way out
-
-
-async def _wait_ready(url: str, process: trio.Process, what: str) -> None:
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        with trio.move_on_after(READY_SECONDS):
-            while process.returncode is None:  # another process: polling is the only signal
-                try:
-                    if (await client.get(url)).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await trio.sleep(0.1)
-    raise SetupError(f"{what} did not become ready (exit status {process.returncode})")
-
-
-class Node:
-    """One ``threadline serve`` process, restarted with the same id, ports and log."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path, children: Children) -> None:
-        self.name = name
-        self.env = env
-        self.log = log
-        self.children = children
-        self.url = f"http://{env['THREADLINE_BIND']}"
-        self.process: trio.Process | None = None
-        self.starts = 0
-
-    async def start(self) -> float:
-        """Start it; returns the seconds until ``/readyz`` answered 200."""
-        began = time.monotonic()
-        self.process = await self.children.open(
-            [sys.executable, "-m", "actors", "serve"], self.env, self.log
-        )
-        self.starts += 1
-        await _wait_ready(f"{self.url}/readyz", self.process, f"node {self.name}")
-        return time.monotonic() - began
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        with trio.move_on_after(STOP_SECONDS):
-            await self.process.wait()
-        if self.process.returncode is None:
-            await self.kill()
-
-
-def _find_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    return candidates[0] if candidates else None
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL server (a small copy of the test suite's fixture)."""
-
-    root: Path
-    port: int = 0
-    pg_ctl: str = ""
-    as_user: list[str] = field(default_factory=list)
-
-    @property
-    def datadir(self) -> Path:
-        return self.root / "data"
-
-    def start(self) -> str:
-        initdb, pg_ctl = _find_bin("initdb"), _find_bin("pg_ctl")
-        if not (initdb and pg_ctl):
-            raise SetupError("PostgreSQL server programs (initdb, pg_ctl) not found")
-        self.pg_ctl = pg_ctl
-        self.root.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-            self.root.parent.chmod(0o755)  # the postgres user must reach its data directory
-            self.root.chmod(0o755)
-            self.datadir.mkdir()
-            shutil.chown(self.datadir, "postgres", "postgres")
-        self._run([initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-                   "-E", "UTF8", "--no-sync"])  # fmt: skip
-        self.port = free_port()
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}"
-            " -c fsync=off -c max_connections=200"
-        )
-        self._run([pg_ctl, "-D", str(self.datadir), "-o", options,
-                   "-l", str(self.datadir / "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, argv: list[str]) -> None:
-        done = subprocess.run([*self.as_user, *argv], capture_output=True, check=False)  # noqa: S603
-        if done.returncode != 0:
-            raise SetupError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
-
-    def stop(self) -> None:
-        if self.pg_ctl and self.datadir.exists():
-            with contextlib.suppress(subprocess.CalledProcessError, OSError):
-                subprocess.run(  # noqa: S603
-                    [*self.as_user, self.pg_ctl, "-D", str(self.datadir), "-m", "immediate",
-                     "-w", "stop"],
-                    check=True, capture_output=True, timeout=60,
-                )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Options:
-    store: str = "sqlite"
-    nodes: int = 1
-    customers: int = 1000
-    messages: int = 3000
-    rate: float = 100.0
-    kill_every: tuple[float, float] = (30.0, 60.0)
-    restart_delay: float = 0.5
-    search_lag: float = 3.0
-    latency_ms: float = 5.0
-    rate_limit: int = 50_000
-    settle: float = 15.0
-    lease: float = 15.0
-    concurrency: int = 128
-    max_minutes: float = 120.0
-    seed: int = 14
-    keep: bool = False
-    json: bool = False
+    """What the command line asks for (its defaults are the parser's)."""
+
+    store: str
+    nodes: int
+    customers: int
+    messages: int
+    rate: float
+    kill_every: tuple[float, float]
+    restart_delay: float
+    search_lag: float
+    latency_ms: float
+    rate_limit: int
+    settle: float
+    lease: float
+    concurrency: int
+    max_minutes: float
+    seed: int
+    keep: bool
+    json: bool
 
 
 @dataclass
@@ -266,7 +116,7 @@ class Soak:
             dict(os.environ),
             self.workdir / "sandbox.log",
         )  # fmt: skip
-        await _wait_ready(f"{url}/intercom/_sandbox/config", process, "the sandbox")
+        await wait_ready(f"{url}/intercom/_sandbox/config", process, "the sandbox")
         o = self.options
         changes = {
             "search_lag_seconds": o.search_lag,
@@ -328,52 +178,6 @@ class Soak:
                 f"acknowledged {p.acknowledged}, delivered {p.delivered}, "
                 f"doubled {p.duplicated}, kills {len(self.kills)}"
             )
-
-
-def check_contacts(
-    contacts: list[dict[str, Any]], conversations: list[dict[str, Any]], customers: int
-) -> dict[str, Any]:
-    """Each customer identity (phone, else the channel user id attribute) has exactly one
-    unmerged contact, which has exactly one conversation; and each thread's parts are in one
-    conversation. Also recounts doubled and reordered parts from the final state."""
-    by_identity: dict[str, list[str]] = {}
-    for contact in contacts:
-        if contact["merged_into"] is not None:
-            continue
-        attributes = contact.get("custom_attributes") or {}
-        user_ids = sorted(f"{k}={v}" for k, v in attributes.items() if k.endswith("_user_id"))
-        identity = str(contact["phone"]) if contact.get("phone") else ",".join(user_ids)
-        by_identity.setdefault(identity, []).append(str(contact["id"]))
-    per_contact: dict[str, int] = {}
-    thread_conversations: dict[int, set[str]] = {}
-    thread_seqs: dict[int, list[int]] = {}
-    for conversation in conversations:
-        contact_id = str(conversation["contact_id"])
-        per_contact[contact_id] = per_contact.get(contact_id, 0) + 1
-        for part in conversation["parts"]:
-            found = read_mark(part.get("body"))
-            if found is None:
-                continue
-            _, thread, seq = found
-            thread_conversations.setdefault(thread, set()).add(str(conversation["id"]))
-            thread_seqs.setdefault(thread, []).append(seq)
-    duplicates = {k: v for k, v in by_identity.items() if len(v) > 1}
-    split = {c: n for c, n in per_contact.items() if n > 1}
-    split_threads = sorted(t for t, c in thread_conversations.items() if len(c) > 1)
-    doubled = sum(len(s) - len(set(s)) for s in thread_seqs.values())
-    reordered = sum(count_out_of_order(s) for s in thread_seqs.values())
-    return {
-        "customers_with_contact": len(by_identity),
-        "customers_expected": customers,
-        "duplicate_contacts": sum(len(v) - 1 for v in duplicates.values()),
-        "duplicate_contact_detail": dict(list(duplicates.items())[:10]),
-        "split_conversations": sum(n - 1 for n in split.values()),
-        "split_conversation_contacts": list(split)[:10],
-        "split_threads": split_threads[:10],
-        "final_doubled": doubled,
-        "final_reordered": reordered,
-        "parts": sum(len(s) for s in thread_seqs.values()),
-    }
 
 
 async def _fetch(http: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -511,46 +315,6 @@ async def _run(
         "starts": {node.name: node.starts for node in soak.nodes},
     }
     return report, extra
-
-
-def verdict(result: dict[str, Any]) -> bool:
-    checker = result.get("checker")
-    contacts = result.get("contacts")
-    if checker is None or contacts is None or result.get("timed_out"):
-        return False
-    return bool(
-        checker["passed"]
-        and contacts["duplicate_contacts"] == 0
-        and contacts["split_conversations"] == 0
-        and not contacts["split_threads"]
-        and contacts["final_doubled"] == 0
-        and contacts["final_reordered"] == 0
-        and contacts["customers_with_contact"] == contacts["customers_expected"]
-    )
-
-
-def summary(result: dict[str, Any], passed: bool) -> list[str]:
-    c = result.get("checker") or {}
-    k = result.get("contacts") or {}
-    lat = c.get("latency_ms") or {}
-    return [
-        f"{'PASS' if passed else 'FAIL'}: soak on {result['store']}, {result['nodes']} node(s)"
-        + (" (timed out)" if result.get("timed_out") else ""),
-        f"  customers {result.get('customers')}, messages {result.get('messages')}, "
-        f"rate {result.get('rate')}/s, kills {result['kills']}",
-        f"  sent {c.get('sent')}, acknowledged {c.get('acknowledged')}, delivered "
-        f"{c.get('delivered')}, lost {c.get('lost')}, doubled {c.get('duplicated')}, "
-        f"reordered {c.get('out_of_order')}, redelivered webhooks {c.get('ingress_retries')}",
-        f"  contacts for {k.get('customers_with_contact')} of {k.get('customers_expected')} "
-        f"customers, duplicate contacts {k.get('duplicate_contacts')}, split conversations "
-        f"{k.get('split_conversations')} (threads split {len(k.get('split_threads') or [])}); "
-        f"final state: doubled {k.get('final_doubled')}, reordered {k.get('final_reordered')}",
-        f"  load {result.get('load_s')} s, throughput {result.get('throughput_per_s')} "
-        f"messages/s, acknowledgement → Intercom latency ms p50 {lat.get('p50')}, p99 "
-        f"{lat.get('p99')}, max {lat.get('max')}; wall time {result['wall_s']} s",
-        f"  Intercom requests {result.get('intercom_requests')}, answered 429: "
-        f"{result.get('intercom_rate_limited')}; work directory {result['workdir']}",
-    ]
 
 
 def parse(argv: list[str] | None = None) -> Options:
