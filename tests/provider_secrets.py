@@ -34,6 +34,8 @@ REAL_LOOKING: dict[str, str] = {
     "THREADLINE_INSTAGRAM_ACCESS_TOKEN": "IGAA" + secrets.token_urlsafe(150).replace("-", "a"),
     "THREADLINE_VIBER_AUTH_TOKEN": "-".join(secrets.token_hex(8) for _ in range(3)),
     "THREADLINE_VIBER_BOT_NAME": "Threadline Support",
+    "THREADLINE_LINE_CHANNEL_SECRET": secrets.token_hex(16),
+    "THREADLINE_LINE_CHANNEL_ACCESS_TOKEN": secrets.token_urlsafe(128),
     "THREADLINE_API_TOKEN": secrets.token_urlsafe(32),
     "THREADLINE_METRICS_TOKEN": secrets.token_urlsafe(32),
 }
