@@ -16,7 +16,7 @@ from typing import Final
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .._errors import MediaUnavailable, OutsideCustomerWindow, SendRejected, SendTransient
+from .._errors import MediaUnavailable, OutsideCustomerWindow, SendInDoubt, SendRejected
 from .._http import Origin, fetch_capped, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 from .._text import Span
@@ -168,5 +168,5 @@ class MetaMessagingClient:
             raise classify_meta_error(response, self._app.name, self._app.window_subcodes)
         try:
             return _Sent.model_validate_json(response.content).message_id
-        except ValidationError as exc:
-            raise SendTransient(f"{what}: unreadable response") from exc
+        except ValidationError as exc:  # a 2xx: it went out, whatever the answer says
+            raise SendInDoubt(f"{what}: accepted, but the answer is unreadable") from exc

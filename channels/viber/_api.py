@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, ValidationError
 
 from .._classify import ErrorCodes, classify_error
-from .._errors import ChannelError, SendRejected, SendTransient
+from .._errors import ChannelError, SendInDoubt, SendRejected
 from .._http import Origin, fetch_capped, fetch_for_upload, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
 from .._text import Span
@@ -229,14 +229,17 @@ class ViberClient:
         response = await send(self._http, request, "viber send_message")
         if not response.is_success:
             raise classify_viber_error(response)
+        # HTTP 200 answers an accepted message too: one we cannot read may have gone out.
         try:
             answer = _Sent.model_validate_json(response.content)
         except ValidationError as exc:
-            raise SendTransient("viber send_message: unreadable response") from exc
+            raise SendInDoubt(
+                "viber send_message: unreadable answer, it may have been sent"
+            ) from exc
         if answer.status != 0:
             raise classify_viber_error(response)
         if answer.message_token is None:
-            raise SendTransient("viber send_message: no message_token in the answer")
+            raise SendInDoubt("viber send_message: accepted without a message_token")
         return str(answer.message_token)
 
 

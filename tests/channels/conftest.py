@@ -101,3 +101,38 @@ async def serve_elsewhere(nursery: trio.Nursery) -> Elsewhere:
     addr = await nursery.start(serve_asgi, app, hypercorn_config("127.0.0.1:0"))
     app.url = addr.url
     return app
+
+
+@dataclass
+class Answering:
+    """A provider that answers every request with one fixed status and body (after
+    ``delay`` seconds), counting what it was sent: an answer a proxy garbled, or a 2xx
+    whose body lacks what a client reads from it."""
+
+    body: bytes
+    status: int = 200
+    delay: float = 0.0
+    requests: int = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body", False):
+            pass
+        self.requests += 1
+        await trio.sleep(self.delay)
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def answering(
+    nursery: trio.Nursery, body: bytes, *, delay: float = 0.0
+) -> tuple[Answering, str]:
+    """An :class:`Answering` provider (200, ``body``) served on loopback, and its URL."""
+    app = Answering(body, delay=delay)
+    addr = await nursery.start(serve_asgi, app, hypercorn_config("127.0.0.1:0"))
+    return app, str(addr.url)

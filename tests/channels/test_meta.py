@@ -23,6 +23,7 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -34,7 +35,7 @@ from channels import (
 from channels.sandbox import ProviderSandbox, SandboxCredentials, SandboxFailure
 from runtime import hypercorn_config, serve_asgi
 
-from .conftest import Served
+from .conftest import Served, answering
 
 PAGE, PSID = "682498302938465", "5550001111000001"
 HOUR = 3600.0
@@ -215,3 +216,27 @@ def test_graph_errors_climb_the_ladder_by_code_and_subcode() -> None:
     assert throttled.retry_after == 300
     assert type(classify_messenger_error(httpx.Response(502, text="<html>"))) is SendTransient
     assert type(classify_messenger_error(response(400, {"code": 2}))) is SendTransient
+
+
+@pytest.mark.parametrize("answer", [b"<html>upstream hiccup</html>", b'{"recipient_id": "1"}'])
+async def test_a_send_accepted_with_an_unreadable_answer_is_in_doubt_not_retried(
+    nursery: trio.Nursery, http: httpx.AsyncClient, answer: bytes
+) -> None:
+    """A 2xx is Meta accepting the message: an answer without its ``message_id`` is not
+    "nothing went out" (transient), which would send it again."""
+    meta, url = await answering(nursery, answer)
+    view = MessengerSettings(page_access_token=SecretStr("t"), base_url=url)
+    messenger = channel_spec(Channel.MESSENGER).client(http, view)
+    with pytest.raises(SendInDoubt):
+        await messenger.send_text(key(), "hello")
+    assert meta.requests == 1
+
+
+async def test_a_send_whose_answer_times_out_is_in_doubt(nursery: trio.Nursery) -> None:
+    meta, url = await answering(nursery, b'{"message_id": "m.1"}', delay=2.0)
+    view = InstagramSettings(access_token=SecretStr("t"), base_url=url)
+    async with httpx.AsyncClient(timeout=0.5) as http:
+        instagram = channel_spec(Channel.INSTAGRAM).client(http, view)
+        with pytest.raises(SendInDoubt):
+            await instagram.send_text(key(Channel.INSTAGRAM), "hello")
+    assert meta.requests == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trio
 from pydantic import SecretStr
 
 from channels import (
@@ -15,6 +16,7 @@ from channels import (
     MediaRef,
     OutboundMedia,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -24,7 +26,7 @@ from channels import (
 )
 from channels.sandbox import SandboxFailure
 
-from .conftest import Served
+from .conftest import Served, answering
 from .test_media import PNG
 
 USER = "xy5/5y6O81+/kbWHpLhBoA=="
@@ -149,3 +151,30 @@ async def test_a_callback_s_media_url_is_downloaded_from_allowed_origins_only(
     elsewhere = MediaRef(kind=MediaKind.IMAGE, ref="https://attacker.example/x.png")
     with pytest.raises(MediaHostForbidden):
         await viber.download(elsewhere, max_bytes=10**6)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"<html>upstream hiccup</html>", b'{"status": 0, "status_message": "ok"}'],
+    ids=["unreadable", "ok-without-token"],
+)
+async def test_a_send_answered_200_without_a_token_is_in_doubt_not_retried(
+    nursery: trio.Nursery, http: httpx.AsyncClient, answer: bytes
+) -> None:
+    """Viber answers 200 also for a message it accepted: an answer the client cannot read
+    may be for a sent message, so it must not be taken as "nothing went out" (transient),
+    which would send it again."""
+    viber, url = await answering(nursery, answer)
+    config = ViberConfig(auth_token=SecretStr("t"), bot_name="Shop", base_url=url)
+    with pytest.raises(SendInDoubt):
+        await ViberClient(http, config).send_text(KEY, "hi")
+    assert viber.requests == 1
+
+
+async def test_a_send_whose_answer_times_out_is_in_doubt(nursery: trio.Nursery) -> None:
+    viber, url = await answering(nursery, b'{"status": 0, "message_token": 1}', delay=2.0)
+    config = ViberConfig(auth_token=SecretStr("t"), bot_name="Shop", base_url=url)
+    async with httpx.AsyncClient(timeout=0.5) as http:
+        with pytest.raises(SendInDoubt):
+            await ViberClient(http, config).send_text(KEY, "hi")
+    assert viber.requests == 1
