@@ -25,6 +25,7 @@ from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
+    SendInDoubt,
     SendRejected,
     SendTransient,
 )
@@ -374,17 +375,26 @@ class WhatsAppClient:
         request = self._http.build_request(
             "POST", f"{self._base}/{key.account}/messages", headers=self._auth, json=body
         )
-        sent = await self._call(request, _Sent, "whatsapp send")
+        # A 2xx is the message accepted: without its wamid it may have gone out (in doubt),
+        # never "nothing went out", which would send it again.
+        sent = await self._call(request, _Sent, "whatsapp send", unreadable=SendInDoubt)
         return sent.messages[0].id
 
-    async def _call(self, request: httpx.Request, model: type[_R], what: str) -> _R:
+    async def _call(
+        self,
+        request: httpx.Request,
+        model: type[_R],
+        what: str,
+        *,
+        unreadable: type[ChannelError] = SendTransient,
+    ) -> _R:
         response = await send(self._http, request, what)
         if not response.is_success:
             raise classify_whatsapp_error(response)
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            raise SendTransient(f"{what}: unreadable response") from exc
+            raise unreadable(f"{what}: unreadable response") from exc
 
 
 def _check_account(key: ThreadKey) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trio
 from pydantic import SecretStr
 
 from channels import (
@@ -12,6 +13,7 @@ from channels import (
     OutboundMedia,
     OutsideCustomerWindow,
     RecipientUnavailable,
+    SendInDoubt,
     SendRateLimited,
     SendRejected,
     SendTransient,
@@ -20,10 +22,11 @@ from channels import (
     ThreadKey,
     TwilioClient,
     WhatsAppClient,
+    WhatsAppConfig,
 )
 from channels.sandbox import SandboxFailure
 
-from .conftest import Served
+from .conftest import Served, answering
 from .test_media import PNG, telegram, twilio, whatsapp
 
 WA_KEY = ThreadKey(channel=Channel.WHATSAPP, account="106540352242922", customer="15550001111")
@@ -190,3 +193,18 @@ async def test_unreachable_provider_is_transient(http: httpx.AsyncClient) -> Non
     with pytest.raises(SendTransient) as caught:
         await TelegramClient(http, config).send_text(TG_KEY, "x")
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "answer", [b"<html>upstream hiccup</html>", b'{"messaging_product": "whatsapp"}']
+)
+async def test_a_whatsapp_send_accepted_with_an_unreadable_answer_is_in_doubt_not_retried(
+    nursery: trio.Nursery, http: httpx.AsyncClient, answer: bytes
+) -> None:
+    """A 2xx is the Cloud API accepting the message: an answer without its wamid is not
+    "nothing went out" (transient), which would send it again."""
+    graph, url = await answering(nursery, answer)
+    client = WhatsAppClient(http, WhatsAppConfig(access_token=SecretStr("t"), base_url=url))
+    with pytest.raises(SendInDoubt):
+        await client.send_text(WA_KEY, "hello")
+    assert graph.requests == 1
