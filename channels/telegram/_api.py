@@ -24,6 +24,7 @@ from .._errors import (
     ChannelError,
     MediaTooLarge,
     MediaUnavailable,
+    SendInDoubt,
     SendRejected,
     SendTransient,
 )
@@ -297,13 +298,22 @@ class TelegramClient:
 
     async def _message_id(self, request: httpx.Request, what: str) -> str:
         response = await send(self._http, request, what)
-        message = self._parse(response, _MessageResult, what).result
+        # A 2xx is the message sent: an answer without it may have gone out (in doubt), never
+        # "nothing went out", which would send it again.
+        message = self._parse(response, _MessageResult, what, unreadable=SendInDoubt).result
         return f"{message.chat.id}:{message.message_id}"
 
-    def _parse(self, response: httpx.Response, model: type[_M], what: str) -> _M:
+    def _parse(
+        self,
+        response: httpx.Response,
+        model: type[_M],
+        what: str,
+        *,
+        unreadable: type[ChannelError] = SendTransient,
+    ) -> _M:
         if not response.is_success:
             raise classify_telegram_error(response)
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            raise SendTransient(f"{what}: unreadable response") from exc
+            raise unreadable(f"{what}: unreadable response") from exc

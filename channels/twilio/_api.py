@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from .._classify import ErrorCodes, classify_error
 from .._errors import (
     ChannelError,
+    SendInDoubt,
     SendRejected,
-    SendTransient,
 )
 from .._http import Origin, fetch_capped, origin_of, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
@@ -189,4 +189,5 @@ class TwilioClient:
         try:
             return _Message.model_validate_json(response.content).sid
         except ValidationError as exc:
-            raise SendTransient("twilio send: unreadable response") from exc
+            # Accepted (2xx) without a readable SID: it may have gone out; not sent again.
+            raise SendInDoubt("twilio send: unreadable response") from exc

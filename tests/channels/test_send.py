@@ -21,6 +21,7 @@ from channels import (
     TelegramConfig,
     ThreadKey,
     TwilioClient,
+    TwilioConfig,
     WhatsAppClient,
     WhatsAppConfig,
 )
@@ -208,3 +209,20 @@ async def test_a_whatsapp_send_accepted_with_an_unreadable_answer_is_in_doubt_no
     with pytest.raises(SendInDoubt):
         await client.send_text(WA_KEY, "hello")
     assert graph.requests == 1
+
+
+@pytest.mark.parametrize("answer", [b"<html>upstream hiccup</html>", b'{"ok": true}'])
+async def test_a_telegram_or_twilio_send_accepted_with_an_unreadable_answer_is_in_doubt(
+    nursery: trio.Nursery, http: httpx.AsyncClient, answer: bytes
+) -> None:
+    provider, url = await answering(nursery, answer)
+    sms = TwilioClient(
+        http,
+        TwilioConfig(account_sid="AC" + "0" * 32, auth_token=SecretStr("t"), base_url=url),
+    )
+    with pytest.raises(SendInDoubt):
+        await sms.send_text(SMS_KEY, "hello")
+    bot = TelegramClient(http, TelegramConfig(bot_token=SecretStr("1:t"), base_url=url))
+    with pytest.raises(SendInDoubt):
+        await bot.send_text(TG_KEY, "hello")
+    assert provider.requests == 2
