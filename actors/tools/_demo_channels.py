@@ -52,7 +52,9 @@ class DemoFailed(Exception):
     """A check of the scripted scenario did not hold."""
 
 
-async def until(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+async def until(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    # Generous: each step takes well under a second on an idle machine, but a step has waited
+    # over 20 s on a 2-core machine running two test suites; a slow step is not a failed one.
     with trio.move_on_after(seconds):
         while not check():  # noqa: ASYNC110 - the sandbox is another party; we poll its state
             await trio.sleep(0.02)
