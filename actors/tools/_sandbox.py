@@ -46,9 +46,9 @@ class SandboxSecrets:
     twilio_number: str = "+15550002222"
     messenger_app_secret: str = "sandbox-messenger-app-secret"  # noqa: S105 - public fake
     messenger_verify_token: str = "sandbox-messenger-verify-token"  # noqa: S105 - public fake
-    messenger_page_id: str = "682498302938465"
+    messenger_page_id: str = SandboxCredentials().messenger_page_id  # the fake's own Page
     instagram_app_secret: str = "sandbox-instagram-app-secret"  # noqa: S105 - public fake
-    instagram_account_id: str = "17841400000000001"
+    instagram_account_id: str = SandboxCredentials().instagram_account_id
     viber_bot_name: str = "Threadline Sandbox"
     line_channel_secret: str = "sandbox-line-channel-secret"  # noqa: S105 - public fake
 
