@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -56,6 +57,10 @@ MAX_IDENTIFIER_CHARS = 512
 """Longest journal key or dedupe id the ingress writes. Both are made of caller-supplied ids
 (a phone, a message id, a notification id), a few dozen characters in practice; the bound keeps
 them well inside PostgreSQL's B-tree entry limit (about 2,700 bytes)."""
+FUTURE_DATE_SECONDS = 86_400.0
+"""How far ahead of our clock a provider may date a customer's message. Beyond it the date is
+wrong, not clock drift, and the message is dated when it was received: a thread's last activity
+held in the future would keep the conversation buffer from ever opening a new conversation."""
 
 
 def unavailable(reason: str = "journal unavailable") -> Response:
@@ -139,7 +144,7 @@ class IngressJournal:
                 self._metrics.webhook_ignored.labels(channel, event.what).inc()
             elif isinstance(event, InboundMessage):
                 key = event.key
-                job = InboundJob(message=event, received_at=received)
+                job = InboundJob(message=_dated(event, received), received_at=received)
                 dedupe = f"{key.channel.value}:{key.account}:{event.provider_message_id}"
                 entries.append(NewEntry(str(key), dedupe, encode_job(job)))
         return entries
@@ -181,6 +186,18 @@ class IngressJournal:
             dedupe = f"status:{channel.value}:{event.provider_message_id}:failed"
             entries.append(NewEntry(thread, dedupe, encode_job(job)))
         return entries
+
+
+def _dated(message: InboundMessage, received: float) -> InboundMessage:
+    """The message, dated when it was received if its provider dates it over a day ahead."""
+    if message.sent_at.timestamp() <= received + FUTURE_DATE_SECONDS:
+        return message
+    logger.warning(
+        "%s message %s is dated %s, over a day ahead of our clock: dated when received",
+        message.key.channel.value, message.provider_message_id[:80], message.sent_at.isoformat(),
+        extra={"channel": message.key.channel.value},
+    )  # fmt: skip
+    return message.model_copy(update={"sent_at": datetime.fromtimestamp(received, UTC)})
 
 
 def _sent_thread(raw: bytes | None) -> str | None:

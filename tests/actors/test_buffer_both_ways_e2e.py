@@ -82,6 +82,18 @@ async def test_silence_in_both_directions_still_opens_a_new_conversation(
         assert [p["body"] for p in s.conversations()[1]["parts"]] == ["a new question"]
 
 
+async def test_a_message_dated_far_ahead_does_not_hold_the_buffer_open(database_url: str) -> None:
+    # A provider-signed date years ahead is taken as the receive time: kept, it would be the
+    # thread's last activity for years, and no later message would open a new conversation.
+    now = datetime.now(UTC)
+    async with open_stack(database_url=database_url, conversation_buffer_seconds=BUFFER) as s:
+        await s.whatsapp(PHONE, "from the future", sent_at=now + timedelta(days=3650))
+        await eventually(lambda: _settled(s, 1))
+        await s.whatsapp(PHONE, "eleven minutes on", sent_at=now + timedelta(minutes=11))
+        await eventually(lambda: _settled(s, 2))
+        assert [p["body"] for p in s.conversations()[1]["parts"]] == ["eleven minutes on"]
+
+
 def test_thread_state_written_before_the_field_existed_still_reads() -> None:
     old = b'{"contact_id":"c1","conversation_id":"7","last_inbound_at":5.0}'
     state = ThreadState.decode(old)
