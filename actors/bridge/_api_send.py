@@ -92,14 +92,15 @@ class ApiBranch(InboundBranch, SendingBranch):
     async def _delivery_failed(self, entry: Entry, job: StatusJob) -> bool:
         """A message the provider accepted did not arrive: a note in its conversation, as the
         assignee or the default operator. False when the bridge has no record of the message
-        (sent by someone else, or past the retention)."""
+        (sent by someone else, or past the retention), or its record is another thread's (a
+        receipt naming a message another account sent)."""
         channel = self._key.channel.value
         key = sent_message_key(channel, job.provider_message_id)
         raw = await self._s.journal.get_state(key)
-        if raw is None:
+        record = None if raw is None else SentRecord.decode(raw)
+        if record is None or record.thread != self._key_text:
             self._s.metrics.delivery_failures.labels(channel, "unknown").inc()
             return False
-        record = SentRecord.decode(raw)
         admin = await self._assignee_or_default(record.conversation_id, None)
         if admin is None:
             logger.warning("cannot leave a note: no assignee and no default admin configured")

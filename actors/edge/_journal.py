@@ -168,7 +168,7 @@ class IngressJournal:
             raw = await self.journal.get_state(
                 sent_message_key(channel.value, event.provider_message_id)
             )
-            thread = _sent_thread(raw)
+            thread = _sent_thread(raw, event)
             if thread is None and event.key is not None:
                 known = await self.journal.get_state(thread_state_key(str(event.key)))
                 thread = str(event.key) if known is not None else None
@@ -200,11 +200,18 @@ def _dated(message: InboundMessage, received: float) -> InboundMessage:
     return message.model_copy(update={"sent_at": datetime.fromtimestamp(received, UTC)})
 
 
-def _sent_thread(raw: bytes | None) -> str | None:
-    """The thread of a sent-message record (None: no record, or one that cannot be read)."""
-    if raw is None:
+def _sent_thread(raw: bytes | None, receipt: DeliveryStatus) -> str | None:
+    """The thread of a sent-message record, if the receipt came from that thread's account
+    (None: no record, one that cannot be read, or a receipt that does not name the account the
+    message was sent from: a receipt signed for one account never notes another's thread)."""
+    if raw is None or receipt.key is None:
         return None
     try:
-        return SentRecord.decode(raw).thread
+        thread = SentRecord.decode(raw).thread
     except ValidationError:
         return None
+    channel, _, rest = thread.partition(":")
+    account = rest.partition(":")[0]
+    return (
+        thread if (channel, account) == (receipt.key.channel.value, receipt.key.account) else None
+    )

@@ -17,7 +17,12 @@ import trio
 
 from actors.tools import PUBLIC_URL, SANDBOX_SECRETS, SandboxApp, Stack
 from channels import Channel
-from channels.sandbox import SandboxFailure, twilio_status_webhook, whatsapp_status_webhook
+from channels.sandbox import (
+    SandboxFailure,
+    twilio_message_webhook,
+    twilio_status_webhook,
+    whatsapp_status_webhook,
+)
 from runtime import hypercorn_config, serve_asgi
 from tests.actors.conftest import eventually
 from tests.actors.customers import webhook
@@ -220,6 +225,39 @@ async def test_a_failure_of_an_unknown_message_is_acknowledged_and_only_counted(
     assert metric(stack, "threadline_delivery_failures_total", outcome="unknown", **labels) == 2
     assert metric(stack, "threadline_delivery_failures_total", outcome="noted", **labels) == 0
     assert metric(stack, "threadline_delivery_statuses_total", status="failed", **labels) == 2
+
+
+async def test_a_failure_naming_a_message_another_account_sent_is_not_noted(
+    stack: Stack,
+) -> None:
+    # A receipt signed for one business number, naming a message the bridge sent from another,
+    # puts no note in the other number's conversation, nor in its own customer's.
+    other = "+15550008888"  # a second business number of the same Twilio account
+    first = await conversation_with(stack, stack.sms(SMS_PHONE, "hi"))
+    await stack.sandbox.intercom.teammates.reply(first, "Sent!", admin_id="991267602")
+    await eventually(lambda: len(stack.sent()) == 1 and idle(stack))
+    (sent,) = stack.sent()
+    creds = stack.sandbox.providers.credentials
+    url = f"{PUBLIC_URL}/webhooks/twilio"
+    sid = creds.twilio_account_sid
+    hello = twilio_message_webhook(
+        creds.twilio_auth_token, url, account_sid=sid, to=other, from_=SMS_PHONE,
+        body="hi other", message_sid="SM" + "7" * 32,
+    )  # fmt: skip
+    assert (await stack.post("/webhooks/twilio", hello)).status_code == 200
+    await eventually(lambda: len(stack.conversations()) == 2 and idle(stack))
+    parts_before = [len(c["parts"]) for c in stack.conversations()]
+    receipt = twilio_status_webhook(
+        creds.twilio_auth_token, url, account_sid=sid, to=SMS_PHONE, from_=other,
+        message_sid=sent.message_id, status="failed", error_code=30005,
+    )  # fmt: skip
+    assert (await stack.post("/webhooks/twilio", receipt)).status_code == 200
+    await trio.sleep(0.5)
+    await eventually(lambda: idle(stack))
+    assert [len(c["parts"]) for c in stack.conversations()] == parts_before
+    labels = {"channel": "twilio"}
+    assert metric(stack, "threadline_delivery_failures_total", outcome="noted", **labels) == 0
+    assert metric(stack, "threadline_delivery_failures_total", outcome="unknown", **labels) == 1
 
 
 @pytest.mark.slow
