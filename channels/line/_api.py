@@ -31,6 +31,7 @@ from .._errors import (
     MediaTooLarge,
     SendInDoubt,
     SendRejected,
+    SendTransient,
 )
 from .._http import Origin, fetch_capped, origin_of, origins, send
 from .._model import DownloadedMedia, MediaRef, OutboundMedia, ThreadKey, media_type
@@ -243,7 +244,12 @@ class LineClient:
             json={"to": key.customer, "messages": messages},
             headers={**self._auth, "X-Line-Retry-Key": retry_key},
         )
-        response = await send(self._http, request, "line push")
+        try:
+            response = await send(self._http, request, "line push")
+        except SendInDoubt as exc:
+            # Unlike a reply (or any other channel's send), a push is safe to repeat: LINE
+            # answers a retry with the same key 409 if the first one went out.
+            raise SendTransient(f"{exc}; retried with the same retry key") from exc
         if response.status_code == 409:  # the retry key was seen: it went out already
             return retry_key
         if not response.is_success:

@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
+import trio
+
 from channels import Channel, utf16_length
 from runtime import Request, Response, json_response
 
@@ -37,6 +39,10 @@ LINE_SANDBOX_TEXT_LIMIT: Final = 5000
 _MAX_MESSAGES: Final = 5
 _IMAGE_CAP: Final = 10 * 1024 * 1024
 _IMAGES: Final = frozenset({"image/jpeg", "image/png"})
+_ACCEPTED_FIRST: Final = frozenset({SandboxFailure.ACCEPTED_THEN_ERROR, SandboxFailure.LATE_ANSWER})
+"""Scripted push failures that send the message (and remember its retry key) first."""
+_LATE_SECONDS: Final = 10.0
+"""How late a ``LATE_ANSWER`` push is answered (after it is recorded)."""
 
 
 def issue_reply_token(state: SandboxState, user_id: str, seconds_left: float | None) -> str:
@@ -232,10 +238,13 @@ async def line(
     if retry_key is not None and retry_key in state.line_retry_keys:
         return _error(409, "The retry key is already accepted")
     script = state.take_failure(Channel.LINE, to)
-    if script is not None and script.failure is SandboxFailure.ACCEPTED_THEN_ERROR:
+    if script is not None and script.failure in _ACCEPTED_FIRST:
         if retry_key is not None:
             state.line_retry_keys.add(retry_key)
-        _accept(state, to, messages, "push")
+        accepted = _accept(state, to, messages, "push")
+        if script.failure is SandboxFailure.LATE_ANSWER:
+            await trio.sleep(_LATE_SECONDS)
+            return accepted
         return _error(500, "Internal server error")
     if script is not None:
         if script.failure is SandboxFailure.RATE_LIMITED:

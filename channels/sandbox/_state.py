@@ -153,8 +153,9 @@ class SandboxFailure(enum.StrEnum):
     """WhatsApp only: the message is accepted (and recorded as sent) but the answer trickles
     out a byte every few seconds — a send whose outcome a crash would lose."""
     LATE_ANSWER = "late_answer"
-    """WhatsApp only: the message is accepted (and recorded as sent) but answered only after
-    10 s — a send whose answer a client's timeout gives up on."""
+    """WhatsApp and LINE's push: the message is accepted (and recorded as sent; LINE remembers
+    its ``X-Line-Retry-Key``) but answered only after 10 s — a send whose answer a client's
+    timeout gives up on."""
 
 
 class MediaFault(enum.StrEnum):

@@ -9,11 +9,12 @@ note instead; a reply token LINE refuses is answered by exactly one push."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import trio
 
-from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack, Target, load_webhook
+from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack, Target, load_webhook, open_stack
 from channels import Channel, parse_line, verify_line_signature
 from channels.sandbox import SandboxFailure, WebhookMedia, line_event, line_events_webhook
 from tests.actors.conftest import eventually
@@ -157,3 +158,30 @@ async def test_a_push_answered_500_after_it_went_out_is_retried_without_a_second
     await trio.sleep(1.5)  # past the delivery's retry delay: the retry has been answered 409
     assert [(m.via, m.text) for m in stack.sent()] == [("push", "Grace Teammate: Until 6pm")]
     assert _notes(stack) == []
+
+
+async def test_a_push_whose_answer_times_out_is_retried_without_a_second_message(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Any other send whose answer never comes is in doubt (not repeated, a note says so); a
+    # LINE push carries its retry key, so it is retried and LINE answers the repeat 409.
+    async with open_stack(
+        database_url=database_url,
+        media_dir=str(tmp_path / "media"),
+        retry_base_seconds=0.05,
+        retry_cap_seconds=0.2,
+        channel_timeout_seconds=1.0,
+    ) as stack:
+        await stack.line(USER, "Are you open?", reply_token_seconds=0)
+        conversation_id = await _opened(stack)
+        providers = stack.sandbox.providers
+        providers.fail(Channel.LINE, USER, SandboxFailure.LATE_ANSWER, times=1)
+        await stack.sandbox.intercom.teammates.reply(conversation_id, "Until 6pm", admin_id=GRACE)
+        await eventually(lambda: len(stack.sent()) >= 1 and stack.node.dispatcher.inflight == 0)
+        await trio.sleep(0.5)
+        assert [(m.via, m.text) for m in stack.sent()] == [("push", "Grace Teammate: Until 6pm")]
+        assert _notes(stack) == []
+        sends = stack.node.registry.get_sample_value(
+            "threadline_channel_sends_total", {"channel": "line", "outcome": "sent"}
+        )
+        assert sends == 1
