@@ -64,12 +64,15 @@ def origin_of(url: str | httpx.URL) -> Origin:
     """
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        # ``host`` decodes punycode: an A-label that is not valid IDNA ("xn--zz") parses but
+        # raises here (idna's errors are ValueErrors).
+        host = parsed.host
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise MediaHostForbidden("media URL is not a valid URL") from exc
     scheme = parsed.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parsed.host:
+    if scheme not in _DEFAULT_PORTS or not host:
         raise MediaHostForbidden("media URL is not an absolute http(s) URL")
-    return Origin(scheme, parsed.host.lower(), parsed.port or _DEFAULT_PORTS[scheme])
+    return Origin(scheme, host.lower(), parsed.port or _DEFAULT_PORTS[scheme])
 
 
 def origins(urls: Iterable[str]) -> frozenset[Origin]:

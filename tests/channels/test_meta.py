@@ -185,6 +185,9 @@ async def test_cdn_media_downloads_until_it_expires(
         "https://notfbcdn.net/v/x.png",
         "https://scontent.xx.fbcdn.net:8443/v/x.png",
         "file:///etc/passwd",
+        # Punycode that httpx parses but cannot decode (IDNA): refused, not a ValueError.
+        "https://xn--ls8h.fbcdn.net/v/x.png",
+        "https://xn--zz.fbcdn.net/v/x.png",
     ],
 )
 async def test_media_outside_the_allow_list_is_never_fetched(
