@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,7 @@ from .._decode import (
     timestamp,
     validate_json,
 )
-from .._errors import AccountMismatch
+from .._errors import AccountMismatch, PayloadInvalid
 from .._model import (
     DeliveryStatus,
     Ignored,
@@ -41,6 +41,14 @@ __all__ = [
 ]
 
 _MAX_ID: Final = 256
+MAX_ITEMS: Final = 1000
+"""Most items in any list of a webhook (Meta batches at most 1,000 updates per request, one
+messaging event each). Every list also stops at its first invalid item (``fail_fast``): a
+1 MB body of ``[1,1,…]`` costs one error, not 500,000 (which took seconds and over 500 MB)."""
+MAX_EVENTS: Final = 10_000
+"""Most parsed events one body may yield (a delivery names several messages): over it the
+body is refused (400) before more are built, so a body of tiny items cannot cost memory far
+beyond its size."""
 
 
 class _In(BaseModel):
@@ -50,6 +58,11 @@ class _In(BaseModel):
 Id = Annotated[str, Field(min_length=1, max_length=_MAX_ID)]
 AccountId = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^:]+$")]
 Millis = Annotated[int, Field(ge=0, le=99_999_999_999_999)]
+
+
+def _items() -> Any:  # noqa: ANN401 - pydantic's Field
+    """A list field's bounds: at most :data:`MAX_ITEMS`, the first bad item ends validation."""
+    return Field(default=[], max_length=MAX_ITEMS, fail_fast=True)
 
 
 class _Party(_In):
@@ -92,7 +105,7 @@ class _Message(_In):
     text: str | None = None
     quick_reply: _QuickReply | None = None
     reply_to: _ReplyTo | None = None
-    attachments: list[_Attachment] = []
+    attachments: list[_Attachment] = _items()
     is_echo: bool = False
     is_deleted: bool = False
     is_unsupported: bool = False
@@ -117,7 +130,7 @@ class _Read(_In):
 
 
 class _Delivery(_In):
-    mids: list[Id] = []
+    mids: list[Id] = _items()
     watermark: Millis | None = None
 
 
@@ -142,14 +155,14 @@ class _Event(_In):
 class _Entry(_In):
     id: AccountId
     time: Millis | None = None
-    messaging: list[_Event] = []
-    standby: list[_Event] = []
-    changes: list[dict[str, object]] = []
+    messaging: list[_Event] = _items()
+    standby: list[_Event] = _items()
+    changes: list[dict[str, object]] = _items()
 
 
 class _Envelope(_In):
     object: str = Field(max_length=64)
-    entry: list[_Entry]
+    entry: list[_Entry] = Field(max_length=MAX_ITEMS, fail_fast=True)
 
 
 def envelope_accounts(body: bytes) -> list[str]:
@@ -200,6 +213,7 @@ def parse_meta_messaging(
     for entry in envelope.entry:
         for event in entry.messaging:
             events.extend(_event(app, entry.id, event, entry.time))
+            _check_count(events, app)
         if entry.standby:
             events.append(
                 Ignored(
@@ -208,12 +222,19 @@ def parse_meta_messaging(
                     what="standby",
                 )
             )
-        for change in entry.changes:
-            field = str(change.get("field", ""))[:60]
-            events.append(Ignored(reason=f"{app.name} field {field!r} is not bridged"))
+        if entry.changes:  # one for the entry: each would only be counted
+            field = str(entry.changes[0].get("field", ""))[:60]
+            more = f" (and {len(entry.changes) - 1} more)" if len(entry.changes) > 1 else ""
+            events.append(Ignored(reason=f"{app.name} field {field!r}{more} is not bridged"))
+        _check_count(events, app)
     if not events:
         events.append(Ignored(reason=f"{app.name} webhook without messaging events"))
     return events
+
+
+def _check_count(events: list[ParsedEvent], app: MetaApp) -> None:
+    if len(events) > MAX_EVENTS:
+        raise PayloadInvalid(f"{app.name} webhook has over {MAX_EVENTS} events")
 
 
 def _event(app: MetaApp, account: str, event: _Event, entry_time: int | None) -> list[ParsedEvent]:

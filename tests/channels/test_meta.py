@@ -4,7 +4,9 @@ media that expires, and the download allow-list."""
 
 from __future__ import annotations
 
+import json
 import time
+import tracemalloc
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from channels import (
     MetaMessagingClient,
     OutboundMedia,
     OutsideCustomerWindow,
+    PayloadInvalid,
     RecipientUnavailable,
     SendInDoubt,
     SendRateLimited,
@@ -31,6 +34,8 @@ from channels import (
     channel_spec,
     classify_instagram_error,
     classify_messenger_error,
+    parse_instagram,
+    parse_messenger,
 )
 from channels.sandbox import ProviderSandbox, SandboxCredentials, SandboxFailure
 from runtime import hypercorn_config, serve_asgi
@@ -243,3 +248,61 @@ async def test_a_send_whose_answer_times_out_is_in_doubt(nursery: trio.Nursery) 
         with pytest.raises(SendInDoubt):
             await instagram.send_text(key(Channel.INSTAGRAM), "hello")
     assert meta.requests == 1
+
+
+# --- a signed body of many tiny items costs about its own size --------------------------------
+
+
+def _peak_bytes(parse: object, body: bytes) -> tuple[int, object]:
+    """Python's peak allocation while ``parse(body)`` runs, and its result or exception."""
+    assert callable(parse)
+    tracemalloc.start()
+    try:
+        result: object = parse(body)
+    except PayloadInvalid as exc:
+        result = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, result
+
+
+def _envelope(obj: str, entries: list[object]) -> bytes:
+    return json.dumps({"object": obj, "entry": entries}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("parse", "obj"), [(parse_messenger, "page"), (parse_instagram, "instagram")]
+)
+def test_a_megabyte_of_invalid_items_is_refused_for_the_first_one(parse: object, obj: str) -> None:
+    # Every item invalid: validation used to collect (and describe) all 500,000 errors, seconds
+    # and over 500 MB for one 1 MB body; now the first one ends it.
+    body = _envelope(obj, [1] * 500_000)
+    peak, result = _peak_bytes(parse, body)
+    assert isinstance(result, PayloadInvalid)
+    assert "more)" not in result.reason  # one error, not "(and 499999 more)"
+    assert peak < 40 * len(body)
+
+
+def test_many_ignored_changes_are_one_event_per_entry() -> None:
+    entries: list[object] = [{"id": PAGE, "changes": [{"field": "feed"}] * 999} for _ in range(30)]
+    events = parse_messenger(_envelope("page", entries))
+    assert len(events) == 30
+    assert all(e.kind == "ignored" for e in events)
+    assert "'feed' (and 998 more)" in events[0].reason  # type: ignore[union-attr]
+
+
+def test_a_body_naming_too_many_delivered_messages_is_refused_before_they_are_built() -> None:
+    delivery = {
+        "sender": {"id": PSID},
+        "recipient": {"id": PAGE},
+        "delivery": {"mids": [f"m{i}" for i in range(999)]},
+    }
+    entries: list[object] = [{"id": PAGE, "messaging": [delivery]} for _ in range(100)]
+    body = _envelope("page", entries)
+    peak, result = _peak_bytes(parse_messenger, body)
+    assert isinstance(result, PayloadInvalid)
+    assert "over 10000 events" in result.reason
+    assert peak < 40 * len(body)
+    within = _envelope("page", entries[:10])  # 9,990 receipts: a batch Meta could send
+    assert len(parse_messenger(within)) == 9_990
