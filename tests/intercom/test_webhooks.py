@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from intercom import (
     CONVERSATION_TOPICS,
@@ -268,6 +270,37 @@ def test_untrusted_shapes_and_strings_are_notification_invalid(body: bytes) -> N
     # Issue 15: a 100k-deep body raised RecursionError; a lone surrogate reached the journal.
     with pytest.raises(NotificationInvalid):
         parse_notification(body)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"parts": [1] * 500_000},
+        {"parts": [_part(attachments=[1] * 999)] * 400},
+        {"contacts": [[]] * 330_000},
+    ],
+    ids=["parts", "attachments", "contacts"],
+)
+def test_a_megabyte_of_bad_items_costs_one_error_not_a_megabyte_of_them(
+    bad: dict[str, list[Any]],
+) -> None:
+    # A signed 1 MB notification of 500,000 bad parts took seconds and over 800 MB (a pod's
+    # limit is 512 Mi): every error was collected and described; now the first one ends it.
+    item = _conversation(*bad.get("parts", []))
+    if "contacts" in bad:
+        item["contacts"]["contacts"] = bad["contacts"]
+    body = _notification("conversation.admin.replied", item)
+    tracemalloc.start()
+    try:
+        with pytest.raises(NotificationInvalid) as raised:
+            parse_notification(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    cause = raised.value.__cause__
+    assert isinstance(cause, ValidationError)
+    assert cause.error_count() == 1
+    assert peak < 60 * len(body)
 
 
 @pytest.mark.parametrize(
