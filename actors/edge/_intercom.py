@@ -105,17 +105,23 @@ class IntercomWebhook:
             return text_response(200, "ignored: notification older than the journal retention")
         conversation = notification.conversation
         try:
-            key = await self._journal.journal.get_state(conversation_index_key(conversation.id))
-            if key is None and await self._opening(conversation.contact_ids):
-                key = await self._index_once_recorded(conversation.id)
-                if key is None:
-                    logger.warning(
-                        "intercom reply to conversation %s: its contact's conversation is"
-                        " being opened and was not recorded within %.0f s; answering 503",
-                        conversation.id[:80], OPENING_WAIT_SECONDS,
-                        extra={"channel": "intercom"},
-                    )  # fmt: skip
-                    return unavailable("conversation being opened by the bridge; try again")
+            index = conversation_index_key(conversation.id)
+            key = await self._journal.journal.get_state(index)
+            if key is None:
+                # The opener records the index and drops its intent in one commit, which may
+                # land between the read above and the intent's: read the index again after it.
+                opening = await self._opening(conversation.contact_ids)
+                key = await self._journal.journal.get_state(index)
+                if key is None and opening:
+                    key = await self._index_once_recorded(conversation.id)
+                    if key is None:
+                        logger.warning(
+                            "intercom reply to conversation %s: its contact's conversation is"
+                            " being opened and was not recorded within %.0f s; answering 503",
+                            conversation.id[:80], OPENING_WAIT_SECONDS,
+                            extra={"channel": "intercom"},
+                        )  # fmt: skip
+                        return unavailable("conversation being opened by the bridge; try again")
         except JournalUnavailable:
             return unavailable()
         if key is None:
