@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._decode import (
     MAX_WEBHOOK_BYTES,
+    bounded_list,
     check_size,
     timestamp,
     validate_json,
@@ -41,10 +42,6 @@ __all__ = [
 ]
 
 _MAX_ID: Final = 256
-MAX_ITEMS: Final = 1000
-"""Most items in any list of a webhook (Meta batches at most 1,000 updates per request, one
-messaging event each). Every list also stops at its first invalid item (``fail_fast``): a
-1 MB body of ``[1,1,…]`` costs one error, not 500,000 (which took seconds and over 500 MB)."""
 MAX_EVENTS: Final = 10_000
 """Most parsed events one body may yield (a delivery names several messages): over it the
 body is refused (400) before more are built, so a body of tiny items cannot cost memory far
@@ -58,11 +55,6 @@ class _In(BaseModel):
 Id = Annotated[str, Field(min_length=1, max_length=_MAX_ID)]
 AccountId = Annotated[str, Field(min_length=1, max_length=_MAX_ID, pattern=r"^[^:]+$")]
 Millis = Annotated[int, Field(ge=0, le=99_999_999_999_999)]
-
-
-def _items() -> Any:  # noqa: ANN401 - pydantic's Field
-    """A list field's bounds: at most :data:`MAX_ITEMS`, the first bad item ends validation."""
-    return Field(default=[], max_length=MAX_ITEMS, fail_fast=True)
 
 
 class _Party(_In):
@@ -105,7 +97,7 @@ class _Message(_In):
     text: str | None = None
     quick_reply: _QuickReply | None = None
     reply_to: _ReplyTo | None = None
-    attachments: list[_Attachment] = _items()
+    attachments: list[_Attachment] = bounded_list()
     is_echo: bool = False
     is_deleted: bool = False
     is_unsupported: bool = False
@@ -130,7 +122,7 @@ class _Read(_In):
 
 
 class _Delivery(_In):
-    mids: list[Id] = _items()
+    mids: list[Id] = bounded_list()
     watermark: Millis | None = None
 
 
@@ -155,14 +147,14 @@ class _Event(_In):
 class _Entry(_In):
     id: AccountId
     time: Millis | None = None
-    messaging: list[_Event] = _items()
-    standby: list[_Event] = _items()
-    changes: list[dict[str, object]] = _items()
+    messaging: list[_Event] = bounded_list()
+    standby: list[_Event] = bounded_list()
+    changes: list[dict[str, object]] = bounded_list()
 
 
 class _Envelope(_In):
     object: str = Field(max_length=64)
-    entry: list[_Entry] = Field(max_length=MAX_ITEMS, fail_fast=True)
+    entry: list[_Entry] = bounded_list(required=True)
 
 
 def envelope_accounts(body: bytes) -> list[str]:

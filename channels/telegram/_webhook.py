@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._decode import (
     MAX_TIMESTAMP,
     MAX_WEBHOOK_BYTES,
+    bounded_list,
     check_size,
     constant_time_equal,
     require_header,
@@ -130,7 +131,7 @@ class _Message(_In):
     from_: _User | None = Field(default=None, alias="from")
     text: str | None = None
     caption: str | None = None
-    photo: list[_File] = []
+    photo: list[_File] = bounded_list()
     document: _File | None = None
     audio: _File | None = None
     voice: _File | None = None

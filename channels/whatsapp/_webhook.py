@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._decode import (
     MAX_TIMESTAMP,
     MAX_WEBHOOK_BYTES,
+    bounded_list,
     check_size,
     timestamp,
     validate_json,
@@ -160,8 +161,8 @@ class _CardOrg(_In):
 
 class _Card(_In):
     name: _CardName | None = None
-    phones: list[_CardPhone] = []
-    emails: list[_CardEmail] = []
+    phones: list[_CardPhone] = bounded_list()
+    emails: list[_CardEmail] = bounded_list()
     org: _CardOrg | None = None
 
 
@@ -186,9 +187,9 @@ class _Message(_In):
     button: _Button | None = None
     interactive: _Interactive | None = None
     reaction: _Reaction | None = None
-    contacts: list[_Card] = []
+    contacts: list[_Card] = bounded_list()
     unsupported: _UnsupportedInfo | None = None
-    errors: list[_Error] = []
+    errors: list[_Error] = bounded_list()
 
 
 class _Status(_In):
@@ -196,15 +197,15 @@ class _Status(_In):
     status: str = Field(min_length=1)
     timestamp: Timestamp | None = None
     recipient_id: str | None = None
-    errors: list[_Error] = []
+    errors: list[_Error] = bounded_list()
 
 
 class _Value(_In):
     metadata: _Metadata | None = None
-    contacts: list[_Contact] = []
-    messages: list[_Message] = []
-    statuses: list[_Status] = []
-    errors: list[_Error] = []
+    contacts: list[_Contact] = bounded_list()
+    messages: list[_Message] = bounded_list()
+    statuses: list[_Status] = bounded_list()
+    errors: list[_Error] = bounded_list()
 
 
 class _Change(_In):
@@ -214,12 +215,12 @@ class _Change(_In):
 
 class _Entry(_In):
     id: str | None = None
-    changes: list[_Change] = []
+    changes: list[_Change] = bounded_list()
 
 
 class _Envelope(_In):
     object: str
-    entry: list[_Entry]
+    entry: list[_Entry] = bounded_list(required=True)
 
 
 # --- normalization -----------------------------------------------------------------------
