@@ -15,7 +15,6 @@ from ._base import Services as Services
 from ._base import ThreadOptions as ThreadOptions
 from ._contacts import ContactResolver as ContactResolver
 from ._gateway import Gateway as Gateway
-from ._jobs import EXPIRING_STATE_PREFIXES as EXPIRING_STATE_PREFIXES
 from ._jobs import RECENT_MESSAGES as RECENT_MESSAGES
 from ._jobs import SENT_MESSAGE_PREFIX as SENT_MESSAGE_PREFIX
 from ._jobs import ApiSendJob as ApiSendJob
@@ -32,10 +31,8 @@ from ._jobs import direction_of as direction_of
 from ._jobs import encode_job as encode_job
 from ._jobs import identity_key as identity_key
 from ._jobs import opening_key as opening_key
-from ._jobs import own_part_key as own_part_key
 from ._jobs import reply_job as reply_job
 from ._jobs import sent_message_key as sent_message_key
-from ._jobs import sent_part_key as sent_part_key
 from ._jobs import thread_state_key as thread_state_key
 from ._media import DirectoryMediaStore as DirectoryMediaStore
 from ._media import JournalMediaStore as JournalMediaStore
@@ -62,7 +59,6 @@ __all__ = [
     "ContactResolver",
     "ConversationGone",
     "DirectoryMediaStore",
-    "EXPIRING_STATE_PREFIXES",
     "FAILED_STATUSES",
     "Gateway",
     "InboundJob",
@@ -93,14 +89,12 @@ __all__ = [
     "opening_key",
     "opens_thread",
     "outside_window",
-    "own_part_key",
     "phone_forms",
     "render",
     "reply_blocks",
     "reply_job",
     "safe_mime_type",
     "sent_message_key",
-    "sent_part_key",
     "status_label",
     "thread_state_key",
 ]

@@ -18,7 +18,6 @@ from ._templates import ApiTemplate
 __all__ = [
     "ApiSendJob",
     "DIRECTIONS",
-    "EXPIRING_STATE_PREFIXES",
     "HeldReply",
     "InboundJob",
     "Job",
@@ -301,22 +300,11 @@ def contact_intent_key(identity: str) -> str:
     return f"contact-intent:{identity}"
 
 
-_SENT_PART_PREFIX = "sent-part:"
-_OWN_PART_PREFIX = "own-part:"
-
-
 def sent_part_key(part_id: str) -> str:
     """The journal state key marking a teammate part sent to the customer."""
-    return f"{_SENT_PART_PREFIX}{part_id}"
+    return f"sent-part:{part_id}"
 
 
 def own_part_key(part_id: str) -> str:
     """The journal state key marking a conversation part the bridge wrote itself."""
-    return f"{_OWN_PART_PREFIX}{part_id}"
-
-
-EXPIRING_STATE_PREFIXES = (SENT_MESSAGE_PREFIX, _SENT_PART_PREFIX, _OWN_PART_PREFIX)
-"""State kept as long as done entries (``THREADLINE_JOURNAL_RETENTION_SECONDS``), then pruned:
-what was sent (for a delivery failure reported later), and the marks on conversation parts the
-bridge sent or wrote (for their webhooks, which arrive within seconds; a replay older than the
-retention is ignored at the door)."""
+    return f"own-part:{part_id}"

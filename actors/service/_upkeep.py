@@ -16,7 +16,7 @@ from runtime import (
 )
 
 from ..bridge import (
-    EXPIRING_STATE_PREFIXES,
+    SENT_MESSAGE_PREFIX,
     MediaStore,
 )
 from ..core import BridgeMetrics, LogLimiter, Settings
@@ -106,12 +106,11 @@ def housekeeping(
                     await journal.prune_dead(
                         dead_before=time.time() - settings.dead_letter_retention_seconds
                     )
-                    # What was sent, and the parts' marks: kept as long as their dedupe ids.
-                    for prefix in EXPIRING_STATE_PREFIXES:
-                        await journal.prune_state(
-                            prefix=prefix,
-                            updated_before=time.time() - settings.journal_retention_seconds,
-                        )
+                    # What was sent, for delivery failures: kept as long as their dedupe ids.
+                    await journal.prune_state(
+                        prefix=SENT_MESSAGE_PREFIX,
+                        updated_before=time.time() - settings.journal_retention_seconds,
+                    )
                     next_prune = time.time() + 3600.0
             except JournalUnavailable as exc:
                 repeats.log(
