@@ -26,6 +26,7 @@ from channels import (
     PayloadInvalid,
     PayloadTooLarge,
     SignatureInvalid,
+    ThreadKey,
     WebhookRejected,
 )
 from runtime import Journal, JournalError, JournalUnavailable, NewEntry, Response, text_response
@@ -168,8 +169,12 @@ class IngressJournal:
             raw = await self.journal.get_state(
                 sent_message_key(channel.value, event.provider_message_id)
             )
-            thread = _sent_thread(raw, event)
-            if thread is None and event.key is not None:
+            thread = _sent_thread(raw)
+            if thread is not None and not _same_account(thread, event.key):
+                # Signed for one account, naming a message another sent: never noted, and
+                # its dedupe id is not spent (the other account's own report still counts).
+                thread = None
+            elif thread is None and event.key is not None:
                 known = await self.journal.get_state(thread_state_key(str(event.key)))
                 thread = str(event.key) if known is not None else None
             if thread is None:
@@ -200,18 +205,20 @@ def _dated(message: InboundMessage, received: float) -> InboundMessage:
     return message.model_copy(update={"sent_at": datetime.fromtimestamp(received, UTC)})
 
 
-def _sent_thread(raw: bytes | None, receipt: DeliveryStatus) -> str | None:
-    """The thread of a sent-message record, if the receipt came from that thread's account
-    (None: no record, one that cannot be read, or a receipt that does not name the account the
-    message was sent from: a receipt signed for one account never notes another's thread)."""
-    if raw is None or receipt.key is None:
+def _sent_thread(raw: bytes | None) -> str | None:
+    """The thread of a sent-message record (None: no record, or one that cannot be read)."""
+    if raw is None:
         return None
     try:
-        thread = SentRecord.decode(raw).thread
+        return SentRecord.decode(raw).thread
     except ValidationError:
         return None
+
+
+def _same_account(thread: str, key: ThreadKey | None) -> bool:
+    """Whether a receipt naming ``key`` (None: it names no thread, e.g. a Twilio status without
+    ``From``; matched by the message id alone) comes from ``thread``'s business account."""
+    if key is None:
+        return True
     channel, _, rest = thread.partition(":")
-    account = rest.partition(":")[0]
-    return (
-        thread if (channel, account) == (receipt.key.channel.value, receipt.key.account) else None
-    )
+    return (channel, rest.partition(":")[0]) == (key.channel.value, key.account)

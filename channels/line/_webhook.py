@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._decode import (
     MAX_TIMESTAMP,
     MAX_WEBHOOK_BYTES,
+    bounded_list,
     check_size,
     constant_time_equal,
     require_header,
@@ -122,7 +123,7 @@ class _Event(_In):
 
 class _Body(_In):
     destination: _Id
-    events: list[_Event] = Field(max_length=1000)
+    events: list[_Event] = bounded_list(required=True)
 
 
 _MEDIA: Final = {

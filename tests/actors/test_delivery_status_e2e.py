@@ -258,6 +258,18 @@ async def test_a_failure_naming_a_message_another_account_sent_is_not_noted(
     labels = {"channel": "twilio"}
     assert metric(stack, "threadline_delivery_failures_total", outcome="noted", **labels) == 0
     assert metric(stack, "threadline_delivery_failures_total", outcome="unknown", **labels) == 1
+    # The sending number's own report of it is noted all the same (its dedupe id not spent).
+    genuine = twilio_status_webhook(
+        creds.twilio_auth_token, url, account_sid=sid, to=SMS_PHONE,
+        from_=SANDBOX_SECRETS.twilio_number, message_sid=sent.message_id, status="failed",
+        error_code=30005,
+    )  # fmt: skip
+    assert (await stack.post("/webhooks/twilio", genuine)).status_code == 200
+    await eventually(lambda: metric(stack, "threadline_delivery_failures_total",
+                                    outcome="noted", **labels) == 1)  # fmt: skip
+    await eventually(lambda: idle(stack))
+    first_parts = next(c["parts"] for c in stack.conversations() if str(c["id"]) == first)
+    assert [p["part_type"] for p in first_parts][-1] == "note"
 
 
 @pytest.mark.slow
