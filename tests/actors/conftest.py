@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -30,15 +32,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.create_database()
 
 
+def quick_stack(
+    database_url: str,
+    tmp_path: Path,
+    **overrides: Any,  # noqa: ANN401 - Settings fields
+) -> AbstractAsyncContextManager[Stack]:
+    """The end-to-end stack with quick retries (and a short drain); ``overrides`` are more
+    Settings fields."""
+    settings: dict[str, Any] = {
+        "shutdown_drain_seconds": 2.0,
+        "retry_base_seconds": 0.05,
+        "retry_cap_seconds": 0.2,
+        **overrides,
+    }
+    return open_stack(database_url=database_url, media_dir=str(tmp_path / "media"), **settings)
+
+
 @pytest.fixture
 async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with open_stack(
-        database_url=database_url,
-        media_dir=str(tmp_path / "media"),
-        shutdown_drain_seconds=2.0,
-        retry_base_seconds=0.05,
-        retry_cap_seconds=0.2,
-    ) as opened:
+    async with quick_stack(database_url, tmp_path) as opened:
         yield opened
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import trio
 
-from actors.tools import Stack, open_stack
-from tests.actors.conftest import eventually
+from actors.tools import Stack
+from tests.actors.conftest import eventually, quick_stack
 
 THREADS = 40
 FIRST_CHAT = 7_100_000
@@ -25,12 +25,7 @@ def _settled(stack: Stack) -> bool:
 async def test_a_reply_the_instant_a_conversation_opens_reaches_the_customer_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with open_stack(
-        database_url=database_url,
-        media_dir=str(tmp_path / "media"),
-        retry_base_seconds=0.05,
-        retry_cap_seconds=0.2,
-    ) as stack:
+    async with quick_stack(database_url, tmp_path) as stack:
         stack.sandbox.intercom.configure(auto_reply_seconds=0, auto_reply_text="On it: {body}")
         async with trio.open_nursery() as nursery:
             for n in range(THREADS):

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack, Target, load_webhook, open_stack
+from actors.tools import SANDBOX_SECRETS, LoadPlan, Stack, Target, load_webhook
 from channels import Channel, parse_line, verify_line_signature
 from channels.sandbox import SandboxFailure, WebhookMedia, line_event, line_events_webhook
-from tests.actors.conftest import eventually
+from tests.actors.conftest import eventually, quick_stack
 from tests.actors.test_bridge_e2e import bodies, only, part_count
 
 USER = "U" + "1f" * 16
@@ -165,13 +165,7 @@ async def test_a_push_whose_answer_times_out_is_retried_without_a_second_message
 ) -> None:
     # Any other send whose answer never comes is in doubt (not repeated, a note says so); a
     # LINE push carries its retry key, so it is retried and LINE answers the repeat 409.
-    async with open_stack(
-        database_url=database_url,
-        media_dir=str(tmp_path / "media"),
-        retry_base_seconds=0.05,
-        retry_cap_seconds=0.2,
-        channel_timeout_seconds=1.0,
-    ) as stack:
+    async with quick_stack(database_url, tmp_path, channel_timeout_seconds=1.0) as stack:
         await stack.line(USER, "Are you open?", reply_token_seconds=0)
         conversation_id = await _opened(stack)
         providers = stack.sandbox.providers
