@@ -220,5 +220,8 @@ def _same_account(thread: str, key: ThreadKey | None) -> bool:
     ``From``; matched by the message id alone) comes from ``thread``'s business account."""
     if key is None:
         return True
-    channel, _, rest = thread.partition(":")
-    return (channel, rest.partition(":")[0]) == (key.channel.value, key.account)
+    try:
+        sender = ThreadKey.parse(thread)  # a record the bridge wrote: its own thread key
+    except ValueError:
+        return False
+    return (sender.channel, sender.account) == (key.channel, key.account)
